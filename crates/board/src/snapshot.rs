@@ -1,0 +1,157 @@
+//! Snapshot encoding: a version byte, then a postcard body.
+//!
+//! A snapshot holds the whole state of a board, tombstones and drawing order included, so that
+//! `snapshot → board → snapshot` gives the same bytes and a board restored from a snapshot
+//! behaves exactly like the board that wrote it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use kokuban_protocol::{Color, List, MemberId, Path, Position, StrokeId, Text, Tool, Width};
+use serde::{Deserialize, Serialize};
+
+use crate::board::{Board, MAX_TOMBSTONES, Shape, Stroke};
+
+/// Version of the snapshot format. Bumped on any incompatible change.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+/// Why bytes are not a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// No version byte.
+    #[error("empty snapshot")]
+    Empty,
+    /// Written by another version of the format.
+    #[error("snapshot format version {0} is not supported (this build reads {SNAPSHOT_VERSION})")]
+    Version(u8),
+    /// Not a valid encoding.
+    #[error("malformed snapshot: {0}")]
+    Malformed(postcard::Error),
+    /// Decodes, but breaks the board's invariants.
+    #[error("inconsistent snapshot: {0}")]
+    Inconsistent(&'static str),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    position: Option<Position>,
+    next_order: u64,
+    strokes: List<Record>,
+    tombstones: List<StrokeId>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum RecordShape {
+    Ink(Tool),
+    Text(Text),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    order: u64,
+    id: StrokeId,
+    author: MemberId,
+    shape: RecordShape,
+    color: Color,
+    width: Width,
+    points: Path,
+    finished: bool,
+    erased: bool,
+    offset: (i32, i32),
+}
+
+impl Board {
+    /// Encodes the whole board.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let strokes = self
+            .strokes
+            .iter()
+            .map(|(&order, s)| Record {
+                order,
+                id: s.id,
+                author: s.author,
+                shape: match &s.shape {
+                    Shape::Ink(tool) => RecordShape::Ink(*tool),
+                    Shape::Text(text) => RecordShape::Text(text.clone()),
+                },
+                color: s.color,
+                width: s.width,
+                // A stroke always holds 1..=MAX_POINTS_PER_STROKE points (the board never
+                // appends past the limit), so this cannot fail.
+                points: Path::new(s.points.clone()).expect("stroke point count within limits"),
+                finished: s.finished,
+                erased: s.erased,
+                offset: s.offset,
+            })
+            .collect();
+        let body = Body {
+            position: self.position,
+            next_order: self.next_order,
+            strokes,
+            tombstones: self.tombstones.iter().copied().collect(),
+        };
+        let out = vec![SNAPSHOT_VERSION];
+        postcard::to_extend(&body, out).expect("snapshot types always serialize")
+    }
+
+    /// Decodes a snapshot, checking every invariant of the board.
+    pub fn from_snapshot(bytes: &[u8]) -> Result<Board, SnapshotError> {
+        let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
+        if version != SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version(version));
+        }
+        let body: Body = postcard::from_bytes(body).map_err(SnapshotError::Malformed)?;
+        if body.tombstones.len() > MAX_TOMBSTONES {
+            return Err(SnapshotError::Inconsistent("too many tombstones"));
+        }
+        let mut strokes = BTreeMap::new();
+        let mut index = HashMap::with_capacity(body.strokes.len());
+        let mut erased = 0;
+        for r in body.strokes.into_inner() {
+            if r.order >= body.next_order || strokes.contains_key(&r.order) {
+                return Err(SnapshotError::Inconsistent("drawing order out of range"));
+            }
+            if index.insert(r.id, r.order).is_some() {
+                return Err(SnapshotError::Inconsistent("duplicate stroke id"));
+            }
+            erased += usize::from(r.erased);
+            let shape = match r.shape {
+                RecordShape::Ink(tool) => Shape::Ink(tool),
+                RecordShape::Text(text) => Shape::Text(text),
+            };
+            strokes.insert(
+                r.order,
+                Stroke {
+                    id: r.id,
+                    author: r.author,
+                    shape,
+                    color: r.color,
+                    width: r.width,
+                    points: r.points.into_inner(),
+                    finished: r.finished,
+                    erased: r.erased,
+                    offset: r.offset,
+                },
+            );
+        }
+        let tombstones: VecDeque<StrokeId> = body.tombstones.into_inner().into();
+        let listed_erased = tombstones.iter().all(|id| {
+            index
+                .get(id)
+                .and_then(|o| strokes.get(o))
+                .is_some_and(|s| s.erased)
+        });
+        let distinct: std::collections::HashSet<_> = tombstones.iter().collect();
+        if !listed_erased || erased != tombstones.len() || distinct.len() != tombstones.len() {
+            return Err(SnapshotError::Inconsistent(
+                "tombstones do not match erased strokes",
+            ));
+        }
+        Ok(Board {
+            position: body.position,
+            strokes,
+            index,
+            tombstones,
+            next_order: body.next_order,
+        })
+    }
+}

@@ -1,0 +1,23 @@
+//! WebSocket close codes the server uses, so that clients can tell the reasons apart.
+
+/// The server is shutting down or restarting; reconnect (to another node) and resume.
+pub const GOING_AWAY: u16 = 1001;
+/// The client spoke something that is not the protocol (bad frame, text frame).
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// A frame could not be decoded or failed validation.
+pub const INVALID_PAYLOAD: u16 = 1007;
+/// Policy violation: forbidden room, sustained rate-limit abuse, writes from a viewer.
+pub const POLICY: u16 = 1008;
+/// A message larger than the limit.
+pub const TOO_BIG: u16 = 1009;
+/// Unexpected server error.
+pub const INTERNAL: u16 = 1011;
+/// The server is at a capacity limit; try again later (with backoff).
+pub const TRY_AGAIN_LATER: u16 = 1013;
+/// The client did not read fast enough and its send queue filled up. It should reconnect and
+/// resume from its last position; nothing is lost.
+pub const SLOW_CONSUMER: u16 = 4001;
+/// The client speaks another protocol version; it should reload the app.
+pub const VERSION_MISMATCH: u16 = 4002;
+/// The heartbeat found no sign of life from the peer within the idle timeout.
+pub const IDLE_TIMEOUT: u16 = 4003;

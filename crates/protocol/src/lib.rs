@@ -1,0 +1,33 @@
+//! The Kokuban wire protocol.
+//!
+//! One WebSocket binary message is one frame: a [`PROTOCOL_VERSION`] byte followed by a
+//! postcard body. Clients send [`ClientMsg`], servers send [`ServerMsg`]. Every type in this
+//! crate is parsed, not validated: a value that decodes is within the limits of [`limits`].
+//!
+//! The crate has no runtime dependencies beyond serde and postcard, so the browser app and the
+//! server share it.
+
+#[cfg(feature = "proptest")]
+pub mod arbitrary;
+mod bounded;
+pub mod close;
+mod codec;
+mod ids;
+pub mod limits;
+mod msg;
+mod point;
+
+pub use bounded::{Bounded, Bytes, List};
+pub use codec::{
+    DecodeError, decode_client, decode_server, encode_client, encode_server, encode_server_into,
+};
+pub use ids::{
+    Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token, Width,
+};
+pub use limits::PROTOCOL_VERSION;
+pub use msg::{
+    Ack, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame, Hello, Member, Op,
+    Placement, Position, PresenceEvent, Profile, RoomState, Sequenced, ServerMsg, StrokePoints,
+    Tool, Welcome,
+};
+pub use point::{DeltaPoints, Path, Point, Points};

@@ -1,0 +1,423 @@
+//! The messages, one enum per direction.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounded::{Bounded, Bytes, List};
+use crate::ids::{
+    Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token, Width,
+};
+use crate::limits::{COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE};
+use crate::point::{Point, Points};
+
+/// What a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// The first message on every connection.
+    Hello(Hello),
+    /// A durable change to the board; the server sequences it and relays it.
+    Op(Op),
+    /// Where this member's pointer is (`None`: it left the canvas). Ephemeral.
+    Cursor(Option<Cursor>),
+    /// A new display name or colour.
+    Profile(Profile),
+}
+
+/// What a server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// The answer to Hello: who you are and the board as of now.
+    Welcome(Welcome),
+    /// Another member's op, in the room's order.
+    Op(Sequenced),
+    /// Your own op took this place in the room's order. Acks arrive in the order the ops were
+    /// sent, interleaved with others' ops in the room's order.
+    Ack(Ack),
+    /// Someone joined, left, or changed their profile. Ephemeral.
+    Presence(PresenceEvent),
+    /// Someone's pointer moved. Ephemeral and coalesced: only the latest position is sent.
+    Cursor(CursorUpdate),
+    /// Something the client sent was refused; when it was an op, that op was not applied.
+    Error(ErrorFrame),
+}
+
+/// Opens a session on a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must match the room of the WebSocket URL.
+    pub room: RoomId,
+    /// The capability token from the edit or view link.
+    pub token: Token,
+    /// Where the client was when it last saw the room, if it did.
+    pub resume: Option<Position>,
+    /// Display name.
+    pub name: Name,
+    /// Display colour (cursor, avatar).
+    pub color: Color,
+}
+
+/// A place in a room's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// The history.
+    pub epoch: Epoch,
+    /// The last op applied.
+    pub seq: Seq,
+}
+
+/// A member's display profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Display name.
+    pub name: Name,
+    /// Display colour.
+    pub color: Color,
+}
+
+/// What a connection may do in its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Capability {
+    /// Draw, erase, undo, clear.
+    Edit,
+    /// Watch only.
+    View,
+}
+
+/// Drawing tools. Shapes are strokes whose points are their defining corners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Tool {
+    /// Freehand, pressure-sensitive.
+    Pen,
+    /// Freehand, translucent.
+    Highlighter,
+    /// Straight line from the first to the last point.
+    Line,
+    /// Line with an arrow head at the last point.
+    Arrow,
+    /// Rectangle spanned by the first and last points.
+    Rect,
+    /// Ellipse inscribed in the rectangle spanned by the first and last points.
+    Ellipse,
+}
+
+/// A durable change to a board. Every op is idempotent: applying it twice in a row is the
+/// same as applying it once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Starts a stroke.
+    StrokeBegin {
+        /// Fresh random id.
+        id: StrokeId,
+        /// Tool.
+        tool: Tool,
+        /// Colour.
+        color: Color,
+        /// Width.
+        width: Width,
+        /// The first point.
+        first: Point,
+    },
+    /// More points of a stroke that is being drawn.
+    StrokePoints(StrokePoints),
+    /// The stroke is complete.
+    StrokeEnd {
+        /// The stroke.
+        id: StrokeId,
+    },
+    /// Places a text item.
+    Text {
+        /// Fresh random id.
+        id: StrokeId,
+        /// Top-left corner.
+        at: Point,
+        /// Colour.
+        color: Color,
+        /// Font size.
+        size: Width,
+        /// The text.
+        text: Text,
+    },
+    /// Removes strokes (kept as tombstones so that `Restore` can bring them back).
+    Erase {
+        /// Strokes to remove; unknown ids are ignored.
+        ids: Bounded<StrokeId, MAX_IDS_PER_OP>,
+    },
+    /// Brings erased strokes back (undo of an erase, redo of a stroke).
+    Restore {
+        /// Strokes to restore; unknown ids are ignored.
+        ids: Bounded<StrokeId, MAX_IDS_PER_OP>,
+    },
+    /// Sets the offsets of strokes from where they were drawn (absolute, hence idempotent).
+    Move {
+        /// The new offsets.
+        to: Bounded<Placement, MAX_IDS_PER_OP>,
+    },
+    /// Removes every stroke of the board for good.
+    Clear,
+}
+
+impl Op {
+    /// Whether this op only continues a stroke (the hot path of live drawing).
+    pub fn is_points(&self) -> bool {
+        matches!(self, Op::StrokePoints(_))
+    }
+}
+
+/// Points `start..start + points.len()` of a stroke. Carrying the index makes a repeated batch
+/// harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawStrokePoints")]
+pub struct StrokePoints {
+    /// The stroke.
+    pub id: StrokeId,
+    /// Index of the first point of this batch within the stroke (`StrokeBegin` holds point 0).
+    pub start: u32,
+    /// The points.
+    pub points: Points,
+}
+
+impl StrokePoints {
+    /// Checks that the batch stays within [`MAX_POINTS_PER_STROKE`].
+    pub fn new(id: StrokeId, start: u32, points: Points) -> Result<Self, InvalidValue> {
+        let end = u64::from(start) + points.len() as u64;
+        if start == 0 || end > u64::from(MAX_POINTS_PER_STROKE) {
+            return Err(InvalidValue("stroke has too many points"));
+        }
+        Ok(Self { id, start, points })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawStrokePoints {
+    id: StrokeId,
+    start: u32,
+    points: Points,
+}
+
+impl TryFrom<RawStrokePoints> for StrokePoints {
+    type Error = InvalidValue;
+    fn try_from(raw: RawStrokePoints) -> Result<Self, InvalidValue> {
+        Self::new(raw.id, raw.start, raw.points)
+    }
+}
+
+/// Where a stroke sits relative to where it was drawn, in fixed-point units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "(StrokeId, i32, i32)", into = "(StrokeId, i32, i32)")]
+pub struct Placement {
+    /// The stroke.
+    pub id: StrokeId,
+    /// Horizontal offset.
+    pub dx: i32,
+    /// Vertical offset.
+    pub dy: i32,
+}
+
+impl Placement {
+    /// Checks that the offset cannot carry a stroke further than across the whole world.
+    pub fn new(id: StrokeId, dx: i32, dy: i32) -> Result<Self, InvalidValue> {
+        let max = 2 * COORD_LIMIT;
+        if !(-max..=max).contains(&dx) || !(-max..=max).contains(&dy) {
+            return Err(InvalidValue("offset out of bounds"));
+        }
+        Ok(Self { id, dx, dy })
+    }
+}
+
+impl TryFrom<(StrokeId, i32, i32)> for Placement {
+    type Error = InvalidValue;
+    fn try_from((id, dx, dy): (StrokeId, i32, i32)) -> Result<Self, InvalidValue> {
+        Self::new(id, dx, dy)
+    }
+}
+
+impl From<Placement> for (StrokeId, i32, i32) {
+    fn from(p: Placement) -> Self {
+        (p.id, p.dx, p.dy)
+    }
+}
+
+/// A pointer position in world space (no pressure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "(i32, i32)", into = "(i32, i32)")]
+pub struct Cursor {
+    x: i32,
+    y: i32,
+}
+
+impl Cursor {
+    /// Checks the bounds.
+    pub fn new(x: i32, y: i32) -> Result<Self, InvalidValue> {
+        Point::new(x, y, 0).map(|_| Self { x, y })
+    }
+
+    /// x in fixed-point units.
+    pub fn x(self) -> i32 {
+        self.x
+    }
+
+    /// y in fixed-point units.
+    pub fn y(self) -> i32 {
+        self.y
+    }
+}
+
+impl TryFrom<(i32, i32)> for Cursor {
+    type Error = InvalidValue;
+    fn try_from((x, y): (i32, i32)) -> Result<Self, InvalidValue> {
+        Self::new(x, y)
+    }
+}
+
+impl From<Cursor> for (i32, i32) {
+    fn from(c: Cursor) -> Self {
+        (c.x, c.y)
+    }
+}
+
+/// A durable op with its place in the room's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequenced {
+    /// The room's history this op belongs to.
+    pub epoch: Epoch,
+    /// Its place in that history.
+    pub seq: Seq,
+    /// Who sent it (set by the server, never taken from the client).
+    pub author: MemberId,
+    /// The op.
+    pub op: Op,
+}
+
+/// Your own op was sequenced at this place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// History.
+    pub epoch: Epoch,
+    /// Place.
+    pub seq: Seq,
+}
+
+/// The answer to Hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Your member id for this connection.
+    pub member: MemberId,
+    /// What you may do.
+    pub capability: Capability,
+    /// The room's current history.
+    pub epoch: Epoch,
+    /// The board as of now.
+    pub state: RoomState,
+    /// Everyone in the room now, you included.
+    pub members: List<Member>,
+}
+
+/// A board's state in a Welcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoomState {
+    /// Exactly the ops after the client's resume position, in order (possibly none).
+    Replay {
+        /// The missed ops.
+        ops: List<Sequenced>,
+    },
+    /// A snapshot (replace the whole board), then the ops that followed it.
+    Snapshot {
+        /// The board's encoded snapshot (see the board model for its format).
+        board: Bytes,
+        /// The ops after the snapshot, in order.
+        ops: List<Sequenced>,
+    },
+}
+
+/// A member of a room, as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Id.
+    pub id: MemberId,
+    /// Display name.
+    pub name: Name,
+    /// Display colour.
+    pub color: Color,
+    /// Whether they can draw.
+    pub capability: Capability,
+}
+
+/// A change in who is in the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PresenceEvent {
+    /// Arrived.
+    Joined(Member),
+    /// Changed name or colour.
+    Updated(Member),
+    /// Left (or timed out).
+    Left(MemberId),
+}
+
+/// A member's latest pointer position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorUpdate {
+    /// Whose.
+    pub member: MemberId,
+    /// Where (`None`: off the canvas).
+    pub at: Option<Cursor>,
+}
+
+/// Why something was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The client speaks another protocol version.
+    VersionMismatch,
+    /// A frame could not be decoded.
+    Malformed,
+    /// The first message was not Hello, or Hello came twice.
+    UnexpectedMessage,
+    /// The room does not exist or the token does not open it (the two are not told apart).
+    Forbidden,
+    /// A view-only connection tried to write.
+    ViewOnly,
+    /// Too many frames; slow down.
+    RateLimited,
+    /// The op is not allowed on this board (e.g. a stroke with too many points).
+    InvalidOp,
+    /// The room cannot take writes right now (its store or sequencer is unreachable); it is
+    /// read-only until that recovers.
+    TemporarilyReadOnly,
+    /// The room has as many members as it may.
+    RoomFull,
+    /// The server is at capacity.
+    Overloaded,
+    /// Something went wrong on the server.
+    Internal,
+}
+
+/// An error with a short, human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// For people; at most [`MAX_ERROR_MESSAGE_BYTES`] bytes.
+    #[serde(deserialize_with = "bounded_message")]
+    pub message: String,
+}
+
+impl ErrorFrame {
+    /// Builds an error frame, cutting the message to the limit at a character boundary.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE_BYTES {
+            let mut cut = MAX_ERROR_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        Self { code, message }
+    }
+}
+
+fn bounded_message<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() > MAX_ERROR_MESSAGE_BYTES {
+        return Err(serde::de::Error::custom("error message too long"));
+    }
+    Ok(s)
+}
