@@ -1,0 +1,265 @@
+//! The join scenario: how long a client waits for the Welcome of a board of a million points.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE};
+use kokuban_protocol::{
+    ClientMsg, Color, ErrorCode, Hello, Name, Op, Point, Points, ServerMsg, StrokeId, StrokePoints,
+    Tool, Width, decode_server, encode_client,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite::Message;
+
+use kokuban_board::Board;
+use kokuban_protocol::RoomState;
+
+use crate::http::{RoomLinks, create_room};
+use crate::net::{SourceAddrs, Ws, ws_connect};
+use crate::scenario::Deployment;
+
+/// Connections that draw the board in parallel. The server's per-connection rate limit is
+/// meant for people drawing, so the upload is spread over several editors, each staying
+/// within its burst allowance.
+const UPLOADERS: usize = 8;
+
+/// How long one op may wait for its acknowledgement.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The figures of the join scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinResult {
+    /// Deployment mode.
+    pub mode: String,
+    /// Points on the board.
+    pub points: u64,
+    /// Strokes on the board.
+    pub strokes: u64,
+    /// Time to draw the board, seconds.
+    pub upload_s: f64,
+    /// Size of the Welcome frame, bytes.
+    pub welcome_bytes: usize,
+    /// Connect → Welcome frame received, per join, milliseconds.
+    pub welcome_ms: Vec<f64>,
+    /// Connect → board decoded and ready to render, per join, milliseconds.
+    pub ready_ms: Vec<f64>,
+    /// Median of `welcome_ms`.
+    pub welcome_median_ms: f64,
+    /// Largest of `welcome_ms`.
+    pub welcome_max_ms: f64,
+    /// Median of `ready_ms`.
+    pub ready_median_ms: f64,
+}
+
+/// Draws a board of `points` points through node 0, then joins it `joins` times through the
+/// last node (another node in a cluster).
+pub async fn run(dep: &Deployment, points: u64, joins: usize) -> anyhow::Result<JoinResult> {
+    let upload_node = dep.nodes[0];
+    let join_node = *dep.nodes.last().context("no nodes")?;
+    let links = create_room(upload_node).await?;
+    let sources = SourceAddrs::default();
+
+    let per_stroke = u64::from(MAX_POINTS_PER_STROKE);
+    let strokes = points.div_ceil(per_stroke);
+    let started = Instant::now();
+    let mut set = JoinSet::new();
+    for u in 0..UPLOADERS as u64 {
+        let sizes: Vec<u64> = (0..strokes)
+            .filter(|s| s % UPLOADERS as u64 == u)
+            .map(|s| per_stroke.min(points - s * per_stroke))
+            .collect();
+        let (links, from) = (links.clone(), sources.next());
+        set.spawn(async move { upload(upload_node, from, &links, &sizes, u).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    let upload_s = started.elapsed().as_secs_f64();
+
+    let mut welcome_ms = Vec::new();
+    let mut ready_ms = Vec::new();
+    let mut welcome_bytes = 0;
+    for i in 0..joins {
+        let (w, r, bytes, got) = join_once(join_node, sources.next(), &links, i).await?;
+        if got != points {
+            bail!("the Welcome holds {got} points, not the {points} drawn");
+        }
+        welcome_ms.push(w);
+        ready_ms.push(r);
+        welcome_bytes = bytes;
+    }
+    Ok(JoinResult {
+        mode: dep.mode.clone(),
+        points,
+        strokes,
+        upload_s,
+        welcome_bytes,
+        welcome_median_ms: median(&welcome_ms),
+        welcome_max_ms: welcome_ms.iter().copied().fold(0.0, f64::max),
+        ready_median_ms: median(&ready_ms),
+        welcome_ms,
+        ready_ms,
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+async fn hello(ws: &mut Ws, links: &RoomLinks, edit: bool, n: u64) -> anyhow::Result<()> {
+    let hello = ClientMsg::Hello(Hello {
+        room: links.room.clone(),
+        token: if edit {
+            links.edit.clone()
+        } else {
+            links.view.clone()
+        },
+        resume: None,
+        name: Name::new(format!("join-{n}"))?,
+        color: Color::rgb(10, 120, 200),
+    });
+    ws.send(Message::binary(encode_client(&hello))).await?;
+    Ok(())
+}
+
+/// Draws strokes of the given sizes, one op at a time, each acknowledged before the next.
+async fn upload(
+    node: SocketAddr,
+    from: std::net::Ipv4Addr,
+    links: &RoomLinks,
+    sizes: &[u64],
+    n: u64,
+) -> anyhow::Result<()> {
+    let mut ws = ws_connect(from, node, &format!("/ws/{}", links.room)).await?;
+    hello(&mut ws, links, true, n).await?;
+    loop {
+        match next_server_msg(&mut ws).await? {
+            ServerMsg::Welcome(_) => break,
+            ServerMsg::Error(e) => bail!("upload refused: {:?} {}", e.code, e.message),
+            _ => {}
+        }
+    }
+    let mut rng = SmallRng::seed_from_u64(n);
+    for &size in sizes {
+        let id = StrokeId(uuid::Uuid::from_u128(rng.random()));
+        let mut last = Point::new(
+            rng.random_range(0..80_000),
+            rng.random_range(0..80_000),
+            128,
+        )?;
+        send_acked(
+            &mut ws,
+            Op::StrokeBegin {
+                id,
+                tool: Tool::Pen,
+                color: Color::rgb(30, 30, 30),
+                width: Width::new(16)?,
+                first: last,
+            },
+        )
+        .await?;
+        let mut start = 1u64;
+        while start < size {
+            let count = (size - start).min(MAX_POINTS_PER_BATCH as u64) as usize;
+            let mut batch = Vec::with_capacity(count);
+            for _ in 0..count {
+                last = last.offset(rng.random_range(-40..=40), rng.random_range(-40..=40));
+                batch.push(last);
+            }
+            let op = StrokePoints::new(id, start as u32, Points::new(batch)?)?;
+            send_acked(&mut ws, Op::StrokePoints(op)).await?;
+            start += count as u64;
+        }
+        send_acked(&mut ws, Op::StrokeEnd { id }).await?;
+    }
+    let _ = ws.close(None).await;
+    Ok(())
+}
+
+async fn next_server_msg(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
+    loop {
+        match ws.next().await.context("connection closed")?? {
+            Message::Binary(b) => return Ok(decode_server(&b)?),
+            Message::Close(c) => bail!("closed by server: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Sends an op and waits for its Ack; a rate-limited op is sent again after a pause.
+async fn send_acked(ws: &mut Ws, op: Op) -> anyhow::Result<()> {
+    let frame = encode_client(&ClientMsg::Op(op));
+    for _attempt in 0..100 {
+        ws.send(Message::binary(frame.clone())).await?;
+        let outcome = tokio::time::timeout(ACK_TIMEOUT, async {
+            loop {
+                match next_server_msg(ws).await? {
+                    ServerMsg::Ack(_) => return anyhow::Ok(true),
+                    ServerMsg::Error(e) if e.code == ErrorCode::RateLimited => {
+                        return anyhow::Ok(false);
+                    }
+                    ServerMsg::Error(e) => bail!("op refused: {:?} {}", e.code, e.message),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .context("no Ack")??;
+        if outcome {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("op rate-limited 100 times in a row")
+}
+
+/// One join: connect, Hello, Welcome; then decode the board as a client would.
+/// Returns (ms to Welcome, ms to board ready, Welcome bytes, points on the board).
+async fn join_once(
+    node: SocketAddr,
+    from: std::net::Ipv4Addr,
+    links: &RoomLinks,
+    n: usize,
+) -> anyhow::Result<(f64, f64, usize, u64)> {
+    let started = Instant::now();
+    let mut ws = ws_connect(from, node, &format!("/ws/{}", links.room)).await?;
+    hello(&mut ws, links, false, 1000 + n as u64).await?;
+    let (welcome, welcome_at, bytes) = loop {
+        match ws.next().await.context("closed before Welcome")?? {
+            Message::Binary(b) => {
+                let at = started.elapsed();
+                match decode_server(&b)? {
+                    ServerMsg::Welcome(w) => break (w, at, b.len()),
+                    ServerMsg::Error(e) => bail!("join refused: {:?} {}", e.code, e.message),
+                    _ => {}
+                }
+            }
+            Message::Close(c) => bail!("closed before Welcome: {c:?}"),
+            _ => {}
+        }
+    };
+    let (mut board, ops) = match &welcome.state {
+        RoomState::Snapshot { board, ops } => (Board::from_snapshot(&board.0)?, ops),
+        RoomState::Replay { ops } => (Board::at_start_of(welcome.epoch), ops),
+    };
+    for s in ops.as_slice() {
+        board
+            .apply_sequenced(s)
+            .map_err(|e| anyhow::anyhow!("Welcome ops out of order: {e:?}"))?;
+    }
+    let ready_at = started.elapsed();
+    let _ = ws.close(None).await;
+    Ok((
+        welcome_at.as_secs_f64() * 1e3,
+        ready_at.as_secs_f64() * 1e3,
+        bytes,
+        board.point_count() as u64,
+    ))
+}

@@ -1,0 +1,19 @@
+//! Kokuban's load generator and benchmark harness.
+//!
+//! It drives Kokuban and a Socket.IO + Redis baseline with the same scenarios on the same
+//! machine in the same run, and writes the figures (`BENCHMARKS.md`, `bench/results.json`,
+//! SVG plots). Every figure comes from a measurement of this run; nothing is hard-coded.
+
+pub mod clients;
+pub mod engineio;
+pub mod http;
+pub mod join;
+pub mod net;
+pub mod plan;
+pub mod plot;
+pub mod procfs;
+pub mod procs;
+pub mod report;
+pub mod scenario;
+pub mod stamp;
+pub mod stats;

@@ -1,0 +1,142 @@
+//! `kokuban-bench`: the command line of the benchmark harness (see the library docs).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use kokuban_bench::plan::{self, Options};
+use kokuban_bench::procs::Adapter;
+use kokuban_bench::scenario::{self, Deployment, Load};
+
+#[derive(Parser)]
+#[command(version, about = "Kokuban's load generator and benchmark harness")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every scenario on Kokuban and the Socket.IO baseline; writes BENCHMARKS.md,
+    /// bench/results.json and the plots under --out.
+    All {
+        /// Directory that receives BENCHMARKS.md (and bench/ beneath it).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// The workspace root (holds bench/socketio); defaults to the one this tool was built in.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Small loads and short windows, for development.
+        #[arg(long)]
+        quick: bool,
+        /// A `kokuban` binary to measure instead of building one.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+    },
+    /// One relay run, printed as JSON (for development).
+    Relay {
+        /// `kokuban` (needs --kokuban-bin) or `socketio`.
+        #[arg(long, default_value = "socketio")]
+        system: String,
+        /// The workspace root.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// The `kokuban` binary.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Nodes (more than one: a cluster sharing a Redis of its own).
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// Rooms.
+        #[arg(long, default_value_t = 10)]
+        rooms: usize,
+        /// Members per room.
+        #[arg(long, default_value_t = 10)]
+        room_size: usize,
+        /// Editors per room.
+        #[arg(long, default_value_t = 2)]
+        editors: usize,
+        /// Batches per second per editor.
+        #[arg(long, default_value_t = 60.0)]
+        rate: f64,
+        /// Length of the measured window, seconds.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+}
+
+fn default_root() -> PathBuf {
+    // This crate lives at crates/bench in the workspace.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    kokuban_bench::net::raise_open_file_limit();
+    match cli.command {
+        Command::All {
+            out,
+            root,
+            quick,
+            kokuban_bin,
+        } => {
+            let opts = Options {
+                out: out.clone(),
+                root: root.unwrap_or_else(default_root),
+                quick,
+                kokuban_bin,
+            };
+            let results = plan::all(&opts).await?;
+            eprintln!(
+                "wrote {} and {} in {:.0} s",
+                out.join("BENCHMARKS.md").display(),
+                out.join("bench").join("results.json").display(),
+                results.duration_s
+            );
+        }
+        Command::Relay {
+            system,
+            root,
+            kokuban_bin,
+            nodes,
+            rooms,
+            room_size,
+            editors,
+            rate,
+            seconds,
+        } => {
+            let root = root.unwrap_or_else(default_root);
+            let mut dep = match system.as_str() {
+                "socketio" => {
+                    let adapter = (nodes > 1).then_some(Adapter::Classic);
+                    Deployment::socketio(&root.join("bench/socketio"), nodes, adapter).await?
+                }
+                "kokuban" => {
+                    let bin = kokuban_bin.unwrap_or_else(|| {
+                        std::env::current_exe()
+                            .unwrap_or_default()
+                            .with_file_name("kokuban")
+                    });
+                    Deployment::kokuban(&bin, nodes, nodes > 1).await?
+                }
+                other => anyhow::bail!("unknown system {other}"),
+            };
+            let load = Load {
+                scenario: "relay".into(),
+                rooms,
+                room_size,
+                editors_per_room: editors,
+                rate_hz: rate,
+                batch_bytes: (64, 128),
+                warmup: Duration::from_secs(2),
+                measure: Duration::from_secs(seconds),
+                drain: Duration::from_secs(2),
+            };
+            let result = scenario::run(&mut dep, &load).await;
+            dep.stop().await;
+            println!("{}", serde_json::to_string_pretty(&result?)?);
+        }
+    }
+    Ok(())
+}

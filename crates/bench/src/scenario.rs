@@ -1,0 +1,618 @@
+//! One measured run: a deployment of either system, a population of clients in rooms, a
+//! warm-up, a measured window, a drain, and the figures.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::clients::{self, ClientReport, ClientSpec, Hists, Phase, RoomRef, Schedule, Shared};
+use crate::net::SourceAddrs;
+use crate::procfs::{self, ProcSample};
+use crate::procs::{self, Adapter, Proc};
+use crate::stats::Summary;
+
+/// Which system a deployment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum System {
+    /// Kokuban.
+    Kokuban,
+    /// The Socket.IO baseline.
+    SocketIo,
+}
+
+impl System {
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Kokuban => "Kokuban",
+            System::SocketIo => "Socket.IO",
+        }
+    }
+}
+
+/// Where the programs under test are.
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// The `kokuban` binary (absent: Kokuban scenarios are skipped).
+    pub kokuban: Option<PathBuf>,
+    /// The directory of the Socket.IO baseline (with its installed dependencies).
+    pub socketio: PathBuf,
+}
+
+/// Running server processes of one system.
+#[derive(Debug)]
+pub struct Deployment {
+    /// The system.
+    pub system: System,
+    /// Short description, e.g. "2 nodes + Redis".
+    pub mode: String,
+    /// Node addresses, in client-assignment order.
+    pub nodes: Vec<SocketAddr>,
+    servers: Vec<Proc>,
+    redis: Option<Proc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Starts `nodes` Kokuban nodes; with `cluster`, they share a Redis of their own.
+    pub async fn kokuban(bin: &Path, nodes: usize, cluster: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let (redis, redis_port) = if cluster {
+            let (p, port) = procs::start_redis(dir.path()).await?;
+            (Some(p), Some(port))
+        } else {
+            (None, None)
+        };
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 0..nodes {
+            let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+            let data = dir.path().join(format!("data-{i}"));
+            std::fs::create_dir_all(&data)?;
+            let node_id = format!("bench-{i}");
+            servers.push(
+                procs::start_kokuban(bin, addr, &data, redis_port, &node_id, dir.path()).await?,
+            );
+            addrs.push(addr);
+        }
+        let mode = if cluster {
+            format!("{nodes} node(s) + Redis")
+        } else {
+            "single node".to_string()
+        };
+        Ok(Self {
+            system: System::Kokuban,
+            mode,
+            nodes: addrs,
+            servers,
+            redis,
+            _dir: dir,
+        })
+    }
+
+    /// Starts `nodes` Socket.IO nodes; with an adapter, they share a Redis of their own.
+    pub async fn socketio(
+        dir: &Path,
+        nodes: usize,
+        adapter: Option<Adapter>,
+    ) -> anyhow::Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let (redis, redis_port) = if adapter.is_some() {
+            let (p, port) = procs::start_redis(tmp.path()).await?;
+            (Some(p), Some(port))
+        } else {
+            (None, None)
+        };
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..nodes {
+            let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+            servers.push(
+                procs::start_socketio(
+                    dir,
+                    addr,
+                    redis_port,
+                    adapter.unwrap_or(Adapter::Classic),
+                    tmp.path(),
+                )
+                .await?,
+            );
+            addrs.push(addr);
+        }
+        let mode = match adapter {
+            Some(Adapter::Classic) => format!("{nodes} node(s) + Redis adapter"),
+            Some(Adapter::Sharded) => format!("{nodes} node(s) + sharded Redis adapter"),
+            None => "single node".to_string(),
+        };
+        Ok(Self {
+            system: System::SocketIo,
+            mode,
+            nodes: addrs,
+            servers,
+            redis,
+            _dir: tmp,
+        })
+    }
+
+    fn sample(&self) -> (Vec<ProcSample>, Option<ProcSample>) {
+        let servers = self
+            .servers
+            .iter()
+            .map(|p| procfs::sample(p.pid).unwrap_or_default())
+            .collect();
+        (
+            servers,
+            self.redis.as_ref().and_then(|r| procfs::sample(r.pid)),
+        )
+    }
+
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for p in self.servers.iter_mut().chain(self.redis.as_mut()) {
+            p.check_alive()?;
+        }
+        Ok(())
+    }
+
+    /// Stops every process.
+    pub async fn stop(self) {
+        for p in self.servers {
+            p.stop().await;
+        }
+        if let Some(r) = self.redis {
+            r.stop().await;
+        }
+    }
+}
+
+/// The shape of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Load {
+    /// Scenario name, e.g. "relay".
+    pub scenario: String,
+    /// Rooms.
+    pub rooms: usize,
+    /// Members per room.
+    pub room_size: usize,
+    /// Editors per room (the first members); the others watch.
+    pub editors_per_room: usize,
+    /// Batches per second per editor.
+    pub rate_hz: f64,
+    /// Payload size range of a batch, in bytes.
+    pub batch_bytes: (usize, usize),
+    /// Sending before measuring.
+    #[serde(serialize_with = "as_secs")]
+    pub warmup: Duration,
+    /// The measured window.
+    #[serde(serialize_with = "as_secs")]
+    pub measure: Duration,
+    /// Waiting for late deliveries after the last send.
+    #[serde(serialize_with = "as_secs")]
+    pub drain: Duration,
+}
+
+fn as_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Load {
+    /// Total clients.
+    pub fn clients(&self) -> usize {
+        self.rooms * self.room_size
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// System.
+    pub system: System,
+    /// Deployment mode.
+    pub mode: String,
+    /// Server nodes.
+    pub nodes: usize,
+    /// The load.
+    pub load: Load,
+    /// Clients asked for.
+    pub clients: usize,
+    /// Clients that joined.
+    pub connected: usize,
+    /// The first join failure, if any.
+    pub connect_error: Option<String>,
+    /// Length of the measured window, seconds.
+    pub window_s: f64,
+    /// Batches sent in the window.
+    pub sent: u64,
+    /// Deliveries of those batches that should happen (sent × other members).
+    pub expected: u64,
+    /// Deliveries that happened (distinct).
+    pub delivered: u64,
+    /// Delivered per second.
+    pub delivered_per_s: f64,
+    /// Expected deliveries that had not happened by the end of the drain.
+    pub lost: u64,
+    /// Deliveries of a batch a member already had.
+    pub duplicates: u64,
+    /// Deliveries after a later batch of the same editor.
+    pub reordered: u64,
+    /// Seqs skipped (Kokuban).
+    pub seq_gaps: u64,
+    /// Seqs that went backwards or repeated (Kokuban).
+    pub seq_backwards: u64,
+    /// Error frames, failed sends, unexpected closes.
+    pub errors: u64,
+    /// The first of them.
+    pub first_error: Option<String>,
+    /// Latency of every delivery.
+    pub latency: Summary,
+    /// Latency when sender and receiver are on the same node.
+    pub latency_same_node: Summary,
+    /// Latency when they are on different nodes.
+    pub latency_cross_node: Summary,
+    /// CPU seconds of the server nodes in the window.
+    pub server_cpu_s: f64,
+    /// Server CPU as a percentage of one core.
+    pub server_cpu_pct: f64,
+    /// Server CPU per delivered message, microseconds.
+    pub server_cpu_us_per_msg: Option<f64>,
+    /// CPU seconds of Redis in the window.
+    pub redis_cpu_s: Option<f64>,
+    /// Redis CPU per delivered message, microseconds.
+    pub redis_cpu_us_per_msg: Option<f64>,
+    /// CPU of the load generator itself, percent of one core (it shares the machine).
+    pub generator_cpu_pct: f64,
+    /// CPU of the whole machine, percent of one core: servers, Redis, the generator, and
+    /// whatever else ran on the machine during the window.
+    pub machine_cpu_pct: f64,
+    /// Server RSS (all nodes) before the clients connected.
+    pub server_rss_before: u64,
+    /// Server RSS at the end of the window.
+    pub server_rss_after: u64,
+    /// Redis RSS at the end of the window.
+    pub redis_rss: Option<u64>,
+    /// (after − before) / connected.
+    pub rss_per_connection: Option<f64>,
+    /// Distributions, for the plots.
+    #[serde(skip)]
+    pub hists: Option<Arc<Hists>>,
+}
+
+/// How many clients connect at once. Beyond this, connection storms only fill accept queues.
+const CONNECT_CONCURRENCY: usize = 256;
+
+/// Runs one load against a running deployment.
+pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult> {
+    let (servers_before, _) = dep.sample();
+    let k = dep.nodes.len();
+    let rooms = make_rooms(dep, load.rooms).await?;
+    let sources = SourceAddrs::default();
+    let e = load.editors_per_room;
+    let mut editor_node = Vec::new();
+    let mut specs = Vec::with_capacity(load.clients());
+    for (r, room) in rooms.iter().enumerate() {
+        for m in 0..load.room_size {
+            // Members alternate between nodes, so every room spans all nodes and editors sit on
+            // different nodes: most deliveries cross nodes.
+            let node = m % k;
+            let editor = (m < e).then(|| {
+                editor_node.push(node);
+                (r * e + m) as u32
+            });
+            specs.push(ClientSpec {
+                index: r * load.room_size + m,
+                node,
+                addr: dep.nodes[node],
+                from: sources.next(),
+                room: room.clone(),
+                editor,
+            });
+        }
+    }
+    let per_stroke = load.rate_hz.round().max(1.0) as u32;
+    let shared = Arc::new(Shared::new(editor_node, load.batch_bytes, per_stroke));
+    let (phase_tx, phase_rx) = watch::channel(Phase::Wait);
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    for spec in specs {
+        let (shared, phase, ready, permits) = (
+            shared.clone(),
+            phase_rx.clone(),
+            ready_tx.clone(),
+            permits.clone(),
+        );
+        tasks.spawn(async move {
+            let permit = permits.acquire_owned().await;
+            let joined = clients::join(spec).await;
+            drop(permit);
+            match joined {
+                Ok(j) => {
+                    let _ = ready.send(Ok(()));
+                    Some(clients::run(j, shared, phase).await)
+                }
+                Err(err) => {
+                    let _ = ready.send(Err(format!("{err:#}")));
+                    None
+                }
+            }
+        });
+    }
+    drop(ready_tx);
+
+    // Everyone joins before anyone draws, so every member can receive every measured batch.
+    let total = load.clients();
+    let join_deadline = clients::JOIN_TIMEOUT + Duration::from_millis(total as u64 / 2);
+    let mut connected = 0;
+    let mut failed = 0;
+    let mut connect_error = None;
+    let joining = async {
+        while connected + failed < total {
+            let Some(r) = ready_rx.recv().await else {
+                break;
+            };
+            match r {
+                Ok(()) => connected += 1,
+                Err(e) => {
+                    failed += 1;
+                    connect_error.get_or_insert(e);
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(join_deadline, joining).await;
+    dep.check_alive()?;
+    if connected == 0 {
+        phase_tx.send_replace(Phase::Stop);
+        tasks.shutdown().await;
+        bail!(
+            "no client could join: {}",
+            connect_error.unwrap_or_else(|| "timed out".into())
+        );
+    }
+
+    // Let the join storm (presence fan-out, adapter subscriptions) settle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let send_from_us = shared.now_us() + 200_000;
+    let schedule = Schedule {
+        send_from_us,
+        window_start_us: send_from_us + load.warmup.as_micros() as u64,
+        window_end_us: send_from_us + (load.warmup + load.measure).as_micros() as u64,
+        rate_hz: load.rate_hz,
+    };
+    phase_tx.send_replace(Phase::Go(schedule));
+    let at = |us: u64| tokio::time::Instant::from_std(shared.clock + Duration::from_micros(us));
+    tokio::time::sleep_until(at(schedule.window_start_us)).await;
+    let (s0, r0) = dep.sample();
+    let g0 = procfs::sample(std::process::id()).unwrap_or_default();
+    let m0 = procfs::machine_cpu().unwrap_or_default();
+    tokio::time::sleep_until(at(schedule.window_end_us)).await;
+    let (s1, r1) = dep.sample();
+    let g1 = procfs::sample(std::process::id()).unwrap_or_default();
+    let m1 = procfs::machine_cpu().unwrap_or_default();
+    tokio::time::sleep(load.drain).await;
+    phase_tx.send_replace(Phase::Stop);
+
+    let mut reports: Vec<ClientReport> = Vec::with_capacity(total);
+    let collect = async {
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Some(r)) = r {
+                reports.push(r);
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), collect)
+        .await
+        .is_err()
+    {
+        tasks.abort_all();
+    }
+    dep.check_alive()?;
+
+    let window_s = load.measure.as_secs_f64();
+    let hists = shared.histograms();
+    let tally = tally(&reports, load);
+    let server_cpu: f64 = s0
+        .iter()
+        .zip(&s1)
+        .map(|(a, b)| procfs::cpu_between(*a, *b).as_secs_f64())
+        .sum();
+    let redis_cpu = r0
+        .zip(r1)
+        .map(|(a, b)| procfs::cpu_between(a, b).as_secs_f64());
+    let per_msg = |cpu: f64| (tally.delivered > 0).then(|| cpu * 1e6 / tally.delivered as f64);
+    let rss_before: u64 = servers_before.iter().map(|s| s.rss_bytes).sum();
+    let rss_after: u64 = s1.iter().map(|s| s.rss_bytes).sum();
+    Ok(RunResult {
+        system: dep.system,
+        mode: dep.mode.clone(),
+        nodes: k,
+        load: load.clone(),
+        clients: total,
+        connected,
+        connect_error,
+        window_s,
+        sent: tally.sent,
+        expected: tally.expected,
+        delivered: tally.delivered,
+        delivered_per_s: tally.delivered as f64 / window_s,
+        lost: tally.lost,
+        duplicates: tally.duplicates,
+        reordered: tally.reordered,
+        seq_gaps: tally.seq_gaps,
+        seq_backwards: tally.seq_backwards,
+        errors: tally.errors,
+        first_error: tally.first_error,
+        latency: hists.all.summary(),
+        latency_same_node: hists.same_node.summary(),
+        latency_cross_node: hists.cross_node.summary(),
+        server_cpu_s: server_cpu,
+        server_cpu_pct: server_cpu * 100.0 / window_s,
+        server_cpu_us_per_msg: per_msg(server_cpu),
+        redis_cpu_s: redis_cpu,
+        redis_cpu_us_per_msg: redis_cpu.and_then(per_msg),
+        generator_cpu_pct: procfs::cpu_between(g0, g1).as_secs_f64() * 100.0 / window_s,
+        machine_cpu_pct: procfs::machine_cpu_pct(
+            m0,
+            m1,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
+        server_rss_before: rss_before,
+        server_rss_after: rss_after,
+        redis_rss: r1.map(|r| r.rss_bytes),
+        rss_per_connection: (connected > 0)
+            .then(|| (rss_after as f64 - rss_before as f64) / connected as f64),
+        hists: Some(Arc::new(hists)),
+    })
+}
+
+/// How many rooms are created at once on Kokuban.
+const ROOM_CREATION_CONCURRENCY: usize = 32;
+
+async fn make_rooms(dep: &Deployment, n: usize) -> anyhow::Result<Vec<RoomRef>> {
+    match dep.system {
+        System::SocketIo => Ok((0..n)
+            .map(|i| RoomRef::SocketIo(Arc::from(format!("room-{i}"))))
+            .collect()),
+        System::Kokuban => {
+            let permits = Arc::new(Semaphore::new(ROOM_CREATION_CONCURRENCY));
+            let mut set = JoinSet::new();
+            for i in 0..n {
+                let addr = dep.nodes[i % dep.nodes.len()];
+                let permits = permits.clone();
+                set.spawn(async move {
+                    let _p = permits.acquire_owned().await;
+                    (i, crate::http::create_room(addr).await)
+                });
+            }
+            let mut rooms = vec![None; n];
+            while let Some(r) = set.join_next().await {
+                let (i, links) = r?;
+                rooms[i] = Some(RoomRef::Kokuban(Arc::new(links.context("create room")?)));
+            }
+            Ok(rooms.into_iter().flatten().collect())
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    sent: u64,
+    expected: u64,
+    delivered: u64,
+    lost: u64,
+    duplicates: u64,
+    reordered: u64,
+    seq_gaps: u64,
+    seq_backwards: u64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Adds up the reports: every batch an editor sent in the window should have reached every
+/// other member of its room that joined.
+fn tally(reports: &[ClientReport], load: &Load) -> Tally {
+    let s = load.room_size;
+    let e = load.editors_per_room;
+    let by_index: std::collections::HashMap<usize, &ClientReport> =
+        reports.iter().map(|r| (r.index, r)).collect();
+    let mut t = Tally::default();
+    for r in reports {
+        t.delivered += r.delivered_in_window;
+        t.sent += r.sent_in_window;
+        t.errors += r.errors;
+        t.seq_gaps += r.seq.gaps;
+        t.seq_backwards += r.seq.backwards;
+        if t.first_error.is_none() {
+            t.first_error.clone_from(&r.first_error);
+        }
+        for (_, d) in &r.deliveries {
+            t.duplicates += d.duplicates;
+            t.reordered += d.reordered;
+        }
+        let room = r.index / s;
+        for m in 0..e {
+            let editor_index = room * s + m;
+            if editor_index == r.index {
+                continue;
+            }
+            let editor_id = (room * e + m) as u32;
+            let Some((first, last)) = by_index.get(&editor_index).and_then(|x| x.sent_window)
+            else {
+                continue;
+            };
+            t.expected += u64::from(last - first + 1);
+            t.lost += match r.deliveries.iter().find(|(id, _)| *id == editor_id) {
+                Some((_, d)) => d.missing(first, last),
+                None => u64::from(last - first + 1),
+            };
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Deliveries;
+
+    fn load(rooms: usize, room_size: usize, editors: usize) -> Load {
+        Load {
+            scenario: "test".into(),
+            rooms,
+            room_size,
+            editors_per_room: editors,
+            rate_hz: 60.0,
+            batch_bytes: (64, 128),
+            warmup: Duration::ZERO,
+            measure: Duration::from_secs(1),
+            drain: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn tally_counts_every_other_member_of_the_room() {
+        // One room of three: members 0 and 1 draw (editor ids 0 and 1), member 2 watches.
+        let got = |batches: &[u32]| {
+            let mut d = Deliveries::default();
+            for &b in batches {
+                d.arrive(b);
+            }
+            d
+        };
+        let reports = vec![
+            ClientReport {
+                index: 0,
+                sent_window: Some((10, 14)),
+                sent_in_window: 5,
+                deliveries: vec![(1, got(&[20, 21]))],
+                delivered_in_window: 2,
+                ..ClientReport::default()
+            },
+            ClientReport {
+                index: 1,
+                sent_window: Some((20, 21)),
+                sent_in_window: 2,
+                deliveries: vec![(0, got(&[10, 11, 12, 13, 14]))],
+                delivered_in_window: 5,
+                ..ClientReport::default()
+            },
+            ClientReport {
+                index: 2,
+                deliveries: vec![(0, got(&[10, 12, 12, 14])), (1, got(&[21, 20]))],
+                delivered_in_window: 5,
+                ..ClientReport::default()
+            },
+        ];
+        let t = tally(&reports, &load(1, 3, 2));
+        assert_eq!(t.sent, 7);
+        assert_eq!(t.expected, 2 * 7);
+        assert_eq!(t.delivered, 12);
+        assert_eq!(t.lost, 2); // 11 and 13 at member 2
+        assert_eq!((t.duplicates, t.reordered), (1, 1));
+    }
+}
