@@ -135,6 +135,13 @@ impl Board {
         }
     }
 
+    /// Makes the board's current content the starting state (seq 0) of a new history `epoch`.
+    /// A server does this when the history that led here may be incomplete (e.g. after a
+    /// crash), so that clients take this board as a fresh snapshot instead of resuming.
+    pub fn begin_epoch(&mut self, epoch: Epoch) {
+        self.position = Some(Position { epoch, seq: Seq(0) });
+    }
+
     /// The last sequenced op applied.
     pub fn position(&self) -> Option<Position> {
         self.position

@@ -4,6 +4,8 @@
 pub const GOING_AWAY: u16 = 1001;
 /// The client spoke something that is not the protocol (bad frame, text frame).
 pub const PROTOCOL_ERROR: u16 = 1002;
+/// A text frame: the protocol is binary only.
+pub const UNSUPPORTED_DATA: u16 = 1003;
 /// A frame could not be decoded or failed validation.
 pub const INVALID_PAYLOAD: u16 = 1007;
 /// Policy violation: forbidden room, sustained rate-limit abuse, writes from a viewer.

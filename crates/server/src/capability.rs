@@ -1,0 +1,195 @@
+//! Room ids and capability tokens.
+//!
+//! Tokens are derived, not stored: `edit = b64url(blake3::keyed_hash(key, "edit\0" + room))`
+//! cut to 22 characters (132 bits), and `view` likewise with `"view\0"`. Only the server knows
+//! the key, so holding a token proves that someone who was given the link handed it over; the
+//! view token is a different hash, so it reveals nothing about the edit token.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kokuban_protocol::{Capability, RoomId, Token};
+use rand::RngCore;
+
+/// Length of room ids and tokens in characters (16 bytes of base64 without padding).
+pub const ID_CHARS: usize = 22;
+
+/// Size of the server key in bytes.
+pub const KEY_BYTES: usize = 32;
+
+/// A fresh, unguessable room id: 128 random bits, URL-safe base64.
+pub fn new_room_id() -> RoomId {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    RoomId::new(URL_SAFE_NO_PAD.encode(bytes)).expect("base64url of 16 bytes is a valid id")
+}
+
+/// Derives and checks capability tokens with the server key.
+#[derive(Clone)]
+pub struct Capabilities {
+    key: [u8; KEY_BYTES],
+}
+
+impl std::fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Capabilities { key: <hidden> }")
+    }
+}
+
+impl Capabilities {
+    /// Uses `key` (keep it secret: whoever has it can mint tokens for every room).
+    pub fn new(key: [u8; KEY_BYTES]) -> Self {
+        Self { key }
+    }
+
+    /// Reads the key from `path`, or creates it there (mode 0600) on first start.
+    pub fn load_or_create(path: &Path) -> io::Result<Self> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} must hold exactly {KEY_BYTES} bytes", path.display()),
+                    )
+                })?;
+                Ok(Self::new(key))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut key = [0u8; KEY_BYTES];
+                rand::rng().fill_bytes(&mut key);
+                let mut options = fs::OpenOptions::new();
+                // create_new: two nodes starting on one data dir must not overwrite each
+                // other's key (the loser fails to start and says why).
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let mut file = options.open(path)?;
+                file.write_all(&key)?;
+                file.sync_all()?;
+                Ok(Self::new(key))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The token that grants `capability` in `room`.
+    pub fn token(&self, room: &RoomId, capability: Capability) -> Token {
+        let label: &[u8] = match capability {
+            Capability::Edit => b"edit\0",
+            Capability::View => b"view\0",
+        };
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(label);
+        hasher.update(room.as_str().as_bytes());
+        let mut text = URL_SAFE_NO_PAD.encode(hasher.finalize().as_bytes());
+        text.truncate(ID_CHARS);
+        Token::new(text).expect("base64url is a valid token")
+    }
+
+    /// What `token` grants in `room`, if anything. Both candidates are always compared in
+    /// full, so the time taken says nothing about how much of a guess was right.
+    pub fn check(&self, room: &RoomId, token: &Token) -> Option<Capability> {
+        let edit = constant_time_eq(
+            self.token(room, Capability::Edit).as_str().as_bytes(),
+            token.as_str().as_bytes(),
+        );
+        let view = constant_time_eq(
+            self.token(room, Capability::View).as_str().as_bytes(),
+            token.as_str().as_bytes(),
+        );
+        match (edit, view) {
+            (true, _) => Some(Capability::Edit),
+            (_, true) => Some(Capability::View),
+            _ => None,
+        }
+    }
+}
+
+/// Compares without an early exit. Lengths are public (every token has [`ID_CHARS`]).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(seed: u8) -> Capabilities {
+        Capabilities::new([seed; KEY_BYTES])
+    }
+
+    #[test]
+    fn room_ids_are_22_url_safe_characters_and_distinct() {
+        let a = new_room_id();
+        let b = new_room_id();
+        assert_eq!(a.as_str().len(), ID_CHARS);
+        assert_ne!(a, b);
+        assert!(
+            a.as_str()
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+
+    #[test]
+    fn tokens_are_deterministic_per_key_room_and_capability() {
+        let room = RoomId::new("room_one").unwrap();
+        let other = RoomId::new("room_two").unwrap();
+        let c = caps(1);
+        let edit = c.token(&room, Capability::Edit);
+        assert_eq!(edit, c.token(&room, Capability::Edit));
+        assert_eq!(edit.as_str().len(), ID_CHARS);
+        assert_ne!(edit, c.token(&room, Capability::View));
+        assert_ne!(edit, c.token(&other, Capability::Edit));
+        assert_ne!(edit, caps(2).token(&room, Capability::Edit));
+    }
+
+    #[test]
+    fn check_grants_exactly_what_the_token_names() {
+        let room = RoomId::new("room_one").unwrap();
+        let other = RoomId::new("room_two").unwrap();
+        let c = caps(7);
+        let edit = c.token(&room, Capability::Edit);
+        let view = c.token(&room, Capability::View);
+        assert_eq!(c.check(&room, &edit), Some(Capability::Edit));
+        assert_eq!(c.check(&room, &view), Some(Capability::View));
+        assert_eq!(c.check(&other, &edit), None);
+        assert_eq!(caps(8).check(&room, &edit), None);
+        let mut near = edit.as_str().to_owned();
+        let last = if near.ends_with('A') { "B" } else { "A" };
+        near.replace_range(ID_CHARS - 1.., last);
+        assert_eq!(c.check(&room, &Token::new(near).unwrap()), None);
+        assert_eq!(c.check(&room, &Token::new("short").unwrap()), None);
+    }
+
+    #[test]
+    fn the_key_file_is_created_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.key");
+        let room = RoomId::new("r").unwrap();
+        let first = Capabilities::load_or_create(&path).unwrap();
+        let again = Capabilities::load_or_create(&path).unwrap();
+        assert_eq!(
+            first.token(&room, Capability::Edit),
+            again.token(&room, Capability::Edit)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::write(&path, b"too short").unwrap();
+        assert!(Capabilities::load_or_create(&path).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! Everything a node can be told, with the defaults a single-node deployment wants.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration of one node. `Config::new` gives production defaults; tests shorten the
+/// timers and queues through the public fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Directory of the embedded store and the server key.
+    pub data_dir: PathBuf,
+    /// Origins allowed to open WebSockets besides the server's own and local development
+    /// origins, e.g. `https://board.example.com`.
+    pub allowed_origins: Vec<String>,
+    /// This node's name in logs and metrics.
+    pub node_id: String,
+
+    /// How often the server pings an idle connection.
+    pub ping_interval: Duration,
+    /// A connection from which nothing (not even a pong) arrived for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time a new connection has to send its Hello.
+    pub hello_timeout: Duration,
+    /// Time given to the closing handshake before the socket is dropped.
+    pub close_timeout: Duration,
+
+    /// Frames a member's send queue holds before the member is disconnected as a slow
+    /// consumer (close 4001).
+    pub member_queue_frames: usize,
+    /// Sustained frames per second a connection may send.
+    pub rate_per_sec: u32,
+    /// Frames a connection may send in a burst above the sustained rate.
+    pub rate_burst: u32,
+    /// Frames dropped by the rate limit within [`Config::abuse_window`] after which the
+    /// connection is closed with 1008.
+    pub abuse_limit: u32,
+    /// See [`Config::abuse_limit`].
+    pub abuse_window: Duration,
+
+    /// Cursor moves are coalesced and sent to the room at most this often.
+    pub cursor_interval: Duration,
+    /// A room without members stays in memory this long before it is unloaded.
+    pub room_grace: Duration,
+    /// The log is compacted into a snapshot once this many ops follow the last snapshot...
+    pub compact_after_ops: usize,
+    /// ...or once they weigh this many bytes.
+    pub compact_after_bytes: usize,
+    /// Ops queued for the store beyond which new writes are refused (the room turns
+    /// temporarily read-only) rather than letting memory grow while the disk stalls.
+    pub store_backlog_ops: usize,
+    /// A commit running longer than this (a stalled disk) also turns rooms read-only, which
+    /// bounds what a crash during the stall can lose.
+    pub store_max_lag: Duration,
+
+    /// Cluster mode (`--redis-url`): rooms are ordered and stored in Redis and shared with the
+    /// other nodes. `None`: a single node with its embedded store.
+    pub cluster: Option<crate::sequencer::ClusterConfig>,
+}
+
+impl Config {
+    /// Production defaults, storing under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.into(),
+            allowed_origins: Vec::new(),
+            node_id: format!("node-{:08x}", rand::random::<u32>()),
+            ping_interval: Duration::from_secs(15),
+            // Three missed pings: long enough for a phone switching networks, short enough
+            // that a vanished peer leaves the presence list within a minute.
+            idle_timeout: Duration::from_secs(45),
+            hello_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(3),
+            // About a second of a very busy room (ten members drawing at 120 Hz, plus
+            // cursors); a client that is further behind than that resumes from its seq.
+            member_queue_frames: 4096,
+            // One point batch and one cursor per animation frame on a 120 Hz display fits
+            // under the sustained rate (a dropped batch would tear a stroke, so leave room);
+            // the burst absorbs a tab that was in the background and flushes what it held.
+            rate_per_sec: 240,
+            rate_burst: 480,
+            abuse_limit: 480,
+            abuse_window: Duration::from_secs(10),
+            // 25 Hz is smooth for a pointer and keeps cursor traffic a fraction of ink traffic.
+            cursor_interval: Duration::from_millis(40),
+            room_grace: Duration::from_secs(30),
+            compact_after_ops: 2000,
+            compact_after_bytes: 1 << 20,
+            store_backlog_ops: 200_000,
+            store_max_lag: Duration::from_millis(500),
+            cluster: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new("./data")
+    }
+}

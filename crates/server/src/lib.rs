@@ -1,0 +1,217 @@
+//! The Kokuban server: HTTP, WebSocket sessions, rooms, the relay, the store, metrics.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), kokuban_server::ServerError> {
+//! let server = kokuban_server::Server::bind(kokuban_server::Config::new("./data")).await?;
+//! let stop = server.shutdown_handle();
+//! // ... stop.shutdown() from a signal handler ...
+//! # stop.shutdown();
+//! server.serve().await
+//! # }
+//! ```
+//!
+//! `main.rs` is only flag parsing, logging and signals; tests start the same [`Server`] on
+//! port 0.
+
+pub mod capability;
+pub mod config;
+pub mod metrics;
+pub mod origin;
+pub mod rate;
+pub mod sequencer;
+pub mod store;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use crate::capability::Capabilities;
+pub use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::origin::OriginPolicy;
+use crate::sequencer::{LocalSequencer, RedisSequencer, Sequencer};
+use crate::store::RedbStore;
+
+/// Name of the server key file inside the data directory.
+pub const KEY_FILE: &str = "server.key";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The data directory could not be created or read.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The server key could not be read or created.
+    #[error("server key {path}: {source}")]
+    Key {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The store could not be opened or closed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The sequencer failed while stopping.
+    #[error(transparent)]
+    Sequencer(#[from] sequencer::SequencerError),
+    /// An `--allowed-origin` is not an origin.
+    #[error(transparent)]
+    Origin(#[from] origin::InvalidOrigin),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A bound, not yet serving, node.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: web::AppState,
+}
+
+/// Stops a node: readiness turns 503, new upgrades are refused, every socket is closed with
+/// 1001, sessions are awaited, the store is flushed and marked clean. Cloneable; calling it
+/// more than once is harmless.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    /// Starts the shutdown; [`Server::serve`] returns when it is complete.
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+impl Server {
+    /// Opens the store and the key under `config.data_dir` and binds the listener.
+    /// In cluster mode (`config.cluster`) Redis holds the rooms and the capability key instead.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let dir = config.data_dir.clone();
+        let origins = OriginPolicy::new(&config.allowed_origins)?;
+        let metrics = Arc::new(Metrics::default());
+        let (capabilities, sequencer): (Capabilities, Arc<dyn Sequencer>) = match &config.cluster
+        {
+            Some(cluster) => {
+                let (sequencer, capabilities) =
+                    RedisSequencer::start(&config, cluster, metrics.clone()).await?;
+                (capabilities, Arc::new(sequencer))
+            }
+            None => {
+                std::fs::create_dir_all(&dir).map_err(|source| ServerError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let key_path = dir.join(KEY_FILE);
+                let capabilities = Capabilities::load_or_create(&key_path).map_err(|source| {
+                    ServerError::Key {
+                        path: key_path,
+                        source,
+                    }
+                })?;
+                let store = RedbStore::open(
+                    &dir,
+                    config.store_backlog_ops,
+                    config.store_max_lag,
+                    metrics.clone(),
+                )?;
+                let sequencer = LocalSequencer::new(Arc::new(store), (&config).into(), metrics.clone());
+                (capabilities, Arc::new(sequencer))
+            }
+        };
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+        tracing::info!(addr = %local_addr, data_dir = %dir.display(), node = %config.node_id, "listening");
+        let state = web::AppState::new(web::App {
+            config,
+            sequencer,
+            capabilities,
+            origins,
+            metrics,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        });
+        Ok(Server {
+            listener,
+            local_addr,
+            state,
+        })
+    }
+
+    /// The address the node listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that stops the node.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.state.shutdown.clone())
+    }
+
+    /// The capability keys of this node (tests and tools mint links with them).
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.state.capabilities
+    }
+
+    /// Serves until shut down, then drains: every session closed and awaited, the store
+    /// flushed and marked clean.
+    pub async fn serve(self) -> Result<(), ServerError> {
+        let state = self.state;
+        let stop = state.shutdown.clone();
+        let app = web::router(state.clone());
+        // Nagle's algorithm would hold small frames (a point batch, an Ack) for up to 40 ms
+        // waiting for more: the opposite of what a live drawing needs.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await;
+        // If serving failed on its own, everything else must stop as well.
+        stop.cancel();
+        tracing::info!("shutting down: closing sessions");
+        state.sessions.close();
+        state.sessions.wait().await;
+        tracing::info!("sessions closed; flushing the store");
+        let flushed = state.sequencer.shutdown().await;
+        served.map_err(ServerError::Serve)?;
+        flushed?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}

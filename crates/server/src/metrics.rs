@@ -1,0 +1,347 @@
+//! Counters for `GET /metrics`, in the Prometheus text format.
+//!
+//! Plain atomics: every update is one relaxed add on the hot path, and the handful of series
+//! does not justify a metrics framework.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Why an incoming frame was refused (the `reason` label of `kokuban_rejected_frames_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// An empty binary frame.
+    Empty,
+    /// Over the size limit.
+    TooLarge,
+    /// Another protocol version.
+    Version,
+    /// Did not decode.
+    Malformed,
+    /// Bytes after the message.
+    Trailing,
+    /// A text frame.
+    Text,
+    /// A write from a view-only connection.
+    ViewOnly,
+    /// A message out of place (no Hello first, a second Hello).
+    Unexpected,
+    /// Hello for a room the token does not open.
+    Forbidden,
+    /// A write while the room could not take writes.
+    ReadOnly,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 10] = [
+        Rejection::Empty,
+        Rejection::TooLarge,
+        Rejection::Version,
+        Rejection::Malformed,
+        Rejection::Trailing,
+        Rejection::Text,
+        Rejection::ViewOnly,
+        Rejection::Unexpected,
+        Rejection::Forbidden,
+        Rejection::ReadOnly,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::Empty => "empty",
+            Rejection::TooLarge => "too_large",
+            Rejection::Version => "version",
+            Rejection::Malformed => "malformed",
+            Rejection::Trailing => "trailing",
+            Rejection::Text => "text",
+            Rejection::ViewOnly => "view_only",
+            Rejection::Unexpected => "unexpected",
+            Rejection::Forbidden => "forbidden",
+            Rejection::ReadOnly => "read_only",
+        }
+    }
+
+    /// The rejection for a frame the codec refused.
+    pub fn of_decode(e: &kokuban_protocol::DecodeError) -> Self {
+        use kokuban_protocol::DecodeError as D;
+        match e {
+            D::Empty => Rejection::Empty,
+            D::TooLarge { .. } => Rejection::TooLarge,
+            D::Version { .. } => Rejection::Version,
+            D::Malformed(_) => Rejection::Malformed,
+            D::Trailing(_) => Rejection::Trailing,
+        }
+    }
+}
+
+/// Upper bounds of the store commit latency buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0,
+];
+
+/// A cumulative histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    pub(crate) sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    }
+}
+
+/// Every counter of a node. Shared by `Arc`; all fields are updated with relaxed atomics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// WebSocket sessions open now.
+    pub connections_open: AtomicU64,
+    /// WebSocket sessions accepted since start.
+    pub connections_total: AtomicU64,
+    /// Rooms held in memory now.
+    pub rooms_loaded: AtomicU64,
+    /// Members joined to a room now.
+    pub members: AtomicU64,
+    /// Data frames received.
+    pub frames_in: AtomicU64,
+    /// Data frames sent.
+    pub frames_out: AtomicU64,
+    /// Payload bytes received.
+    pub bytes_in: AtomicU64,
+    /// Payload bytes sent.
+    pub bytes_out: AtomicU64,
+    /// Durable ops given a place in their room's order.
+    pub ops_sequenced: AtomicU64,
+    /// Members disconnected because their send queue was full.
+    pub slow_consumer_disconnects: AtomicU64,
+    /// Frames dropped by the rate limit.
+    pub rate_limit_hits: AtomicU64,
+    /// Connections closed for sustained rate-limit abuse.
+    pub rate_limit_closes: AtomicU64,
+    /// Connections closed by the heartbeat.
+    pub idle_timeouts: AtomicU64,
+    /// WebSocket handshakes refused because of their Origin.
+    pub origin_rejections: AtomicU64,
+    /// Snapshots written by compaction.
+    pub compactions: AtomicU64,
+    /// Store commits that failed.
+    pub store_errors: AtomicU64,
+    /// Latency of one store commit (a group of writes).
+    pub store_write_latency: Histogram,
+    rejected: [AtomicU64; Rejection::ALL.len()],
+}
+
+impl Metrics {
+    /// Counts a refused frame.
+    pub fn reject(&self, why: Rejection) {
+        self.rejected[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// How many frames were refused for `why`.
+    pub fn rejected(&self, why: Rejection) -> u64 {
+        self.rejected[why as usize].load(Relaxed)
+    }
+
+    /// One frame received.
+    pub fn frame_in(&self, bytes: usize) {
+        self.frames_in.fetch_add(1, Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// One frame sent.
+    pub fn frame_out(&self, bytes: usize) {
+        self.frames_out.fetch_add(1, Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, node: &str) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut one = |name: &str, kind: &str, help: &str, value: &AtomicU64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Relaxed)
+            );
+        };
+        one(
+            "kokuban_connections_open",
+            "gauge",
+            "WebSocket sessions open.",
+            &self.connections_open,
+        );
+        one(
+            "kokuban_connections_total",
+            "counter",
+            "WebSocket sessions accepted.",
+            &self.connections_total,
+        );
+        one(
+            "kokuban_rooms_loaded",
+            "gauge",
+            "Rooms held in memory.",
+            &self.rooms_loaded,
+        );
+        one(
+            "kokuban_members",
+            "gauge",
+            "Members joined to a room.",
+            &self.members,
+        );
+        one(
+            "kokuban_frames_in_total",
+            "counter",
+            "Data frames received.",
+            &self.frames_in,
+        );
+        one(
+            "kokuban_frames_out_total",
+            "counter",
+            "Data frames sent.",
+            &self.frames_out,
+        );
+        one(
+            "kokuban_bytes_in_total",
+            "counter",
+            "Payload bytes received.",
+            &self.bytes_in,
+        );
+        one(
+            "kokuban_bytes_out_total",
+            "counter",
+            "Payload bytes sent.",
+            &self.bytes_out,
+        );
+        one(
+            "kokuban_ops_sequenced_total",
+            "counter",
+            "Durable ops sequenced.",
+            &self.ops_sequenced,
+        );
+        one(
+            "kokuban_slow_consumer_disconnects_total",
+            "counter",
+            "Members disconnected because their send queue was full.",
+            &self.slow_consumer_disconnects,
+        );
+        one(
+            "kokuban_rate_limit_hits_total",
+            "counter",
+            "Frames dropped by the rate limit.",
+            &self.rate_limit_hits,
+        );
+        one(
+            "kokuban_rate_limit_closes_total",
+            "counter",
+            "Connections closed for sustained rate-limit abuse.",
+            &self.rate_limit_closes,
+        );
+        one(
+            "kokuban_idle_timeouts_total",
+            "counter",
+            "Connections closed by the heartbeat.",
+            &self.idle_timeouts,
+        );
+        one(
+            "kokuban_origin_rejections_total",
+            "counter",
+            "WebSocket handshakes refused for their Origin.",
+            &self.origin_rejections,
+        );
+        one(
+            "kokuban_compactions_total",
+            "counter",
+            "Snapshots written by compaction.",
+            &self.compactions,
+        );
+        one(
+            "kokuban_store_errors_total",
+            "counter",
+            "Store commits that failed.",
+            &self.store_errors,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kokuban_rejected_frames_total Incoming frames refused, by reason.\n\
+             # TYPE kokuban_rejected_frames_total counter"
+        );
+        for why in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "kokuban_rejected_frames_total{{reason=\"{}\"}} {}",
+                why.label(),
+                self.rejected(why)
+            );
+        }
+        self.store_write_latency.render(
+            &mut out,
+            "kokuban_store_write_seconds",
+            "Time of one store commit (a group of writes, fsync included).",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kokuban_node_info This node.\n# TYPE kokuban_node_info gauge\n\
+             kokuban_node_info{{node=\"{}\",version=\"{}\"}} 1",
+            node.replace(['"', '\\', '\n'], "_"),
+            env!("CARGO_PKG_VERSION")
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_labels_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.frame_in(10);
+        m.reject(Rejection::Malformed);
+        m.reject(Rejection::Malformed);
+        m.store_write_latency.observe(Duration::from_micros(700));
+        m.store_write_latency.observe(Duration::from_millis(30));
+        let text = m.render("n1");
+        assert!(text.contains("kokuban_frames_in_total 1\n"));
+        assert!(text.contains("kokuban_bytes_in_total 10\n"));
+        assert!(text.contains("kokuban_rejected_frames_total{reason=\"malformed\"} 2\n"));
+        assert!(text.contains("kokuban_rejected_frames_total{reason=\"text\"} 0\n"));
+        assert!(text.contains("kokuban_store_write_seconds_bucket{le=\"0.0005\"} 0\n"));
+        assert!(text.contains("kokuban_store_write_seconds_bucket{le=\"0.001\"} 1\n"));
+        assert!(text.contains("kokuban_store_write_seconds_bucket{le=\"0.05\"} 2\n"));
+        assert!(text.contains("kokuban_store_write_seconds_count 2\n"));
+        assert!(text.contains("kokuban_node_info{node=\"n1\""));
+    }
+}

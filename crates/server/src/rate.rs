@@ -1,0 +1,167 @@
+//! Per-connection rate limiting: a token bucket, plus a count of what it dropped so that a
+//! client which keeps hammering is disconnected rather than served errors forever.
+
+use std::time::{Duration, Instant};
+
+/// A token bucket: `rate` tokens per second, at most `burst` saved up.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(rate_per_sec: u32, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: f64::from(rate_per_sec),
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limit.
+    Pass,
+    /// Over the limit: drop the frame; `notify` says whether to send an error frame (at most
+    /// one per second, so the errors do not become a flood of their own).
+    Drop {
+        /// Send a RateLimited error frame now.
+        notify: bool,
+    },
+    /// Sustained abuse: close the connection (1008).
+    Close,
+}
+
+/// The bucket and the abuse counter of one connection.
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    bucket: TokenBucket,
+    abuse_limit: u32,
+    abuse_window: Duration,
+    window_start: Instant,
+    dropped_in_window: u32,
+    last_notice: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// `rate_per_sec` sustained, `burst` on top; more than `abuse_limit` drops within
+    /// `abuse_window` closes.
+    pub fn new(
+        rate_per_sec: u32,
+        burst: u32,
+        abuse_limit: u32,
+        abuse_window: Duration,
+        now: Instant,
+    ) -> Self {
+        Self {
+            bucket: TokenBucket::new(rate_per_sec, burst, now),
+            abuse_limit,
+            abuse_window,
+            window_start: now,
+            dropped_in_window: 0,
+            last_notice: None,
+        }
+    }
+
+    /// Accounts for one incoming frame.
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        if self.bucket.take(now) {
+            return Verdict::Pass;
+        }
+        if now.saturating_duration_since(self.window_start) > self.abuse_window {
+            self.window_start = now;
+            self.dropped_in_window = 0;
+        }
+        self.dropped_in_window += 1;
+        if self.dropped_in_window > self.abuse_limit {
+            return Verdict::Close;
+        }
+        let notify = self
+            .last_notice
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if notify {
+            self.last_notice = Some(now);
+        }
+        Verdict::Drop { notify }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn bucket_allows_the_burst_then_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(100, 10, t0);
+        assert_eq!((0..20).filter(|_| b.take(t0)).count(), 10);
+        // 100/s = one token every 10 ms.
+        assert!(!b.take(t0 + 5 * MS));
+        assert!(b.take(t0 + 11 * MS));
+        assert!(!b.take(t0 + 12 * MS));
+        // Refill is capped at the burst.
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..20).filter(|_| b.take(later)).count(), 10);
+    }
+
+    #[test]
+    fn drops_notify_once_a_second_and_sustained_abuse_closes() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(10, 5, 20, Duration::from_secs(10), t0);
+        for _ in 0..5 {
+            assert_eq!(r.check(t0), Verdict::Pass);
+        }
+        assert_eq!(r.check(t0), Verdict::Drop { notify: true });
+        assert_eq!(r.check(t0), Verdict::Drop { notify: false });
+        let t1 = t0 + Duration::from_millis(1001);
+        // A second refills the bucket, up to its burst of 5.
+        for _ in 0..5 {
+            assert_eq!(r.check(t1), Verdict::Pass);
+        }
+        assert_eq!(r.check(t1), Verdict::Drop { notify: true });
+        // 3 drops so far; 17 more stay under the limit of 20, the 21st closes.
+        for _ in 0..17 {
+            assert!(matches!(r.check(t1), Verdict::Drop { .. }));
+        }
+        assert_eq!(r.check(t1), Verdict::Close);
+    }
+
+    #[test]
+    fn the_abuse_count_starts_over_after_the_window() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(1, 1, 3, Duration::from_secs(10), t0);
+        assert_eq!(r.check(t0), Verdict::Pass);
+        for _ in 0..3 {
+            assert!(matches!(r.check(t0), Verdict::Drop { .. }));
+        }
+        let t1 = t0 + Duration::from_secs(11);
+        assert_eq!(r.check(t1), Verdict::Pass);
+        for _ in 0..3 {
+            assert!(matches!(r.check(t1), Verdict::Drop { .. }));
+        }
+        assert_eq!(r.check(t1), Verdict::Close);
+    }
+}

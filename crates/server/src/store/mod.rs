@@ -1,0 +1,77 @@
+//! Durable boards: the seam between a room and the disk (or, in a cluster, Redis).
+//!
+//! A room hands its writes to the store without waiting ([`Store::append`],
+//! [`Store::compact`]); the store applies them in the order given and makes them durable in
+//! groups. Reads ([`Store::load_room`]) see every write handed over before them.
+
+mod redb;
+
+use std::fmt;
+
+use bytes::Bytes;
+use kokuban_protocol::{Epoch, RoomId, Seq};
+
+use crate::sequencer::BoxFuture;
+
+pub use self::redb::RedbStore;
+
+/// A room as the store holds it: the snapshot at the last compaction and the ops after it.
+#[derive(Debug, Clone)]
+pub struct StoredRoom {
+    /// The room's history.
+    pub epoch: Epoch,
+    /// The seq the snapshot was taken at.
+    pub snapshot_seq: Seq,
+    /// The board's encoded snapshot (board model format).
+    pub snapshot: Bytes,
+    /// The ops after the snapshot, in seq order, each an encoded `ServerMsg::Op` frame.
+    pub ops: Vec<Bytes>,
+    /// The node stopped uncleanly since this history began, so ops that were acknowledged may
+    /// be missing from it: the room must start a new epoch before anyone resumes.
+    pub history_uncertain: bool,
+}
+
+/// A failure of the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The underlying database failed.
+    #[error("store: {0}")]
+    Backend(String),
+    /// A room with this id exists already.
+    #[error("room exists already")]
+    Exists,
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Where boards live. See the module documentation for the ordering rule.
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Creates a room with an empty board; resolves once that is durable.
+    fn create_room<'a>(
+        &'a self,
+        room: &'a RoomId,
+        epoch: Epoch,
+        snapshot: Bytes,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Reads a room, after every write handed over before this call is durable.
+    fn load_room<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Option<StoredRoom>, StoreError>>;
+
+    /// Whether new ops should be accepted: false while the store is failing or so far behind
+    /// that queuing more would only grow memory.
+    fn accepting_writes(&self) -> bool;
+
+    /// Hands over a sequenced op (its encoded `ServerMsg::Op` frame). Never waits.
+    fn append(&self, room: &RoomId, seq: Seq, frame: Bytes);
+
+    /// Replaces the room's snapshot by one taken at `(epoch, seq)` and forgets every op up to
+    /// it (with a new epoch: every op of the old one). Never waits.
+    fn compact(&self, room: &RoomId, epoch: Epoch, seq: Seq, snapshot: Bytes);
+
+    /// Writes everything handed over, records a clean stop and closes.
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+}

@@ -1,0 +1,656 @@
+//! The embedded store: one redb file under the data directory.
+//!
+//! redb is pure Rust (no C toolchain), crash-safe (copy-on-write B-trees with checksummed
+//! commits) and needs no separate process. One writer thread does group commit: it takes
+//! everything queued, writes it in one transaction, commits (fsync), and repeats. The hot
+//! path therefore never waits for the disk, and a crash loses at most the writes of the
+//! commit in flight and those queued behind it, which is one commit latency of traffic.
+//!
+//! Measured on the development machine (ext4 on a virtual disk, 2000 ops/s streaming in):
+//! a group commit takes 0.5 ms on average, 99.8 % of them finish within 5 ms and the slowest
+//! within 100 ms, so a crash loses the last few milliseconds of ops. If the disk stalls,
+//! [`Store::accepting_writes`] turns false once a commit has been running for `max_lag`
+//! (the rooms answer writes with TemporarilyReadOnly), which bounds the loss to that lag.
+//!
+//! A crash is detected at the next start (no clean-stop marker), and every room loaded after
+//! it starts a new epoch, so a client that saw ops that never reached the disk takes a fresh
+//! snapshot instead of resuming onto a history that diverged from what it saw.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use bytes::Bytes;
+use kokuban_protocol::{Epoch, RoomId, Seq};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Store, StoreError, StoredRoom};
+use crate::metrics::Metrics;
+use crate::sequencer::BoxFuture;
+
+/// Name of the database file inside the data directory.
+pub const FILE_NAME: &str = "kokuban.redb";
+
+/// Store-wide bookkeeping: `boot` (starts so far), `clean` (1 when the last run stopped
+/// cleanly), `last_unclean_boot` (the latest start that followed an unclean stop).
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Room id → (epoch, boot in which that epoch was last confirmed, seq of the snapshot).
+const ROOMS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("rooms");
+/// Room id → encoded snapshot of its board.
+const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
+/// (room id, seq) → the op's encoded `ServerMsg::Op` frame.
+const OPS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ops");
+
+/// Most writes put in one transaction, so that one commit stays short under a flood.
+const MAX_GROUP: usize = 8192;
+
+/// The page cache; boards are served from memory, so the store needs little.
+const CACHE_BYTES: usize = 32 << 20;
+
+enum Command {
+    Create {
+        room: RoomId,
+        epoch: Epoch,
+        snapshot: Bytes,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Append {
+        room: RoomId,
+        seq: Seq,
+        frame: Bytes,
+    },
+    Compact {
+        room: RoomId,
+        epoch: Epoch,
+        seq: Seq,
+        snapshot: Bytes,
+    },
+    /// Resolves once everything queued before it is durable.
+    Barrier(oneshot::Sender<Result<(), StoreError>>),
+    /// Like a barrier, and marks the stop clean; the writer exits after it.
+    Close(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// The redb-backed [`Store`].
+pub struct RedbStore {
+    db: Arc<Database>,
+    path: PathBuf,
+    queue: mpsc::UnboundedSender<Command>,
+    /// Ops and snapshots queued and not yet committed.
+    backlog: Arc<AtomicUsize>,
+    max_backlog: usize,
+    /// The last commit succeeded.
+    healthy: Arc<AtomicBool>,
+    /// When the commit in flight started, in ms since `opened` (plus one; 0: no commit).
+    busy_since: Arc<AtomicU64>,
+    opened: Instant,
+    max_lag: Duration,
+    boot: u64,
+    last_unclean_boot: u64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("boot", &self.boot)
+            .field("last_unclean_boot", &self.last_unclean_boot)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl Into<::redb::Error>) -> StoreError {
+    StoreError::Backend(e.into().to_string())
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store in `dir` and starts its writer thread. New writes are
+    /// refused ([`Store::accepting_writes`]) while more than `max_backlog` writes are queued
+    /// or a commit has been running for longer than `max_lag`.
+    pub fn open(
+        dir: &Path,
+        max_backlog: usize,
+        max_lag: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let path = dir.join(FILE_NAME);
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(backend)?;
+        let (boot, last_unclean_boot) = start_boot(&db).map_err(backend)?;
+        if last_unclean_boot == boot {
+            tracing::warn!(
+                path = %path.display(),
+                "the previous run did not stop cleanly: rooms start a new epoch when loaded"
+            );
+        }
+        let db = Arc::new(db);
+        let (queue, rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let busy_since = Arc::new(AtomicU64::new(0));
+        let opened = Instant::now();
+        let writer = Writer {
+            busy_since: busy_since.clone(),
+            opened,
+            db: db.clone(),
+            rx,
+            backlog: backlog.clone(),
+            healthy: healthy.clone(),
+            metrics,
+            boot,
+            failed_once: false,
+        };
+        let handle = std::thread::Builder::new()
+            .name("kokuban-store".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
+        Ok(Self {
+            db,
+            path,
+            queue,
+            backlog,
+            max_backlog,
+            healthy,
+            busy_since,
+            opened,
+            max_lag,
+            boot,
+            last_unclean_boot,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn enqueue(&self, command: Command) -> Result<(), StoreError> {
+        self.queue.send(command).map_err(|_| StoreError::Closed)
+    }
+
+    async fn barrier(&self) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.enqueue(Command::Barrier(done))?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Counts this start and records whether the previous run stopped cleanly.
+fn start_boot(db: &Database) -> Result<(u64, u64), ::redb::Error> {
+    let txn = db.begin_write()?;
+    let result;
+    {
+        let mut meta = txn.open_table(META)?;
+        let boot = meta.get("boot")?.map_or(0, |v| v.value()) + 1;
+        // A new file has no marker and nothing to lose: it counts as clean.
+        let clean = meta.get("clean")?.is_none_or(|v| v.value() == 1);
+        let mut last_unclean = meta.get("last_unclean_boot")?.map_or(0, |v| v.value());
+        if !clean {
+            last_unclean = boot;
+        }
+        meta.insert("boot", boot)?;
+        meta.insert("clean", 0)?;
+        meta.insert("last_unclean_boot", last_unclean)?;
+        txn.open_table(ROOMS)?;
+        txn.open_table(SNAPSHOTS)?;
+        txn.open_table(OPS)?;
+        result = (boot, last_unclean);
+    }
+    txn.commit()?;
+    Ok(result)
+}
+
+fn read_room(
+    db: &Database,
+    room: &str,
+    last_unclean_boot: u64,
+) -> Result<Option<StoredRoom>, ::redb::Error> {
+    let txn = db.begin_read()?;
+    let rooms = txn.open_table(ROOMS)?;
+    let Some((epoch, epoch_boot, snapshot_seq)) = rooms.get(room)?.map(|g| g.value()) else {
+        return Ok(None);
+    };
+    let snapshot = txn
+        .open_table(SNAPSHOTS)?
+        .get(room)?
+        .map(|g| Bytes::copy_from_slice(g.value()))
+        .unwrap_or_default();
+    let ops_table = txn.open_table(OPS)?;
+    let mut ops = Vec::new();
+    for entry in ops_table.range((room, snapshot_seq.saturating_add(1))..=(room, u64::MAX))? {
+        let (_, frame) = entry?;
+        ops.push(Bytes::copy_from_slice(frame.value()));
+    }
+    Ok(Some(StoredRoom {
+        epoch: Epoch(epoch),
+        snapshot_seq: Seq(snapshot_seq),
+        snapshot,
+        ops,
+        history_uncertain: epoch_boot < last_unclean_boot,
+    }))
+}
+
+impl Store for RedbStore {
+    fn create_room<'a>(
+        &'a self,
+        room: &'a RoomId,
+        epoch: Epoch,
+        snapshot: Bytes,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            self.enqueue(Command::Create {
+                room: room.clone(),
+                epoch,
+                snapshot,
+                done,
+            })?;
+            wait.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn load_room<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Option<StoredRoom>, StoreError>> {
+        Box::pin(async move {
+            // A room unloaded a moment ago may still have writes in the queue: wait for them.
+            // (Creates are awaited by their callers, so an empty backlog means nothing is.)
+            if self.backlog.load(Ordering::Acquire) > 0 {
+                self.barrier().await?;
+            }
+            let db = self.db.clone();
+            let id = room.as_str().to_owned();
+            let last_unclean = self.last_unclean_boot;
+            tokio::task::spawn_blocking(move || read_room(&db, &id, last_unclean))
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+                .map_err(backend)
+        })
+    }
+
+    fn accepting_writes(&self) -> bool {
+        let busy_since = self.busy_since.load(Ordering::Relaxed);
+        let stalled = busy_since != 0
+            && millis_since(self.opened).saturating_sub(busy_since - 1)
+                > self.max_lag.as_millis() as u64;
+        self.healthy.load(Ordering::Relaxed)
+            && !stalled
+            && self.backlog.load(Ordering::Relaxed) < self.max_backlog
+    }
+
+    fn append(&self, room: &RoomId, seq: Seq, frame: Bytes) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        let sent = self.enqueue(Command::Append {
+            room: room.clone(),
+            seq,
+            frame,
+        });
+        if sent.is_err() {
+            tracing::error!(%room, seq = seq.0, "op handed to a closed store");
+        }
+    }
+
+    fn compact(&self, room: &RoomId, epoch: Epoch, seq: Seq, snapshot: Bytes) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        let sent = self.enqueue(Command::Compact {
+            room: room.clone(),
+            epoch,
+            seq,
+            snapshot,
+        });
+        if sent.is_err() {
+            tracing::error!(%room, seq = seq.0, "snapshot handed to a closed store");
+        }
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            self.enqueue(Command::Close(done))?;
+            let result = wait.await.map_err(|_| StoreError::Closed)?;
+            let handle = self.writer.lock().expect("writer handle lock").take();
+            if let Some(handle) = handle {
+                // The writer holds the database open until its thread ends; wait for that so
+                // that the file can be opened again at once (a restart in the same process).
+                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            }
+            result
+        })
+    }
+}
+
+fn millis_since(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+struct Writer {
+    busy_since: Arc<AtomicU64>,
+    opened: Instant,
+    db: Arc<Database>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    backlog: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+    boot: u64,
+    failed_once: bool,
+}
+
+/// What one command of a group came to.
+type Outcome = Result<(), StoreError>;
+
+impl Writer {
+    fn run(mut self) {
+        let mut group = Vec::with_capacity(256);
+        while let Some(first) = self.rx.blocking_recv() {
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match self.rx.try_recv() {
+                    Ok(c) => group.push(c),
+                    Err(_) => break,
+                }
+            }
+            let closing = group.iter().any(|c| matches!(c, Command::Close(_)));
+            let writes_anything =
+                closing || group.iter().any(|c| !matches!(c, Command::Barrier(_)));
+            // Barriers alone need no commit: everything before them was committed by the
+            // groups before this one.
+            let outcome = if writes_anything {
+                let started = Instant::now();
+                self.busy_since
+                    .store(millis_since(self.opened) + 1, Ordering::Relaxed);
+                let outcome = self.commit(&group, closing);
+                self.busy_since.store(0, Ordering::Relaxed);
+                self.metrics.store_write_latency.observe(started.elapsed());
+                outcome
+            } else {
+                Ok(vec![Ok(()); group.len()])
+            };
+            let writes = group
+                .iter()
+                .filter(|c| matches!(c, Command::Append { .. } | Command::Compact { .. }))
+                .count();
+            self.backlog.fetch_sub(writes, Ordering::Release);
+            match &outcome {
+                Ok(_) => self.healthy.store(true, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::error!(error = %e, writes, "store commit failed; rooms are read-only until a commit succeeds");
+                    self.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    self.healthy.store(false, Ordering::Relaxed);
+                    self.failed_once = true;
+                }
+            }
+            for (command, result) in group.drain(..).zip(outcomes(&outcome)) {
+                match command {
+                    Command::Create { done, .. }
+                    | Command::Barrier(done)
+                    | Command::Close(done) => {
+                        let _ = done.send(result);
+                    }
+                    Command::Append { .. } | Command::Compact { .. } => {}
+                }
+            }
+            if closing {
+                break;
+            }
+        }
+    }
+
+    /// Writes a group in one transaction. Ok holds the outcome of each command (a create can
+    /// fail alone, when its id exists).
+    fn commit(&self, group: &[Command], closing: bool) -> Result<Vec<Outcome>, StoreError> {
+        let inner = || -> Result<Vec<Outcome>, ::redb::Error> {
+            let txn = self.db.begin_write()?;
+            let mut outcomes = Vec::with_capacity(group.len());
+            {
+                let mut rooms = txn.open_table(ROOMS)?;
+                let mut snapshots = txn.open_table(SNAPSHOTS)?;
+                let mut ops = txn.open_table(OPS)?;
+                for command in group {
+                    let mut outcome = Ok(());
+                    match command {
+                        Command::Create {
+                            room,
+                            epoch,
+                            snapshot,
+                            ..
+                        } => {
+                            let id = room.as_str();
+                            if rooms.get(id)?.is_some() {
+                                outcome = Err(StoreError::Exists);
+                            } else {
+                                rooms.insert(id, (epoch.0, self.boot, 0))?;
+                                snapshots.insert(id, snapshot.as_ref())?;
+                            }
+                        }
+                        Command::Append { room, seq, frame } => {
+                            ops.insert((room.as_str(), seq.0), frame.as_ref())?;
+                        }
+                        Command::Compact {
+                            room,
+                            epoch,
+                            seq,
+                            snapshot,
+                        } => {
+                            let id = room.as_str();
+                            // Every op stored for the room precedes this snapshot: ops after it
+                            // are queued behind it. So all of them go, old epochs' included.
+                            ops.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
+                            snapshots.insert(id, snapshot.as_ref())?;
+                            rooms.insert(id, (epoch.0, self.boot, seq.0))?;
+                        }
+                        Command::Barrier(_) | Command::Close(_) => {}
+                    }
+                    outcomes.push(outcome);
+                }
+                if closing {
+                    let mut meta = txn.open_table(META)?;
+                    // A run in which a commit failed may have lost acknowledged ops: the next
+                    // start must treat it as unclean.
+                    meta.insert("clean", u64::from(!self.failed_once))?;
+                }
+            }
+            txn.commit()?;
+            Ok(outcomes)
+        };
+        inner().map_err(|e| StoreError::Backend(e.to_string()))
+    }
+}
+
+fn outcomes(result: &Result<Vec<Outcome>, StoreError>) -> Box<dyn Iterator<Item = Outcome> + '_> {
+    match result {
+        Ok(each) => Box::new(each.iter().cloned()),
+        Err(e) => Box::new(std::iter::repeat_with(move || Err(e.clone()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG: Duration = Duration::from_secs(1);
+
+    fn open(dir: &Path) -> RedbStore {
+        RedbStore::open(dir, 1000, LAG, Arc::new(Metrics::default())).unwrap()
+    }
+
+    fn room(s: &str) -> RoomId {
+        RoomId::new(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn writes_are_read_back_in_order_after_a_clean_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = room("room");
+        {
+            let store = open(dir.path());
+            store
+                .create_room(&r, Epoch(7), Bytes::from_static(b"snap0"))
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.create_room(&r, Epoch(8), Bytes::new()).await,
+                Err(StoreError::Exists)
+            ));
+            for seq in 1..=3 {
+                store.append(&r, Seq(seq), Bytes::from(format!("op{seq}")));
+            }
+            let loaded = store.load_room(&r).await.unwrap().unwrap();
+            assert_eq!(loaded.ops.len(), 3);
+            assert!(store.load_room(&room("other")).await.unwrap().is_none());
+            store.close().await.unwrap();
+        }
+        let store = open(dir.path());
+        let loaded = store.load_room(&r).await.unwrap().unwrap();
+        assert_eq!(loaded.epoch, Epoch(7));
+        assert_eq!(loaded.snapshot_seq, Seq(0));
+        assert_eq!(&loaded.snapshot[..], b"snap0");
+        assert_eq!(
+            loaded.ops,
+            vec![Bytes::from("op1"), Bytes::from("op2"), Bytes::from("op3")]
+        );
+        assert!(!loaded.history_uncertain);
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn compaction_replaces_the_snapshot_and_drops_older_ops() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let r = room("room");
+        let other = room("other");
+        store
+            .create_room(&r, Epoch(1), Bytes::from_static(b"s0"))
+            .await
+            .unwrap();
+        store
+            .create_room(&other, Epoch(1), Bytes::from_static(b"s0"))
+            .await
+            .unwrap();
+        for seq in 1..=5 {
+            store.append(&r, Seq(seq), Bytes::from(format!("op{seq}")));
+            store.append(&other, Seq(seq), Bytes::from(format!("op{seq}")));
+        }
+        store.compact(&r, Epoch(1), Seq(5), Bytes::from_static(b"s5"));
+        store.append(&r, Seq(6), Bytes::from_static(b"op6"));
+        let loaded = store.load_room(&r).await.unwrap().unwrap();
+        assert_eq!(loaded.snapshot_seq, Seq(5));
+        assert_eq!(&loaded.snapshot[..], b"s5");
+        assert_eq!(loaded.ops, vec![Bytes::from_static(b"op6")]);
+        // Another room sharing the table is untouched.
+        assert_eq!(store.load_room(&other).await.unwrap().unwrap().ops.len(), 5);
+        // A new epoch starts over at seq 0 and drops every op of the old one.
+        store.compact(&r, Epoch(2), Seq(0), Bytes::from_static(b"e2"));
+        store.append(&r, Seq(1), Bytes::from_static(b"new1"));
+        let loaded = store.load_room(&r).await.unwrap().unwrap();
+        assert_eq!((loaded.epoch, loaded.snapshot_seq), (Epoch(2), Seq(0)));
+        assert_eq!(loaded.ops, vec![Bytes::from_static(b"new1")]);
+        store.close().await.unwrap();
+    }
+
+    /// Measures the durability window: how long one group commit takes on this disk while
+    /// ops stream in (a busy room: 2000 ops/s). Run with `--ignored --nocapture`.
+    #[tokio::test]
+    #[ignore = "a measurement, not a check"]
+    async fn measure_group_commit_latency() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let store = RedbStore::open(dir.path(), 1_000_000, LAG, metrics.clone()).unwrap();
+        let r = room("room");
+        store.create_room(&r, Epoch(1), Bytes::new()).await.unwrap();
+        let frame = Bytes::from(vec![7u8; 120]);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
+        let started = Instant::now();
+        let mut seq = 0;
+        while started.elapsed() < std::time::Duration::from_secs(5) {
+            tick.tick().await;
+            for _ in 0..2 {
+                seq += 1;
+                store.append(&r, Seq(seq), frame.clone());
+            }
+        }
+        store.barrier().await.unwrap();
+        let h = &metrics.store_write_latency;
+        let commits = h.count();
+        eprintln!(
+            "{seq} ops in {commits} commits ({:.1} ops/commit); commit latency mean {:.2} ms",
+            seq as f64 / commits as f64,
+            h.sum_micros.load(Ordering::Relaxed) as f64 / commits as f64 / 1000.0
+        );
+        eprintln!(
+            "{}",
+            metrics
+                .render("measure")
+                .lines()
+                .filter(|l| l.starts_with("kokuban_store_write_seconds_bucket"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unclean_stop_makes_every_older_history_uncertain_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = room("room");
+        {
+            let store = open(dir.path());
+            store.create_room(&r, Epoch(1), Bytes::new()).await.unwrap();
+            store.append(&r, Seq(1), Bytes::from_static(b"op1"));
+            store.barrier().await.unwrap();
+            // Dropped without close(): no clean marker, as after a crash.
+        }
+        // The writer thread may still hold the file for a moment after the drop.
+        let store = loop {
+            match RedbStore::open(dir.path(), 1000, LAG, Arc::new(Metrics::default())) {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        };
+        let loaded = store.load_room(&r).await.unwrap().unwrap();
+        assert!(loaded.history_uncertain);
+        assert_eq!(loaded.ops.len(), 1);
+        // The room starts a new epoch; from then on its history is certain again.
+        store.compact(&r, Epoch(2), Seq(0), Bytes::new());
+        assert!(
+            !store
+                .load_room(&r)
+                .await
+                .unwrap()
+                .unwrap()
+                .history_uncertain
+        );
+        let fresh = room("fresh");
+        store
+            .create_room(&fresh, Epoch(3), Bytes::new())
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .load_room(&fresh)
+                .await
+                .unwrap()
+                .unwrap()
+                .history_uncertain
+        );
+        store.close().await.unwrap();
+        drop(store);
+        let store = open(dir.path());
+        assert!(
+            !store
+                .load_room(&r)
+                .await
+                .unwrap()
+                .unwrap()
+                .history_uncertain
+        );
+        store.close().await.unwrap();
+    }
+}

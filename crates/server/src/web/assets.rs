@@ -1,0 +1,133 @@
+//! The web app's files: Trunk's `dist/`, embedded in release builds (one self-contained
+//! binary) and read from disk in debug builds (rebuild the frontend, reload the page).
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rust_embed::{EmbeddedFile, RustEmbed};
+
+use super::ApiError;
+
+#[derive(RustEmbed)]
+#[folder = "$CARGO_MANIFEST_DIR/../../dist"]
+#[allow_missing = true]
+struct Dist;
+
+/// Hashed file names never change content: cache them for a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Everything else is revalidated (cheaply, by ETag) on every load, so a new release is
+/// picked up at once.
+const REVALIDATE: &str = "no-cache";
+
+/// `GET /` and `GET /r/{room}`: the app's page; the app reads the room from its URL.
+pub(crate) async fn index(headers: HeaderMap) -> Response {
+    match Dist::get("index.html") {
+        Some(file) => respond(file, "index.html", &headers),
+        None => not_built(),
+    }
+}
+
+/// Any other path: a file of the app, or 404.
+pub(crate) async fn file(uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    if path.is_empty() {
+        return index(headers).await;
+    }
+    // Debug builds read from disk: never let a path climb out of dist/.
+    if path.contains('\\') || path.split('/').any(|s| s == ".." || s == ".") {
+        return ApiError::NotFound.into_response();
+    }
+    match Dist::get(path) {
+        Some(file) => respond(file, path, &headers),
+        None => ApiError::NotFound.into_response(),
+    }
+}
+
+fn respond(file: EmbeddedFile, path: &str, headers: &HeaderMap) -> Response {
+    let hash = file.metadata.sha256_hash();
+    let etag = format!(
+        "\"{}\"",
+        hash[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let cache = if is_hashed(path) {
+        IMMUTABLE
+    } else {
+        REVALIDATE
+    };
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = Response::new(Body::from(file.data.into_owned()));
+        let mime = file.metadata.mimetype();
+        let mime = if mime.starts_with("text/") {
+            format!("{mime}; charset=utf-8")
+        } else {
+            mime.to_owned()
+        };
+        if let Ok(v) = HeaderValue::from_str(&mime) {
+            r.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    response
+}
+
+/// Trunk names built files `name-<hash>.ext` (wasm: `name-<hash>_bg.wasm`), the hash being a
+/// 64-bit number in hex without leading zeros (so up to 16 digits, rarely fewer than 12).
+fn is_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.split('.').next().unwrap_or(name);
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    stem.rsplit_once('-').is_some_and(|(_, hash)| {
+        (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Served instead of the app when `dist/` was not built, so that a fresh checkout explains
+/// itself instead of failing.
+fn not_built() -> Response {
+    const PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        <title>Kokuban: frontend not built</title></head><body>\
+        <h1>The Kokuban server is running, but its web app was not built.</h1>\
+        <p>Build it with <code>cargo xtask run</code> (builds the app, then starts the server), \
+        or with <code>trunk build --release</code> at the repository root, then reload this page.</p>\
+        <p>The WebSocket and API endpoints work without it.</p></body></html>\n";
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        PAGE,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trunk_hashed_names_are_recognized() {
+        assert!(is_hashed("kokuban-frontend-1a2b3c4d5e6f7a8b_bg.wasm"));
+        assert!(is_hashed("kokuban-frontend-1a2b3c4d5e6f7a8b.js"));
+        assert!(is_hashed("assets/style-0123456789abcdef.css"));
+        assert!(is_hashed("style-304056c25f7907b.css"));
+        assert!(!is_hashed("index.html"));
+        assert!(!is_hashed("favicon.ico"));
+        assert!(!is_hashed("style-0123.css"));
+        assert!(!is_hashed("style-0123456789abcdeg.css"));
+    }
+}

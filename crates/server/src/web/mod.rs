@@ -1,0 +1,265 @@
+//! The HTTP surface: the app, the room API, health, metrics and the WebSocket upgrade.
+
+mod assets;
+mod socket;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kokuban_protocol::Capability;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::capability::{Capabilities, new_room_id};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::origin::OriginPolicy;
+use crate::sequencer::Sequencer;
+
+/// What every handler and session shares.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState(Arc<App>);
+
+#[derive(Debug)]
+pub(crate) struct App {
+    pub config: Config,
+    pub sequencer: Arc<dyn Sequencer>,
+    pub capabilities: Capabilities,
+    pub origins: OriginPolicy,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the node starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket session, so that shutdown can wait for them (axum's graceful
+    /// shutdown does not cover upgraded connections).
+    pub sessions: TaskTracker,
+}
+
+impl AppState {
+    pub(crate) fn new(app: App) -> Self {
+        Self(Arc::new(app))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The node's routes.
+pub(crate) fn router(state: AppState) -> Router {
+    // Compression is for the app's files only: API answers are tiny and the WebSocket carries
+    // its own (already compact) binary encoding.
+    let app = Router::new()
+        .route("/", get(assets::index))
+        .route("/r/{room}", get(assets::index))
+        .fallback(assets::file)
+        // Level 4: brotli's default (11) spends seconds of CPU on a megabyte of wasm for every
+        // new visitor; 4 compresses nearly as well at a small fraction of the cost.
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .br(true)
+                .quality(tower_http::CompressionLevel::Precise(4)),
+        );
+    Router::new()
+        .route("/api/rooms", post(create_room))
+        .route("/ws/{room}", get(socket::upgrade))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(app)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// An error answer: a status and `{"error": "..."}`. Server-side failures are logged with
+/// their details and answered with a generic message.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    Forbidden(&'static str),
+    Unavailable(&'static str),
+    NotFound,
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),
+            ApiError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// Checks the Origin of a browser request against the policy, counting and logging refusals.
+pub(crate) fn check_origin(state: &App, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if state.origins.allows(origin, host) {
+        return Ok(());
+    }
+    state.metrics.origin_rejections.fetch_add(1, Relaxed);
+    tracing::warn!(
+        origin = origin.unwrap_or_default(),
+        host = host.unwrap_or_default(),
+        "{what} refused: origin not allowed"
+    );
+    Err(ApiError::Forbidden("origin not allowed"))
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CreatedRoom {
+    room: String,
+    edit_url: String,
+    view_url: String,
+}
+
+/// `POST /api/rooms`: a new room and its two links. The tokens travel in the URL fragment,
+/// which browsers never send to a server (so never to logs or in a Referer).
+async fn create_room(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_origin(&state, &headers, "room creation")?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable("the server is shutting down"));
+    }
+    let room = new_room_id();
+    state
+        .sequencer
+        .create_room(&room)
+        .await
+        .map_err(|e| ApiError::Internal(format!("creating room {room}: {e}")))?;
+    let edit = state.capabilities.token(&room, Capability::Edit);
+    let view = state.capabilities.token(&room, Capability::View);
+    let body = CreatedRoom {
+        edit_url: format!("/r/{room}#edit={edit}"),
+        view_url: format!("/r/{room}#view={view}"),
+        room: room.to_string(),
+    };
+    let location = HeaderValue::from_str(&format!("/r/{room}"))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tracing::info!(%room, "room created");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `GET /healthz`: the process is alive.
+async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok\n")
+}
+
+/// `GET /readyz`: the node takes new members (503 from the first moment of shutdown on).
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else if !state.sequencer.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&state.config.node_id),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sequencer::LocalSequencer;
+    use crate::store::RedbStore;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path) -> AppState {
+        let config = Config::new(dir);
+        let metrics = Arc::new(Metrics::default());
+        let store = RedbStore::open(
+            dir,
+            1000,
+            std::time::Duration::from_secs(1),
+            metrics.clone(),
+        )
+        .unwrap();
+        AppState::new(App {
+            sequencer: Arc::new(LocalSequencer::new(
+                Arc::new(store),
+                (&config).into(),
+                metrics.clone(),
+            )),
+            capabilities: Capabilities::new([3; 32]),
+            origins: OriginPolicy::default(),
+            metrics,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            config,
+        })
+    }
+
+    async fn get(state: &AppState, uri: &str) -> StatusCode {
+        router(state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn readiness_turns_503_at_once_when_shutdown_begins_while_health_stays_200() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path());
+        assert_eq!(get(&state, "/readyz").await, StatusCode::OK);
+        state.shutdown.cancel();
+        assert_eq!(
+            get(&state, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(get(&state, "/healthz").await, StatusCode::OK);
+        let created = router(state.clone())
+            .oneshot(Request::post("/api/rooms").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::SERVICE_UNAVAILABLE);
+        state.sequencer.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn internal_errors_are_logged_not_returned() {
+        let response = ApiError::Internal("disk on fire at /secret/path".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#);
+    }
+}
