@@ -26,6 +26,14 @@ pub enum ClientMsg {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMsg {
     /// The answer to Hello: who you are and the board as of now.
+    ///
+    /// A Welcome can also arrive later on the same connection: the room's history was
+    /// replaced (a new epoch, e.g. its store lost it and the server restarted it from the board
+    /// it held). The client then replaces its board by this one (it is always a
+    /// [`RoomState::Snapshot`]) and keeps its member id and capability. Every op the client
+    /// sent before the server queued this Welcome has been answered before it (an `Ack`, or
+    /// an `Error` with [`ErrorCode::TemporarilyReadOnly`] for those the new history does not
+    /// hold); ops sent later are answered after it, in the new epoch.
     Welcome(Welcome),
     /// Another member's op, in the room's order.
     Op(Sequenced),

@@ -114,8 +114,7 @@ impl Server {
         let dir = config.data_dir.clone();
         let origins = OriginPolicy::new(&config.allowed_origins)?;
         let metrics = Arc::new(Metrics::default());
-        let (capabilities, sequencer): (Capabilities, Arc<dyn Sequencer>) = match &config.cluster
-        {
+        let (capabilities, sequencer): (Capabilities, Arc<dyn Sequencer>) = match &config.cluster {
             Some(cluster) => {
                 let (sequencer, capabilities) =
                     RedisSequencer::start(&config, cluster, metrics.clone()).await?;
@@ -127,19 +126,19 @@ impl Server {
                     source,
                 })?;
                 let key_path = dir.join(KEY_FILE);
-                let capabilities = Capabilities::load_or_create(&key_path).map_err(|source| {
-                    ServerError::Key {
+                let capabilities =
+                    Capabilities::load_or_create(&key_path).map_err(|source| ServerError::Key {
                         path: key_path,
                         source,
-                    }
-                })?;
+                    })?;
                 let store = RedbStore::open(
                     &dir,
                     config.store_backlog_ops,
                     config.store_max_lag,
                     metrics.clone(),
                 )?;
-                let sequencer = LocalSequencer::new(Arc::new(store), (&config).into(), metrics.clone());
+                let sequencer =
+                    LocalSequencer::new(Arc::new(store), (&config).into(), metrics.clone());
                 (capabilities, Arc::new(sequencer))
             }
         };

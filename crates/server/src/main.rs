@@ -2,9 +2,11 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use kokuban_server::sequencer::ClusterConfig;
 use kokuban_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -32,6 +34,24 @@ struct Args {
     /// This node's name in logs and metrics.
     #[arg(long, env = "KOKUBAN_NODE_ID")]
     node_id: Option<String>,
+    /// Cluster mode: the secret every node derives the link tokens from (give all nodes the
+    /// same one). Absent: the first node stores a random key in Redis.
+    #[arg(
+        long,
+        env = "KOKUBAN_SECRET",
+        hide_env_values = true,
+        requires = "redis_url"
+    )]
+    secret: Option<String>,
+    /// Cluster mode: seconds after which the members of a node that stopped (or lost Redis)
+    /// disappear from the other nodes' presence lists.
+    #[arg(
+        long,
+        env = "KOKUBAN_PRESENCE_TTL",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    presence_ttl: f64,
 }
 
 #[tokio::main]
@@ -42,12 +62,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    if args.redis_url.is_some() {
-        bail!(
-            "cluster mode (--redis-url) is not available in this build yet; run without it for a single node"
-        );
-    }
     let mut config = Config::new(args.data_dir);
+    if let Some(url) = args.redis_url {
+        let mut cluster = ClusterConfig::new(url);
+        if args.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            bail!("--secret must not be empty");
+        }
+        cluster.secret = args.secret;
+        cluster.presence_ttl = Duration::try_from_secs_f64(args.presence_ttl)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .context("--presence-ttl must be a positive number of seconds")?;
+        config.cluster = Some(cluster);
+    }
     config.listen = args.listen;
     config.allowed_origins = args.allowed_origins;
     if let Some(node_id) = args.node_id {

@@ -1,0 +1,186 @@
+//! Cluster nodes for tests: in-process `TestServer`s in cluster mode, and nodes run as child
+//! processes of the `kokuban` binary (so that a test can kill one abruptly).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use kokuban_board::Board;
+use kokuban_protocol::{Position, RoomId, RoomState, Token, Welcome};
+use kokuban_server::Config;
+use kokuban_server::sequencer::ClusterConfig;
+
+use super::redis::{RedisServer, free_port};
+use super::{TIMEOUT, TestClient, TestRoom, TestServer, http};
+
+/// Presence expiry in tests: short, so that a dead node's members leave quickly.
+pub const PRESENCE_TTL: Duration = Duration::from_millis(1500);
+
+/// Cluster settings for a node of `redis`.
+pub fn cluster_config(redis: &RedisServer) -> ClusterConfig {
+    let mut c = ClusterConfig::new(redis.url());
+    c.presence_ttl = PRESENCE_TTL;
+    c.redis_timeout = Duration::from_secs(1);
+    c
+}
+
+/// An in-process node of the cluster on `redis`.
+pub async fn node(redis: &RedisServer, name: &str) -> TestServer {
+    node_with(redis, name, |_| {}).await
+}
+
+/// An in-process node, with its configuration adjusted.
+pub async fn node_with(
+    redis: &RedisServer,
+    name: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> TestServer {
+    let cluster = cluster_config(redis);
+    let name = name.to_owned();
+    TestServer::start_with(move |c| {
+        c.node_id = name;
+        c.cluster = Some(cluster);
+        adjust(c);
+    })
+    .await
+}
+
+/// `POST /api/rooms` on any node (or a proxy), with the tokens taken from the links.
+pub async fn create_room_at(addr: SocketAddr) -> TestRoom {
+    let r = http(addr, "POST", "/api/rooms", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    let edit_url = json["edit_url"].as_str().unwrap().to_owned();
+    let view_url = json["view_url"].as_str().unwrap().to_owned();
+    TestRoom {
+        id: RoomId::new(json["room"].as_str().unwrap()).unwrap(),
+        edit: Token::new(edit_url.split("#edit=").nth(1).unwrap()).unwrap(),
+        view: Token::new(view_url.split("#view=").nth(1).unwrap()).unwrap(),
+        edit_url,
+        view_url,
+    }
+}
+
+/// A client joined through `addr` (a node or a proxy), resuming from `board` if given.
+pub async fn join_at(
+    addr: SocketAddr,
+    room: &TestRoom,
+    token: &Token,
+    board: Option<Board>,
+) -> TestClient {
+    let url = format!("ws://{addr}/ws/{}", room.id);
+    let mut c = TestClient::connect_to(&url, None)
+        .await
+        .expect("WebSocket handshake");
+    let resume = board.as_ref().and_then(Board::position);
+    if let Some(b) = board {
+        c.board = b;
+    }
+    c.hello(&room.id, token, resume).await;
+    c.expect_welcome().await;
+    c
+}
+
+/// Applies a Welcome that arrived on a live connection (the room's history was replaced):
+/// the board is replaced, and the ops seen restart with the new history.
+pub fn apply_new_welcome(c: &mut TestClient, w: &Welcome) {
+    let RoomState::Snapshot { board, ops } = &w.state else {
+        panic!("a new history comes as a snapshot, got {:?}", w.state);
+    };
+    c.board = Board::from_snapshot(&board.0).expect("snapshot decodes");
+    c.seen.clear();
+    for op in ops.iter() {
+        c.board
+            .apply_sequenced(op)
+            .expect("ops follow the snapshot");
+        c.seen.push(op.clone());
+    }
+    c.welcome = Some(w.clone());
+}
+
+/// Where a client stands in the room's history.
+pub fn position_of(c: &TestClient) -> Position {
+    c.board.position().expect("joined")
+}
+
+/// Polls `GET /readyz` until it answers `status`.
+pub async fn wait_ready(addr: SocketAddr, status: u16) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let got = http(addr, "GET", "/readyz", &[]).await.status;
+        if got == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz of {addr} stayed {got}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A node run as a child process of the `kokuban` binary. Dropping it kills it.
+pub struct NodeProcess {
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl NodeProcess {
+    /// Starts `kokuban --redis-url … --secret …` on a free port and waits until it is ready.
+    pub async fn start(redis: &RedisServer, secret: &str, name: &str) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new(env!("CARGO_BIN_EXE_kokuban"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--redis-url")
+            .arg(redis.url())
+            .arg("--secret")
+            .arg(secret)
+            .arg("--node-id")
+            .arg(name)
+            .arg("--presence-ttl")
+            .arg(PRESENCE_TTL.as_secs_f64().to_string())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("the kokuban binary starts");
+        let node = NodeProcess {
+            addr,
+            child,
+            _dir: dir,
+        };
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok()
+                && http(addr, "GET", "/readyz", &[]).await.status == 200
+            {
+                return node;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {name} did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, no goodbye to Redis or to clients.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
