@@ -1,0 +1,412 @@
+//! `cargo xtask`: Kokuban's own scripts, in plain Rust so that they behave the same on every
+//! machine that has cargo (the `xtask` alias lives in `.cargo/config.toml`).
+//!
+//! - `cargo xtask run [-- ARGS]` builds the web app into `dist/` and runs the `kokuban` server,
+//!   which serves it.
+//! - `cargo xtask test` is the whole check, the one CI runs: formatting, lints, the wasm builds,
+//!   the web app, then every test.
+//! - `cargo xtask fuzz [--seconds N]` runs each fuzz target for N seconds.
+//!
+//! Each task first installs the tools it needs, at the versions the project pins (`tools`).
+
+mod bundle;
+mod tools;
+
+use std::{
+    env,
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::tools::WASM_TARGET;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  run [-- ARGS]       build the web app, then run the kokuban server (ARGS go to the server)
+  test                the whole check CI runs: fmt, clippy, wasm builds, web app, tests
+  fuzz [--seconds N]  run every fuzz target for N seconds (default 60; needs nightly Rust
+                      and cargo-fuzz)
+  help                print this message";
+
+const DEFAULT_FUZZ_SECONDS: u64 = 60;
+
+/// What was asked for on the command line.
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Run { server_args: Vec<String> },
+    Test,
+    Fuzz { seconds: u64 },
+    Help,
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = parse(&args).and_then(|task| {
+        let root = workspace_root();
+        match task {
+            Task::Run { server_args } => run(&root, &server_args),
+            Task::Test => test(&root),
+            Task::Fuzz { seconds } => fuzz(&root, seconds),
+            Task::Help => {
+                println!("{USAGE}");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Task> {
+    let Some((task, rest)) = args.split_first() else {
+        bail!("no task given\n\n{USAGE}");
+    };
+    match task.as_str() {
+        "run" => {
+            // Both `cargo xtask run -- --listen …` and `cargo xtask run --listen …` work.
+            let server_args = match rest {
+                [separator, tail @ ..] if separator == "--" => tail,
+                _ => rest,
+            };
+            Ok(Task::Run {
+                server_args: server_args.to_vec(),
+            })
+        }
+        "test" => match rest.first() {
+            None => Ok(Task::Test),
+            Some(extra) => bail!("`test` takes no arguments, got `{extra}`"),
+        },
+        "fuzz" => Ok(Task::Fuzz {
+            seconds: parse_fuzz_seconds(rest)?,
+        }),
+        "help" | "-h" | "--help" => Ok(Task::Help),
+        other => bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn parse_fuzz_seconds(args: &[String]) -> Result<u64> {
+    let value = match args {
+        [] => return Ok(DEFAULT_FUZZ_SECONDS),
+        [flag, value] if flag == "--seconds" => value.as_str(),
+        [flag] => match flag.strip_prefix("--seconds=") {
+            Some(value) => value,
+            None => bail!("usage: cargo xtask fuzz [--seconds N]"),
+        },
+        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+    };
+    let seconds: u64 = value
+        .parse()
+        .with_context(|| format!("--seconds takes a whole number of seconds, got `{value}`"))?;
+    if seconds == 0 {
+        bail!("--seconds must be at least 1");
+    }
+    Ok(seconds)
+}
+
+/// The workspace root. Every command runs from there, so that `dist/`, `Trunk.toml` and
+/// `Cargo.lock` name the same files wherever `cargo xtask` was typed.
+fn workspace_root() -> PathBuf {
+    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
+}
+
+/// `cargo xtask run`: the web app, then the server, which serves `dist/`.
+fn run(root: &Path, server_args: &[String]) -> Result<()> {
+    tools::ensure_web_tools(root)?;
+    let mut steps = Steps::new(2);
+    steps.run("web app", &mut trunk_build(root))?;
+    let mut server = cargo(root);
+    server
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "kokuban-server",
+            "--bin",
+            "kokuban",
+            "--",
+        ])
+        .args(server_args);
+    steps.announce("server", &server);
+    exec(server)
+}
+
+/// `cargo xtask test`: the whole check, failing at the first step that fails.
+fn test(root: &Path) -> Result<()> {
+    tools::ensure_test_tools(root)?;
+    let mut steps = Steps::new(6);
+    steps.run(
+        "format",
+        cargo(root).args(["fmt", "--all", "--", "--check"]),
+    )?;
+    steps.run(
+        "lints (native)",
+        cargo(root).args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "kokuban-web",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    steps.run(
+        "lints (web app, wasm32)",
+        cargo(root).args([
+            "clippy",
+            "-p",
+            "kokuban-web",
+            "--target",
+            WASM_TARGET,
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    // The crates the web app is made of must keep building for wasm32; the native steps
+    // would not notice if one stopped.
+    steps.run(
+        "browser crates (wasm32)",
+        cargo(root).args([
+            "build",
+            "-p",
+            "kokuban-protocol",
+            "-p",
+            "kokuban-board",
+            "-p",
+            "kokuban-client",
+            "--target",
+            WASM_TARGET,
+        ]),
+    )?;
+    // Before the tests: the browser tests load the app from `dist/`.
+    steps.run("web app", &mut trunk_build(root))?;
+    bundle::report(&root.join("dist"))?;
+    steps.run(
+        "tests",
+        cargo(root).args(["test", "--workspace", "--exclude", "kokuban-web"]),
+    )?;
+    println!("==> all {} steps passed", steps.total);
+    Ok(())
+}
+
+/// `cargo xtask fuzz`: every fuzz target under `fuzz/`, one after the other.
+fn fuzz(root: &Path, seconds: u64) -> Result<()> {
+    if !tools::cargo_fuzz_available() {
+        bail!(
+            "cargo-fuzz with a nightly toolchain is not available (its sanitizers need nightly \
+             Rust).\nInstall both, then run this task again:\n    \
+             rustup toolchain install nightly\n    \
+             cargo install cargo-fuzz\n    \
+             cargo xtask fuzz --seconds {seconds}\n\
+             or run one target directly:\n    \
+             cargo +nightly fuzz run <target> -- -max_total_time={seconds}"
+        );
+    }
+    if !root.join("fuzz").join("Cargo.toml").is_file() {
+        bail!("there are no fuzz targets yet: fuzz/Cargo.toml does not exist");
+    }
+    let listing = nightly_cargo(root)
+        .args(["fuzz", "list"])
+        .output()
+        .context("could not list the fuzz targets")?;
+    if !listing.status.success() {
+        bail!(
+            "`cargo +nightly fuzz list` failed ({}): {}",
+            listing.status,
+            String::from_utf8_lossy(&listing.stderr).trim()
+        );
+    }
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let targets: Vec<&str> = listing
+        .lines()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if targets.is_empty() {
+        bail!("fuzz/ defines no fuzz targets");
+    }
+    let mut steps = Steps::new(targets.len());
+    let time_limit = format!("-max_total_time={seconds}");
+    for target in targets {
+        steps.run(
+            &format!("fuzz {target}"),
+            nightly_cargo(root).args(["fuzz", "run", target, "--", &time_limit]),
+        )?;
+    }
+    println!("==> every fuzz target ran {seconds} s without a finding");
+    Ok(())
+}
+
+/// The numbered steps of a task: each is announced as it starts, and a failure names its step.
+struct Steps {
+    started: usize,
+    total: usize,
+}
+
+impl Steps {
+    fn new(total: usize) -> Self {
+        Self { started: 0, total }
+    }
+
+    fn announce(&mut self, name: &str, command: &Command) {
+        self.started += 1;
+        println!(
+            "==> [{}/{}] {name}: {}",
+            self.started,
+            self.total,
+            display(command)
+        );
+    }
+
+    fn run(&mut self, name: &str, command: &mut Command) -> Result<()> {
+        self.announce(name, command);
+        let status = command
+            .status()
+            .with_context(|| format!("step `{name}` could not start `{}`", display(command)))?;
+        if !status.success() {
+            bail!(
+                "step {}/{} `{name}` failed ({status}): {}",
+                self.started,
+                self.total,
+                display(command)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A command line as a person would type it (the program by its file name).
+fn display(command: &Command) -> String {
+    let program = Path::new(command.get_program());
+    let program = program.file_name().unwrap_or(program.as_os_str());
+    std::iter::once(program)
+        .chain(command.get_args())
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `cargo`, run from the workspace root. It is the cargo that started xtask (cargo sets
+/// `CARGO`), so nested builds use the same toolchain.
+fn cargo(root: &Path) -> Command {
+    let program = env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut command = Command::new(program);
+    command.current_dir(root);
+    command
+}
+
+/// `cargo` on the nightly toolchain, for cargo-fuzz. `rustup run` (unlike `cargo +nightly`)
+/// never installs a missing toolchain on its own: a toolchain download is the user's choice.
+fn nightly_cargo(root: &Path) -> Command {
+    let mut command = Command::new("rustup");
+    command.args(["run", "nightly", "cargo"]).current_dir(root);
+    command
+}
+
+/// `trunk build --release --offline`: the web app into `dist/`, with the tools on PATH only.
+fn trunk_build(root: &Path) -> Command {
+    let mut command = Command::new("trunk");
+    command
+        .args(["build", "--release", "--offline"])
+        .current_dir(root);
+    command
+}
+
+/// Becomes `command`, so that Ctrl-C and SIGTERM reach it directly (the server shuts down
+/// gracefully on them) and its exit status is the task's.
+#[cfg(unix)]
+fn exec(mut command: Command) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let error = command.exec();
+    Err(error).with_context(|| format!("could not start `{}`", display(&command)))
+}
+
+#[cfg(not(unix))]
+fn exec(mut command: Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{}`", display(&command)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", display(&command));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn run_passes_everything_after_the_separator_to_the_server() {
+        let expected = Task::Run {
+            server_args: args("--listen 127.0.0.1:9000 --data-dir x"),
+        };
+        assert_eq!(
+            parse(&args("run -- --listen 127.0.0.1:9000 --data-dir x")).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse(&args("run --listen 127.0.0.1:9000 --data-dir x")).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse(&args("run")).unwrap(),
+            Task::Run {
+                server_args: Vec::new()
+            }
+        );
+    }
+
+    #[test]
+    fn fuzz_seconds_default_and_explicit() {
+        assert_eq!(
+            parse(&args("fuzz")).unwrap(),
+            Task::Fuzz {
+                seconds: DEFAULT_FUZZ_SECONDS
+            }
+        );
+        assert_eq!(
+            parse(&args("fuzz --seconds 5")).unwrap(),
+            Task::Fuzz { seconds: 5 }
+        );
+        assert_eq!(
+            parse(&args("fuzz --seconds=7")).unwrap(),
+            Task::Fuzz { seconds: 7 }
+        );
+        assert!(parse(&args("fuzz --seconds 0")).is_err());
+        assert!(parse(&args("fuzz --seconds soon")).is_err());
+        assert!(parse(&args("fuzz --minutes 1")).is_err());
+    }
+
+    #[test]
+    fn unknown_or_malformed_tasks_are_errors() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&args("deploy")).is_err());
+        assert!(parse(&args("test --quick")).is_err());
+        assert_eq!(parse(&args("--help")).unwrap(), Task::Help);
+    }
+
+    #[test]
+    fn commands_display_as_typed() {
+        let mut command = Command::new("/some/toolchain/bin/cargo");
+        command.args(["fmt", "--all", "--", "--check"]);
+        assert_eq!(display(&command), "cargo fmt --all -- --check");
+    }
+}
