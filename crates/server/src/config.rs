@@ -55,6 +55,19 @@ pub struct Config {
     /// bounds what a crash during the stall can lose.
     pub store_max_lag: Duration,
 
+    /// A connection must deliver a request's complete header within this time, or it is
+    /// closed (slowloris: otherwise a socket trickling one byte at a time is held forever).
+    /// It also bounds a connection that sends nothing and a keep-alive one idle between
+    /// requests.
+    pub header_read_timeout: Duration,
+    /// Open connections (HTTP and WebSocket) beyond which new ones are answered `429` at
+    /// once; 0: no cap. Existing connections are never touched.
+    pub max_connections: usize,
+    /// Open connections from one peer address beyond which its new ones are answered `429`;
+    /// 0: no cap. Behind a proxy every client shares the proxy's address: leave it off there
+    /// and cap per client at the proxy.
+    pub max_connections_per_ip: usize,
+
     /// Cluster mode (`--redis-url`): rooms are ordered and stored in Redis and shared with the
     /// other nodes. `None`: a single node with its embedded store.
     pub cluster: Option<crate::sequencer::ClusterConfig>,
@@ -91,6 +104,16 @@ impl Config {
             compact_after_bytes: 1 << 20,
             store_backlog_ops: 200_000,
             store_max_lag: Duration::from_millis(500),
+            // Browsers send a whole request head in one packet; ten seconds leaves room for a
+            // very slow mobile link and still frees a trickling socket quickly.
+            header_read_timeout: Duration::from_secs(10),
+            // Far above what a node serves in practice (the benchmarks hold 50,000 idle
+            // sockets), below where file descriptors run out on a tuned host.
+            max_connections: 100_000,
+            // Off: the default deployments put nginx (one address) in front of the nodes, and
+            // the benchmarks connect from a handful of loopback addresses. Set it when the
+            // node faces clients directly.
+            max_connections_per_ip: 0,
             cluster: None,
         }
     }

@@ -15,6 +15,7 @@
 
 pub mod capability;
 pub mod config;
+mod connections;
 pub mod metrics;
 pub mod origin;
 pub mod rate;
@@ -25,7 +26,6 @@ mod web;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,6 +87,108 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: web::AppState,
+}
+
+/// Largest request head (request line and headers) a client may send; a bigger one is
+/// answered `431` before it is read further. Browsers send well under 8 KiB.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+
+/// Accepts and serves HTTP/1.1 connections until shutdown starts, then waits for the open
+/// ones to finish their current request (upgraded WebSockets are tracked by `sessions`).
+///
+/// Not `axum::serve`: it sets no header-read deadline, so a client trickling its headers a
+/// byte at a time holds a socket and a task forever (slowloris). Here every connection gets
+/// [`Config::header_read_timeout`] and a bounded request head.
+async fn serve_connections(
+    listener: TcpListener,
+    app: axum::Router,
+    state: &web::AppState,
+) -> Result<(), std::io::Error> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::Service as _;
+
+    let stop = state.shutdown.clone();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_read_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD_BYTES);
+    let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let connections = TaskTracker::new();
+    let slots = connections::ConnectionSlots::new(
+        state.config.max_connections,
+        state.config.max_connections_per_ip,
+    );
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors (or similar): back off instead of spinning;
+                    // connections already open keep being served.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(std::time::Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        // Nagle's algorithm would hold small frames (a point batch, an Ack) for up to 40 ms
+        // waiting for more: the opposite of what a live drawing needs.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+        let Some(slot) = slots.try_take(peer.ip()) else {
+            state
+                .metrics
+                .connections_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!(%peer, "refused: connection cap reached");
+            connections.spawn(connections::refuse(tcp));
+            continue;
+        };
+        let tcp = connections::SlottedStream { tcp, _slot: slot };
+        let service = match make.call(peer).await {
+            Ok(service) => TowerToHyperService::new(service),
+            Err(never) => match never {},
+        };
+        let connection = http
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let stop = stop.clone();
+        let metrics = state.metrics.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stop.cancelled() => {
+                    // Finish the request in flight, then close; a connection still sending
+                    // its head is bounded by the header deadline.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if result.is_ok() {
+                tracing::debug!(%peer, "TEMPDBG ok end");
+            }
+            if let Err(e) = result {
+                if e.is_timeout() {
+                    metrics
+                        .header_timeouts
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(%peer, "closed: request header not complete in time");
+                } else {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }
 
 /// Stops a node: readiness turns 503, new upgrades are refused, every socket is closed with
@@ -188,19 +290,7 @@ impl Server {
         let state = self.state;
         let stop = state.shutdown.clone();
         let app = web::router(state.clone());
-        // Nagle's algorithm would hold small frames (a point batch, an Ack) for up to 40 ms
-        // waiting for more: the opposite of what a live drawing needs.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await;
+        let served = serve_connections(self.listener, app, &state).await;
         // If serving failed on its own, everything else must stop as well.
         stop.cancel();
         tracing::info!("shutting down: closing sessions");

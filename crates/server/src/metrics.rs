@@ -154,6 +154,10 @@ pub struct Metrics {
     pub idle_timeouts: AtomicU64,
     /// WebSocket handshakes refused because of their Origin.
     pub origin_rejections: AtomicU64,
+    /// HTTP connections closed because their request header did not arrive in time.
+    pub header_timeouts: AtomicU64,
+    /// Connections refused at accept because a connection cap was reached.
+    pub connections_refused: AtomicU64,
     /// Snapshots written by compaction.
     pub compactions: AtomicU64,
     /// Store commits that failed.
@@ -279,6 +283,18 @@ impl Metrics {
             "counter",
             "WebSocket handshakes refused for their Origin.",
             &self.origin_rejections,
+        );
+        one(
+            "kokuban_http_header_timeouts_total",
+            "counter",
+            "HTTP connections closed because their request header was not complete in time.",
+            &self.header_timeouts,
+        );
+        one(
+            "kokuban_http_connections_refused_total",
+            "counter",
+            "Connections answered 429 at once because a connection cap was reached.",
+            &self.connections_refused,
         );
         one(
             "kokuban_compactions_total",

@@ -147,6 +147,71 @@ mod tests {
     }
 
     #[test]
+    fn lookalike_origins_are_refused() {
+        let p = policy(&["https://board.example.com"]);
+        let host = Some("board.example.com");
+        for o in [
+            // The real host as a subdomain or a prefix of a foreign one.
+            "https://board.example.com.evil.com",
+            "https://board.example.comevil.com",
+            "https://evilboard.example.com",
+            "https://host.evil.com",
+            // Credentials, paths, queries and fragments that read like the real host.
+            "https://board.example.com@evil.com",
+            "https://evil.com@board.example.com",
+            "https://evil.com/board.example.com",
+            "https://evil.com?board.example.com",
+            "https://evil.com#board.example.com",
+            // Other schemes, opaque and missing origins, encodings, whitespace, lists.
+            "ws://board.example.com",
+            "wss://board.example.com",
+            "ftp://board.example.com",
+            "//board.example.com",
+            "board.example.com",
+            "null",
+            "NULL",
+            "https://board%2eexample.com",
+            "https://b\u{43e}ard.example.com",
+            " https://board.example.com",
+            "https://board.example.com ",
+            "https://board.example.com, https://evil.com",
+            "https://board.example.com.",
+            "https://board.example.com:443",
+            "https://board.example.com:",
+        ] {
+            assert!(!p.allows(Some(o), host), "{o}");
+            assert!(!p.allows(Some(o), Some("node1:8080")), "{o}");
+        }
+        // Case is not a trick: origins and hosts compare case-insensitively, as DNS does.
+        assert!(p.allows(Some("HTTPS://BOARD.EXAMPLE.COM"), Some("node1:8080")));
+        assert!(p.allows(Some("https://Board.Example.com"), host));
+    }
+
+    #[test]
+    fn lookalikes_of_local_development_origins_are_refused() {
+        let p = policy(&[]);
+        for o in [
+            "http://localhost.evil.com",
+            "http://localhost.evil.com:8080",
+            "http://localhost:8080.evil.com",
+            "http://localhost:8080@evil.com",
+            "http://evil.com@localhost:8080",
+            "http://127.0.0.1.nip.io",
+            "http://127.0.0.2:8080",
+            "http://0.0.0.0:8080",
+            "http://[::1].evil.com",
+            "http://[::ffff:127.0.0.1]:8080",
+            "http://localhost:123456",
+            "http://localhost:",
+            "http://xlocalhost",
+            "https://localhost",
+        ] {
+            assert!(!p.allows(Some(o), Some("board.example.com")), "{o}");
+        }
+        assert!(p.allows(Some("HTTP://LOCALHOST:8081"), Some("board.example.com")));
+    }
+
+    #[test]
     fn configured_origins_are_matched_exactly_after_normalizing() {
         let p = policy(&["https://Board.Example.com/"]);
         assert!(p.allows(Some("https://board.example.com"), Some("node1:8080")));

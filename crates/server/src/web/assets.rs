@@ -20,11 +20,66 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
 /// `GET /` and `GET /r/{room}`: the app's page; the app reads the room from its URL.
+/// It carries the Content-Security-Policy that admits exactly its own inline loader.
 pub(crate) async fn index(headers: HeaderMap) -> Response {
     match Dist::get("index.html") {
-        Some(file) => respond(file, "index.html", &headers),
+        Some(file) => {
+            let csp = app_csp(&String::from_utf8_lossy(&file.data));
+            let mut response = respond(file, "index.html", &headers);
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, v);
+            }
+            response
+        }
         None => not_built(),
     }
+}
+
+/// The app page's Content-Security-Policy. Scripts: files of this origin and the inline
+/// module loader Trunk writes into `index.html`, admitted by its hash (so an injected inline
+/// script is not); `'wasm-unsafe-eval'` lets it compile the wasm, and allows no `eval`.
+/// `connect-src 'self'` covers the same-origin `ws:`/`wss:` WebSocket in current browsers.
+/// The app sets `style` attributes (positions and sizes that change as it runs, so they cannot
+/// be hashed): `style-src-attr` admits those, while style sheets and `<style>` elements stay
+/// limited to this origin, and any `url()` in a style is still bound by `img-src`.
+pub(crate) fn app_csp(html: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hashes: String = inline_scripts(html)
+        .map(|script| {
+            let digest = sha2::Sha256::digest(script.as_bytes());
+            let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+            format!(" 'sha256-{b64}'")
+        })
+        .collect();
+    format!(
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{hashes}; \
+         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; \
+         manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+}
+
+/// The bodies of the `<script>` elements without a `src` attribute, exactly as written
+/// (what a CSP hash covers). Trunk's output is simple enough not to need an HTML parser.
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    let mut rest = html;
+    std::iter::from_fn(move || {
+        loop {
+            let start = rest.find("<script")?;
+            let after = &rest[start..];
+            let open_end = after.find('>')?;
+            let tag = &after[..open_end];
+            let body_start = &after[open_end + 1..];
+            let close = body_start.find("</script>")?;
+            let body = &body_start[..close];
+            rest = &body_start[close..];
+            if !tag.contains(" src=") && !tag.contains("\tsrc=") {
+                return Some(body);
+            }
+        }
+    })
 }
 
 /// Any other path: a file of the app, or 404.
@@ -118,6 +173,37 @@ fn not_built() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn script_src(csp: &str) -> &str {
+        csp.split(';')
+            .find(|d| d.trim().starts_with("script-src"))
+            .unwrap()
+            .trim()
+            .strip_prefix("script-src 'self' 'wasm-unsafe-eval'")
+            .unwrap()
+    }
+
+    #[test]
+    fn the_csp_admits_exactly_the_inline_loader_by_hash() {
+        let html = "<head><script type=\"module\">\nimport init from '/a.js';\n</script>\
+            <script src=\"/b.js\"></script></head>";
+        let csp = app_csp(html);
+        // sha256 of "\nimport init from '/a.js';\n", base64.
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let expected = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(b"\nimport init from '/a.js';\n"));
+        assert!(csp.contains(&format!("'sha256-{expected}'")), "{csp}");
+        assert_eq!(csp.matches("'sha256-").count(), 1, "{csp}");
+        assert!(
+            csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+            "{csp}"
+        );
+        assert!(!script_src(&csp).contains("unsafe"), "{csp}");
+        assert!(csp.contains("style-src 'self';"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(app_csp("<p>no scripts</p>").contains("script-src 'self' 'wasm-unsafe-eval';"));
+    }
 
     #[test]
     fn trunk_hashed_names_are_recognized() {

@@ -15,6 +15,7 @@ use kokuban_protocol::Capability;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::capability::{Capabilities, new_room_id};
@@ -70,15 +71,40 @@ pub(crate) fn router(state: AppState) -> Router {
                 .br(true)
                 .quality(tower_http::CompressionLevel::Precise(4)),
         );
-    Router::new()
+    let router = Router::new()
         .route("/api/rooms", post(create_room))
         .route("/ws/{room}", get(socket::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(app)
+        .merge(app);
+    with_security_headers(router)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Headers on every answer. A response that sets its own Content-Security-Policy (the app's
+/// page, which must admit its loader script) keeps it; everything else (API, metrics, files)
+/// gets a policy that allows nothing, so a file served by mistake as HTML runs nothing.
+fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
+    let set = |name, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    router
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // The capability tokens live in the URL fragment, which is never sent in a Referer
+        // anyway; no-referrer also keeps room ids from linked sites.
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
+        // For browsers that predate CSP's frame-ancestors: no clickjacking.
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
 }
 
 /// An error answer: a status and `{"error": "..."}`. Server-side failures are logged with

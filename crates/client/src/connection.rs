@@ -1,0 +1,353 @@
+//! When to (re)connect, and how fast to send.
+//!
+//! Reconnects use exponential backoff with full jitter (a uniformly random delay between zero
+//! and an exponentially growing ceiling), so that a thousand tabs that lost the same node do
+//! not come back in lockstep. The attempt counter resets only after a connection has stayed up
+//! for a while: a server that accepts and then drops us at once still gets backed off from.
+
+use kokuban_protocol::close;
+
+use crate::rng::Entropy;
+
+/// First ceiling of the reconnect delay.
+pub const BACKOFF_BASE_MS: f64 = 250.0;
+/// Largest ceiling of the reconnect delay.
+pub const BACKOFF_CAP_MS: f64 = 15_000.0;
+/// A connection that lived this long was healthy: the next loss starts the backoff over.
+pub const STABLE_AFTER_MS: f64 = 10_000.0;
+
+/// Frames per second this client allows itself. The server drops frames above its own limit
+/// (120/s sustained), and a dropped op costs a resync, so the client stays below it.
+pub const FRAMES_PER_SECOND: f64 = 100.0;
+/// Frames this client may send in a burst (a reconnect flushing its offline queue).
+pub const FRAME_BURST: f64 = 100.0;
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, Default)]
+pub struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    /// The delay before the next attempt, in milliseconds.
+    pub fn next_delay(&mut self, rng: &mut dyn Entropy) -> f64 {
+        let ceiling =
+            (BACKOFF_BASE_MS * 2f64.powi(self.attempt.min(30) as i32)).min(BACKOFF_CAP_MS);
+        self.attempt = self.attempt.saturating_add(1);
+        rng.unit() * ceiling
+    }
+
+    /// Attempts made since the last reset.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Starts over.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+/// The connection as the user sees it (the status element's `data-status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The first connection is being made.
+    Connecting,
+    /// Welcomed: live.
+    Connected,
+    /// Lost; trying again.
+    Reconnecting,
+    /// The browser says there is no network; waiting for it.
+    Offline,
+    /// Will not reconnect (the link is invalid, or the app is outdated).
+    Closed(String),
+}
+
+impl Status {
+    /// The stable name of the status, for `data-status` and styling.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Connecting => "connecting",
+            Status::Connected => "connected",
+            Status::Reconnecting => "reconnecting",
+            Status::Offline => "offline",
+            Status::Closed(_) => "closed",
+        }
+    }
+
+    /// What the status element says.
+    pub fn label(&self) -> String {
+        match self {
+            Status::Connecting => "Connecting…".into(),
+            Status::Connected => "Connected".into(),
+            Status::Reconnecting => "Reconnecting…".into(),
+            Status::Offline => "Offline — your drawing is kept".into(),
+            Status::Closed(reason) => reason.clone(),
+        }
+    }
+}
+
+/// What to do after a connection ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Connect again after this many milliseconds.
+    RetryIn(f64),
+    /// Wait for the browser to come back online.
+    WaitForNetwork,
+    /// Do not reconnect.
+    Stop,
+}
+
+/// The reconnect policy of one room's connection.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    backoff: Backoff,
+    status: Status,
+    welcomed_at: Option<f64>,
+    fatal: Option<String>,
+    ever_connected: bool,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff::default(),
+            status: Status::Connecting,
+            welcomed_at: None,
+            fatal: None,
+            ever_connected: false,
+        }
+    }
+}
+
+impl Connection {
+    /// Not connected yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The status to show.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Whether the policy gave up for good.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.status, Status::Closed(_))
+    }
+
+    /// The server welcomed us at `now_ms`.
+    pub fn welcomed(&mut self, now_ms: f64) {
+        self.welcomed_at = Some(now_ms);
+        self.ever_connected = true;
+        self.status = Status::Connected;
+    }
+
+    /// The server said this link can never work.
+    pub fn fatal(&mut self, reason: String) {
+        self.fatal = Some(reason);
+    }
+
+    /// The app must be reloaded (protocol version mismatch).
+    pub fn outdated(&mut self) {
+        self.fatal = Some("A new version of Kokuban is available — reload the page.".into());
+    }
+
+    /// The connection closed with `code` at `now_ms`; `online` is the browser's network state.
+    pub fn closed(&mut self, code: u16, online: bool, now_ms: f64, rng: &mut dyn Entropy) -> Next {
+        if let Some(t) = self.welcomed_at.take()
+            && now_ms - t >= STABLE_AFTER_MS
+        {
+            self.backoff.reset();
+        }
+        if code == close::VERSION_MISMATCH {
+            self.outdated();
+        }
+        if let Some(reason) = &self.fatal {
+            self.status = Status::Closed(reason.clone());
+            return Next::Stop;
+        }
+        if !online {
+            self.status = Status::Offline;
+            return Next::WaitForNetwork;
+        }
+        self.status = if self.ever_connected {
+            Status::Reconnecting
+        } else {
+            Status::Connecting
+        };
+        let delay = self.backoff.next_delay(rng);
+        // A slow consumer or a resync lost nothing and should catch up soon; a server going
+        // away (restart, shutdown) wants everyone back, but not all at once: full jitter.
+        let delay = match code {
+            close::SLOW_CONSUMER => delay.min(BACKOFF_BASE_MS),
+            _ => delay,
+        };
+        Next::RetryIn(delay)
+    }
+
+    /// The browser went offline.
+    pub fn offline(&mut self) {
+        if !self.is_closed() {
+            self.status = Status::Offline;
+        }
+    }
+
+    /// The browser is back online: connect now (a fresh start of the backoff).
+    pub fn online(&mut self) -> Next {
+        if self.is_closed() {
+            return Next::Stop;
+        }
+        self.backoff.reset();
+        self.status = Status::Reconnecting;
+        Next::RetryIn(0.0)
+    }
+}
+
+/// A token bucket for outgoing frames.
+#[derive(Debug, Clone)]
+pub struct FrameBudget {
+    tokens: f64,
+    last_ms: Option<f64>,
+}
+
+impl Default for FrameBudget {
+    fn default() -> Self {
+        Self {
+            tokens: FRAME_BURST,
+            last_ms: None,
+        }
+    }
+}
+
+impl FrameBudget {
+    /// A full bucket.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes one frame's token at `now_ms`, if there is one.
+    pub fn take(&mut self, now_ms: f64) -> bool {
+        self.refill(now_ms);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whole tokens available at `now_ms`.
+    pub fn available(&mut self, now_ms: f64) -> u32 {
+        self.refill(now_ms);
+        self.tokens as u32
+    }
+
+    fn refill(&mut self, now_ms: f64) {
+        if let Some(last) = self.last_ms {
+            let elapsed = (now_ms - last).max(0.0) / 1000.0;
+            self.tokens = (self.tokens + elapsed * FRAMES_PER_SECOND).min(FRAME_BURST);
+        }
+        self.last_ms = Some(now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Xoshiro256;
+
+    /// Always (just below) the top of the range, to see the ceiling.
+    struct Max;
+
+    fn retry(next: Next) -> f64 {
+        match next {
+            Next::RetryIn(ms) => ms.round(),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+    impl Entropy for Max {
+        fn next_u64(&mut self) -> u64 {
+            u64::MAX
+        }
+    }
+
+    #[test]
+    fn backoff_ceiling_doubles_to_the_cap_and_jitter_stays_below_it() {
+        let mut b = Backoff::default();
+        let ceilings: Vec<f64> = (0..10).map(|_| b.next_delay(&mut Max).round()).collect();
+        assert_eq!(
+            ceilings[..7],
+            [250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 15000.0]
+        );
+        assert_eq!(ceilings[9], 15000.0);
+        let mut b = Backoff::default();
+        let mut rng = Xoshiro256::seeded(1);
+        let delays: Vec<f64> = (0..8).map(|_| b.next_delay(&mut rng)).collect();
+        for (i, d) in delays.iter().enumerate() {
+            assert!(*d >= 0.0 && *d <= (250.0 * 2f64.powi(i as i32)).min(15000.0));
+        }
+        // Deterministic with the same seed.
+        let mut again = Backoff::default();
+        let mut rng = Xoshiro256::seeded(1);
+        assert_eq!(again.next_delay(&mut rng), delays[0]);
+    }
+
+    #[test]
+    fn a_stable_connection_resets_the_backoff_a_flapping_one_does_not() {
+        let mut c = Connection::new();
+        assert_eq!(c.status().name(), "connecting");
+        c.welcomed(0.0);
+        assert_eq!(c.status().name(), "connected");
+        for t in 1..5 {
+            c.closed(1001, true, f64::from(t), &mut Max);
+            c.welcomed(f64::from(t));
+        }
+        // Four quick drops: the fifth waits up to 16x the base.
+        assert_eq!(retry(c.closed(1001, true, 5.0, &mut Max)), 4000.0);
+        assert_eq!(c.status().name(), "reconnecting");
+        c.welcomed(10.0);
+        assert_eq!(
+            retry(c.closed(1006, true, 10.0 + STABLE_AFTER_MS, &mut Max)),
+            250.0
+        );
+    }
+
+    #[test]
+    fn close_codes_and_network_state_decide_what_happens() {
+        let mut c = Connection::new();
+        c.welcomed(0.0);
+        assert_eq!(c.closed(1006, false, 1.0, &mut Max), Next::WaitForNetwork);
+        assert_eq!(c.status().name(), "offline");
+        assert_eq!(c.online(), Next::RetryIn(0.0));
+        for _ in 0..6 {
+            c.closed(1006, true, 2.0, &mut Max);
+        }
+        // A slow consumer comes back quickly whatever the backoff says.
+        assert_eq!(
+            retry(c.closed(close::SLOW_CONSUMER, true, 3.0, &mut Max)),
+            BACKOFF_BASE_MS
+        );
+        assert_eq!(
+            c.closed(close::VERSION_MISMATCH, true, 4.0, &mut Max),
+            Next::Stop
+        );
+        assert!(c.status().label().contains("reload"));
+        let mut d = Connection::new();
+        d.fatal("no such room".into());
+        assert_eq!(d.closed(1008, true, 0.0, &mut Max), Next::Stop);
+        assert_eq!(d.status(), &Status::Closed("no such room".into()));
+        assert_eq!(d.online(), Next::Stop);
+    }
+
+    #[test]
+    fn the_frame_budget_allows_a_burst_then_the_rate() {
+        let mut b = FrameBudget::new();
+        let sent = (0..150).filter(|_| b.take(0.0)).count();
+        assert_eq!(sent, FRAME_BURST as usize);
+        assert!(!b.take(5.0));
+        assert!(b.take(10.0));
+        assert_eq!(b.available(1000.0), 99);
+        assert_eq!(b.available(100_000.0), FRAME_BURST as u32);
+    }
+}

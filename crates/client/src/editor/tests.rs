@@ -1,0 +1,178 @@
+use kokuban_protocol::{
+    Ack, Bytes, Capability, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState, Seq,
+    ServerMsg, Token, Welcome, decode_client, encode_server,
+};
+
+use super::*;
+use crate::link::RoomLink;
+use crate::rng::Xoshiro256;
+
+fn editor(edit: bool) -> Editor {
+    let mut rng = Xoshiro256::seeded(9);
+    let prefs = Prefs::load(|_| None, &mut rng, false);
+    let token = Token::new("tok").unwrap();
+    let link = RoomLink {
+        room: RoomId::new("room").unwrap(),
+        edit: edit.then(|| token.clone()),
+        view: (!edit).then_some(token),
+    };
+    Editor::new(prefs, Some(link), [7; 32])
+}
+
+fn welcome(e: &mut Editor, capability: Capability) {
+    let msg = ServerMsg::Welcome(Welcome {
+        member: MemberId(5),
+        capability,
+        epoch: Epoch(1),
+        state: RoomState::Snapshot {
+            board: Bytes(Board::at_start_of(Epoch(1)).snapshot()),
+            ops: Vec::new().into(),
+        },
+        members: Vec::new().into(),
+    });
+    assert!(e.hello().is_some());
+    assert_eq!(e.receive(&encode_server(&msg), 0.0), None);
+}
+
+fn input(id: i32, x: f64, y: f64, kind: PointerKind, t: f64) -> Input {
+    Input {
+        id,
+        screen: Pt::new(x, y),
+        pressure: 0.5,
+        kind,
+        button: 0,
+        time_ms: t,
+        shift: false,
+    }
+}
+
+fn ops(frames: &[Vec<u8>]) -> Vec<ClientMsg> {
+    frames.iter().map(|f| decode_client(f).unwrap()).collect()
+}
+
+#[test]
+fn a_drag_draws_a_stroke_that_is_sent_once_welcomed() {
+    let mut e = editor(true);
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    e.pointer_move(&[
+        input(1, 20.0, 10.0, PointerKind::Mouse, 8.0),
+        input(1, 30.0, 12.0, PointerKind::Mouse, 12.0),
+    ]);
+    e.pointer_up(input(1, 40.0, 15.0, PointerKind::Mouse, 16.0));
+    assert_eq!(e.board().len(), 1);
+    // Not connected yet: nothing goes out, the stroke waits.
+    assert!(e.outgoing(20.0).is_empty());
+    welcome(&mut e, Capability::Edit);
+    assert_eq!(e.status().name(), "connected");
+    let sent = ops(&e.outgoing(30.0));
+    assert!(matches!(sent[0], ClientMsg::Op(Op::StrokeBegin { .. })));
+    assert!(matches!(sent[1], ClientMsg::Op(Op::StrokePoints(_))));
+    assert!(matches!(sent[2], ClientMsg::Op(Op::StrokeEnd { .. })));
+    assert!(matches!(sent[3], ClientMsg::Cursor(Some(_))));
+    assert_eq!(sent.len(), 4);
+    for seq in 1..=3 {
+        let ack = encode_server(&ServerMsg::Ack(Ack {
+            epoch: Epoch(1),
+            seq: Seq(seq),
+        }));
+        assert_eq!(e.receive(&ack, 40.0), None);
+    }
+    assert_eq!(e.session().outstanding(), 0);
+    // Undo with the keyboard erases it.
+    assert!(e.key_down("z", true, false));
+    assert!(e.board().is_empty());
+    assert!(e.key_down("Z", true, true));
+    assert_eq!(e.board().len(), 1);
+}
+
+#[test]
+fn a_second_finger_turns_a_stroke_into_a_pinch() {
+    let mut e = editor(true);
+    e.pointer_down(input(1, 100.0, 100.0, PointerKind::Touch, 0.0));
+    e.pointer_move(&[input(1, 110.0, 100.0, PointerKind::Touch, 8.0)]);
+    assert_eq!(e.board().len(), 1);
+    e.pointer_down(input(2, 200.0, 100.0, PointerKind::Touch, 10.0));
+    assert!(e.board().is_empty());
+    // Fingers spread to twice the distance: zoom doubles around their midpoint.
+    e.pointer_move(&[input(2, 290.0, 100.0, PointerKind::Touch, 20.0)]);
+    assert!((e.viewport().zoom() - 2.0).abs() < 1e-9);
+    e.pointer_up(input(2, 290.0, 100.0, PointerKind::Touch, 30.0));
+    e.pointer_up(input(1, 110.0, 100.0, PointerKind::Touch, 30.0));
+    assert!(e.board().is_empty());
+    assert!(!e.can_undo().0);
+}
+
+#[test]
+fn a_view_only_link_pans_instead_of_drawing() {
+    let mut e = editor(false);
+    welcome(&mut e, Capability::View);
+    assert!(!e.can_edit());
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    e.pointer_move(&[input(1, 60.0, 10.0, PointerKind::Mouse, 8.0)]);
+    e.pointer_up(input(1, 60.0, 10.0, PointerKind::Mouse, 9.0));
+    assert!(e.board().is_empty());
+    assert_eq!(e.viewport().origin(), Pt::new(-50.0, 0.0));
+    assert!(!e.key_down("p", false, false));
+}
+
+#[test]
+fn palm_rejection_after_a_stylus_and_space_drag_pans() {
+    let mut e = editor(true);
+    e.pointer_down(input(1, 0.0, 0.0, PointerKind::Pen, 0.0));
+    e.pointer_up(input(1, 0.0, 0.0, PointerKind::Pen, 1.0));
+    let drawn = e.board().len();
+    e.pointer_down(input(2, 0.0, 0.0, PointerKind::Touch, 2.0));
+    e.pointer_move(&[input(2, 30.0, 0.0, PointerKind::Touch, 3.0)]);
+    e.pointer_up(input(2, 30.0, 0.0, PointerKind::Touch, 4.0));
+    assert_eq!(e.board().len(), drawn);
+    assert_eq!(e.viewport().origin().x, -30.0);
+    e.key_down(" ", false, false);
+    e.pointer_down(input(3, 0.0, 0.0, PointerKind::Mouse, 5.0));
+    e.pointer_move(&[input(3, 0.0, 40.0, PointerKind::Mouse, 6.0)]);
+    e.pointer_up(input(3, 0.0, 40.0, PointerKind::Mouse, 7.0));
+    e.key_up(" ");
+    assert_eq!(e.board().len(), drawn);
+    assert_eq!(e.viewport().origin().y, -40.0);
+}
+
+#[test]
+fn a_forbidden_link_stops_reconnecting_and_errors_become_toasts() {
+    let mut e = editor(true);
+    e.hello();
+    let forbidden = encode_server(&ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::Forbidden,
+        "no",
+    )));
+    assert_eq!(e.receive(&forbidden, 0.0), Some(Command::Close));
+    assert_eq!(e.disconnected(1008, true, 1.0), Next::Stop);
+    assert_eq!(e.status().name(), "closed");
+
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    let busy = encode_server(&ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::RoomFull,
+        "full",
+    )));
+    assert_eq!(e.receive(&busy, 0.0), None);
+    assert_eq!(e.take_toasts().len(), 1);
+    assert_eq!(e.receive(&[99, 0], 0.0), Some(Command::Close));
+    assert!(matches!(e.disconnected(4002, true, 1.0), Next::Stop));
+    assert!(e.status().label().contains("reload"));
+}
+
+#[test]
+fn wheel_zooms_around_the_pointer_and_fit_frames_the_drawing() {
+    let mut e = editor(true);
+    e.set_screen(1000.0, 800.0, 1.0);
+    let at = Pt::new(250.0, 100.0);
+    let under = e.viewport().to_world(at);
+    e.wheel(at, 0.0, -100.0, false);
+    assert!(e.viewport().zoom() > 1.0);
+    assert!(e.viewport().to_world(at).dist(under) < 1e-9);
+    e.pointer_down(input(1, 0.0, 0.0, PointerKind::Mouse, 0.0));
+    e.pointer_up(input(1, 100.0, 100.0, PointerKind::Mouse, 50.0));
+    e.zoom_to_fit();
+    assert!(e.visible().contains_rect(&content_bounds(e.board())));
+    e.reset_zoom();
+    assert!((e.viewport().zoom() - 1.0).abs() < 1e-12);
+}

@@ -1,0 +1,277 @@
+//! Undo and redo of this tab's own actions, as new ops.
+//!
+//! Undo never rewinds the room: it emits the op that reverses one of *your* actions (an
+//! `Erase` for a stroke you drew, a `Restore` for strokes you erased, a `Move` back for strokes
+//! you moved), which every member applies in the room's order like any other op. Others'
+//! actions are never undone by you. An action whose strokes are gone (cleared, or dropped from
+//! the tombstones) is skipped rather than producing an op that does nothing.
+
+use kokuban_board::Board;
+use kokuban_protocol::limits::MAX_IDS_PER_OP;
+use kokuban_protocol::{Bounded, Op, Placement, StrokeId};
+
+/// Undo steps kept; older ones are forgotten.
+pub const MAX_UNDO: usize = 200;
+
+/// One undoable action of this tab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Strokes (or text) drawn.
+    Drew(Vec<StrokeId>),
+    /// Strokes erased (eraser, delete).
+    Erased(Vec<StrokeId>),
+    /// Strokes moved from one offset to another.
+    Moved(Vec<Move>),
+}
+
+/// One stroke's move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Move {
+    /// The stroke.
+    pub id: StrokeId,
+    /// Its offset before.
+    pub from: (i32, i32),
+    /// Its offset after.
+    pub to: (i32, i32),
+}
+
+/// The undo and redo stacks.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    undo: Vec<Action>,
+    redo: Vec<Action>,
+}
+
+impl History {
+    /// Empty stacks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a new action; it clears what could be redone.
+    pub fn record(&mut self, action: Action) {
+        self.redo.clear();
+        self.undo.push(action);
+        if self.undo.len() > MAX_UNDO {
+            self.undo.remove(0);
+        }
+    }
+
+    /// Whether there is something to undo.
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    /// Whether there is something to redo.
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+
+    /// The ops that undo the latest action that still has an effect on `board`.
+    pub fn undo(&mut self, board: &Board) -> Vec<Op> {
+        while let Some(action) = self.undo.pop() {
+            let ops = reverse(&action, board);
+            if !ops.is_empty() {
+                self.redo.push(action);
+                return ops;
+            }
+        }
+        Vec::new()
+    }
+
+    /// The ops that redo the latest undone action.
+    pub fn redo(&mut self, board: &Board) -> Vec<Op> {
+        while let Some(action) = self.redo.pop() {
+            let ops = replay(&action, board);
+            if !ops.is_empty() {
+                self.undo.push(action);
+                return ops;
+            }
+        }
+        Vec::new()
+    }
+
+    /// A stroke got a new id (see the session's reconnection): its history follows it.
+    pub fn rename(&mut self, from: StrokeId, to: StrokeId) {
+        for action in self.undo.iter_mut().chain(self.redo.iter_mut()) {
+            match action {
+                Action::Drew(ids) | Action::Erased(ids) => {
+                    for id in ids.iter_mut().filter(|id| **id == from) {
+                        *id = to;
+                    }
+                }
+                Action::Moved(moves) => {
+                    for m in moves.iter_mut().filter(|m| m.id == from) {
+                        m.id = to;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn reverse(action: &Action, board: &Board) -> Vec<Op> {
+    match action {
+        Action::Drew(ids) => erase(ids, board),
+        Action::Erased(ids) => restore(ids, board),
+        Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.from)), board),
+    }
+}
+
+fn replay(action: &Action, board: &Board) -> Vec<Op> {
+    match action {
+        Action::Drew(ids) => restore(ids, board),
+        Action::Erased(ids) => erase(ids, board),
+        Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.to)), board),
+    }
+}
+
+/// `Erase` ops for those of `ids` that are visible on `board`.
+pub fn erase(ids: &[StrokeId], board: &Board) -> Vec<Op> {
+    let live: Vec<StrokeId> = ids
+        .iter()
+        .copied()
+        .filter(|id| board.get(id).is_some_and(|s| !s.erased))
+        .collect();
+    chunks(live, |ids| Op::Erase { ids })
+}
+
+fn restore(ids: &[StrokeId], board: &Board) -> Vec<Op> {
+    let gone: Vec<StrokeId> = ids
+        .iter()
+        .copied()
+        .filter(|id| board.get(id).is_some_and(|s| s.erased))
+        .collect();
+    chunks(gone, |ids| Op::Restore { ids })
+}
+
+fn place(to: impl Iterator<Item = (StrokeId, (i32, i32))>, board: &Board) -> Vec<Op> {
+    let placements: Vec<Placement> = to
+        .filter(|(id, at)| board.get(id).is_some_and(|s| !s.erased && s.offset != *at))
+        .filter_map(|(id, (dx, dy))| Placement::new(id, dx, dy).ok())
+        .collect();
+    chunks(placements, |to| Op::Move { to })
+}
+
+/// Splits a list into ops of at most [`MAX_IDS_PER_OP`] items.
+pub fn chunks<T: Clone>(items: Vec<T>, op: impl Fn(Bounded<T, MAX_IDS_PER_OP>) -> Op) -> Vec<Op> {
+    items
+        .chunks(MAX_IDS_PER_OP)
+        .filter_map(|c| Bounded::new(c.to_vec()).ok())
+        .map(op)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use kokuban_protocol::{Color, MemberId, Point, Tool, Width};
+
+    use super::*;
+    use crate::rng::stroke_id_from;
+
+    const ME: MemberId = MemberId(1);
+
+    fn draw(board: &mut Board, n: u128) -> StrokeId {
+        let id = stroke_id_from(n);
+        board.apply(
+            ME,
+            &Op::StrokeBegin {
+                id,
+                tool: Tool::Pen,
+                color: Color::rgb(0, 0, 0),
+                width: Width::from_px(2.0),
+                first: Point::new(0, 0, 128).unwrap(),
+            },
+        );
+        id
+    }
+
+    fn apply(board: &mut Board, ops: &[Op]) {
+        for op in ops {
+            board.apply(ME, op);
+        }
+    }
+
+    #[test]
+    fn undo_erases_what_you_drew_and_redo_restores_it() {
+        let mut b = Board::new();
+        let mut h = History::new();
+        let a = draw(&mut b, 1);
+        h.record(Action::Drew(vec![a]));
+        let ops = h.undo(&b);
+        assert!(matches!(&ops[..], [Op::Erase { ids }] if ids.as_slice() == [a]));
+        apply(&mut b, &ops);
+        assert!(b.is_empty());
+        assert!(h.can_redo());
+        let ops = h.redo(&b);
+        assert!(matches!(&ops[..], [Op::Restore { ids }] if ids.as_slice() == [a]));
+        apply(&mut b, &ops);
+        assert_eq!(b.len(), 1);
+        // A new action forgets the redo stack.
+        h.undo(&b);
+        h.record(Action::Drew(vec![draw(&mut b, 2)]));
+        assert!(!h.can_redo());
+    }
+
+    #[test]
+    fn undo_of_an_erase_restores_and_moves_go_back() {
+        let mut b = Board::new();
+        let mut h = History::new();
+        let a = draw(&mut b, 1);
+        let ops = erase(&[a], &b);
+        apply(&mut b, &ops);
+        h.record(Action::Erased(vec![a]));
+        let ops = h.undo(&b);
+        apply(&mut b, &ops);
+        assert!(!b.get(&a).unwrap().erased);
+
+        let to = Bounded::new(vec![Placement::new(a, 80, 0).unwrap()]).unwrap();
+        b.apply(ME, &Op::Move { to });
+        h.record(Action::Moved(vec![Move {
+            id: a,
+            from: (0, 0),
+            to: (80, 0),
+        }]));
+        let ops = h.undo(&b);
+        apply(&mut b, &ops);
+        assert_eq!(b.get(&a).unwrap().offset, (0, 0));
+        let ops = h.redo(&b);
+        apply(&mut b, &ops);
+        assert_eq!(b.get(&a).unwrap().offset, (80, 0));
+    }
+
+    #[test]
+    fn actions_whose_strokes_are_gone_are_skipped() {
+        let mut b = Board::new();
+        let mut h = History::new();
+        let a = draw(&mut b, 1);
+        h.record(Action::Drew(vec![a]));
+        let c = draw(&mut b, 2);
+        h.record(Action::Drew(vec![c]));
+        // Someone else erased c already: undo goes on to a.
+        b.apply(
+            MemberId(2),
+            &Op::Erase {
+                ids: Bounded::new(vec![c]).unwrap(),
+            },
+        );
+        let ops = h.undo(&b);
+        assert!(matches!(&ops[..], [Op::Erase { ids }] if ids.as_slice() == [a]));
+        b.apply(MemberId(2), &Op::Clear);
+        assert!(h.undo(&b).is_empty());
+        assert!(!h.can_undo());
+    }
+
+    #[test]
+    fn renamed_strokes_keep_their_history_and_big_erases_are_split() {
+        let mut h = History::new();
+        let (a, z) = (stroke_id_from(1), stroke_id_from(9));
+        h.record(Action::Drew(vec![a]));
+        h.rename(a, z);
+        let mut b = Board::new();
+        draw(&mut b, 9);
+        assert!(matches!(&h.undo(&b)[..], [Op::Erase { ids }] if ids.as_slice() == [z]));
+        let many: Vec<StrokeId> = (0..2000).map(|n| draw(&mut b, 100 + n)).collect();
+        assert_eq!(erase(&many, &b).len(), 2);
+    }
+}

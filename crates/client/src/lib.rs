@@ -1,0 +1,27 @@
+//! The Kokuban browser app's logic, as plain Rust types with native tests.
+//!
+//! Nothing here touches the DOM: the `frontend/` crate turns browser events into calls on
+//! [`Editor`] and draws what it holds. That keeps every decision that can be wrong — how a
+//! stroke is smoothed, which ops a tool emits, how the local board reconciles with the room's
+//! order, when to reconnect — testable with `cargo test`.
+//!
+//! Coordinates: the *world* is measured in CSS pixels at zoom 1 (`f64`), quantized to the
+//! protocol's fixed point (1/8 px) only when a point becomes part of an op. The *screen* is
+//! CSS pixels of the canvas element.
+
+pub mod connection;
+mod editor;
+pub mod geom;
+pub mod history;
+pub mod link;
+pub mod prefs;
+pub mod presence;
+pub mod rng;
+pub mod session;
+pub mod shape;
+pub mod smooth;
+pub mod svg;
+pub mod tools;
+pub mod viewport;
+
+pub use editor::{Command, Editor, Input, PointerKind};

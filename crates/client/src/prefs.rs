@@ -1,0 +1,306 @@
+//! The palette, sizes and theme, and the preferences the app keeps in `localStorage`
+//! (each as a short string under its own key, parsed here so that a corrupt or old value
+//! falls back to the default instead of breaking the app).
+
+use kokuban_protocol::{Color, Width};
+
+use crate::rng::Entropy;
+use crate::tools::ToolKind;
+
+/// The default ink: near-black on the light theme. The dark theme shows this exact colour as
+/// chalk white (see [`Theme::display`]), so one stroke reads well on both.
+pub const INK: Color = Color::rgb(0x1e, 0x1e, 0x1e);
+const CHALK: Color = Color::rgb(0xf4, 0xf1, 0xe8);
+
+/// Ink colours of the toolbar, with their names (tooltips).
+pub const PALETTE: [(&str, Color); 8] = [
+    ("Ink", INK),
+    ("Red", Color::rgb(0xe0, 0x31, 0x31)),
+    ("Orange", Color::rgb(0xf0, 0x8c, 0x00)),
+    ("Yellow", Color::rgb(0xf5, 0xc2, 0x0b)),
+    ("Green", Color::rgb(0x2f, 0x9e, 0x44)),
+    ("Blue", Color::rgb(0x19, 0x71, 0xc2)),
+    ("Violet", Color::rgb(0x70, 0x48, 0xe8)),
+    ("Pink", Color::rgb(0xd6, 0x33, 0x6c)),
+];
+
+/// Colours for members' cursors and avatars.
+pub const MEMBER_COLORS: [Color; 8] = [
+    Color::rgb(0xe0, 0x31, 0x31),
+    Color::rgb(0xf0, 0x8c, 0x00),
+    Color::rgb(0x2f, 0x9e, 0x44),
+    Color::rgb(0x0c, 0x8f, 0x9e),
+    Color::rgb(0x19, 0x71, 0xc2),
+    Color::rgb(0x70, 0x48, 0xe8),
+    Color::rgb(0xae, 0x3e, 0xc9),
+    Color::rgb(0xd6, 0x33, 0x6c),
+];
+
+/// Stroke sizes of the toolbar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Size {
+    /// Fine.
+    S,
+    /// Medium.
+    #[default]
+    M,
+    /// Bold.
+    L,
+    /// Extra bold.
+    Xl,
+}
+
+impl Size {
+    /// Every size, small first.
+    pub const ALL: [Size; 4] = [Size::S, Size::M, Size::L, Size::Xl];
+
+    /// Width of pen, line and shape strokes.
+    pub fn pen(self) -> Width {
+        Width::from_px(match self {
+            Size::S => 2.0,
+            Size::M => 4.0,
+            Size::L => 8.0,
+            Size::Xl => 16.0,
+        })
+    }
+
+    /// Width of the highlighter (a broad marker).
+    pub fn highlighter(self) -> Width {
+        Width::from_px(match self {
+            Size::S => 10.0,
+            Size::M => 18.0,
+            Size::L => 28.0,
+            Size::Xl => 44.0,
+        })
+    }
+
+    /// Font size of text.
+    pub fn text(self) -> Width {
+        Width::from_px(match self {
+            Size::S => 16.0,
+            Size::M => 24.0,
+            Size::L => 36.0,
+            Size::Xl => 56.0,
+        })
+    }
+
+    /// Stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Size::S => "s",
+            Size::M => "m",
+            Size::L => "l",
+            Size::Xl => "xl",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(s: &str) -> Option<Size> {
+        Size::ALL.into_iter().find(|z| z.name() == s)
+    }
+}
+
+/// Light or dark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Theme {
+    /// Dark ink on a light board.
+    #[default]
+    Light,
+    /// Chalk on a slate board.
+    Dark,
+}
+
+impl Theme {
+    /// Stored name (also the `data-theme` attribute).
+    pub fn name(self) -> &'static str {
+        match self {
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(s: &str) -> Option<Theme> {
+        match s {
+            "light" => Some(Theme::Light),
+            "dark" => Some(Theme::Dark),
+            _ => None,
+        }
+    }
+
+    /// The other one.
+    pub fn toggled(self) -> Theme {
+        match self {
+            Theme::Light => Theme::Dark,
+            Theme::Dark => Theme::Light,
+        }
+    }
+
+    /// The board's background.
+    pub fn background(self) -> Color {
+        match self {
+            Theme::Light => Color::rgb(0xfb, 0xfa, 0xf7),
+            Theme::Dark => Color::rgb(0x24, 0x45, 0x3a),
+        }
+    }
+
+    /// How a stroke colour is shown: the default ink turns to chalk on the dark board.
+    pub fn display(self, c: Color) -> Color {
+        match self {
+            Theme::Dark if c == INK => CHALK,
+            _ => c,
+        }
+    }
+}
+
+/// `#rrggbb` (alpha dropped: strokes carry their opacity separately).
+pub fn hex(c: Color) -> String {
+    let [r, g, b, _] = c.components();
+    let digit = |n: u8| char::from(b"0123456789abcdef"[usize::from(n & 15)]);
+    let mut s = String::with_capacity(7);
+    s.push('#');
+    for v in [r, g, b] {
+        s.push(digit(v >> 4));
+        s.push(digit(v));
+    }
+    s
+}
+
+/// Parses `#rrggbb` as an opaque colour.
+pub fn parse_hex(s: &str) -> Option<Color> {
+    let h = s.strip_prefix('#')?;
+    if h.len() != 6 {
+        return None;
+    }
+    let v = u32::from_str_radix(h, 16).ok()?;
+    Color::new((v << 8) | 0xff).ok()
+}
+
+/// Everything the app remembers between visits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefs {
+    /// Display name.
+    pub name: String,
+    /// Display colour (cursor, avatar).
+    pub color: Color,
+    /// The selected tool.
+    pub tool: ToolKind,
+    /// The selected ink.
+    pub ink: Color,
+    /// The selected size.
+    pub size: Size,
+    /// The theme.
+    pub theme: Theme,
+}
+
+/// `localStorage` keys.
+pub mod keys {
+    /// Display name.
+    pub const NAME: &str = "kokuban.name";
+    /// Display colour.
+    pub const COLOR: &str = "kokuban.color";
+    /// Tool.
+    pub const TOOL: &str = "kokuban.tool";
+    /// Ink colour.
+    pub const INK: &str = "kokuban.ink";
+    /// Size.
+    pub const SIZE: &str = "kokuban.size";
+    /// Theme.
+    pub const THEME: &str = "kokuban.theme";
+}
+
+impl Prefs {
+    /// Preferences from stored values (`get(key)`), with fresh defaults for whatever is
+    /// missing or unreadable: a random guest name and member colour.
+    pub fn load(get: impl Fn(&str) -> Option<String>, rng: &mut dyn Entropy, dark: bool) -> Self {
+        let name = get(keys::NAME)
+            .map(|n| clean_name(&n))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("Guest {}", 100 + rng.next_u64() % 900));
+        let color = get(keys::COLOR)
+            .and_then(|c| parse_hex(&c))
+            .unwrap_or(MEMBER_COLORS[(rng.next_u64() % MEMBER_COLORS.len() as u64) as usize]);
+        Self {
+            name,
+            color,
+            tool: get(keys::TOOL)
+                .and_then(|t| ToolKind::from_name(&t))
+                .unwrap_or(ToolKind::Pen),
+            ink: get(keys::INK).and_then(|c| parse_hex(&c)).unwrap_or(INK),
+            size: get(keys::SIZE)
+                .and_then(|s| Size::from_name(&s))
+                .unwrap_or_default(),
+            theme: get(keys::THEME)
+                .and_then(|t| Theme::from_name(&t))
+                .unwrap_or(if dark { Theme::Dark } else { Theme::Light }),
+        }
+    }
+
+    /// Every `(key, value)` to store.
+    pub fn entries(&self) -> [(&'static str, String); 6] {
+        [
+            (keys::NAME, self.name.clone()),
+            (keys::COLOR, hex(self.color)),
+            (keys::TOOL, self.tool.name().into()),
+            (keys::INK, hex(self.ink)),
+            (keys::SIZE, self.size.name().into()),
+            (keys::THEME, self.theme.name().into()),
+        ]
+    }
+}
+
+/// A display name as the protocol accepts it: one line, at most 48 bytes, trimmed.
+pub fn clean_name(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.trim().chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > kokuban_protocol::limits::MAX_NAME_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::rng::Xoshiro256;
+
+    #[test]
+    fn colours_round_trip_as_hex() {
+        assert_eq!(hex(Color::rgb(0x1e, 0xa0, 0x0f)), "#1ea00f");
+        assert_eq!(parse_hex("#1ea00f"), Some(Color::rgb(0x1e, 0xa0, 0x0f)));
+        assert_eq!(parse_hex("1ea00f"), None);
+        assert_eq!(parse_hex("#zzzzzz"), None);
+        assert_eq!(Theme::Dark.display(INK), CHALK);
+        assert_eq!(Theme::Light.display(INK), INK);
+    }
+
+    #[test]
+    fn prefs_survive_a_round_trip_and_bad_values_fall_back() {
+        let mut rng = Xoshiro256::seeded(1);
+        let fresh = Prefs::load(|_| None, &mut rng, false);
+        assert!(fresh.name.starts_with("Guest "));
+        assert_eq!(
+            (fresh.tool, fresh.ink, fresh.size, fresh.theme),
+            (ToolKind::Pen, INK, Size::M, Theme::Light)
+        );
+        let mut p = fresh.clone();
+        p.name = "Ada".into();
+        p.tool = ToolKind::Highlighter;
+        p.size = Size::Xl;
+        p.theme = Theme::Dark;
+        let stored: HashMap<&str, String> = p.entries().into_iter().collect();
+        let back = Prefs::load(|k| stored.get(k).cloned(), &mut rng, false);
+        assert_eq!(back, p);
+        let junk = Prefs::load(|_| Some("\u{7}garbage".into()), &mut rng, true);
+        assert_eq!(junk.name, "garbage");
+        assert_eq!(
+            (junk.tool, junk.size, junk.theme),
+            (ToolKind::Pen, Size::M, Theme::Dark)
+        );
+        assert_eq!(clean_name(&"é".repeat(40)).len(), 48);
+    }
+}

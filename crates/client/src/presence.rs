@@ -1,0 +1,224 @@
+//! Who is in the room and where their pointers are. Ephemeral: nothing here is stored.
+
+use kokuban_protocol::{Color, Cursor, CursorUpdate, Member, MemberId, PresenceEvent};
+
+use crate::geom::Pt;
+
+/// A cursor is fully visible this long after it last moved...
+pub const CURSOR_IDLE_MS: f64 = 3_000.0;
+/// ...then fades out over this long.
+pub const CURSOR_FADE_MS: f64 = 2_000.0;
+
+/// A remote pointer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteCursor {
+    /// Whose.
+    pub member: MemberId,
+    /// Where, in world pixels.
+    pub at: Pt,
+    /// When it last moved (ms).
+    pub moved_ms: f64,
+}
+
+/// The members of the room and their cursors.
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    me: Option<MemberId>,
+    members: Vec<Member>,
+    cursors: Vec<RemoteCursor>,
+}
+
+impl Presence {
+    /// Nobody.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A Welcome: everyone now in the room.
+    pub fn welcome(&mut self, me: MemberId, members: Vec<Member>) {
+        self.me = Some(me);
+        self.members = members;
+        self.cursors.clear();
+    }
+
+    /// The connection is gone: others are unknown until the next Welcome.
+    pub fn clear(&mut self) {
+        self.members.retain(|m| Some(m.id) == self.me);
+        self.cursors.clear();
+    }
+
+    /// Someone joined, changed or left.
+    pub fn event(&mut self, e: PresenceEvent) {
+        match e {
+            PresenceEvent::Joined(m) | PresenceEvent::Updated(m) => {
+                match self.members.iter_mut().find(|x| x.id == m.id) {
+                    Some(x) => *x = m,
+                    None => self.members.push(m),
+                }
+            }
+            PresenceEvent::Left(id) => {
+                self.members.retain(|m| m.id != id);
+                self.cursors.retain(|c| c.member != id);
+            }
+        }
+    }
+
+    /// Someone's pointer moved (or left the canvas).
+    pub fn cursor(&mut self, u: CursorUpdate, now_ms: f64) {
+        if Some(u.member) == self.me {
+            return;
+        }
+        self.cursors.retain(|c| c.member != u.member);
+        if let Some(at) = u.at {
+            self.cursors.push(RemoteCursor {
+                member: u.member,
+                at: cursor_px(at),
+                moved_ms: now_ms,
+            });
+        }
+    }
+
+    /// Everyone, us first, then in order of arrival.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        let me = self.me;
+        self.members
+            .iter()
+            .filter(move |m| Some(m.id) == me)
+            .chain(self.members.iter().filter(move |m| Some(m.id) != me))
+    }
+
+    /// Our own id.
+    pub fn me(&self) -> Option<MemberId> {
+        self.me
+    }
+
+    /// A member by id.
+    pub fn member(&self, id: MemberId) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Cursors still visible at `now_ms`, with their opacity and their member's name and
+    /// colour.
+    pub fn visible_cursors(
+        &self,
+        now_ms: f64,
+    ) -> impl Iterator<Item = (&RemoteCursor, f64, &str, Color)> {
+        self.cursors.iter().filter_map(move |c| {
+            let alpha = cursor_alpha(now_ms - c.moved_ms);
+            let m = self.member(c.member)?;
+            (alpha > 0.0).then_some((c, alpha, m.name.as_str(), m.color))
+        })
+    }
+
+    /// Whether some cursor is still fading (the overlay must keep animating).
+    pub fn is_animating(&self, now_ms: f64) -> bool {
+        self.cursors
+            .iter()
+            .any(|c| now_ms - c.moved_ms < CURSOR_IDLE_MS + CURSOR_FADE_MS)
+    }
+}
+
+/// Opacity of a cursor idle for `idle_ms`.
+pub fn cursor_alpha(idle_ms: f64) -> f64 {
+    if idle_ms <= CURSOR_IDLE_MS {
+        1.0
+    } else {
+        (1.0 - (idle_ms - CURSOR_IDLE_MS) / CURSOR_FADE_MS).clamp(0.0, 1.0)
+    }
+}
+
+fn cursor_px(c: Cursor) -> Pt {
+    Pt::new(f64::from(c.x()) / 8.0, f64::from(c.y()) / 8.0)
+}
+
+/// Up to two initials of a display name, for avatars.
+pub fn initials(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let pick = |w: &str| {
+        w.chars()
+            .next()
+            .map(|c| c.to_uppercase().collect::<String>())
+    };
+    match words.as_slice() {
+        [] => "?".into(),
+        [one] => one.chars().take(2).collect::<String>().to_uppercase(),
+        [first, .., last] => pick(first).unwrap_or_default() + &pick(last).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kokuban_protocol::{Capability, Name};
+
+    use super::*;
+
+    fn member(id: u64, name: &str) -> Member {
+        Member {
+            id: MemberId(id),
+            name: Name::new(name).unwrap(),
+            color: Color::rgb(1, 2, 3),
+            capability: Capability::Edit,
+        }
+    }
+
+    #[test]
+    fn members_join_change_and_leave() {
+        let mut p = Presence::new();
+        p.welcome(MemberId(2), vec![member(1, "Bob"), member(2, "Ada")]);
+        assert_eq!(p.members().next().unwrap().name.as_str(), "Ada");
+        p.event(PresenceEvent::Joined(member(3, "Cy")));
+        p.event(PresenceEvent::Updated(member(1, "Robert")));
+        assert_eq!(p.member(MemberId(1)).unwrap().name.as_str(), "Robert");
+        p.event(PresenceEvent::Left(MemberId(3)));
+        assert_eq!(p.members().count(), 2);
+        p.clear();
+        assert_eq!(p.members().count(), 1);
+    }
+
+    #[test]
+    fn cursors_fade_when_idle_and_our_own_is_ignored() {
+        let mut p = Presence::new();
+        p.welcome(MemberId(2), vec![member(1, "Bob"), member(2, "Ada")]);
+        let at = Some(Cursor::new(80, 16).unwrap());
+        p.cursor(
+            CursorUpdate {
+                member: MemberId(1),
+                at,
+            },
+            0.0,
+        );
+        p.cursor(
+            CursorUpdate {
+                member: MemberId(2),
+                at,
+            },
+            0.0,
+        );
+        let v: Vec<_> = p.visible_cursors(100.0).collect();
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            (v[0].0.at, v[0].1, v[0].2),
+            (Pt::new(10.0, 2.0), 1.0, "Bob")
+        );
+        assert!((cursor_alpha(CURSOR_IDLE_MS + CURSOR_FADE_MS / 2.0) - 0.5).abs() < 1e-9);
+        assert_eq!(p.visible_cursors(10_000.0).count(), 0);
+        assert!(!p.is_animating(10_000.0));
+        p.cursor(
+            CursorUpdate {
+                member: MemberId(1),
+                at: None,
+            },
+            1.0,
+        );
+        assert_eq!(p.visible_cursors(2.0).count(), 0);
+    }
+
+    #[test]
+    fn initials_of_names() {
+        assert_eq!(initials("Ada Lovelace"), "AL");
+        assert_eq!(initials("ada"), "AD");
+        assert_eq!(initials("Jean de la Fontaine"), "JF");
+        assert_eq!(initials("  "), "?");
+        assert_eq!(initials("élodie"), "ÉL");
+    }
+}

@@ -1,0 +1,225 @@
+//! SVG export: the board (or a part of it) as a standalone SVG document, from the same path
+//! geometry the canvas draws.
+
+use std::fmt::Write as _;
+
+use kokuban_board::{Board, Shape};
+
+use crate::geom::{Rect, visual_bounds};
+use crate::prefs::{Theme, hex};
+use crate::shape::{Paint, TEXT_FONT_FAMILY, geometry, num, text_baseline, text_lines};
+
+/// Space around the drawing when the whole board is exported, in pixels.
+pub const MARGIN: f64 = 24.0;
+
+/// The bounds of everything visible on the board (empty for an empty board).
+pub fn content_bounds(board: &Board) -> Rect {
+    board
+        .strokes()
+        .map(visual_bounds)
+        .fold(Rect::EMPTY, Rect::union)
+}
+
+/// An SVG document of `area` (world pixels), or of the whole drawing when `None`, on the
+/// theme's background.
+pub fn export(board: &Board, area: Option<Rect>, theme: Theme) -> String {
+    let area = match area {
+        Some(a) if !a.is_empty() => a,
+        _ => {
+            let c = content_bounds(board);
+            if c.is_empty() {
+                Rect {
+                    x0: 0.0,
+                    y0: 0.0,
+                    x1: 1.0,
+                    y1: 1.0,
+                }
+            } else {
+                c.inflate(MARGIN)
+            }
+        }
+    };
+    let mut out = String::with_capacity(256 + board.point_count() * 16);
+    let n = |out: &mut String, v: f64| num(out, v);
+    out.push_str("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"");
+    n(&mut out, area.width());
+    out.push_str("\" height=\"");
+    n(&mut out, area.height());
+    out.push_str("\" viewBox=\"");
+    for (i, v) in [area.x0, area.y0, area.width(), area.height()]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        n(&mut out, v);
+    }
+    out.push_str("\">\n<rect x=\"");
+    n(&mut out, area.x0);
+    out.push_str("\" y=\"");
+    n(&mut out, area.y0);
+    out.push_str("\" width=\"100%\" height=\"100%\" fill=\"");
+    out.push_str(&hex(theme.background()));
+    out.push_str("\"/>\n");
+    for stroke in board.strokes() {
+        if !visual_bounds(stroke).intersects(&area) {
+            continue;
+        }
+        let color = hex(theme.display(stroke.color));
+        let (dx, dy) = (
+            f64::from(stroke.offset.0) / 8.0,
+            f64::from(stroke.offset.1) / 8.0,
+        );
+        let mut translate = String::new();
+        if (dx, dy) != (0.0, 0.0) {
+            translate.push_str(" transform=\"translate(");
+            n(&mut translate, dx);
+            translate.push(' ');
+            n(&mut translate, dy);
+            translate.push_str(")\"");
+        }
+        match &stroke.shape {
+            Shape::Ink(_) => {
+                let Some(g) = geometry(stroke) else { continue };
+                out.push_str("<path d=\"");
+                out.push_str(&g.d);
+                out.push('"');
+                out.push_str(&translate);
+                match g.paint {
+                    Paint::Fill => {
+                        let _ = write!(out, " fill=\"{color}\"");
+                    }
+                    Paint::Stroke { width } => {
+                        let _ = write!(out, " fill=\"none\" stroke=\"{color}\" stroke-width=\"");
+                        n(&mut out, width);
+                        out.push_str("\" stroke-linecap=\"round\" stroke-linejoin=\"round\"");
+                    }
+                }
+                if g.alpha < 1.0 {
+                    out.push_str(" opacity=\"");
+                    n(&mut out, g.alpha);
+                    out.push('"');
+                }
+                out.push_str("/>\n");
+            }
+            Shape::Text(text) => {
+                let at = stroke.points[0];
+                let size = stroke.width.px();
+                out.push_str("<text");
+                out.push_str(&translate);
+                let _ = write!(
+                    out,
+                    " fill=\"{color}\" font-family=\"{TEXT_FONT_FAMILY}\" font-size=\""
+                );
+                n(&mut out, size);
+                out.push_str("\">");
+                for (i, line) in text_lines(text.as_str()).enumerate() {
+                    out.push_str("<tspan x=\"");
+                    n(&mut out, at.x_px());
+                    out.push_str("\" y=\"");
+                    n(&mut out, at.y_px() + text_baseline(i, size));
+                    out.push_str("\">");
+                    escape(&mut out, line);
+                    out.push_str("</tspan>");
+                }
+                out.push_str("</text>\n");
+            }
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kokuban_protocol::{Bounded, Color, MemberId, Op, Placement, Point, Text, Tool, Width};
+
+    use super::*;
+    use crate::prefs::INK;
+    use crate::rng::stroke_id_from;
+
+    fn board() -> Board {
+        let mut b = Board::new();
+        let me = MemberId(1);
+        b.apply(
+            me,
+            &Op::StrokeBegin {
+                id: stroke_id_from(1),
+                tool: Tool::Line,
+                color: INK,
+                width: Width::from_px(4.0),
+                first: Point::from_px(0.0, 0.0, 0.5).unwrap(),
+            },
+        );
+        b.apply(
+            me,
+            &Op::StrokePoints(
+                kokuban_protocol::StrokePoints::new(
+                    stroke_id_from(1),
+                    1,
+                    kokuban_protocol::Points::new(vec![Point::from_px(100.0, 50.0, 0.5).unwrap()])
+                        .unwrap(),
+                )
+                .unwrap(),
+            ),
+        );
+        b.apply(
+            me,
+            &Op::Text {
+                id: stroke_id_from(2),
+                at: Point::from_px(10.0, 60.0, 0.5).unwrap(),
+                color: Color::rgb(255, 0, 0),
+                size: Width::from_px(20.0),
+                text: Text::new("a<b & c\nd").unwrap(),
+            },
+        );
+        b
+    }
+
+    #[test]
+    fn exports_paths_and_escaped_text_within_margins() {
+        let svg = export(&board(), None, Theme::Light);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.contains(
+            "<path d=\"M0 0L100 50\" fill=\"none\" stroke=\"#1e1e1e\" stroke-width=\"4\""
+        ));
+        assert!(svg.contains(">a&lt;b &amp; c</tspan><tspan x=\"10\" y=\"105\">d</tspan>"));
+        assert!(svg.contains("fill=\"#fbfaf7\""));
+        // The view box holds the drawing plus the margin.
+        assert!(svg.contains("viewBox=\"-27 -27 "), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn dark_theme_moves_and_areas() {
+        let mut b = board();
+        let to = Bounded::new(vec![Placement::new(stroke_id_from(1), 80, 0).unwrap()]).unwrap();
+        b.apply(MemberId(1), &Op::Move { to });
+        let svg = export(&b, None, Theme::Dark);
+        assert!(svg.contains("stroke=\"#f4f1e8\""));
+        assert!(svg.contains("transform=\"translate(10 0)\""));
+        // An area away from everything holds only the background.
+        let far = Rect {
+            x0: 1000.0,
+            y0: 1000.0,
+            x1: 1100.0,
+            y1: 1100.0,
+        };
+        let empty = export(&b, Some(far), Theme::Dark);
+        assert!(!empty.contains("<path") && !empty.contains("<text"));
+        assert!(export(&Board::new(), None, Theme::Light).contains("width=\"1\""));
+    }
+}

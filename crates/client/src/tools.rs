@@ -1,0 +1,733 @@
+//! The drawing tools: a state machine from pointer input to protocol ops.
+//!
+//! A tool sees world-space input and the board the user sees, and answers with the ops to
+//! apply (locally at once, then sent) and, when a gesture completes, the undoable action it
+//! was. It never talks to the network or the screen.
+
+use kokuban_board::Board;
+use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
+use kokuban_protocol::{
+    Bounded, Color, Op, Placement, Point, Points, StrokeId, StrokePoints, Text, Tool,
+};
+
+use crate::geom::{Pt, Rect, hits, visual_bounds};
+use crate::history::{Action, Move, chunks};
+use crate::prefs::Size;
+use crate::rng::{Entropy, new_stroke_id};
+use crate::smooth::{Device, Profile, Sample, Smoother};
+
+/// The eraser's and the picker's reach around the pointer, in screen pixels.
+pub const TOUCH_RADIUS: f64 = 8.0;
+/// A shape is begun only once the pointer has moved this far (screen pixels), so that a
+/// stray click draws nothing.
+const SHAPE_THRESHOLD: f64 = 3.0;
+
+/// The tools of the toolbar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ToolKind {
+    /// Select, move and delete.
+    Select,
+    /// Pan the board.
+    Hand,
+    /// Freehand, pressure-sensitive.
+    Pen,
+    /// Freehand, translucent.
+    Highlighter,
+    /// Erases whole strokes it touches.
+    Eraser,
+    /// Straight line.
+    Line,
+    /// Line with an arrow head.
+    Arrow,
+    /// Rectangle.
+    Rect,
+    /// Ellipse.
+    Ellipse,
+    /// Text.
+    Text,
+}
+
+impl ToolKind {
+    /// In toolbar order.
+    pub const ALL: [ToolKind; 10] = [
+        ToolKind::Select,
+        ToolKind::Hand,
+        ToolKind::Pen,
+        ToolKind::Highlighter,
+        ToolKind::Eraser,
+        ToolKind::Line,
+        ToolKind::Arrow,
+        ToolKind::Rect,
+        ToolKind::Ellipse,
+        ToolKind::Text,
+    ];
+
+    /// Stored name, icon file name and `data-tool` attribute.
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolKind::Select => "select",
+            ToolKind::Hand => "hand",
+            ToolKind::Pen => "pen",
+            ToolKind::Highlighter => "highlighter",
+            ToolKind::Eraser => "eraser",
+            ToolKind::Line => "line",
+            ToolKind::Arrow => "arrow",
+            ToolKind::Rect => "rect",
+            ToolKind::Ellipse => "ellipse",
+            ToolKind::Text => "text",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(s: &str) -> Option<ToolKind> {
+        ToolKind::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Human name (tooltips).
+    pub fn label(self) -> &'static str {
+        match self {
+            ToolKind::Select => "Select",
+            ToolKind::Hand => "Hand (pan)",
+            ToolKind::Pen => "Pen",
+            ToolKind::Highlighter => "Highlighter",
+            ToolKind::Eraser => "Eraser",
+            ToolKind::Line => "Line",
+            ToolKind::Arrow => "Arrow",
+            ToolKind::Rect => "Rectangle",
+            ToolKind::Ellipse => "Ellipse",
+            ToolKind::Text => "Text",
+        }
+    }
+
+    /// Keyboard shortcut (lower case).
+    pub fn shortcut(self) -> char {
+        match self {
+            ToolKind::Select => 'v',
+            ToolKind::Hand => 'h',
+            ToolKind::Pen => 'p',
+            ToolKind::Highlighter => 'm',
+            ToolKind::Eraser => 'e',
+            ToolKind::Line => 'l',
+            ToolKind::Arrow => 'a',
+            ToolKind::Rect => 'r',
+            ToolKind::Ellipse => 'o',
+            ToolKind::Text => 't',
+        }
+    }
+
+    /// The tool a shortcut selects.
+    pub fn from_shortcut(c: char) -> Option<ToolKind> {
+        let c = c.to_ascii_lowercase();
+        ToolKind::ALL.into_iter().find(|t| t.shortcut() == c)
+    }
+
+    fn shape(self) -> Option<Tool> {
+        match self {
+            ToolKind::Line => Some(Tool::Line),
+            ToolKind::Arrow => Some(Tool::Arrow),
+            ToolKind::Rect => Some(Tool::Rect),
+            ToolKind::Ellipse => Some(Tool::Ellipse),
+            _ => None,
+        }
+    }
+}
+
+/// One pointer sample, in world pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ToolInput {
+    /// Where.
+    pub at: Pt,
+    /// Pressure in `0..=1` (meaningful for a stylus only).
+    pub pressure: f64,
+    /// What drew it.
+    pub device: Device,
+    /// When (ms).
+    pub time_ms: f64,
+    /// Shift held: constrain shapes (squares, circles, 15° lines), add to the selection.
+    pub shift: bool,
+}
+
+impl ToolInput {
+    fn sample(&self) -> Sample {
+        Sample {
+            at: self.at,
+            pressure: self.pressure,
+            time_ms: self.time_ms,
+        }
+    }
+}
+
+/// What a tool did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    /// Ops to apply and send, in order.
+    pub ops: Vec<Op>,
+    /// A completed undoable action.
+    pub action: Option<Action>,
+    /// The text tool was clicked here: the app should open a text editor.
+    pub text_at: Option<Pt>,
+}
+
+#[derive(Debug, Clone)]
+enum Gesture {
+    Idle,
+    Freehand {
+        tool: Tool,
+        color: Color,
+        width: kokuban_protocol::Width,
+        id: StrokeId,
+        smoother: Smoother,
+        count: u32,
+        ids: Vec<StrokeId>,
+        last: Point,
+    },
+    Shape {
+        tool: Tool,
+        id: Option<StrokeId>,
+        start: Pt,
+        last: Pt,
+        count: u32,
+    },
+    Erase {
+        last: Pt,
+        erased: Vec<StrokeId>,
+    },
+    Marquee {
+        start: Pt,
+        now: Pt,
+    },
+    Drag {
+        start: Pt,
+        originals: Vec<(StrokeId, (i32, i32))>,
+        delta: (i32, i32),
+    },
+}
+
+/// The current tool, its style, the gesture in progress and the selection.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    kind: ToolKind,
+    /// Ink colour.
+    pub ink: Color,
+    /// Stroke size.
+    pub size: Size,
+    gesture: Gesture,
+    selection: Vec<StrokeId>,
+}
+
+impl Tools {
+    /// The pen, with `ink` and `size`.
+    pub fn new(kind: ToolKind, ink: Color, size: Size) -> Self {
+        Self {
+            kind,
+            ink,
+            size,
+            gesture: Gesture::Idle,
+            selection: Vec::new(),
+        }
+    }
+
+    /// The selected tool.
+    pub fn kind(&self) -> ToolKind {
+        self.kind
+    }
+
+    /// Selects a tool (ignored in the middle of a gesture). Leaving Select clears the
+    /// selection.
+    pub fn set_kind(&mut self, kind: ToolKind) {
+        if self.is_active() {
+            return;
+        }
+        if kind != ToolKind::Select {
+            self.selection.clear();
+        }
+        self.kind = kind;
+    }
+
+    /// Whether a gesture is in progress.
+    pub fn is_active(&self) -> bool {
+        !matches!(self.gesture, Gesture::Idle)
+    }
+
+    /// The id of the stroke being drawn, if any.
+    pub fn drawing(&self) -> Option<StrokeId> {
+        match &self.gesture {
+            Gesture::Freehand { id, .. } => Some(*id),
+            Gesture::Shape { id, .. } => *id,
+            _ => None,
+        }
+    }
+
+    /// The selected strokes.
+    pub fn selection(&self) -> &[StrokeId] {
+        &self.selection
+    }
+
+    /// Forgets selected strokes that are no longer visible.
+    pub fn prune_selection(&mut self, board: &Board) {
+        self.selection
+            .retain(|id| board.get(id).is_some_and(|s| !s.erased));
+    }
+
+    /// Selects everything (Ctrl+A).
+    pub fn select_all(&mut self, board: &Board) {
+        self.kind = ToolKind::Select;
+        self.selection = board.strokes().map(|s| s.id).collect();
+    }
+
+    /// Clears the selection (Escape).
+    pub fn clear_selection(&mut self) {
+        self.selection.clear();
+    }
+
+    /// The selection rectangle being dragged, if any.
+    pub fn marquee(&self) -> Option<Rect> {
+        match self.gesture {
+            Gesture::Marquee { start, now } => Some(Rect::spanning(start, now)),
+            _ => None,
+        }
+    }
+
+    /// A pointer went down.
+    pub fn down(
+        &mut self,
+        input: ToolInput,
+        board: &Board,
+        zoom: f64,
+        rng: &mut dyn Entropy,
+    ) -> Output {
+        let mut out = Output::default();
+        if self.is_active() {
+            return out;
+        }
+        match self.kind {
+            ToolKind::Hand => {}
+            ToolKind::Pen | ToolKind::Highlighter => {
+                let (tool, profile, width) = if self.kind == ToolKind::Pen {
+                    (Tool::Pen, Profile::pen(input.device), self.size.pen())
+                } else {
+                    (
+                        Tool::Highlighter,
+                        Profile::highlighter(),
+                        self.size.highlighter(),
+                    )
+                };
+                let mut smoother = Smoother::new(profile, input.device, zoom);
+                let Some((p, pressure)) = smoother.push(input.sample()) else {
+                    return out;
+                };
+                let Ok(first) = Point::from_px(p.x, p.y, pressure) else {
+                    return out;
+                };
+                let id = new_stroke_id(rng);
+                out.ops.push(Op::StrokeBegin {
+                    id,
+                    tool,
+                    color: self.ink,
+                    width,
+                    first,
+                });
+                self.gesture = Gesture::Freehand {
+                    tool,
+                    color: self.ink,
+                    width,
+                    id,
+                    smoother,
+                    count: 1,
+                    ids: vec![id],
+                    last: first,
+                };
+            }
+            ToolKind::Line | ToolKind::Arrow | ToolKind::Rect | ToolKind::Ellipse => {
+                let tool = self.kind.shape().unwrap_or(Tool::Line);
+                self.gesture = Gesture::Shape {
+                    tool,
+                    id: None,
+                    start: input.at,
+                    last: input.at,
+                    count: 0,
+                };
+            }
+            ToolKind::Eraser => {
+                self.gesture = Gesture::Erase {
+                    last: input.at,
+                    erased: Vec::new(),
+                };
+                self.erase_along(input.at, board, zoom, &mut out);
+            }
+            ToolKind::Text => out.text_at = Some(input.at),
+            ToolKind::Select => {
+                let hit = pick(board, input.at, TOUCH_RADIUS / zoom);
+                match hit {
+                    Some(id) => {
+                        if !self.selection.contains(&id) {
+                            if !input.shift {
+                                self.selection.clear();
+                            }
+                            self.selection.push(id);
+                        }
+                        let originals = self
+                            .selection
+                            .iter()
+                            .filter_map(|id| board.get(id).map(|s| (*id, s.offset)))
+                            .collect();
+                        self.gesture = Gesture::Drag {
+                            start: input.at,
+                            originals,
+                            delta: (0, 0),
+                        };
+                    }
+                    None => {
+                        if !input.shift {
+                            self.selection.clear();
+                        }
+                        self.gesture = Gesture::Marquee {
+                            start: input.at,
+                            now: input.at,
+                        };
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The pointer moved (all coalesced samples since the last event, oldest first).
+    pub fn moved(
+        &mut self,
+        inputs: &[ToolInput],
+        board: &Board,
+        zoom: f64,
+        rng: &mut dyn Entropy,
+    ) -> Output {
+        let mut out = Output::default();
+        let Some(latest) = inputs.last().copied() else {
+            return out;
+        };
+        match &mut self.gesture {
+            Gesture::Idle => {}
+            Gesture::Freehand { .. } => {
+                for input in inputs {
+                    self.freehand_point(input, rng, &mut out);
+                }
+            }
+            Gesture::Shape { .. } => self.shape_point(latest, zoom, rng, &mut out),
+            Gesture::Erase { .. } => self.erase_along(latest.at, board, zoom, &mut out),
+            Gesture::Marquee { now, .. } => *now = latest.at,
+            Gesture::Drag {
+                start,
+                originals,
+                delta,
+            } => {
+                let d = (units(latest.at.x - start.x), units(latest.at.y - start.y));
+                if d != *delta {
+                    *delta = d;
+                    out.ops.extend(placements(originals, d));
+                }
+            }
+        }
+        out
+    }
+
+    /// The pointer went up: the gesture completes.
+    pub fn up(
+        &mut self,
+        input: ToolInput,
+        board: &Board,
+        zoom: f64,
+        rng: &mut dyn Entropy,
+    ) -> Output {
+        let mut out = self.moved(&[input], board, zoom, rng);
+        match std::mem::replace(&mut self.gesture, Gesture::Idle) {
+            Gesture::Idle => {}
+            Gesture::Freehand {
+                mut smoother,
+                id,
+                count,
+                ids,
+                ..
+            } => {
+                if let Some((p, pressure)) = smoother.finish(input.sample())
+                    && let Ok(point) = Point::from_px(p.x, p.y, pressure)
+                    && count < MAX_POINTS_PER_STROKE
+                {
+                    out.ops.push(points_op(id, count, vec![point]));
+                }
+                out.ops.push(Op::StrokeEnd { id });
+                out.action = Some(Action::Drew(ids));
+            }
+            Gesture::Shape { id, .. } => {
+                if let Some(id) = id {
+                    out.ops.push(Op::StrokeEnd { id });
+                    out.action = Some(Action::Drew(vec![id]));
+                }
+            }
+            Gesture::Erase { erased, .. } => {
+                if !erased.is_empty() {
+                    out.action = Some(Action::Erased(erased));
+                }
+            }
+            Gesture::Marquee { start, now } => {
+                let r = Rect::spanning(start, now);
+                for s in board.strokes() {
+                    if r.contains_rect(&visual_bounds(s)) && !self.selection.contains(&s.id) {
+                        self.selection.push(s.id);
+                    }
+                }
+            }
+            Gesture::Drag {
+                originals, delta, ..
+            } => {
+                if delta != (0, 0) {
+                    out.action = Some(Action::Moved(
+                        originals
+                            .iter()
+                            .map(|&(id, from)| Move {
+                                id,
+                                from,
+                                to: (from.0 + delta.0, from.1 + delta.1),
+                            })
+                            .collect(),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The gesture was interrupted (a second finger, a cancelled pointer, a lost
+    /// connection to the pen): whatever it drew is taken back, nothing enters the history.
+    pub fn cancel(&mut self) -> Output {
+        let mut out = Output::default();
+        match std::mem::replace(&mut self.gesture, Gesture::Idle) {
+            Gesture::Freehand { ids, id, .. } => {
+                out.ops.push(Op::StrokeEnd { id });
+                out.ops.extend(chunks(ids, |ids| Op::Erase { ids }));
+            }
+            Gesture::Shape { id: Some(id), .. } => {
+                out.ops.push(Op::StrokeEnd { id });
+                out.ops.extend(chunks(vec![id], |ids| Op::Erase { ids }));
+            }
+            Gesture::Drag {
+                originals, delta, ..
+            } if delta != (0, 0) => out.ops.extend(placements(&originals, (0, 0))),
+            Gesture::Erase { erased, .. } if !erased.is_empty() => {
+                out.action = Some(Action::Erased(erased));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Erases the selection (Delete).
+    pub fn delete_selection(&mut self, board: &Board) -> Output {
+        let ids = std::mem::take(&mut self.selection);
+        let ops = crate::history::erase(&ids, board);
+        Output {
+            action: (!ops.is_empty()).then_some(Action::Erased(ids)),
+            ops,
+            text_at: None,
+        }
+    }
+
+    /// Places a text item at `at` (after the text editor the app opened is committed).
+    pub fn text(&mut self, at: Pt, text: &str, rng: &mut dyn Entropy) -> Output {
+        let trimmed = text.trim_end();
+        let (Ok(text), Ok(at)) = (Text::new(trimmed), Point::from_px(at.x, at.y, 0.5)) else {
+            return Output::default();
+        };
+        if trimmed.trim().is_empty() {
+            return Output::default();
+        }
+        let id = new_stroke_id(rng);
+        Output {
+            ops: vec![Op::Text {
+                id,
+                at,
+                color: self.ink,
+                size: self.size.text(),
+                text,
+            }],
+            action: Some(Action::Drew(vec![id])),
+            text_at: None,
+        }
+    }
+
+    fn freehand_point(&mut self, input: &ToolInput, rng: &mut dyn Entropy, out: &mut Output) {
+        let Gesture::Freehand {
+            tool,
+            color,
+            width,
+            id,
+            smoother,
+            count,
+            ids,
+            last,
+        } = &mut self.gesture
+        else {
+            return;
+        };
+        let Some((p, pressure)) = smoother.push(input.sample()) else {
+            return;
+        };
+        let Ok(point) = Point::from_px(p.x, p.y, pressure) else {
+            return;
+        };
+        if *count >= MAX_POINTS_PER_STROKE {
+            // A very long stroke continues seamlessly as a new one from its last point.
+            out.ops.push(Op::StrokeEnd { id: *id });
+            let next = new_stroke_id(rng);
+            out.ops.push(Op::StrokeBegin {
+                id: next,
+                tool: *tool,
+                color: *color,
+                width: *width,
+                first: *last,
+            });
+            *id = next;
+            *count = 1;
+            ids.push(next);
+        }
+        // Append to this event's batch of the stroke if there is one.
+        if let Some(Op::StrokePoints(b)) = out.ops.last_mut()
+            && b.id == *id
+            && b.points.len() < MAX_POINTS_PER_BATCH
+        {
+            let mut pts = b.points.as_slice().to_vec();
+            pts.push(point);
+            *b = StrokePoints::new(b.id, b.start, Points::new(pts).expect("non-empty"))
+                .expect("within the stroke limit");
+        } else {
+            out.ops.push(points_op(*id, *count, vec![point]));
+        }
+        *count += 1;
+        *last = point;
+    }
+
+    fn shape_point(
+        &mut self,
+        input: ToolInput,
+        zoom: f64,
+        rng: &mut dyn Entropy,
+        out: &mut Output,
+    ) {
+        let Gesture::Shape {
+            tool,
+            id,
+            start,
+            last,
+            count,
+        } = &mut self.gesture
+        else {
+            return;
+        };
+        let target = constrain(*tool, *start, input.at, input.shift);
+        if id.is_none() {
+            if start.dist(input.at) * zoom < SHAPE_THRESHOLD {
+                return;
+            }
+            let Ok(first) = Point::from_px(start.x, start.y, 0.5) else {
+                return;
+            };
+            let new = new_stroke_id(rng);
+            out.ops.push(Op::StrokeBegin {
+                id: new,
+                tool: *tool,
+                color: self.ink,
+                width: self.size.pen(),
+                first,
+            });
+            *id = Some(new);
+            *count = 1;
+        }
+        if (target.dist(*last) * zoom < 1.0 && *count > 1) || *count >= MAX_POINTS_PER_STROKE {
+            return;
+        }
+        let (Some(id), Ok(p)) = (*id, Point::from_px(target.x, target.y, 0.5)) else {
+            return;
+        };
+        out.ops.push(points_op(id, *count, vec![p]));
+        *count += 1;
+        *last = target;
+    }
+
+    fn erase_along(&mut self, to: Pt, board: &Board, zoom: f64, out: &mut Output) {
+        let Gesture::Erase { last, erased } = &mut self.gesture else {
+            return;
+        };
+        let from = *last;
+        *last = to;
+        let radius = TOUCH_RADIUS / zoom;
+        let fresh: Vec<StrokeId> = board
+            .strokes()
+            .filter(|s| !erased.contains(&s.id) && hits(s, from, to, radius))
+            .map(|s| s.id)
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        erased.extend(fresh.iter().copied());
+        out.ops.extend(chunks(fresh, |ids| Op::Erase { ids }));
+    }
+}
+
+/// The topmost visible stroke under `at`.
+pub fn pick(board: &Board, at: Pt, radius: f64) -> Option<StrokeId> {
+    let strokes: Vec<_> = board.strokes().collect();
+    strokes
+        .into_iter()
+        .rev()
+        .find(|s| hits(s, at, at, radius))
+        .map(|s| s.id)
+}
+
+fn points_op(id: StrokeId, start: u32, points: Vec<Point>) -> Op {
+    Op::StrokePoints(
+        StrokePoints::new(id, start, Points::new(points).expect("one point at least"))
+            .expect("start within the stroke limit"),
+    )
+}
+
+fn placements(originals: &[(StrokeId, (i32, i32))], d: (i32, i32)) -> Vec<Op> {
+    let to: Vec<Placement> = originals
+        .iter()
+        .filter_map(|&(id, (x, y))| Placement::new(id, x + d.0, y + d.1).ok())
+        .collect();
+    to.chunks(kokuban_protocol::limits::MAX_IDS_PER_OP)
+        .filter_map(|c| Bounded::new(c.to_vec()).ok())
+        .map(|to| Op::Move { to })
+        .collect()
+}
+
+/// World pixels to fixed-point units.
+fn units(px: f64) -> i32 {
+    let u = (px * f64::from(SUBPIXELS)).round();
+    if u.is_finite() {
+        u.clamp(-f64::from(i32::MAX / 2), f64::from(i32::MAX / 2)) as i32
+    } else {
+        0
+    }
+}
+
+/// With Shift: lines snap to 15° steps, rectangles and ellipses become squares and circles.
+fn constrain(tool: Tool, start: Pt, at: Pt, shift: bool) -> Pt {
+    if !shift {
+        return at;
+    }
+    let (dx, dy) = (at.x - start.x, at.y - start.y);
+    match tool {
+        Tool::Line | Tool::Arrow => {
+            let step = std::f64::consts::PI / 12.0;
+            let angle = (dy.atan2(dx) / step).round() * step;
+            let len = dx.hypot(dy);
+            Pt::new(start.x + len * angle.cos(), start.y + len * angle.sin())
+        }
+        _ => {
+            let side = dx.abs().max(dy.abs());
+            Pt::new(start.x + side * dx.signum(), start.y + side * dy.signum())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

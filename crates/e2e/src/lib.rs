@@ -1,0 +1,5 @@
+//! Browser end-to-end tests of Kokuban live in `tests/`. They start their own `kokuban`
+//! servers (the server library, port 0, temporary data directories) serving the built web app
+//! from `dist/` (run `trunk build --release --offline` first; `cargo xtask test` does), and
+//! drive Debian's headless Chromium through ChromeDriver over WebDriver. Screenshots of every
+//! end state are saved under `target/e2e-screenshots/`.

@@ -1,0 +1,137 @@
+//! The user's path through real browsers on one node: strokes drawn with pointer actions in
+//! one tab appear on another tab's canvas (checked on its pixels), undo removes them there, a
+//! view-only tab cannot draw, and a tab whose connection was cut catches up on what was drawn
+//! meanwhile and delivers what it drew offline.
+
+mod common;
+
+use common::{Driver, Node, Proxy, prerequisites, wave};
+use serde_json::json;
+
+const W: u32 = 1000;
+const H: u32 = 700;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stroke_appears_on_the_other_tab_and_undo_removes_it() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let (edit, _) = node.create_room().await;
+    let driver = Driver::start().await;
+    let ada = driver.browser(W, H).await;
+    let bob = driver.browser(W, H).await;
+    ada.goto(&format!("{}{edit}", node.url())).await;
+    bob.goto(&format!("{}{edit}", node.url())).await;
+    ada.wait_status("connected").await;
+    bob.wait_status("connected").await;
+
+    let area = (300, 250, 700, 350);
+    assert_eq!(bob.ink(area.0, area.1, area.2, area.3).await, 0);
+    ada.draw(&wave(320, 680, 300)).await;
+    ada.wait_ink("Ada's own stroke", area, 200).await;
+    bob.wait_ink("Ada's stroke on Bob's canvas", area, 200).await;
+    bob.screenshot("stroke-on-other-tab").await;
+
+    ada.ctrl("z").await;
+    bob.wait_ink("the undone stroke gone from Bob's canvas", area, 0)
+        .await;
+    ada.wait_ink("the undone stroke gone from Ada's canvas", area, 0)
+        .await;
+    bob.screenshot("undo-on-other-tab").await;
+
+    // Redo brings it back for both.
+    ada.ctrl("y").await;
+    bob.wait_ink("the redone stroke on Bob's canvas", area, 200)
+        .await;
+    ada.quit().await;
+    bob.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_only_tab_sees_the_board_but_cannot_draw() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let (edit, view) = node.create_room().await;
+    let driver = Driver::start().await;
+    let ada = driver.browser(W, H).await;
+    let viewer = driver.browser(W, H).await;
+    ada.goto(&format!("{}{edit}", node.url())).await;
+    viewer.goto(&format!("{}{view}", node.url())).await;
+    ada.wait_status("connected").await;
+    viewer.wait_status("connected").await;
+
+    // No drawing tools for a viewer.
+    assert_eq!(viewer.count("[data-tool]").await, 0);
+    assert_eq!(ada.count("[data-tool]").await, 10);
+
+    // Ada's ink reaches the viewer live.
+    let top = (300, 150, 700, 250);
+    ada.draw(&wave(320, 680, 200)).await;
+    viewer.wait_ink("Ada's stroke on the viewer's canvas", top, 200)
+        .await;
+
+    // The viewer's drag draws nothing anywhere (it pans the view, so compare stroke counts
+    // and the editor's canvas).
+    let bottom = (300, 450, 700, 550);
+    viewer.draw(&wave(320, 680, 500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let count = "return window.kokuban.strokeCount();";
+    assert_eq!(viewer.js(count, json!([])).await, json!(1));
+    assert_eq!(ada.js(count, json!([])).await, json!(1));
+    assert_eq!(ada.ink(bottom.0, bottom.1, bottom.2, bottom.3).await, 0);
+    viewer.screenshot("view-only").await;
+    ada.quit().await;
+    viewer.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tab_that_lost_its_connection_catches_up_when_it_returns() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let proxy = Proxy::start(node.addr).await;
+    let (edit, _) = node.create_room().await;
+    let driver = Driver::start().await;
+    let ada = driver.browser(W, H).await;
+    let bob = driver.browser(W, H).await;
+    ada.goto(&format!("{}{edit}", node.url())).await;
+    // Bob's path to the node goes through the proxy.
+    bob.goto(&format!("{}{edit}", proxy.url())).await;
+    ada.wait_status("connected").await;
+    bob.wait_status("connected").await;
+
+    proxy.unplug();
+    bob.wait_for(
+        "Bob to notice the lost connection",
+        "const s = document.getElementById('status'); return !!s && s.dataset.status !== 'connected';",
+        json!([]),
+    )
+    .await;
+
+    // Meanwhile Ada draws at the top, and Bob, offline, at the bottom.
+    let top = (300, 150, 700, 250);
+    let bottom = (300, 450, 700, 550);
+    ada.draw(&wave(320, 680, 200)).await;
+    bob.draw(&wave(320, 680, 500)).await;
+    ada.wait_ink("Ada's stroke", top, 200).await;
+    bob.wait_ink("Bob's offline stroke under his pen", bottom, 200)
+        .await;
+    assert_eq!(bob.ink(top.0, top.1, top.2, top.3).await, 0);
+    assert_eq!(ada.ink(bottom.0, bottom.1, bottom.2, bottom.3).await, 0);
+    bob.screenshot("offline").await;
+
+    proxy.plug();
+    bob.wait_status("connected").await;
+    bob.wait_ink("Ada's stroke on Bob's canvas after the reconnect", top, 200)
+        .await;
+    ada.wait_ink("Bob's offline stroke on Ada's canvas", bottom, 200)
+        .await;
+    bob.screenshot("reconnected").await;
+    ada.screenshot("reconnected-other-tab").await;
+    ada.quit().await;
+    bob.quit().await;
+}

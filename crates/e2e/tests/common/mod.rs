@@ -1,0 +1,543 @@
+//! The browser test harness: servers on loopback ports, a cuttable TCP proxy, ChromeDriver and
+//! a minimal WebDriver client (plain HTTP/1.1 and JSON: the handful of commands these tests
+//! need do not justify a WebDriver crate and its dependency tree).
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use kokuban_server::{Config, Server, ShutdownHandle};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, MutexGuard, watch};
+
+/// Waits are on conditions, never on fixed sleeps; this bounds each of them.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Browser tests share two cores with everything else: one at a time.
+static BROWSERS: Mutex<()> = Mutex::const_new(());
+
+/// Takes the browser lock; `None` (with a note) when the browser or the built app is missing
+/// outside CI. In CI (`CI` set) a missing prerequisite fails the test instead.
+pub async fn prerequisites() -> Option<MutexGuard<'static, ()>> {
+    let missing: Vec<String> = [
+        (Path::new(CHROMIUM).exists(), CHROMIUM.to_string()),
+        (Path::new(CHROMEDRIVER).exists(), CHROMEDRIVER.to_string()),
+        (
+            dist().join("index.html").exists(),
+            "dist/index.html (run `trunk build --release --offline`)".to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(ok, _)| !ok)
+    .map(|(_, what)| what)
+    .collect();
+    if !missing.is_empty() {
+        if std::env::var_os("CI").is_some() {
+            panic!("browser tests need {}", missing.join(", "));
+        }
+        eprintln!("skipping browser test: missing {}", missing.join(", "));
+        return None;
+    }
+    Some(BROWSERS.lock().await)
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dist() -> PathBuf {
+    workspace().join("dist")
+}
+
+/// Where screenshots go.
+pub fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+        .join("e2e-screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `kokuban` node on a loopback port with its own data directory. Dropping it shuts it down.
+pub struct Node {
+    pub addr: SocketAddr,
+    handle: ShutdownHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// A single node.
+    pub async fn start() -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::new(dir.path());
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.node_id = "e2e".into();
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.local_addr();
+        let handle = server.shutdown_handle();
+        tokio::spawn(server.serve());
+        Node {
+            addr,
+            handle,
+            _dir: dir,
+        }
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Creates a room; returns `(edit path, view path)` as the API gives them.
+    pub async fn create_room(&self) -> (String, String) {
+        let (status, body) = http(self.addr, "POST", "/api/rooms", None)
+            .await
+            .expect("POST /api/rooms");
+        assert_eq!(status, 201, "{body}");
+        (
+            body["edit_url"].as_str().expect("edit_url").to_string(),
+            body["view_url"].as_str().expect("view_url").to_string(),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+/// A TCP proxy in front of a node that the test can unplug (cutting every connection and
+/// refusing new ones) and plug back in: a network failure on one tab's path only.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    plugged: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    /// A proxy to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy address");
+        let plugged = Arc::new(AtomicBool::new(true));
+        let (cut, _) = watch::channel(0u64);
+        let (p, tx) = (plugged.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !p.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let mut cut = tx.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, plugged, cut }
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Cuts every connection and refuses new ones.
+    pub fn unplug(&self) {
+        self.plugged.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|g| *g += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn plug(&self) {
+        self.plugged.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One HTTP/1.1 request with a JSON body; returns the status and the JSON answer. Bounded in
+/// time, so that a wedged browser fails the test instead of hanging it.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    tokio::time::timeout(Duration::from_secs(90), request(addr, method, path, body))
+        .await
+        .map_err(|_| format!("{method} {path}: no answer in 90 s"))?
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    // Read the head, then exactly Content-Length bytes: ChromeDriver announces
+    // `Connection: close` but may keep the socket open, so reading to the end could hang.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before the HTTP header".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no HTTP status")?;
+    let length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    let mut payload = raw[split + 4..].to_vec();
+    match length {
+        Some(len) => {
+            while payload.len() < len {
+                let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                payload.extend_from_slice(&buf[..n]);
+            }
+            payload.truncate(len);
+        }
+        None => {
+            stream
+                .read_to_end(&mut payload)
+                .await
+                .map_err(|e| e.to_string())?;
+            if head.contains("transfer-encoding: chunked") {
+                payload = dechunk(&payload);
+            }
+        }
+    }
+    let value = if payload.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&payload).map_err(|e| format!("bad JSON from {path}: {e}"))?
+    };
+    Ok((status, value))
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..line_end])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// A running ChromeDriver.
+pub struct Driver {
+    addr: SocketAddr,
+    _child: Child,
+}
+
+impl Driver {
+    /// Starts ChromeDriver on a free port and waits until it answers.
+    pub async fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Ok((200, v)) = http(addr, "GET", "/status", None).await
+                && v["value"]["ready"] == json!(true)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver {
+            addr,
+            _child: child,
+        }
+    }
+
+    /// A new headless Chromium window of `width × height`.
+    pub async fn browser(&self, width: u32, height: u32) -> Browser {
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = json!([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--force-device-scale-factor=1",
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", profile.path().display()),
+        ]);
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
+        }}});
+        let (_, v) = http(self.addr, "POST", "/session", Some(&caps))
+            .await
+            .expect("new session");
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Browser {
+            driver: self.addr,
+            session,
+            _profile: profile,
+        }
+    }
+}
+
+/// One browser window, driven over WebDriver.
+pub struct Browser {
+    driver: SocketAddr,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let (status, v) = http(self.driver, method, &path, body.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"));
+        assert_eq!(status, 200, "WebDriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    /// Opens a URL.
+    pub async fn goto(&self, url: &str) {
+        self.command("POST", "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    /// Runs a script (with `arguments`) and returns its value.
+    pub async fn js(&self, script: &str, args: Value) -> Value {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Polls `script` until it returns true.
+    pub async fn wait_for(&self, what: &str, script: &str, args: Value) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if self.js(script, args.clone()).await == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The `data-status` of the connection status element.
+    pub async fn status(&self) -> String {
+        self.js(
+            "const s = document.getElementById('status'); return s ? s.dataset.status : null;",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Waits until the connection status is `status`.
+    pub async fn wait_status(&self, status: &str) {
+        self.wait_for(
+            &format!("status {status}"),
+            "const s = document.getElementById('status'); return !!s && s.dataset.status === arguments[0];",
+            json!([status]),
+        )
+        .await;
+    }
+
+    /// Pixels of `#board` within the CSS rectangle that are clearly not background.
+    pub async fn ink(&self, x0: u32, y0: u32, x1: u32, y1: u32) -> u64 {
+        self.js(INK_SCRIPT, json!([x0, y0, x1, y1]))
+            .await
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Waits until the rectangle holds at least `min` ink pixels (or, with `min == 0`, none).
+    pub async fn wait_ink(&self, what: &str, rect: (u32, u32, u32, u32), min: u64) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let n = self.ink(rect.0, rect.1, rect.2, rect.3).await;
+            if (min == 0 && n == 0) || (min > 0 && n >= min) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {n} ink pixels"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Drags the mouse through `points` (CSS pixels of the viewport).
+    pub async fn draw(&self, points: &[(i64, i64)]) {
+        let mut actions = vec![
+            json!({"type": "pointerMove", "duration": 0, "x": points[0].0, "y": points[0].1}),
+            json!({"type": "pointerDown", "button": 0}),
+        ];
+        for &(x, y) in &points[1..] {
+            actions.push(json!({"type": "pointerMove", "duration": 16, "x": x, "y": y}));
+        }
+        actions.push(json!({"type": "pointerUp", "button": 0}));
+        self.command(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{
+                "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": actions
+            }]})),
+        )
+        .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
+    /// Presses a key with Control held (e.g. `z` for undo).
+    pub async fn ctrl(&self, key: &str) {
+        const CONTROL: &str = "\u{E009}";
+        self.command(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": CONTROL},
+                {"type": "keyDown", "value": key},
+                {"type": "keyUp", "value": key},
+                {"type": "keyUp", "value": CONTROL},
+            ]}]})),
+        )
+        .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
+    /// How many elements match a CSS selector.
+    pub async fn count(&self, css: &str) -> u64 {
+        self.js(
+            "return document.querySelectorAll(arguments[0]).length;",
+            json!([css]),
+        )
+        .await
+        .as_u64()
+        .unwrap_or(0)
+    }
+
+    /// Saves a screenshot as `<test>-<name>.png` in the screenshot directory.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let v = self.command("GET", "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .expect("screenshot is base64");
+        let path = screenshot_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("screenshot written");
+        path
+    }
+
+    /// Closes the window.
+    pub async fn quit(self) {
+        let path = format!("/session/{}", self.session);
+        let _ = http(self.driver, "DELETE", &path, None).await;
+    }
+}
+
+/// Counts non-background pixels of `#board` in a CSS rectangle. The background is read from
+/// the canvas's top-left device pixel, which the app's toolbars never draw on the canvas.
+const INK_SCRIPT: &str = r#"
+const [x0, y0, x1, y1] = arguments;
+const c = document.getElementById('board');
+if (!c || c.width === 0) return 0;
+const r = window.devicePixelRatio || 1;
+const ctx = c.getContext('2d');
+const bg = ctx.getImageData(0, 0, 1, 1).data;
+const w = Math.max(1, Math.round((x1 - x0) * r)), h = Math.max(1, Math.round((y1 - y0) * r));
+const d = ctx.getImageData(Math.round(x0 * r), Math.round(y0 * r), w, h).data;
+let n = 0;
+for (let i = 0; i < d.length; i += 4) {
+  if (Math.abs(d[i] - bg[0]) + Math.abs(d[i + 1] - bg[1]) + Math.abs(d[i + 2] - bg[2]) > 90) n++;
+}
+return n;
+"#;
+
+/// A wavy stroke across the rectangle `(x0, y0)..(x1, y1)`'s middle.
+pub fn wave(x0: i64, x1: i64, y: i64) -> Vec<(i64, i64)> {
+    (0..=30)
+        .map(|i| {
+            let x = x0 + (x1 - x0) * i / 30;
+            let dy = ((i as f64) / 3.0).sin() * 20.0;
+            (x, y + dy as i64)
+        })
+        .collect()
+}

@@ -1,0 +1,378 @@
+//! The room's machinery outside Leptos: the editor, the renderer, the socket, the input
+//! listeners and the animation-frame loop that ties them together. Components read a
+//! [`Ui`] snapshot from a signal and call [`Engine`] methods.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use kokuban_client::Editor;
+use kokuban_client::geom::Pt;
+use kokuban_client::link::{RoomLink, socket_url};
+use kokuban_client::prefs::{Prefs, Size, Theme, hex};
+use kokuban_client::presence::initials;
+use kokuban_client::svg::{self, content_bounds};
+use kokuban_client::tools::ToolKind;
+use kokuban_protocol::{Capability, Color};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::HtmlCanvasElement;
+
+use crate::browser::{self, document, now, window};
+use crate::render::{Renderer, render_offscreen};
+use crate::socket::Socket;
+
+/// A member as the presence list shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberView {
+    /// Stable key.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// Avatar text.
+    pub initials: String,
+    /// CSS colour.
+    pub color: String,
+    /// This tab.
+    pub me: bool,
+    /// View-only member.
+    pub viewer: bool,
+}
+
+/// What the toolbar, the status and the presence list show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ui {
+    /// Selected tool.
+    pub tool: ToolKind,
+    /// Selected ink.
+    pub ink: Color,
+    /// Selected size.
+    pub size: Size,
+    /// Theme.
+    pub theme: Theme,
+    /// `data-status` of the status element.
+    pub status: &'static str,
+    /// Its text.
+    pub status_label: String,
+    /// Whether drawing tools are shown.
+    pub can_edit: bool,
+    /// Undo/redo availability.
+    pub undo: (bool, bool),
+    /// Members, us first.
+    pub members: Vec<MemberView>,
+    /// Zoom in percent.
+    pub zoom: u32,
+    /// Own name.
+    pub name: String,
+    /// Own colour.
+    pub color: Color,
+    /// Whether the board has anything on it.
+    pub has_content: bool,
+}
+
+impl Ui {
+    fn of(e: &Editor) -> Ui {
+        let me = e.presence().me();
+        let mut members: Vec<MemberView> = e
+            .presence()
+            .members()
+            .map(|m| MemberView {
+                id: m.id.0,
+                name: m.name.as_str().to_string(),
+                initials: initials(m.name.as_str()),
+                color: hex(m.color),
+                me: Some(m.id) == me,
+                viewer: m.capability == Capability::View,
+            })
+            .collect();
+        if members.is_empty() {
+            let p = e.prefs();
+            members.push(MemberView {
+                id: 0,
+                name: p.name.clone(),
+                initials: initials(&p.name),
+                color: hex(p.color),
+                me: true,
+                viewer: !e.can_edit(),
+            });
+        }
+        let p = e.prefs();
+        Ui {
+            tool: e.tools().kind(),
+            ink: p.ink,
+            size: p.size,
+            theme: p.theme,
+            status: e.status().name(),
+            status_label: e.status().label(),
+            can_edit: e.can_edit(),
+            undo: e.can_undo(),
+            members,
+            zoom: (e.viewport().zoom() * 100.0).round() as u32,
+            name: p.name.clone(),
+            color: p.color,
+            has_content: !e.board().is_empty(),
+        }
+    }
+}
+
+/// A text editor opened by the text tool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextEdit {
+    /// World point of the text's top-left corner.
+    pub at: Pt,
+    /// Screen point of the same.
+    pub screen: Pt,
+    /// Font size on screen.
+    pub font_px: f64,
+    /// Ink.
+    pub color: Color,
+}
+
+/// The room's machinery. Shared by components through a local `StoredValue`.
+pub struct Engine {
+    /// The app state.
+    pub editor: Rc<RefCell<Editor>>,
+    socket: Option<Socket>,
+    renderer: RefCell<Option<Renderer>>,
+    ui: RwSignal<Ui>,
+    toasts: RwSignal<Vec<(u64, String)>>,
+    text: RwSignal<Option<TextEdit>>,
+    last_ui: Cell<u64>,
+    next_toast: Cell<u64>,
+}
+
+impl Engine {
+    /// Loads preferences, connects to the room and starts the frame loop.
+    pub fn start(link: RoomLink) -> Rc<Engine> {
+        let seed = browser::random_seed();
+        let mut rng = kokuban_client::rng::Xoshiro256::from_seed(seed);
+        let prefs = Prefs::load(browser::load, &mut rng, browser::prefers_dark());
+        for (k, v) in prefs.entries() {
+            browser::store(k, &v);
+        }
+        let loc = window().location();
+        let url = socket_url(
+            &loc.protocol().unwrap_or_default(),
+            &loc.host().unwrap_or_default(),
+            &link.room,
+        );
+        let has_token = link.token().is_some();
+        let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed)));
+        let ui = RwSignal::new(Ui::of(&editor.borrow()));
+        let socket = has_token.then(|| Socket::start(url, editor.clone()));
+        let engine = Rc::new(Engine {
+            editor,
+            socket,
+            renderer: RefCell::new(None),
+            ui,
+            toasts: RwSignal::new(Vec::new()),
+            text: RwSignal::new(None),
+            last_ui: Cell::new(u64::MAX),
+            next_toast: Cell::new(0),
+        });
+        if !has_token {
+            engine
+                .toast("This link has no key to the board. Ask for the edit or view link.".into());
+        }
+        expose_test_hooks(&engine);
+        run_frames(engine.clone());
+        engine
+    }
+
+    /// The UI snapshot.
+    pub fn ui(&self) -> RwSignal<Ui> {
+        self.ui
+    }
+
+    /// Toasts on screen.
+    pub fn toasts(&self) -> RwSignal<Vec<(u64, String)>> {
+        self.toasts
+    }
+
+    /// The open text editor.
+    pub fn text(&self) -> RwSignal<Option<TextEdit>> {
+        self.text
+    }
+
+    /// Attaches the canvases once they are in the DOM.
+    pub fn attach(&self, board: HtmlCanvasElement, overlay: HtmlCanvasElement) {
+        if self.renderer.borrow().is_some() {
+            return;
+        }
+        crate::input::attach(&board, self.editor.clone());
+        let theme = self.editor.borrow().prefs().theme;
+        *self.renderer.borrow_mut() = Renderer::new(board, overlay, theme);
+    }
+
+    /// Runs `f` on the editor (a toolbar action).
+    pub fn act(&self, f: impl FnOnce(&mut Editor)) {
+        f(&mut self.editor.borrow_mut());
+    }
+
+    /// Shows a short message for a few seconds.
+    pub fn toast(&self, text: String) {
+        let id = self.next_toast.get();
+        self.next_toast.set(id + 1);
+        self.toasts.update(|t| {
+            t.push((id, text));
+            if t.len() > 4 {
+                t.remove(0);
+            }
+        });
+        let toasts = self.toasts;
+        browser::after(4500.0, move || {
+            toasts.update(|t| t.retain(|(i, _)| *i != id))
+        });
+    }
+
+    /// Commits (or with `None`, cancels) the open text editor.
+    pub fn commit_text(&self, text: Option<String>) {
+        let Some(edit) = self.text.get_untracked() else {
+            return;
+        };
+        self.text.set(None);
+        if let Some(text) = text {
+            self.editor.borrow_mut().place_text(edit.at, &text);
+        }
+    }
+
+    /// Copies a link (path and fragment) as an absolute URL.
+    pub fn copy_link(self: &Rc<Self>, path: String, what: &'static str) {
+        let me = self.clone();
+        leptos::task::spawn_local(async move {
+            let url = format!("{}{path}", browser::origin());
+            if browser::copy_text(&url).await {
+                me.toast(format!("{what} copied"));
+            } else {
+                me.toast(format!("Copy failed — the {what} is {url}"));
+            }
+        });
+    }
+
+    /// Exports SVG of the whole drawing or the current view.
+    pub fn export_svg(&self, whole: bool) {
+        let e = self.editor.borrow();
+        let area = (!whole).then(|| e.visible());
+        let text = svg::export(e.board(), area, e.prefs().theme);
+        if let Some(blob) = browser::text_blob(&text, "image/svg+xml") {
+            browser::download("kokuban.svg", &blob);
+        }
+    }
+
+    /// Exports PNG of the whole drawing or the current view.
+    pub fn export_png(&self, whole: bool) {
+        let canvas = if whole {
+            let e = self.editor.borrow();
+            let area = content_bounds(e.board());
+            if area.is_empty() {
+                drop(e);
+                self.toast("The board is empty.".into());
+                return;
+            }
+            let area = area.inflate(svg::MARGIN);
+            // Sharp on high-density screens, but never a bitmap too large for the browser.
+            let scale = window()
+                .device_pixel_ratio()
+                .clamp(1.0, 2.0)
+                .min(8192.0 / area.width().max(area.height()));
+            render_offscreen(e.board(), area, scale, e.prefs().theme)
+        } else {
+            document()
+                .get_element_by_id("board")
+                .and_then(|c| c.dyn_into::<HtmlCanvasElement>().ok())
+        };
+        let Some(canvas) = canvas else { return };
+        let done = Closure::once_into_js(move |blob: JsValue| {
+            if let Ok(blob) = blob.dyn_into::<web_sys::Blob>() {
+                browser::download("kokuban.png", &blob);
+            }
+        });
+        let _ = canvas.to_blob(done.unchecked_ref());
+    }
+
+    fn frame(&self) {
+        let t = now();
+        let mut editor = self.editor.borrow_mut();
+        let frames = editor.outgoing(t);
+        if let Some(s) = &self.socket {
+            s.send(frames);
+        }
+        if let Some(r) = self.renderer.borrow_mut().as_mut() {
+            r.frame(&mut editor, t);
+        }
+        let toasts = editor.take_toasts();
+        let text = editor.take_text_request().map(|at| {
+            let v = editor.viewport();
+            TextEdit {
+                at,
+                screen: v.to_screen(at),
+                font_px: editor.prefs().size.text().px() * v.zoom(),
+                color: editor.prefs().theme.display(editor.prefs().ink),
+            }
+        });
+        let panning = editor.is_panning();
+        let ui = (editor.ui_version() != self.last_ui.get()).then(|| {
+            self.last_ui.set(editor.ui_version());
+            for (k, v) in editor.prefs().entries() {
+                if browser::load(k).as_deref() != Some(v.as_str()) {
+                    browser::store(k, &v);
+                }
+            }
+            Ui::of(&editor)
+        });
+        // Signals are set with the editor released: their effects may call back into it.
+        drop(editor);
+        if let Some(ui) = ui
+            && self.ui.get_untracked() != ui
+        {
+            self.ui.set(ui);
+        }
+        for t in toasts {
+            self.toast(t);
+        }
+        if let Some(edit) = text {
+            self.text.set(Some(edit));
+        }
+        if let Some(board) = document().get_element_by_id("board") {
+            let panning_now = board.class_list().contains("panning");
+            if panning != panning_now {
+                let _ = board.class_list().toggle("panning");
+            }
+        }
+    }
+}
+
+/// Calls `Engine::frame` on every animation frame for the life of the page.
+fn run_frames(engine: Rc<Engine>) {
+    type Frame = Closure<dyn FnMut()>;
+    let slot: Rc<RefCell<Option<Frame>>> = Rc::new(RefCell::new(None));
+    let again = slot.clone();
+    *slot.borrow_mut() = Some(Closure::new(move || {
+        engine.frame();
+        if let Some(cb) = again.borrow().as_ref() {
+            let _ = window().request_animation_frame(cb.as_ref().unchecked_ref());
+        }
+    }));
+    if let Some(cb) = slot.borrow().as_ref() {
+        let _ = window().request_animation_frame(cb.as_ref().unchecked_ref());
+    }
+}
+
+/// `window.kokuban`: a small surface for browser tests and debugging — the connection status
+/// and a way to cut the connection as a network failure would.
+fn expose_test_hooks(engine: &Rc<Engine>) {
+    let hooks = js_sys::Object::new();
+    let socket = engine.socket.clone();
+    let drop_connection = Closure::<dyn FnMut()>::new(move || {
+        if let Some(s) = &socket {
+            s.drop_connection();
+        }
+    });
+    let editor = engine.editor.clone();
+    let strokes = Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().board().len() as u32);
+    let _ = js_sys::Reflect::set(&hooks, &"dropConnection".into(), drop_connection.as_ref());
+    let _ = js_sys::Reflect::set(&hooks, &"strokeCount".into(), strokes.as_ref());
+    let _ = js_sys::Reflect::set(&window(), &"kokuban".into(), &hooks);
+    drop_connection.forget();
+    strokes.forget();
+}

@@ -1,0 +1,81 @@
+//! The landing page: one button that creates a board and opens it.
+
+use kokuban_client::link::with_view_token;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestInit, Response};
+
+use crate::browser::window;
+use crate::room::icon;
+
+/// `/`.
+#[component]
+pub fn Landing() -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let create = move |_| {
+        busy.set(true);
+        error.set(None);
+        leptos::task::spawn_local(async move {
+            match create_room().await {
+                Ok(url) => {
+                    let _ = window().location().set_href(&url);
+                }
+                Err(e) => {
+                    error.set(Some(e));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+    view! {
+        <main class="landing">
+            <img src="/icons/kokuban.svg" alt="" width="96" height="96"/>
+            <h1>"Kokuban"</h1>
+            <p>"A whiteboard for drawing together, live. Make a board, share the link, and everyone's ink appears as it is drawn."</p>
+            <button id="new-board" class="primary" on:click=create disabled=move || busy.get()>
+                {icon("pen")}
+                {move || if busy.get() { "Creating…" } else { "New board" }}
+            </button>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        </main>
+    }
+}
+
+/// `POST /api/rooms`; returns the edit link (with the view token kept in its fragment).
+async fn create_room() -> Result<String, String> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    let request = Request::new_with_str_and_init("/api/rooms", &init)
+        .map_err(|_| "Could not prepare the request.".to_string())?;
+    let response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(|_| {
+            "The server cannot be reached. Check your connection and try again.".to_string()
+        })?;
+    let response: Response = response
+        .dyn_into()
+        .map_err(|_| "Unexpected answer from the server.".to_string())?;
+    if response.status() != 201 {
+        return Err(format!(
+            "The server could not create a board (status {}). Try again in a moment.",
+            response.status()
+        ));
+    }
+    let json = JsFuture::from(
+        response
+            .json()
+            .map_err(|_| "Unexpected answer.".to_string())?,
+    )
+    .await
+    .map_err(|_| "Unexpected answer from the server.".to_string())?;
+    let field = |name: &str| {
+        js_sys::Reflect::get(&json, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    let edit = field("edit_url").ok_or("The server's answer has no edit link.")?;
+    let view = field("view_url").unwrap_or_default();
+    Ok(with_view_token(&edit, &view))
+}

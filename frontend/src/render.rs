@@ -1,0 +1,596 @@
+//! The canvas renderer.
+//!
+//! Finished strokes are drawn once into an offscreen *cache* canvas and copied to the visible
+//! `<canvas id="board">` each frame; strokes still being drawn (ours and others') are drawn on
+//! top of that copy, so live ink costs only itself. A change redraws only the part of the cache
+//! it touched (clipped to the union of the old and new bounds of what changed). Panning shifts
+//! the cache by whole device pixels and redraws only the uncovered strips; while zooming, the
+//! cache is shown scaled and redrawn sharp once the zoom settles. Each stroke's geometry is
+//! built once into a `Path2D` (from the SVG path data of the client crate) and reused.
+//!
+//! Remote cursors, the selection and the marquee go on a second canvas above the board, so
+//! the board's pixels are only ink and background.
+
+use std::collections::HashMap;
+
+use kokuban_board::{Board, Change, Shape, Stroke};
+use kokuban_client::Editor;
+use kokuban_client::geom::{Pt, Rect, unplaced_bounds, visual_bounds};
+use kokuban_client::prefs::{Theme, hex};
+use kokuban_client::session::Redraw;
+use kokuban_client::shape::{Paint, TEXT_FONT_FAMILY, geometry, text_baseline, text_lines};
+use kokuban_client::viewport::Viewport;
+use kokuban_protocol::StrokeId;
+use wasm_bindgen::JsCast;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, Path2d};
+
+use crate::browser::document;
+
+/// After the last zoom step, the cache is redrawn sharp this much later (ms).
+const ZOOM_SETTLE_MS: f64 = 120.0;
+
+/// A stroke ready to draw: its bounds, and its path once it was needed.
+struct Entry {
+    /// Bounds where it was drawn (offset not applied).
+    bounds: Rect,
+    /// Points it had when built (a growing stroke is rebuilt).
+    points: usize,
+    /// Its offset when it was last drawn into the cache.
+    offset: (i32, i32),
+    path: Option<(Path2d, Paint, f64)>,
+    color: String,
+}
+
+/// Draws the board and the overlay.
+pub struct Renderer {
+    canvas: HtmlCanvasElement,
+    ctx: CanvasRenderingContext2d,
+    overlay: HtmlCanvasElement,
+    octx: CanvasRenderingContext2d,
+    cache: HtmlCanvasElement,
+    cctx: CanvasRenderingContext2d,
+    scratch: HtmlCanvasElement,
+    sctx: CanvasRenderingContext2d,
+    entries: HashMap<StrokeId, Entry>,
+    live: Vec<StrokeId>,
+    cache_view: Option<Viewport>,
+    theme: Theme,
+    ratio: f64,
+    settle_at: Option<f64>,
+    compose: bool,
+    overlay_drawn: bool,
+}
+
+impl Renderer {
+    /// A renderer for the board canvas and the overlay canvas.
+    pub fn new(
+        canvas: HtmlCanvasElement,
+        overlay: HtmlCanvasElement,
+        theme: Theme,
+    ) -> Option<Self> {
+        let ctx = context(&canvas)?;
+        let octx = context(&overlay)?;
+        let cache = new_canvas()?;
+        let cctx = context(&cache)?;
+        let scratch = new_canvas()?;
+        let sctx = context(&scratch)?;
+        Some(Self {
+            canvas,
+            ctx,
+            overlay,
+            octx,
+            cache,
+            cctx,
+            scratch,
+            sctx,
+            entries: HashMap::new(),
+            live: Vec::new(),
+            cache_view: None,
+            theme,
+            ratio: 1.0,
+            settle_at: None,
+            compose: true,
+            overlay_drawn: false,
+        })
+    }
+
+    /// Brings both canvases up to date with the editor; cheap when nothing changed.
+    pub fn frame(&mut self, editor: &mut Editor, now: f64) {
+        let mut full = self.fit(editor);
+        let theme = editor.prefs().theme;
+        if theme != self.theme {
+            self.theme = theme;
+            self.entries.clear();
+            full = true;
+        }
+        let redraw = editor.take_redraw();
+        let view_moved = editor.take_view_changed();
+        let view = *editor.viewport();
+        let board = editor.board();
+        let mut dirty = Rect::EMPTY;
+        match redraw {
+            Redraw::Nothing => {}
+            Redraw::All => full = true,
+            Redraw::Changes(changes) => {
+                for change in changes {
+                    self.note(change, board, &mut dirty, &mut full);
+                }
+            }
+        }
+        if full {
+            self.live = board
+                .strokes()
+                .filter(|s| !s.finished)
+                .map(|s| s.id)
+                .collect();
+            self.entries.retain(|id, _| board.get(id).is_some());
+            self.render_cache(board, view);
+        } else if self.cache_view != Some(view) {
+            self.follow_view(board, view, now);
+        }
+        if self.settle_at.is_some_and(|t| now >= t) {
+            self.render_cache(board, view);
+        }
+        if !dirty.is_empty() {
+            if self.cache_view == Some(view) {
+                self.redraw_region(board, dirty);
+            } else {
+                self.render_cache(board, view);
+            }
+        }
+        if self.compose || view_moved {
+            self.compose(board, view);
+        }
+        self.draw_overlay(editor, now);
+    }
+
+    /// Sizes all canvases to the board element; true when they had to change.
+    fn fit(&mut self, editor: &mut Editor) -> bool {
+        let ratio = crate::browser::window().device_pixel_ratio().max(0.5);
+        let (w, h) = (
+            f64::from(self.canvas.client_width()),
+            f64::from(self.canvas.client_height()),
+        );
+        let (dw, dh) = ((w * ratio).round() as u32, (h * ratio).round() as u32);
+        if self.canvas.width() == dw && self.canvas.height() == dh && self.ratio == ratio {
+            return false;
+        }
+        self.ratio = ratio;
+        for c in [&self.canvas, &self.overlay, &self.cache, &self.scratch] {
+            c.set_width(dw.max(1));
+            c.set_height(dh.max(1));
+        }
+        editor.set_screen(w, h, ratio);
+        true
+    }
+
+    fn note(&mut self, change: Change, board: &Board, dirty: &mut Rect, full: &mut bool) {
+        match change {
+            Change::None => {}
+            Change::Cleared => *full = true,
+            Change::Added(ids) => {
+                for id in ids {
+                    let Some(s) = board.get(&id) else { continue };
+                    if s.finished {
+                        *dirty = dirty.union(visual_bounds(s));
+                    } else if !self.live.contains(&id) {
+                        self.live.push(id);
+                        self.compose = true;
+                    }
+                }
+            }
+            Change::Grew(id, _) => {
+                if !self.live.contains(&id) {
+                    self.live.push(id);
+                }
+                self.compose = true;
+            }
+            Change::Finished(id) => {
+                self.live.retain(|l| *l != id);
+                if let Some(s) = board.get(&id) {
+                    *dirty = dirty.union(visual_bounds(s));
+                }
+                self.compose = true;
+            }
+            Change::Removed(ids) => {
+                for id in ids {
+                    self.live.retain(|l| *l != id);
+                    if let Some(e) = self.entries.get(&id) {
+                        *dirty = dirty.union(placed(e.bounds, e.offset));
+                    } else if let Some(s) = board.get(&id) {
+                        *dirty = dirty.union(visual_bounds(s));
+                    }
+                    self.compose = true;
+                }
+            }
+            Change::Moved(ids) => {
+                for id in ids {
+                    if let Some(e) = self.entries.get_mut(&id) {
+                        *dirty = dirty.union(placed(e.bounds, e.offset));
+                        if let Some(s) = board.get(&id) {
+                            e.offset = s.offset;
+                        }
+                    }
+                    if let Some(s) = board.get(&id) {
+                        *dirty = dirty.union(visual_bounds(s));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Redraws the whole cache for `view`.
+    fn render_cache(&mut self, board: &Board, view: Viewport) {
+        let (w, h) = (
+            f64::from(self.cache.width()),
+            f64::from(self.cache.height()),
+        );
+        let _ = self.cctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        self.cctx.set_fill_style_str(&hex(self.theme.background()));
+        self.cctx.fill_rect(0.0, 0.0, w, h);
+        let region = view.visible(w / self.ratio, h / self.ratio);
+        draw_strokes(
+            &self.cctx,
+            &mut self.entries,
+            board,
+            region,
+            view,
+            self.ratio,
+            self.theme,
+            false,
+        );
+        self.cache_view = Some(view);
+        self.settle_at = None;
+        self.compose = true;
+    }
+
+    /// The camera moved: shift the cache for a pan, or schedule a sharp redraw for a zoom.
+    fn follow_view(&mut self, board: &Board, view: Viewport, now: f64) {
+        let Some(old) = self.cache_view else {
+            self.render_cache(board, view);
+            return;
+        };
+        self.compose = true;
+        if old.zoom() != view.zoom() {
+            self.settle_at = Some(now + ZOOM_SETTLE_MS);
+            return;
+        }
+        let k = view.zoom() * self.ratio;
+        let dx = ((old.origin().x - view.origin().x) * k).round();
+        let dy = ((old.origin().y - view.origin().y) * k).round();
+        let (w, h) = (
+            f64::from(self.cache.width()),
+            f64::from(self.cache.height()),
+        );
+        if dx.abs() >= w || dy.abs() >= h {
+            self.render_cache(board, view);
+            return;
+        }
+        let _ = self.sctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        self.sctx.clear_rect(0.0, 0.0, w, h);
+        let _ = self
+            .sctx
+            .draw_image_with_html_canvas_element(&self.cache, dx, dy);
+        std::mem::swap(&mut self.cache, &mut self.scratch);
+        std::mem::swap(&mut self.cctx, &mut self.sctx);
+        self.cache_view = Some(view);
+        // The strips the shift uncovered, in device pixels.
+        let mut strips = Vec::new();
+        if dx > 0.0 {
+            strips.push((0.0, 0.0, dx, h));
+        } else if dx < 0.0 {
+            strips.push((w + dx, 0.0, -dx, h));
+        }
+        if dy > 0.0 {
+            strips.push((0.0, 0.0, w, dy));
+        } else if dy < 0.0 {
+            strips.push((0.0, h + dy, w, -dy));
+        }
+        for (x, y, sw, sh) in strips {
+            let a = view.to_world(Pt::new(x / self.ratio, y / self.ratio));
+            let b = view.to_world(Pt::new((x + sw) / self.ratio, (y + sh) / self.ratio));
+            self.redraw_region(board, Rect::spanning(a, b));
+        }
+    }
+
+    /// Redraws the part of the cache that shows `world`.
+    fn redraw_region(&mut self, board: &Board, world: Rect) {
+        let Some(view) = self.cache_view else { return };
+        let k = view.zoom() * self.ratio;
+        let (w, h) = (
+            f64::from(self.cache.width()),
+            f64::from(self.cache.height()),
+        );
+        let x0 = ((world.x0 - view.origin().x) * k).floor().max(0.0) - 1.0;
+        let y0 = ((world.y0 - view.origin().y) * k).floor().max(0.0) - 1.0;
+        let x1 = ((world.x1 - view.origin().x) * k).ceil().min(w) + 1.0;
+        let y1 = ((world.y1 - view.origin().y) * k).ceil().min(h) + 1.0;
+        if x1 <= x0 || y1 <= y0 {
+            return;
+        }
+        let ctx = &self.cctx;
+        ctx.save();
+        let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        ctx.begin_path();
+        ctx.rect(x0, y0, x1 - x0, y1 - y0);
+        ctx.clip();
+        ctx.set_fill_style_str(&hex(self.theme.background()));
+        ctx.fill_rect(x0, y0, x1 - x0, y1 - y0);
+        let region = Rect::spanning(
+            view.to_world(Pt::new(x0 / self.ratio, y0 / self.ratio)),
+            view.to_world(Pt::new(x1 / self.ratio, y1 / self.ratio)),
+        );
+        draw_strokes(
+            ctx,
+            &mut self.entries,
+            board,
+            region,
+            view,
+            self.ratio,
+            self.theme,
+            false,
+        );
+        ctx.restore();
+        self.compose = true;
+    }
+
+    /// Copies the cache to the board canvas and draws live strokes on top.
+    fn compose(&mut self, board: &Board, view: Viewport) {
+        self.compose = false;
+        let ctx = &self.ctx;
+        let (w, h) = (
+            f64::from(self.canvas.width()),
+            f64::from(self.canvas.height()),
+        );
+        let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        match self.cache_view {
+            Some(cv) if cv == view => {
+                let _ = ctx.draw_image_with_html_canvas_element(&self.cache, 0.0, 0.0);
+            }
+            Some(cv) => {
+                // Zooming: the cache, scaled, until it is redrawn sharp.
+                ctx.set_fill_style_str(&hex(self.theme.background()));
+                ctx.fill_rect(0.0, 0.0, w, h);
+                let s = view.zoom() / cv.zoom();
+                let k = view.zoom() * self.ratio;
+                let dx = (cv.origin().x - view.origin().x) * k;
+                let dy = (cv.origin().y - view.origin().y) * k;
+                let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+                    &self.cache,
+                    dx,
+                    dy,
+                    w * s,
+                    h * s,
+                );
+            }
+            None => {
+                ctx.set_fill_style_str(&hex(self.theme.background()));
+                ctx.fill_rect(0.0, 0.0, w, h);
+            }
+        }
+        let region = view.visible(w / self.ratio, h / self.ratio);
+        self.live
+            .retain(|id| board.get(id).is_some_and(|s| !s.erased && !s.finished));
+        for id in &self.live {
+            if let Some(s) = board.get(id) {
+                draw_one(
+                    ctx,
+                    &mut self.entries,
+                    s,
+                    region,
+                    view,
+                    self.ratio,
+                    self.theme,
+                );
+            }
+        }
+    }
+
+    fn draw_overlay(&mut self, editor: &Editor, now: f64) {
+        let presence = editor.presence();
+        let tools = editor.tools();
+        let busy = presence.is_animating(now)
+            || !tools.selection().is_empty()
+            || tools.marquee().is_some();
+        if !busy && !self.overlay_drawn {
+            return;
+        }
+        self.overlay_drawn = busy;
+        let ctx = &self.octx;
+        let r = self.ratio;
+        let _ = ctx.set_transform(r, 0.0, 0.0, r, 0.0, 0.0);
+        ctx.clear_rect(
+            0.0,
+            0.0,
+            f64::from(self.overlay.width()),
+            f64::from(self.overlay.height()),
+        );
+        let view = editor.viewport();
+        let accent = "#4c6ef5";
+        ctx.set_line_width(1.5);
+        ctx.set_stroke_style_str(accent);
+        let dash = js_sys::Array::of2(&5.0.into(), &4.0.into());
+        let _ = ctx.set_line_dash(&dash);
+        let board = editor.board();
+        for id in tools.selection() {
+            if let Some(s) = board.get(id) {
+                let b = visual_bounds(s).inflate(4.0 / view.zoom());
+                let (a, c) = (
+                    view.to_screen(Pt::new(b.x0, b.y0)),
+                    view.to_screen(Pt::new(b.x1, b.y1)),
+                );
+                ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+            }
+        }
+        if let Some(m) = tools.marquee() {
+            let (a, c) = (
+                view.to_screen(Pt::new(m.x0, m.y0)),
+                view.to_screen(Pt::new(m.x1, m.y1)),
+            );
+            ctx.set_fill_style_str("rgba(76, 110, 245, 0.08)");
+            ctx.fill_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+            ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+        }
+        let _ = ctx.set_line_dash(&js_sys::Array::new());
+        ctx.set_font("600 12px system-ui, sans-serif");
+        for (cursor, alpha, name, color) in presence.visible_cursors(now) {
+            let p = view.to_screen(cursor.at);
+            let color = hex(color);
+            ctx.set_global_alpha(alpha);
+            ctx.set_fill_style_str(&color);
+            ctx.begin_path();
+            ctx.move_to(p.x, p.y);
+            ctx.line_to(p.x + 3.5, p.y + 15.0);
+            ctx.line_to(p.x + 7.0, p.y + 10.0);
+            ctx.line_to(p.x + 13.0, p.y + 10.0);
+            ctx.close_path();
+            ctx.fill();
+            ctx.set_stroke_style_str("#ffffff");
+            ctx.set_line_width(1.0);
+            ctx.stroke();
+            let width = ctx.measure_text(name).map_or(40.0, |m| m.width());
+            let (x, y) = (p.x + 12.0, p.y + 14.0);
+            ctx.set_fill_style_str(&color);
+            ctx.fill_rect(x, y, width + 10.0, 18.0);
+            ctx.set_fill_style_str("#ffffff");
+            let _ = ctx.fill_text(name, x + 5.0, y + 13.0);
+        }
+        ctx.set_global_alpha(1.0);
+    }
+}
+
+/// Renders the board (or `area` of it) into a new canvas at `scale` device pixels per world
+/// pixel, for a PNG export of the whole drawing.
+pub fn render_offscreen(
+    board: &Board,
+    area: Rect,
+    scale: f64,
+    theme: Theme,
+) -> Option<HtmlCanvasElement> {
+    let canvas = new_canvas()?;
+    canvas.set_width((area.width() * scale).ceil().max(1.0) as u32);
+    canvas.set_height((area.height() * scale).ceil().max(1.0) as u32);
+    let ctx = context(&canvas)?;
+    ctx.set_fill_style_str(&hex(theme.background()));
+    ctx.fill_rect(
+        0.0,
+        0.0,
+        f64::from(canvas.width()),
+        f64::from(canvas.height()),
+    );
+    let view = Viewport::new(Pt::new(area.x0, area.y0), 1.0);
+    let mut entries = HashMap::new();
+    draw_strokes(&ctx, &mut entries, board, area, view, scale, theme, true);
+    Some(canvas)
+}
+
+fn placed(bounds: Rect, offset: (i32, i32)) -> Rect {
+    bounds.translate(f64::from(offset.0) / 8.0, f64::from(offset.1) / 8.0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw_strokes(
+    ctx: &CanvasRenderingContext2d,
+    entries: &mut HashMap<StrokeId, Entry>,
+    board: &Board,
+    region: Rect,
+    view: Viewport,
+    ratio: f64,
+    theme: Theme,
+    with_live: bool,
+) {
+    ctx.set_line_cap("round");
+    ctx.set_line_join("round");
+    for s in board.strokes() {
+        if s.finished || with_live {
+            draw_one(ctx, entries, s, region, view, ratio, theme);
+        }
+    }
+    ctx.set_global_alpha(1.0);
+}
+
+fn draw_one(
+    ctx: &CanvasRenderingContext2d,
+    entries: &mut HashMap<StrokeId, Entry>,
+    s: &Stroke,
+    region: Rect,
+    view: Viewport,
+    ratio: f64,
+    theme: Theme,
+) {
+    let entry = entries.entry(s.id).or_insert_with(|| Entry {
+        bounds: unplaced_bounds(s),
+        points: s.points.len(),
+        offset: s.offset,
+        path: None,
+        color: hex(theme.display(s.color)),
+    });
+    if entry.points != s.points.len() {
+        entry.bounds = unplaced_bounds(s);
+        entry.points = s.points.len();
+        entry.path = None;
+    }
+    entry.offset = s.offset;
+    if !placed(entry.bounds, s.offset).intersects(&region) {
+        return;
+    }
+    let k = view.zoom() * ratio;
+    let e = (f64::from(s.offset.0) / 8.0 - view.origin().x) * k;
+    let f = (f64::from(s.offset.1) / 8.0 - view.origin().y) * k;
+    let _ = ctx.set_transform(k, 0.0, 0.0, k, e, f);
+    match &s.shape {
+        Shape::Text(text) => {
+            let size = s.width.px();
+            let at = s.points[0];
+            ctx.set_global_alpha(1.0);
+            ctx.set_fill_style_str(&entry.color);
+            ctx.set_font(&format!("{size}px {TEXT_FONT_FAMILY}"));
+            for (i, line) in text_lines(text.as_str()).enumerate() {
+                let _ = ctx.fill_text(line, at.x_px(), at.y_px() + text_baseline(i, size));
+            }
+        }
+        Shape::Ink(_) => {
+            if entry.path.is_none() {
+                entry.path = geometry(s).and_then(|g| {
+                    Path2d::new_with_path_string(&g.d)
+                        .ok()
+                        .map(|p| (p, g.paint, g.alpha))
+                });
+            }
+            let Some((path, paint, alpha)) = &entry.path else {
+                return;
+            };
+            ctx.set_global_alpha(*alpha);
+            match paint {
+                Paint::Fill => {
+                    ctx.set_fill_style_str(&entry.color);
+                    ctx.fill_with_path_2d(path);
+                }
+                Paint::Stroke { width } => {
+                    ctx.set_stroke_style_str(&entry.color);
+                    ctx.set_line_width(*width);
+                    ctx.set_line_cap("round");
+                    ctx.set_line_join("round");
+                    ctx.stroke_with_path(path);
+                }
+            }
+        }
+    }
+}
+
+fn new_canvas() -> Option<HtmlCanvasElement> {
+    document()
+        .create_element("canvas")
+        .ok()?
+        .dyn_into::<HtmlCanvasElement>()
+        .ok()
+}
+
+fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()?
+        .dyn_into::<CanvasRenderingContext2d>()
+        .ok()
+}
