@@ -139,6 +139,8 @@ pub struct Engine {
     text: RwSignal<Option<TextEdit>>,
     last_ui: Cell<u64>,
     next_toast: Cell<u64>,
+    /// How long recent frames took to prepare (ms), for `window.kokuban.frameTimes()`.
+    frame_times: RefCell<Vec<f64>>,
 }
 
 impl Engine {
@@ -169,6 +171,7 @@ impl Engine {
             text: RwSignal::new(None),
             last_ui: Cell::new(u64::MAX),
             next_toast: Cell::new(0),
+            frame_times: RefCell::new(Vec::new()),
         });
         if !has_token {
             engine
@@ -339,6 +342,10 @@ impl Engine {
                 let _ = board.class_list().toggle("panning");
             }
         }
+        let mut times = self.frame_times.borrow_mut();
+        if times.len() < 10_000 {
+            times.push(now() - t);
+        }
     }
 }
 
@@ -358,8 +365,9 @@ fn run_frames(engine: Rc<Engine>) {
     }
 }
 
-/// `window.kokuban`: a small surface for browser tests and debugging — the connection status
-/// and a way to cut the connection as a network failure would.
+/// `window.kokuban`: a small surface for browser tests and debugging — the number of visible
+/// strokes, how long recent frames took to prepare, and a way to cut the connection as a
+/// network failure would.
 fn expose_test_hooks(engine: &Rc<Engine>) {
     let hooks = js_sys::Object::new();
     let socket = engine.socket.clone();
@@ -370,6 +378,13 @@ fn expose_test_hooks(engine: &Rc<Engine>) {
     });
     let editor = engine.editor.clone();
     let strokes = Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().board().len() as u32);
+    let me = engine.clone();
+    let frame_times = Closure::<dyn FnMut() -> JsValue>::new(move || {
+        let times = std::mem::take(&mut *me.frame_times.borrow_mut());
+        js_sys::Float64Array::from(times.as_slice()).into()
+    });
+    let _ = js_sys::Reflect::set(&hooks, &"frameTimes".into(), frame_times.as_ref());
+    frame_times.forget();
     let _ = js_sys::Reflect::set(&hooks, &"dropConnection".into(), drop_connection.as_ref());
     let _ = js_sys::Reflect::set(&hooks, &"strokeCount".into(), strokes.as_ref());
     let _ = js_sys::Reflect::set(&window(), &"kokuban".into(), &hooks);

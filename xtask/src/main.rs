@@ -29,6 +29,8 @@ usage: cargo xtask <task>
 tasks:
   run [-- ARGS]       build the web app, then run the kokuban server (ARGS go to the server)
   test                the whole check CI runs: fmt, clippy, wasm builds, web app, tests
+  bench [--quick]     build everything in release, measure Kokuban and the Socket.IO
+                      baseline in one run, write BENCHMARKS.md and bench/results.json
   fuzz [--seconds N]  run every fuzz target for N seconds (default 60; needs nightly Rust
                       and cargo-fuzz)
   help                print this message";
@@ -40,6 +42,7 @@ const DEFAULT_FUZZ_SECONDS: u64 = 60;
 enum Task {
     Run { server_args: Vec<String> },
     Test,
+    Bench { quick: bool },
     Fuzz { seconds: u64 },
     Help,
 }
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         match task {
             Task::Run { server_args } => run(&root, &server_args),
             Task::Test => test(&root),
+            Task::Bench { quick } => bench(&root, quick),
             Task::Fuzz { seconds } => fuzz(&root, seconds),
             Task::Help => {
                 println!("{USAGE}");
@@ -85,6 +89,11 @@ fn parse(args: &[String]) -> Result<Task> {
         "test" => match rest.first() {
             None => Ok(Task::Test),
             Some(extra) => bail!("`test` takes no arguments, got `{extra}`"),
+        },
+        "bench" => match rest {
+            [] => Ok(Task::Bench { quick: false }),
+            [flag] if flag == "--quick" => Ok(Task::Bench { quick: true }),
+            _ => bail!("usage: cargo xtask bench [--quick]"),
         },
         "fuzz" => Ok(Task::Fuzz {
             seconds: parse_fuzz_seconds(rest)?,
@@ -139,6 +148,29 @@ fn run(root: &Path, server_args: &[String]) -> Result<()> {
         .args(server_args);
     steps.announce("server", &server);
     exec(server)
+}
+
+/// `cargo xtask bench`: the load generator drives both systems on this machine (it builds
+/// the server, installs the baseline with `npm ci`, and starts its own Redis and nodes).
+fn bench(root: &Path, quick: bool) -> Result<()> {
+    tools::ensure_web_tools(root)?;
+    let mut steps = Steps::new(2);
+    steps.run("web app", &mut trunk_build(root))?;
+    let mut bench = cargo(root);
+    bench.args([
+        "run",
+        "--release",
+        "-p",
+        "kokuban-bench",
+        "--",
+        "all",
+        "--out",
+        ".",
+    ]);
+    if quick {
+        bench.arg("--quick");
+    }
+    steps.run("benchmark", &mut bench)
 }
 
 /// `cargo xtask test`: the whole check, failing at the first step that fails.

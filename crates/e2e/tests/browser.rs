@@ -9,7 +9,7 @@ use common::{Driver, Node, Proxy, prerequisites, wave};
 use serde_json::json;
 
 const W: u32 = 1000;
-const H: u32 = 700;
+const H: u32 = 860;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stroke_appears_on_the_other_tab_and_undo_removes_it() {
@@ -30,7 +30,8 @@ async fn a_stroke_appears_on_the_other_tab_and_undo_removes_it() {
     assert_eq!(bob.ink(area.0, area.1, area.2, area.3).await, 0);
     ada.draw(&wave(320, 680, 300)).await;
     ada.wait_ink("Ada's own stroke", area, 200).await;
-    bob.wait_ink("Ada's stroke on Bob's canvas", area, 200).await;
+    bob.wait_ink("Ada's stroke on Bob's canvas", area, 200)
+        .await;
     bob.screenshot("stroke-on-other-tab").await;
 
     ada.ctrl("z").await;
@@ -70,13 +71,14 @@ async fn a_view_only_tab_sees_the_board_but_cannot_draw() {
     // Ada's ink reaches the viewer live.
     let top = (300, 150, 700, 250);
     ada.draw(&wave(320, 680, 200)).await;
-    viewer.wait_ink("Ada's stroke on the viewer's canvas", top, 200)
+    viewer
+        .wait_ink("Ada's stroke on the viewer's canvas", top, 200)
         .await;
 
     // The viewer's drag draws nothing anywhere (it pans the view, so compare stroke counts
     // and the editor's canvas).
-    let bottom = (300, 450, 700, 550);
-    viewer.draw(&wave(320, 680, 500)).await;
+    let bottom = (300, 370, 700, 470);
+    viewer.draw(&wave(320, 680, 420)).await;
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let count = "return window.kokuban.strokeCount();";
     assert_eq!(viewer.js(count, json!([])).await, json!(1));
@@ -114,9 +116,9 @@ async fn a_tab_that_lost_its_connection_catches_up_when_it_returns() {
 
     // Meanwhile Ada draws at the top, and Bob, offline, at the bottom.
     let top = (300, 150, 700, 250);
-    let bottom = (300, 450, 700, 550);
+    let bottom = (300, 370, 700, 470);
     ada.draw(&wave(320, 680, 200)).await;
-    bob.draw(&wave(320, 680, 500)).await;
+    bob.draw(&wave(320, 680, 420)).await;
     ada.wait_ink("Ada's stroke", top, 200).await;
     bob.wait_ink("Bob's offline stroke under his pen", bottom, 200)
         .await;

@@ -170,9 +170,6 @@ async fn serve_connections(
                     connection.await
                 }
             };
-            if result.is_ok() {
-                tracing::debug!(%peer, "TEMPDBG ok end");
-            }
             if let Err(e) = result {
                 if e.is_timeout() {
                     metrics

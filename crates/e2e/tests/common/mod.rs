@@ -473,12 +473,14 @@ impl Browser {
         self.command(
             "POST",
             "/actions",
-            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
-                {"type": "keyDown", "value": CONTROL},
-                {"type": "keyDown", "value": key},
-                {"type": "keyUp", "value": key},
-                {"type": "keyUp", "value": CONTROL},
-            ]}]})),
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                    {"type": "keyDown", "value": CONTROL},
+                    {"type": "keyDown", "value": key},
+                    {"type": "keyUp", "value": key},
+                    {"type": "keyUp", "value": CONTROL},
+                ]}]}),
+            ),
         )
         .await;
         self.command("DELETE", "/actions", None).await;

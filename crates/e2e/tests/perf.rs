@@ -1,0 +1,232 @@
+//! Rendering with a big board: seeds a room with 10,000 strokes over the protocol, opens it in
+//! headless Chromium, and reports frame times while panning, drawing and zoomed out to show
+//! everything. Headless Chromium renders in software on a shared CI core, so this reports
+//! numbers rather than asserting a frame rate:
+//!
+//! ```sh
+//! cargo test -p kokuban-e2e --test perf -- --ignored --nocapture
+//! ```
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Browser, Driver, Node, prerequisites, wave};
+use futures_util::{SinkExt, StreamExt};
+use kokuban_protocol::{
+    ClientMsg, Color, Hello, Name, Op, Point, Points, RoomId, StrokeId, StrokePoints, Token, Tool,
+    Width, encode_client,
+};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const STROKES: usize = 10_000;
+const WRITERS: usize = 20;
+
+/// Draws `count` strokes through one connection, at a rate the server accepts.
+async fn seed(addr: std::net::SocketAddr, room: RoomId, token: Token, first: usize, count: usize) {
+    let url = format!("ws://{addr}/ws/{room}");
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connects");
+    let (mut tx, mut rx) = ws.split();
+    let hello = ClientMsg::Hello(Hello {
+        room,
+        token,
+        resume: None,
+        name: Name::new("seed").unwrap(),
+        color: Color::rgb(0, 0, 0),
+    });
+    tx.send(Message::Binary(encode_client(&hello).into()))
+        .await
+        .unwrap();
+    // Everything others draw comes back to us: read it, or the server drops us as slow.
+    let acks = tokio::spawn(async move {
+        let mut frames = 0usize;
+        while let Some(Ok(_)) = rx.next().await {
+            frames += 1;
+        }
+        frames
+    });
+    let colors = [
+        Color::rgb(0x1e, 0x1e, 0x1e),
+        Color::rgb(0xe0, 0x31, 0x31),
+        Color::rgb(0x19, 0x71, 0xc2),
+        Color::rgb(0x2f, 0x9e, 0x44),
+    ];
+    let start = Instant::now();
+    let mut sent = 0u32;
+    for n in first..first + count {
+        let id = StrokeId(uuid::Uuid::new_v4());
+        let (x0, y0) = ((n * 37 % 2000) as f64, (n * 91 % 1500) as f64);
+        let pts: Vec<Point> = (0..40)
+            .map(|i| {
+                let t = f64::from(i);
+                Point::from_px(x0 + t * 3.0, y0 + (t / 4.0).sin() * 12.0, 0.5).unwrap()
+            })
+            .collect();
+        let ops = [
+            Op::StrokeBegin {
+                id,
+                tool: Tool::Pen,
+                color: colors[n % colors.len()],
+                width: Width::from_px(2.0 + (n % 3) as f64),
+                first: pts[0],
+            },
+            Op::StrokePoints(
+                StrokePoints::new(id, 1, Points::new(pts[1..].to_vec()).unwrap()).unwrap(),
+            ),
+            Op::StrokeEnd { id },
+        ];
+        for op in ops {
+            tx.send(Message::Binary(encode_client(&ClientMsg::Op(op)).into()))
+                .await
+                .unwrap();
+            sent += 1;
+            // 100 frames per second keeps under the server's 120/s.
+            let due = Duration::from_millis(u64::from(sent) * 10);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = tx.close().await;
+    let _ = acks.await;
+}
+
+/// Frame intervals, and the app's own work per frame (ms), recorded while `during` runs.
+async fn frames(
+    b: &Browser,
+    during: impl std::future::Future<Output = ()>,
+) -> (Vec<f64>, Vec<f64>) {
+    b.js(
+        "window.kokuban.frameTimes(); window.__frames = []; let last = performance.now();\
+         const tick = (t) => { window.__frames.push(t - last); last = t; \
+           if (window.__frames.length < 100000 && !window.__stop) requestAnimationFrame(tick); };\
+         window.__stop = false; requestAnimationFrame(tick);",
+        json!([]),
+    )
+    .await;
+    during.await;
+    let v = b
+        .js("window.__stop = true; return window.__frames;", json!([]))
+        .await;
+    let mut f: Vec<f64> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    if !f.is_empty() {
+        f.remove(0);
+    }
+    let work = b
+        .js("return Array.from(window.kokuban.frameTimes());", json!([]))
+        .await;
+    let work = work
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    (f, work)
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+fn report(what: &str, (mut f, mut work): (Vec<f64>, Vec<f64>)) {
+    if f.is_empty() || work.is_empty() {
+        println!("{what}: no frames");
+        return;
+    }
+    f.sort_by(f64::total_cmp);
+    work.sort_by(f64::total_cmp);
+    println!(
+        "{what}: {} frames, interval median {:.1} ms, p95 {:.1} ms, max {:.1} ms (≈{:.0} fps); \
+         app work per frame median {:.2} ms, p95 {:.2} ms, max {:.1} ms",
+        f.len(),
+        pct(&f, 0.5),
+        pct(&f, 0.95),
+        pct(&f, 1.0),
+        1000.0 / pct(&f, 0.5),
+        pct(&work, 0.5),
+        pct(&work, 0.95),
+        pct(&work, 1.0),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture"]
+async fn ten_thousand_strokes() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let (edit, _) = node.create_room().await;
+    let (path, token) = edit.split_once("#edit=").unwrap();
+    let room = RoomId::new(path.trim_start_matches("/r/")).unwrap();
+    let token = Token::new(token).unwrap();
+    let t = Instant::now();
+    let per = STROKES / WRITERS;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| tokio::spawn(seed(node.addr, room.clone(), token.clone(), w * per, per)))
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    println!(
+        "seeded {STROKES} strokes in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let driver = Driver::start().await;
+    let b = driver.browser(1280, 860).await;
+    let t = Instant::now();
+    b.goto(&format!("{}{edit}", node.url())).await;
+    b.wait_for(
+        "the whole board",
+        "return !!window.kokuban && window.kokuban.strokeCount() === arguments[0];",
+        json!([STROKES]),
+    )
+    .await;
+    println!(
+        "page load to {STROKES} strokes: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Pan with the hand tool for about two seconds.
+    b.js(
+        "document.querySelector('[data-tool=hand]').click();",
+        json!([]),
+    )
+    .await;
+    let pan: Vec<(i64, i64)> = (0..120).map(|i| (900 - i * 4, 500 - i * 2)).collect();
+    report("panning at 100%", frames(&b, b.draw(&pan)).await);
+
+    b.js(
+        "document.querySelector('[data-tool=pen]').click();",
+        json!([]),
+    )
+    .await;
+    let stroke: Vec<(i64, i64)> = (0..8).flat_map(|k| wave(200, 1100, 200 + k * 60)).collect();
+    report("drawing at 100%", frames(&b, b.draw(&stroke)).await);
+
+    // Everything on screen at once.
+    b.js(
+        "document.querySelector('[title^=\"Zoom to fit\"]').click();",
+        json!([]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report(
+        "drawing, all 10k visible",
+        frames(&b, b.draw(&wave(200, 1100, 400))).await,
+    );
+    b.js(
+        "document.querySelector('[data-tool=hand]').click();",
+        json!([]),
+    )
+    .await;
+    report("panning, all 10k visible", frames(&b, b.draw(&pan)).await);
+    b.screenshot("perf-10k").await;
+    b.quit().await;
+}
