@@ -97,7 +97,15 @@ pub fn text_blob(text: &str, mime: &str) -> Option<Blob> {
 
 /// Copies text to the clipboard; resolves to whether it worked.
 pub async fn copy_text(text: &str) -> bool {
-    let promise = window().navigator().clipboard().write_text(text);
+    let navigator = window().navigator();
+    // The Clipboard API exists only in secure contexts (https, localhost): elsewhere the
+    // caller shows the link instead.
+    let available = js_sys::Reflect::get(&navigator, &"clipboard".into())
+        .is_ok_and(|c| !c.is_undefined() && !c.is_null());
+    if !available {
+        return false;
+    }
+    let promise = navigator.clipboard().write_text(text);
     wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
 }
 

@@ -141,6 +141,9 @@ pub struct Engine {
     next_toast: Cell<u64>,
     /// How long recent frames took to prepare (ms), for `window.kokuban.frameTimes()`.
     frame_times: RefCell<Vec<f64>>,
+    /// The preferences as this tab last stored them: only what this tab changes is written,
+    /// so two tabs do not overwrite each other's choices.
+    stored: RefCell<Vec<(&'static str, String)>>,
 }
 
 impl Engine {
@@ -149,8 +152,11 @@ impl Engine {
         let seed = browser::random_seed();
         let mut rng = kokuban_client::rng::Xoshiro256::from_seed(seed);
         let prefs = Prefs::load(browser::load, &mut rng, browser::prefers_dark());
-        for (k, v) in prefs.entries() {
-            browser::store(k, &v);
+        let stored = prefs.entries().to_vec();
+        for (k, v) in &stored {
+            if browser::load(k).as_deref() != Some(v.as_str()) {
+                browser::store(k, v);
+            }
         }
         let loc = window().location();
         let url = socket_url(
@@ -172,6 +178,7 @@ impl Engine {
             last_ui: Cell::new(u64::MAX),
             next_toast: Cell::new(0),
             frame_times: RefCell::new(Vec::new()),
+            stored: RefCell::new(stored),
         });
         if !has_token {
             engine
@@ -316,9 +323,11 @@ impl Engine {
         let panning = editor.is_panning();
         let ui = (editor.ui_version() != self.last_ui.get()).then(|| {
             self.last_ui.set(editor.ui_version());
-            for (k, v) in editor.prefs().entries() {
-                if browser::load(k).as_deref() != Some(v.as_str()) {
+            let mut stored = self.stored.borrow_mut();
+            for ((k, v), (_, old)) in editor.prefs().entries().into_iter().zip(stored.iter_mut()) {
+                if *old != v {
                     browser::store(k, &v);
+                    *old = v;
                 }
             }
             Ui::of(&editor)

@@ -12,6 +12,7 @@
 //! the board's pixels are only ink and background.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use kokuban_board::{Board, Change, Shape, Stroke};
 use kokuban_client::Editor;
@@ -28,6 +29,32 @@ use crate::browser::document;
 
 /// After the last zoom step, the cache is redrawn sharp this much later (ms).
 const ZOOM_SETTLE_MS: f64 = 120.0;
+/// The cache reaches this far (CSS pixels) beyond each edge of the screen, so that a pan of
+/// up to this much only moves the copy, and uncovered strips are redrawn in a few larger
+/// pieces rather than thin ones every frame.
+const CACHE_MARGIN: f64 = 128.0;
+
+/// Stroke ids are random UUIDs: their own bits are a perfect hash, and the renderer looks
+/// one up per stroke per redraw, so SipHash would be measurable.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+type Entries = HashMap<StrokeId, Entry, BuildHasherDefault<IdHasher>>;
 
 /// A stroke ready to draw: its bounds, and its path once it was needed.
 struct Entry {
@@ -51,7 +78,9 @@ pub struct Renderer {
     cctx: CanvasRenderingContext2d,
     scratch: HtmlCanvasElement,
     sctx: CanvasRenderingContext2d,
-    entries: HashMap<StrokeId, Entry>,
+    entries: Entries,
+    /// Strokes just finished or restored, to draw on top of the cache if nothing covers them.
+    on_top: Vec<StrokeId>,
     live: Vec<StrokeId>,
     cache_view: Option<Viewport>,
     theme: Theme,
@@ -83,7 +112,8 @@ impl Renderer {
             cctx,
             scratch,
             sctx,
-            entries: HashMap::new(),
+            entries: Entries::default(),
+            on_top: Vec::new(),
             live: Vec::new(),
             cache_view: None,
             theme,
@@ -117,6 +147,18 @@ impl Renderer {
                 }
             }
         }
+        let on_top = std::mem::take(&mut self.on_top);
+        if !full && !on_top.is_empty() {
+            if self.covers(view) {
+                self.draw_on_top(board, &on_top, &mut dirty);
+            } else {
+                for id in &on_top {
+                    if let Some(s) = board.get(id) {
+                        dirty = dirty.union(visual_bounds(s));
+                    }
+                }
+            }
+        }
         if full {
             self.live = board
                 .strokes()
@@ -125,14 +167,16 @@ impl Renderer {
                 .collect();
             self.entries.retain(|id, _| board.get(id).is_some());
             self.render_cache(board, view);
-        } else if self.cache_view != Some(view) {
+        } else if !self.covers(view) && (view_moved || self.settle_at.is_none()) {
+            // Only a real move re-arms the zoom's settle timer, so that it fires once the
+            // zoom stops.
             self.follow_view(board, view, now);
         }
         if self.settle_at.is_some_and(|t| now >= t) {
             self.render_cache(board, view);
         }
         if !dirty.is_empty() {
-            if self.cache_view == Some(view) {
+            if self.covers(view) {
                 self.redraw_region(board, dirty);
             } else {
                 self.render_cache(board, view);
@@ -156,12 +200,55 @@ impl Renderer {
             return false;
         }
         self.ratio = ratio;
-        for c in [&self.canvas, &self.overlay, &self.cache, &self.scratch] {
+        for c in [&self.canvas, &self.overlay] {
             c.set_width(dw.max(1));
             c.set_height(dh.max(1));
         }
+        let m = 2 * self.margin() as u32;
+        for c in [&self.cache, &self.scratch] {
+            c.set_width(dw.max(1) + m);
+            c.set_height(dh.max(1) + m);
+        }
         editor.set_screen(w, h, ratio);
         true
+    }
+
+    /// The cache margin in device pixels.
+    fn margin(&self) -> f64 {
+        (CACHE_MARGIN * self.ratio).round()
+    }
+
+    /// The camera of the cache for a screen camera: the same zoom, the origin one margin up
+    /// and left.
+    fn cache_camera(&self, view: Viewport) -> Viewport {
+        let k = view.zoom() * self.ratio;
+        let m = self.margin() / k;
+        Viewport::new(
+            Pt::new(view.origin().x - m, view.origin().y - m),
+            view.zoom(),
+        )
+    }
+
+    /// Where the screen's top-left corner is in the cache, in device pixels.
+    fn offset_in_cache(&self, view: Viewport) -> Option<(f64, f64)> {
+        let cv = self.cache_view?;
+        let k = view.zoom() * self.ratio;
+        Some((
+            (view.origin().x - cv.origin().x) * k,
+            (view.origin().y - cv.origin().y) * k,
+        ))
+    }
+
+    /// Whether the cache holds the screen at its zoom.
+    fn covers(&self, view: Viewport) -> bool {
+        let Some(cv) = self.cache_view else {
+            return false;
+        };
+        let Some((ox, oy)) = self.offset_in_cache(view) else {
+            return false;
+        };
+        let m2 = 2.0 * self.margin() + 0.5;
+        cv.zoom() == view.zoom() && (-0.5..=m2).contains(&ox) && (-0.5..=m2).contains(&oy)
     }
 
     fn note(&mut self, change: Change, board: &Board, dirty: &mut Rect, full: &mut bool) {
@@ -172,7 +259,7 @@ impl Renderer {
                 for id in ids {
                     let Some(s) = board.get(&id) else { continue };
                     if s.finished {
-                        *dirty = dirty.union(visual_bounds(s));
+                        self.on_top.push(id);
                     } else if !self.live.contains(&id) {
                         self.live.push(id);
                         self.compose = true;
@@ -187,9 +274,7 @@ impl Renderer {
             }
             Change::Finished(id) => {
                 self.live.retain(|l| *l != id);
-                if let Some(s) = board.get(&id) {
-                    *dirty = dirty.union(visual_bounds(s));
-                }
+                self.on_top.push(id);
                 self.compose = true;
             }
             Change::Removed(ids) => {
@@ -219,6 +304,70 @@ impl Renderer {
         }
     }
 
+    /// Draws strokes that were just finished straight onto the cache when no stroke above them
+    /// overlaps them (the usual case: the newest stroke is the top one); the others join the
+    /// dirty region, to be redrawn in drawing order.
+    fn draw_on_top(&mut self, board: &Board, ids: &[StrokeId], dirty: &mut Rect) {
+        let Some(view) = self.cache_view else { return };
+        let targets: Vec<(StrokeId, Rect)> = ids
+            .iter()
+            .filter_map(|id| {
+                board
+                    .get(id)
+                    .filter(|s| !s.erased)
+                    .map(|s| (*id, visual_bounds(s)))
+            })
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        // Walk the strokes once: once a target has been seen, any later stroke that overlaps
+        // it covers it.
+        let mut seen = vec![false; targets.len()];
+        let mut covered = vec![false; targets.len()];
+        for s in board.strokes() {
+            if let Some(i) = targets.iter().position(|t| t.0 == s.id) {
+                seen[i] = true;
+                continue;
+            }
+            if !seen.iter().any(|x| *x) {
+                continue;
+            }
+            let b = match self.entries.get(&s.id) {
+                Some(e) if e.points == s.points.len() => placed(e.bounds, s.offset),
+                _ => visual_bounds(s),
+            };
+            for (i, t) in targets.iter().enumerate() {
+                if seen[i] && !covered[i] && b.intersects(&t.1) {
+                    covered[i] = true;
+                }
+            }
+        }
+        let region = view.visible(
+            f64::from(self.cache.width()) / self.ratio,
+            f64::from(self.cache.height()) / self.ratio,
+        );
+        self.cctx.set_line_cap("round");
+        self.cctx.set_line_join("round");
+        for (i, (id, bounds)) in targets.iter().enumerate() {
+            if covered[i] {
+                *dirty = dirty.union(*bounds);
+            } else if let Some(s) = board.get(id) {
+                draw_one(
+                    &self.cctx,
+                    &mut self.entries,
+                    s,
+                    region,
+                    view,
+                    self.ratio,
+                    self.theme,
+                );
+            }
+        }
+        self.cctx.set_global_alpha(1.0);
+        self.compose = true;
+    }
+
     /// Redraws the whole cache for `view`.
     fn render_cache(&mut self, board: &Board, view: Viewport) {
         let (w, h) = (
@@ -228,18 +377,19 @@ impl Renderer {
         let _ = self.cctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
         self.cctx.set_fill_style_str(&hex(self.theme.background()));
         self.cctx.fill_rect(0.0, 0.0, w, h);
-        let region = view.visible(w / self.ratio, h / self.ratio);
+        let camera = self.cache_camera(view);
+        let region = camera.visible(w / self.ratio, h / self.ratio);
         draw_strokes(
             &self.cctx,
             &mut self.entries,
             board,
             region,
-            view,
+            camera,
             self.ratio,
             self.theme,
             false,
         );
-        self.cache_view = Some(view);
+        self.cache_view = Some(camera);
         self.settle_at = None;
         self.compose = true;
     }
@@ -256,8 +406,10 @@ impl Renderer {
             return;
         }
         let k = view.zoom() * self.ratio;
-        let dx = ((old.origin().x - view.origin().x) * k).round();
-        let dy = ((old.origin().y - view.origin().y) * k).round();
+        // Shift the content so that the screen sits one margin inside the cache again.
+        let m = self.margin();
+        let dx = (m - (view.origin().x - old.origin().x) * k).round();
+        let dy = (m - (view.origin().y - old.origin().y) * k).round();
         let (w, h) = (
             f64::from(self.cache.width()),
             f64::from(self.cache.height()),
@@ -273,7 +425,8 @@ impl Renderer {
             .draw_image_with_html_canvas_element(&self.cache, dx, dy);
         std::mem::swap(&mut self.cache, &mut self.scratch);
         std::mem::swap(&mut self.cctx, &mut self.sctx);
-        self.cache_view = Some(view);
+        let camera = self.cache_camera(view);
+        self.cache_view = Some(camera);
         // The strips the shift uncovered, in device pixels.
         let mut strips = Vec::new();
         if dx > 0.0 {
@@ -286,9 +439,11 @@ impl Renderer {
         } else if dy < 0.0 {
             strips.push((0.0, h + dy, w, -dy));
         }
+        // Each strip is redrawn under its own rectangular clip: a clip of two rectangles is
+        // not a rectangle, and makes every stroke drawn under it slower.
         for (x, y, sw, sh) in strips {
-            let a = view.to_world(Pt::new(x / self.ratio, y / self.ratio));
-            let b = view.to_world(Pt::new((x + sw) / self.ratio, (y + sh) / self.ratio));
+            let a = camera.to_world(Pt::new(x / self.ratio, y / self.ratio));
+            let b = camera.to_world(Pt::new((x + sw) / self.ratio, (y + sh) / self.ratio));
             self.redraw_region(board, Rect::spanning(a, b));
         }
     }
@@ -343,9 +498,12 @@ impl Renderer {
             f64::from(self.canvas.height()),
         );
         let _ = ctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        let covers = self.covers(view);
         match self.cache_view {
-            Some(cv) if cv == view => {
-                let _ = ctx.draw_image_with_html_canvas_element(&self.cache, 0.0, 0.0);
+            Some(_) if covers => {
+                let (ox, oy) = self.offset_in_cache(view).unwrap_or_default();
+                let _ =
+                    ctx.draw_image_with_html_canvas_element(&self.cache, -ox.round(), -oy.round());
             }
             Some(cv) => {
                 // Zooming: the cache, scaled, until it is redrawn sharp.
@@ -359,8 +517,8 @@ impl Renderer {
                     &self.cache,
                     dx,
                     dy,
-                    w * s,
-                    h * s,
+                    f64::from(self.cache.width()) * s,
+                    f64::from(self.cache.height()) * s,
                 );
             }
             None => {
@@ -479,7 +637,7 @@ pub fn render_offscreen(
         f64::from(canvas.height()),
     );
     let view = Viewport::new(Pt::new(area.x0, area.y0), 1.0);
-    let mut entries = HashMap::new();
+    let mut entries = Entries::default();
     draw_strokes(&ctx, &mut entries, board, area, view, scale, theme, true);
     Some(canvas)
 }
@@ -491,7 +649,7 @@ fn placed(bounds: Rect, offset: (i32, i32)) -> Rect {
 #[allow(clippy::too_many_arguments)]
 fn draw_strokes(
     ctx: &CanvasRenderingContext2d,
-    entries: &mut HashMap<StrokeId, Entry>,
+    entries: &mut Entries,
     board: &Board,
     region: Rect,
     view: Viewport,
@@ -511,13 +669,13 @@ fn draw_strokes(
 
 fn draw_one(
     ctx: &CanvasRenderingContext2d,
-    entries: &mut HashMap<StrokeId, Entry>,
+    entries: &mut Entries,
     s: &Stroke,
     region: Rect,
     view: Viewport,
     ratio: f64,
     theme: Theme,
-) {
+) -> bool {
     let entry = entries.entry(s.id).or_insert_with(|| Entry {
         bounds: unplaced_bounds(s),
         points: s.points.len(),
@@ -532,7 +690,7 @@ fn draw_one(
     }
     entry.offset = s.offset;
     if !placed(entry.bounds, s.offset).intersects(&region) {
-        return;
+        return false;
     }
     let k = view.zoom() * ratio;
     let e = (f64::from(s.offset.0) / 8.0 - view.origin().x) * k;
@@ -558,7 +716,7 @@ fn draw_one(
                 });
             }
             let Some((path, paint, alpha)) = &entry.path else {
-                return;
+                return false;
             };
             ctx.set_global_alpha(*alpha);
             match paint {
@@ -576,6 +734,7 @@ fn draw_one(
             }
         }
     }
+    true
 }
 
 fn new_canvas() -> Option<HtmlCanvasElement> {

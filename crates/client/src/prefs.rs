@@ -216,7 +216,7 @@ impl Prefs {
         let name = get(keys::NAME)
             .map(|n| clean_name(&n))
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("Guest {}", 100 + rng.next_u64() % 900));
+            .unwrap_or_else(|| guest_name(rng));
         let color = get(keys::COLOR)
             .and_then(|c| parse_hex(&c))
             .unwrap_or(MEMBER_COLORS[(rng.next_u64() % MEMBER_COLORS.len() as u64) as usize]);
@@ -247,6 +247,19 @@ impl Prefs {
             (keys::THEME, self.theme.name().into()),
         ]
     }
+}
+
+/// A friendly random name for a first visit (two words, so avatars get two initials).
+pub fn guest_name(rng: &mut dyn Entropy) -> String {
+    const ADJECTIVES: [&str; 8] = [
+        "Calm", "Brave", "Swift", "Quiet", "Bright", "Merry", "Keen", "Gentle",
+    ];
+    const ANIMALS: [&str; 8] = [
+        "Otter", "Heron", "Lynx", "Panda", "Falcon", "Badger", "Crane", "Koala",
+    ];
+    let a = ADJECTIVES[(rng.next_u64() % 8) as usize];
+    let b = ANIMALS[(rng.next_u64() % 8) as usize];
+    format!("{a} {b}")
 }
 
 /// A display name as the protocol accepts it: one line, at most 48 bytes, trimmed.
@@ -282,7 +295,7 @@ mod tests {
     fn prefs_survive_a_round_trip_and_bad_values_fall_back() {
         let mut rng = Xoshiro256::seeded(1);
         let fresh = Prefs::load(|_| None, &mut rng, false);
-        assert!(fresh.name.starts_with("Guest "));
+        assert_eq!(fresh.name.split(' ').count(), 2);
         assert_eq!(
             (fresh.tool, fresh.ink, fresh.size, fresh.theme),
             (ToolKind::Pen, INK, Size::M, Theme::Light)

@@ -33,7 +33,7 @@ pub struct Sample {
 /// How a freehand tool smooths.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Profile {
-    /// How much of the previous smoothed position each new sample keeps (0: none).
+    /// How much of the previous smoothed position a sample 8 ms after it keeps (0: none).
     pub streamline: f64,
     /// Whether pressure shapes the stroke at all (the highlighter is flat).
     pub pressure: bool,
@@ -59,6 +59,8 @@ impl Profile {
 
 /// Samples closer than this (screen pixels) to the last kept point are dropped.
 const MIN_SCREEN_DISTANCE: f64 = 0.75;
+/// The sample interval the streamline factors are defined for (ms).
+const SAMPLE_MS: f64 = 8.0;
 /// The neutral pressure: the stroke's nominal width.
 pub const NEUTRAL_PRESSURE: f64 = 0.5;
 
@@ -93,9 +95,15 @@ impl Smoother {
     /// Feeds a sample; returns the point to keep, if any, with its pressure.
     pub fn push(&mut self, s: Sample) -> Option<(Pt, f64)> {
         let pressure = self.pressure_of(&s);
-        let p = match self.smoothed {
-            None => s.at,
-            Some(prev) => prev.lerp(s.at, 1.0 - self.profile.streamline),
+        // The filter is defined per 8 ms (a 125 Hz pointer), and scaled to the real gap
+        // between samples: a pointer that reports rarely must not drag its corners along.
+        let p = match (self.smoothed, self.last) {
+            (Some(prev), Some(last)) => {
+                let steps = ((s.time_ms - last.time_ms) / SAMPLE_MS).clamp(0.25, 16.0);
+                prev.lerp(s.at, 1.0 - self.profile.streamline.powf(steps))
+            }
+            (Some(prev), None) => prev.lerp(s.at, 1.0 - self.profile.streamline),
+            (None, _) => s.at,
         };
         self.smoothed = Some(p);
         self.last = Some(s);
@@ -178,6 +186,18 @@ mod tests {
             s.finish(sample(20.0, 10.0, 108.0)).unwrap().0,
             Pt::new(20.0, 10.0)
         );
+    }
+
+    #[test]
+    fn sparse_samples_keep_their_corners() {
+        let mut dense = Smoother::new(Profile::pen(Device::Mouse), Device::Mouse, 1.0);
+        let mut sparse = Smoother::new(Profile::pen(Device::Mouse), Device::Mouse, 1.0);
+        dense.push(sample(0.0, 0.0, 0.0));
+        sparse.push(sample(0.0, 0.0, 0.0));
+        let d = dense.push(sample(100.0, 0.0, 8.0)).unwrap().0;
+        let s = sparse.push(sample(100.0, 0.0, 48.0)).unwrap().0;
+        // The same jump lags less when it took the pointer longer.
+        assert!(s.x > 99.0 && d.x < 70.0, "dense {d:?}, sparse {s:?}");
     }
 
     #[test]

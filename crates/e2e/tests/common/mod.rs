@@ -286,7 +286,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A running ChromeDriver.
+/// A running ChromeDriver (killed on drop; its browsers are closed by [`Browser`]'s drop).
 pub struct Driver {
     addr: SocketAddr,
     _child: Child,
@@ -510,8 +510,28 @@ impl Browser {
 
     /// Closes the window.
     pub async fn quit(self) {
-        let path = format!("/session/{}", self.session);
-        let _ = http(self.driver, "DELETE", &path, None).await;
+        // Dropping closes it.
+    }
+}
+
+impl Drop for Browser {
+    /// Ends the WebDriver session, which closes Chromium, even when the test failed midway.
+    /// Blocking on purpose: drop cannot await, and this is one short request to loopback.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.driver, Duration::from_secs(5))
+        else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session, self.driver
+        );
+        if s.write_all(request.as_bytes()).is_ok() {
+            // Wait for the answer's first bytes: the browser is gone once it comes.
+            let _ = s.read(&mut [0u8; 256]);
+        }
     }
 }
 
