@@ -274,7 +274,10 @@ impl Session {
             }
         }
         unconfirmed.extend(self.unsent.drain(..));
-        self.sent.clear();
+        // `sent` is empty at the first Welcome of a connection (a disconnect moves it to
+        // `in_doubt`). A later Welcome on the same connection (the room's history was replaced)
+        // comes after the answers to every op sent before the server queued it, so what is
+        // still in `sent` will be answered after it, in the new epoch: keep waiting for it.
 
         let mut notices = Vec::new();
         if capability == Capability::View {

@@ -423,3 +423,30 @@ fn a_view_only_tab_cannot_draw() {
     assert!(s.view().is_empty());
     assert!(s.next_op().is_none());
 }
+
+#[test]
+fn ops_in_flight_across_a_history_reset_on_a_live_connection_are_still_acknowledged() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room);
+    ada.session.local(begin(1));
+    assert_eq!(ada.flush(), vec![begin(1)]);
+    // The room's history is replaced while begin(1) is on the wire: the server queues a new
+    // Welcome (same member, new epoch), then answers begin(1) in the new epoch.
+    let epoch = Epoch(8);
+    let notices = ada.recv(ServerMsg::Welcome(Welcome {
+        member: ada.member,
+        capability: Capability::Edit,
+        epoch,
+        state: RoomState::Snapshot {
+            board: Bytes(Board::at_start_of(epoch).snapshot()),
+            ops: Vec::new().into(),
+        },
+        members: Vec::new().into(),
+    }));
+    assert!(!notices.contains(&Notice::Resync));
+    assert_eq!(ids(ada.session.view()), vec![stroke_id_from(1)]);
+    assert!(ada.flush().is_empty(), "begin(1) is not sent twice");
+    let notices = ada.recv(ServerMsg::Ack(Ack { epoch, seq: Seq(1) }));
+    assert!(notices.is_empty(), "{notices:?}");
+    assert_eq!(ids(&ada.session.confirmed), vec![stroke_id_from(1)]);
+}
