@@ -296,26 +296,13 @@ pub fn text_line_height(size: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use kokuban_protocol::{Color, MemberId, Text, Width};
+    use kokuban_protocol::Text;
 
     use super::*;
-    use crate::rng::stroke_id_from;
 
     fn stroke(tool: Tool, pts: &[(f64, f64)]) -> Stroke {
-        Stroke {
-            id: stroke_id_from(1),
-            author: MemberId(1),
-            shape: Shape::Ink(tool),
-            color: Color::rgb(0, 0, 0),
-            width: Width::from_px(4.0),
-            points: pts
-                .iter()
-                .map(|&(x, y)| Point::from_px(x, y, 0.5).unwrap())
-                .collect(),
-            finished: true,
-            erased: false,
-            offset: (0, 0),
-        }
+        let pts: Vec<_> = pts.iter().map(|&(x, y)| (x, y, 0.5)).collect();
+        crate::fixtures::stroke(tool, &pts)
     }
 
     #[test]

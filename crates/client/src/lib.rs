@@ -25,3 +25,29 @@ pub mod tools;
 pub mod viewport;
 
 pub use editor::{Command, Editor, Input, PointerKind};
+
+#[cfg(test)]
+mod fixtures {
+    use kokuban_board::{Shape, Stroke};
+    use kokuban_protocol::{Color, MemberId, Point, Tool, Width};
+
+    use crate::rng::stroke_id_from;
+
+    /// A finished 4 px black stroke through `(x, y, pressure)` points.
+    pub(crate) fn stroke(tool: Tool, pts: &[(f64, f64, f64)]) -> Stroke {
+        Stroke {
+            id: stroke_id_from(1),
+            author: MemberId(1),
+            shape: Shape::Ink(tool),
+            color: Color::rgb(0, 0, 0),
+            width: Width::from_px(4.0),
+            points: pts
+                .iter()
+                .map(|&(x, y, p)| Point::from_px(x, y, p).unwrap())
+                .collect(),
+            finished: true,
+            erased: false,
+            offset: (0, 0),
+        }
+    }
+}

@@ -318,28 +318,8 @@ pub fn num(d: &mut String, v: f64) {
 
 #[cfg(test)]
 mod tests {
-    use kokuban_board::Stroke;
-    use kokuban_protocol::{Color, MemberId, Point, Width};
-
     use super::*;
-    use crate::rng::stroke_id_from;
-
-    fn stroke(tool: Tool, pts: &[(f64, f64, f64)]) -> Stroke {
-        Stroke {
-            id: stroke_id_from(1),
-            author: MemberId(1),
-            shape: Shape::Ink(tool),
-            color: Color::rgb(0, 0, 0),
-            width: Width::from_px(4.0),
-            points: pts
-                .iter()
-                .map(|&(x, y, p)| Point::from_px(x, y, p).unwrap())
-                .collect(),
-            finished: true,
-            erased: false,
-            offset: (0, 0),
-        }
-    }
+    use crate::fixtures::stroke;
 
     fn s(v: f64) -> String {
         let mut d = String::new();
