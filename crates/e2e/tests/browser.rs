@@ -1,68 +1,82 @@
-//! The user's path through real browsers on one node: strokes drawn with pointer actions in
-//! one tab appear on another tab's canvas (checked on its pixels), undo removes them there, a
-//! view-only tab cannot draw, and a tab whose connection was cut catches up on what was drawn
-//! meanwhile and delivers what it drew offline.
+//! The user's path through real browsers on a cluster: every test starts a `redis-server` of
+//! its own and two `kokuban` nodes in cluster mode on it (sharing one secret, so a room's links
+//! work on both), and puts the two tabs of a room on different nodes: Ada's on node A, the
+//! other tab on node B, checked on each node's member gauge. What one tab does can only reach
+//! the other through Redis, as behind a load balancer. Strokes drawn with pointer actions in
+//! one tab appear on the other tab's canvas (checked on its pixels), undo and redo there
+//! remove and restore them, a view-only tab cannot draw, and a tab whose connection to its
+//! node was cut catches up on what was drawn meanwhile and delivers what it drew offline.
+//! Screenshots of the end states are named `cluster-…`.
 
 mod common;
 
-use common::{Driver, Node, Proxy, prerequisites, wave};
+use common::{Cluster, Driver, Proxy, prerequisites, wave};
 use serde_json::json;
 
 const W: u32 = 1000;
 const H: u32 = 860;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stroke_appears_on_the_other_tab_and_undo_removes_it() {
+async fn a_stroke_on_one_node_appears_on_a_tab_of_the_other_and_undo_removes_it() {
     let Some(_lock) = prerequisites().await else {
         return;
     };
-    let node = Node::start().await;
-    let (edit, _) = node.create_room().await;
+    let cluster = Cluster::start().await;
+    let (edit, _) = cluster.a.create_room().await;
     let driver = Driver::start().await;
     let ada = driver.browser(W, H).await;
     let bob = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", node.url())).await;
-    bob.goto(&format!("{}{edit}", node.url())).await;
+    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
+    bob.goto(&format!("{}{edit}", cluster.b.url())).await;
     ada.wait_status("connected").await;
     bob.wait_status("connected").await;
+    // One member on each node: nothing reaches Bob except through the cluster.
+    cluster.a.wait_members(1).await;
+    cluster.b.wait_members(1).await;
 
     let area = (300, 250, 700, 350);
     assert_eq!(bob.ink(area.0, area.1, area.2, area.3).await, 0);
     ada.draw(&wave(320, 680, 300)).await;
     ada.wait_ink("Ada's own stroke", area, 200).await;
-    bob.wait_ink("Ada's stroke on Bob's canvas", area, 200)
+    bob.wait_ink("Ada's stroke on Bob's canvas on the other node", area, 200)
         .await;
-    bob.screenshot("stroke-on-other-tab").await;
+    bob.screenshot("cluster-stroke-on-other-node").await;
 
     ada.ctrl("z").await;
     bob.wait_ink("the undone stroke gone from Bob's canvas", area, 0)
         .await;
     ada.wait_ink("the undone stroke gone from Ada's canvas", area, 0)
         .await;
-    bob.screenshot("undo-on-other-tab").await;
+    bob.screenshot("cluster-undo-on-other-node").await;
 
     // Redo brings it back for both.
     ada.ctrl("y").await;
     bob.wait_ink("the redone stroke on Bob's canvas", area, 200)
         .await;
+    ada.wait_ink("the redone stroke on Ada's canvas", area, 200)
+        .await;
+    bob.screenshot("cluster-redo-on-other-node").await;
     ada.quit().await;
     bob.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_view_only_tab_sees_the_board_but_cannot_draw() {
+async fn a_view_only_tab_on_the_other_node_sees_the_board_but_cannot_draw() {
     let Some(_lock) = prerequisites().await else {
         return;
     };
-    let node = Node::start().await;
-    let (edit, view) = node.create_room().await;
+    let cluster = Cluster::start().await;
+    // Created on node B this time: Ada's edit link must work on node A.
+    let (edit, view) = cluster.b.create_room().await;
     let driver = Driver::start().await;
     let ada = driver.browser(W, H).await;
     let viewer = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", node.url())).await;
-    viewer.goto(&format!("{}{view}", node.url())).await;
+    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
+    viewer.goto(&format!("{}{view}", cluster.b.url())).await;
     ada.wait_status("connected").await;
     viewer.wait_status("connected").await;
+    cluster.a.wait_members(1).await;
+    cluster.b.wait_members(1).await;
 
     // No drawing tools for a viewer.
     assert_eq!(viewer.count("[data-tool]").await, 0);
@@ -84,27 +98,29 @@ async fn a_view_only_tab_sees_the_board_but_cannot_draw() {
     assert_eq!(viewer.js(count, json!([])).await, json!(1));
     assert_eq!(ada.js(count, json!([])).await, json!(1));
     assert_eq!(ada.ink(bottom.0, bottom.1, bottom.2, bottom.3).await, 0);
-    viewer.screenshot("view-only").await;
+    viewer.screenshot("cluster-view-only-on-other-node").await;
     ada.quit().await;
     viewer.quit().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tab_that_lost_its_connection_catches_up_when_it_returns() {
+async fn a_tab_that_lost_its_node_catches_up_when_it_returns() {
     let Some(_lock) = prerequisites().await else {
         return;
     };
-    let node = Node::start().await;
-    let proxy = Proxy::start(node.addr).await;
-    let (edit, _) = node.create_room().await;
+    let cluster = Cluster::start().await;
+    // Bob's path to node B goes through a proxy the test can unplug; Ada's to node A is direct.
+    let proxy = Proxy::start(cluster.b.addr).await;
+    let (edit, _) = cluster.a.create_room().await;
     let driver = Driver::start().await;
     let ada = driver.browser(W, H).await;
     let bob = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", node.url())).await;
-    // Bob's path to the node goes through the proxy.
+    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
     bob.goto(&format!("{}{edit}", proxy.url())).await;
     ada.wait_status("connected").await;
     bob.wait_status("connected").await;
+    cluster.a.wait_members(1).await;
+    cluster.b.wait_members(1).await;
 
     proxy.unplug();
     bob.wait_for(
@@ -113,6 +129,8 @@ async fn a_tab_that_lost_its_connection_catches_up_when_it_returns() {
         json!([]),
     )
     .await;
+    // Node B lost him too: whatever he sees later has to come through the reconnect.
+    cluster.b.wait_members(0).await;
 
     // Meanwhile Ada draws at the top, and Bob, offline, at the bottom.
     let top = (300, 150, 700, 250);
@@ -124,16 +142,17 @@ async fn a_tab_that_lost_its_connection_catches_up_when_it_returns() {
         .await;
     assert_eq!(bob.ink(top.0, top.1, top.2, top.3).await, 0);
     assert_eq!(ada.ink(bottom.0, bottom.1, bottom.2, bottom.3).await, 0);
-    bob.screenshot("offline").await;
+    bob.screenshot("cluster-offline").await;
 
     proxy.plug();
     bob.wait_status("connected").await;
+    cluster.b.wait_members(1).await;
     bob.wait_ink("Ada's stroke on Bob's canvas after the reconnect", top, 200)
         .await;
     ada.wait_ink("Bob's offline stroke on Ada's canvas", bottom, 200)
         .await;
-    bob.screenshot("reconnected").await;
-    ada.screenshot("reconnected-other-tab").await;
+    bob.screenshot("cluster-reconnected-node-b").await;
+    ada.screenshot("cluster-reconnected-node-a").await;
     ada.quit().await;
     bob.quit().await;
 }

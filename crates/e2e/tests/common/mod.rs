@@ -1,9 +1,15 @@
-//! The browser test harness: servers on loopback ports, a cuttable TCP proxy, ChromeDriver and
-//! a minimal WebDriver client (plain HTTP/1.1 and JSON: the handful of commands these tests
-//! need do not justify a WebDriver crate and its dependency tree).
+//! The browser test harness: servers on loopback ports (a single node, or a two-node cluster on
+//! a `redis-server` of the test's own), a cuttable TCP proxy, ChromeDriver and a minimal
+//! WebDriver client (plain HTTP/1.1 and JSON: the handful of commands these tests need do not
+//! justify a WebDriver crate and its dependency tree).
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+/// The server tests' private `redis-server` launcher, shared rather than copied so that both
+/// suites start Redis the same way.
+#[path = "../../../server/tests/common/redis.rs"]
+pub mod redis_server;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -11,12 +17,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use kokuban_server::sequencer::ClusterConfig;
 use kokuban_server::{Config, Server, ShutdownHandle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, MutexGuard, watch};
+
+use self::redis_server::{RedisServer, free_port};
 
 /// Waits are on conditions, never on fixed sleeps; this bounds each of them.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -26,12 +35,14 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Browser tests share two cores with everything else: one at a time.
 static BROWSERS: Mutex<()> = Mutex::const_new(());
 
-/// Takes the browser lock; `None` (with a note) when the browser or the built app is missing
-/// outside CI. In CI (`CI` set) a missing prerequisite fails the test instead.
+/// Takes the browser lock; `None` (with a note) when the browser, the built app or (for the
+/// cluster) `redis-server` is missing outside CI. In CI (`CI` set) a missing prerequisite fails
+/// the test instead.
 pub async fn prerequisites() -> Option<MutexGuard<'static, ()>> {
     let missing: Vec<String> = [
         (Path::new(CHROMIUM).exists(), CHROMIUM.to_string()),
         (Path::new(CHROMEDRIVER).exists(), CHROMEDRIVER.to_string()),
+        (redis_server_installed(), "redis-server".to_string()),
         (
             dist().join("index.html").exists(),
             "dist/index.html (run `trunk build --release --offline`)".to_string(),
@@ -49,6 +60,19 @@ pub async fn prerequisites() -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     Some(BROWSERS.lock().await)
+}
+
+/// Whether the program the Redis launcher runs can be found: `KOKUBAN_TEST_REDIS_SERVER`, or
+/// else `redis-server`, as a path or a name on the `PATH`.
+fn redis_server_installed() -> bool {
+    let program = std::env::var_os("KOKUBAN_TEST_REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("redis-server"));
+    if program.components().count() > 1 {
+        return program.is_file();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(&program).is_file()))
 }
 
 fn workspace() -> PathBuf {
@@ -69,13 +93,6 @@ pub fn screenshot_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A `kokuban` node on a loopback port with its own data directory. Dropping it shuts it down.
 pub struct Node {
     pub addr: SocketAddr,
@@ -84,12 +101,18 @@ pub struct Node {
 }
 
 impl Node {
-    /// A single node.
+    /// A single node with its embedded store.
     pub async fn start() -> Node {
+        Node::start_with("e2e", None).await
+    }
+
+    /// A node named `name`; in cluster mode with `cluster`.
+    async fn start_with(name: &str, cluster: Option<ClusterConfig>) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::new(dir.path());
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.node_id = "e2e".into();
+        config.node_id = name.into();
+        config.cluster = cluster;
         let server = Server::bind(config).await.expect("server binds");
         let addr = server.local_addr();
         let handle = server.shutdown_handle();
@@ -116,6 +139,64 @@ impl Node {
             body["edit_url"].as_str().expect("edit_url").to_string(),
             body["view_url"].as_str().expect("view_url").to_string(),
         )
+    }
+
+    /// A gauge or counter of this node's `GET /metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (status, text) = http_text(self.addr, "GET", "/metrics", None)
+            .await
+            .expect("GET /metrics");
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the metrics of {}", self.addr))
+    }
+
+    /// Waits until `kokuban_members` (the room members connected to this node itself) is `n`.
+    pub async fn wait_members(&self, n: u64) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let got = self.metric("kokuban_members").await;
+            if got == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} holds {got} members, expected {n}",
+                self.addr
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Two nodes in cluster mode sharing one `redis-server` of the test's own, as in a
+/// deployment behind a load balancer: a room created on either node is served by both (the
+/// nodes derive their link tokens from the same secret), and what a member on one node draws
+/// reaches the members on the other through Redis. Dropping it stops the nodes, then Redis.
+pub struct Cluster {
+    pub a: Node,
+    pub b: Node,
+    _redis: RedisServer,
+}
+
+impl Cluster {
+    /// Starts Redis (no persistence: nothing outlives the test) and nodes `e2e-a` and `e2e-b`.
+    pub async fn start() -> Cluster {
+        let redis = RedisServer::start(false).await;
+        let secret = format!("e2e-{}", uuid::Uuid::new_v4());
+        let config = || {
+            let mut c = ClusterConfig::new(redis.url());
+            c.secret = Some(secret.clone());
+            c
+        };
+        let a = Node::start_with("e2e-a", Some(config())).await;
+        let b = Node::start_with("e2e-b", Some(config())).await;
+        Cluster {
+            a,
+            b,
+            _redis: redis,
+        }
     }
 }
 
@@ -186,6 +267,22 @@ async fn http(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
+    let (status, payload) = http_text(addr, method, path, body).await?;
+    let value = if payload.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&payload).map_err(|e| format!("bad JSON from {path}: {e}"))?
+    };
+    Ok((status, value))
+}
+
+/// [`http`], with the answer as text.
+async fn http_text(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, String), String> {
     tokio::time::timeout(Duration::from_secs(90), request(addr, method, path, body))
         .await
         .map_err(|_| format!("{method} {path}: no answer in 90 s"))?
@@ -196,7 +293,7 @@ async fn request(
     method: &str,
     path: &str,
     body: Option<&Value>,
-) -> Result<(u16, Value), String> {
+) -> Result<(u16, String), String> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut stream = TcpStream::connect(addr)
         .await
@@ -256,12 +353,8 @@ async fn request(
             }
         }
     }
-    let value = if payload.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&payload).map_err(|e| format!("bad JSON from {path}: {e}"))?
-    };
-    Ok((status, value))
+    let text = String::from_utf8(payload).map_err(|e| format!("{path}: not UTF-8: {e}"))?;
+    Ok((status, text))
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
