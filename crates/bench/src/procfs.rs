@@ -10,6 +10,11 @@ use serde::Serialize;
 pub struct ProcSample {
     /// User plus system CPU time, in clock ticks.
     pub cpu_ticks: u64,
+    /// The system (kernel) part of `cpu_ticks`.
+    pub sys_ticks: u64,
+    /// Context switches of all its threads, voluntary (it waited: for epoll, a futex) and
+    /// involuntary (preempted).
+    pub context_switches: u64,
     /// Resident set size, in bytes.
     pub rss_bytes: u64,
 }
@@ -43,8 +48,40 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let (utime, stime) = parse_stat_cpu(&stat)?;
     Some(ProcSample {
         cpu_ticks: utime + stime,
+        sys_ticks: stime,
+        context_switches: context_switches(pid),
         rss_bytes: parse_kb_field(&status, "VmRSS").unwrap_or(0),
     })
+}
+
+/// The `voluntary_ctxt_switches` plus `nonvoluntary_ctxt_switches` of the text of a
+/// `/proc/PID/task/TID/status`.
+pub fn parse_context_switches(status: &str) -> u64 {
+    ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]
+        .iter()
+        .filter_map(|key| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(key)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        })
+        .sum()
+}
+
+/// Context switches summed over the live threads of a process (`/proc/PID/status` counts the
+/// main thread only).
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|s| parse_context_switches(&s))
+        .sum()
 }
 
 /// Clock ticks per second (the unit of `utime` and `stime`).
@@ -58,8 +95,16 @@ pub fn ticks_per_second() -> u64 {
 
 /// CPU time between two samples.
 pub fn cpu_between(a: ProcSample, b: ProcSample) -> Duration {
-    let ticks = b.cpu_ticks.saturating_sub(a.cpu_ticks);
-    Duration::from_secs_f64(ticks as f64 / ticks_per_second() as f64)
+    ticks(b.cpu_ticks.saturating_sub(a.cpu_ticks))
+}
+
+/// System (kernel) CPU time between two samples.
+pub fn sys_between(a: ProcSample, b: ProcSample) -> Duration {
+    ticks(b.sys_ticks.saturating_sub(a.sys_ticks))
+}
+
+fn ticks(n: u64) -> Duration {
+    Duration::from_secs_f64(n as f64 / ticks_per_second() as f64)
 }
 
 /// Busy and total CPU time of the whole machine, in clock ticks summed over all CPUs, from
@@ -180,6 +225,14 @@ mod tests {
         assert_eq!(parse_kb_field(status, "Threads"), None);
         let meminfo = "MemTotal:       24589560 kB\nMemFree:        1 kB\n";
         assert_eq!(parse_kb_field(meminfo, "MemTotal"), Some(24_589_560 * 1024));
+    }
+
+    #[test]
+    fn context_switches_add_voluntary_and_involuntary() {
+        let status = "Name:\ttokio-rt-worker\nvoluntary_ctxt_switches:\t1200\n\
+                      nonvoluntary_ctxt_switches:\t34\n";
+        assert_eq!(parse_context_switches(status), 1234);
+        assert_eq!(parse_context_switches("Name:\tx\n"), 0);
     }
 
     #[test]

@@ -260,6 +260,10 @@ pub struct RunResult {
     pub server_cpu_pct: f64,
     /// Server CPU per delivered message, microseconds.
     pub server_cpu_us_per_msg: Option<f64>,
+    /// The kernel's part of it (system time: sockets, waits, wake-ups), microseconds.
+    pub server_sys_us_per_msg: Option<f64>,
+    /// Context switches of the server processes per delivered message.
+    pub server_switches_per_msg: Option<f64>,
     /// CPU seconds of Redis in the window.
     pub redis_cpu_s: Option<f64>,
     /// Redis CPU per delivered message, microseconds.
@@ -424,6 +428,16 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
     let redis_cpu = r0
         .zip(r1)
         .map(|(a, b)| procfs::cpu_between(a, b).as_secs_f64());
+    let server_sys: f64 = s0
+        .iter()
+        .zip(&s1)
+        .map(|(a, b)| procfs::sys_between(*a, *b).as_secs_f64())
+        .sum();
+    let switches: u64 = s0
+        .iter()
+        .zip(&s1)
+        .map(|(a, b)| b.context_switches.saturating_sub(a.context_switches))
+        .sum();
     let per_msg = |cpu: f64| (tally.delivered > 0).then(|| cpu * 1e6 / tally.delivered as f64);
     let rss_before: u64 = servers_before.iter().map(|s| s.rss_bytes).sum();
     let rss_after: u64 = s1.iter().map(|s| s.rss_bytes).sum();
@@ -453,6 +467,8 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
         server_cpu_s: server_cpu,
         server_cpu_pct: server_cpu * 100.0 / window_s,
         server_cpu_us_per_msg: per_msg(server_cpu),
+        server_sys_us_per_msg: per_msg(server_sys),
+        server_switches_per_msg: per_msg(switches as f64).map(|v| v / 1e6),
         redis_cpu_s: redis_cpu,
         redis_cpu_us_per_msg: redis_cpu.and_then(per_msg),
         generator_cpu_pct: procfs::cpu_between(g0, g1).as_secs_f64() * 100.0 / window_s,
