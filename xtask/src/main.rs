@@ -3,13 +3,18 @@
 //!
 //! - `cargo xtask run [-- ARGS]` builds the web app into `dist/` and runs the `kokuban` server,
 //!   which serves it.
-//! - `cargo xtask test` is the whole check, the one CI runs: formatting, lints, the wasm builds,
-//!   the web app, then every test.
+//! - `cargo xtask test` is the whole check, the one CI runs: formatting, the supply-chain
+//!   policy (`deny.toml`), lints, the wasm builds, the web app, then every test.
+//! - `cargo xtask deny` runs only the supply-chain steps of `test`.
 //! - `cargo xtask fuzz [--seconds N]` runs each fuzz target for N seconds.
+//! - `cargo xtask soak [--minutes N]` churns connections against one release-built node for N
+//!   minutes and fails if it leaked anything (not part of `test`: it takes minutes).
 //!
 //! Each task first installs the tools it needs, at the versions the project pins (`tools`).
 
 mod bundle;
+mod deny;
+mod fuzz;
 mod tools;
 
 use std::{
@@ -28,22 +33,32 @@ usage: cargo xtask <task>
 
 tasks:
   run [-- ARGS]       build the web app, then run the kokuban server (ARGS go to the server)
-  test                the whole check CI runs: fmt, clippy, wasm builds, web app, tests
+  test                the whole check CI runs: fmt, supply chain (cargo deny), clippy,
+                      wasm builds, web app, tests
+  deny                only the supply-chain steps of `test` (cargo deny, deny.toml)
   bench [--quick]     build everything in release, measure Kokuban and the Socket.IO
                       baseline in one run, write BENCHMARKS.md and bench/results.json
-  fuzz [--seconds N]  run every fuzz target for N seconds (default 60; needs nightly Rust
-                      and cargo-fuzz)
+  fuzz [--seconds N]  run every fuzz target for N seconds each (default 60; needs nightly
+                      Rust, installs cargo-fuzz); fails on any crash
+  soak [--minutes N]  open and close connections against one release-built node for N
+                      minutes (default 10), then fail if it leaked connections, rooms,
+                      file descriptors, tasks or memory
   help                print this message";
 
 const DEFAULT_FUZZ_SECONDS: u64 = 60;
+
+/// Long enough for slow leaks to add up beyond the noise, short enough to run before a release.
+const DEFAULT_SOAK_MINUTES: u64 = 10;
 
 /// What was asked for on the command line.
 #[derive(Debug, PartialEq, Eq)]
 enum Task {
     Run { server_args: Vec<String> },
     Test,
+    Deny,
     Bench { quick: bool },
     Fuzz { seconds: u64 },
+    Soak { seconds: u64 },
     Help,
 }
 
@@ -54,8 +69,16 @@ fn main() -> ExitCode {
         match task {
             Task::Run { server_args } => run(&root, &server_args),
             Task::Test => test(&root),
+            Task::Deny => {
+                tools::ensure_cargo_deny()?;
+                let mut steps = Steps::new(2);
+                deny::check(&root, &mut steps)?;
+                println!("==> supply-chain steps passed");
+                Ok(())
+            }
             Task::Bench { quick } => bench(&root, quick),
-            Task::Fuzz { seconds } => fuzz(&root, seconds),
+            Task::Fuzz { seconds } => fuzz::run(&root, seconds),
+            Task::Soak { seconds } => soak(&root, seconds),
             Task::Help => {
                 println!("{USAGE}");
                 Ok(())
@@ -90,34 +113,48 @@ fn parse(args: &[String]) -> Result<Task> {
             None => Ok(Task::Test),
             Some(extra) => bail!("`test` takes no arguments, got `{extra}`"),
         },
+        "deny" => match rest.first() {
+            None => Ok(Task::Deny),
+            Some(extra) => bail!("`deny` takes no arguments, got `{extra}`"),
+        },
         "bench" => match rest {
             [] => Ok(Task::Bench { quick: false }),
             [flag] if flag == "--quick" => Ok(Task::Bench { quick: true }),
             _ => bail!("usage: cargo xtask bench [--quick]"),
         },
         "fuzz" => Ok(Task::Fuzz {
-            seconds: parse_fuzz_seconds(rest)?,
+            seconds: parse_duration(rest, "--seconds", 1, DEFAULT_FUZZ_SECONDS)
+                .context("usage: cargo xtask fuzz [--seconds N]")?,
+        }),
+        "soak" => Ok(Task::Soak {
+            seconds: parse_duration(rest, "--minutes", 60, DEFAULT_SOAK_MINUTES * 60)
+                .context("usage: cargo xtask soak [--minutes N]")?,
         }),
         "help" | "-h" | "--help" => Ok(Task::Help),
         other => bail!("unknown task `{other}`\n\n{USAGE}"),
     }
 }
 
-fn parse_fuzz_seconds(args: &[String]) -> Result<u64> {
+/// A duration given as `FLAG N` or `FLAG=N` in units of `unit` seconds (N may be a fraction of
+/// a unit, e.g. `--minutes 0.5`), in whole seconds; `default` seconds when absent.
+fn parse_duration(args: &[String], flag: &str, unit: u64, default: u64) -> Result<u64> {
     let value = match args {
-        [] => return Ok(DEFAULT_FUZZ_SECONDS),
-        [flag, value] if flag == "--seconds" => value.as_str(),
-        [flag] => match flag.strip_prefix("--seconds=") {
+        [] => return Ok(default),
+        [name, value] if name == flag => value.as_str(),
+        [name] => match name.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
             Some(value) => value,
-            None => bail!("usage: cargo xtask fuzz [--seconds N]"),
+            None => bail!("unexpected argument `{name}`"),
         },
-        _ => bail!("usage: cargo xtask fuzz [--seconds N]"),
+        _ => bail!("unexpected arguments `{}`", args.join(" ")),
     };
-    let seconds: u64 = value
+    let amount: f64 = value
         .parse()
-        .with_context(|| format!("--seconds takes a whole number of seconds, got `{value}`"))?;
+        .ok()
+        .filter(|n: &f64| n.is_finite() && *n > 0.0)
+        .with_context(|| format!("{flag} takes a positive number, got `{value}`"))?;
+    let seconds = (amount * unit as f64).round() as u64;
     if seconds == 0 {
-        bail!("--seconds must be at least 1");
+        bail!("{flag} {value} is less than a second");
     }
     Ok(seconds)
 }
@@ -176,11 +213,12 @@ fn bench(root: &Path, quick: bool) -> Result<()> {
 /// `cargo xtask test`: the whole check, failing at the first step that fails.
 fn test(root: &Path) -> Result<()> {
     tools::ensure_test_tools(root)?;
-    let mut steps = Steps::new(6);
+    let mut steps = Steps::new(8);
     steps.run(
         "format",
         cargo(root).args(["fmt", "--all", "--", "--check"]),
     )?;
+    deny::check(root, &mut steps)?;
     steps.run(
         "lints (native)",
         cargo(root).args([
@@ -234,52 +272,42 @@ fn test(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask fuzz`: every fuzz target under `fuzz/`, one after the other.
-fn fuzz(root: &Path, seconds: u64) -> Result<()> {
-    if !tools::cargo_fuzz_available() {
-        bail!(
-            "cargo-fuzz with a nightly toolchain is not available (its sanitizers need nightly \
-             Rust).\nInstall both, then run this task again:\n    \
-             rustup toolchain install nightly\n    \
-             cargo install cargo-fuzz\n    \
-             cargo xtask fuzz --seconds {seconds}\n\
-             or run one target directly:\n    \
-             cargo +nightly fuzz run <target> -- -max_total_time={seconds}"
-        );
-    }
-    if !root.join("fuzz").join("Cargo.toml").is_file() {
-        bail!("there are no fuzz targets yet: fuzz/Cargo.toml does not exist");
-    }
-    let listing = nightly_cargo(root)
-        .args(["fuzz", "list"])
-        .output()
-        .context("could not list the fuzz targets")?;
-    if !listing.status.success() {
-        bail!(
-            "`cargo +nightly fuzz list` failed ({}): {}",
-            listing.status,
-            String::from_utf8_lossy(&listing.stderr).trim()
-        );
-    }
-    let listing = String::from_utf8_lossy(&listing.stdout);
-    let targets: Vec<&str> = listing
-        .lines()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if targets.is_empty() {
-        bail!("fuzz/ defines no fuzz targets");
-    }
-    let mut steps = Steps::new(targets.len());
-    let time_limit = format!("-max_total_time={seconds}");
-    for target in targets {
-        steps.run(
-            &format!("fuzz {target}"),
-            nightly_cargo(root).args(["fuzz", "run", target, "--", &time_limit]),
-        )?;
-    }
-    println!("==> every fuzz target ran {seconds} s without a finding");
-    Ok(())
+/// `cargo xtask soak`: the release server and load generator, then the load generator's soak
+/// (it starts the node on a free loopback port with a temporary data directory, churns
+/// connections, and exits non-zero on a leak).
+fn soak(root: &Path, seconds: u64) -> Result<()> {
+    let mut steps = Steps::new(2);
+    steps.run(
+        "release build",
+        cargo(root).args([
+            "build",
+            "--release",
+            "-p",
+            "kokuban-server",
+            "--bin",
+            "kokuban",
+            "-p",
+            "kokuban-bench",
+            "--bin",
+            "kokuban-bench",
+        ]),
+    )?;
+    let minutes = format!("{}", seconds as f64 / 60.0);
+    steps.run(
+        "soak",
+        cargo(root).args([
+            "run",
+            "--release",
+            "-p",
+            "kokuban-bench",
+            "--bin",
+            "kokuban-bench",
+            "--",
+            "soak",
+            "--minutes",
+            &minutes,
+        ]),
+    )
 }
 
 /// The numbered steps of a task: each is announced as it starts, and a failure names its step.
@@ -407,6 +435,27 @@ mod tests {
     }
 
     #[test]
+    fn soak_minutes_default_fractional_and_explicit() {
+        assert_eq!(
+            parse(&args("soak")).unwrap(),
+            Task::Soak {
+                seconds: DEFAULT_SOAK_MINUTES * 60
+            }
+        );
+        assert_eq!(
+            parse(&args("soak --minutes 2")).unwrap(),
+            Task::Soak { seconds: 120 }
+        );
+        assert_eq!(
+            parse(&args("soak --minutes=0.5")).unwrap(),
+            Task::Soak { seconds: 30 }
+        );
+        assert!(parse(&args("soak --minutes 0")).is_err());
+        assert!(parse(&args("soak --minutes -1")).is_err());
+        assert!(parse(&args("soak --seconds 60")).is_err());
+    }
+
+    #[test]
     fn fuzz_seconds_default_and_explicit() {
         assert_eq!(
             parse(&args("fuzz")).unwrap(),
@@ -432,6 +481,8 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&args("deploy")).is_err());
         assert!(parse(&args("test --quick")).is_err());
+        assert!(parse(&args("deny advisories")).is_err());
+        assert_eq!(parse(&args("deny")).unwrap(), Task::Deny);
         assert_eq!(parse(&args("--help")).unwrap(), Task::Help);
     }
 

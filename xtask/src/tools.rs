@@ -21,6 +21,12 @@ pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// Trunk 0.22 needs a newer Rust than the project's 1.95.
 const TRUNK_VERSION: &str = "0.21.14";
 
+/// The supply-chain checker (`deny.toml`). 0.20 builds with Rust 1.88 and later.
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// The libFuzzer driver; the targets themselves build with nightly Rust.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// A program the tests run that comes from the system's package manager.
 struct SystemTool {
     binary: &'static str,
@@ -56,12 +62,23 @@ const SYSTEM_TOOLS: [SystemTool; 4] = [
 
 const APT_GET: &str = "/usr/bin/apt-get";
 
-/// Everything `cargo xtask test` runs: the web tools, rustfmt and clippy, and the programs the
-/// integration and browser tests start.
+/// Everything `cargo xtask test` runs: the web tools, rustfmt and clippy, cargo-deny, and the
+/// programs the integration and browser tests start.
 pub fn ensure_test_tools(root: &Path) -> Result<()> {
     ensure_system_tools()?;
     ensure_rust_components()?;
+    ensure_cargo_deny()?;
     ensure_web_tools(root)
+}
+
+/// cargo-deny at the pinned version. `--locked`: its own Cargo.lock, as its authors tested it.
+pub fn ensure_cargo_deny() -> Result<()> {
+    ensure_version(
+        "cargo-deny",
+        CARGO_DENY_VERSION,
+        || second_word(&probe("cargo-deny", &["--version"])?),
+        cargo_install(&["--locked", "cargo-deny", "--version", CARGO_DENY_VERSION]),
+    )
 }
 
 /// The tools that build the web app: the wasm32 target, Trunk, wasm-bindgen and wasm-opt.
@@ -117,9 +134,27 @@ pub fn ensure_web_tools(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `cargo +nightly fuzz` can run: a nightly toolchain with cargo-fuzz installed.
-pub fn cargo_fuzz_available() -> bool {
-    probe("rustup", &["run", "nightly", "cargo", "fuzz", "--version"]).is_some()
+/// A nightly toolchain (its sanitizer flags need it) and cargo-fuzz at the pinned version.
+/// The toolchain is not installed here: a toolchain download is the user's choice.
+pub fn ensure_fuzz_tools() -> Result<()> {
+    if probe("rustup", &["run", "nightly", "cargo", "--version"]).is_none() {
+        bail!(
+            "fuzzing needs a nightly Rust toolchain (libFuzzer's instrumentation flags are \
+             nightly-only). Install it, then run this task again:\n    \
+             rustup toolchain install nightly"
+        );
+    }
+    ensure_version(
+        "cargo-fuzz",
+        CARGO_FUZZ_VERSION,
+        || {
+            second_word(&probe(
+                "rustup",
+                &["run", "nightly", "cargo", "fuzz", "--version"],
+            )?)
+        },
+        cargo_install(&["--locked", "cargo-fuzz", "--version", CARGO_FUZZ_VERSION]),
+    )
 }
 
 fn ensure_wasm_target() -> Result<()> {

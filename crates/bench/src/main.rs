@@ -1,8 +1,11 @@
 //! `kokuban-bench`: the command line of the benchmark harness (see the library docs).
 
+mod soak;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kokuban_bench::plan::{self, Options};
 use kokuban_bench::procs::Adapter;
@@ -63,11 +66,45 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Connections opening and closing against one node for minutes, then a check that the
+    /// node leaked no connection, room, file descriptor, task or memory; exits non-zero on a
+    /// leak.
+    Soak {
+        /// The `kokuban` binary; defaults to the one built beside this tool.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Minutes of churn.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Clients connected at once, each opening one session after another.
+        #[arg(long, default_value_t = 48)]
+        clients: usize,
+        /// Rooms the clients move over.
+        #[arg(long, default_value_t = 32)]
+        rooms: usize,
+        /// Longest wait for the node to settle after the churn, seconds (an emptied room is
+        /// unloaded after 30 s, a silent connection closed after 45 s).
+        #[arg(long, default_value_t = 120)]
+        settle_seconds: u64,
+        /// Allowed resident-memory growth from the first minute to the end, percent...
+        #[arg(long, default_value_t = 10.0)]
+        rss_growth_pct: f64,
+        /// ...or MiB, whichever is larger.
+        #[arg(long, default_value_t = 8.0)]
+        rss_slack_mib: f64,
+    },
 }
 
 fn default_root() -> PathBuf {
     // This crate lives at crates/bench in the workspace.
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `kokuban` binary cargo built into the same directory as this tool.
+fn sibling_kokuban() -> PathBuf {
+    std::env::current_exe()
+        .unwrap_or_default()
+        .with_file_name("kokuban")
 }
 
 #[tokio::main]
@@ -113,11 +150,7 @@ async fn main() -> anyhow::Result<()> {
                     Deployment::socketio(&root.join("bench/socketio"), nodes, adapter).await?
                 }
                 "kokuban" => {
-                    let bin = kokuban_bin.unwrap_or_else(|| {
-                        std::env::current_exe()
-                            .unwrap_or_default()
-                            .with_file_name("kokuban")
-                    });
+                    let bin = kokuban_bin.unwrap_or_else(sibling_kokuban);
                     Deployment::kokuban(&bin, nodes, nodes > 1).await?
                 }
                 other => anyhow::bail!("unknown system {other}"),
@@ -136,6 +169,32 @@ async fn main() -> anyhow::Result<()> {
             let result = scenario::run(&mut dep, &load).await;
             dep.stop().await;
             println!("{}", serde_json::to_string_pretty(&result?)?);
+        }
+        Command::Soak {
+            kokuban_bin,
+            minutes,
+            clients,
+            rooms,
+            settle_seconds,
+            rss_growth_pct,
+            rss_slack_mib,
+        } => {
+            let churn = Duration::try_from_secs_f64(minutes * 60.0)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--minutes must be a positive number")?;
+            let opts = soak::Options {
+                kokuban_bin: kokuban_bin.unwrap_or_else(sibling_kokuban),
+                churn,
+                rooms,
+                clients: clients.max(1),
+                settle: Duration::from_secs(settle_seconds),
+                rss_growth_pct,
+                rss_slack_mib,
+            };
+            if !soak::run(&opts).await? {
+                anyhow::bail!("the soak found a leak (see the table above)");
+            }
         }
     }
     Ok(())
