@@ -115,17 +115,17 @@ impl Ui {
     }
 }
 
-/// A text editor opened by the text tool.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A text editor opened by the text tool, or on a text item to edit it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TextEdit {
-    /// World point of the text's top-left corner.
-    pub at: Pt,
-    /// Screen point of the same.
+    /// Screen point of the text's top-left corner.
     pub screen: Pt,
     /// Font size on screen.
     pub font_px: f64,
-    /// Ink.
+    /// Ink, as the theme shows it.
     pub color: Color,
+    /// The text it opens with (an edited item's).
+    pub text: String,
 }
 
 /// The room's machinery. Shared by components through a local `StoredValue`.
@@ -237,13 +237,11 @@ impl Engine {
 
     /// Commits (or with `None`, cancels) the open text editor.
     pub fn commit_text(&self, text: Option<String>) {
-        let Some(edit) = self.text.get_untracked() else {
+        if self.text.with_untracked(Option::is_none) {
             return;
-        };
-        self.text.set(None);
-        if let Some(text) = text {
-            self.editor.borrow_mut().place_text(edit.at, &text);
         }
+        self.text.set(None);
+        self.editor.borrow_mut().commit_text(text.as_deref());
     }
 
     /// Copies a link (path and fragment) as an absolute URL.
@@ -311,13 +309,13 @@ impl Engine {
             r.frame(&mut editor, t);
         }
         let toasts = editor.take_toasts();
-        let text = editor.take_text_request().map(|at| {
+        let text = editor.take_text_request().map(|req| {
             let v = editor.viewport();
             TextEdit {
-                at,
-                screen: v.to_screen(at),
-                font_px: editor.prefs().size.text().px() * v.zoom(),
-                color: editor.prefs().theme.display(editor.prefs().ink),
+                screen: v.to_screen(req.at),
+                font_px: req.size.px() * v.zoom(),
+                color: editor.prefs().theme.display(req.color),
+                text: req.text,
             }
         });
         let panning = editor.is_panning();

@@ -8,6 +8,13 @@
 //! cache is shown scaled and redrawn sharp once the zoom settles. Each stroke's geometry is
 //! built once into a `Path2D` (from the SVG path data of the client crate) and reused.
 //!
+//! A redraw of the whole cache (after a zoom, a theme change, a new board) is spread over
+//! animation frames: a [`RedrawPass`] of the client crate decides which strokes each frame
+//! draws within its time budget, into a *back* canvas, while the previous cache stays on
+//! screen (scaled to the new view) and keeps receiving the board's changes. When the pass is
+//! through, the back canvas becomes the cache. Regions are found with the board's spatial
+//! index, not by testing every stroke.
+//!
 //! Remote cursors, the selection and the marquee go on a second canvas above the board, so
 //! the board's pixels are only ink and background.
 
@@ -18,8 +25,10 @@ use kokuban_board::{Board, Change, Shape, Stroke};
 use kokuban_client::Editor;
 use kokuban_client::geom::{Pt, Rect, unplaced_bounds, visual_bounds};
 use kokuban_client::prefs::{Theme, hex};
+use kokuban_client::redraw::{CostModel, FRAME_BUDGET_MS, RedrawPass};
 use kokuban_client::session::Redraw;
 use kokuban_client::shape::{Paint, TEXT_FONT_FAMILY, geometry, text_baseline, text_lines};
+use kokuban_client::spatial::IndexedBoard;
 use kokuban_client::viewport::Viewport;
 use kokuban_protocol::StrokeId;
 use wasm_bindgen::JsCast;
@@ -78,6 +87,16 @@ pub struct Renderer {
     cctx: CanvasRenderingContext2d,
     scratch: HtmlCanvasElement,
     sctx: CanvasRenderingContext2d,
+    /// Where a redraw pass draws, until it replaces the cache.
+    back: HtmlCanvasElement,
+    bctx: CanvasRenderingContext2d,
+    pass: Option<RedrawPass>,
+    cost: CostModel,
+    /// The cache shows something other than the board (a new board, another theme): a pass
+    /// must redraw it.
+    stale: bool,
+    /// The text item in the text editor, left out so that it does not show twice.
+    hidden: Option<StrokeId>,
     entries: Entries,
     /// Strokes just finished or restored, to draw on top of the cache if nothing covers them.
     on_top: Vec<StrokeId>,
@@ -103,6 +122,8 @@ impl Renderer {
         let cctx = context(&cache)?;
         let scratch = new_canvas()?;
         let sctx = context(&scratch)?;
+        let back = new_canvas()?;
+        let bctx = context(&back)?;
         Some(Self {
             canvas,
             ctx,
@@ -112,6 +133,12 @@ impl Renderer {
             cctx,
             scratch,
             sctx,
+            back,
+            bctx,
+            pass: None,
+            cost: CostModel::default(),
+            stale: true,
+            hidden: None,
             entries: Entries::default(),
             on_top: Vec::new(),
             live: Vec::new(),
@@ -136,26 +163,23 @@ impl Renderer {
         let redraw = editor.take_redraw();
         let view_moved = editor.take_view_changed();
         let view = *editor.viewport();
-        let board = editor.board();
+        let hidden = editor.editing_text();
+        let board = editor.indexed();
         let mut dirty = Rect::EMPTY;
+        if hidden != self.hidden {
+            for id in [self.hidden, hidden].into_iter().flatten() {
+                if let Some(s) = board.get(&id) {
+                    dirty = dirty.union(visual_bounds(s));
+                }
+            }
+            self.hidden = hidden;
+        }
         match redraw {
             Redraw::Nothing => {}
             Redraw::All => full = true,
             Redraw::Changes(changes) => {
                 for change in changes {
                     self.note(change, board, &mut dirty, &mut full);
-                }
-            }
-        }
-        let on_top = std::mem::take(&mut self.on_top);
-        if !full && !on_top.is_empty() {
-            if self.covers(view) {
-                self.draw_on_top(board, &on_top, &mut dirty);
-            } else {
-                for id in &on_top {
-                    if let Some(s) = board.get(id) {
-                        dirty = dirty.union(visual_bounds(s));
-                    }
                 }
             }
         }
@@ -166,26 +190,126 @@ impl Renderer {
                 .map(|s| s.id)
                 .collect();
             self.entries.retain(|id, _| board.get(id).is_some());
-            self.render_cache(board, view);
-        } else if !self.covers(view) && (view_moved || self.settle_at.is_none()) {
+            self.stale = true;
+            self.pass = None;
+        }
+        let target = self.cache_camera(view);
+        if view_moved
+            && let Some(pass) = &self.pass
+            && !self.camera_covers(pass.camera(), view)
+        {
+            // Drawn for a zoom that is gone, or panned past its margin: the next pass starts
+            // once the view settles. A smaller pan keeps the pass, which still holds the view.
+            self.pass = None;
+        }
+        if view_moved && self.stale && self.pass.is_none() && !full {
+            // A whole redraw waits for a pause in the panning, as for a zoom, rather than
+            // starting over on every frame of it (a resize, which blanks the canvases, does
+            // not wait).
+            self.settle_at = Some(now + ZOOM_SETTLE_MS);
+        }
+        let on_top = std::mem::take(&mut self.on_top);
+        if !on_top.is_empty() {
+            if let Some(pass) = &mut self.pass {
+                for id in &on_top {
+                    if let Some(s) = board.get(id) {
+                        pass.changed(visual_bounds(s));
+                    }
+                }
+            }
+            // The cache on screen stays right while a pass replaces it.
+            self.draw_on_top(board, &on_top, &mut dirty);
+        }
+        if !self.covers(view) && self.pass.is_none() && (view_moved || self.settle_at.is_none()) {
             // Only a real move re-arms the zoom's settle timer, so that it fires once the
             // zoom stops.
             self.follow_view(board, view, now);
         }
-        if self.settle_at.is_some_and(|t| now >= t) {
-            self.render_cache(board, view);
+        if self.settle_at.is_some_and(|t| now >= t)
+            || (self.stale && self.pass.is_none() && self.settle_at.is_none())
+        {
+            self.start_pass(board, target);
         }
         if !dirty.is_empty() {
-            if self.covers(view) {
-                self.redraw_region(board, dirty);
-            } else {
-                self.render_cache(board, view);
+            if let Some(pass) = &mut self.pass {
+                pass.changed(dirty);
             }
+            self.redraw_region(board, dirty);
         }
+        self.run_pass(board);
         if self.compose || view_moved {
             self.compose(board, view);
         }
         self.draw_overlay(editor, now);
+    }
+
+    /// Starts redrawing the whole cache for `camera` on the back canvas.
+    fn start_pass(&mut self, board: &IndexedBoard, camera: Viewport) {
+        let (w, h) = (f64::from(self.back.width()), f64::from(self.back.height()));
+        let _ = self.bctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
+        self.bctx.set_fill_style_str(&hex(self.theme.background()));
+        self.bctx.fill_rect(0.0, 0.0, w, h);
+        let region = camera.visible(w / self.ratio, h / self.ratio);
+        let order = board
+            .strokes_in(region)
+            .filter(|s| s.finished)
+            .map(|s| s.id)
+            .collect();
+        self.pass = Some(RedrawPass::new(camera, order));
+        self.settle_at = None;
+    }
+
+    /// Draws this frame's share of the pass; once it is through, the back canvas becomes the
+    /// cache and what changed meanwhile is redrawn on it.
+    fn run_pass(&mut self, board: &IndexedBoard) {
+        let Some(pass) = self.pass.as_mut() else {
+            return;
+        };
+        let started = crate::browser::now();
+        let camera = pass.camera();
+        let step = pass
+            .step(&self.cost, FRAME_BUDGET_MS, |id| {
+                board.get(id).map(|s| s.points.len())
+            })
+            .to_vec();
+        let region = camera.visible(
+            f64::from(self.back.width()) / self.ratio,
+            f64::from(self.back.height()) / self.ratio,
+        );
+        self.bctx.set_line_cap("round");
+        self.bctx.set_line_join("round");
+        let mut work = 0.0;
+        for id in &step {
+            let Some(s) = board.get(id) else { continue };
+            if s.erased || !s.finished || self.hidden == Some(s.id) {
+                continue;
+            }
+            draw_one(
+                &self.bctx,
+                &mut self.entries,
+                s,
+                region,
+                camera,
+                self.ratio,
+                self.theme,
+            );
+            work += CostModel::units(s.points.len());
+        }
+        self.bctx.set_global_alpha(1.0);
+        self.cost.learn(work, crate::browser::now() - started);
+        if !pass.is_done() {
+            return;
+        }
+        let dirty = pass.take_dirty();
+        self.pass = None;
+        self.stale = false;
+        std::mem::swap(&mut self.cache, &mut self.back);
+        std::mem::swap(&mut self.cctx, &mut self.bctx);
+        self.cache_view = Some(camera);
+        self.compose = true;
+        for area in dirty {
+            self.redraw_region(board, area);
+        }
     }
 
     /// Sizes all canvases to the board element; true when they had to change.
@@ -205,7 +329,7 @@ impl Renderer {
             c.set_height(dh.max(1));
         }
         let m = 2 * self.margin() as u32;
-        for c in [&self.cache, &self.scratch] {
+        for c in [&self.cache, &self.scratch, &self.back] {
             c.set_width(dw.max(1) + m);
             c.set_height(dh.max(1) + m);
         }
@@ -241,12 +365,17 @@ impl Renderer {
 
     /// Whether the cache holds the screen at its zoom.
     fn covers(&self, view: Viewport) -> bool {
-        let Some(cv) = self.cache_view else {
-            return false;
-        };
-        let Some((ox, oy)) = self.offset_in_cache(view) else {
-            return false;
-        };
+        self.cache_view
+            .is_some_and(|cv| self.camera_covers(cv, view))
+    }
+
+    /// Whether a cache drawn with camera `cv` holds the screen of `view`.
+    fn camera_covers(&self, cv: Viewport, view: Viewport) -> bool {
+        let k = view.zoom() * self.ratio;
+        let (ox, oy) = (
+            (view.origin().x - cv.origin().x) * k,
+            (view.origin().y - cv.origin().y) * k,
+        );
         let m2 = 2.0 * self.margin() + 0.5;
         cv.zoom() == view.zoom() && (-0.5..=m2).contains(&ox) && (-0.5..=m2).contains(&oy)
     }
@@ -307,52 +436,34 @@ impl Renderer {
     /// Draws strokes that were just finished straight onto the cache when no stroke above them
     /// overlaps them (the usual case: the newest stroke is the top one); the others join the
     /// dirty region, to be redrawn in drawing order.
-    fn draw_on_top(&mut self, board: &Board, ids: &[StrokeId], dirty: &mut Rect) {
+    fn draw_on_top(&mut self, board: &IndexedBoard, ids: &[StrokeId], dirty: &mut Rect) {
         let Some(view) = self.cache_view else { return };
-        let targets: Vec<(StrokeId, Rect)> = ids
-            .iter()
-            .filter_map(|id| {
-                board
-                    .get(id)
-                    .filter(|s| !s.erased)
-                    .map(|s| (*id, visual_bounds(s)))
-            })
-            .collect();
-        if targets.is_empty() {
-            return;
-        }
-        // Walk the strokes once: once a target has been seen, any later stroke that overlaps
-        // it covers it.
-        let mut seen = vec![false; targets.len()];
-        let mut covered = vec![false; targets.len()];
-        for s in board.strokes() {
-            if let Some(i) = targets.iter().position(|t| t.0 == s.id) {
-                seen[i] = true;
-                continue;
-            }
-            if !seen.iter().any(|x| *x) {
-                continue;
-            }
-            let b = match self.entries.get(&s.id) {
-                Some(e) if e.points == s.points.len() => placed(e.bounds, s.offset),
-                _ => visual_bounds(s),
-            };
-            for (i, t) in targets.iter().enumerate() {
-                if seen[i] && !covered[i] && b.intersects(&t.1) {
-                    covered[i] = true;
-                }
-            }
-        }
         let region = view.visible(
             f64::from(self.cache.width()) / self.ratio,
             f64::from(self.cache.height()) / self.ratio,
         );
         self.cctx.set_line_cap("round");
         self.cctx.set_line_join("round");
-        for (i, (id, bounds)) in targets.iter().enumerate() {
-            if covered[i] {
-                *dirty = dirty.union(*bounds);
-            } else if let Some(s) = board.get(id) {
+        for id in ids {
+            let Some(s) = board.get(id).filter(|s| !s.erased) else {
+                continue;
+            };
+            let bounds = visual_bounds(s);
+            // The strokes near it, bottom first: any after it that overlaps it covers it.
+            let covered = board
+                .strokes_in(bounds)
+                .skip_while(|o| o.id != *id)
+                .skip(1)
+                .any(|o| {
+                    let b = match self.entries.get(&o.id) {
+                        Some(e) if e.points == o.points.len() => placed(e.bounds, o.offset),
+                        _ => visual_bounds(o),
+                    };
+                    b.intersects(&bounds)
+                });
+            if covered || self.hidden == Some(*id) {
+                *dirty = dirty.union(bounds);
+            } else {
                 draw_one(
                     &self.cctx,
                     &mut self.entries,
@@ -368,36 +479,10 @@ impl Renderer {
         self.compose = true;
     }
 
-    /// Redraws the whole cache for `view`.
-    fn render_cache(&mut self, board: &Board, view: Viewport) {
-        let (w, h) = (
-            f64::from(self.cache.width()),
-            f64::from(self.cache.height()),
-        );
-        let _ = self.cctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
-        self.cctx.set_fill_style_str(&hex(self.theme.background()));
-        self.cctx.fill_rect(0.0, 0.0, w, h);
-        let camera = self.cache_camera(view);
-        let region = camera.visible(w / self.ratio, h / self.ratio);
-        draw_strokes(
-            &self.cctx,
-            &mut self.entries,
-            board,
-            region,
-            camera,
-            self.ratio,
-            self.theme,
-            false,
-        );
-        self.cache_view = Some(camera);
-        self.settle_at = None;
-        self.compose = true;
-    }
-
     /// The camera moved: shift the cache for a pan, or schedule a sharp redraw for a zoom.
-    fn follow_view(&mut self, board: &Board, view: Viewport, now: f64) {
+    fn follow_view(&mut self, board: &IndexedBoard, view: Viewport, now: f64) {
         let Some(old) = self.cache_view else {
-            self.render_cache(board, view);
+            self.start_pass(board, self.cache_camera(view));
             return;
         };
         self.compose = true;
@@ -415,7 +500,8 @@ impl Renderer {
             f64::from(self.cache.height()),
         );
         if dx.abs() >= w || dy.abs() >= h {
-            self.render_cache(board, view);
+            // Nothing of the cache is still in view: it stays on screen (shifted) meanwhile.
+            self.start_pass(board, self.cache_camera(view));
             return;
         }
         let _ = self.sctx.set_transform(1.0, 0.0, 0.0, 1.0, 0.0, 0.0);
@@ -449,7 +535,7 @@ impl Renderer {
     }
 
     /// Redraws the part of the cache that shows `world`.
-    fn redraw_region(&mut self, board: &Board, world: Rect) {
+    fn redraw_region(&mut self, board: &IndexedBoard, world: Rect) {
         let Some(view) = self.cache_view else { return };
         let k = view.zoom() * self.ratio;
         let (w, h) = (
@@ -475,15 +561,17 @@ impl Renderer {
             view.to_world(Pt::new(x0 / self.ratio, y0 / self.ratio)),
             view.to_world(Pt::new(x1 / self.ratio, y1 / self.ratio)),
         );
+        let hidden = self.hidden;
         draw_strokes(
             ctx,
             &mut self.entries,
-            board,
+            board
+                .strokes_in(region)
+                .filter(|s| s.finished && hidden != Some(s.id)),
             region,
             view,
             self.ratio,
             self.theme,
-            false,
         );
         ctx.restore();
         self.compose = true;
@@ -638,7 +726,15 @@ pub fn render_offscreen(
     );
     let view = Viewport::new(Pt::new(area.x0, area.y0), 1.0);
     let mut entries = Entries::default();
-    draw_strokes(&ctx, &mut entries, board, area, view, scale, theme, true);
+    draw_strokes(
+        &ctx,
+        &mut entries,
+        board.strokes(),
+        area,
+        view,
+        scale,
+        theme,
+    );
     Some(canvas)
 }
 
@@ -646,23 +742,20 @@ fn placed(bounds: Rect, offset: (i32, i32)) -> Rect {
     bounds.translate(f64::from(offset.0) / 8.0, f64::from(offset.1) / 8.0)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn draw_strokes(
+/// Draws `strokes`, bottom first, where they touch `region`.
+fn draw_strokes<'a>(
     ctx: &CanvasRenderingContext2d,
     entries: &mut Entries,
-    board: &Board,
+    strokes: impl Iterator<Item = &'a Stroke>,
     region: Rect,
     view: Viewport,
     ratio: f64,
     theme: Theme,
-    with_live: bool,
 ) {
     ctx.set_line_cap("round");
     ctx.set_line_join("round");
-    for s in board.strokes() {
-        if s.finished || with_live {
-            draw_one(ctx, entries, s, region, view, ratio, theme);
-        }
+    for s in strokes {
+        draw_one(ctx, entries, s, region, view, ratio, theme);
     }
     ctx.set_global_alpha(1.0);
 }

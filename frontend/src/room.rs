@@ -350,6 +350,10 @@ fn TextEditor(engine: EngineRef) -> impl IntoView {
             && let Some(a) = area.get()
         {
             let _ = a.focus();
+            // An edited text opens with the caret at its end, the box as tall as its lines.
+            let end = a.value().encode_utf16().count() as u32;
+            let _ = a.set_selection_range(end, end);
+            grow(&a);
         }
     });
     let commit = move |value: Option<String>| engine.with_value(|e| e.commit_text(value));
@@ -367,6 +371,7 @@ fn TextEditor(engine: EngineRef) -> impl IntoView {
                     class="text-editor"
                     node_ref=area
                     rows="1"
+                    prop:value=edit.text.clone()
                     placeholder="Type, then Enter"
                     style=style
                     on:keydown=move |ev: ev::KeyboardEvent| {
@@ -378,10 +383,8 @@ fn TextEditor(engine: EngineRef) -> impl IntoView {
                         }
                     }
                     on:input=move |ev: ev::Event| {
-                        // Grow with the text.
                         if let Some(t) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok()) {
-                            let _ = t.style().set_property("height", "auto");
-                            let _ = t.style().set_property("height", &format!("{}px", t.scroll_height()));
+                            grow(&t);
                         }
                     }
                     on:blur=move |ev: ev::FocusEvent| commit(Some(event_target_value(&ev)))
@@ -389,4 +392,12 @@ fn TextEditor(engine: EngineRef) -> impl IntoView {
             }
         })}
     }
+}
+
+/// Makes the text editor as tall as its text.
+fn grow(t: &web_sys::HtmlElement) {
+    let _ = t.style().set_property("height", "auto");
+    let _ = t
+        .style()
+        .set_property("height", &format!("{}px", t.scroll_height()));
 }

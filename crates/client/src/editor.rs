@@ -2,9 +2,10 @@
 //! camera, presence and the connection policy. The frontend forwards browser events here and
 //! draws what it holds; every decision about them is made (and tested) here.
 
-use kokuban_board::Board;
+use kokuban_board::{Board, Shape};
 use kokuban_protocol::{
-    ClientMsg, Color, Cursor, DecodeError, Name, Op, Profile, decode_server, encode_client,
+    ClientMsg, Color, Cursor, DecodeError, Name, Op, Profile, StrokeId, Width, decode_server,
+    encode_client,
 };
 
 use crate::connection::{Connection, FrameBudget, Next, Status};
@@ -16,8 +17,9 @@ use crate::presence::Presence;
 use crate::rng::{Entropy, Xoshiro256};
 use crate::session::{Notice, Redraw, Session};
 use crate::smooth::Device;
+use crate::spatial::IndexedBoard;
 use crate::svg::content_bounds;
-use crate::tools::{Output, ToolInput, ToolKind, Tools};
+use crate::tools::{Output, TOUCH_RADIUS, TextTarget, ToolInput, ToolKind, Tools, pick_text};
 use crate::viewport::{Viewport, wheel_zoom_factor};
 
 /// Cursor positions are sent at most this often (the server relays them at 25 Hz anyway).
@@ -26,6 +28,9 @@ const CURSOR_INTERVAL_MS: f64 = 40.0;
 const FIT_MARGIN: f64 = 48.0;
 /// Zoom buttons and keys change the zoom by this factor.
 const ZOOM_STEP: f64 = 1.25;
+/// Two clicks this close in time (ms) and space (screen pixels) are a double click.
+const DOUBLE_CLICK_MS: f64 = 500.0;
+const DOUBLE_CLICK_PX: f64 = 6.0;
 
 /// What kind of pointer an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +60,21 @@ pub struct Input {
     pub time_ms: f64,
     /// Shift held.
     pub shift: bool,
+}
+
+/// A text editor the app should open (or has open) over the board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextRequest {
+    /// World point of the text's top-left corner.
+    pub at: Pt,
+    /// The text item being edited; `None` for a new one.
+    pub editing: Option<StrokeId>,
+    /// The text it starts with.
+    pub text: String,
+    /// Ink.
+    pub color: Color,
+    /// Font size.
+    pub size: Width,
 }
 
 /// What the owner of the WebSocket must do.
@@ -96,7 +116,11 @@ pub struct Editor {
     cursor_sent_ms: f64,
     profile_changed: bool,
     toasts: Vec<String>,
-    text_request: Option<Pt>,
+    text_request: Option<TextRequest>,
+    /// The text editor that is open, until it is committed or cancelled.
+    text_open: Option<TextRequest>,
+    /// Where and when the primary button last went down (screen), for double clicks.
+    last_click: Option<(Pt, f64)>,
     view_changed: bool,
     ui_version: u64,
 }
@@ -127,6 +151,8 @@ impl Editor {
             profile_changed: false,
             toasts: Vec::new(),
             text_request: None,
+            text_open: None,
+            last_click: None,
             view_changed: true,
             ui_version: 0,
         }
@@ -137,6 +163,11 @@ impl Editor {
     /// The board as the user sees it.
     pub fn board(&self) -> &Board {
         self.session.view()
+    }
+
+    /// The board as the user sees it, with its spatial index (for the renderer).
+    pub fn indexed(&self) -> &IndexedBoard {
+        self.session.indexed()
     }
 
     /// The session (for what the board view does not tell).
@@ -200,9 +231,15 @@ impl Editor {
         std::mem::take(&mut self.toasts)
     }
 
-    /// Where the text tool asked for a text editor (world point).
-    pub fn take_text_request(&mut self) -> Option<Pt> {
+    /// A text editor to open: the text tool was clicked, or a text item double-clicked.
+    pub fn take_text_request(&mut self) -> Option<TextRequest> {
         self.text_request.take()
+    }
+
+    /// The text item whose editor is open: the renderer leaves it out while its text is in
+    /// the editor, so that it does not show twice.
+    pub fn editing_text(&self) -> Option<StrokeId> {
+        self.text_open.as_ref().and_then(|t| t.editing)
     }
 
     /// Grows whenever something the toolbar or the status shows may have changed.
@@ -296,12 +333,33 @@ impl Editor {
         }
     }
 
-    /// Commits the text editor opened at `at`.
-    pub fn place_text(&mut self, at: Pt, text: &str) {
+    /// Closes the open text editor: with `Some(text)` its content is placed (a new item) or
+    /// replaces the edited item's; with `None` it is dropped. An edited item that someone
+    /// erased meanwhile is placed again as a new item, so that what was typed is not lost.
+    pub fn commit_text(&mut self, text: Option<&str>) {
+        let Some(open) = self.text_open.take() else {
+            return;
+        };
+        self.bump();
+        let Some(text) = text else { return };
         if !self.can_edit() {
             return;
         }
-        let out = self.tools.text(at, text, &mut self.rng);
+        let edited = open
+            .editing
+            .filter(|id| self.session.view().get(id).is_some_and(|s| !s.erased));
+        let out = match edited {
+            Some(id) => self
+                .tools
+                .edit_text(self.session.indexed(), id, text, &mut self.rng),
+            None => {
+                let at = match open.editing.and_then(|id| self.session.view().get(&id)) {
+                    Some(s) => s.placed_points().next().map_or(open.at, Pt::of),
+                    None => open.at,
+                };
+                self.tools.text(at, text, &mut self.rng)
+            }
+        };
         self.apply(out);
     }
 
@@ -388,10 +446,21 @@ impl Editor {
         if input.button != 0 {
             return;
         }
+        let double = self.last_click.is_some_and(|(at, t)| {
+            input.time_ms - t <= DOUBLE_CLICK_MS && at.dist(input.screen) <= DOUBLE_CLICK_PX
+        });
+        self.last_click = (!double).then_some((input.screen, input.time_ms));
         let zoom = self.viewport.zoom();
+        if double && self.tools.kind() == ToolKind::Select {
+            let at = self.viewport.to_world(input.screen);
+            if let Some(id) = pick_text(self.session.indexed(), at, TOUCH_RADIUS / zoom) {
+                self.open_text(TextTarget::Edit(id));
+                return;
+            }
+        }
         let out = self.tools.down(
             self.tool_input(&input),
-            self.session.view(),
+            self.session.indexed(),
             zoom,
             &mut self.rng,
         );
@@ -449,7 +518,7 @@ impl Editor {
             let zoom = self.viewport.zoom();
             let out = self
                 .tools
-                .moved(&inputs, self.session.view(), zoom, &mut self.rng);
+                .moved(&inputs, self.session.indexed(), zoom, &mut self.rng);
             self.apply(out);
         }
     }
@@ -467,7 +536,7 @@ impl Editor {
             let zoom = self.viewport.zoom();
             let out = self.tools.up(
                 self.tool_input(&input),
-                self.session.view(),
+                self.session.indexed(),
                 zoom,
                 &mut self.rng,
             );
@@ -694,9 +763,41 @@ impl Editor {
             self.history.record(a);
             self.bump();
         }
-        if let Some(at) = out.text_at {
-            self.text_request = Some(at);
+        if let Some(target) = out.text {
+            self.open_text(target);
         }
+    }
+
+    fn open_text(&mut self, target: TextTarget) {
+        let request = match target {
+            TextTarget::New(at) => TextRequest {
+                at,
+                editing: None,
+                text: String::new(),
+                color: self.tools.ink,
+                size: self.tools.size.text(),
+            },
+            TextTarget::Edit(id) => {
+                let Some(s) = self.session.view().get(&id) else {
+                    return;
+                };
+                let Shape::Text(text) = &s.shape else { return };
+                let Some(at) = s.placed_points().next() else {
+                    return;
+                };
+                TextRequest {
+                    at: Pt::of(at),
+                    editing: Some(id),
+                    text: text.as_str().to_string(),
+                    color: s.color,
+                    size: s.width,
+                }
+            }
+        };
+        // An editor still open (its blur did not arrive) is dropped for the new one.
+        self.text_open = Some(request.clone());
+        self.text_request = Some(request);
+        self.bump();
     }
 
     fn local(&mut self, ops: Vec<Op>) {

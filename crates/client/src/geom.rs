@@ -289,6 +289,33 @@ pub fn hits(stroke: &Stroke, from: Pt, to: Pt, radius: f64) -> bool {
         .any(|(a, b)| segment_distance(from, to, a, b) <= reach)
 }
 
+/// The rectangle outside of which a pointer cannot touch a stroke (offset applied): a path
+/// that [`hits`] the stroke with a tip of radius `r` passes within `r` of it. For ink that is
+/// its [`visual_bounds`] (which reach at least half its width beyond the centre line); a text
+/// item is touched up to half its font size beyond its box.
+pub fn touch_bounds(stroke: &Stroke) -> Rect {
+    let (dx, dy) = (
+        f64::from(stroke.offset.0) / 8.0,
+        f64::from(stroke.offset.1) / 8.0,
+    );
+    unplaced_touch_bounds(stroke).translate(dx, dy)
+}
+
+/// [`touch_bounds`] where the stroke was drawn (offset not applied).
+pub fn unplaced_touch_bounds(stroke: &Stroke) -> Rect {
+    match stroke.shape {
+        Shape::Text(_) => unplaced_bounds(stroke).inflate(stroke.width.px() / 2.0),
+        Shape::Ink(_) => unplaced_bounds(stroke),
+    }
+}
+
+/// An area that meets the [`touch_bounds`] of every stroke [`hits`] can find along `from..to`
+/// with a tip of `radius`: what to ask a spatial index before testing each stroke.
+pub fn reach_area(from: Pt, to: Pt, radius: f64) -> Rect {
+    // One pixel more than the exact reach, so that rounding never loses a stroke at the edge.
+    Rect::spanning(from, to).inflate(radius + 1.0)
+}
+
 /// Approximate line height of text, for layout.
 pub fn text_line_height(size: f64) -> f64 {
     size * TEXT_LINE_HEIGHT

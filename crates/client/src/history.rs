@@ -2,7 +2,8 @@
 //!
 //! Undo never rewinds the room: it emits the op that reverses one of *your* actions (an
 //! `Erase` for a stroke you drew, a `Restore` for strokes you erased, a `Move` back for strokes
-//! you moved), which every member applies in the room's order like any other op. Others'
+//! you moved, the old text back for a text you edited), which every member applies in the
+//! room's order like any other op. Others'
 //! actions are never undone by you. An action whose strokes are gone (cleared, or dropped from
 //! the tombstones) is skipped rather than producing an op that does nothing.
 
@@ -22,6 +23,13 @@ pub enum Action {
     Erased(Vec<StrokeId>),
     /// Strokes moved from one offset to another.
     Moved(Vec<Move>),
+    /// A text item was edited: `old` was erased and `new`, the edited text, placed instead.
+    Replaced {
+        /// The item before the edit (a tombstone while the edit stands).
+        old: StrokeId,
+        /// The item after the edit.
+        new: StrokeId,
+    },
 }
 
 /// One stroke's move.
@@ -105,6 +113,11 @@ impl History {
                         m.id = to;
                     }
                 }
+                Action::Replaced { old, new } => {
+                    for id in [old, new].into_iter().filter(|id| **id == from) {
+                        *id = to;
+                    }
+                }
             }
         }
     }
@@ -115,6 +128,7 @@ fn reverse(action: &Action, board: &Board) -> Vec<Op> {
         Action::Drew(ids) => erase(ids, board),
         Action::Erased(ids) => restore(ids, board),
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.from)), board),
+        Action::Replaced { old, new } => swap(*new, *old, board),
     }
 }
 
@@ -123,7 +137,23 @@ fn replay(action: &Action, board: &Board) -> Vec<Op> {
         Action::Drew(ids) => restore(ids, board),
         Action::Erased(ids) => erase(ids, board),
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.to)), board),
+        Action::Replaced { old, new } => swap(*old, *new, board),
     }
+}
+
+/// Shows `back` instead of `shown`: restores the one, then erases the other (so that no client
+/// ever shows neither). Only while `shown` is visible and `back` can still be restored: once
+/// someone else erased the edited text, or the old one is gone for good, theirs was the later
+/// word and the step is skipped.
+fn swap(shown: StrokeId, back: StrokeId, board: &Board) -> Vec<Op> {
+    let visible = board.get(&shown).is_some_and(|s| !s.erased);
+    let restorable = board.get(&back).is_some_and(|s| s.erased);
+    if !(visible && restorable) {
+        return Vec::new();
+    }
+    let mut ops = restore(&[back], board);
+    ops.extend(erase(&[shown], board));
+    ops
 }
 
 /// `Erase` ops for those of `ids` that are visible on `board`.

@@ -16,15 +16,17 @@ pub mod history;
 pub mod link;
 pub mod prefs;
 pub mod presence;
+pub mod redraw;
 pub mod rng;
 pub mod session;
 pub mod shape;
 pub mod smooth;
+pub mod spatial;
 pub mod svg;
 pub mod tools;
 pub mod viewport;
 
-pub use editor::{Command, Editor, Input, PointerKind};
+pub use editor::{Command, Editor, Input, PointerKind, TextRequest};
 
 #[cfg(test)]
 mod fixtures {

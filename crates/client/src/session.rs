@@ -37,6 +37,7 @@ use kokuban_protocol::{
 };
 
 use crate::rng::{Entropy, new_stroke_id};
+use crate::spatial::IndexedBoard;
 
 /// The author used for optimistic ops before the first Welcome names us.
 const PROVISIONAL: MemberId = MemberId(0);
@@ -92,7 +93,7 @@ pub enum Notice {
 #[derive(Debug, Default)]
 pub struct Session {
     confirmed: Board,
-    view: Board,
+    view: IndexedBoard,
     me: Option<MemberId>,
     capability: Option<Capability>,
     welcomed: bool,
@@ -120,6 +121,11 @@ impl Session {
 
     /// What the user sees.
     pub fn view(&self) -> &Board {
+        self.view.board()
+    }
+
+    /// What the user sees, with its spatial index (for the tools and the renderer).
+    pub fn indexed(&self) -> &IndexedBoard {
         &self.view
     }
 
@@ -431,7 +437,7 @@ impl Session {
         if self.diverged && !self.has_outstanding() {
             self.diverged = false;
             if !same_content(&self.view, &self.confirmed) {
-                self.view = self.confirmed.clone();
+                self.view = IndexedBoard::new(self.confirmed.clone());
                 self.redraw = Redraw::All;
             }
         }
@@ -440,17 +446,23 @@ impl Session {
 
     fn error(&mut self, e: ErrorFrame) -> Vec<Notice> {
         match e.code {
+            // The server refuses only ops that would change nothing by the time they are
+            // ordered (a stroke someone else erased first, a move back to where it is), and
+            // ops no correct client sends: it leaves the view, without bothering the user.
+            ErrorCode::InvalidOp => {
+                if self.sent.pop_front().is_some() {
+                    self.rebase();
+                }
+                Vec::new()
+            }
             // Refusals of one op: it was not applied, so it leaves the view too.
-            ErrorCode::ViewOnly | ErrorCode::TemporarilyReadOnly | ErrorCode::InvalidOp => {
+            ErrorCode::ViewOnly | ErrorCode::TemporarilyReadOnly => {
                 if self.sent.pop_front().is_some() {
                     self.rebase();
                 }
                 let text = match e.code {
                     ErrorCode::ViewOnly => "This link can only view the board.",
-                    ErrorCode::TemporarilyReadOnly => {
-                        "The board cannot be saved right now; try again in a moment."
-                    }
-                    _ => "That change could not be applied.",
+                    _ => "The board cannot be saved right now; try again in a moment.",
                 };
                 vec![Notice::Toast(text.into())]
             }
@@ -522,7 +534,7 @@ impl Session {
 
     /// `view = confirmed + outstanding ops`.
     fn rebase(&mut self) {
-        self.view = self.confirmed.clone();
+        let mut view = self.confirmed.clone();
         let ops: Vec<Op> = self
             .in_doubt
             .iter()
@@ -531,9 +543,11 @@ impl Session {
             .cloned()
             .collect();
         for op in &ops {
-            let author = self.local_author(op);
-            self.view.apply(author, op);
+            let author = self.local_author_on(&view, op);
+            view.apply(author, op);
         }
+        // Indexed once at the end rather than op by op: a rebase replays many ops.
+        self.view = IndexedBoard::new(view);
         self.diverged = false;
         self.redraw = Redraw::All;
     }
@@ -542,6 +556,10 @@ impl Session {
     /// begun with (which may be an earlier connection's id), anything new under our current
     /// id.
     fn local_author(&self, op: &Op) -> MemberId {
+        self.local_author_on(&self.view, op)
+    }
+
+    fn local_author_on(&self, view: &Board, op: &Op) -> MemberId {
         let continues = match op {
             Op::StrokePoints(b) => Some(b.id),
             Op::StrokeEnd { id } => Some(*id),
@@ -549,7 +567,7 @@ impl Session {
         };
         continues
             .filter(|id| self.mine.contains(id))
-            .and_then(|id| self.view.get(&id))
+            .and_then(|id| view.get(&id))
             .map(|s| s.author)
             .or(self.me)
             .unwrap_or(PROVISIONAL)

@@ -4,17 +4,18 @@
 //! apply (locally at once, then sent) and, when a gesture completes, the undoable action it
 //! was. It never talks to the network or the screen.
 
-use kokuban_board::Board;
+use kokuban_board::{Board, Shape};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
 use kokuban_protocol::{
     Bounded, Color, Op, Placement, Point, Points, StrokeId, StrokePoints, Text, Tool,
 };
 
-use crate::geom::{Pt, Rect, hits, visual_bounds};
+use crate::geom::{Pt, Rect, hits, reach_area, visual_bounds};
 use crate::history::{Action, Move, chunks};
 use crate::prefs::Size;
 use crate::rng::{Entropy, new_stroke_id};
 use crate::smooth::{Device, Profile, Sample, Smoother};
+use crate::spatial::IndexedBoard;
 
 /// The eraser's and the picker's reach around the pointer, in screen pixels.
 pub const TOUCH_RADIUS: f64 = 8.0;
@@ -157,6 +158,15 @@ impl ToolInput {
     }
 }
 
+/// Where the app should open a text editor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TextTarget {
+    /// A new text item at this world point.
+    New(Pt),
+    /// This existing text item.
+    Edit(StrokeId),
+}
+
 /// What a tool did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Output {
@@ -164,8 +174,8 @@ pub struct Output {
     pub ops: Vec<Op>,
     /// A completed undoable action.
     pub action: Option<Action>,
-    /// The text tool was clicked here: the app should open a text editor.
-    pub text_at: Option<Pt>,
+    /// The text tool was clicked: the app should open a text editor.
+    pub text: Option<TextTarget>,
 }
 
 #[derive(Debug, Clone)]
@@ -292,7 +302,7 @@ impl Tools {
     pub fn down(
         &mut self,
         input: ToolInput,
-        board: &Board,
+        board: &IndexedBoard,
         zoom: f64,
         rng: &mut dyn Entropy,
     ) -> Output {
@@ -355,7 +365,12 @@ impl Tools {
                 };
                 self.erase_along(input.at, board, zoom, &mut out);
             }
-            ToolKind::Text => out.text_at = Some(input.at),
+            ToolKind::Text => {
+                out.text = Some(match pick_text(board, input.at, TOUCH_RADIUS / zoom) {
+                    Some(id) => TextTarget::Edit(id),
+                    None => TextTarget::New(input.at),
+                });
+            }
             ToolKind::Select => {
                 let hit = pick(board, input.at, TOUCH_RADIUS / zoom);
                 match hit {
@@ -396,7 +411,7 @@ impl Tools {
     pub fn moved(
         &mut self,
         inputs: &[ToolInput],
-        board: &Board,
+        board: &IndexedBoard,
         zoom: f64,
         rng: &mut dyn Entropy,
     ) -> Output {
@@ -433,7 +448,7 @@ impl Tools {
     pub fn up(
         &mut self,
         input: ToolInput,
-        board: &Board,
+        board: &IndexedBoard,
         zoom: f64,
         rng: &mut dyn Entropy,
     ) -> Output {
@@ -469,7 +484,7 @@ impl Tools {
             }
             Gesture::Marquee { start, now } => {
                 let r = Rect::spanning(start, now);
-                for s in board.strokes() {
+                for s in board.strokes_in(r) {
                     if r.contains_rect(&visual_bounds(s)) && !self.selection.contains(&s.id) {
                         self.selection.push(s.id);
                     }
@@ -526,7 +541,7 @@ impl Tools {
         Output {
             action: (!ops.is_empty()).then_some(Action::Erased(ids)),
             ops,
-            text_at: None,
+            text: None,
         }
     }
 
@@ -549,7 +564,59 @@ impl Tools {
                 text,
             }],
             action: Some(Action::Drew(vec![id])),
-            text_at: None,
+            text: None,
+        }
+    }
+
+    /// Replaces the content of the text item `id` by `text`, as a new item in its place (same
+    /// corner, colour and size) and an erase of the old one: existing ops every client already
+    /// applies, undone together as one [`Action::Replaced`]. Emptied text erases the item;
+    /// unchanged text, or an item that is no longer on the board, changes nothing.
+    pub fn edit_text(
+        &mut self,
+        board: &IndexedBoard,
+        id: StrokeId,
+        text: &str,
+        rng: &mut dyn Entropy,
+    ) -> Output {
+        let Some(old) = board.get(&id).filter(|s| !s.erased) else {
+            return Output::default();
+        };
+        let Shape::Text(before) = &old.shape else {
+            return Output::default();
+        };
+        let trimmed = text.trim_end();
+        if trimmed == before.as_str() {
+            return Output::default();
+        }
+        let Ok(erase) = Bounded::new(vec![id]) else {
+            return Output::default();
+        };
+        if trimmed.trim().is_empty() {
+            return Output {
+                ops: vec![Op::Erase { ids: erase }],
+                action: Some(Action::Erased(vec![id])),
+                text: None,
+            };
+        }
+        let (Ok(text), Some(at)) = (Text::new(trimmed), old.placed_points().next()) else {
+            return Output::default();
+        };
+        let new = new_stroke_id(rng);
+        Output {
+            // The new item first, so that no client ever shows neither.
+            ops: vec![
+                Op::Text {
+                    id: new,
+                    at,
+                    color: old.color,
+                    size: old.width,
+                    text,
+                },
+                Op::Erase { ids: erase },
+            ],
+            action: Some(Action::Replaced { old: id, new }),
+            text: None,
         }
     }
 
@@ -651,7 +718,7 @@ impl Tools {
         *last = target;
     }
 
-    fn erase_along(&mut self, to: Pt, board: &Board, zoom: f64, out: &mut Output) {
+    fn erase_along(&mut self, to: Pt, board: &IndexedBoard, zoom: f64, out: &mut Output) {
         let Gesture::Erase { last, erased } = &mut self.gesture else {
             return;
         };
@@ -659,7 +726,7 @@ impl Tools {
         *last = to;
         let radius = TOUCH_RADIUS / zoom;
         let fresh: Vec<StrokeId> = board
-            .strokes()
+            .strokes_in(reach_area(from, to, radius))
             .filter(|s| !erased.contains(&s.id) && hits(s, from, to, radius))
             .map(|s| s.id)
             .collect();
@@ -672,12 +739,21 @@ impl Tools {
 }
 
 /// The topmost visible stroke under `at`.
-pub fn pick(board: &Board, at: Pt, radius: f64) -> Option<StrokeId> {
-    let strokes: Vec<_> = board.strokes().collect();
-    strokes
-        .into_iter()
+pub fn pick(board: &IndexedBoard, at: Pt, radius: f64) -> Option<StrokeId> {
+    board
+        .strokes_in(reach_area(at, at, radius))
         .rev()
         .find(|s| hits(s, at, at, radius))
+        .map(|s| s.id)
+}
+
+/// The topmost visible text item under `at` (strokes drawn over it do not hide it from the
+/// text tool).
+pub fn pick_text(board: &IndexedBoard, at: Pt, radius: f64) -> Option<StrokeId> {
+    board
+        .strokes_in(reach_area(at, at, radius))
+        .rev()
+        .find(|s| matches!(s.shape, Shape::Text(_)) && hits(s, at, at, radius))
         .map(|s| s.id)
 }
 

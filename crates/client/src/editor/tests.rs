@@ -176,3 +176,72 @@ fn wheel_zooms_around_the_pointer_and_fit_frames_the_drawing() {
     e.reset_zoom();
     assert!((e.viewport().zoom() - 1.0).abs() < 1e-12);
 }
+
+#[test]
+fn a_double_click_edits_a_text_item_and_the_edit_reaches_the_room() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.set_tool(ToolKind::Text);
+    e.pointer_down(input(1, 100.0, 100.0, PointerKind::Mouse, 0.0));
+    e.pointer_up(input(1, 100.0, 100.0, PointerKind::Mouse, 5.0));
+    let req = e.take_text_request().expect("a text editor for a new item");
+    assert_eq!(
+        (req.at, req.editing, req.text.as_str()),
+        (Pt::new(100.0, 100.0), None, "")
+    );
+    e.commit_text(Some("note"));
+    let old = e.board().strokes().next().unwrap().id;
+    e.outgoing(10.0);
+
+    // One click with Select only selects; a second one soon after, close by, edits.
+    e.set_tool(ToolKind::Select);
+    e.pointer_down(input(1, 104.0, 104.0, PointerKind::Mouse, 1000.0));
+    e.pointer_up(input(1, 104.0, 104.0, PointerKind::Mouse, 1050.0));
+    assert!(e.take_text_request().is_none());
+    e.pointer_down(input(1, 105.0, 104.0, PointerKind::Mouse, 1200.0));
+    let req = e.take_text_request().expect("a text editor on the item");
+    assert_eq!((req.editing, req.text.as_str()), (Some(old), "note"));
+    assert_eq!(e.editing_text(), Some(old));
+    e.pointer_up(input(1, 105.0, 104.0, PointerKind::Mouse, 1250.0));
+    e.commit_text(Some("notes"));
+    assert_eq!(e.editing_text(), None);
+    let texts: Vec<String> = e
+        .board()
+        .strokes()
+        .filter_map(|s| match &s.shape {
+            kokuban_board::Shape::Text(t) => Some(t.as_str().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["notes"]);
+    // What goes out: the new item, then the erase of the old one.
+    let sent = ops(&e.outgoing(2000.0));
+    assert!(matches!(&sent[0], ClientMsg::Op(Op::Text { text, .. }) if text.as_str() == "notes"));
+    assert!(matches!(&sent[1], ClientMsg::Op(Op::Erase { ids }) if ids.as_slice() == [old]));
+    // One undo step brings the old text back.
+    e.undo();
+    assert_eq!(e.board().strokes().map(|s| s.id).collect::<Vec<_>>(), [old]);
+
+    // Two clicks far apart in time are not a double click; a cancelled editor changes nothing.
+    e.pointer_down(input(1, 104.0, 104.0, PointerKind::Mouse, 5000.0));
+    e.pointer_up(input(1, 104.0, 104.0, PointerKind::Mouse, 5010.0));
+    e.pointer_down(input(1, 104.0, 104.0, PointerKind::Mouse, 6000.0));
+    e.pointer_up(input(1, 104.0, 104.0, PointerKind::Mouse, 6010.0));
+    assert!(e.take_text_request().is_none());
+    e.set_tool(ToolKind::Text);
+    e.pointer_down(input(1, 104.0, 104.0, PointerKind::Mouse, 7000.0));
+    assert_eq!(e.take_text_request().map(|r| r.editing), Some(Some(old)));
+    e.commit_text(None);
+    assert_eq!(e.board().strokes().map(|s| s.id).collect::<Vec<_>>(), [old]);
+}
+
+#[test]
+fn a_view_only_tab_cannot_edit_text() {
+    let mut e = editor(false);
+    welcome(&mut e, Capability::View);
+    e.set_tool(ToolKind::Text);
+    e.pointer_down(input(1, 100.0, 100.0, PointerKind::Mouse, 0.0));
+    assert!(e.take_text_request().is_none());
+    e.commit_text(Some("x"));
+    assert!(e.board().is_empty());
+}

@@ -262,6 +262,35 @@ fn a_refused_op_leaves_the_view() {
 }
 
 #[test]
+fn losing_a_race_to_erase_the_same_stroke_is_silent_and_leaves_it_erased() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room);
+    let mut bob = Tab::join(&mut room);
+    ada.session.local(begin(1));
+    ada.session.local(end(1));
+    deliver(&mut room, &mut ada, &mut [&mut bob]);
+    let erase = Op::Erase {
+        ids: kokuban_protocol::Bounded::new(vec![stroke_id_from(1)]).unwrap(),
+    };
+    // Both erase it at once; Ada's reaches the room first.
+    ada.session.local(erase.clone());
+    bob.session.local(erase);
+    assert!(bob.session.view().is_empty());
+    let bobs = bob.flush();
+    assert_eq!(bobs.len(), 1);
+    deliver(&mut room, &mut ada, &mut [&mut bob]);
+    // The room refuses Bob's erase, which would change nothing now: no message for Bob.
+    let notices = bob.recv(ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::InvalidOp,
+        "nothing to erase",
+    )));
+    assert_eq!(notices, Vec::new());
+    assert_eq!(bob.session.outstanding(), 0);
+    assert!(bob.session.view().is_empty());
+    assert_same(bob.session.view(), bob.session.confirmed());
+}
+
+#[test]
 fn rate_limits_gaps_and_unknown_acks_resync() {
     let mut room = Room::new();
     let mut ada = Tab::join(&mut room);

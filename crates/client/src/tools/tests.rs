@@ -10,7 +10,7 @@ const ME: MemberId = MemberId(1);
 
 struct Desk {
     tools: Tools,
-    board: Board,
+    board: IndexedBoard,
     history: History,
     rng: Xoshiro256,
     t: f64,
@@ -20,7 +20,7 @@ impl Desk {
     fn new(kind: ToolKind) -> Self {
         Self {
             tools: Tools::new(kind, INK, Size::M),
-            board: Board::new(),
+            board: IndexedBoard::default(),
             history: History::new(),
             rng: Xoshiro256::seeded(5),
             t: 0.0,
@@ -195,7 +195,7 @@ fn text_and_cancel() {
     let mut d = Desk::new(ToolKind::Text);
     let i = d.input(10.0, 10.0);
     let out = d.tools.down(i, &d.board, 1.0, &mut d.rng);
-    assert_eq!(out.text_at, Some(Pt::new(10.0, 10.0)));
+    assert_eq!(out.text, Some(TextTarget::New(Pt::new(10.0, 10.0))));
     let out = d.tools.text(Pt::new(10.0, 10.0), "hello\n", &mut d.rng);
     d.take(out);
     assert!(
@@ -233,4 +233,120 @@ fn tool_names_and_shortcuts_round_trip() {
     keys.sort_unstable();
     keys.dedup();
     assert_eq!(keys.len(), ToolKind::ALL.len());
+}
+
+#[test]
+fn editing_text_replaces_the_item_in_one_undoable_step() {
+    let mut d = Desk::new(ToolKind::Text);
+    let out = d.tools.text(Pt::new(10.0, 10.0), "helo", &mut d.rng);
+    d.take(out);
+    let old = d.board.strokes().next().unwrap().id;
+    // Someone moved it: the edited text stays where it now is.
+    let to = Bounded::new(vec![Placement::new(old, 80, 0).unwrap()]).unwrap();
+    d.board.apply(MemberId(2), &Op::Move { to });
+
+    // Clicking it with the text tool edits it; clicking beside it places a new one.
+    let i = d.input(12.0, 14.0);
+    let out = d.tools.down(i, &d.board, 1.0, &mut d.rng);
+    assert_eq!(out.text, Some(TextTarget::Edit(old)));
+    let i = d.input(300.0, 300.0);
+    let out = d.tools.down(i, &d.board, 1.0, &mut d.rng);
+    assert_eq!(out.text, Some(TextTarget::New(Pt::new(300.0, 300.0))));
+
+    let out = d.tools.edit_text(&d.board, old, "hello\n", &mut d.rng);
+    let Some(Action::Replaced { old: o, new }) = out.action.clone() else {
+        panic!("a replace action expected")
+    };
+    assert_eq!(o, old);
+    assert!(matches!(out.ops[..], [Op::Text { .. }, Op::Erase { .. }]));
+    d.take(out);
+    let shown: Vec<_> = d.board.strokes().collect();
+    assert_eq!(shown.len(), 1);
+    assert_eq!(shown[0].id, new);
+    assert!(matches!(&shown[0].shape, Shape::Text(t) if t.as_str() == "hello"));
+    assert_eq!(Pt::of(shown[0].points[0]), Pt::new(20.0, 10.0));
+    assert_eq!((shown[0].color, shown[0].width), (INK, Size::M.text()));
+
+    // Undo shows the old text again, redo the new one.
+    let ops = d.history.undo(&d.board);
+    assert!(matches!(ops[..], [Op::Restore { .. }, Op::Erase { .. }]));
+    d.take(Output {
+        ops,
+        ..Output::default()
+    });
+    assert_eq!(d.board.strokes().map(|s| s.id).collect::<Vec<_>>(), [old]);
+    let ops = d.history.redo(&d.board);
+    d.take(Output {
+        ops,
+        ..Output::default()
+    });
+    assert_eq!(d.board.strokes().map(|s| s.id).collect::<Vec<_>>(), [new]);
+
+    // Unchanged text changes nothing; emptied text erases the item.
+    assert_eq!(
+        d.tools.edit_text(&d.board, new, "hello ", &mut d.rng),
+        Output::default()
+    );
+    let out = d.tools.edit_text(&d.board, new, " \n", &mut d.rng);
+    assert_eq!(out.action, Some(Action::Erased(vec![new])));
+    d.take(out);
+    assert!(d.board.is_empty());
+}
+
+#[test]
+fn undoing_an_edit_someone_else_erased_changes_nothing() {
+    let mut d = Desk::new(ToolKind::Text);
+    let out = d.tools.text(Pt::new(0.0, 0.0), "a", &mut d.rng);
+    d.take(out);
+    let old = d.board.strokes().next().unwrap().id;
+    let out = d.tools.edit_text(&d.board, old, "b", &mut d.rng);
+    d.take(out);
+    let new = d.board.strokes().next().unwrap().id;
+    d.board.apply(
+        MemberId(2),
+        &Op::Erase {
+            ids: Bounded::new(vec![new]).unwrap(),
+        },
+    );
+    // Theirs was the later word: undo does not bring the old text back (and the placing of
+    // the old text before it has nothing left to undo either).
+    assert!(d.history.undo(&d.board).is_empty());
+    assert!(!d.history.can_undo());
+    assert!(d.board.get(&old).is_some_and(|s| s.erased));
+}
+
+#[test]
+fn others_text_is_edited_like_any_item_they_drew() {
+    let mut d = Desk::new(ToolKind::Text);
+    let theirs = crate::rng::stroke_id_from(77);
+    d.board.apply(
+        MemberId(2),
+        &Op::Text {
+            id: theirs,
+            at: Point::from_px(0.0, 0.0, 0.5).unwrap(),
+            color: Color::rgb(200, 0, 0),
+            size: kokuban_protocol::Width::from_px(30.0),
+            text: Text::new("theirs").unwrap(),
+        },
+    );
+    // Anyone who may edit the board may edit it, as they may erase or move it; the new item
+    // keeps its colour and size, and the undo step belongs to whoever made the edit.
+    let i = d.input(5.0, 5.0);
+    let out = d.tools.down(i, &d.board, 1.0, &mut d.rng);
+    assert_eq!(out.text, Some(TextTarget::Edit(theirs)));
+    let out = d.tools.edit_text(&d.board, theirs, "ours now", &mut d.rng);
+    d.take(out);
+    let s = d.board.strokes().next().unwrap();
+    assert_ne!(s.id, theirs);
+    assert_eq!((s.color, s.width.px()), (Color::rgb(200, 0, 0), 30.0));
+    assert!(d.history.can_undo());
+    let ops = d.history.undo(&d.board);
+    d.take(Output {
+        ops,
+        ..Output::default()
+    });
+    assert_eq!(
+        d.board.strokes().map(|s| s.id).collect::<Vec<_>>(),
+        [theirs]
+    );
 }
