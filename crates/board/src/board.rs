@@ -106,6 +106,53 @@ pub enum SequenceError {
     },
 }
 
+/// Why [`Board::vet`] refuses an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A stroke or text item with this id exists (or existed, as a tombstone): ids are never
+    /// reused, so a replayed id cannot take over someone else's stroke.
+    #[error("a stroke with this id already exists")]
+    IdTaken,
+    /// The op continues or ends a stroke the board does not have.
+    #[error("no such stroke")]
+    UnknownStroke,
+    /// Only a stroke's author adds points to it or ends it.
+    #[error("only its author may continue or end a stroke")]
+    NotAuthor,
+    /// Points for a finished stroke or a text item.
+    #[error("the stroke is finished")]
+    Finished,
+    /// The batch starts past the stroke's last point and would leave a hole.
+    #[error("the points would leave a gap in the stroke")]
+    Gap,
+    /// The stroke holds as many points as a stroke may.
+    #[error("the stroke has as many points as it may")]
+    Full,
+    /// Everything the op carries is already on the board.
+    #[error("already applied")]
+    Repeat,
+    /// None of the strokes the op names exists in a state it would change.
+    #[error("none of the strokes named exist or would change")]
+    NoTargets,
+}
+
+impl Refusal {
+    /// Whether the op would be ignored whatever other ops are ordered before it. A server
+    /// that vets against a board which may lag the room's order (ops still in flight to the
+    /// sequencer) may only refuse these; the others might be made valid by an op in flight
+    /// (e.g. the author's own StrokeBegin, not yet delivered back).
+    pub fn is_final(self) -> bool {
+        match self {
+            Refusal::IdTaken
+            | Refusal::NotAuthor
+            | Refusal::Finished
+            | Refusal::Full
+            | Refusal::Repeat => true,
+            Refusal::UnknownStroke | Refusal::Gap | Refusal::NoTargets => false,
+        }
+    }
+}
+
 /// A whiteboard: strokes in drawing order plus a bounded set of tombstones.
 ///
 /// Invariant: `index` maps exactly the ids in `strokes`, and `tombstones` lists exactly the
@@ -328,6 +375,78 @@ impl Board {
         }
     }
 
+    /// Why `apply(author, op)` would change nothing, or would touch what is not `author`'s to
+    /// touch; `Ok` when it would change the board. A server calls this before sequencing an
+    /// op, so that an op the board would ignore (a replayed stroke id, points for another
+    /// member's stroke, targets that do not exist) costs no seq, no storage and no relay.
+    ///
+    /// It mirrors the no-op cases of [`Board::apply`] exactly, except for `Clear`, which is
+    /// always accepted (clearing an empty board is what a user asked for, not an attack). The
+    /// unit tests check the two against each other.
+    pub fn vet(&self, author: MemberId, op: &Op) -> Result<(), Refusal> {
+        match op {
+            Op::StrokeBegin { id, .. } | Op::Text { id, .. } => {
+                if self.index.contains_key(id) {
+                    return Err(Refusal::IdTaken);
+                }
+            }
+            Op::StrokePoints(batch) => {
+                let stroke = self.owned(author, &batch.id)?;
+                if stroke.finished || !matches!(stroke.shape, Shape::Ink(_)) {
+                    return Err(Refusal::Finished);
+                }
+                let have = stroke.points.len();
+                let start = batch.start as usize;
+                if start > have {
+                    return Err(Refusal::Gap);
+                }
+                if have >= MAX_POINTS_PER_STROKE as usize {
+                    return Err(Refusal::Full);
+                }
+                if start + batch.points.len() <= have {
+                    return Err(Refusal::Repeat);
+                }
+            }
+            Op::StrokeEnd { id } => {
+                if self.owned(author, id)?.finished {
+                    return Err(Refusal::Repeat);
+                }
+            }
+            Op::Erase { ids } => {
+                if !ids.iter().any(|id| self.get(id).is_some_and(|s| !s.erased)) {
+                    return Err(Refusal::NoTargets);
+                }
+            }
+            Op::Restore { ids } => {
+                if !ids.iter().any(|id| self.get(id).is_some_and(|s| s.erased)) {
+                    return Err(Refusal::NoTargets);
+                }
+            }
+            Op::Move { to } => {
+                // The last placement of an id is the one applied (see `apply`).
+                let last: HashMap<StrokeId, (i32, i32)> =
+                    to.iter().map(|p| (p.id, (p.dx, p.dy))).collect();
+                if !last
+                    .iter()
+                    .any(|(id, at)| self.get(id).is_some_and(|s| s.offset != *at))
+                {
+                    return Err(Refusal::NoTargets);
+                }
+            }
+            Op::Clear => {}
+        }
+        Ok(())
+    }
+
+    /// The stroke `id`, if it is `author`'s.
+    fn owned(&self, author: MemberId, id: &StrokeId) -> Result<&Stroke, Refusal> {
+        match self.get(id) {
+            None => Err(Refusal::UnknownStroke),
+            Some(s) if s.author != author => Err(Refusal::NotAuthor),
+            Some(s) => Ok(s),
+        }
+    }
+
     fn insert(&mut self, stroke: Stroke) -> Change {
         // An id that exists (even as a tombstone) is never reused: a repeated begin is a no-op
         // and a replayed id from someone else cannot take over the stroke.
@@ -534,6 +653,63 @@ mod tests {
         assert_eq!(b.apply(ADA, &Op::Clear), Change::Cleared);
         assert_eq!(b.all_strokes().count(), 0);
         assert_eq!(b.point_count(), 0);
+    }
+
+    /// `vet` refuses exactly the ops `apply` would ignore (Clear aside), on a board with
+    /// strokes in every state: Ada's open stroke, her finished one, an erased one, Bob's text.
+    #[test]
+    fn vet_refuses_exactly_what_apply_ignores() {
+        let mut b = Board::new();
+        b.apply(ADA, &begin(1));
+        b.apply(ADA, &points(1, 1, &[1, 2]));
+        b.apply(ADA, &begin(2));
+        b.apply(ADA, &Op::StrokeEnd { id: id(2) });
+        b.apply(ADA, &begin(3));
+        b.apply(BOB, &Op::Erase { ids: ids(&[3]) });
+        b.apply(
+            BOB,
+            &Op::Text {
+                id: id(4),
+                at: pt(0),
+                color: Color::rgb(0, 0, 0),
+                size: Width::from_px(12.0),
+                text: Text::new("hi").unwrap(),
+            },
+        );
+        let place = |n: u8, d: i32| Op::Move {
+            to: Bounded::new(vec![Placement::new(id(n), d, d).unwrap()]).unwrap(),
+        };
+        let mut ops = Vec::new();
+        for n in 1..=5 {
+            ops.push(begin(n));
+            ops.push(Op::StrokeEnd { id: id(n) });
+            ops.push(Op::Erase { ids: ids(&[n]) });
+            ops.push(Op::Restore { ids: ids(&[n]) });
+            ops.push(place(n, 0));
+            ops.push(place(n, 8));
+            for (start, xs) in [(1, &[1][..]), (1, &[1, 2, 3]), (3, &[3]), (4, &[4])] {
+                ops.push(points(n, start, xs));
+            }
+        }
+        ops.push(Op::Erase { ids: ids(&[9, 1]) });
+        ops.push(Op::Restore { ids: ids(&[9, 3]) });
+        let mut checked = 0;
+        for op in &ops {
+            for author in [ADA, BOB] {
+                let vetted = b.vet(author, op);
+                let changed = b.clone().apply(author, op) != Change::None;
+                assert_eq!(vetted.is_ok(), changed, "{author:?} {op:?}: {vetted:?}");
+                checked += usize::from(vetted.is_err());
+            }
+        }
+        assert!(checked > ops.len(), "the board state exercises refusals");
+        assert_eq!(b.vet(BOB, &points(1, 3, &[3])), Err(Refusal::NotAuthor));
+        assert_eq!(b.vet(ADA, &points(1, 9, &[9])), Err(Refusal::Gap));
+        assert_eq!(b.vet(ADA, &begin(1)), Err(Refusal::IdTaken));
+        assert_eq!(b.vet(ADA, &points(5, 1, &[1])), Err(Refusal::UnknownStroke));
+        assert!(Refusal::NotAuthor.is_final() && !Refusal::UnknownStroke.is_final());
+        // Clearing is always allowed, even an empty board.
+        assert_eq!(Board::new().vet(ADA, &Op::Clear), Ok(()));
     }
 
     #[test]

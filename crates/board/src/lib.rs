@@ -7,5 +7,5 @@
 mod board;
 mod snapshot;
 
-pub use board::{Board, Change, MAX_TOMBSTONES, SequenceError, Shape, Stroke};
+pub use board::{Board, Change, MAX_TOMBSTONES, Refusal, SequenceError, Shape, Stroke};
 pub use snapshot::{SNAPSHOT_VERSION, SnapshotError};

@@ -67,6 +67,24 @@ pub struct Config {
     /// 0: no cap. Behind a proxy every client shares the proxy's address: leave it off there
     /// and cap per client at the proxy.
     pub max_connections_per_ip: usize,
+    /// WebSocket upgrades one peer address may make per second, sustained; beyond it (and
+    /// [`Config::upgrade_burst_per_ip`]) an upgrade is answered `429`. 0: no cap. Reconnect
+    /// storms are what it stops: a socket that is refused costs the node no session, no Hello
+    /// and no room load. Open sessions are never touched. Off by default for the same reason
+    /// as [`Config::max_connections_per_ip`]: behind a proxy every client shares one address.
+    pub upgrades_per_ip_per_sec: u32,
+    /// Upgrades one address may make at once above the sustained rate (a tab restoring its
+    /// boards, a classroom behind one NAT joining together).
+    pub upgrade_burst_per_ip: u32,
+    /// Rooms this node holds in memory at once. At the cap, a Hello for a room not held first
+    /// unloads an empty room (one waiting out [`Config::room_grace`]); if every room held has
+    /// members it is refused (error `Overloaded`, close 1013) while those rooms go on. 0: no
+    /// cap. Single-node mode; a cluster node does not enforce it yet.
+    pub max_rooms: usize,
+    /// Members of one room at once; a Hello beyond it is refused (error `RoomFull`, close
+    /// 1013). Every op is pushed to every member, so this bounds the work of one op. 0: no
+    /// cap. Single-node mode; a cluster node does not enforce it yet.
+    pub max_members_per_room: usize,
 
     /// Cluster mode (`--redis-url`): rooms are ordered and stored in Redis and shared with the
     /// other nodes. `None`: a single node with its embedded store.
@@ -114,6 +132,15 @@ impl Config {
             // the benchmarks connect from a handful of loopback addresses. Set it when the
             // node faces clients directly.
             max_connections_per_ip: 0,
+            upgrades_per_ip_per_sec: 0,
+            // When the rate is set: a few dozen tabs, or a classroom behind one NAT, at once.
+            upgrade_burst_per_ip: 32,
+            // Well above what one node serves (the idle benchmark holds 5,000 rooms), low
+            // enough that a flood of joins to distinct rooms cannot load the whole store.
+            max_rooms: 20_000,
+            // A lecture hall watching one board (the fan-out benchmark has 1,001 members); a
+            // single op then costs 2,000 queue pushes, still well under a millisecond.
+            max_members_per_room: 2_000,
             cluster: None,
         }
     }

@@ -251,6 +251,10 @@ impl Server {
         let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
         tracing::info!(addr = %local_addr, data_dir = %dir.display(), node = %config.node_id, "listening");
         let state = web::AppState::new(web::App {
+            upgrades: rate::PerAddress::new(
+                config.upgrades_per_ip_per_sec,
+                config.upgrade_burst_per_ip,
+            ),
             config,
             sequencer,
             capabilities,

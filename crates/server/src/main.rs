@@ -52,6 +52,54 @@ struct Args {
         value_name = "SECONDS"
     )]
     presence_ttl: f64,
+    /// Open connections one client address may hold (0: no cap). Off by default: behind a
+    /// proxy or load balancer every client shares the proxy's address, and a cap here would
+    /// lock everyone out together; set it only when the node faces clients directly, and cap
+    /// per client at the proxy otherwise.
+    #[arg(
+        long,
+        env = "KOKUBAN_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    max_connections_per_ip: usize,
+    /// WebSocket upgrades per second one client address may make, sustained, after a burst
+    /// of --upgrade-burst-per-ip; more are answered 429 (0: no cap). Off by default for the
+    /// same reason as --max-connections-per-ip: behind a proxy everyone shares one address.
+    #[arg(
+        long,
+        env = "KOKUBAN_UPGRADES_PER_IP_PER_SEC",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    upgrades_per_ip_per_sec: u32,
+    /// Upgrades one address may make at once above --upgrades-per-ip-per-sec.
+    #[arg(
+        long,
+        env = "KOKUBAN_UPGRADE_BURST_PER_IP",
+        default_value_t = 32,
+        value_name = "N"
+    )]
+    upgrade_burst_per_ip: u32,
+    /// Rooms this node holds in memory at once; joining one more first unloads an empty
+    /// room, else is refused with close 1013 while the rooms already open go on (0: no cap).
+    /// Single-node mode.
+    #[arg(
+        long,
+        env = "KOKUBAN_MAX_ROOMS",
+        default_value_t = 20_000,
+        value_name = "N"
+    )]
+    max_rooms: usize,
+    /// Members of one room at once; one more is refused with "room full" and close 1013
+    /// (0: no cap). Single-node mode.
+    #[arg(
+        long,
+        env = "KOKUBAN_MAX_MEMBERS_PER_ROOM",
+        default_value_t = 2_000,
+        value_name = "N"
+    )]
+    max_members_per_room: usize,
 }
 
 #[tokio::main]
@@ -76,6 +124,11 @@ async fn main() -> anyhow::Result<()> {
         config.cluster = Some(cluster);
     }
     config.listen = args.listen;
+    config.max_connections_per_ip = args.max_connections_per_ip;
+    config.upgrades_per_ip_per_sec = args.upgrades_per_ip_per_sec;
+    config.upgrade_burst_per_ip = args.upgrade_burst_per_ip;
+    config.max_rooms = args.max_rooms;
+    config.max_members_per_room = args.max_members_per_room;
     config.allowed_origins = args.allowed_origins;
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;

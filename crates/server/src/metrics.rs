@@ -30,10 +30,22 @@ pub enum Rejection {
     Forbidden,
     /// A write while the room could not take writes.
     ReadOnly,
+    /// An op the board would ignore or that is not the member's to make (a stroke id in use,
+    /// another member's stroke, targets that do not exist): refused before it is sequenced.
+    InvalidOp,
+    /// A WebSocket frame that breaks RFC 6455 (unmasked, reserved bits or opcodes, a stray
+    /// continuation): the connection is closed with 1002.
+    Protocol,
+    /// Control frames (pings, pongs) beyond the connection's rate limit: closed with 1008.
+    PingFlood,
+    /// A Hello for a room that has as many members as it may.
+    RoomFull,
+    /// A Hello that would load one room more than the node may hold.
+    Overloaded,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 10] = [
+    const ALL: [Rejection; 15] = [
         Rejection::Empty,
         Rejection::TooLarge,
         Rejection::Version,
@@ -44,6 +56,11 @@ impl Rejection {
         Rejection::Unexpected,
         Rejection::Forbidden,
         Rejection::ReadOnly,
+        Rejection::InvalidOp,
+        Rejection::Protocol,
+        Rejection::PingFlood,
+        Rejection::RoomFull,
+        Rejection::Overloaded,
     ];
 
     /// The label value.
@@ -59,6 +76,11 @@ impl Rejection {
             Rejection::Unexpected => "unexpected",
             Rejection::Forbidden => "forbidden",
             Rejection::ReadOnly => "read_only",
+            Rejection::InvalidOp => "invalid_op",
+            Rejection::Protocol => "protocol",
+            Rejection::PingFlood => "ping_flood",
+            Rejection::RoomFull => "room_full",
+            Rejection::Overloaded => "overloaded",
         }
     }
 
@@ -158,10 +180,17 @@ pub struct Metrics {
     pub header_timeouts: AtomicU64,
     /// Connections refused at accept because a connection cap was reached.
     pub connections_refused: AtomicU64,
+    /// WebSocket upgrades answered `429` because their address opened too many too fast.
+    pub upgrades_refused: AtomicU64,
     /// Snapshots written by compaction.
     pub compactions: AtomicU64,
     /// Store commits that failed.
     pub store_errors: AtomicU64,
+    /// Cluster mode: Redis connections (commands or subscription) found dead or unanswering.
+    pub redis_disconnects: AtomicU64,
+    /// Cluster mode: members disconnected to resume because Redis stayed unreachable while
+    /// their ops were in flight (whether those were sequenced could not be known in time).
+    pub in_doubt_disconnects: AtomicU64,
     /// Latency of one store commit (a group of writes).
     pub store_write_latency: Histogram,
     rejected: [AtomicU64; Rejection::ALL.len()],
@@ -297,6 +326,12 @@ impl Metrics {
             &self.connections_refused,
         );
         one(
+            "kokuban_upgrades_refused_total",
+            "counter",
+            "WebSocket upgrades answered 429 because their address upgraded too often.",
+            &self.upgrades_refused,
+        );
+        one(
             "kokuban_compactions_total",
             "counter",
             "Snapshots written by compaction.",
@@ -307,6 +342,18 @@ impl Metrics {
             "counter",
             "Store commits that failed.",
             &self.store_errors,
+        );
+        one(
+            "kokuban_redis_disconnects_total",
+            "counter",
+            "Redis connections (commands or subscription) found dead or unanswering.",
+            &self.redis_disconnects,
+        );
+        one(
+            "kokuban_in_doubt_disconnects_total",
+            "counter",
+            "Members told to resume because Redis stayed unreachable with their ops in flight.",
+            &self.in_doubt_disconnects,
         );
         let _ = writeln!(
             out,
@@ -326,6 +373,7 @@ impl Metrics {
             "kokuban_store_write_seconds",
             "Time of one store commit (a group of writes, fsync included).",
         );
+        render_process(&mut out);
         let _ = writeln!(
             out,
             "# HELP kokuban_node_info This node.\n# TYPE kokuban_node_info gauge\n\
@@ -334,6 +382,31 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         out
+    }
+}
+
+/// Gauges of the process and its runtime, read when scraped rather than counted, so that a
+/// leak anywhere (a socket nobody closes, a task that never ends) shows even where no counter
+/// was placed. The soak run compares them before and after churn.
+fn render_process(out: &mut String) {
+    // Linux only: other systems have no /proc, and the series is then simply absent.
+    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
+        // The directory handle being read is one of the entries: a constant offset.
+        let open = entries.count();
+        let _ = writeln!(
+            out,
+            "# HELP kokuban_process_open_fds Open file descriptors of the process.\n\
+             # TYPE kokuban_process_open_fds gauge\nkokuban_process_open_fds {open}"
+        );
+    }
+    // Absent outside a runtime (a render from a plain test or thread).
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let _ = writeln!(
+            out,
+            "# HELP kokuban_runtime_alive_tasks Tokio tasks spawned and not yet finished.\n\
+             # TYPE kokuban_runtime_alive_tasks gauge\nkokuban_runtime_alive_tasks {}",
+            runtime.metrics().num_alive_tasks()
+        );
     }
 }
 
@@ -359,5 +432,50 @@ mod tests {
         assert!(text.contains("kokuban_store_write_seconds_bucket{le=\"0.05\"} 2\n"));
         assert!(text.contains("kokuban_store_write_seconds_count 2\n"));
         assert!(text.contains("kokuban_node_info{node=\"n1\""));
+    }
+
+    fn gauge(text: &str, name: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn process_gauges_follow_tasks_and_descriptors() {
+        // Outside a runtime there is no task count to report.
+        assert_eq!(
+            gauge(
+                &Metrics::default().render("n"),
+                "kokuban_runtime_alive_tasks"
+            ),
+            None
+        );
+        // A runtime of its own, so that no other test's tasks are counted.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let m = Metrics::default();
+            let tasks = |m: &Metrics| gauge(&m.render("n"), "kokuban_runtime_alive_tasks");
+            assert_eq!(tasks(&m), Some(0));
+            let (release, released) = tokio::sync::watch::channel(false);
+            let waiting: Vec<_> = (0..3)
+                .map(|_| {
+                    let mut released = released.clone();
+                    tokio::spawn(async move { released.wait_for(|r| *r).await.map(|_| ()) })
+                })
+                .collect();
+            assert_eq!(tasks(&m), Some(3));
+            release.send(true).unwrap();
+            for task in waiting {
+                task.await.unwrap().unwrap();
+            }
+            assert_eq!(tasks(&m), Some(0));
+        });
+        if cfg!(target_os = "linux") {
+            // Other tests open and close files meanwhile: only the presence of stdin,
+            // stdout and stderr is certain.
+            let fds = gauge(&Metrics::default().render("n"), "kokuban_process_open_fds");
+            assert!(fds.is_some_and(|n| n >= 3), "{fds:?}");
+        }
     }
 }

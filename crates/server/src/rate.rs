@@ -24,6 +24,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket would be full at `now` (it then behaves like a new one).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.rate >= self.burst
+    }
+
     /// Takes one token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -107,6 +113,58 @@ impl RateLimiter {
     }
 }
 
+/// Token buckets per peer address, for the WebSocket upgrade rate
+/// ([`crate::Config::upgrades_per_ip_per_sec`]).
+///
+/// Memory is bounded: a bucket that has refilled is the same as no bucket, so full ones are
+/// forgotten whenever the map reaches [`PerAddress::MAX_ADDRESSES`]; if every one of them is
+/// still draining (a flood from that many addresses), a new address is let through unmetered
+/// rather than refused, since a per-address limit cannot stop a flood from that many addresses
+/// anyway and legitimate clients must not pay for it.
+#[derive(Debug)]
+pub struct PerAddress {
+    rate: u32,
+    burst: u32,
+    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, TokenBucket>>,
+}
+
+impl PerAddress {
+    /// Addresses tracked at most (a few MiB).
+    pub const MAX_ADDRESSES: usize = 65_536;
+
+    /// `rate_per_sec` sustained per address, `burst` on top; a rate of 0 admits everything.
+    pub fn new(rate_per_sec: u32, burst: u32) -> Self {
+        Self {
+            rate: rate_per_sec,
+            burst,
+            buckets: Default::default(),
+        }
+    }
+
+    /// Takes a token for `ip`; false when its bucket is empty.
+    pub fn admit(&self, ip: std::net::IpAddr, now: Instant) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= Self::MAX_ADDRESSES && !buckets.contains_key(&ip) {
+            buckets.retain(|_, b| !b.is_full(now));
+            if buckets.len() >= Self::MAX_ADDRESSES {
+                return true;
+            }
+        }
+        buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(self.rate, self.burst, now))
+            .take(now)
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +205,29 @@ mod tests {
             assert!(matches!(r.check(t1), Verdict::Drop { .. }));
         }
         assert_eq!(r.check(t1), Verdict::Close);
+    }
+
+    #[test]
+    fn upgrades_are_metered_per_address_and_the_map_stays_bounded() {
+        let t0 = Instant::now();
+        let a: std::net::IpAddr = [10, 0, 0, 1].into();
+        let b: std::net::IpAddr = [10, 0, 0, 2].into();
+        let per = PerAddress::new(2, 3);
+        assert_eq!((0..10).filter(|_| per.admit(a, t0)).count(), 3);
+        assert!(per.admit(b, t0), "another address has its own bucket");
+        assert!(per.admit(a, t0 + Duration::from_millis(600)));
+        // Off: everything passes and nothing is tracked.
+        let off = PerAddress::new(0, 1);
+        assert!((0..100).all(|_| off.admit(a, t0)));
+        assert_eq!(off.tracked(), 0);
+        // Full: refilled buckets are forgotten to make room.
+        for i in 0..PerAddress::MAX_ADDRESSES as u32 {
+            per.admit(std::net::IpAddr::from(((i + 1) << 8).to_be_bytes()), t0);
+        }
+        assert_eq!(per.tracked(), PerAddress::MAX_ADDRESSES);
+        let later = t0 + Duration::from_secs(10);
+        assert!(per.admit([192, 0, 2, 1].into(), later));
+        assert!(per.tracked() < 10, "{} tracked", per.tracked());
     }
 
     #[test]

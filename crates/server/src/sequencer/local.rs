@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     BoxFuture, JoinError, JoinRequest, Joined, KickReason, MemberLink, Membership, Sequencer,
-    SequencerError, WriteRefused,
+    SequencerError, WriteRefused, vet,
 };
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -40,6 +40,10 @@ pub struct RoomSettings {
     pub compact_after_ops: usize,
     /// ...or once they weigh this many bytes.
     pub compact_after_bytes: usize,
+    /// Rooms held at once; a join that would load one more is refused (0: no cap).
+    pub max_rooms: usize,
+    /// Members of one room at once; a join beyond it is refused (0: no cap).
+    pub max_members_per_room: usize,
 }
 
 impl From<&Config> for RoomSettings {
@@ -49,6 +53,8 @@ impl From<&Config> for RoomSettings {
             room_grace: c.room_grace,
             compact_after_ops: c.compact_after_ops.max(1),
             compact_after_bytes: c.compact_after_bytes.max(1),
+            max_rooms: c.max_rooms,
+            max_members_per_room: c.max_members_per_room,
         }
     }
 }
@@ -299,6 +305,30 @@ impl Shared {
         }
     }
 
+    /// At the room cap, makes room for a new one by unloading a room nobody is in (one
+    /// waiting out its grace period) before its time: the cap is for rooms in use, and an
+    /// empty room costs nothing to load again. False if every room held has members.
+    fn unload_one_empty(&self, rooms: &mut HashMap<RoomId, Arc<OnceCell<Arc<Room>>>>) -> bool {
+        let empty = rooms.iter().find_map(|(id, cell)| {
+            let room = cell.get()?;
+            let mut st = lock(room);
+            if !st.members.is_empty() || st.unloaded {
+                return None;
+            }
+            st.unloaded = true;
+            // Its task ends at once rather than when the grace period would have.
+            room.wake.notify_one();
+            Some(id.clone())
+        });
+        let Some(id) = empty else {
+            return false;
+        };
+        rooms.remove(&id);
+        self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
+        tracing::debug!(room = %id, "empty room unloaded early to make room for another");
+        true
+    }
+
     fn try_unload(&self, room: &Arc<Room>) -> bool {
         let mut rooms = self.rooms();
         let mut st = lock(room);
@@ -355,11 +385,21 @@ impl Sequencer for LocalSequencer {
                 if shared.stop.is_cancelled() {
                     return Err(JoinError::ShuttingDown);
                 }
-                let cell = shared
-                    .rooms()
-                    .entry(request.room.clone())
-                    .or_default()
-                    .clone();
+                let cell = {
+                    let mut rooms = shared.rooms();
+                    // Checked where the room would be added, under the map's lock, so that
+                    // concurrent joins of new rooms cannot overshoot the cap together. Rooms
+                    // already held (members, or within their grace period) are never refused.
+                    let cap = shared.settings.max_rooms;
+                    if cap != 0
+                        && rooms.len() >= cap
+                        && !rooms.contains_key(&request.room)
+                        && !shared.unload_one_empty(&mut rooms)
+                    {
+                        return Err(JoinError::Overloaded);
+                    }
+                    rooms.entry(request.room.clone()).or_default().clone()
+                };
                 let room = match cell.get_or_try_init(|| shared.load(&request.room)).await {
                     Ok(room) => room.clone(),
                     Err(e) => {
@@ -376,6 +416,10 @@ impl Sequencer for LocalSequencer {
                 let mut st = lock(&room);
                 if st.unloaded {
                     continue;
+                }
+                let cap = shared.settings.max_members_per_room;
+                if cap != 0 && st.members.len() >= cap {
+                    return Err(JoinError::RoomFull);
                 }
                 let me = request.member.clone();
                 // Registered first, under the same lock as the state read below: every op
@@ -483,6 +527,8 @@ impl Membership for LocalMembership {
         if !st.members.contains_key(&self.member) {
             return Err(WriteRefused::Gone);
         }
+        // The board is at `head` and this member's earlier ops are all in it: vet strictly.
+        vet(&st.board, self.member, &op)?;
         let clears = matches!(op, Op::Clear);
         let seq = st.head.next();
         let msg = ServerMsg::Op(Sequenced {
@@ -584,6 +630,8 @@ mod tests {
             room_grace: Duration::from_secs(60),
             compact_after_ops: ops,
             compact_after_bytes: bytes,
+            max_rooms: 0,
+            max_members_per_room: 0,
         }
     }
 

@@ -23,7 +23,10 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use kokuban_protocol::{Color, Cursor, Epoch, Member, Name, Op, Position, RoomId, RoomState};
+use kokuban_board::{Board, Refusal};
+use kokuban_protocol::{
+    Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId, RoomState,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +107,12 @@ pub enum JoinError {
     /// The room could not be loaded.
     #[error("the room could not be loaded: {0}")]
     Unavailable(String),
+    /// The room has [`crate::Config::max_members_per_room`] members already.
+    #[error("the room is full")]
+    RoomFull,
+    /// Loading the room would exceed [`crate::Config::max_rooms`] on this node.
+    #[error("this node holds as many rooms as it may")]
+    Overloaded,
 }
 
 /// Why an op was not sequenced.
@@ -115,6 +124,42 @@ pub enum WriteRefused {
     /// The member is no longer in the room (it was kicked).
     #[error("not a member of the room any more")]
     Gone,
+    /// The board would ignore the op, or it is not this member's to make (see [`vet`]).
+    #[error("{0}")]
+    Invalid(Refusal),
+}
+
+/// Refuses, before it is sequenced, an op the room's board would ignore or that `author` may
+/// not make: a replayed stroke id, points for or the end of another member's stroke, erasing,
+/// restoring or moving strokes that do not exist. Such an op would otherwise take a seq, a
+/// place in the log and storage, and be relayed to every member, all for nothing; refused
+/// here it costs one error frame to its sender.
+///
+/// For a sequencer that orders ops in place, under its room's lock, with a board that has
+/// applied every op ordered so far (the single node). See [`vet_behind`] for one whose board
+/// may lag.
+pub fn vet(board: &Board, author: MemberId, op: &Op) -> Result<(), WriteRefused> {
+    board.vet(author, op).map_err(WriteRefused::Invalid)
+}
+
+/// [`vet`] for a board that may lag the room's order (a cluster node, with ops in flight to
+/// Redis), with `unanswered` of the author's ops in flight. It refuses only what no op in
+/// flight could make valid ([`Refusal::is_final`]), so a StrokePoints right behind its own
+/// StrokeBegin is never refused; and only when nothing of the author's is unanswered, since
+/// the error frame goes out at once and must not overtake the Acks of earlier ops (the client
+/// matches refusals to its ops by their order).
+pub fn vet_behind(
+    board: &Board,
+    author: MemberId,
+    op: &Op,
+    unanswered: usize,
+) -> Result<(), WriteRefused> {
+    match board.vet(author, op) {
+        Err(refusal) if unanswered == 0 && refusal.is_final() => {
+            Err(WriteRefused::Invalid(refusal))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A failure of the sequencer's backing systems.

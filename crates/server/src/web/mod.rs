@@ -40,6 +40,8 @@ pub(crate) struct App {
     /// Every WebSocket session, so that shutdown can wait for them (axum's graceful
     /// shutdown does not cover upgraded connections).
     pub sessions: TaskTracker,
+    /// Upgrades per peer address ([`Config::upgrades_per_ip_per_sec`]).
+    pub upgrades: crate::rate::PerAddress,
 }
 
 impl AppState {
@@ -113,6 +115,8 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
 pub(crate) enum ApiError {
     Forbidden(&'static str),
     Unavailable(&'static str),
+    /// 429 with a `Retry-After` of one second.
+    TooManyRequests(&'static str),
     NotFound,
     Internal(String),
 }
@@ -123,6 +127,15 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),
+            ApiError::TooManyRequests(m) => {
+                let body = Json(serde_json::json!({ "error": m }));
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Internal(detail) => {
                 tracing::error!("internal error: {detail}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -248,6 +261,7 @@ mod tests {
             metrics,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            upgrades: crate::rate::PerAddress::new(0, 1),
             config,
         })
     }

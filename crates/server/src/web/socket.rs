@@ -1,10 +1,11 @@
 //! One WebSocket connection: checks before the upgrade, the Hello, then one `select!` loop
 //! that moves frames between the socket and the room until one side ends it.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -40,6 +41,11 @@ const WRITE_BATCH: usize = 64;
 /// Malformed frames tolerated on one connection (each answered with an error frame) before it
 /// is closed with 1007: a client with a bug gets told, a fuzzer gets cut off.
 const MAX_MALFORMED: u32 = 16;
+/// Control frames (pings, pongs) tolerated before the Hello. A browser sends none at all (it
+/// only answers the server's pings, and none is sent before the Hello), so a handful is
+/// generous; a ping flood in place of a Hello is closed with 1008 instead of being answered
+/// until the Hello deadline.
+const MAX_CONTROL_BEFORE_HELLO: u32 = 16;
 
 /// A close code with its reason.
 type Close = (u16, &'static str);
@@ -58,16 +64,26 @@ enum End {
 
 const FORBIDDEN: &str = "this room does not exist or the link is not valid";
 
-/// `GET /ws/{room}`: refuses foreign origins and upgrades during shutdown, then upgrades
-/// with explicit limits.
+/// `GET /ws/{room}`: refuses foreign origins, addresses over their upgrade rate and upgrades
+/// during shutdown, then upgrades with explicit limits.
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(e) = check_origin(&state, &headers, "WebSocket") {
         return e.into_response();
+    }
+    if !state.upgrades.admit(peer.ip(), Instant::now()) {
+        state
+            .metrics
+            .upgrades_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(%peer, "upgrade refused: over the per-address rate");
+        return ApiError::TooManyRequests("too many connections from this address; retry shortly")
+            .into_response();
     }
     if state.shutdown.is_cancelled() {
         return ApiError::Unavailable("the server is shutting down").into_response();
@@ -122,7 +138,10 @@ impl Drop for OpenConnection<'_> {
 enum Incoming {
     Frame(Bytes),
     Text,
-    TooBig,
+    /// The WebSocket layer refused what arrived; close with this code.
+    Broken(Rejection, Close),
+    /// Pings or pongs instead of a Hello, more than [`MAX_CONTROL_BEFORE_HELLO`].
+    ControlFlood,
     Gone,
 }
 
@@ -133,15 +152,26 @@ struct Conn {
 }
 
 impl Conn {
-    /// The next data message, skipping control frames.
+    /// The next data message, skipping (a few) control frames.
     async fn next_data(&mut self) -> Incoming {
+        let mut control = 0;
         loop {
             match self.stream.next().await {
                 Some(Ok(Message::Binary(b))) => return Incoming::Frame(b),
                 Some(Ok(Message::Text(_))) => return Incoming::Text,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    control += 1;
+                    if control > MAX_CONTROL_BEFORE_HELLO {
+                        return Incoming::ControlFlood;
+                    }
+                }
                 Some(Ok(Message::Close(_))) | None => return Incoming::Gone,
-                Some(Err(e)) => return classify(e),
+                Some(Err(e)) => {
+                    return match classify(e) {
+                        Some((why, close)) => Incoming::Broken(why, close),
+                        None => Incoming::Gone,
+                    };
+                }
             }
         }
     }
@@ -181,11 +211,32 @@ impl Conn {
     }
 }
 
-/// Tells an oversized message (close 1009) from a connection that simply went away.
-fn classify(e: axum::Error) -> Incoming {
-    match e.into_inner().downcast::<tungstenite::Error>() {
-        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => Incoming::TooBig,
-        _ => Incoming::Gone,
+/// What to answer a read error with: a message or frame over the size limit (1009; the
+/// limit is checked on the frame header, before its payload is buffered), a frame that breaks
+/// RFC 6455 (1002), a text frame that is not UTF-8 (1007); `None` for a connection that
+/// simply went away, which has nobody left to tell.
+fn classify(e: axum::Error) -> Option<(Rejection, Close)> {
+    use tungstenite::error::ProtocolError as P;
+    let e = e.into_inner().downcast::<tungstenite::Error>().ok()?;
+    match *e {
+        tungstenite::Error::Capacity(_) => {
+            Some((Rejection::TooLarge, (close::TOO_BIG, "message too large")))
+        }
+        tungstenite::Error::Protocol(
+            P::ResetWithoutClosingHandshake | P::ReceivedAfterClosing | P::SendAfterClosing,
+        ) => None,
+        tungstenite::Error::Protocol(p) => {
+            tracing::debug!("WebSocket protocol error: {p}");
+            Some((
+                Rejection::Protocol,
+                (close::PROTOCOL_ERROR, "protocol error"),
+            ))
+        }
+        tungstenite::Error::Utf8(_) => Some((
+            Rejection::Text,
+            (close::INVALID_PAYLOAD, "text frame is not UTF-8"),
+        )),
+        _ => None,
     }
 }
 
@@ -208,9 +259,15 @@ async fn run(state: AppState, url_room: String, socket: WebSocket, opened: &mut 
     let hello = match first {
         Err(_) => return conn.close((close::POLICY, "no Hello in time")).await,
         Ok(Incoming::Gone) => return,
-        Ok(Incoming::TooBig) => {
-            metrics.reject(Rejection::TooLarge);
-            return conn.close((close::TOO_BIG, "message too large")).await;
+        Ok(Incoming::Broken(why, close)) => {
+            metrics.reject(why);
+            return conn.close(close).await;
+        }
+        Ok(Incoming::ControlFlood) => {
+            metrics.reject(Rejection::PingFlood);
+            return conn
+                .close((close::POLICY, "control frames instead of a Hello"))
+                .await;
         }
         Ok(Incoming::Text) => {
             metrics.reject(Rejection::Text);
@@ -308,6 +365,26 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
                     ErrorCode::Forbidden,
                     FORBIDDEN,
                     (close::POLICY, "forbidden"),
+                )
+                .await;
+        }
+        Err(JoinError::RoomFull) => {
+            metrics.reject(Rejection::RoomFull);
+            return conn
+                .error_and_close(
+                    ErrorCode::RoomFull,
+                    "this room has as many members as it may; try again later",
+                    (close::TRY_AGAIN_LATER, "room full"),
+                )
+                .await;
+        }
+        Err(JoinError::Overloaded) => {
+            metrics.reject(Rejection::Overloaded);
+            return conn
+                .error_and_close(
+                    ErrorCode::Overloaded,
+                    "the server holds as many rooms as it may; try again later",
+                    (close::TRY_AGAIN_LATER, "server at capacity"),
                 )
                 .await;
         }
@@ -493,11 +570,11 @@ impl Session {
                         Some(Ok(m)) => m,
                         Some(Err(e)) => {
                             return match classify(e) {
-                                Incoming::TooBig => {
-                                    self.conn.state.metrics.reject(Rejection::TooLarge);
-                                    End::Close((close::TOO_BIG, "message too large"))
+                                Some((why, close)) => {
+                                    self.conn.state.metrics.reject(why);
+                                    End::Close(close)
                                 }
-                                _ => End::Gone,
+                                None => End::Gone,
                             };
                         }
                         None => return End::Gone,
@@ -514,7 +591,16 @@ impl Session {
                             self.reply(ErrorCode::Malformed, "binary frames only");
                             return End::Refuse((close::UNSUPPORTED_DATA, "binary frames only"));
                         }
-                        Message::Ping(_) | Message::Pong(_) => {}
+                        // tungstenite has queued the pong already (one at most: a newer ping's
+                        // replaces it). Control frames draw on the same bucket as data, so a
+                        // ping flood is closed like any other flood; a browser sends none
+                        // but its answers to our pings.
+                        Message::Ping(_) | Message::Pong(_) => {
+                            if self.limiter.check(Instant::now()) == Verdict::Close {
+                                self.conn.state.metrics.reject(Rejection::PingFlood);
+                                return End::Close((close::POLICY, "too many control frames"));
+                            }
+                        }
                         // tungstenite answers the close itself.
                         Message::Close(_) => return End::Gone,
                     }
@@ -592,6 +678,10 @@ impl Session {
                 }
                 match self.membership.submit(op) {
                     Ok(()) | Err(WriteRefused::Gone) => {}
+                    Err(WriteRefused::Invalid(why)) => {
+                        metrics.reject(Rejection::InvalidOp);
+                        self.reply(ErrorCode::InvalidOp, &why.to_string());
+                    }
                     Err(WriteRefused::ReadOnly) => {
                         metrics.reject(Rejection::ReadOnly);
                         self.reply(
