@@ -206,6 +206,9 @@ async fn presence_and_coalesced_cursors_reach_the_others_and_are_never_stored() 
     assert_eq!(late.welcome.as_ref().unwrap().members.len(), 2);
 }
 
+/// A peer whose program stopped (it reads nothing, so it answers no ping) while its TCP stack
+/// still acknowledges every byte. A truly half-open peer, from which not even a FIN arrives, is
+/// covered in `faults.rs` through a proxy that stops forwarding.
 #[tokio::test]
 async fn a_dead_peer_is_dropped_by_the_heartbeat_and_leaves_presence() {
     let server = TestServer::start_with(|c| {

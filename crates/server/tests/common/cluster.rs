@@ -19,10 +19,27 @@ pub const PRESENCE_TTL: Duration = Duration::from_millis(1500);
 
 /// Cluster settings for a node of `redis`.
 pub fn cluster_config(redis: &RedisServer) -> ClusterConfig {
-    let mut c = ClusterConfig::new(redis.url());
+    cluster_config_at(&redis.url())
+}
+
+/// Cluster settings for a node whose Redis is at `url` (a proxy in front of it, say).
+pub fn cluster_config_at(url: &str) -> ClusterConfig {
+    let mut c = ClusterConfig::new(url);
     c.presence_ttl = PRESENCE_TTL;
     c.redis_timeout = Duration::from_secs(1);
     c
+}
+
+/// An in-process node whose Redis is at `url`, with its configuration adjusted.
+pub async fn node_at(url: &str, name: &str, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let cluster = cluster_config_at(url);
+    let name = name.to_owned();
+    TestServer::start_with(move |c| {
+        c.node_id = name;
+        c.cluster = Some(cluster);
+        adjust(c);
+    })
+    .await
 }
 
 /// An in-process node of the cluster on `redis`.
@@ -130,15 +147,21 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `kokuban --redis-url … --secret …` on a free port and waits until it is ready.
     pub async fn start(redis: &RedisServer, secret: &str, name: &str) -> NodeProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Self::start_at(&redis.url(), secret, name, addr).await
+    }
+
+    /// Starts a node on `addr` (the address of a node stopped before, say) whose Redis is at
+    /// `url`, and waits until it is ready.
+    pub async fn start_at(url: &str, secret: &str, name: &str, addr: SocketAddr) -> NodeProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
         let child = Command::new(env!("CARGO_BIN_EXE_kokuban"))
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(dir.path())
             .arg("--redis-url")
-            .arg(redis.url())
+            .arg(url)
             .arg("--secret")
             .arg(secret)
             .arg("--node-id")
@@ -176,6 +199,45 @@ impl NodeProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as an orchestrator stops a node, and waits for the process to exit; true if
+    /// it exited by itself, with success, within the harness's timeout.
+    pub async fn terminate(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                _ => {
+                    self.kill();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Whether the process is still running (it did not crash or panic its way out).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process's resident memory, in bytes (Linux; `None` elsewhere).
+    pub fn resident_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
     }
 }
 

@@ -11,7 +11,10 @@
 //!   its members a new Welcome with that board; a room nobody holds starts over empty.
 //! - **Outages.** While Redis is unreachable members stay connected and see the board, writes
 //!   are refused as temporarily read-only, and `/readyz` says not ready; when Redis is back
-//!   everything resumes without a restart.
+//!   everything resumes without a restart. Every op is answered within a few Redis timeouts,
+//!   however slow or dead the link: ops that waited too long are refused unsent, round trips
+//!   shrink to what a slow link carries, a member whose ops stay in doubt is told to resume,
+//!   and the subscription is pinged, so that a link that died without a word is noticed.
 //! - **Presence.** Members are announced on the room channel and kept in a hash with a
 //!   per-member expiry that each node refreshes; a dead node's members expire and the other
 //!   nodes report them gone.
@@ -161,11 +164,13 @@ impl RedisSequencer {
                 cluster.redis_timeout,
                 log_cap,
                 cluster.presence_ttl,
+                metrics.clone(),
             )
             .map_err(failed)?,
         );
         let (subscriber, requests) =
-            Subscriber::new(&cluster.redis_url, cluster.redis_timeout).map_err(failed)?;
+            Subscriber::new(&cluster.redis_url, cluster.redis_timeout, metrics.clone())
+                .map_err(failed)?;
         let subscriber = Arc::new(subscriber);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();

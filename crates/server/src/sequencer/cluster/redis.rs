@@ -31,6 +31,8 @@ use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, Server
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Metrics;
+
 /// The key holding the cluster's capability key.
 const SECRET_KEY: &str = "kokuban:secret";
 /// Log entries read per round trip when catching up: bounded replies keep Redis responsive
@@ -39,6 +41,13 @@ pub(super) const READ_CHUNK: usize = 1000;
 /// How often an idle command connection is checked, so that readiness and read-only mode
 /// follow a Redis outage within about a second even when nobody writes.
 const PING_EVERY: Duration = Duration::from_millis(500);
+/// Bytes one round trip may carry (a pipeline of commands, or log entries read), at most. The
+/// budget in force is halved after each round trip that missed the timeout and doubled back
+/// after each that succeeded, so that on a slow link, which answers a big round trip only
+/// after the timeout every time, round trips shrink until they fit and work still gets done.
+pub(super) const MAX_ROUND_TRIP_BYTES: usize = 256 * 1024;
+/// The smallest budget: one op, or one log entry, always goes.
+const MIN_ROUND_TRIP_BYTES: usize = 4 * 1024;
 /// First and last reconnect delay: quick for a blip, gentle on a Redis that is down.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -114,7 +123,8 @@ return {'ok', seq}
 static READ: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
--- KEYS: epoch, seq, log, snap, members. ARGV: after ('' = the snapshot's seq), count, full.
+-- KEYS: epoch, seq, log, snap, members. ARGV: after ('' = the snapshot's seq), count, full,
+-- bytes of entries at most (the first entry is returned whatever its size).
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {''} end
 local seq = redis.call('GET', KEYS[2]) or '0'
@@ -123,6 +133,14 @@ local snap = redis.call('HMGET', KEYS[4], 'epoch', 'seq', full and 'board' or 's
 local after = ARGV[1]
 if after == '' then after = snap[2] or '0' end
 local entries = redis.call('XRANGE', KEYS[3], '(' .. after .. '-1', '+', 'COUNT', ARGV[2])
+local budget = tonumber(ARGV[4])
+local size, kept = 0, {}
+for i = 1, #entries do
+  for _, f in ipairs(entries[i][2]) do size = size + #f end
+  if i > 1 and size > budget then break end
+  kept[i] = entries[i]
+end
+entries = kept
 local members = {}
 if full then members = redis.call('HGETALL', KEYS[5]) end
 local t = redis.call('TIME')
@@ -511,6 +529,9 @@ pub(super) struct Db {
     /// The capability key read from Redis, written back (if missing) on every reconnect, so
     /// that a Redis that restarted empty hands later nodes the key the running ones use.
     key: std::sync::OnceLock<[u8; 32]>,
+    metrics: Arc<Metrics>,
+    /// Bytes a round trip may carry now (see [`MAX_ROUND_TRIP_BYTES`]).
+    budget: std::sync::atomic::AtomicUsize,
     /// This process's id on the room channels (random per start).
     pub node: u64,
 }
@@ -530,6 +551,7 @@ impl Db {
         timeout: Duration,
         log_cap: usize,
         presence_ttl: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<Db, Unreachable> {
         let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
         Ok(Db {
@@ -543,12 +565,37 @@ impl Db {
             log_cap,
             presence_ttl,
             key: std::sync::OnceLock::new(),
+            metrics,
+            budget: std::sync::atomic::AtomicUsize::new(MAX_ROUND_TRIP_BYTES),
             node: rand::random(),
         })
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes a pipeline or a read of the log may carry now.
+    pub fn budget(&self) -> usize {
+        self.budget.load(Ordering::Relaxed)
+    }
+
+    /// A round trip that carried up to the budget came back in time: allow more.
+    fn widen(&self) {
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((b * 2).min(MAX_ROUND_TRIP_BYTES))
+            });
+    }
+
+    /// A round trip did not come back in time: allow less.
+    fn narrow(&self) {
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((b / 2).max(MIN_ROUND_TRIP_BYTES))
+            });
     }
 
     /// Whether the command connection is up (writes are accepted only then).
@@ -576,6 +623,9 @@ impl Db {
             *slot = None;
             drop(slot);
             self.up.send_replace(false);
+            self.metrics
+                .redis_disconnects
+                .fetch_add(1, Ordering::Relaxed);
             if !self.logged_down.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "Redis connection lost ({why}); rooms are read-only until it is back"
@@ -699,12 +749,26 @@ impl Db {
     /// Runs a room writer's commands as one pipeline: one round trip for all of them, executed
     /// by Redis in order. `Err` means the answers were lost: any of the commands may or may
     /// not have run.
+    /// `bytes`: what the commands weigh; only a pipeline that used most of the budget shows
+    /// that the link carries more.
     pub async fn execute(
         &self,
         keys: &Keys,
         commands: &[&Command],
+        bytes: usize,
     ) -> Result<Vec<Outcome>, Unreachable> {
-        let mut outcomes = self.execute_once(keys, commands, false).await?;
+        let mut outcomes = match self.execute_once(keys, commands, false).await {
+            Ok(o) => {
+                if bytes * 2 >= self.budget() {
+                    self.widen();
+                }
+                o
+            }
+            Err(e) => {
+                self.narrow();
+                return Err(e);
+            }
+        };
         // Only an operator's SCRIPT FLUSH gets here (every new connection loads the scripts):
         // run again, after loading them, exactly the commands that found no script.
         let missing: Vec<usize> = outcomes
@@ -830,10 +894,12 @@ impl Db {
                     .arg(after.map(|s| s.0.to_string()).unwrap_or_default())
                     .arg(READ_CHUNK)
                     .arg(if full { "1" } else { "0" })
+                    .arg(self.budget())
                     .invoke_async(conn)
                     .await
             })
-            .await?;
+            .await
+            .inspect_err(|_| self.narrow())?;
         let parts = as_array(&reply).ok_or_else(|| malformed("READ"))?;
         let epoch = parts
             .first()
@@ -1071,6 +1137,7 @@ pub(super) struct Subscriber {
     requests: mpsc::UnboundedSender<String>,
     up: watch::Sender<bool>,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl fmt::Debug for Subscriber {
@@ -1086,6 +1153,7 @@ impl Subscriber {
     pub fn new(
         url: &str,
         timeout: Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<(Subscriber, mpsc::UnboundedReceiver<String>), Unreachable> {
         let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
         let (requests, rx) = mpsc::unbounded_channel();
@@ -1096,6 +1164,7 @@ impl Subscriber {
                 requests,
                 up: watch::channel(false).0,
                 timeout,
+                metrics,
             },
             rx,
         ))
@@ -1213,6 +1282,12 @@ impl Subscriber {
             }
             self.up.send_replace(true);
             self.confirm(&channels, true);
+            // A subscription only receives: if the path to Redis dies without a FIN (a
+            // partition, a vanished host), nothing ever says so and the node would wait
+            // forever for messages that go elsewhere. A ping answered in time proves it alive.
+            let mut ping = tokio::time::interval(PING_EVERY);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ping.reset();
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => {
@@ -1223,6 +1298,12 @@ impl Subscriber {
                         Some(m) => self.deliver(&m),
                         None => break,
                     },
+                    _ = ping.tick() => {
+                        let pong = tokio::time::timeout(self.timeout, sink.ping::<Value>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            break;
+                        }
+                    }
                     Some(first) = requests.recv() => {
                         let mut asked = vec![first];
                         while let Ok(c) = requests.try_recv() {
@@ -1252,6 +1333,9 @@ impl Subscriber {
                 }
             }
             self.up.send_replace(false);
+            self.metrics
+                .redis_disconnects
+                .fetch_add(1, Ordering::Relaxed);
             logged_down = true;
             tracing::warn!("Redis subscription lost; resubscribing");
             // Redis may be gone altogether: writes must be refused at once, not after a ping.

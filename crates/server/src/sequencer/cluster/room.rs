@@ -14,7 +14,7 @@
 //! error frame at its place in that queue, so answers (Acks and errors) come in the order the
 //! ops were sent.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,6 +90,8 @@ struct Job {
     /// The member and entry of an op.
     entry: Option<(MemberId, u64)>,
     reply: Option<oneshot::Sender<Outcome>>,
+    /// When it was queued: an op that waited longer than the Redis timeout is refused unsent.
+    queued: Instant,
 }
 
 /// The room's state. `board` is at `(epoch, head)`; `base` is the board's snapshot at
@@ -114,6 +116,9 @@ struct Live {
     unloaded: bool,
     writer: Option<mpsc::Sender<Job>>,
     next_entry: u64,
+    /// Members told to resume while their ops were in doubt: the writer drops their ops that
+    /// are still queued, since their clients resend whatever was not answered.
+    abandoned: HashSet<MemberId>,
 }
 
 #[derive(Debug)]
@@ -128,8 +133,9 @@ struct Local {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    /// Sent to Redis (or about to be); the Ack comes when it is delivered.
-    Pending(u64),
+    /// Sent to Redis (or about to be), with the digest of its encoded op; the Ack comes when
+    /// that op is delivered.
+    Pending(u64, u64),
     /// Not sequenced; the error goes out once the ops before it are answered.
     Failed(u64),
 }
@@ -149,6 +155,14 @@ fn refusal() -> Bytes {
         ErrorCode::TemporarilyReadOnly,
         "the board cannot be saved right now; try again shortly",
     )))
+}
+
+/// Tells an op from the others of its author (encoding is deterministic).
+fn op_digest(encoded: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    encoded.hash(&mut h);
+    h.finish()
 }
 
 pub(super) fn new_epoch(old: Option<Epoch>) -> Epoch {
@@ -319,12 +333,74 @@ impl Room {
         if let Some(e) = m
             .outstanding
             .iter_mut()
-            .find(|e| **e == Entry::Pending(entry))
+            .find(|e| matches!(e, Entry::Pending(id, _) if *id == entry))
         {
             *e = Entry::Failed(entry);
         }
         if !flush_failed(m) {
             evict(shared, self, &mut st, vec![member]);
+        }
+    }
+
+    /// Redis stayed unreachable with ops in flight: whether they were sequenced is unknown
+    /// until it answers again, and every later answer of their authors waits behind them (the
+    /// answers keep the order of the ops). Rather than hear nothing for as long as the outage
+    /// lasts, every member with an unanswered op is told to resume; its client resends what
+    /// was not answered (ops are idempotent, so one that did get sequenced costs nothing) and
+    /// hears at once that the board is read-only.
+    fn abandon_unanswered(&self, shared: &Shared) {
+        let mut st = self.lock();
+        let stuck: Vec<MemberId> = st
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.outstanding
+                    .iter()
+                    .any(|e| matches!(e, Entry::Pending(..)))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut slow = Vec::new();
+        for id in stuck {
+            let Some(m) = st.members.remove(&id) else {
+                continue;
+            };
+            st.cursors.remove(&id);
+            st.abandoned.insert(id);
+            m.link.kick(KickReason::SlowConsumer);
+            shared.metrics.members.fetch_sub(1, Relaxed);
+            shared.metrics.in_doubt_disconnects.fetch_add(1, Relaxed);
+            tracing::info!(room = %self.id, member = %id, "Redis unreachable with ops in flight: member told to resume");
+            let left = frame(&ServerMsg::Presence(PresenceEvent::Left(id)));
+            for (other, m) in &st.members {
+                if m.link.send(left.clone()).is_err() {
+                    slow.push(*other);
+                }
+            }
+            push(
+                &st,
+                Command::Depart {
+                    member: id,
+                    frame: left,
+                },
+            );
+        }
+        evict(shared, self, &mut st, slow);
+        if st.members.is_empty() && st.empty_since.is_none() {
+            st.empty_since = Some(Instant::now());
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Command {
+    /// Roughly what the command weighs in a pipeline.
+    fn weight(&self) -> usize {
+        64 + match self {
+            Command::Sequence { op, .. } => op.len(),
+            Command::Announce { joined, frame, .. } => joined.len() + frame.len(),
+            Command::Depart { frame, .. } | Command::Publish { frame } => frame.len(),
+            Command::Heartbeat { members } => members.iter().map(|(_, f)| 24 + f.len()).sum(),
         }
     }
 }
@@ -347,6 +423,7 @@ fn push(st: &Live, command: Command) -> bool {
             command,
             entry: None,
             reply: None,
+            queued: Instant::now(),
         })
         .is_ok()
     })
@@ -419,8 +496,21 @@ fn deliver(
     let ServerMsg::Op(s) = msg else {
         unreachable!("built as an op just above")
     };
+    // An op of a local member is its Ack only if it is the op the member waits for: a
+    // pipeline that timed out may still reach Redis later (its bytes were in flight), and its
+    // ops, already answered as refused, then arrive like anyone else's, not as Acks.
+    let mut digest = None;
     for (id, m) in st.members.iter_mut() {
-        let sent = if *id == author && matches!(m.outstanding.front(), Some(Entry::Pending(_))) {
+        let awaited = *id == author
+            && match m.outstanding.front() {
+                Some(Entry::Pending(_, d)) => {
+                    *d == *digest.get_or_insert_with(|| {
+                        op_digest(&encode_client(&ClientMsg::Op(s.op.clone())))
+                    })
+                }
+                _ => false,
+            };
+        let sent = if awaited {
             m.outstanding.pop_front();
             let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
             m.link.send(ack).is_ok() && flush_failed(m)
@@ -533,6 +623,7 @@ pub(super) async fn open(shared: &Arc<Shared>, id: &RoomId) -> Result<Arc<Room>,
         unloaded: false,
         writer: Some(writer_tx),
         next_entry: 0,
+        abandoned: HashSet::new(),
     };
     set_remote(shared, &mut live, fetched.members);
     let room = Arc::new(Room {
@@ -654,12 +745,51 @@ pub(super) fn admit(
 async fn write(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
+        // What the link to Redis carries in time now (it shrinks on a slow link).
+        let budget = shared.db.budget();
+        let mut bytes = first.command.weight();
         batch.push(first);
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && bytes < budget {
             match jobs.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(j) => {
+                    bytes += j.command.weight();
+                    batch.push(j);
+                }
                 Err(_) => break,
             }
+        }
+        {
+            let mut st = room.lock();
+            if !st.abandoned.is_empty() {
+                batch.retain(|j| !j.entry.is_some_and(|(m, _)| st.abandoned.contains(&m)));
+                // Abandoned members submit nothing more: once the queue is empty, none of
+                // their ops is left in it.
+                if jobs.is_empty() {
+                    st.abandoned.clear();
+                }
+            }
+        }
+        // A link that carries less than the room sends (a throttled or lossy path to Redis)
+        // would otherwise let the queue, and the wait for an answer, grow to the queue's
+        // bound. An op that waited longer than the Redis timeout is refused unsent instead, so
+        // that every op is answered within a few timeouts; a stale cursor is simply dropped.
+        let stale_after = shared.settings.redis_timeout;
+        batch.retain(|j| {
+            if j.queued.elapsed() <= stale_after {
+                return true;
+            }
+            match (&j.command, j.entry) {
+                (_, Some((member, entry))) => {
+                    shared.metrics.store_errors.fetch_add(1, Relaxed);
+                    room.fail_entry(&shared, member, entry);
+                    false
+                }
+                (Command::Publish { .. }, _) => false,
+                _ => true,
+            }
+        });
+        if batch.is_empty() {
+            continue;
         }
         if !shared.db.is_up() {
             // Nothing is sent while Redis is down: these ops were certainly not sequenced.
@@ -671,7 +801,7 @@ async fn write(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Receiver<Jo
             continue;
         }
         let commands: Vec<&Command> = batch.iter().map(|j| &j.command).collect();
-        match shared.db.execute(&room.keys, &commands).await {
+        match shared.db.execute(&room.keys, &commands, bytes).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     settle(&shared, &room, job, outcome);
@@ -687,20 +817,34 @@ async fn write(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Receiver<Jo
                 // Whether these ops were sequenced is unknown until Redis answers again. Every
                 // later op waits until the room has read its log up to Redis's head and
                 // answered these (an Ack for each one found, an error for the others), so
-                // that each member's answers keep the order of its ops.
+                // that each member's answers keep the order of its ops. A blip is waited
+                // out; an outage, or a link too slow to read the log back in time, is not:
+                // their authors are told to resume meanwhile.
+                let resolution = async {
+                    shared.db.wait_up().await;
+                    let (done, resolved) = oneshot::channel();
+                    if room
+                        .control
+                        .send(Control::Resolve { in_doubt, done })
+                        .is_err()
+                    {
+                        return false;
+                    }
+                    resolved.await.is_ok()
+                };
                 tokio::select! {
                     _ = shared.stop.cancelled() => return,
-                    _ = shared.db.wait_up() => {}
+                    resolved = resolution => if !resolved {
+                        // The room task is gone (the node is stopping).
+                        return;
+                    },
+                    _ = tokio::time::sleep(shared.settings.redis_timeout) => {
+                        // Nobody waits for the in-doubt ops any more, and nobody else's ops
+                        // were behind them: the writer goes on. Those that were sequenced
+                        // reach the room like any op it missed (a seq jump, a resync).
+                        room.abandon_unanswered(&shared);
+                    }
                 }
-                let (done, resolved) = oneshot::channel();
-                if room
-                    .control
-                    .send(Control::Resolve { in_doubt, done })
-                    .is_err()
-                {
-                    return;
-                }
-                let _ = resolved.await;
             }
         }
     }
@@ -1091,6 +1235,7 @@ fn heartbeat(shared: &Arc<Shared>, room: &Arc<Room>) {
         },
         entry: None,
         reply: Some(tx),
+        queued: Instant::now(),
     };
     let asked = Instant::now();
     // Through the writer, so that it is ordered with this node's announcements and departures.
@@ -1191,16 +1336,20 @@ impl Membership for ClusterMembership {
         if !shared.db.is_up() || m.outstanding.len() >= shared.settings.max_outstanding {
             return Self::refuse(&mut st, self.member);
         }
+        crate::sequencer::vet_behind(&st.board, self.member, &op, m.outstanding.len())?;
         let entry = st.next_entry;
+        let op = encode_client(&ClientMsg::Op(op));
+        let digest = op_digest(&op);
         let job = Job {
             command: Command::Sequence {
                 epoch: st.epoch,
                 head: st.head,
                 author: self.member,
-                op: encode_client(&ClientMsg::Op(op)),
+                op,
             },
             entry: Some((self.member, entry)),
             reply: None,
+            queued: Instant::now(),
         };
         // Queued under the room lock, so the writer's order is the order of each member's
         // queue of unanswered ops.
@@ -1210,7 +1359,7 @@ impl Membership for ClusterMembership {
         }
         st.next_entry += 1;
         if let Some(m) = st.members.get_mut(&self.member) {
-            m.outstanding.push_back(Entry::Pending(entry));
+            m.outstanding.push_back(Entry::Pending(entry, digest));
         }
         Ok(())
     }
