@@ -180,7 +180,7 @@ impl Connection {
         // A slow consumer or a resync lost nothing and should catch up soon; a server going
         // away (restart, shutdown) wants everyone back, but not all at once: full jitter.
         let delay = match code {
-            close::SLOW_CONSUMER => delay.min(BACKOFF_BASE_MS),
+            close::SLOW_CONSUMER | close::RESUME => delay.min(BACKOFF_BASE_MS),
             _ => delay,
         };
         Next::RetryIn(delay)
@@ -323,9 +323,14 @@ mod tests {
         for _ in 0..6 {
             c.closed(1006, true, 2.0, &mut Max);
         }
-        // A slow consumer comes back quickly whatever the backoff says.
+        // A slow consumer, or a member told to resume, comes back quickly whatever the backoff
+        // says.
         assert_eq!(
             retry(c.closed(close::SLOW_CONSUMER, true, 3.0, &mut Max)),
+            BACKOFF_BASE_MS
+        );
+        assert_eq!(
+            retry(c.closed(close::RESUME, true, 3.5, &mut Max)),
             BACKOFF_BASE_MS
         );
         assert_eq!(

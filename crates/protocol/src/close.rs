@@ -23,3 +23,7 @@ pub const SLOW_CONSUMER: u16 = 4001;
 pub const VERSION_MISMATCH: u16 = 4002;
 /// The heartbeat found no sign of life from the peer within the idle timeout.
 pub const IDLE_TIMEOUT: u16 = 4003;
+/// The node could not tell in time what became of the client's ops (its link to the cluster's
+/// Redis failed with them in flight), or fell behind the room's log. The client should
+/// reconnect at once and resume from its last position, resending what was not acknowledged.
+pub const RESUME: u16 = 4004;

@@ -540,3 +540,62 @@ async fn a_room_opens_on_any_node_and_rooms_unload_when_their_last_member_leaves
     let bob = b_node.viewer(&room, "bob").await;
     assert!(bob.board.is_empty());
 }
+
+/// A Hello that a cap refuses: the error, then close 1013 (try again later).
+async fn refused_at(node: &harness::TestServer, room: &harness::TestRoom, code: ErrorCode) {
+    let mut c = TestClient::connect(node, room.id.as_str()).await;
+    c.hello(&room.id, &room.edit, None).await;
+    c.expect_error(code).await;
+    assert_eq!(
+        c.expect_close().await,
+        Some(kokuban_protocol::close::TRY_AGAIN_LATER)
+    );
+}
+
+#[tokio::test]
+async fn a_room_full_across_nodes_and_a_node_full_of_rooms_refuse_joins_while_members_draw_on() {
+    let redis = RedisServer::start(false).await;
+    let a_node = node_with(&redis, "a", |c| {
+        c.max_rooms = 1;
+        c.max_members_per_room = 2;
+    })
+    .await;
+    let b_node = node_with(&redis, "b", |c| c.max_members_per_room = 2).await;
+    let room = a_node.create_room().await;
+    let other = a_node.create_room().await;
+    let mut ada = a_node.editor(&room, "ada").await;
+    let mut bob = b_node.editor(&room, "bob").await;
+    let both: HashSet<MemberId> = [ada.member(), bob.member()].into();
+    wait_members(&mut ada, &both).await;
+    wait_members(&mut bob, &both).await;
+
+    // Two members, one on each node: the room is full on both.
+    refused_at(&a_node, &room, ErrorCode::RoomFull).await;
+    refused_at(&b_node, &room, ErrorCode::RoomFull).await;
+    // Node a holds one room, which is its cap; node b may load the other room.
+    refused_at(&a_node, &other, ErrorCode::Overloaded).await;
+    let carol = b_node.editor(&other, "carol").await;
+    assert_eq!(a_node.metric("kokuban_rooms_loaded").await, 1.0);
+
+    // The members inside draw on, across the nodes.
+    ada.draw_stroke(1, 30, 10).await;
+    bob.draw_stroke(2, 30, 10).await;
+    converge(&mut [&mut ada, &mut bob]).await;
+    assert_eq!(ada.board.len(), 2);
+    for (node, reason) in [
+        (&a_node, "room_full"),
+        (&a_node, "overloaded"),
+        (&b_node, "room_full"),
+    ] {
+        let series = format!("kokuban_rejected_frames_total{{reason=\"{reason}\"}}");
+        assert_eq!(node.metric(&series).await, 1.0, "{series}");
+    }
+
+    // Once Bob leaves, and node a has heard, a newcomer gets in there.
+    bob.close().await;
+    let only_ada: HashSet<MemberId> = [ada.member()].into();
+    wait_members(&mut ada, &only_ada).await;
+    let dan = a_node.editor(&room, "dan").await;
+    assert!(dan.board.len() == 2);
+    carol.close().await;
+}

@@ -719,7 +719,7 @@ async fn a_node_cut_off_from_redis_stays_connected_read_only_then_recovers_witho
         // The documented read-only mode: members stay connected and see the board.
         assert!(vic.connected(), "{fault}: a viewer was disconnected");
         assert!(
-            ada.closes.iter().all(|c| *c == Some(close::SLOW_CONSUMER)),
+            ada.closes.iter().all(|c| *c == Some(close::RESUME)),
             "{fault}: the editor was only ever told to resume: {:?}",
             ada.closes
         );

@@ -172,6 +172,9 @@ pub struct SequencerError(pub String);
 pub enum KickReason {
     /// Its send queue was full.
     SlowConsumer,
+    /// The node lost track of the member's ops in flight, or of the room's log: the member
+    /// resumes, and its client resends what was not acknowledged.
+    Resume,
 }
 
 #[derive(Debug, Default)]

@@ -711,6 +711,7 @@ impl Session {
 fn kick_close(reason: KickReason) -> Close {
     match reason {
         KickReason::SlowConsumer => (close::SLOW_CONSUMER, "too slow: reconnect and resume"),
+        KickReason::Resume => (close::RESUME, "reconnect and resume"),
     }
 }
 

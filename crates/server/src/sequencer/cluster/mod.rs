@@ -109,6 +109,11 @@ struct Settings {
     presence_ttl: Duration,
     heartbeat_every: Duration,
     redis_timeout: Duration,
+    /// Rooms this node holds at once; a join that would load one more is refused (0: no cap).
+    max_rooms: usize,
+    /// Members of one room across the cluster (this node's, and the others' as last
+    /// announced); a join beyond it is refused (0: no cap).
+    max_members_per_room: usize,
 }
 
 /// The Redis-backed [`Sequencer`].
@@ -240,6 +245,8 @@ impl RedisSequencer {
             presence_ttl: cluster.presence_ttl,
             heartbeat_every: (cluster.presence_ttl / 3).max(Duration::from_millis(10)),
             redis_timeout: cluster.redis_timeout,
+            max_rooms: config.max_rooms,
+            max_members_per_room: config.max_members_per_room,
         };
         let shared = Arc::new(Shared {
             db,
@@ -279,11 +286,17 @@ impl Sequencer for RedisSequencer {
                 if shared.stop.is_cancelled() {
                     return Err(JoinError::ShuttingDown);
                 }
-                let cell = shared
-                    .rooms()
-                    .entry(request.room.clone())
-                    .or_default()
-                    .clone();
+                let cell = {
+                    let mut rooms = shared.rooms();
+                    // Checked where the room would be added, under the map's lock, so that
+                    // concurrent joins of new rooms cannot overshoot the cap together. Rooms
+                    // already held (with members, or in their grace period) are never refused.
+                    let cap = shared.settings.max_rooms;
+                    if cap != 0 && rooms.len() >= cap && !rooms.contains_key(&request.room) {
+                        return Err(JoinError::Overloaded);
+                    }
+                    rooms.entry(request.room.clone()).or_default().clone()
+                };
                 let room = match cell
                     .get_or_try_init(|| room::open(shared, &request.room))
                     .await
@@ -302,8 +315,9 @@ impl Sequencer for RedisSequencer {
                 };
                 match room::admit(shared, &room, request) {
                     Ok(joined) => return Ok(joined),
+                    Err(room::NotAdmitted::Full) => return Err(JoinError::RoomFull),
                     // Unloaded meanwhile: load it afresh.
-                    Err(back) => request = back,
+                    Err(room::NotAdmitted::Unloaded(back)) => request = *back,
                 }
             }
         })

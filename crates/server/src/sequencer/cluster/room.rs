@@ -367,7 +367,7 @@ impl Room {
             };
             st.cursors.remove(&id);
             st.abandoned.insert(id);
-            m.link.kick(KickReason::SlowConsumer);
+            m.link.kick(KickReason::Resume);
             shared.metrics.members.fetch_sub(1, Relaxed);
             shared.metrics.in_doubt_disconnects.fetch_add(1, Relaxed);
             tracing::info!(room = %self.id, member = %id, "Redis unreachable with ops in flight: member told to resume");
@@ -678,15 +678,30 @@ fn everyone(st: &Live) -> Vec<Member> {
         .collect()
 }
 
-/// Adds a member to a loaded room; gives the request back if the room was unloaded meanwhile.
+/// Why [`admit`] did not add a member.
+pub(super) enum NotAdmitted {
+    /// The room was unloaded meanwhile: the request, to load it afresh.
+    Unloaded(Box<JoinRequest>),
+    /// The room has `max_members_per_room` members across the cluster.
+    Full,
+}
+
+/// Adds a member to a loaded room.
 pub(super) fn admit(
     shared: &Arc<Shared>,
     room: &Arc<Room>,
     request: JoinRequest,
-) -> Result<Joined, JoinRequest> {
+) -> Result<Joined, NotAdmitted> {
     let mut st = room.lock();
     if st.unloaded {
-        return Err(request);
+        return Err(NotAdmitted::Unloaded(Box::new(request)));
+    }
+    // Other nodes' members count as last announced (a heartbeat behind at most), so two
+    // nodes admitting at the same moment can overshoot by a few; the cap bounds a room's
+    // fan-out, not an exact head count.
+    let cap = shared.settings.max_members_per_room;
+    if cap != 0 && st.members.len() + st.remote.len() >= cap {
+        return Err(NotAdmitted::Full);
     }
     let me = request.member.clone();
     let joined = frame(&ServerMsg::Presence(PresenceEvent::Joined(me.clone())));
@@ -1103,7 +1118,7 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachabl
         tracing::warn!(room = %room.id, "node fell behind the room's log; its members resume");
         for id in &ids {
             if let Some(m) = st.members.get(id) {
-                m.link.kick(KickReason::SlowConsumer);
+                m.link.kick(KickReason::Resume);
             }
         }
         return Ok(());
