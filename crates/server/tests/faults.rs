@@ -487,14 +487,44 @@ async fn healthy_node(redis: &RedisServer, name: &str) -> harness::TestServer {
     .await
 }
 
+/// Two nodes of one cluster: `faulty`, a process whose link to Redis runs through the fault
+/// proxy, and `healthy`, in process and talking to Redis directly; and a room made on `faulty`.
+struct FaultyPair {
+    redis: RedisServer,
+    proxy: FaultProxy,
+    faulty: NodeProcess,
+    healthy: harness::TestServer,
+    room: TestRoom,
+}
+
+impl FaultyPair {
+    async fn start() -> FaultyPair {
+        let redis = RedisServer::start(false).await;
+        let proxy = FaultProxy::start(redis.addr()).await;
+        let free = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let faulty = NodeProcess::start_at(&proxy.redis_url(), SECRET, "faulty", free).await;
+        let healthy = healthy_node(&redis, "healthy").await;
+        let room = create_room_at(faulty.addr).await;
+        FaultyPair {
+            redis,
+            proxy,
+            faulty,
+            healthy,
+            room,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_slow_then_throttled_link_to_redis_answers_every_write_in_bounded_time_and_memory() {
-    let redis = RedisServer::start(false).await;
-    let proxy = FaultProxy::start(redis.addr()).await;
-    let free = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut faulty = NodeProcess::start_at(&proxy.redis_url(), SECRET, "faulty", free).await;
-    let healthy = healthy_node(&redis, "healthy").await;
-    let room = create_room_at(faulty.addr).await;
+    // Redis lives as long as the test (a binding, not `_`).
+    let FaultyPair {
+        redis: _redis,
+        proxy,
+        mut faulty,
+        healthy,
+        room,
+    } = FaultyPair::start().await;
     let mut ada = Pen::new("ada", &room, &room.edit);
     ada.connect(faulty.addr).await.unwrap();
     let mut bob = join_at(healthy.addr, &room, &room.view, None).await;
@@ -651,12 +681,14 @@ async fn draw_both(
 
 #[tokio::test]
 async fn a_node_cut_off_from_redis_stays_connected_read_only_then_recovers_without_a_gap() {
-    let redis = RedisServer::start(false).await;
-    let proxy = FaultProxy::start(redis.addr()).await;
-    let free = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let mut faulty = NodeProcess::start_at(&proxy.redis_url(), SECRET, "faulty", free).await;
-    let healthy = healthy_node(&redis, "healthy").await;
-    let room = create_room_at(faulty.addr).await;
+    // Redis lives as long as the test (a binding, not `_`).
+    let FaultyPair {
+        redis: _redis,
+        proxy,
+        mut faulty,
+        healthy,
+        room,
+    } = FaultyPair::start().await;
     let mut ada = Pen::new("ada", &room, &room.edit);
     ada.connect(faulty.addr).await.unwrap();
     let mut vic = Pen::new("vic", &room, &room.view);

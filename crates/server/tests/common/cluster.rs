@@ -53,14 +53,7 @@ pub async fn node_with(
     name: &str,
     adjust: impl FnOnce(&mut Config),
 ) -> TestServer {
-    let cluster = cluster_config(redis);
-    let name = name.to_owned();
-    TestServer::start_with(move |c| {
-        c.node_id = name;
-        c.cluster = Some(cluster);
-        adjust(c);
-    })
-    .await
+    node_at(&redis.url(), name, adjust).await
 }
 
 /// `POST /api/rooms` on any node (or a proxy), with the tokens taken from the links.
