@@ -80,9 +80,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(app);
-    with_security_headers(router)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    // A 5xx is not an error of the node by itself: `/readyz` answers 503 whenever the node is
+    // not ready (Redis unreachable, shutting down), which a load balancer asks every few
+    // seconds. Internal errors are logged where they happen, with what went wrong, so the
+    // trace layer reports failed requests at debug level only.
+    let trace = TraceLayer::new_for_http()
+        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG));
+    with_security_headers(router).layer(trace).with_state(state)
 }
 
 /// Headers on every answer. A response that sets its own Content-Security-Policy (the app's
