@@ -156,3 +156,90 @@ async fn a_tab_that_lost_its_node_catches_up_when_it_returns() {
     ada.quit().await;
     bob.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_typed_on_one_node_is_edited_and_the_edit_undone_on_the_other() {
+    const ENTER: &str = "\u{E007}";
+    const BACKSPACE: &str = "\u{E003}";
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let (edit, _) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let ada = driver.browser(W, H).await;
+    let bob = driver.browser(W, H).await;
+    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
+    bob.goto(&format!("{}{edit}", cluster.b.url())).await;
+    ada.wait_status("connected").await;
+    bob.wait_status("connected").await;
+    let count = "return window.kokuban.strokeCount();";
+
+    // Ada places a text with the text tool: a click opens the editor, Enter commits.
+    let area = (280, 250, 760, 350);
+    ada.press("[data-tool=text]").await;
+    ada.click(300, 280, 1).await;
+    ada.wait_for(
+        "the text editor to open",
+        "return document.querySelectorAll('.text-editor').length === 1;",
+        json!([]),
+    )
+    .await;
+    ada.type_keys(&format!("Kokuban whiteboard{ENTER}")).await;
+    bob.wait_ink("Ada's text on Bob's canvas", area, 150).await;
+    // Let the last pixels of the text arrive before counting them.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let long = bob.ink(area.0, area.1, area.2, area.3).await;
+    assert_eq!(bob.js(count, json!([])).await, json!(1));
+    bob.screenshot("cluster-text-typed").await;
+
+    // Ada double-clicks her text with the select tool and shortens it.
+    ada.press("[data-tool=select]").await;
+    ada.click(310, 290, 2).await;
+    ada.wait_for(
+        "the editor to open on the text",
+        "const e = document.querySelector('.text-editor'); return !!e && e.value === 'Kokuban whiteboard';",
+        json!([]),
+    )
+    .await;
+    ada.type_keys(&format!("{}{ENTER}", BACKSPACE.repeat(11)))
+        .await;
+    bob.wait_for(
+        "the shorter text on Bob's canvas",
+        "return window.kokuban.strokeCount() === 1;",
+        json!([]),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let short = loop {
+        let n = bob.ink(area.0, area.1, area.2, area.3).await;
+        if n > 0 && n < long * 3 / 4 {
+            break n;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit did not reach Bob: {n} ink pixels, {long} before"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    bob.screenshot("cluster-text-edited").await;
+
+    // One undo brings the whole text back, for Bob too.
+    ada.ctrl("z").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = bob.ink(area.0, area.1, area.2, area.3).await;
+        if n > short && n >= long * 9 / 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the undo did not reach Bob: {n} ink pixels, {long} for the whole text"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(bob.js(count, json!([])).await, json!(1));
+    bob.screenshot("cluster-text-edit-undone").await;
+    ada.quit().await;
+    bob.quit().await;
+}

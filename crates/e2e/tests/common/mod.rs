@@ -560,6 +560,59 @@ impl Browser {
         self.command("DELETE", "/actions", None).await;
     }
 
+    /// Clicks the mouse at a point of the viewport, `times` times in quick succession (2: a
+    /// double click).
+    pub async fn click(&self, x: i64, y: i64, times: usize) {
+        let mut actions = vec![json!({"type": "pointerMove", "duration": 0, "x": x, "y": y})];
+        for _ in 0..times {
+            actions.push(json!({"type": "pointerDown", "button": 0}));
+            actions.push(json!({"type": "pointerUp", "button": 0}));
+        }
+        self.command(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{
+                "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                "actions": actions
+            }]})),
+        )
+        .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
+    /// Types `text` into whatever has the keyboard focus (WebDriver key codes such as
+    /// `\u{E007}`, Enter, work too).
+    pub async fn type_keys(&self, text: &str) {
+        let actions: Vec<Value> = text
+            .chars()
+            .flat_map(|c| {
+                let key = c.to_string();
+                [
+                    json!({"type": "keyDown", "value": key}),
+                    json!({"type": "keyUp", "value": key}),
+                ]
+            })
+            .collect();
+        self.command(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
+    /// Clicks the first element matching a CSS selector (a toolbar button, say).
+    pub async fn press(&self, css: &str) {
+        let found = self
+            .js(
+                "const e = document.querySelector(arguments[0]); if (e) { e.click(); } return !!e;",
+                json!([css]),
+            )
+            .await;
+        assert_eq!(found, json!(true), "no element matches {css}");
+    }
+
     /// Presses a key with Control held (e.g. `z` for undo).
     pub async fn ctrl(&self, key: &str) {
         const CONTROL: &str = "\u{E009}";
