@@ -17,13 +17,13 @@ use kokuban_protocol::{
     Ack, Color, Cursor, CursorUpdate, Epoch, List, Member, MemberId, Name, Op, PresenceEvent,
     RoomId, RoomState, Seq, Sequenced, ServerMsg, decode_server, encode_server,
 };
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    BoxFuture, JoinError, JoinRequest, Joined, KickReason, MemberLink, Membership, Sequencer,
-    SequencerError, WriteRefused, vet,
+    BoxFuture, JoinError, JoinRequest, Joined, KickReason, MemberLink, Membership, RoomCells,
+    Sequencer, SequencerError, WriteRefused, hold_room, vet,
 };
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -71,7 +71,7 @@ struct Shared {
     settings: RoomSettings,
     metrics: Arc<Metrics>,
     /// Loaded (or loading) rooms. Lock order: this map, then a room's state.
-    rooms: Mutex<HashMap<RoomId, Arc<OnceCell<Arc<Room>>>>>,
+    rooms: Mutex<RoomCells<Room>>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -132,7 +132,7 @@ impl LocalSequencer {
 }
 
 impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, Arc<OnceCell<Arc<Room>>>>> {
+    fn rooms(&self) -> MutexGuard<'_, RoomCells<Room>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -308,7 +308,7 @@ impl Shared {
     /// At the room cap, makes room for a new one by unloading a room nobody is in (one
     /// waiting out its grace period) before its time: the cap is for rooms in use, and an
     /// empty room costs nothing to load again. False if every room held has members.
-    fn unload_one_empty(&self, rooms: &mut HashMap<RoomId, Arc<OnceCell<Arc<Room>>>>) -> bool {
+    fn unload_one_empty(&self, rooms: &mut RoomCells<Room>) -> bool {
         let empty = rooms.iter().find_map(|(id, cell)| {
             let room = cell.get()?;
             let mut st = lock(room);
@@ -385,34 +385,14 @@ impl Sequencer for LocalSequencer {
                 if shared.stop.is_cancelled() {
                     return Err(JoinError::ShuttingDown);
                 }
-                let cell = {
-                    let mut rooms = shared.rooms();
-                    // Checked where the room would be added, under the map's lock, so that
-                    // concurrent joins of new rooms cannot overshoot the cap together. Rooms
-                    // already held (members, or within their grace period) are never refused.
-                    let cap = shared.settings.max_rooms;
-                    if cap != 0
-                        && rooms.len() >= cap
-                        && !rooms.contains_key(&request.room)
-                        && !shared.unload_one_empty(&mut rooms)
-                    {
-                        return Err(JoinError::Overloaded);
-                    }
-                    rooms.entry(request.room.clone()).or_default().clone()
-                };
-                let room = match cell.get_or_try_init(|| shared.load(&request.room)).await {
-                    Ok(room) => room.clone(),
-                    Err(e) => {
-                        let mut rooms = shared.rooms();
-                        if rooms
-                            .get(&request.room)
-                            .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
-                        {
-                            rooms.remove(&request.room);
-                        }
-                        return Err(e);
-                    }
-                };
+                let room = hold_room(
+                    &shared.rooms,
+                    &request.room,
+                    shared.settings.max_rooms,
+                    |rooms| shared.unload_one_empty(rooms),
+                    || shared.load(&request.room),
+                )
+                .await?;
                 let mut st = lock(&room);
                 if st.unloaded {
                     continue;

@@ -17,17 +17,18 @@
 mod cluster;
 mod local;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use kokuban_board::{Board, Refusal};
 use kokuban_protocol::{
     Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId, RoomState,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{OnceCell, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use cluster::{ClusterConfig, RedisSequencer};
@@ -159,6 +160,54 @@ pub fn vet_behind(
             Err(WriteRefused::Invalid(refusal))
         }
         _ => Ok(()),
+    }
+}
+
+/// The rooms a node holds or is loading, each behind a cell that is filled once.
+pub(crate) type RoomCells<R> = HashMap<RoomId, Arc<OnceCell<Arc<R>>>>;
+
+/// The room `id` of `rooms`, loaded by `load` if this node does not hold it yet.
+///
+/// The cell is added under the map's lock, where the room cap is checked, so that concurrent
+/// joins of new rooms cannot overshoot it together; rooms already held are never refused. At
+/// the cap, `make_room` may free a place (true) before the join is refused as
+/// [`JoinError::Overloaded`]. Concurrent joins of one room share a single load; a load that
+/// fails leaves no cell behind, so the next join tries again.
+pub(crate) async fn hold_room<R, F, Fut>(
+    rooms: &Mutex<RoomCells<R>>,
+    id: &RoomId,
+    max_rooms: usize,
+    make_room: impl FnOnce(&mut RoomCells<R>) -> bool,
+    load: F,
+) -> Result<Arc<R>, JoinError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Arc<R>, JoinError>>,
+{
+    let lock = || rooms.lock().unwrap_or_else(|p| p.into_inner());
+    let cell = {
+        let mut held = lock();
+        if max_rooms != 0
+            && held.len() >= max_rooms
+            && !held.contains_key(id)
+            && !make_room(&mut held)
+        {
+            return Err(JoinError::Overloaded);
+        }
+        held.entry(id.clone()).or_default().clone()
+    };
+    match cell.get_or_try_init(load).await {
+        Ok(room) => Ok(room.clone()),
+        Err(e) => {
+            let mut held = lock();
+            if held
+                .get(id)
+                .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
+            {
+                held.remove(id);
+            }
+            Err(e)
+        }
     }
 }
 

@@ -356,37 +356,34 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
         resume: hello.resume,
         link: link.clone(),
     };
+    let refusal = |rejection: Rejection, code: ErrorCode, message: &'static str, close: Close| {
+        metrics.reject(rejection);
+        (code, message, close)
+    };
     let joined = match state.sequencer.join(request).await {
         Ok(joined) => joined,
-        Err(JoinError::NotFound) => {
-            metrics.reject(Rejection::Forbidden);
-            return conn
-                .error_and_close(
-                    ErrorCode::Forbidden,
-                    FORBIDDEN,
-                    (close::POLICY, "forbidden"),
-                )
-                .await;
-        }
-        Err(JoinError::RoomFull) => {
-            metrics.reject(Rejection::RoomFull);
-            return conn
-                .error_and_close(
+        Err(e @ (JoinError::NotFound | JoinError::RoomFull | JoinError::Overloaded)) => {
+            let (code, message, close) = match e {
+                JoinError::RoomFull => refusal(
+                    Rejection::RoomFull,
                     ErrorCode::RoomFull,
                     "this room has as many members as it may; try again later",
                     (close::TRY_AGAIN_LATER, "room full"),
-                )
-                .await;
-        }
-        Err(JoinError::Overloaded) => {
-            metrics.reject(Rejection::Overloaded);
-            return conn
-                .error_and_close(
+                ),
+                JoinError::Overloaded => refusal(
+                    Rejection::Overloaded,
                     ErrorCode::Overloaded,
                     "the server holds as many rooms as it may; try again later",
                     (close::TRY_AGAIN_LATER, "server at capacity"),
-                )
-                .await;
+                ),
+                _ => refusal(
+                    Rejection::Forbidden,
+                    ErrorCode::Forbidden,
+                    FORBIDDEN,
+                    (close::POLICY, "forbidden"),
+                ),
+            };
+            return conn.error_and_close(code, message, close).await;
         }
         Err(JoinError::ShuttingDown) => {
             return conn

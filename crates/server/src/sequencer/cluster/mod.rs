@@ -33,14 +33,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use kokuban_board::Board;
 use kokuban_protocol::RoomId;
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use self::redis::{Db, Keys, Subscriber, Unreachable};
 use self::room::Room;
-use super::{BoxFuture, JoinError, JoinRequest, Joined, Sequencer, SequencerError};
+use super::{
+    BoxFuture, JoinError, JoinRequest, Joined, RoomCells, Sequencer, SequencerError, hold_room,
+};
 use crate::capability::{Capabilities, KEY_BYTES};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -129,7 +130,7 @@ struct Shared {
     settings: Settings,
     metrics: Arc<Metrics>,
     /// Loaded (or loading) rooms. Lock order: this map, then a room's state.
-    rooms: Mutex<HashMap<RoomId, Arc<OnceCell<Arc<Room>>>>>,
+    rooms: Mutex<RoomCells<Room>>,
     serial: AtomicU64,
     stop: CancellationToken,
     /// Room tasks, connections and helpers.
@@ -141,7 +142,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, HashMap<RoomId, Arc<OnceCell<Arc<Room>>>>> {
+    fn rooms(&self) -> MutexGuard<'_, RoomCells<Room>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -286,33 +287,16 @@ impl Sequencer for RedisSequencer {
                 if shared.stop.is_cancelled() {
                     return Err(JoinError::ShuttingDown);
                 }
-                let cell = {
-                    let mut rooms = shared.rooms();
-                    // Checked where the room would be added, under the map's lock, so that
-                    // concurrent joins of new rooms cannot overshoot the cap together. Rooms
-                    // already held (with members, or in their grace period) are never refused.
-                    let cap = shared.settings.max_rooms;
-                    if cap != 0 && rooms.len() >= cap && !rooms.contains_key(&request.room) {
-                        return Err(JoinError::Overloaded);
-                    }
-                    rooms.entry(request.room.clone()).or_default().clone()
-                };
-                let room = match cell
-                    .get_or_try_init(|| room::open(shared, &request.room))
-                    .await
-                {
-                    Ok(room) => room.clone(),
-                    Err(e) => {
-                        let mut rooms = shared.rooms();
-                        if rooms
-                            .get(&request.room)
-                            .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
-                        {
-                            rooms.remove(&request.room);
-                        }
-                        return Err(e);
-                    }
-                };
+                let room = hold_room(
+                    &shared.rooms,
+                    &request.room,
+                    shared.settings.max_rooms,
+                    // Unloading a cluster room early would cost its subscription and a
+                    // reload from Redis: at the cap, joins of new rooms are refused.
+                    |_| false,
+                    || room::open(shared, &request.room),
+                )
+                .await?;
                 match room::admit(shared, &room, request) {
                     Ok(joined) => return Ok(joined),
                     Err(room::NotAdmitted::Full) => return Err(JoinError::RoomFull),
