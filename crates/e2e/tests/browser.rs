@@ -24,15 +24,14 @@ async fn a_stroke_on_one_node_appears_on_a_tab_of_the_other_and_undo_removes_it(
     let cluster = Cluster::start().await;
     let (edit, _) = cluster.a.create_room().await;
     let driver = Driver::start().await;
-    let ada = driver.browser(W, H).await;
-    let bob = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
-    bob.goto(&format!("{}{edit}", cluster.b.url())).await;
-    ada.wait_status("connected").await;
-    bob.wait_status("connected").await;
-    // One member on each node: nothing reaches Bob except through the cluster.
-    cluster.a.wait_members(1).await;
-    cluster.b.wait_members(1).await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{edit}", cluster.b.url()),
+        )
+        .await;
 
     let area = (300, 250, 700, 350);
     assert_eq!(bob.ink(area.0, area.1, area.2, area.3).await, 0);
@@ -69,14 +68,14 @@ async fn a_view_only_tab_on_the_other_node_sees_the_board_but_cannot_draw() {
     // Created on node B this time: Ada's edit link must work on node A.
     let (edit, view) = cluster.b.create_room().await;
     let driver = Driver::start().await;
-    let ada = driver.browser(W, H).await;
-    let viewer = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
-    viewer.goto(&format!("{}{view}", cluster.b.url())).await;
-    ada.wait_status("connected").await;
-    viewer.wait_status("connected").await;
-    cluster.a.wait_members(1).await;
-    cluster.b.wait_members(1).await;
+    let (ada, viewer) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await;
 
     // No drawing tools for a viewer.
     assert_eq!(viewer.count("[data-tool]").await, 0);
@@ -113,14 +112,14 @@ async fn a_tab_that_lost_its_node_catches_up_when_it_returns() {
     let proxy = Proxy::start(cluster.b.addr).await;
     let (edit, _) = cluster.a.create_room().await;
     let driver = Driver::start().await;
-    let ada = driver.browser(W, H).await;
-    let bob = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
-    bob.goto(&format!("{}{edit}", proxy.url())).await;
-    ada.wait_status("connected").await;
-    bob.wait_status("connected").await;
-    cluster.a.wait_members(1).await;
-    cluster.b.wait_members(1).await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{edit}", proxy.url()),
+        )
+        .await;
 
     proxy.unplug();
     bob.wait_for(
@@ -167,12 +166,14 @@ async fn text_typed_on_one_node_is_edited_and_the_edit_undone_on_the_other() {
     let cluster = Cluster::start().await;
     let (edit, _) = cluster.a.create_room().await;
     let driver = Driver::start().await;
-    let ada = driver.browser(W, H).await;
-    let bob = driver.browser(W, H).await;
-    ada.goto(&format!("{}{edit}", cluster.a.url())).await;
-    bob.goto(&format!("{}{edit}", cluster.b.url())).await;
-    ada.wait_status("connected").await;
-    bob.wait_status("connected").await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{edit}", cluster.b.url()),
+        )
+        .await;
     let count = "return window.kokuban.strokeCount();";
 
     // Ada places a text with the text tool: a click opens the editor, Enter commits.

@@ -198,6 +198,27 @@ impl Cluster {
             _redis: redis,
         }
     }
+
+    /// Opens a tab of `width`×`height` on `a_url` (node A) and one on `b_url` (node B, or a
+    /// proxy in front of it), and waits until both are connected and each node holds exactly
+    /// one member: from then on nothing reaches one tab from the other except through Redis.
+    pub async fn two_tabs(
+        &self,
+        driver: &Driver,
+        (width, height): (u32, u32),
+        a_url: &str,
+        b_url: &str,
+    ) -> (Browser, Browser) {
+        let a = driver.browser(width, height).await;
+        let b = driver.browser(width, height).await;
+        a.goto(a_url).await;
+        b.goto(b_url).await;
+        a.wait_status("connected").await;
+        b.wait_status("connected").await;
+        self.a.wait_members(1).await;
+        self.b.wait_members(1).await;
+        (a, b)
+    }
 }
 
 impl Drop for Node {
