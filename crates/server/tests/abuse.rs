@@ -20,10 +20,13 @@ fn batch(id: StrokeId, start: u32, xs: &[i32]) -> Op {
     Op::StrokePoints(StrokePoints::new(id, start, points).unwrap())
 }
 
-/// Sends an op that must be refused and returns the error's message.
+/// Sends an op that must be refused and returns the error's message. The refusal answers it,
+/// so nothing of this client's is left unanswered.
 async fn refused(client: &mut TestClient, op: Op) -> String {
-    client.send(&ClientMsg::Op(op)).await;
-    client.expect_error(ErrorCode::InvalidOp).await
+    client.send_op(op).await;
+    let message = client.expect_error(ErrorCode::InvalidOp).await;
+    assert_eq!(client.pending(), 0, "the refusal answered the op");
+    message
 }
 
 #[tokio::test]

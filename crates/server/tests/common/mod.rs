@@ -488,6 +488,19 @@ impl TestClient {
                                 op,
                             });
                         }
+                        // A refusal answers the oldest unanswered op, like an Ack: that op
+                        // was not sequenced, so a later Ack belongs to the one after it.
+                        ServerMsg::Error(e)
+                            if matches!(
+                                e.code,
+                                ErrorCode::ViewOnly
+                                    | ErrorCode::TemporarilyReadOnly
+                                    | ErrorCode::InvalidOp
+                            ) =>
+                        {
+                            self.pending.pop_front();
+                            self.other.push(msg.clone());
+                        }
                         ServerMsg::Welcome(_) => {}
                         _ => self.other.push(msg.clone()),
                     }
@@ -533,6 +546,11 @@ impl TestClient {
         while self.board.position().is_none_or(|p| p.seq < seq) {
             self.recv().await;
         }
+    }
+
+    /// Ops sent and not yet answered (by an Ack or a refusal).
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Reads until every op this client sent is acknowledged.
