@@ -559,6 +559,27 @@ impl Browser {
         }
     }
 
+    /// Performs a sequence of WebDriver mouse actions, then releases whatever they hold.
+    async fn mouse(&self, actions: Vec<Value>) {
+        self.perform(json!({
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": actions
+        }))
+        .await;
+    }
+
+    /// Performs a sequence of WebDriver key actions, then releases whatever they hold.
+    async fn keyboard(&self, actions: Vec<Value>) {
+        self.perform(json!({"type": "key", "id": "keyboard", "actions": actions}))
+            .await;
+    }
+
+    async fn perform(&self, source: Value) {
+        self.command("POST", "/actions", Some(json!({ "actions": [source] })))
+            .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
     /// Drags the mouse through `points` (CSS pixels of the viewport).
     pub async fn draw(&self, points: &[(i64, i64)]) {
         let mut actions = vec![
@@ -569,16 +590,7 @@ impl Browser {
             actions.push(json!({"type": "pointerMove", "duration": 16, "x": x, "y": y}));
         }
         actions.push(json!({"type": "pointerUp", "button": 0}));
-        self.command(
-            "POST",
-            "/actions",
-            Some(json!({"actions": [{
-                "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-                "actions": actions
-            }]})),
-        )
-        .await;
-        self.command("DELETE", "/actions", None).await;
+        self.mouse(actions).await;
     }
 
     /// Clicks the mouse at a point of the viewport, `times` times in quick succession (2: a
@@ -589,16 +601,7 @@ impl Browser {
             actions.push(json!({"type": "pointerDown", "button": 0}));
             actions.push(json!({"type": "pointerUp", "button": 0}));
         }
-        self.command(
-            "POST",
-            "/actions",
-            Some(json!({"actions": [{
-                "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
-                "actions": actions
-            }]})),
-        )
-        .await;
-        self.command("DELETE", "/actions", None).await;
+        self.mouse(actions).await;
     }
 
     /// Types `text` into whatever has the keyboard focus (WebDriver key codes such as
@@ -614,13 +617,7 @@ impl Browser {
                 ]
             })
             .collect();
-        self.command(
-            "POST",
-            "/actions",
-            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
-        )
-        .await;
-        self.command("DELETE", "/actions", None).await;
+        self.keyboard(actions).await;
     }
 
     /// Clicks the first element matching a CSS selector (a toolbar button, say).
@@ -637,20 +634,13 @@ impl Browser {
     /// Presses a key with Control held (e.g. `z` for undo).
     pub async fn ctrl(&self, key: &str) {
         const CONTROL: &str = "\u{E009}";
-        self.command(
-            "POST",
-            "/actions",
-            Some(
-                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
-                    {"type": "keyDown", "value": CONTROL},
-                    {"type": "keyDown", "value": key},
-                    {"type": "keyUp", "value": key},
-                    {"type": "keyUp", "value": CONTROL},
-                ]}]}),
-            ),
-        )
+        self.keyboard(vec![
+            json!({"type": "keyDown", "value": CONTROL}),
+            json!({"type": "keyDown", "value": key}),
+            json!({"type": "keyUp", "value": key}),
+            json!({"type": "keyUp", "value": CONTROL}),
+        ])
         .await;
-        self.command("DELETE", "/actions", None).await;
     }
 
     /// How many elements match a CSS selector.
