@@ -110,18 +110,20 @@ pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
             id_string(),
             proptest::option::of(position()),
             name(),
-            color()
+            color(),
+            any::<[u8; 16]>()
         )
             .prop_map(
-                |(room, token, resume, name, color)| ClientMsg::Hello(Hello {
+                |(room, token, resume, name, color, key)| ClientMsg::Hello(Hello {
                     room: RoomId::new(room).unwrap(),
                     token: Token::new(token).unwrap(),
                     resume,
                     name,
                     color,
+                    client: ClientKey(key),
                 })
             ),
-        op().prop_map(ClientMsg::Op),
+        (any::<u64>(), op()).prop_map(|(n, op)| ClientMsg::Op(Submit { n, op })),
         proptest::option::of(cursor()).prop_map(ClientMsg::Cursor),
         (name(), color()).prop_map(|(name, color)| ClientMsg::Profile(Profile { name, color })),
     ]
@@ -162,6 +164,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::TemporarilyReadOnly),
         Just(ErrorCode::RoomFull),
         Just(ErrorCode::Overloaded),
+        Just(ErrorCode::Decided),
         Just(ErrorCode::Internal),
     ]
 }
@@ -179,20 +182,24 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
     ];
     prop_oneof![
         (
-            member_id(),
-            capability(),
+            (member_id(), member_id(), capability()),
             any::<u64>(),
             state,
-            vec(member(), 0..4)
+            vec(member(), 0..4),
+            any::<u64>()
         )
             .prop_map(
-                |(member, capability, epoch, state, members)| ServerMsg::Welcome(Welcome {
-                    member,
-                    capability,
-                    epoch: Epoch(epoch),
-                    state,
-                    members: members.into(),
-                })
+                |((member, author, capability), epoch, state, members, decided)| {
+                    ServerMsg::Welcome(Welcome {
+                        member,
+                        author,
+                        capability,
+                        epoch: Epoch(epoch),
+                        state,
+                        members: members.into(),
+                        decided,
+                    })
+                }
             ),
         sequenced().prop_map(ServerMsg::Op),
         position().prop_map(|p| ServerMsg::Ack(Ack {

@@ -24,9 +24,25 @@ impl fmt::Display for StrokeId {
     }
 }
 
-/// A member of a room for the life of one connection, chosen by the server (never the client).
+/// Who someone is in a room, always chosen by the server (never the client): a member for the
+/// life of one connection (presence, cursors), or the author of ops, stable across the
+/// connections of one [`ClientKey`] so that a stroke begun before a reconnect can be finished
+/// after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MemberId(pub u64);
+
+/// A client's secret for its ops, chosen at random by the client and kept with its unsent ops
+/// (across reconnects, and across reloads of the page). The server derives the client's author
+/// id from it; the key itself is never shown to anyone else, so nobody can write as that
+/// author or use up its op numbers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientKey(pub [u8; 16]);
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientKey(<hidden>)")
+    }
+}
 
 impl fmt::Display for MemberId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -22,12 +22,13 @@ pub use codec::{
     DecodeError, decode_client, decode_server, encode_client, encode_server, encode_server_into,
 };
 pub use ids::{
-    Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token, Width,
+    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
+    Width,
 };
 pub use limits::PROTOCOL_VERSION;
 pub use msg::{
     Ack, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame, Hello, Member, Op,
     Placement, Position, PresenceEvent, Profile, RoomState, Sequenced, ServerMsg, StrokePoints,
-    Tool, Welcome,
+    Submit, Tool, Welcome,
 };
 pub use point::{DeltaPoints, Path, Point, Points};

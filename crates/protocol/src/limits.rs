@@ -4,7 +4,7 @@
 //! them; the server adds its own per-connection limits (rate, queue depth) on top.
 
 /// The protocol version byte that starts every frame. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Largest frame a client may send (one WebSocket message). Point batches are a few hundred
 /// bytes; 64 KiB leaves room for the largest legitimate op (a full erase list or a long text).

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded::{Bounded, Bytes, List};
 use crate::ids::{
-    Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token, Width,
+    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
+    Width,
 };
 use crate::limits::{COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE};
 use crate::point::{Point, Points};
@@ -14,8 +15,9 @@ use crate::point::{Point, Points};
 pub enum ClientMsg {
     /// The first message on every connection.
     Hello(Hello),
-    /// A durable change to the board; the server sequences it and relays it.
-    Op(Op),
+    /// A durable change to the board, numbered by its author; the server sequences it (once,
+    /// however often it is sent) and relays it.
+    Op(Submit),
     /// Where this member's pointer is (`None`: it left the canvas). Ephemeral.
     Cursor(Option<Cursor>),
     /// A new display name or colour.
@@ -61,6 +63,24 @@ pub struct Hello {
     pub name: Name,
     /// Display colour (cursor, avatar).
     pub color: Color,
+    /// The client's secret for its ops (the same on every connection that may resend them).
+    pub client: ClientKey,
+}
+
+/// An op as its author sends it: numbered, so that a retry is recognized.
+///
+/// Numbers start at 1 and increase with every op of the author (the same [`ClientKey`]); gaps
+/// are allowed. The server applies each number at most once: an op whose number it has seen
+/// is answered with the first one's `Ack` (or told it was decided before), never applied
+/// again; one numbered at or below an op it already decided is never applied at all. So an
+/// op the author was told was refused is never applied later; to try again, the author sends
+/// it under a new number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submit {
+    /// The op's number among its author's.
+    pub n: u64,
+    /// The op.
+    pub op: Op,
 }
 
 /// A place in a room's history.
@@ -107,8 +127,9 @@ pub enum Tool {
     Ellipse,
 }
 
-/// A durable change to a board. Every op is idempotent: applying it twice in a row is the
-/// same as applying it once.
+/// A durable change to a board. Applying an op twice in a row is the same as applying it once;
+/// but a retried op could land after others' ops, where applying it again is not harmless (a
+/// Clear after someone's new stroke), which is why ops are numbered ([`Submit`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Starts a stroke.
@@ -289,7 +310,8 @@ pub struct Sequenced {
     pub epoch: Epoch,
     /// Its place in that history.
     pub seq: Seq,
-    /// Who sent it (set by the server, never taken from the client).
+    /// Its author (set by the server, never taken from the client): the same id on every
+    /// connection of the author's [`ClientKey`].
     pub author: MemberId,
     /// The op.
     pub op: Op,
@@ -307,8 +329,10 @@ pub struct Ack {
 /// The answer to Hello.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
-    /// Your member id for this connection.
+    /// Your member id for this connection (presence, cursors).
     pub member: MemberId,
+    /// Your author id: the author of your ops, the same on every connection of your key.
+    pub author: MemberId,
     /// What you may do.
     pub capability: Capability,
     /// The room's current history.
@@ -317,6 +341,10 @@ pub struct Welcome {
     pub state: RoomState,
     /// Everyone in the room now, you included.
     pub members: List<Member>,
+    /// Every op of yours numbered up to this one has been decided: applied (and in `state`)
+    /// or refused for good. Ops numbered above it were never applied: send them again, under
+    /// their numbers.
+    pub decided: u64,
 }
 
 /// A board's state in a Welcome.
@@ -395,6 +423,9 @@ pub enum ErrorCode {
     Overloaded,
     /// Something went wrong on the server.
     Internal,
+    /// A retried op that was decided long ago (applied or refused); whatever it did is in what
+    /// the client has received. Nothing to do but forget it.
+    Decided,
 }
 
 /// An error with a short, human-readable message.

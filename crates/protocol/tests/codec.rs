@@ -55,7 +55,8 @@ proptest! {
 #[allow(dead_code)]
 enum RawClient {
     Hello(RawHello),
-    Op(RawOp),
+    /// A `Submit`: the op's number (always 0 here, one byte), then the op.
+    Op(u64, RawOp),
     Cursor(Option<(i32, i32)>),
 }
 
@@ -66,6 +67,7 @@ struct RawHello {
     resume: Option<(u64, u64)>,
     name: String,
     color: u32,
+    client: [u8; 16],
 }
 
 #[derive(Serialize)]
@@ -112,22 +114,28 @@ fn raw_frame(msg: &RawClient) -> Vec<u8> {
 }
 
 fn begin(width: u16, color: u32, first: (i32, i32, u8)) -> RawClient {
-    RawClient::Op(RawOp::StrokeBegin {
-        id: [7; 16],
-        tool: 0,
-        color,
-        width,
-        first,
-    })
+    RawClient::Op(
+        0,
+        RawOp::StrokeBegin {
+            id: [7; 16],
+            tool: 0,
+            color,
+            width,
+            first,
+        },
+    )
 }
 
 fn points(start: u32, len: u32, deltas: Vec<(i32, i32, u8)>) -> RawClient {
-    RawClient::Op(RawOp::StrokePoints {
-        id: [7; 16],
-        start,
-        len,
-        deltas: Deltas(deltas),
-    })
+    RawClient::Op(
+        0,
+        RawOp::StrokePoints {
+            id: [7; 16],
+            start,
+            len,
+            deltas: Deltas(deltas),
+        },
+    )
 }
 
 fn assert_malformed(frame: &[u8]) {
@@ -142,20 +150,24 @@ fn a_valid_raw_frame_decodes_so_the_mirrors_are_faithful() {
     // Uuid serializes as a length-prefixed byte string, which postcard lays out exactly like
     // a 16-byte array preceded by its length; patch that length byte in.
     let frame = raw_frame(&begin(16, 0x112233ff, (5, -5, 9)));
-    let mut fixed = frame[..3].to_vec();
+    let mut fixed = frame[..4].to_vec();
     fixed.push(16);
-    fixed.extend_from_slice(&frame[3..]);
+    fixed.extend_from_slice(&frame[4..]);
     let msg = decode_client(&fixed).expect("mirror layout matches the protocol");
-    let ClientMsg::Op(Op::StrokeBegin { width, first, .. }) = msg else {
+    let ClientMsg::Op(Submit {
+        op: Op::StrokeBegin { width, first, .. },
+        ..
+    }) = msg
+    else {
         panic!("decoded {msg:?}");
     };
     assert_eq!((width.units(), first.x(), first.y()), (16, 5, -5));
 }
 
 fn with_uuid_len(frame: Vec<u8>) -> Vec<u8> {
-    let mut fixed = frame[..3].to_vec();
+    let mut fixed = frame[..4].to_vec();
     fixed.push(16);
-    fixed.extend_from_slice(&frame[3..]);
+    fixed.extend_from_slice(&frame[4..]);
     fixed
 }
 
@@ -212,7 +224,7 @@ fn point_batches_are_bounded_and_deltas_cannot_escape_the_world() {
 fn erase_lists_are_bounded() {
     let ids = |n: usize| {
         // Each Uuid is a 16-byte string with its length byte.
-        let mut frame = vec![PROTOCOL_VERSION, 1, 4];
+        let mut frame = vec![PROTOCOL_VERSION, 1, 0, 4];
         let mut len = Vec::new();
         let mut n2 = n;
         loop {
@@ -232,7 +244,9 @@ fn erase_lists_are_bounded() {
         frame
     };
     let ok = decode_client(&ids(MAX_IDS_PER_OP)).unwrap();
-    assert!(matches!(ok, ClientMsg::Op(Op::Erase { ids }) if ids.len() == MAX_IDS_PER_OP));
+    assert!(
+        matches!(ok, ClientMsg::Op(Submit { op: Op::Erase { ids }, .. }) if ids.len() == MAX_IDS_PER_OP)
+    );
     assert_malformed(&ids(MAX_IDS_PER_OP + 1));
 }
 
@@ -245,6 +259,7 @@ fn names_and_ids_are_checked() {
             resume: None,
             name: name.into(),
             color: 0xff,
+            client: [7; 16],
         }))
     };
     assert!(decode_client(&hello("room_1", "Ada")).is_ok());

@@ -36,11 +36,16 @@ fn recorded_stroke(rate_hz: f64, seconds: f64) -> Vec<Point> {
     points
 }
 
+/// An op as the client sends it, numbered as an op some way into a session.
+fn op(op: Op) -> ClientMsg {
+    ClientMsg::Op(Submit { n: 1000, op })
+}
+
 /// Bytes per point of a stroke sent as the client sends it: a StrokeBegin, then one batch per
 /// animation frame (60 Hz), then a StrokeEnd. Frame headers and ids are included.
 fn bytes_per_point(points: &[Point], rate_hz: f64) -> f64 {
     let id = StrokeId(Uuid::from_u128(0x1234));
-    let mut total = encode_client(&ClientMsg::Op(Op::StrokeBegin {
+    let mut total = encode_client(&op(Op::StrokeBegin {
         id,
         tool: Tool::Pen,
         color: Color::rgb(20, 20, 20),
@@ -52,13 +57,13 @@ fn bytes_per_point(points: &[Point], rate_hz: f64) -> f64 {
     let mut start = 1;
     for chunk in points[1..].chunks(per_frame) {
         let batch = Points::new(chunk.to_vec()).unwrap();
-        total += encode_client(&ClientMsg::Op(Op::StrokePoints(
+        total += encode_client(&op(Op::StrokePoints(
             StrokePoints::new(id, start as u32, batch).unwrap(),
         )))
         .len();
         start += chunk.len();
     }
-    total += encode_client(&ClientMsg::Op(Op::StrokeEnd { id })).len();
+    total += encode_client(&op(Op::StrokeEnd { id })).len();
     total as f64 / points.len() as f64
 }
 
