@@ -173,6 +173,7 @@ impl Session {
             resume: self.confirmed.position(),
             name,
             color,
+            client: kokuban_protocol::ClientKey([0; 16]),
         })
     }
 
@@ -209,7 +210,7 @@ impl Session {
         }
         let op = self.unsent.pop_front()?;
         self.sent.push_back(op.clone());
-        Some(ClientMsg::Op(op))
+        Some(ClientMsg::Op(kokuban_protocol::Submit { n: 0, op }))
     }
 
     /// What the renderer must redraw since the last call.
@@ -236,6 +237,7 @@ impl Session {
             epoch,
             state,
             members,
+            ..
         } = w;
         let mut board = self.confirmed.clone();
         let ops = match state {
@@ -449,7 +451,7 @@ impl Session {
             // The server refuses only ops that would change nothing by the time they are
             // ordered (a stroke someone else erased first, a move back to where it is), and
             // ops no correct client sends: it leaves the view, without bothering the user.
-            ErrorCode::InvalidOp => {
+            ErrorCode::InvalidOp | ErrorCode::Decided => {
                 if self.sent.pop_front().is_some() {
                     self.rebase();
                 }

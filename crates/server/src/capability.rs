@@ -16,7 +16,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use kokuban_protocol::{Capability, RoomId, Token};
+use kokuban_protocol::{Capability, ClientKey, MemberId, RoomId, Token};
 use rand::RngCore;
 
 use crate::BoxFuture;
@@ -161,6 +161,19 @@ impl Capabilities {
         Token::new(text).expect("base64url is a valid token")
     }
 
+    /// The author id of the client that holds `key` in `room`: the same on every connection
+    /// of that key, and unforgeable without the key (which only that client knows) and the
+    /// server key. Never 0, which clients use for their own ops before the Welcome.
+    pub fn author(&self, room: &RoomId, key: &ClientKey) -> MemberId {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(b"author\0");
+        hasher.update(&key.0);
+        hasher.update(room.as_str().as_bytes());
+        let bytes = hasher.finalize();
+        let id = u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or([1; 8]));
+        MemberId(id.max(1))
+    }
+
     /// What `token` grants in `room`, if anything. Both candidates are always compared in
     /// full, so the time taken says nothing about how much of a guess was right.
     pub fn check(&self, room: &RoomId, token: &Token) -> Option<Capability> {
@@ -239,6 +252,18 @@ mod tests {
         near.replace_range(ID_CHARS - 1.., last);
         assert_eq!(c.check(&room, &Token::new(near).unwrap()), None);
         assert_eq!(c.check(&room, &Token::new("short").unwrap()), None);
+    }
+
+    #[test]
+    fn an_author_id_is_stable_per_client_key_and_room_and_keyed() {
+        let room = RoomId::new("room_one").unwrap();
+        let other = RoomId::new("room_two").unwrap();
+        let key = ClientKey([5; 16]);
+        let c = caps(1);
+        assert_eq!(c.author(&room, &key), c.author(&room, &key));
+        assert_ne!(c.author(&room, &key), c.author(&room, &ClientKey([6; 16])));
+        assert_ne!(c.author(&room, &key), c.author(&other, &key));
+        assert_ne!(c.author(&room, &key), caps(2).author(&room, &key));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{TestClient, TestServer, Watch, stroke_ops};
+use kokuban_protocol::Submit;
 use kokuban_protocol::limits::{COORD_LIMIT, MAX_POINTS_PER_STROKE};
 use kokuban_protocol::{
     Bounded, ClientMsg, Color, ErrorCode, Op, PROTOCOL_VERSION, Placement, Point, Points,
@@ -127,7 +128,7 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
     let from_bob: Vec<&Op> = ada
         .seen
         .iter()
-        .filter(|s| s.author == bob.member())
+        .filter(|s| s.author == bob.author())
         .map(|s| &s.op)
         .collect();
     assert_eq!(from_bob.len(), 3, "{from_bob:?}");
@@ -145,7 +146,7 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
     assert_eq!(ada.board.snapshot(), bob.board.snapshot());
     assert_eq!(late.board.snapshot(), ada.board.snapshot());
     let stroke_now = late.board.get(&stroke).unwrap();
-    assert_eq!(stroke_now.author, ada.member());
+    assert_eq!(stroke_now.author, ada.author());
     assert_eq!(stroke_now.points.len(), 3);
     assert_eq!(stroke_now.offset, (16, 0));
     assert_eq!(
@@ -168,10 +169,11 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
 }
 
 /// The frame of `Op::StrokePoints`, written by hand so that its fields can break the rules:
-/// version, `ClientMsg::Op`, `Op::StrokePoints`, the id (16 length-prefixed bytes), `start`,
-/// the point count, then each point as zigzag varints `(dx, dy)` and a pressure byte.
+/// version, `ClientMsg::Op`, the op's number (1), `Op::StrokePoints`, the id (16
+/// length-prefixed bytes), `start`, the point count, then each point as zigzag varints
+/// `(dx, dy)` and a pressure byte.
 fn points_frame(id: StrokeId, start: u32, count: u32, points: &[(i32, i32)]) -> Vec<u8> {
-    let mut f = vec![PROTOCOL_VERSION, 1, 1, 16];
+    let mut f = vec![PROTOCOL_VERSION, 1, 1, 1, 16];
     f.extend_from_slice(id.0.as_bytes());
     varint(&mut f, u64::from(start));
     varint(&mut f, u64::from(count));
@@ -212,7 +214,10 @@ async fn values_outside_the_protocol_limits_are_refused_and_the_board_stays_cons
     let valid = points_frame(stroke, 1, 1, &[(8, -8)]);
     assert_eq!(
         valid,
-        encode_client(&ClientMsg::Op(batch_at(stroke, 1, (8, -8))))
+        encode_client(&ClientMsg::Op(Submit {
+            n: 1,
+            op: batch_at(stroke, 1, (8, -8))
+        }))
     );
     let malformed = [
         // Coordinates beyond the world (fixed point: NaN and infinities cannot be written;
@@ -235,12 +240,15 @@ async fn values_outside_the_protocol_limits_are_refused_and_the_board_stays_cons
     }
     // Widths below the minimum and above the maximum: the width is the varint just before
     // the first point, whose three zeros end the frame.
-    let begin = encode_client(&ClientMsg::Op(Op::StrokeBegin {
-        id: StrokeId(uuid::Uuid::new_v4()),
-        tool: Tool::Pen,
-        color: Color::rgb(1, 2, 3),
-        width: Width::new(16).unwrap(),
-        first: Point::new(0, 0, 0).unwrap(),
+    let begin = encode_client(&ClientMsg::Op(Submit {
+        n: 1,
+        op: Op::StrokeBegin {
+            id: StrokeId(uuid::Uuid::new_v4()),
+            tool: Tool::Pen,
+            color: Color::rgb(1, 2, 3),
+            width: Width::new(16).unwrap(),
+            first: Point::new(0, 0, 0).unwrap(),
+        },
     }));
     let width_at = begin.len() - 4;
     assert_eq!(begin[width_at], 16);

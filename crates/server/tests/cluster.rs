@@ -24,6 +24,7 @@ use harness::cluster::{
 use harness::nginx::Nginx;
 use harness::redis::RedisServer;
 use harness::{TestClient, http, stroke_ops};
+use kokuban_protocol::Submit;
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, MemberId, Op, Point, PresenceEvent, RoomState, Seq, Sequenced,
     ServerMsg, StrokeId, Text, Width, decode_server,
@@ -144,7 +145,7 @@ async fn relay_across(nodes: usize) {
         let ServerMsg::Op(points) = got else {
             unreachable!()
         };
-        assert_eq!(points.author, ada.member());
+        assert_eq!(points.author, ada.author());
         assert!(!c.board.get(&id).unwrap().finished, "stroke still open");
     }
 
@@ -237,7 +238,7 @@ async fn a_killed_command_connection_mid_stream_answers_every_op_once_in_order()
     let room = a_node.create_room().await;
     let mut ada = a_node.editor(&room, "ada").await;
     let mut bob = b_node.viewer(&room, "bob").await;
-    let ada_id = ada.member();
+    let ada_id = ada.author();
     // Text items: independent of each other, so any subset of them applies.
     let ops: Vec<Op> = (0..300)
         .map(|i| Op::Text {
@@ -251,7 +252,9 @@ async fn a_killed_command_connection_mid_stream_answers_every_op_once_in_order()
     // Sent raw (the answers are read below, frame by frame); the nodes' command connections
     // are cut while most of them are in flight.
     for (i, op) in ops.iter().enumerate() {
-        ada.send(&ClientMsg::Op(op.clone())).await;
+        let n = ada.next_n;
+        ada.next_n += 1;
+        ada.send(&ClientMsg::Op(Submit { n, op: op.clone() })).await;
         if i == 100 {
             redis.command(&["CLIENT", "KILL", "TYPE", "normal"]).await;
         }
@@ -296,7 +299,7 @@ async fn a_killed_command_connection_mid_stream_answers_every_op_once_in_order()
     assert_eq!(delivered, expected);
     // And writing goes on once the node is connected again.
     wait_ready(a_node.addr, 200).await;
-    ada.send(&ClientMsg::Op(Op::Clear)).await;
+    ada.send_op(Op::Clear).await;
     bob.recv_until(|m| matches!(m, ServerMsg::Op(s) if s.op == Op::Clear))
         .await;
 }
@@ -335,7 +338,7 @@ async fn redis_outage(persistent: bool) {
     }
     let (_, refused) = stroke_ops(50, 5, 5);
     for c in [&mut ada, &mut bob] {
-        c.send(&ClientMsg::Op(refused[0].clone())).await;
+        c.send_op(refused[0].clone()).await;
         let message = c.expect_error(ErrorCode::TemporarilyReadOnly).await;
         assert!(message.contains("try again"), "{message}");
     }

@@ -57,8 +57,13 @@ async fn a_board_drawn_and_cleared_a_thousand_times_stays_small_on_disk_and_in_i
     for round in 0..1000u32 {
         let (_, ops) = stroke_ops(round % 50, 200, 50);
         for op in ops {
-            sent_bytes +=
-                kokuban_protocol::encode_client(&kokuban_protocol::ClientMsg::Op(op.clone())).len();
+            sent_bytes += kokuban_protocol::encode_client(&kokuban_protocol::ClientMsg::Op(
+                kokuban_protocol::Submit {
+                    n: a.next_n,
+                    op: op.clone(),
+                },
+            ))
+            .len();
             a.send_op(op).await;
         }
         a.send_op(Op::Clear).await;

@@ -32,6 +32,7 @@ use harness::{TestClient, TestRoom, http};
 use kokuban_board::Board;
 use kokuban_client::connection::Backoff;
 use kokuban_client::rng::Entropy;
+use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, Hello, MemberId, Name, Op, Point, Position, PresenceEvent,
     RoomState, Sequenced, ServerMsg, StrokeId, Text, Token, Width, close, decode_server,
@@ -94,7 +95,14 @@ struct Pen {
     member: Option<MemberId>,
     board: Board,
     /// Sent and not answered yet, oldest first, with when each was first sent.
-    unanswered: VecDeque<(Op, Instant)>,
+    /// Ops sent and not answered: number, op, when sent.
+    unanswered: VecDeque<(u64, Op, Instant)>,
+    /// This pen's key (its author across connections) and the number of its next op.
+    key: ClientKey,
+    next_n: u64,
+    author: Option<MemberId>,
+    /// Ops dropped at a Welcome as decided (applied, or refused without a word).
+    decided: Vec<Op>,
     acked: Vec<Op>,
     refused: Vec<Op>,
     /// The longest wait from sending an op to its answer, or to the close that told us to
@@ -127,6 +135,10 @@ impl Pen {
             member: None,
             board: Board::new(),
             unanswered: VecDeque::new(),
+            key: ClientKey(rand::random()),
+            next_n: 1,
+            author: None,
+            decided: Vec::new(),
             acked: Vec::new(),
             refused: Vec::new(),
             slowest_answer: Duration::ZERO,
@@ -175,6 +187,7 @@ impl Pen {
                 resume: self.board.position(),
                 name: Name::new(self.name.clone()).unwrap(),
                 color: Color::rgb(20, 90, 200),
+                client: self.key,
             });
             ws.send(Message::Binary(encode_client(&hello).into()))
                 .await
@@ -197,16 +210,30 @@ impl Pen {
             .await
             .map_err(|_| "no Welcome in time".to_owned())??;
         self.member = Some(welcome.member);
+        self.author = Some(welcome.author);
         self.apply_state(&welcome.state);
         self.ws = Some(ws);
-        // Ops not answered on the last connection may or may not have been sequenced; ops
-        // are idempotent, so they are simply sent again.
-        let resend: Vec<Op> = self.unanswered.iter().map(|(op, _)| op.clone()).collect();
-        for (_, sent) in &mut self.unanswered {
+        // Ops not answered on the last connection may or may not have been sequenced: those
+        // the Welcome says are decided are settled (applied ones are in its state), the rest
+        // are sent again under their numbers, so none is applied twice.
+        while self
+            .unanswered
+            .front()
+            .is_some_and(|(n, _, _)| *n <= welcome.decided)
+        {
+            let (_, op, _) = self.unanswered.pop_front().expect("checked");
+            self.decided.push(op);
+        }
+        let resend: Vec<(u64, Op)> = self
+            .unanswered
+            .iter()
+            .map(|(n, op, _)| (*n, op.clone()))
+            .collect();
+        for (_, _, sent) in &mut self.unanswered {
             *sent = Instant::now();
         }
-        for op in resend {
-            self.write(&op).await;
+        for (n, op) in resend {
+            self.write(n, &op).await;
         }
         Ok(())
     }
@@ -244,9 +271,10 @@ impl Pen {
         self.board.apply_sequenced(s).expect("the next op applies");
     }
 
-    async fn write(&mut self, op: &Op) {
+    async fn write(&mut self, n: u64, op: &Op) {
         let Some(ws) = self.ws.as_mut() else { return };
-        let frame = Message::Binary(encode_client(&ClientMsg::Op(op.clone())).into());
+        let msg = ClientMsg::Op(Submit { n, op: op.clone() });
+        let frame = Message::Binary(encode_client(&msg).into());
         if ws.send(frame).await.is_err() {
             self.lost(None);
         }
@@ -254,20 +282,22 @@ impl Pen {
 
     /// Sends an op (or queues it, offline, for the next connection).
     async fn draw(&mut self, op: Op) {
-        self.unanswered.push_back((op.clone(), Instant::now()));
-        self.write(&op).await;
+        let n = self.next_n;
+        self.next_n += 1;
+        self.unanswered.push_back((n, op.clone(), Instant::now()));
+        self.write(n, &op).await;
     }
 
     fn lost(&mut self, code: Option<u16>) {
         self.ws = None;
         self.closes.push(code);
-        if let Some((_, sent)) = self.unanswered.front() {
+        if let Some((_, _, sent)) = self.unanswered.front() {
             self.slowest_answer = self.slowest_answer.max(sent.elapsed());
         }
     }
 
     fn answered(&mut self) -> Option<Op> {
-        let (op, sent) = self.unanswered.pop_front()?;
+        let (_, op, sent) = self.unanswered.pop_front()?;
         self.slowest_answer = self.slowest_answer.max(sent.elapsed());
         Some(op)
     }
@@ -302,16 +332,23 @@ impl Pen {
                 let s = Sequenced {
                     epoch: a.epoch,
                     seq: a.seq,
-                    author: self.member.expect("joined"),
+                    author: self.author.expect("joined"),
                     op: op.clone(),
                 };
-                self.apply(&s);
+                // The Ack of a retry names the place the op first took, which this pen may
+                // have applied already (it came back as its own op).
+                if self
+                    .head()
+                    .is_none_or(|p| p.epoch != a.epoch || p.seq < a.seq)
+                {
+                    self.apply(&s);
+                }
                 self.acked.push(op);
             }
             ServerMsg::Error(e)
                 if matches!(
                     e.code,
-                    ErrorCode::TemporarilyReadOnly | ErrorCode::InvalidOp
+                    ErrorCode::TemporarilyReadOnly | ErrorCode::InvalidOp | ErrorCode::Decided
                 ) =>
             {
                 let op = self.answered().expect("a refusal answers an op we sent");

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{TIMEOUT, TestRoom, TestServer, stroke_ops, under_attack};
 use kokuban_protocol::limits::MAX_CLIENT_FRAME_BYTES;
+use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, Hello, Name, PROTOCOL_VERSION, ServerMsg, close, decode_server,
     encode_client,
@@ -107,6 +108,7 @@ impl Raw {
             resume: None,
             name: Name::new("raw").unwrap(),
             color: Color::rgb(1, 2, 3),
+            client: ClientKey(rand::random()),
         }));
         raw.send(&frame(true, BINARY, &hello)).await;
         match raw.next_msg().await {
@@ -275,7 +277,10 @@ async fn a_message_in_tiny_fragments_is_accepted_and_the_limit_is_exact() {
         let mut raw = Raw::member(&s, &r).await;
         // A valid op in one-byte fragments is one message like any other: sequenced.
         let (_, ops) = stroke_ops(1, 2, 1);
-        let op = encode_client(&ClientMsg::Op(ops[0].clone()));
+        let op = encode_client(&ClientMsg::Op(Submit {
+            n: 1,
+            op: ops[0].clone(),
+        }));
         let mut bytes = Vec::new();
         for (i, b) in op.iter().enumerate() {
             let opcode = if i == 0 { BINARY } else { CONTINUATION };
@@ -385,7 +390,10 @@ async fn frames_that_break_the_websocket_protocol_are_closed_with_1002() {
     let (s, r) = (server.clone(), room.clone());
     let op = {
         let (_, ops) = stroke_ops(1, 2, 1);
-        encode_client(&ClientMsg::Op(ops[0].clone()))
+        encode_client(&ClientMsg::Op(Submit {
+            n: 1,
+            op: ops[0].clone(),
+        }))
     };
     let cases: Vec<(&'static str, Vec<u8>)> = vec![
         ("unmasked", {

@@ -4,6 +4,7 @@ mod common;
 
 use common::{TestClient, TestServer, http, stroke_ops};
 use futures_util::SinkExt;
+use kokuban_protocol::Submit;
 use kokuban_protocol::limits::MAX_CLIENT_FRAME_BYTES;
 use kokuban_protocol::{
     ClientMsg, ErrorCode, Op, PROTOCOL_VERSION, PresenceEvent, RoomId, ServerMsg, Token, close,
@@ -25,17 +26,22 @@ async fn a_view_only_client_cannot_write_and_nothing_is_relayed() {
     assert!(!room.view_url.contains(room.edit.as_str()));
 
     let (_, ops) = stroke_ops(1, 10, 5);
-    for op in ops {
-        viewer.send(&ClientMsg::Op(op)).await;
+    for (n, op) in (1..).zip(ops) {
+        viewer.send(&ClientMsg::Op(Submit { n, op })).await;
     }
-    viewer.send(&ClientMsg::Op(Op::Clear)).await;
+    viewer
+        .send(&ClientMsg::Op(Submit {
+            n: 99,
+            op: Op::Clear,
+        }))
+        .await;
     viewer.expect_error(ErrorCode::ViewOnly).await;
     // The viewer still watches: the editor's stroke reaches it, at seq 1 (nothing of the
     // viewer's was sequenced).
     editor.draw_stroke(2, 5, 5).await;
     editor.settle().await;
     assert_eq!(editor.seen.first().unwrap().seq.0, 1);
-    assert_eq!(editor.seen.first().unwrap().author, editor.member());
+    assert_eq!(editor.seen.first().unwrap().author, editor.author());
     viewer.sync_to(editor.position().seq).await;
     assert_eq!(viewer.board.snapshot(), editor.board.snapshot());
     assert!(
@@ -136,14 +142,20 @@ async fn garbage_truncated_oversized_and_text_frames_are_rejected_while_others_k
     a.expect_error(ErrorCode::Malformed).await;
     // A truncated op.
     let (_, ops) = stroke_ops(1, 100, 100);
-    let mut cut = encode_client(&ClientMsg::Op(ops[1].clone()));
+    let mut cut = encode_client(&ClientMsg::Op(Submit {
+        n: 1,
+        op: ops[1].clone(),
+    }));
     cut.truncate(cut.len() / 2);
     a.send_raw(cut).await;
     a.expect_error(ErrorCode::Malformed).await;
     // An empty frame, and one with bytes after the message.
     a.send_raw(Vec::new()).await;
     a.expect_error(ErrorCode::Malformed).await;
-    let mut trailing = encode_client(&ClientMsg::Op(Op::Clear));
+    let mut trailing = encode_client(&ClientMsg::Op(Submit {
+        n: 1,
+        op: Op::Clear,
+    }));
     trailing.push(0);
     a.send_raw(trailing).await;
     a.expect_error(ErrorCode::Malformed).await;

@@ -31,7 +31,7 @@ async fn two_editors_see_each_others_strokes_in_one_order_while_they_are_drawn()
     let ServerMsg::Op(points) = got else {
         unreachable!()
     };
-    assert_eq!(points.author, a.member());
+    assert_eq!(points.author, a.author());
     assert!(
         !b.board.get(&id).unwrap().finished,
         "stroke still open on Bob's board"

@@ -7,28 +7,29 @@
 //! makes every member see the same order. The room's task only coalesces cursors and unloads
 //! the room once it has been empty for a while.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Sequenced, ServerMsg,
+    Ack, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced, ServerMsg,
     decode_server,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::room::{
-    CompactAfter, Departures, History, Locked, RoomSettings, Roster, frame, new_epoch,
+    CompactAfter, Departures, History, Locked, RoomSettings, Roster, Seen, frame, new_epoch,
 };
 use super::{
-    Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, Membership, Sequencer,
-    SequencerError, Unload, WriteRefused, vet,
+    Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull,
+    Sequencer, SequencerError, Unload, WriteRefused, vet,
 };
 use crate::BoxFuture;
 use crate::metrics::Metrics;
-use crate::store::{Store, StoredRoom};
+use crate::store::{Durability, Store, StoredOp, StoredRoom};
 
 /// The in-process [`Sequencer`].
 #[derive(Debug, Clone)]
@@ -50,22 +51,87 @@ struct Shared {
 struct Room {
     id: RoomId,
     core: Locked<Live>,
+    /// The sequencer, to let go of the room when the store loses its writes.
+    shared: Weak<Shared>,
 }
 
-/// A loaded room: the core, and whether it was let go.
+/// A loaded room: the core, what of it is durable, and whether it was let go.
 #[derive(Debug)]
 struct Live {
     history: History,
     roster: Roster<()>,
+    /// Ops up to this seq are on disk.
+    durable: Seq,
+    /// Members whose queue is held behind the Ack of the op at that seq, oldest first.
+    awaiting: VecDeque<(Seq, MemberId)>,
     /// Removed from the map: a join that still holds this room must load it afresh.
     unloaded: bool,
 }
 
 super::room::held_room!(Room, Live, ());
 
+impl Durability for Room {
+    fn durable(&self, epoch: Epoch, seq: Seq) {
+        let mut st = self.lock();
+        if st.unloaded || st.history.epoch() != epoch || seq <= st.durable {
+            return;
+        }
+        st.durable = seq;
+        st.history.authors_mut().durable_through(seq);
+        let mut slow = Vec::new();
+        while st.awaiting.front().is_some_and(|(s, _)| *s <= seq) {
+            let Some((_, member)) = st.awaiting.pop_front() else {
+                break;
+            };
+            let released = st.roster.get(member).map(|m| m.link.release(seq.0));
+            if let Some(Err(QueueFull)) = released {
+                slow.push(member);
+            }
+        }
+        let departures = st.roster.evict(slow, KickReason::SlowConsumer);
+        drop(st);
+        self.settle(departures);
+    }
+
+    fn lost(&self) {
+        // The room's board holds ops the disk does not: let go of it, and let everyone resume
+        // from the store's history (a new epoch, since it has a hole), resending what was not
+        // acknowledged.
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if !shared.rooms.unload_now(self) {
+            return;
+        }
+        tracing::error!(room = %self.id, "the store lost writes of the room; its members resume");
+        let mut st = self.lock();
+        let everyone: Vec<MemberId> = st.roster.seats().map(|(id, _)| id).collect();
+        let _ = st.roster.evict(everyone, KickReason::Resume);
+        self.core.wake();
+    }
+}
+
 impl Room {
     fn lock(&self) -> MutexGuard<'_, Live> {
         self.core.lock()
+    }
+
+    /// Queues `ack`, the answer to an op at `seq`, for `member`: at once if the op is on
+    /// disk, otherwise held (with everything after it) until it is.
+    fn answer(&self, st: &mut Live, member: MemberId, seq: Seq, ack: Bytes) -> Departures {
+        let Some(seat) = st.roster.get(member) else {
+            return Departures::default();
+        };
+        let queued = if seq <= st.durable {
+            seat.link.send(ack)
+        } else {
+            st.awaiting.push_back((seq, member));
+            seat.link.hold(seq.0, ack)
+        };
+        match queued {
+            Ok(()) => Departures::default(),
+            Err(QueueFull) => st.roster.evict(vec![member], KickReason::SlowConsumer),
+        }
     }
 
     /// Acts on members that left: nobody else is told (there is no other node), but a room
@@ -107,10 +173,13 @@ impl Shared {
         let room = Arc::new(Room {
             id: id.clone(),
             core: Locked::new(Live {
+                durable: history.head(),
                 history,
                 roster: Roster::new(self.metrics.clone()),
+                awaiting: VecDeque::new(),
                 unloaded: false,
             }),
+            shared: Arc::downgrade(self),
         });
         let shared = self.clone();
         let task_room = room.clone();
@@ -131,6 +200,9 @@ impl Shared {
                     tracing::error!(room = %id, "stored room is unreadable: {e}");
                     JoinError::Unavailable("stored room is unreadable".into())
                 })?;
+        history
+            .authors_mut()
+            .restore(stored.authors.iter().copied());
         let mut complete = true;
         for frame in &stored.ops {
             let applied = match decode_server(frame) {
@@ -177,10 +249,12 @@ impl Shared {
             epoch: st.history.epoch(),
             state: st.history.state_for(request.resume),
             members: st.roster.members().collect(),
+            decided: st.history.authors().decided(request.author),
             membership: Box::new(LocalMembership {
                 shared: self.clone(),
                 room: room.clone(),
                 member: me,
+                author: request.author,
             }),
         };
         Admission::Joined(joined)
@@ -272,10 +346,11 @@ struct LocalMembership {
     shared: Arc<Shared>,
     room: Arc<Room>,
     member: MemberId,
+    author: MemberId,
 }
 
 impl Membership for LocalMembership {
-    fn submit(&self, op: Op) -> Result<(), WriteRefused> {
+    fn submit(&self, n: u64, op: Op) -> Result<(), WriteRefused> {
         let shared = &self.shared;
         if !shared.store.accepting_writes() {
             return Err(WriteRefused::ReadOnly);
@@ -284,17 +359,29 @@ impl Membership for LocalMembership {
         if !st.roster.contains(self.member) {
             return Err(WriteRefused::Gone);
         }
-        // The board is at the head and this member's earlier ops are all in it: vet strictly.
-        vet(st.history.board(), self.member, &op)?;
-        let Position { epoch, seq } = st.history.position();
-        let seq = seq.next();
+        let Position { epoch, seq: head } = st.history.position();
+        match st.history.authors().seen(self.author, n) {
+            Seen::New => {}
+            // A retry (the client lost the Ack): its first Ack, in its place among the answers.
+            Seen::At(seq) => {
+                let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
+                let departures = self.room.answer(&mut st, self.member, seq, ack);
+                drop(st);
+                self.room.settle(departures);
+                return Ok(());
+            }
+            Seen::Decided => return Err(WriteRefused::Decided),
+        }
+        // The board is at the head and this author's earlier ops are all in it: vet strictly.
+        vet(st.history.board(), self.author, &op)?;
+        let seq = head.next();
         let sequenced = Sequenced {
             epoch,
             seq,
-            author: self.member,
+            author: self.author,
             op,
         };
-        let op_frame = match st.history.append(sequenced) {
+        let op_frame = match st.history.append(sequenced, n) {
             Ok(f) => f,
             Err(e) => {
                 // The history is at its head under this lock: this is a bug, not bad input.
@@ -302,17 +389,28 @@ impl Membership for LocalMembership {
                 return Err(WriteRefused::ReadOnly);
             }
         };
-        let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
-        let departures = st
+        // Everyone else sees the op at once; its author's Ack waits until it is on disk.
+        let me = self.member;
+        let mut departures = st
             .roster
-            .deliver(&op_frame, self.member, |seat| Some(seat.link.send(ack)));
-        shared.store.append(&self.room.id, seq, op_frame);
+            .deliver(&op_frame, |id, _| (id == me).then_some(Ok(())));
+        let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
+        departures.absorb(self.room.answer(&mut st, me, seq, ack));
+        let op = StoredOp {
+            seq,
+            frame: op_frame,
+            author: self.author,
+            n,
+        };
+        let ear: Arc<dyn Durability> = self.room.clone();
+        shared.store.append(&self.room.id, epoch, op, ear);
         shared.metrics.ops_sequenced.fetch_add(1, Relaxed);
         if st.history.compaction_due() {
             let base = st.history.compact();
             shared.store.compact(&self.room.id, epoch, seq, base);
             shared.metrics.compactions.fetch_add(1, Relaxed);
         }
+        drop(st);
         self.room.settle(departures);
         Ok(())
     }
@@ -385,6 +483,7 @@ mod tests {
             .join(JoinRequest {
                 room: room.clone(),
                 member: member(id),
+                author: MemberId(id),
                 resume,
                 link,
             })
@@ -406,7 +505,7 @@ mod tests {
         let (seq, room, metrics) = setup(dir.path(), settings(10, usize::MAX)).await;
         let (a, _out) = join(&seq, &room, 1, None).await;
         for n in 0..25 {
-            a.membership.submit(stroke(n)).unwrap();
+            a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
         }
         assert_eq!(metrics.compactions.load(Relaxed), 2);
         let (b, _out_b) = join(&seq, &room, 2, None).await;
@@ -430,13 +529,13 @@ mod tests {
         let (seq, room, _metrics) = setup(dir.path(), settings(usize::MAX, 2000)).await;
         let (a, _out) = join(&seq, &room, 1, None).await;
         for n in 0..200 {
-            a.membership.submit(stroke(n)).unwrap();
+            a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
         }
         let (b, _ob) = join(&seq, &room, 2, None).await;
         let (_, ops) = snapshot_of(&b.state);
         // A StrokeBegin frame is about 40 bytes: the log holds about 2000 bytes of them.
         assert!((1..80).contains(&ops), "log holds {ops} ops");
-        a.membership.submit(Op::Clear).unwrap();
+        a.membership.submit(1000, Op::Clear).unwrap();
         let (c, _oc) = join(&seq, &room, 3, None).await;
         let (board_bytes, ops) = snapshot_of(&c.state);
         assert_eq!(ops, 0);
@@ -454,7 +553,7 @@ mod tests {
         let (seq, room, _) = setup(dir.path(), settings(100, usize::MAX)).await;
         let (a, _out) = join(&seq, &room, 1, None).await;
         for n in 0..5 {
-            a.membership.submit(stroke(n)).unwrap();
+            a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
         }
         let epoch = a.epoch;
         let (b, _ob) = join(&seq, &room, 2, Some(Position { epoch, seq: Seq(3) })).await;
@@ -493,7 +592,7 @@ mod tests {
             let (seq, room, _) = setup(dir.path(), quick).await;
             let (a, _out) = join(&seq, &room, 1, None).await;
             for n in 0..3 {
-                a.membership.submit(stroke(n)).unwrap();
+                a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
             }
             let (b, _ob) = join(&seq, &room, 2, None).await;
             let RoomState::Snapshot { board, ops } = &b.state else {
@@ -535,7 +634,7 @@ mod tests {
         assert_eq!(restored.len(), board.len());
         assert_eq!(restored.position().unwrap().epoch, c.epoch);
         // New ops continue the new epoch from seq 1.
-        c.membership.submit(Op::Clear).unwrap();
+        c.membership.submit(1000, Op::Clear).unwrap();
         drop(c);
         seq.shutdown().await.unwrap();
     }
@@ -550,20 +649,26 @@ mod tests {
             .join(JoinRequest {
                 room: room.clone(),
                 member: member(2),
+                author: MemberId(2),
                 resume: None,
                 link: slow_link,
             })
             .await
             .unwrap();
         for n in 0..10 {
-            a.membership.submit(stroke(n)).unwrap();
+            a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
         }
         assert!(slow_out.kicked.is_kicked());
         assert_eq!(metrics.slow_consumer_disconnects.load(Relaxed), 1);
-        // The author got every ack, plus the slow member's join and departure.
-        let mut acks = 0;
-        let mut left = 0;
-        while let Ok(Outgoing::Frame(f)) = out_a.queue.try_recv() {
+        // The author gets every Ack (once its op is on disk), and the slow member's departure.
+        let (mut acks, mut left) = (0, 0);
+        while acks < 10 {
+            let entry = tokio::time::timeout(Duration::from_secs(5), out_a.queue.recv())
+                .await
+                .expect("every Ack arrives once the store commits");
+            let Some(Outgoing::Frame(f)) = entry else {
+                continue;
+            };
             match decode_server(&f).unwrap() {
                 ServerMsg::Ack(_) => acks += 1,
                 ServerMsg::Presence(PresenceEvent::Left(MemberId(2))) => left += 1,
@@ -586,6 +691,7 @@ mod tests {
             .join(JoinRequest {
                 room: room.clone(),
                 member: member(1),
+                author: MemberId(1),
                 resume: None,
                 link,
             })
@@ -593,7 +699,7 @@ mod tests {
             .unwrap();
         // Its session reads nothing: the third Ack finds its queue full and drops it.
         for n in 0..3 {
-            only.membership.submit(stroke(n)).unwrap();
+            only.membership.submit(n as u64 + 1, stroke(n)).unwrap();
         }
         assert!(outbox.kicked.is_kicked());
         assert_eq!(metrics.members.load(Relaxed), 0);

@@ -82,9 +82,11 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
 
 /// One member's place in a room. Dropping it leaves the room (others see `Left`).
 pub trait Membership: Send + Sync + fmt::Debug {
-    /// Sequences a durable op. The Ack (or nothing, if the member was kicked meanwhile)
-    /// arrives in the member's queue; it never waits for the store.
-    fn submit(&self, op: Op) -> Result<(), WriteRefused>;
+    /// Sequences op `n` of the member's author, once: a number the room has applied is
+    /// answered with its first Ack, never applied again. The Ack (or nothing, if the member was
+    /// kicked meanwhile) arrives in the member's queue once the op is durable; this never
+    /// waits for the store.
+    fn submit(&self, n: u64, op: Op) -> Result<(), WriteRefused>;
 
     /// Moves this member's cursor. Coalesced: only the latest position is relayed.
     fn cursor(&self, at: Option<Cursor>);
@@ -100,6 +102,8 @@ pub struct JoinRequest {
     pub room: RoomId,
     /// Who joins (id chosen by the session, capability checked by it).
     pub member: Member,
+    /// The author of its ops (derived from its client key by the session).
+    pub author: MemberId,
     /// Where the client was, if anywhere.
     pub resume: Option<Position>,
     /// Where the room sends this member's frames.
@@ -115,6 +119,8 @@ pub struct Joined {
     pub state: RoomState,
     /// Everyone in the room, the new member included.
     pub members: Vec<Member>,
+    /// Every op of the author numbered up to this is decided for good (see `Welcome`).
+    pub decided: u64,
     /// The member's handle on the room.
     pub membership: Box<dyn Membership>,
 }
@@ -151,6 +157,10 @@ pub enum WriteRefused {
     /// The board would ignore the op, or it is not this member's to make (see [`vet`]).
     #[error("{0}")]
     Invalid(Refusal),
+    /// A retried op decided long ago (its first Ack is no longer known); whatever it did is in
+    /// the room.
+    #[error("this op was decided before")]
+    Decided,
 }
 
 /// Refuses, before it is sequenced, an op the room's board would ignore or that `author` may
@@ -290,6 +300,27 @@ impl<R: HeldRoom> HeldRooms<R> {
         true
     }
 
+    /// Lets go of `room` now, whoever is in it (its state is no longer to be trusted); true if
+    /// it was held. Its members are the backend's to send away.
+    pub fn unload_now(&self, room: &R) -> bool {
+        let mut held = self.lock();
+        let mut st = room.core().lock();
+        if *st.unloaded() {
+            return false;
+        }
+        *st.unloaded() = true;
+        let ours = held
+            .get(room.id())
+            .and_then(|cell| cell.get())
+            .is_some_and(|r| std::ptr::eq(Arc::as_ptr(r), room));
+        if ours {
+            held.remove(room.id());
+        }
+        self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
+        tracing::debug!(room = %room.id(), "room unloaded");
+        true
+    }
+
     /// Lets go of every room (the node stops); `release` is given each one's state, locked,
     /// to let go of what the backend holds.
     pub fn unload_all(&self, mut release: impl FnMut(&mut R::State)) {
@@ -371,7 +402,19 @@ impl<R: HeldRoom> HeldRooms<R> {
             match admit(&room, request) {
                 Admission::Joined(joined) => return Ok(joined),
                 Admission::Refused(e) => return Err(e),
-                Admission::Unloaded(back) => request = back,
+                Admission::Unloaded(back) => {
+                    // Let go of outside a join (its store lost writes, say): the map must not
+                    // hand it out again.
+                    let mut held = self.lock();
+                    if held
+                        .get(&back.room)
+                        .and_then(|c| c.get())
+                        .is_some_and(|r| Arc::ptr_eq(r, &room))
+                    {
+                        held.remove(&back.room);
+                    }
+                    request = back;
+                }
             }
         }
     }

@@ -9,8 +9,10 @@ mod redb;
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use kokuban_protocol::{Epoch, RoomId, Seq};
+use kokuban_protocol::{Epoch, MemberId, RoomId, Seq};
 
 use crate::BoxFuture;
 
@@ -27,9 +29,33 @@ pub struct StoredRoom {
     pub snapshot: Bytes,
     /// The ops after the snapshot, in seq order, each an encoded `ServerMsg::Op` frame.
     pub ops: Vec<Bytes>,
-    /// The node stopped uncleanly since this history began, so ops that were acknowledged may
-    /// be missing from it: the room must start a new epoch before anyone resumes.
+    /// The node stopped uncleanly since this history began, so ops that were sequenced (never
+    /// acknowledged: an Ack waits for durability) may be missing from it: the room must start
+    /// a new epoch before anyone resumes.
     pub history_uncertain: bool,
+    /// Each author's highest op number that reached the disk (in any epoch).
+    pub authors: Vec<(MemberId, u64)>,
+}
+
+/// A sequenced op handed to the store.
+#[derive(Debug, Clone)]
+pub struct StoredOp {
+    /// Its place.
+    pub seq: Seq,
+    /// Its encoded `ServerMsg::Op` frame.
+    pub frame: Bytes,
+    /// Its author...
+    pub author: MemberId,
+    /// ...and its number among the author's ops.
+    pub n: u64,
+}
+
+/// A room's ear for what became of the ops it handed to the store.
+pub trait Durability: Send + Sync + fmt::Debug {
+    /// Every op of `epoch` up to `seq` that the room handed over is on disk.
+    fn durable(&self, epoch: Epoch, seq: Seq);
+    /// A commit that held ops of the room failed: they are not on disk, and never will be.
+    fn lost(&self);
 }
 
 /// A failure of the store.
@@ -66,8 +92,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// that queuing more would only grow memory.
     fn accepting_writes(&self) -> bool;
 
-    /// Hands over a sequenced op (its encoded `ServerMsg::Op` frame). Never waits.
-    fn append(&self, room: &RoomId, seq: Seq, frame: Bytes);
+    /// Hands over a sequenced op of `epoch`; `ear` hears when it is durable (or lost), once per
+    /// commit for all the room's ops in it. Never waits.
+    fn append(&self, room: &RoomId, epoch: Epoch, op: StoredOp, ear: Arc<dyn Durability>);
 
     /// Replaces the room's snapshot by one taken at `(epoch, seq)` and forgets every op up to
     /// it (with a new epoch: every op of the old one). Never waits.

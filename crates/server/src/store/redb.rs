@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use bytes::Bytes;
-use kokuban_protocol::{Epoch, RoomId, Seq};
+use kokuban_protocol::{Epoch, MemberId, RoomId, Seq};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, StoredRoom};
+use super::{Durability, Store, StoreError, StoredOp, StoredRoom};
 use crate::BoxFuture;
 use crate::metrics::Metrics;
 
@@ -43,6 +43,9 @@ const ROOMS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("room
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 /// (room id, seq) → the op's encoded `ServerMsg::Op` frame.
 const OPS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ops");
+/// (room id, author) → the author's highest op number on disk. Kept across epochs and
+/// compactions: a number decided once is never applied again.
+const AUTHORS: TableDefinition<(&str, u64), u64> = TableDefinition::new("authors");
 
 /// Most writes put in one transaction, so that one commit stays short under a flood.
 const MAX_GROUP: usize = 8192;
@@ -59,8 +62,9 @@ enum Command {
     },
     Append {
         room: RoomId,
-        seq: Seq,
-        frame: Bytes,
+        epoch: Epoch,
+        op: StoredOp,
+        ear: Arc<dyn Durability>,
     },
     Compact {
         room: RoomId,
@@ -201,6 +205,7 @@ fn start_boot(db: &Database) -> Result<(u64, u64), ::redb::Error> {
         txn.open_table(ROOMS)?;
         txn.open_table(SNAPSHOTS)?;
         txn.open_table(OPS)?;
+        txn.open_table(AUTHORS)?;
         result = (boot, last_unclean);
     }
     txn.commit()?;
@@ -228,12 +233,21 @@ fn read_room(
         let (_, frame) = entry?;
         ops.push(Bytes::copy_from_slice(frame.value()));
     }
+    let mut authors = Vec::new();
+    for entry in txn
+        .open_table(AUTHORS)?
+        .range((room, 0u64)..=(room, u64::MAX))?
+    {
+        let (key, n) = entry?;
+        authors.push((MemberId(key.value().1), n.value()));
+    }
     Ok(Some(StoredRoom {
         epoch: Epoch(epoch),
         snapshot_seq: Seq(snapshot_seq),
         snapshot,
         ops,
         history_uncertain: epoch_boot < last_unclean_boot,
+        authors,
     }))
 }
 
@@ -286,15 +300,18 @@ impl Store for RedbStore {
             && self.backlog.load(Ordering::Relaxed) < self.max_backlog
     }
 
-    fn append(&self, room: &RoomId, seq: Seq, frame: Bytes) {
+    fn append(&self, room: &RoomId, epoch: Epoch, op: StoredOp, ear: Arc<dyn Durability>) {
         self.backlog.fetch_add(1, Ordering::AcqRel);
+        let seq = op.seq;
         let sent = self.enqueue(Command::Append {
             room: room.clone(),
-            seq,
-            frame,
+            epoch,
+            op,
+            ear: ear.clone(),
         });
         if sent.is_err() {
             tracing::error!(%room, seq = seq.0, "op handed to a closed store");
+            ear.lost();
         }
     }
 
@@ -387,6 +404,7 @@ impl Writer {
                     self.failed_once = true;
                 }
             }
+            tell_ears(&group, outcome.is_ok());
             for (command, result) in group.drain(..).zip(outcomes(&outcome)) {
                 match command {
                     Command::Create { done, .. }
@@ -413,6 +431,7 @@ impl Writer {
                 let mut rooms = txn.open_table(ROOMS)?;
                 let mut snapshots = txn.open_table(SNAPSHOTS)?;
                 let mut ops = txn.open_table(OPS)?;
+                let mut authors = txn.open_table(AUTHORS)?;
                 for command in group {
                     let mut outcome = Ok(());
                     match command {
@@ -430,8 +449,10 @@ impl Writer {
                                 snapshots.insert(id, snapshot.as_ref())?;
                             }
                         }
-                        Command::Append { room, seq, frame } => {
-                            ops.insert((room.as_str(), seq.0), frame.as_ref())?;
+                        Command::Append { room, op, .. } => {
+                            let id = room.as_str();
+                            ops.insert((id, op.seq.0), op.frame.as_ref())?;
+                            authors.insert((id, op.author.0), op.n)?;
                         }
                         Command::Compact {
                             room,
@@ -464,6 +485,27 @@ impl Writer {
     }
 }
 
+/// Tells each room with ops in a group what became of them: once per room and commit, with
+/// the last of its ops (a room's ops are handed over, and committed, in seq order).
+fn tell_ears(group: &[Command], committed: bool) {
+    let mut last: Vec<(&Arc<dyn Durability>, Epoch, Seq)> = Vec::new();
+    for command in group {
+        if let Command::Append { ear, epoch, op, .. } = command {
+            match last.iter_mut().find(|(e, _, _)| Arc::ptr_eq(e, ear)) {
+                Some(entry) => (entry.1, entry.2) = (*epoch, op.seq),
+                None => last.push((ear, *epoch, op.seq)),
+            }
+        }
+    }
+    for (ear, epoch, seq) in last {
+        if committed {
+            ear.durable(epoch, seq);
+        } else {
+            ear.lost();
+        }
+    }
+}
+
 fn outcomes(result: &Result<Vec<Outcome>, StoreError>) -> Box<dyn Iterator<Item = Outcome> + '_> {
     match result {
         Ok(each) => Box::new(each.iter().cloned()),
@@ -485,6 +527,32 @@ mod tests {
         RoomId::new(s).unwrap()
     }
 
+    /// What a room hears of its ops, in order.
+    #[derive(Debug, Default)]
+    struct Ear(Mutex<Vec<Option<Seq>>>);
+
+    impl Durability for Ear {
+        fn durable(&self, _: Epoch, seq: Seq) {
+            self.0.lock().unwrap().push(Some(seq));
+        }
+        fn lost(&self) {
+            self.0.lock().unwrap().push(None);
+        }
+    }
+
+    /// Appends op `seq` of author 1, numbered like its seq.
+    fn append(store: &RedbStore, room: &RoomId, seq: Seq, frame: Bytes) -> Arc<Ear> {
+        let ear = Arc::new(Ear::default());
+        let op = StoredOp {
+            seq,
+            frame,
+            author: MemberId(1),
+            n: seq.0,
+        };
+        store.append(room, Epoch(7), op, ear.clone());
+        ear
+    }
+
     #[tokio::test]
     async fn writes_are_read_back_in_order_after_a_clean_stop() {
         let dir = tempfile::tempdir().unwrap();
@@ -500,10 +568,11 @@ mod tests {
                 Err(StoreError::Exists)
             ));
             for seq in 1..=3 {
-                store.append(&r, Seq(seq), Bytes::from(format!("op{seq}")));
+                append(&store, &r, Seq(seq), Bytes::from(format!("op{seq}")));
             }
             let loaded = store.load_room(&r).await.unwrap().unwrap();
             assert_eq!(loaded.ops.len(), 3);
+            assert_eq!(loaded.authors, vec![(MemberId(1), 3)]);
             assert!(store.load_room(&room("other")).await.unwrap().is_none());
             store.close().await.unwrap();
         }
@@ -517,6 +586,31 @@ mod tests {
             vec![Bytes::from("op1"), Bytes::from("op2"), Bytes::from("op3")]
         );
         assert!(!loaded.history_uncertain);
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_room_hears_when_its_ops_are_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let r = room("room");
+        store.create_room(&r, Epoch(7), Bytes::new()).await.unwrap();
+        let ear = Arc::new(Ear::default());
+        for seq in 1..=3 {
+            let op = StoredOp {
+                seq: Seq(seq),
+                frame: Bytes::from_static(b"op"),
+                author: MemberId(2),
+                n: 10 + seq,
+            };
+            store.append(&r, Epoch(7), op, ear.clone());
+        }
+        store.barrier().await.unwrap();
+        let heard = ear.0.lock().unwrap().clone();
+        assert_eq!(heard.last(), Some(&Some(Seq(3))), "{heard:?}");
+        assert!(heard.iter().all(Option::is_some), "nothing was lost");
+        let loaded = store.load_room(&r).await.unwrap().unwrap();
+        assert_eq!(loaded.authors, vec![(MemberId(2), 13)]);
         store.close().await.unwrap();
     }
 
@@ -535,11 +629,11 @@ mod tests {
             .await
             .unwrap();
         for seq in 1..=5 {
-            store.append(&r, Seq(seq), Bytes::from(format!("op{seq}")));
-            store.append(&other, Seq(seq), Bytes::from(format!("op{seq}")));
+            append(&store, &r, Seq(seq), Bytes::from(format!("op{seq}")));
+            append(&store, &other, Seq(seq), Bytes::from(format!("op{seq}")));
         }
         store.compact(&r, Epoch(1), Seq(5), Bytes::from_static(b"s5"));
-        store.append(&r, Seq(6), Bytes::from_static(b"op6"));
+        append(&store, &r, Seq(6), Bytes::from_static(b"op6"));
         let loaded = store.load_room(&r).await.unwrap().unwrap();
         assert_eq!(loaded.snapshot_seq, Seq(5));
         assert_eq!(&loaded.snapshot[..], b"s5");
@@ -548,7 +642,7 @@ mod tests {
         assert_eq!(store.load_room(&other).await.unwrap().unwrap().ops.len(), 5);
         // A new epoch starts over at seq 0 and drops every op of the old one.
         store.compact(&r, Epoch(2), Seq(0), Bytes::from_static(b"e2"));
-        store.append(&r, Seq(1), Bytes::from_static(b"new1"));
+        append(&store, &r, Seq(1), Bytes::from_static(b"new1"));
         let loaded = store.load_room(&r).await.unwrap().unwrap();
         assert_eq!((loaded.epoch, loaded.snapshot_seq), (Epoch(2), Seq(0)));
         assert_eq!(loaded.ops, vec![Bytes::from_static(b"new1")]);
@@ -573,7 +667,7 @@ mod tests {
             tick.tick().await;
             for _ in 0..2 {
                 seq += 1;
-                store.append(&r, Seq(seq), frame.clone());
+                append(&store, &r, Seq(seq), frame.clone());
             }
         }
         store.barrier().await.unwrap();
@@ -603,7 +697,7 @@ mod tests {
         {
             let store = open(dir.path());
             store.create_room(&r, Epoch(1), Bytes::new()).await.unwrap();
-            store.append(&r, Seq(1), Bytes::from_static(b"op1"));
+            append(&store, &r, Seq(1), Bytes::from_static(b"op1"));
             store.barrier().await.unwrap();
             // Dropped without close(): no clean marker, as after a crash.
         }

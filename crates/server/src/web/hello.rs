@@ -103,9 +103,11 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
         capability,
     };
     let (link, outbox) = MemberLink::channel(state.config.member_queue_frames);
+    let author = state.capabilities.author(&room, &hello.client);
     let request = JoinRequest {
         room: room.clone(),
         member: me.clone(),
+        author,
         resume: hello.resume,
         link: link.clone(),
     };
@@ -127,10 +129,12 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
     tracing::debug!(%room, member = %me.id, ?capability, "member joined");
     let welcome = ServerMsg::Welcome(Welcome {
         member: me.id,
+        author,
         capability,
         epoch: joined.epoch,
         state: joined.state,
         members: joined.members.into(),
+        decided: joined.decided,
     });
     let mut conn = conn;
     // The Welcome goes out before anything in the queue: the queue holds what followed it.

@@ -76,6 +76,9 @@ impl Refusal {
             Refusal::Write(WriteRefused::Invalid(why)) => {
                 (ErrorCode::InvalidOp, Cow::Owned(why.to_string()))
             }
+            Refusal::Write(WriteRefused::Decided) => {
+                (ErrorCode::Decided, text("this op was decided before"))
+            }
             Refusal::Write(WriteRefused::ReadOnly | WriteRefused::Gone) => (
                 ErrorCode::TemporarilyReadOnly,
                 text("the board cannot be saved right now; try again shortly"),
@@ -134,6 +137,7 @@ impl Refusal {
             Refusal::RoomFull => Rejection::RoomFull,
             Refusal::Overloaded => Rejection::Overloaded,
             Refusal::Write(WriteRefused::Invalid(_)) => Rejection::InvalidOp,
+            Refusal::Write(WriteRefused::Decided) => return None,
             Refusal::Write(_) => Rejection::ReadOnly,
             Refusal::ViewOnly => Rejection::ViewOnly,
             Refusal::Text => Rejection::Text,

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES};
-use kokuban_protocol::{Capability, ClientMsg, MemberId, RoomId, close, decode_client};
+use kokuban_protocol::{Capability, ClientMsg, MemberId, RoomId, Submit, close, decode_client};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
 
@@ -458,7 +458,7 @@ impl Session {
             ClientMsg::Op(_) if self.capability != Capability::Edit => {
                 self.refuse(Refusal::ViewOnly)
             }
-            ClientMsg::Op(op) => match self.membership.submit(op) {
+            ClientMsg::Op(Submit { n, op }) => match self.membership.submit(n, op) {
                 // Dropped from the room meanwhile: the kick ends the session.
                 Ok(()) | Err(WriteRefused::Gone) => {}
                 Err(why) => self.refuse(Refusal::Write(why)),

@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use kokuban_board::Board;
 use kokuban_protocol::{
-    Capability, ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op, Point,
-    Points, Position, RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints, Token,
-    Tool, Welcome, Width, decode_server, encode_client,
+    Capability, ClientKey, ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op,
+    Point, Points, Position, RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints,
+    Submit, Token, Tool, Welcome, Width, decode_server, encode_client,
 };
 use kokuban_server::{Config, Server, ShutdownHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -298,6 +298,10 @@ pub struct TestClient {
     /// Everything else received, in order (presence, cursors, errors).
     pub other: Vec<ServerMsg>,
     name: String,
+    /// This client's key: its author id across connections.
+    pub key: ClientKey,
+    /// The number of its next op.
+    pub next_n: u64,
 }
 
 impl TestClient {
@@ -343,6 +347,8 @@ impl TestClient {
             pending: Default::default(),
             other: Vec::new(),
             name: String::new(),
+            key: ClientKey(rand::random()),
+            next_n: 1,
         }
     }
 
@@ -391,6 +397,7 @@ impl TestClient {
             resume,
             name: Name::new(name).unwrap(),
             color: Color::rgb(200, 40, 40),
+            client: self.key,
         }))
         .await;
     }
@@ -430,8 +437,14 @@ impl TestClient {
         self.seen.push(op);
     }
 
+    /// This connection's member id (presence, cursors).
     pub fn member(&self) -> MemberId {
         self.welcome.as_ref().expect("joined").member
+    }
+
+    /// The author of this client's ops.
+    pub fn author(&self) -> MemberId {
+        self.welcome.as_ref().expect("joined").author
     }
 
     pub fn epoch(&self) -> Epoch {
@@ -454,10 +467,17 @@ impl TestClient {
             .expect("send");
     }
 
-    /// Sends a durable op; its Ack will be applied as the op.
+    /// Sends a durable op under the next number; its Ack will be applied as the op.
     pub async fn send_op(&mut self, op: Op) {
+        let n = self.next_n;
+        self.next_n += 1;
+        self.send_op_numbered(n, op).await;
+    }
+
+    /// Sends a durable op under number `n` (a retry, when `n` was sent before).
+    pub async fn send_op_numbered(&mut self, n: u64, op: Op) {
         self.pending.push_back(op.clone());
-        self.send(&ClientMsg::Op(op)).await;
+        self.send(&ClientMsg::Op(Submit { n, op })).await;
     }
 
     pub async fn send_cursor(&mut self, x: i32, y: i32) {
@@ -480,13 +500,17 @@ impl TestClient {
                         ServerMsg::Op(op) => self.apply(op.clone()),
                         ServerMsg::Ack(ack) => {
                             let op = self.pending.pop_front().expect("an Ack for a pending op");
-                            let member = self.member();
-                            self.apply(Sequenced {
-                                epoch: ack.epoch,
-                                seq: ack.seq,
-                                author: member,
-                                op,
-                            });
+                            let author = self.author();
+                            // An Ack of a retry names a place this client may have applied
+                            // already (the op came back as its own when first sequenced).
+                            if ack.seq > self.board.position().map_or(Seq(0), |p| p.seq) {
+                                self.apply(Sequenced {
+                                    epoch: ack.epoch,
+                                    seq: ack.seq,
+                                    author,
+                                    op,
+                                });
+                            }
                         }
                         // A refusal answers the oldest unanswered op, like an Ack: that op
                         // was not sequenced, so a later Ack belongs to the one after it.
@@ -496,6 +520,7 @@ impl TestClient {
                                 ErrorCode::ViewOnly
                                     | ErrorCode::TemporarilyReadOnly
                                     | ErrorCode::InvalidOp
+                                    | ErrorCode::Decided
                             ) =>
                         {
                             self.pending.pop_front();

@@ -7,22 +7,28 @@
 //! whatever order Redis and the writer settle them in.
 
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 
-/// Tells an op from the others of its author: a hash of its encoded bytes, as sent to Redis
-/// and as read back from the channel or the log (the same bytes).
-pub(super) fn digest(encoded: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    encoded.hash(&mut h);
-    h.finish()
-}
+use kokuban_protocol::Seq;
+
+use crate::sequencer::WriteRefused;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    /// Sent to Redis (or about to be): acknowledged when the op with this digest is delivered.
-    Pending { id: u64, digest: u64 },
+    /// Sent to Redis (or about to be) as op `n`: acknowledged when it is delivered.
+    Pending { id: u64, n: u64 },
+    /// A retry of an op Redis had applied at `seq`: acknowledged once delivery reaches it.
+    AppliedAt(Seq),
     /// Not sequenced: refused once every op before it is answered.
-    Failed,
+    Refused(WriteRefused),
+}
+
+/// An answer now owed, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// The op is at this place.
+    Ack(Seq),
+    /// The op was not applied.
+    Refuse(WriteRefused),
 }
 
 /// What one member is owed. Invariants: entries are in the order the ops were submitted; an
@@ -46,45 +52,58 @@ impl Answers {
             .any(|e| matches!(e, Entry::Pending { .. }))
     }
 
-    /// An op handed to the writer with the digest of its bytes; returns its id, by which the
-    /// writer reports a failure.
-    pub fn push(&mut self, digest: u64) -> u64 {
+    /// Op `n` handed to the writer; returns its id, by which the writer reports what became
+    /// of it.
+    pub fn push(&mut self, n: u64) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.entries.push_back(Entry::Pending { id, digest });
+        self.entries.push_back(Entry::Pending { id, n });
         id
+    }
+
+    /// A retry of an op known to be applied at `seq`: acknowledged in its place.
+    pub fn push_applied(&mut self, seq: Seq) {
+        self.entries.push_back(Entry::AppliedAt(seq));
     }
 
     /// An op refused before it reached the writer. True if it takes its place behind
     /// unanswered ones (refused later, in order); false if nothing is unanswered, and the
     /// caller refuses it at once.
-    pub fn refuse_in_place(&mut self) -> bool {
+    pub fn refuse_in_place(&mut self, why: WriteRefused) -> bool {
         if self.entries.is_empty() {
             return false;
         }
-        self.entries.push_back(Entry::Failed);
+        self.entries.push_back(Entry::Refused(why));
         true
     }
 
-    /// The op `id` was not sequenced; returns how many refusals are now due (see [`Answers::due_refusals`]).
-    pub fn fail(&mut self, id: u64) -> usize {
+    /// The op `id` was not applied.
+    pub fn fail(&mut self, id: u64, why: WriteRefused) {
+        self.settle(id, Entry::Refused(why));
+    }
+
+    /// The op `id` turned out to be a retry of one applied at `seq`.
+    pub fn applied_at(&mut self, id: u64, seq: Seq) {
+        self.settle(id, Entry::AppliedAt(seq));
+    }
+
+    fn settle(&mut self, id: u64, to: Entry) {
         if let Some(e) = self
             .entries
             .iter_mut()
             .find(|e| matches!(e, Entry::Pending { id: i, .. } if *i == id))
         {
-            *e = Entry::Failed;
+            *e = to;
         }
-        self.due_refusals()
     }
 
-    /// An op of this member with `digest` was delivered. True if it is the op awaited at the
-    /// front: it is acknowledged now, followed by [`Answers::due_refusals`] refusals. False for
-    /// any other op (one already refused whose pipeline ran late, say): it is delivered to its
-    /// author like anyone else's op, never as an Ack.
-    pub fn delivered(&mut self, digest: u64) -> bool {
+    /// Op `n` of this member's author was delivered at `seq`. True if it is the op awaited at
+    /// the front: it is acknowledged now (before [`Answers::due`]). False for any other op (one
+    /// already refused whose pipeline ran late, say): it is delivered to its author like anyone
+    /// else's op, never as an Ack.
+    pub fn delivered(&mut self, n: u64) -> bool {
         match self.entries.front() {
-            Some(Entry::Pending { digest: d, .. }) if *d == digest => {
+            Some(Entry::Pending { n: m, .. }) if *m == n => {
                 self.entries.pop_front();
                 true
             }
@@ -92,14 +111,17 @@ impl Answers {
         }
     }
 
-    /// Takes the refusals at the front, now owed in order; returns how many.
-    pub fn due_refusals(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(Entry::Failed) = self.entries.front() {
+    /// Takes the answers now owed at the front, in order, with delivery at `head`.
+    pub fn due(&mut self, head: Seq) -> Vec<Answer> {
+        let mut out = Vec::new();
+        loop {
+            match self.entries.front() {
+                Some(Entry::Refused(why)) => out.push(Answer::Refuse(*why)),
+                Some(Entry::AppliedAt(seq)) if *seq <= head => out.push(Answer::Ack(*seq)),
+                _ => return out,
+            }
             self.entries.pop_front();
-            n += 1;
         }
-        n
     }
 
     /// Forgets every unanswered op (the history they were sent for is gone); returns how many,
@@ -115,47 +137,64 @@ impl Answers {
 mod tests {
     use super::*;
 
+    const RO: WriteRefused = WriteRefused::ReadOnly;
+
     #[test]
     fn acks_come_in_the_order_the_ops_were_sent() {
         let mut a = Answers::default();
-        let (x, y) = (digest(b"x"), digest(b"y"));
-        a.push(x);
-        a.push(y);
-        assert!(!a.delivered(y), "not awaited yet: x is first");
-        assert!(a.delivered(x));
-        assert!(a.delivered(y));
+        a.push(1);
+        a.push(2);
+        assert!(!a.delivered(2), "not awaited yet: 1 is first");
+        assert!(a.delivered(1));
+        assert!(a.delivered(2));
         assert_eq!(a.len(), 0);
     }
 
     #[test]
     fn a_refusal_waits_for_the_answers_before_it() {
         let mut a = Answers::default();
-        a.push(digest(b"x"));
-        let second = a.push(digest(b"y"));
-        assert!(a.refuse_in_place(), "behind the first two");
-        assert_eq!(a.fail(second), 0, "the first is not answered yet");
-        assert!(a.delivered(digest(b"x")));
-        assert_eq!(a.due_refusals(), 2, "the failed op, then the refused one");
+        a.push(1);
+        let second = a.push(2);
+        assert!(a.refuse_in_place(RO), "behind the first two");
+        a.fail(second, RO);
+        assert!(a.due(Seq(0)).is_empty(), "the first is not answered yet");
+        assert!(a.delivered(1));
+        assert_eq!(a.due(Seq(1)), vec![Answer::Refuse(RO), Answer::Refuse(RO)]);
         assert!(!a.has_pending());
     }
 
     #[test]
     fn with_nothing_unanswered_a_refusal_goes_at_once() {
         let mut a = Answers::default();
-        assert!(!a.refuse_in_place());
+        assert!(!a.refuse_in_place(RO));
         assert_eq!(a.len(), 0);
     }
 
     #[test]
     fn a_late_op_already_refused_is_never_an_ack() {
         let mut a = Answers::default();
-        let late = a.push(digest(b"late"));
-        assert_eq!(a.fail(late), 1, "refused at once: nothing before it");
-        a.push(digest(b"next"));
+        let late = a.push(5);
+        a.fail(late, RO);
+        assert_eq!(a.due(Seq(0)), vec![Answer::Refuse(RO)], "refused at once");
+        a.push(6);
         // The pipeline that timed out ran after all: its op arrives, but the member waits for
-        // "next", so "late" reaches it as an ordinary op.
-        assert!(!a.delivered(digest(b"late")));
-        assert!(a.delivered(digest(b"next")));
+        // 6, so 5 reaches it as an ordinary op.
+        assert!(!a.delivered(5));
+        assert!(a.delivered(6));
+    }
+
+    #[test]
+    fn a_retry_is_acknowledged_once_delivery_reaches_its_first_place() {
+        let mut a = Answers::default();
+        let retry = a.push(3);
+        a.push(4);
+        a.applied_at(retry, Seq(20));
+        assert!(
+            a.due(Seq(19)).is_empty(),
+            "its first place is not delivered yet"
+        );
+        assert_eq!(a.due(Seq(20)), vec![Answer::Ack(Seq(20))]);
+        assert!(a.delivered(4));
     }
 
     #[test]
@@ -163,15 +202,9 @@ mod tests {
         let mut a = Answers::default();
         a.push(1);
         a.push(2);
-        assert!(a.refuse_in_place());
+        assert!(a.refuse_in_place(RO));
         assert_eq!(a.refuse_all(), 3);
         assert_eq!(a.len(), 0);
         assert!(!a.delivered(1));
-    }
-
-    #[test]
-    fn digests_tell_ops_apart() {
-        assert_eq!(digest(b"op"), digest(b"op"));
-        assert_ne!(digest(b"op"), digest(b"oq"));
     }
 }

@@ -11,16 +11,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Epoch, List, MemberId, PresenceEvent, Seq, Sequenced, ServerMsg, Welcome, decode_server,
+    Epoch, List, MemberId, PresenceEvent, Seq, Sequenced, ServerMsg, Welcome, decode_server,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
 use super::Shared;
-use super::answers::digest;
-use super::redis::{Announced, Command, Inbound, LogEntry, Outcome, Unreachable};
-use super::room::{Live, Remote, Room, decode_op, fetch, joined_member, set_remote, try_unload};
+use super::answers::Answer;
+use super::redis::{Announced, Command, Inbound, LogEntry, Outcome, Seed, Unreachable};
+use super::room::{
+    Live, Remote, Room, Settled, decode_op, fetch, joined_member, send_answers, set_remote,
+    try_unload,
+};
 use super::writer::Job;
 use crate::sequencer::room::{frame, new_epoch};
 use crate::sequencer::{KickReason, WriteRefused};
@@ -34,6 +37,8 @@ pub(super) enum Control {
     /// and refuse every one of them that is not there.
     Resolve {
         in_doubt: Vec<(MemberId, u64)>,
+        /// The ops could be applied until this moment on Redis's clock.
+        deadline: u64,
         done: oneshot::Sender<()>,
     },
     /// Everyone in the room on every node, as Redis listed them when asked at `asked`.
@@ -81,7 +86,7 @@ pub(super) async fn run(
                 let head = room.lock().history.head().0;
                 let gap = room.sequenced_hint.load(Relaxed) > head;
                 let r = if behind || (gap && lagging) {
-                    let r = catch_up(&shared, &room).await;
+                    let r = catch_up(&shared, &room).await.map(drop);
                     behind = r.is_err();
                     r
                 } else {
@@ -96,7 +101,7 @@ pub(super) async fn run(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 shared.db.wait_up().await;
             }, if behind => {
-                let r = catch_up(&shared, &room).await;
+                let r = catch_up(&shared, &room).await.map(drop);
                 behind = r.is_err();
                 r
             }
@@ -130,11 +135,20 @@ pub(super) async fn run(
 
 async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Result<(), Unreachable> {
     match c {
-        Control::Resync => catch_up(shared, room).await,
-        Control::Resolve { in_doubt, done } => {
+        Control::Resync => catch_up(shared, room).await.map(drop),
+        Control::Resolve {
+            in_doubt,
+            deadline,
+            done,
+        } => {
+            // Read until a read happens after the deadline on Redis's clock: from then on none
+            // of these ops can be applied, so what the log holds is all that ever will be.
             loop {
                 match catch_up(shared, room).await {
-                    Ok(()) => break,
+                    Ok(now) if now > deadline => break,
+                    Ok(now) => {
+                        tokio::time::sleep(Duration::from_millis(deadline - now + 1)).await;
+                    }
                     Err(_) => tokio::select! {
                         _ = shared.stop.cancelled() => return Ok(()),
                         _ = shared.db.wait_up() => {
@@ -145,7 +159,7 @@ async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Resul
             }
             // Everything Redis sequenced is delivered now: what is still pending was not.
             for (member, entry) in in_doubt {
-                room.fail_entry(member, entry);
+                room.settle_entry(member, entry, Settled::Refused(WriteRefused::ReadOnly));
             }
             let _ = done.send(());
             Ok(())
@@ -159,18 +173,23 @@ async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Resul
 
 async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Result<(), Unreachable> {
     match m {
-        Inbound::Op {
-            epoch,
-            seq,
-            author,
-            op,
-        } => {
+        Inbound::Op { epoch, entry } => {
             let (in_order, compaction) = {
                 let mut st = room.lock();
                 let head = st.history.position();
-                let in_order = epoch == head.epoch && seq <= head.seq.next();
-                let compaction = if in_order && seq == head.seq.next() {
-                    deliver(room, &mut st, epoch, &LogEntry { seq, author, op })
+                let next = head.seq.next();
+                // An op this node has already delivered must be the one it holds there: if
+                // not, the history went back in time under it (Redis restarted from older
+                // data) and another node is writing a different one.
+                let known = entry.seq > head.seq
+                    || st
+                        .history
+                        .authors()
+                        .at(entry.seq)
+                        .is_none_or(|at| at == (entry.author, entry.n));
+                let in_order = epoch == head.epoch && entry.seq <= next && known;
+                let compaction = if in_order && entry.seq == next {
+                    deliver(room, &mut st, epoch, &entry)
                 } else {
                     None
                 };
@@ -180,11 +199,11 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
             if in_order {
                 Ok(())
             } else {
-                // Another history, or a gap: the log says what happened.
-                catch_up(shared, room).await
+                // Another history, a gap, or a history that went back: the log says which.
+                catch_up(shared, room).await.map(drop)
             }
         }
-        Inbound::Reset => catch_up(shared, room).await,
+        Inbound::Reset => catch_up(shared, room).await.map(drop),
         Inbound::Ephemeral { node, frame } => {
             if node != shared.db.node {
                 on_ephemeral(room, frame);
@@ -206,25 +225,33 @@ fn deliver(room: &Room, st: &mut Live, epoch: Epoch, entry: &LogEntry) -> Option
         author,
         op: decode_op(entry),
     };
-    let op_frame = match st.history.append(sequenced) {
+    let op_frame = match st.history.append(sequenced, entry.n) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(room = %room.id, "op out of order not delivered: {e}");
             return None;
         }
     };
-    let departures = st.roster.deliver(&op_frame, author, |seat| {
-        let answers = &mut seat.extra.answers;
-        if !answers.delivered(digest(&entry.op)) {
+    // Redis holds it: durable as far as this node can tell.
+    st.history.authors_mut().durable_through(seq);
+    let departures = st.roster.deliver(&op_frame, |_, seat| {
+        if seat.extra.author != author {
             return None;
         }
-        let due = answers.due_refusals();
-        let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
-        Some(
-            seat.link
-                .send(ack)
-                .and_then(|()| (0..due).try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))),
-        )
+        // The author's own member: the op is its Ack if it is the one it waits for, and a
+        // retry of it may now be owed its Ack too.
+        let answers = &mut seat.extra.answers;
+        let mut owed = Vec::new();
+        if answers.delivered(entry.n) {
+            owed.push(Answer::Ack(seq));
+        }
+        let first = if owed.is_empty() {
+            seat.link.send(op_frame.clone())
+        } else {
+            Ok(())
+        };
+        owed.extend(answers.due(seq));
+        Some(first.and_then(|()| send_answers(seat, epoch, owed)))
     });
     room.settle(st, departures);
     // Joins and Redis memory follow the board, not its history.
@@ -269,13 +296,16 @@ async fn compact(shared: &Shared, room: &Room, c: Compaction) {
 }
 
 /// Reads the log from the room's head and delivers what is there; reloads the room when its
-/// history changed, and seeds a new history from this node's board when Redis lost it.
-async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachable> {
+/// history changed, seeds a new history from this node's board when Redis lost it, and forks
+/// a new one from Redis's board when the history went back in time under this node. Returns
+/// Redis's clock at the last read.
+async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachable> {
     room.resync_asked.store(false, Relaxed);
     loop {
-        let (epoch, head) = {
+        let (epoch, head, mine) = {
             let st = room.lock();
-            (st.history.epoch(), st.history.head())
+            let head = st.history.position();
+            (head.epoch, head.seq, st.history.authors().at(head.seq))
         };
         let read = shared.db.read_room(&room.keys, Some(head)).await?;
         match read.epoch {
@@ -283,23 +313,29 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreacha
             Some(e) if e != epoch => return reload(shared, room).await,
             _ => {
                 // The history is gone (Redis restarted without persistence) or went back
-                // (it lost its last writes): what this node holds is what survived.
+                // behind this node (it lost its last writes): what this node holds is what
+                // survived.
                 let new = new_epoch(Some(epoch));
-                let board = room.lock().history.clone().begin_epoch(new);
-                if shared
+                let mut board = room.lock().history.board().clone();
+                board.begin_epoch(new);
+                let board = board.snapshot();
+                let seeded = shared
                     .db
-                    .seed(&room.keys, new, &board, Some((epoch, head)))
-                    .await?
-                    == new
-                {
+                    .seed(&room.keys, new, &board, Seed::Reseed(epoch, head));
+                if seeded.await? == new {
                     tracing::warn!(room = %room.id, "Redis lost the room's history; it starts a new one from this node's board");
                 }
                 return reload(shared, room).await;
             }
         }
+        if let (Some(mine), Some(theirs)) = (mine, read.at)
+            && mine != theirs
+        {
+            return fork(shared, room, epoch).await;
+        }
         if read.head == head {
             room.sequenced_hint.fetch_min(head.0, Relaxed);
-            return Ok(());
+            return Ok(read.now_ms);
         }
         if read.entries.first().map(|e| e.seq) != Some(head.next()) {
             // Compacted past this node's head: the gap cannot be replayed to its members.
@@ -321,12 +357,33 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreacha
     }
 }
 
+/// The room's history went back in time under this node (Redis restarted from older data)
+/// and others have written a different one since: neither can be resumed onto the other. A
+/// new history starts from Redis's board (it holds what was acknowledged since the rollback),
+/// and every member of every node takes it as a fresh Welcome.
+async fn fork(shared: &Arc<Shared>, room: &Arc<Room>, epoch: Epoch) -> Result<u64, Unreachable> {
+    let mut fetched = fetch(shared, &room.keys, &room.id).await?;
+    if fetched.history.epoch() == epoch {
+        let new = new_epoch(Some(epoch));
+        let board = fetched.history.begin_epoch(new);
+        let seeded = shared
+            .db
+            .seed(&room.keys, new, &board, Seed::Fork(epoch))
+            .await?;
+        if seeded == new {
+            tracing::warn!(room = %room.id, "the room's history went back in time under this node; it starts a new one from Redis's board");
+        }
+    }
+    reload(shared, room).await
+}
+
 /// Reads the room afresh. A new history: every local member has its unanswered ops refused,
 /// then gets a new Welcome with the new board (the protocol's way to say "start over"). The
 /// same history (this node fell too far behind): members are disconnected to resume, since
 /// the ops they missed can no longer be replayed one by one.
-async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachable> {
+async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachable> {
     let fetched = fetch(shared, &room.keys, &room.id).await?;
+    let now_ms = fetched.now_ms;
     let mut st = room.lock();
     let same_history = fetched.history.epoch() == st.history.epoch();
     st.history = fetched.history;
@@ -337,23 +394,27 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachabl
         for (_, seat) in st.roster.seats() {
             seat.link.kick(KickReason::Resume);
         }
-        return Ok(());
+        return Ok(now_ms);
     }
     let epoch = st.history.epoch();
     tracing::info!(room = %room.id, epoch = epoch.0, "room has a new history; members get a fresh board");
     let members = List::from(st.everyone());
     let state = st.history.snapshot_state();
+    let authors = st.history.authors().clone();
     let mut slow = Vec::new();
     for (id, seat) in st.roster.seats_mut() {
         // Ops sent before the new Welcome are answered before it; none can be acknowledged
         // any more, since the history they were sent for is gone.
         let unanswered = seat.extra.answers.refuse_all();
+        let author = seat.extra.author;
         let welcome = frame(&ServerMsg::Welcome(Welcome {
             member: id,
+            author,
             capability: seat.info.capability,
             epoch,
             state: state.clone(),
             members: members.clone(),
+            decided: authors.decided(author),
         }));
         let sent = (0..unanswered)
             .try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))
@@ -364,7 +425,7 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachabl
     }
     let departures = st.roster.evict(slow, KickReason::SlowConsumer);
     room.settle(&st, departures);
-    Ok(())
+    Ok(now_ms)
 }
 
 /// A presence or cursor frame from another node: remembered, and forwarded as it is.

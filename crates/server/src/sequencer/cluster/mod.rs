@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use self::redis::{Db, Keys, Subscriber, Unreachable};
+use self::redis::{Db, Keys, Seed, Subscriber, Unreachable};
 use self::room::Room;
 use super::room::RoomSettings;
 use super::{Done, HeldRooms, JoinError, JoinRequest, Joined, Sequencer, SequencerError};
@@ -166,7 +166,7 @@ impl Sequencer for RedisSequencer {
             let (epoch, board) = first;
             // Only if the room has no history yet (a room id is never reused anyway).
             let keys = Keys::of(room);
-            let seeded = self.shared.db.seed(&keys, epoch, &board, None).await;
+            let seeded = self.shared.db.seed(&keys, epoch, &board, Seed::Init).await;
             seeded.map(|_| ()).map_err(failed)
         })
     }

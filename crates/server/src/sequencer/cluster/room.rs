@@ -10,21 +10,24 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Bounded, ClientMsg, Color, Cursor, Member, MemberId, Name, Op, Position, PresenceEvent, RoomId,
-    Seq, Sequenced, ServerMsg, decode_client, decode_server, encode_client,
+    Ack, Bounded, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position,
+    PresenceEvent, RoomId, Seq, Sequenced, ServerMsg, Submit, decode_client, decode_server,
+    encode_client,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::Shared;
-use super::answers::{Answers, digest};
+use super::answers::{Answer, Answers};
 use super::delivery::{self, Control};
-use super::redis::{Announced, Command, Keys, LogEntry, Route, Unreachable};
+use super::redis::{Announced, Command, Keys, LogEntry, Route, Seed, Unreachable};
 use super::writer::{self, Job};
-use crate::sequencer::room::{CompactAfter, Departures, History, Locked, Roster, new_epoch};
+use crate::sequencer::room::{
+    CompactAfter, Departures, History, Locked, Roster, Seat, Seen, frame, new_epoch,
+};
 use crate::sequencer::{
-    Admission, JoinError, JoinRequest, Joined, KickReason, Membership, Unload, WriteRefused,
-    vet_behind,
+    Admission, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull, Unload,
+    WriteRefused, vet_behind,
 };
 
 /// Channel messages a room holds while its task is busy (reading a gap, say). Beyond it they
@@ -48,9 +51,12 @@ pub(super) struct Room {
     pub compacting: AtomicBool,
 }
 
-/// What a local member has besides its seat: its presence frame and its unanswered ops.
+/// What a local member has besides its seat: its author, its presence frame and its
+/// unanswered ops.
 #[derive(Debug)]
 pub(super) struct Local {
+    /// The author of its ops.
+    pub author: MemberId,
     /// Its `Presence(Joined)` frame, as kept in the members hash.
     pub joined: Bytes,
     pub answers: Answers,
@@ -95,12 +101,14 @@ impl Live {
             .collect()
     }
 
-    /// Refuses `n` ops of `member`, in its queue; false if the queue is full.
-    fn refuse(&self, member: MemberId, n: usize) -> bool {
-        let Some(seat) = self.roster.get(member) else {
+    /// Sends `member` the answers now owed to it, in order; false if its queue is full.
+    pub fn answer(&mut self, member: MemberId) -> bool {
+        let head = self.history.position();
+        let Some(seat) = self.roster.get_mut(member) else {
             return true;
         };
-        (0..n).all(|_| seat.link.refuse(WriteRefused::ReadOnly).is_ok())
+        let due = seat.extra.answers.due(head.seq);
+        send_answers(seat, head.epoch, due).is_ok()
     }
 }
 
@@ -128,14 +136,18 @@ impl Room {
         }
     }
 
-    /// Marks an op as not sequenced, refusing it once the ops before it are answered.
-    pub fn fail_entry(&self, member: MemberId, entry: u64) {
+    /// Settles what became of op `entry` of `member` (refused, or found applied before) and
+    /// sends the answers now owed to it.
+    pub fn settle_entry(&self, member: MemberId, entry: u64, outcome: Settled) {
         let mut st = self.lock();
         let Some(seat) = st.roster.get_mut(member) else {
             return;
         };
-        let due = seat.extra.answers.fail(entry);
-        if !st.refuse(member, due) {
+        match outcome {
+            Settled::Refused(why) => seat.extra.answers.fail(entry, why),
+            Settled::AppliedAt(seq) => seat.extra.answers.applied_at(entry, seq),
+        }
+        if !st.answer(member) {
             let departures = st.roster.evict(vec![member], KickReason::SlowConsumer);
             self.settle(&st, departures);
         }
@@ -165,10 +177,31 @@ impl Room {
     }
 }
 
+/// Queues `answers` (of history `epoch`) for the member in `seat`, in order.
+pub(super) fn send_answers(
+    seat: &Seat<Local>,
+    epoch: Epoch,
+    answers: Vec<Answer>,
+) -> Result<(), QueueFull> {
+    answers.into_iter().try_for_each(|a| match a {
+        Answer::Ack(seq) => seat.link.send(frame(&ServerMsg::Ack(Ack { epoch, seq }))),
+        Answer::Refuse(why) => seat.link.refuse(why),
+    })
+}
+
+/// What became of an op the writer sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Settled {
+    /// Not applied, for good.
+    Refused(WriteRefused),
+    /// A retry of the op applied at this seq.
+    AppliedAt(Seq),
+}
+
 /// The op in a log entry or channel message (the author's encoded `ClientMsg::Op`).
 pub(super) fn decode_op(entry: &LogEntry) -> Op {
     match decode_client(&entry.op) {
-        Ok(ClientMsg::Op(op)) => op,
+        Ok(ClientMsg::Op(submit)) => submit.op,
         // Only a node speaking another protocol version writes this; the seq must still be
         // filled for the order to stay gapless, so it becomes an op that changes nothing.
         _ => {
@@ -195,6 +228,8 @@ pub(super) fn joined_member(frame: &[u8]) -> Option<Member> {
 pub(super) struct Fetched {
     pub history: History,
     pub members: Vec<Announced>,
+    /// Redis's clock when it was read.
+    pub now_ms: u64,
 }
 
 /// Reads a room: its snapshot, then the log after it. A room without a history (new, or lost
@@ -211,9 +246,10 @@ pub(super) async fn fetch(
     for _ in 0..8 {
         let mut first = db.read_room(keys, None).await?;
         let members = std::mem::take(&mut first.members);
+        let now_ms = first.now_ms;
         let Some(epoch) = first.epoch else {
             let e = new_epoch(None);
-            db.seed(keys, e, &start_over(e), None).await?;
+            db.seed(keys, e, &start_over(e), Seed::Init).await?;
             continue;
         };
         let history = first
@@ -226,10 +262,13 @@ pub(super) async fn fetch(
         let Some(mut history) = history else {
             tracing::error!(room = %id, "the room's snapshot in Redis is unreadable; it starts a new history");
             let e = new_epoch(Some(epoch));
-            db.seed(keys, e, &start_over(e), Some((epoch, Seq(u64::MAX))))
+            db.seed(keys, e, &start_over(e), Seed::Reseed(epoch, Seq(u64::MAX)))
                 .await?;
             continue;
         };
+        history
+            .authors_mut()
+            .restore(std::mem::take(&mut first.authors));
         let mut read = first;
         let complete = loop {
             let mut hole = false;
@@ -248,6 +287,10 @@ pub(super) async fn fetch(
                     hole = true;
                     break;
                 }
+                // Redis holds it: durable as far as this node can tell.
+                let authors = history.authors_mut();
+                authors.record(entry.seq, entry.author, entry.n);
+                authors.durable_through(entry.seq);
             }
             let head = history.head();
             if head >= read.head {
@@ -268,12 +311,16 @@ pub(super) async fn fetch(
                 tracing::error!(room = %id, "the room's log has a hole; it starts a new history from what survived");
                 let e = new_epoch(Some(epoch));
                 let board = history.begin_epoch(e);
-                db.seed(keys, e, &board, Some((epoch, Seq(u64::MAX))))
+                db.seed(keys, e, &board, Seed::Reseed(epoch, Seq(u64::MAX)))
                     .await?;
             }
             continue;
         }
-        return Ok(Fetched { history, members });
+        return Ok(Fetched {
+            history,
+            members,
+            now_ms,
+        });
     }
     Err(Unreachable(
         "the room's history kept changing while it was read".into(),
@@ -396,6 +443,7 @@ pub(super) fn admit(shared: &Arc<Shared>, room: &Arc<Room>, request: JoinRequest
         request.member,
         request.link,
         Local {
+            author: request.author,
             joined: Bytes::new(),
             answers: Answers::default(),
         },
@@ -414,15 +462,18 @@ pub(super) fn admit(shared: &Arc<Shared>, room: &Arc<Room>, request: JoinRequest
     let state = st.history.state_for(request.resume);
     let members = st.everyone();
     let epoch = st.history.epoch();
+    let decided = st.history.authors().decided(request.author);
     drop(st);
     Admission::Joined(Joined {
         epoch,
         state,
         members,
+        decided,
         membership: Box::new(ClusterMembership {
             shared: shared.clone(),
             room: room.clone(),
             member: me,
+            author: request.author,
         }),
     })
 }
@@ -454,26 +505,36 @@ struct ClusterMembership {
     shared: Arc<Shared>,
     room: Arc<Room>,
     member: MemberId,
+    author: MemberId,
 }
 
 impl ClusterMembership {
+    /// Answers a retry of an op delivered at `seq` with its first Ack, in its place.
+    fn answer_retry(&self, st: &mut Live, seq: Seq) -> Result<(), WriteRefused> {
+        let Some(seat) = st.roster.get_mut(self.member) else {
+            return Err(WriteRefused::Gone);
+        };
+        seat.extra.answers.push_applied(seq);
+        if !st.answer(self.member) {
+            let departures = st.roster.evict(vec![self.member], KickReason::SlowConsumer);
+            self.room.settle(st, departures);
+        }
+        Ok(())
+    }
+
     /// Refuses an op in its place: at once if nothing of the member's is unanswered, else
     /// after the ops before it.
-    fn refuse(st: &mut Live, member: MemberId) -> Result<(), WriteRefused> {
+    fn refuse(st: &mut Live, member: MemberId, why: WriteRefused) -> Result<(), WriteRefused> {
         let queued = st
             .roster
             .get_mut(member)
-            .is_some_and(|seat| seat.extra.answers.refuse_in_place());
-        if queued {
-            Ok(())
-        } else {
-            Err(WriteRefused::ReadOnly)
-        }
+            .is_some_and(|seat| seat.extra.answers.refuse_in_place(why));
+        if queued { Ok(()) } else { Err(why) }
     }
 }
 
 impl Membership for ClusterMembership {
-    fn submit(&self, op: Op) -> Result<(), WriteRefused> {
+    fn submit(&self, n: u64, op: Op) -> Result<(), WriteRefused> {
         let shared = &self.shared;
         let mut st = self.room.lock();
         let Some(seat) = st.roster.get(self.member) else {
@@ -481,28 +542,37 @@ impl Membership for ClusterMembership {
         };
         let unanswered = seat.extra.answers.len();
         if !shared.db.is_up() || unanswered >= shared.settings.max_outstanding {
-            return Self::refuse(&mut st, self.member);
+            return Self::refuse(&mut st, self.member, WriteRefused::ReadOnly);
         }
-        vet_behind(st.history.board(), self.member, &op, unanswered)?;
-        let op = encode_client(&ClientMsg::Op(op));
-        let op_digest = digest(&op);
+        // What this node has delivered already tells most retries apart; Redis decides for
+        // the ops it has not delivered yet.
+        match st.history.authors().seen(self.author, n) {
+            Seen::New => {}
+            Seen::At(seq) => return self.answer_retry(&mut st, seq),
+            Seen::Decided => return Self::refuse(&mut st, self.member, WriteRefused::Decided),
+        }
+        vet_behind(st.history.board(), self.author, &op, unanswered)?;
+        let op = encode_client(&ClientMsg::Op(Submit { n, op }));
         let Position { epoch, seq: head } = st.history.position();
         let command = Command::Sequence {
             epoch,
             head,
-            author: self.member,
+            author: self.author,
+            n,
             op,
+            // Set by the writer when it sends the op.
+            deadline_ms: 0,
         };
         // Queued under the room lock, so the writer's order is the order of each member's
         // unanswered ops.
         let live = &mut *st;
         let Some(permit) = live.writer.as_ref().and_then(|w| w.try_reserve().ok()) else {
-            return Self::refuse(live, self.member);
+            return Self::refuse(live, self.member, WriteRefused::ReadOnly);
         };
         let Some(seat) = live.roster.get_mut(self.member) else {
             return Err(WriteRefused::Gone);
         };
-        let entry = seat.extra.answers.push(op_digest);
+        let entry = seat.extra.answers.push(n);
         permit.send(Job::new(command, Some((self.member, entry))));
         Ok(())
     }
@@ -512,9 +582,7 @@ impl Membership for ClusterMembership {
         let Some(changed) = st.roster.change_profile(self.member, name, color) else {
             return;
         };
-        let joined = crate::sequencer::room::frame(&ServerMsg::Presence(PresenceEvent::Joined(
-            changed.info,
-        )));
+        let joined = frame(&ServerMsg::Presence(PresenceEvent::Joined(changed.info)));
         if let Some(seat) = st.roster.get_mut(self.member) {
             seat.extra.joined = joined.clone();
         }

@@ -12,13 +12,16 @@ use tokio::sync::{mpsc, oneshot};
 use super::Shared;
 use super::delivery::Control;
 use super::redis::{Command, Outcome};
-use super::room::Room;
+use super::room::{Room, Settled};
+use crate::sequencer::WriteRefused;
 
 /// Commands a room's writer holds. Beyond it writes are refused as read-only: Redis is not
 /// keeping up, and queuing more would only grow memory and latency.
 pub(super) const QUEUE: usize = 4096;
 /// Commands in one pipeline.
 const MAX_BATCH: usize = 512;
+/// How an op that Redis did not apply is refused: the board is read-only for now.
+const READ_ONLY: Settled = Settled::Refused(WriteRefused::ReadOnly);
 
 /// One command for the writer, and who waits for its outcome.
 #[derive(Debug)]
@@ -93,7 +96,7 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
             match (&j.command, j.entry) {
                 (_, Some((member, entry))) => {
                     shared.metrics.store_errors.fetch_add(1, Relaxed);
-                    room.fail_entry(member, entry);
+                    room.settle_entry(member, entry, READ_ONLY);
                     false
                 }
                 (Command::Publish { .. }, _) => false,
@@ -107,10 +110,18 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
             // Nothing is sent while Redis is down: these ops were certainly not sequenced.
             for job in batch.drain(..) {
                 if let Some((member, entry)) = job.entry {
-                    room.fail_entry(member, entry);
+                    room.settle_entry(member, entry, READ_ONLY);
                 }
             }
             continue;
+        }
+        // Each op may be applied only until this moment on Redis's clock: once Redis's clock
+        // is past it, an op whose answer was lost can be refused for good.
+        let deadline = shared.db.redis_now_ms() + shared.settings.redis_timeout.as_millis() as u64;
+        for job in &mut batch {
+            if let Command::Sequence { deadline_ms, .. } = &mut job.command {
+                *deadline_ms = deadline;
+            }
         }
         let commands: Vec<&Command> = batch.iter().map(|j| &j.command).collect();
         match shared.db.execute(&room.keys, &commands, bytes).await {
@@ -126,7 +137,7 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
                 if in_doubt.is_empty() {
                     continue;
                 }
-                if !resolve(&shared, &room, in_doubt).await {
+                if !resolve(&shared, &room, in_doubt, deadline).await {
                     return;
                 }
             }
@@ -135,18 +146,28 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
 }
 
 /// Waits out ops whose pipeline failed: whether they were sequenced is unknown until Redis
-/// answers again. Every later op waits until the room has read its log up to Redis's head and
+/// answers again. Every later op waits until the room has read its log, at a moment when
+/// Redis's clock is past the ops' `deadline` (so none of them can be applied any more), and
 /// answered these (an Ack for each one found, a refusal for the others), so that each member's
 /// answers keep the order of its ops. A blip is waited out; an outage, or a link too slow to
 /// read the log back in time, is not: their authors are told to resume meanwhile. False if
 /// the node is stopping.
-async fn resolve(shared: &Shared, room: &Room, in_doubt: Vec<(MemberId, u64)>) -> bool {
+async fn resolve(
+    shared: &Shared,
+    room: &Room,
+    in_doubt: Vec<(MemberId, u64)>,
+    deadline: u64,
+) -> bool {
     let resolution = async {
         shared.db.wait_up().await;
         let (done, resolved) = oneshot::channel();
         if room
             .control
-            .send(Control::Resolve { in_doubt, done })
+            .send(Control::Resolve {
+                in_doubt,
+                deadline,
+                done,
+            })
             .is_err()
         {
             return false;
@@ -157,7 +178,7 @@ async fn resolve(shared: &Shared, room: &Room, in_doubt: Vec<(MemberId, u64)>) -
         _ = shared.stop.cancelled() => false,
         // False: the room task is gone (the node is stopping).
         resolved = resolution => resolved,
-        _ = tokio::time::sleep(shared.settings.redis_timeout) => {
+        _ = tokio::time::sleep(shared.settings.redis_timeout * 2) => {
             // Nobody waits for the in-doubt ops any more, and nobody else's ops were behind
             // them: the writer goes on. Those that were sequenced reach the room like any op
             // it missed (a seq jump, a resync).
@@ -175,13 +196,23 @@ fn conclude(shared: &Shared, room: &Room, job: Job, outcome: Outcome) {
             shared.metrics.ops_sequenced.fetch_add(1, Relaxed);
         }
         (Some((member, entry)), Outcome::Stale | Outcome::Lost) => {
-            room.fail_entry(member, entry);
+            room.settle_entry(member, entry, READ_ONLY);
             room.request_resync();
+        }
+        (Some((member, entry)), Outcome::Late) => {
+            shared.metrics.store_errors.fetch_add(1, Relaxed);
+            room.settle_entry(member, entry, READ_ONLY);
+        }
+        (Some((member, entry)), Outcome::Duplicate(seq)) => {
+            room.settle_entry(member, entry, Settled::AppliedAt(*seq));
+        }
+        (Some((member, entry)), Outcome::Decided) => {
+            room.settle_entry(member, entry, Settled::Refused(WriteRefused::Decided));
         }
         (Some((member, entry)), Outcome::Refused(why)) => {
             tracing::warn!(room = %room.id, "Redis refused an op: {why}");
             shared.metrics.store_errors.fetch_add(1, Relaxed);
-            room.fail_entry(member, entry);
+            room.settle_entry(member, entry, READ_ONLY);
         }
         (None, Outcome::Refused(why)) => {
             tracing::debug!(room = %room.id, "Redis refused a command: {why}");

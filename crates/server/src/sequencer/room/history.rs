@@ -5,6 +5,7 @@ use bytes::Bytes;
 use kokuban_board::Board;
 use kokuban_protocol::{List, Op, Position, RoomState, Seq, Sequenced, ServerMsg};
 
+use super::authors::Authors;
 use super::{RoomSettings, frame};
 
 /// When the tail is folded into a new base snapshot.
@@ -41,6 +42,8 @@ pub(crate) struct History {
     /// The last op applied emptied the board: its snapshot is tiny, compact at once.
     cleared: bool,
     compact_after: CompactAfter,
+    /// The op numbers applied, per author.
+    authors: Authors,
 }
 
 /// An op that does not continue the history at its head.
@@ -70,6 +73,7 @@ impl History {
             tail_bytes: 0,
             cleared: false,
             compact_after,
+            authors: Authors::default(),
         }
     }
 
@@ -95,6 +99,7 @@ impl History {
             tail_bytes: 0,
             cleared: false,
             compact_after,
+            authors: Authors::default(),
         })
     }
 
@@ -148,16 +153,29 @@ impl History {
         Ok(())
     }
 
-    /// Applies the op that follows the head, like [`History::apply`], and returns its frame:
-    /// encoded once, for every member it goes to (and the store).
-    pub fn append(&mut self, op: Sequenced) -> Result<Bytes, OutOfOrder> {
+    /// Applies the op that follows the head, like [`History::apply`], records it as op `n` of
+    /// its author, and returns its frame: encoded once, for every member it goes to (and the
+    /// store).
+    pub fn append(&mut self, op: Sequenced, n: u64) -> Result<Bytes, OutOfOrder> {
+        let (seq, author) = (op.seq, op.author);
         let msg = ServerMsg::Op(op);
         let op_frame = frame(&msg);
         let ServerMsg::Op(op) = msg else {
             unreachable!("built as an op just above")
         };
         self.apply(op, op_frame.len())?;
+        self.authors.record(seq, author, n);
         Ok(op_frame)
+    }
+
+    /// The op numbers applied, per author.
+    pub fn authors(&self) -> &Authors {
+        &self.authors
+    }
+
+    /// The op numbers applied, to record those of ops applied without one.
+    pub fn authors_mut(&mut self) -> &mut Authors {
+        &mut self.authors
     }
 
     /// Whether the tail should be folded into a new base: after a Clear (the board is empty,
@@ -185,6 +203,7 @@ impl History {
     /// Returns the new base.
     pub fn begin_epoch(&mut self, epoch: kokuban_protocol::Epoch) -> Bytes {
         self.board.begin_epoch(epoch);
+        self.authors.forget_places();
         self.compact()
     }
 

@@ -1,7 +1,8 @@
 //! The room, once, for every backend: sans-IO state that knows no runtime, socket or Redis.
 //!
 //! - [`History`]: the board at the head of the room's order, the base snapshot and the ops
-//!   after it; what a member resuming from a position gets; when compaction is due.
+//!   after it; what a member resuming from a position gets; when compaction is due; which op
+//!   numbers each author has applied (so that a retried op is applied once).
 //! - [`Roster`]: the members of this node, their cursors, admission, broadcast, eviction and
 //!   departure; when the room became empty.
 //! - [`RoomSettings`]: how rooms behave, taken from the node's configuration.
@@ -9,6 +10,7 @@
 //! The single-node sequencer is this core plus the embedded store and one task per room; the
 //! cluster sequencer is this core plus Redis. Both call the same methods for the same idea.
 
+mod authors;
 mod history;
 mod roster;
 mod settings;
@@ -19,8 +21,9 @@ use bytes::Bytes;
 use kokuban_protocol::{Cursor, Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
+pub(crate) use authors::Seen;
 pub(crate) use history::{CompactAfter, History};
-pub(crate) use roster::{Departures, Roster};
+pub(crate) use roster::{Departures, Roster, Seat};
 pub use settings::RoomSettings;
 
 /// A backend's room state, which holds the room's local members.

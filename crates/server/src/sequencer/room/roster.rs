@@ -38,7 +38,8 @@ pub(crate) struct Departures {
 }
 
 impl Departures {
-    fn absorb(&mut self, other: Departures) {
+    /// Adds `other`'s departures to these.
+    pub fn absorb(&mut self, other: Departures) {
         self.left.extend(other.left);
         self.emptied |= other.emptied;
     }
@@ -152,23 +153,17 @@ impl<E> Roster<E> {
         self.evict(slow, KickReason::SlowConsumer)
     }
 
-    /// Sends the frame of an op by `author` to every member. The author's seat is first given
-    /// to `answer`, which may answer the op itself (an Ack) and returns how that went; when it
-    /// returns `None`, the author gets the op like everyone else.
+    /// Sends the frame of an op to every member. Each seat is first given to `answer`, which
+    /// answers the op itself for the member that waits for it (its Ack) and returns how that
+    /// went; for everyone else it returns `None`, and they get the op.
     pub fn deliver(
         &mut self,
         op_frame: &Bytes,
-        author: MemberId,
-        answer: impl FnOnce(&mut Seat<E>) -> Option<Result<(), QueueFull>>,
+        mut answer: impl FnMut(MemberId, &mut Seat<E>) -> Option<Result<(), QueueFull>>,
     ) -> Departures {
-        let mut answer = Some(answer);
         let mut slow = Vec::new();
         for (id, seat) in self.seats.iter_mut() {
-            let answered = if *id == author {
-                answer.take().and_then(|f| f(seat))
-            } else {
-                None
-            };
+            let answered = answer(*id, seat);
             let sent = answered.unwrap_or_else(|| seat.link.send(op_frame.clone()));
             if sent.is_err() {
                 slow.push(*id);

@@ -2,7 +2,7 @@
 //! pings it and reconnects with backoff; every room's commands and reads go through it.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use super::keys::{Keys, SECRET_KEY};
 use super::scripts::{self, ANNOUNCE, COMPACT, DEPART, HEARTBEAT, READ, SEED, SEQUENCE, UNLOCK};
 use super::wire::{
     Command, Outcome, RoomRead, as_array, as_bytes, as_u64, ephemeral_message, malformed, outcome,
-    parse_entries, parse_members,
+    parse_authors, parse_entries, parse_members,
 };
 use super::{
     Backoff, MAX_ROUND_TRIP_BYTES, MIN_ROUND_TRIP_BYTES, PING_EVERY, READ_CHUNK, Unreachable,
@@ -45,8 +45,22 @@ pub(crate) struct Db {
     metrics: Arc<Metrics>,
     /// Bytes a round trip may carry now (see [`MAX_ROUND_TRIP_BYTES`]).
     budget: std::sync::atomic::AtomicUsize,
+    /// Redis's clock minus the local one, in ms, as last observed.
+    clock_offset_ms: AtomicI64,
     /// This process's id on the room channels (random per start).
     pub node: u64,
+}
+
+/// When a new history replaces the room's (see [`Db::seed`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seed {
+    /// Only if the room has no history (creating it, or it was lost with nobody holding it).
+    Init,
+    /// Only if the history the node holds (this epoch, at this head) is still lost: absent, or
+    /// behind that head.
+    Reseed(Epoch, Seq),
+    /// Only if the history is still this one: it went back in time under the node.
+    Fork(Epoch),
 }
 
 impl fmt::Debug for Db {
@@ -80,6 +94,7 @@ impl Db {
             key: std::sync::OnceLock::new(),
             metrics,
             budget: std::sync::atomic::AtomicUsize::new(MAX_ROUND_TRIP_BYTES),
+            clock_offset_ms: AtomicI64::new(0),
             node: rand::random(),
         })
     }
@@ -109,6 +124,21 @@ impl Db {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
                 Some((b / 2).max(MIN_ROUND_TRIP_BYTES))
             });
+    }
+
+    /// Redis's clock now, in ms, as estimated from its latest answers.
+    pub fn redis_now_ms(&self) -> u64 {
+        let local = unix_ms();
+        local.saturating_add_signed(self.clock_offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Redis said its clock reads `redis_ms` (just now): the offset to the local clock follows
+    /// it, so that deadlines sent with ops are on Redis's clock.
+    fn observe_clock(&self, redis_ms: u64) {
+        if redis_ms != 0 {
+            let offset = redis_ms as i64 - unix_ms() as i64;
+            self.clock_offset_ms.store(offset, Ordering::Relaxed);
+        }
     }
 
     /// Whether the command connection is up (writes are accepted only then).
@@ -179,13 +209,15 @@ impl Db {
         loop {
             let current = self.slot().clone();
             if let Some((generation, mut conn)) = current {
+                // TIME rather than PING: the answer also keeps the clock offset up to date.
                 let ping = tokio::time::timeout(
                     self.timeout,
-                    redis::cmd("PING").query_async::<String>(&mut conn),
+                    redis::cmd("TIME").query_async::<(u64, u64)>(&mut conn),
                 )
                 .await;
                 match ping {
-                    Ok(Ok(_)) => {
+                    Ok(Ok((secs, micros))) => {
+                        self.observe_clock(secs * 1000 + micros / 1000);
                         tokio::select! {
                             _ = stop.cancelled() => return,
                             _ = tokio::time::sleep(PING_EVERY) => {}
@@ -330,19 +362,26 @@ impl Db {
                     epoch,
                     head,
                     author,
+                    n,
                     op,
+                    deadline_ms,
                 } => pipe.invoke_script(
                     SEQUENCE
                         .prepare_invoke()
                         .key(&keys.epoch)
                         .key(&keys.seq)
                         .key(&keys.log)
+                        .key(&keys.authors)
+                        .key(keys.ring(*author))
                         .arg(epoch.0.to_string())
                         .arg(head.0.to_string())
                         .arg(author.0.to_string())
+                        .arg(n.to_string())
                         .arg(&op[..])
                         .arg(self.log_cap)
-                        .arg(&keys.channel),
+                        .arg(&keys.channel)
+                        .arg(deadline_ms.to_string())
+                        .arg(RING_OPS),
                 ),
                 Command::Announce {
                     member,
@@ -404,6 +443,7 @@ impl Db {
                     .key(&keys.log)
                     .key(&keys.snap)
                     .key(&keys.members)
+                    .key(&keys.authors)
                     .arg(after.map(|s| s.0.to_string()).unwrap_or_default())
                     .arg(READ_CHUNK)
                     .arg(if full { "1" } else { "0" })
@@ -419,12 +459,17 @@ impl Db {
             .and_then(as_bytes)
             .ok_or_else(|| malformed("READ"))?;
         if epoch.is_empty() {
+            let now_ms = parts.get(1).and_then(as_u64).unwrap_or(0);
+            self.observe_clock(now_ms);
             return Ok(RoomRead {
                 epoch: None,
                 head: Seq(0),
                 snapshot: None,
                 entries: Vec::new(),
                 members: Vec::new(),
+                authors: Vec::new(),
+                at: None,
+                now_ms,
             });
         }
         let parse = || -> Option<RoomRead> {
@@ -437,10 +482,14 @@ impl Db {
                 entries,
                 members,
                 now,
+                at,
+                authors,
             ] = parts
             else {
                 return None;
             };
+            let now_ms = as_u64(now)?;
+            self.observe_clock(now_ms);
             let snapshot = match (as_u64(snap_epoch), as_u64(snap_seq)) {
                 (Some(e), Some(s)) => {
                     Some((Epoch(e), Seq(s), Bytes::copy_from_slice(as_bytes(board)?)))
@@ -452,25 +501,28 @@ impl Db {
                 head: Seq(as_u64(head)?),
                 snapshot,
                 entries: parse_entries(entries)?,
-                members: parse_members(members, Some(as_u64(now)?))?,
+                members: parse_members(members, Some(now_ms))?,
+                authors: parse_authors(authors)?,
+                at: parse_entries(at)?.first().map(|e| (e.author, e.n)),
+                now_ms,
             })
         };
         parse().ok_or_else(|| malformed("READ"))
     }
 
-    /// Starts the history `epoch` with `board` (see the SEED script). `known` is the history
-    /// the node holds (`None`: it holds none and the room is only to be created if missing).
+    /// Starts the history `epoch` with `board` when `when` says so (see the SEED script).
     /// Returns the room's history afterwards, which is `epoch` only if this call set it.
     pub async fn seed(
         &self,
         keys: &Keys,
         epoch: Epoch,
         board: &[u8],
-        known: Option<(Epoch, Seq)>,
+        when: Seed,
     ) -> Result<Epoch, Unreachable> {
-        let (mode, known_epoch, known_head) = match known {
-            None => ("init", String::new(), String::new()),
-            Some((e, s)) => ("reseed", e.0.to_string(), s.0.to_string()),
+        let (mode, known_epoch, known_head) = match when {
+            Seed::Init => ("init", String::new(), String::new()),
+            Seed::Reseed(e, s) => ("reseed", e.0.to_string(), s.0.to_string()),
+            Seed::Fork(e) => ("fork", e.0.to_string(), String::new()),
         };
         let reply: Value = self
             .run(async |conn| {
@@ -561,4 +613,15 @@ impl Db {
     pub fn check_now(&self) {
         self.kick.notify_one();
     }
+}
+
+/// Latest places of an author's ops kept for retries (see the SEQUENCE script). A retry comes
+/// from a client whose ops were in flight when its link failed: a few seconds of drawing.
+const RING_OPS: usize = 256;
+
+/// The local clock, in ms since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,6 +1,6 @@
 //! The names of a room's keys and channel, and of the cluster-wide keys.
 
-use kokuban_protocol::RoomId;
+use kokuban_protocol::{MemberId, RoomId};
 
 /// The key holding the cluster's capability key.
 pub(super) const SECRET_KEY: &str = "kokuban:secret";
@@ -14,11 +14,17 @@ pub(crate) struct Keys {
     pub(super) snap: String,
     pub(super) members: String,
     pub(super) compact: String,
+    pub(super) authors: String,
     /// The room's pub/sub channel.
     pub channel: String,
 }
 
 impl Keys {
+    /// The list of `author`'s latest op numbers with their places (`n:epoch:seq`, newest first).
+    pub fn ring(&self, author: MemberId) -> String {
+        format!("{}:ring:{author}", self.channel)
+    }
+
     /// The keys of `room`, all under its hash tag.
     pub fn of(room: &RoomId) -> Keys {
         // Room ids are URL-safe base64, so they never contain the `{}` of a hash tag.
@@ -30,6 +36,7 @@ impl Keys {
             snap: format!("{base}:snap"),
             members: format!("{base}:members"),
             compact: format!("{base}:compact"),
+            authors: format!("{base}:authors"),
             channel: base,
         }
     }
@@ -43,7 +50,15 @@ mod tests {
     fn keys_of_a_room_share_one_hash_tag() {
         let k = Keys::of(&RoomId::new("abc_DEF-1").unwrap());
         for key in [
-            &k.epoch, &k.seq, &k.log, &k.snap, &k.members, &k.compact, &k.channel,
+            &k.epoch,
+            &k.seq,
+            &k.log,
+            &k.snap,
+            &k.members,
+            &k.compact,
+            &k.authors,
+            &k.ring(MemberId(3)),
+            &k.channel,
         ] {
             assert!(key.starts_with("kokuban:{abc_DEF-1}"), "{key}");
         }

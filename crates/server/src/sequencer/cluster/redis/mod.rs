@@ -9,10 +9,12 @@
 //! |--------------------------|--------|--------------------------------------------------------|
 //! | `kokuban:{ROOM}:epoch`   | string | the room's history id (decimal u64); absent = lost      |
 //! | `kokuban:{ROOM}:seq`     | string | the last seq given out in that history                 |
-//! | `kokuban:{ROOM}:log`     | stream | one entry per op, id `<seq>-1`, fields `a` (author), `o` (op frame) |
+//! | `kokuban:{ROOM}:log`     | stream | one entry per op, id `<seq>-1`, fields `a` (author), `n` (its number), `o` (op frame) |
 //! | `kokuban:{ROOM}:snap`    | hash   | `epoch`, `seq`, `board`: the board as of `seq`          |
 //! | `kokuban:{ROOM}:members` | hash   | member id → `<expiry ms>\|<node>\|<Joined frame>`       |
 //! | `kokuban:{ROOM}:compact` | string | the compaction lock (random token, with expiry)         |
+//! | `kokuban:{ROOM}:authors` | hash   | author id → its last op number applied (any history)    |
+//! | `kokuban:{ROOM}:ring:A`  | list   | author A's latest `n:epoch:seq`, newest first           |
 //! | channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`) |
 //!
 //! `kokuban:secret` holds the cluster's capability key when no `--secret` is given.
@@ -35,7 +37,7 @@ use std::time::Duration;
 
 use redis::RedisError;
 
-pub(super) use self::db::Db;
+pub(super) use self::db::{Db, Seed};
 pub(super) use self::keys::Keys;
 pub(super) use self::subscriber::{Route, Subscriber};
 pub(super) use self::wire::{Announced, Command, Inbound, LogEntry, Outcome};

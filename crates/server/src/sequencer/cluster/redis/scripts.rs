@@ -11,19 +11,28 @@ use redis::Script;
 /// seqs are the same order. Refuses (`lost`) when the history vanished or went back behind
 /// what the node already delivered, and (`stale`) when the node's view is of an older history:
 /// the node then re-seeds or reloads the room before anything else is sequenced.
+///
+/// Exactly once: an op numbered at or below the last number its author applied is not applied
+/// again; a retry of a recent one gets its first place (`dup`), anything older `decided`.
+/// A refusal is final: each op carries a deadline on Redis's clock, and one that arrives after
+/// it (a pipeline the node gave up on, delivered late) is refused (`late`); the node tells its
+/// author "refused" only once Redis's clock has passed that deadline.
 pub(super) static SEQUENCE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/sequence.lua")));
 
-/// Reads a room: its history id and head, optionally the snapshot and the presence hash, and
-/// the log after a seq. One script, so that a compaction cannot trim the range between reading
-/// the snapshot and reading the log after it.
+/// Reads a room: its history id and head, optionally the snapshot, the presence hash and the
+/// authors' last op numbers, the log entry at a seq and the log after it, and Redis's clock.
+/// One script, so that a compaction cannot trim the range between reading the snapshot and
+/// reading the log after it.
 pub(super) static READ: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/read.lua")));
 
 /// Starts a history. `init`: only if the room has none (creating a room, or opening one whose
 /// history is gone). `reseed`: only if the history the node knows is still lost (absent, or
 /// behind the node's head): of several nodes that notice a loss, the first one's board wins
-/// and the others load it. Announces the new history on the channel.
+/// and the others load it. `fork`: only if the history is still the one the node knows, which
+/// went back in time under it (Redis restarted from older data). Announces the new history on
+/// the channel. The authors' op numbers are kept: an op decided once is never applied again.
 pub(super) static SEED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/seed.lua")));
 

@@ -13,13 +13,8 @@ use super::Unreachable;
 /// A message from a room's channel.
 #[derive(Debug, Clone)]
 pub(crate) enum Inbound {
-    /// A sequenced op: `op` is the author's encoded `ClientMsg::Op`.
-    Op {
-        epoch: Epoch,
-        seq: Seq,
-        author: MemberId,
-        op: Bytes,
-    },
+    /// A sequenced op of history `epoch`.
+    Op { epoch: Epoch, entry: LogEntry },
     /// The room's history was replaced.
     Reset,
     /// A presence or cursor frame from another node, to forward as it is.
@@ -39,16 +34,20 @@ pub(super) fn parse_inbound(payload: &[u8]) -> Option<Inbound> {
     let (&kind, rest) = payload.split_first()?;
     match kind {
         b'O' => {
-            let mut parts = rest.splitn(4, |&b| b == b'\n');
+            let mut parts = rest.splitn(5, |&b| b == b'\n');
             let epoch = parse_u64(parts.next()?)?;
             let seq = parse_u64(parts.next()?)?;
             let author = parse_u64(parts.next()?)?;
+            let n = parse_u64(parts.next()?)?;
             let op = Bytes::copy_from_slice(parts.next()?);
             Some(Inbound::Op {
                 epoch: Epoch(epoch),
-                seq: Seq(seq),
-                author: MemberId(author),
-                op,
+                entry: LogEntry {
+                    seq: Seq(seq),
+                    author: MemberId(author),
+                    n,
+                    op,
+                },
             })
         }
         b'E' => Some(Inbound::Reset),
@@ -95,11 +94,14 @@ pub(super) fn malformed(what: &str) -> Unreachable {
     Unreachable(format!("unexpected reply to {what}"))
 }
 
-/// One op from the log.
+/// One op from the log (or the channel).
 #[derive(Debug, Clone)]
 pub(crate) struct LogEntry {
     pub seq: Seq,
     pub author: MemberId,
+    /// Its number among its author's ops.
+    pub n: u64,
+    /// The author's encoded `ClientMsg::Op`.
     pub op: Bytes,
 }
 
@@ -125,6 +127,12 @@ pub(crate) struct RoomRead {
     pub entries: Vec<LogEntry>,
     /// Members whose expiry has not passed (when asked for).
     pub members: Vec<Announced>,
+    /// Each author's last op number applied (when asked for).
+    pub authors: Vec<(MemberId, u64)>,
+    /// The author and number of the op at the seq asked for, if the log still holds it.
+    pub at: Option<(MemberId, u64)>,
+    /// Redis's clock when it read, in ms.
+    pub now_ms: u64,
 }
 
 pub(super) fn parse_entries(v: &Value) -> Option<Vec<LogEntry>> {
@@ -136,11 +144,12 @@ pub(super) fn parse_entries(v: &Value) -> Option<Vec<LogEntry>> {
         let id = std::str::from_utf8(as_bytes(id)?).ok()?;
         let seq = id.split_once('-')?.0.parse().ok()?;
         let fields = as_array(fields)?;
-        let (mut author, mut op) = (None, None);
+        let (mut author, mut n, mut op) = (None, 0, None);
         for pair in fields.chunks(2) {
             if let [k, v] = pair {
                 match as_bytes(k)? {
                     b"a" => author = as_u64(v),
+                    b"n" => n = as_u64(v)?,
                     b"o" => op = as_bytes(v).map(Bytes::copy_from_slice),
                     _ => {}
                 }
@@ -149,10 +158,22 @@ pub(super) fn parse_entries(v: &Value) -> Option<Vec<LogEntry>> {
         out.push(LogEntry {
             seq: Seq(seq),
             author: MemberId(author?),
+            n,
             op: op?,
         });
     }
     Some(out)
+}
+
+/// Parses `author → last op number` pairs.
+pub(crate) fn parse_authors(v: &Value) -> Option<Vec<(MemberId, u64)>> {
+    as_array(v)?
+        .chunks(2)
+        .map(|pair| match pair {
+            [a, n] => Some((MemberId(as_u64(a)?), as_u64(n)?)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Parses `member → expiry|node|frame` pairs, keeping those alive at `now_ms` (all, if `None`).
@@ -183,13 +204,15 @@ pub(super) fn parse_members(v: &Value, now_ms: Option<u64>) -> Option<Vec<Announ
 /// One command of a room's ordered writer.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Sequence an op (`op`: the encoded `ClientMsg::Op`), if the history is still `epoch`
-    /// and not behind `head`.
+    /// Sequence op `n` of `author` (`op`: the encoded `ClientMsg::Op`), if the history is
+    /// still `epoch` and not behind `head`, and Redis's clock is not past `deadline_ms`.
     Sequence {
         epoch: Epoch,
         head: Seq,
         author: MemberId,
+        n: u64,
         op: Vec<u8>,
+        deadline_ms: u64,
     },
     /// A member of this node joined or changed its profile (`frame`: its `Joined` or `Updated`
     /// presence frame; `joined`: its `Joined` frame, kept in the hash).
@@ -215,6 +238,12 @@ pub(crate) enum Outcome {
     Stale,
     /// The history is gone or went back: not sequenced.
     Lost,
+    /// A retry of an op applied at this seq.
+    Duplicate(Seq),
+    /// At or below its author's last number, too old to know where: never applied now.
+    Decided,
+    /// Past its deadline: never applied.
+    Late,
     /// Done (announce, depart, publish).
     Done,
     /// The members of the room on every node.
@@ -232,6 +261,9 @@ pub(super) fn outcome(command: &Command, v: &Value) -> Option<Outcome> {
                 b"ok" => Outcome::Sequenced(Seq(as_u64(parts.get(1)?)?)),
                 b"stale" => Outcome::Stale,
                 b"lost" => Outcome::Lost,
+                b"dup" => Outcome::Duplicate(Seq(as_u64(parts.get(1)?)?)),
+                b"decided" => Outcome::Decided,
+                b"late" => Outcome::Late,
                 _ => return None,
             }
         }
@@ -248,18 +280,15 @@ mod tests {
 
     #[test]
     fn channel_messages_parse() {
-        let m = parse_inbound(b"O12\n7\n99\n\x01\x02\n\x03").unwrap();
-        let Inbound::Op {
-            epoch,
-            seq,
-            author,
-            op,
-        } = m
-        else {
+        let m = parse_inbound(b"O12\n7\n99\n4\n\x01\x02\n\x03").unwrap();
+        let Inbound::Op { epoch, entry } = m else {
             panic!()
         };
-        assert_eq!((epoch, seq, author), (Epoch(12), Seq(7), MemberId(99)));
-        assert_eq!(&op[..], b"\x01\x02\n\x03");
+        assert_eq!(
+            (epoch, entry.seq, entry.author, entry.n),
+            (Epoch(12), Seq(7), MemberId(99), 4)
+        );
+        assert_eq!(&entry.op[..], b"\x01\x02\n\x03");
         assert!(matches!(parse_inbound(b"E5"), Some(Inbound::Reset)));
         let p = ephemeral_message(0xabc, b"frame");
         let Some(Inbound::Ephemeral { node, frame }) = parse_inbound(&p) else {

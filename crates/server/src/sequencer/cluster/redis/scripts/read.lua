@@ -1,12 +1,21 @@
--- KEYS: epoch, seq, log, snap, members. ARGV: after ('' = the snapshot's seq), count, full,
--- bytes of entries at most (the first entry is returned whatever its size).
+-- KEYS: epoch, seq, log, snap, members, authors. ARGV: after ('' = the snapshot's seq), count,
+-- full, bytes of entries at most (the first entry is returned whatever its size).
 local epoch = redis.call('GET', KEYS[1])
-if not epoch then return {''} end
+if not epoch then
+  local t = redis.call('TIME')
+  return {'', t[1] * 1000 + math.floor(t[2] / 1000)}
+end
 local seq = redis.call('GET', KEYS[2]) or '0'
 local full = ARGV[3] == '1'
 local snap = redis.call('HMGET', KEYS[4], 'epoch', 'seq', full and 'board' or 'seq')
 local after = ARGV[1]
-if after == '' then after = snap[2] or '0' end
+local at = {}
+if after == '' then
+  after = snap[2] or '0'
+else
+  -- The entry at `after` itself: the reader checks it is the op it holds there.
+  at = redis.call('XRANGE', KEYS[3], after .. '-1', after .. '-1')
+end
 local entries = redis.call('XRANGE', KEYS[3], '(' .. after .. '-1', '+', 'COUNT', ARGV[2])
 local budget = tonumber(ARGV[4])
 local size, kept = 0, {}
@@ -16,8 +25,11 @@ for i = 1, #entries do
   kept[i] = entries[i]
 end
 entries = kept
-local members = {}
-if full then members = redis.call('HGETALL', KEYS[5]) end
+local members, authors = {}, {}
+if full then
+  members = redis.call('HGETALL', KEYS[5])
+  authors = redis.call('HGETALL', KEYS[6])
+end
 local t = redis.call('TIME')
 return {epoch, seq, snap[1] or '', snap[2] or '', full and (snap[3] or '') or '', entries,
-        members, t[1] * 1000 + math.floor(t[2] / 1000)}
+        members, t[1] * 1000 + math.floor(t[2] / 1000), at, authors}

@@ -1,9 +1,15 @@
 -- KEYS: epoch, seq, log, snap. ARGV: mode, new epoch, board, known epoch, known head, channel.
+-- Modes: 'init' only if the room has no history; 'reseed' only if the history the node knows
+-- is still lost (absent, or behind the node's head); 'fork' only if the history is still the
+-- one the node knows (it went back in time under the node, which must not resume onto it).
 local cur = redis.call('GET', KEYS[1])
 if cur then
   if ARGV[1] == 'init' then return cur end
-  local head = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if cur ~= ARGV[4] or head >= tonumber(ARGV[5]) then return cur end
+  if cur ~= ARGV[4] then return cur end
+  if ARGV[1] == 'reseed' then
+    local head = tonumber(redis.call('GET', KEYS[2]) or '0')
+    if head >= tonumber(ARGV[5]) then return cur end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], '0')
