@@ -1211,3 +1211,62 @@ async fn a_half_open_client_is_found_by_the_heartbeat_and_leaves_presence_on_eve
         .await;
     drop(ghost);
 }
+
+#[tokio::test]
+async fn an_op_refused_while_redis_was_frozen_is_never_applied_afterwards() {
+    let redis = RedisServer::start(false).await;
+    let a = healthy_node(&redis, "a").await;
+    let b = healthy_node(&redis, "b").await;
+    let room = create_room_at(a.addr).await;
+    let mut ada = Pen::new("ada", &room, &room.edit);
+    ada.connect(a.addr).await.unwrap();
+    let mut bob = Pen::new("bob", &room, &room.view);
+    bob.connect(b.addr).await.unwrap();
+    // Ada writes at 60 Hz for four seconds; Redis is frozen for two and a half of them, with
+    // her pipelines in its socket buffer: when it thaws it runs them, long after the node
+    // gave up on them.
+    let start = Instant::now();
+    let (mut frozen, mut thawed) = (false, false);
+    let mut tick = tokio::time::interval(Duration::from_millis(16));
+    while start.elapsed() < Duration::from_secs(4) {
+        tick.tick().await;
+        if !frozen && start.elapsed() > Duration::from_millis(500) {
+            redis.freeze();
+            frozen = true;
+        }
+        if frozen && !thawed && start.elapsed() > Duration::from_millis(3000) {
+            redis.thaw();
+            thawed = true;
+        }
+        if !ada.connected() {
+            let _ = ada.connect(a.addr).await;
+        }
+        ada.draw(text_op(16)).await;
+        ada.drain(Duration::from_millis(2)).await;
+    }
+    ada.settle(a.addr, harness::TIMEOUT).await;
+    let head = ada.head().expect("joined");
+    bob.sync_to(head, harness::TIMEOUT).await;
+    let on_board: std::collections::HashSet<StrokeId> = bob.board.strokes().map(|s| s.id).collect();
+    println!(
+        "{} ops acknowledged, {} refused, {} decided on a reconnect; {} items on the board",
+        ada.acked.len(),
+        ada.refused.len(),
+        ada.decided.len(),
+        on_board.len()
+    );
+    assert!(!ada.refused.is_empty(), "the freeze refused writes");
+    for op in &ada.refused {
+        assert!(
+            !on_board.contains(&op_id(op)),
+            "an op its author was told was refused is on the board"
+        );
+    }
+    for op in &ada.acked {
+        assert!(
+            on_board.contains(&op_id(op)),
+            "an acknowledged op is missing"
+        );
+    }
+    assert_eq!(ada.board.snapshot(), bob.board.snapshot(), "one board");
+}

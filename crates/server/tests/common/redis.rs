@@ -147,6 +147,29 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the process (SIGSTOP): connections stay open, nothing is answered, and what
+    /// clients send waits in its socket buffers, as on a stalled host.
+    pub fn freeze(&self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a frozen process run again (SIGCONT): it works through what waited meanwhile.
+    pub fn thaw(&self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+    }
+
+    /// Its data directory (an RDB saved there is loaded at the next start).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Starts the server again on the same port and directory.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");
