@@ -451,7 +451,7 @@ impl Session {
             // The server refuses only ops that would change nothing by the time they are
             // ordered (a stroke someone else erased first, a move back to where it is), and
             // ops no correct client sends: it leaves the view, without bothering the user.
-            ErrorCode::InvalidOp | ErrorCode::Decided => {
+            ErrorCode::InvalidOp | ErrorCode::Decided | ErrorCode::BoardFull => {
                 if self.sent.pop_front().is_some() {
                     self.rebase();
                 }

@@ -165,6 +165,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::RoomFull),
         Just(ErrorCode::Overloaded),
         Just(ErrorCode::Decided),
+        Just(ErrorCode::BoardFull),
         Just(ErrorCode::Internal),
     ]
 }

@@ -426,6 +426,9 @@ pub enum ErrorCode {
     /// A retried op that was decided long ago (applied or refused); whatever it did is in what
     /// the client has received. Nothing to do but forget it.
     Decided,
+    /// The board holds as much as a board may (items, points or bytes): the op that would
+    /// add to it was not applied. Erasing or clearing makes room.
+    BoardFull,
 }
 
 /// An error with a short, human-readable message.

@@ -46,8 +46,17 @@ pub struct Config {
     pub room_grace: Duration,
     /// The log is compacted into a snapshot once this many ops follow the last snapshot...
     pub compact_after_ops: usize,
-    /// ...or once they weigh this many bytes.
+    /// ...or once they weigh this many bytes (and, on a large board, at least an eighth of its
+    /// snapshot, so that re-encoding the board costs in proportion to what changed).
     pub compact_after_bytes: usize,
+    /// Items (strokes, text, tombstones kept for undo) a board may hold; an op that would add
+    /// one more is refused ("this board is full"). 0: no cap.
+    pub max_board_items: usize,
+    /// Points a board may hold (tombstones included). 0: no cap.
+    pub max_board_points: usize,
+    /// Bytes a board's encoded state (snapshot and the ops after it) may reach before ops that
+    /// add to it are refused: it bounds a room's memory, its store and every Welcome. 0: no cap.
+    pub max_board_bytes: usize,
     /// Ops queued for the store beyond which new writes are refused (the room turns
     /// temporarily read-only) rather than letting memory grow while the disk stalls.
     pub store_backlog_ops: usize,
@@ -121,6 +130,12 @@ impl Config {
             room_grace: Duration::from_secs(30),
             compact_after_ops: 2000,
             compact_after_bytes: 1 << 20,
+            // Far beyond a busy real board (a dense classroom board after a term is tens of
+            // thousands of strokes and a few million points, a few MiB encoded), well below
+            // what would strain a node: 16 MiB of snapshot, served to every joiner.
+            max_board_items: 200_000,
+            max_board_points: 8_000_000,
+            max_board_bytes: 16 << 20,
             store_backlog_ops: 200_000,
             store_max_lag: Duration::from_millis(500),
             // Browsers send a whole request head in one packet; ten seconds leaves room for a

@@ -38,6 +38,8 @@ pub enum Rejection {
     Protocol,
     /// Control frames (pings, pongs) beyond the connection's rate limit: closed with 1008.
     PingFlood,
+    /// An op that would grow a board past its budget.
+    BoardFull,
     /// A Hello for a room that has as many members as it may.
     RoomFull,
     /// A Hello that would load one room more than the node may hold.
@@ -45,7 +47,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    const ALL: [Rejection; 15] = [
+    const ALL: [Rejection; 16] = [
         Rejection::Empty,
         Rejection::TooLarge,
         Rejection::Version,
@@ -61,6 +63,7 @@ impl Rejection {
         Rejection::PingFlood,
         Rejection::RoomFull,
         Rejection::Overloaded,
+        Rejection::BoardFull,
     ];
 
     /// The label value.
@@ -81,6 +84,7 @@ impl Rejection {
             Rejection::PingFlood => "ping_flood",
             Rejection::RoomFull => "room_full",
             Rejection::Overloaded => "overloaded",
+            Rejection::BoardFull => "board_full",
         }
     }
 

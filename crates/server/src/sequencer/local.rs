@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::room::{
-    CompactAfter, Departures, History, Locked, RoomSettings, Roster, Seen, frame, new_epoch,
+    BoardFull, CompactAfter, Departures, History, Locked, RoomSettings, Roster, Seen, frame,
+    new_epoch,
 };
 use super::{
     Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull,
@@ -30,6 +31,11 @@ use super::{
 use crate::BoxFuture;
 use crate::metrics::Metrics;
 use crate::store::{Durability, Store, StoredOp, StoredRoom};
+
+/// Bytes of a room's ops handed to the store and not yet on disk beyond which the room refuses
+/// writes (temporarily read-only) until the disk catches up: a room that floods the store
+/// slows itself, not every room of the node.
+const MAX_UNDURABLE_BYTES: usize = 8 << 20;
 
 /// The in-process [`Sequencer`].
 #[derive(Debug, Clone)]
@@ -64,6 +70,10 @@ struct Live {
     durable: Seq,
     /// Members whose queue is held behind the Ack of the op at that seq, oldest first.
     awaiting: VecDeque<(Seq, MemberId)>,
+    /// Ops handed to the store and not on disk yet (seq, frame bytes), oldest first, and their
+    /// bytes.
+    undurable: VecDeque<(Seq, usize)>,
+    undurable_bytes: usize,
     /// Removed from the map: a join that still holds this room must load it afresh.
     unloaded: bool,
 }
@@ -78,6 +88,10 @@ impl Durability for Room {
         }
         st.durable = seq;
         st.history.authors_mut().durable_through(seq);
+        while st.undurable.front().is_some_and(|(s, _)| *s <= seq) {
+            let (_, bytes) = st.undurable.pop_front().unwrap_or_default();
+            st.undurable_bytes -= bytes;
+        }
         let mut slow = Vec::new();
         while st.awaiting.front().is_some_and(|(s, _)| *s <= seq) {
             let Some((_, member)) = st.awaiting.pop_front() else {
@@ -177,6 +191,8 @@ impl Shared {
                 history,
                 roster: Roster::new(self.metrics.clone()),
                 awaiting: VecDeque::new(),
+                undurable: VecDeque::new(),
+                undurable_bytes: 0,
                 unloaded: false,
             }),
             shared: Arc::downgrade(self),
@@ -359,6 +375,9 @@ impl Membership for LocalMembership {
         if !st.roster.contains(self.member) {
             return Err(WriteRefused::Gone);
         }
+        if st.undurable_bytes > MAX_UNDURABLE_BYTES {
+            return Err(WriteRefused::ReadOnly);
+        }
         let Position { epoch, seq: head } = st.history.position();
         match st.history.authors().seen(self.author, n) {
             Seen::New => {}
@@ -374,6 +393,9 @@ impl Membership for LocalMembership {
         }
         // The board is at the head and this author's earlier ops are all in it: vet strictly.
         vet(st.history.board(), self.author, &op)?;
+        st.history
+            .admits(&op)
+            .map_err(|BoardFull| WriteRefused::BoardFull)?;
         let seq = head.next();
         let sequenced = Sequenced {
             epoch,
@@ -396,6 +418,8 @@ impl Membership for LocalMembership {
             .deliver(&op_frame, |id, _| (id == me).then_some(Ok(())));
         let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
         departures.absorb(self.room.answer(&mut st, me, seq, ack));
+        st.undurable.push_back((seq, op_frame.len()));
+        st.undurable_bytes += op_frame.len();
         let op = StoredOp {
             seq,
             frame: op_frame,
@@ -455,6 +479,7 @@ mod tests {
             room_grace: Duration::from_secs(60),
             compact_after_ops: ops,
             compact_after_bytes: bytes,
+            budget: crate::sequencer::Budget::UNLIMITED,
             max_rooms: 0,
             max_members_per_room: 0,
         }

@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 pub use cluster::RedisSequencer;
 pub use link::{KickReason, KickSignal, MemberLink, Outbox, Outgoing, QueueFull};
 pub use local::LocalSequencer;
-pub use room::RoomSettings;
+pub use room::{Budget, RoomSettings};
 
 use self::room::{Locked, Seated};
 use crate::BoxFuture;
@@ -157,6 +157,9 @@ pub enum WriteRefused {
     /// The board would ignore the op, or it is not this member's to make (see [`vet`]).
     #[error("{0}")]
     Invalid(Refusal),
+    /// The board holds as much as it may; the op would add to it.
+    #[error("this board is full")]
+    BoardFull,
     /// A retried op decided long ago (its first Ack is no longer known); whatever it did is in
     /// the room.
     #[error("this op was decided before")]

@@ -76,6 +76,10 @@ impl Refusal {
             Refusal::Write(WriteRefused::Invalid(why)) => {
                 (ErrorCode::InvalidOp, Cow::Owned(why.to_string()))
             }
+            Refusal::Write(WriteRefused::BoardFull) => (
+                ErrorCode::BoardFull,
+                text("this board is full: erase something to make room, or start a new board"),
+            ),
             Refusal::Write(WriteRefused::Decided) => {
                 (ErrorCode::Decided, text("this op was decided before"))
             }
@@ -138,6 +142,7 @@ impl Refusal {
             Refusal::Overloaded => Rejection::Overloaded,
             Refusal::Write(WriteRefused::Invalid(_)) => Rejection::InvalidOp,
             Refusal::Write(WriteRefused::Decided) => return None,
+            Refusal::Write(WriteRefused::BoardFull) => Rejection::BoardFull,
             Refusal::Write(_) => Rejection::ReadOnly,
             Refusal::ViewOnly => Rejection::ViewOnly,
             Refusal::Text => Rejection::Text,

@@ -23,7 +23,7 @@ use super::delivery::{self, Control};
 use super::redis::{Announced, Command, Keys, LogEntry, Route, Seed, Unreachable};
 use super::writer::{self, Job};
 use crate::sequencer::room::{
-    CompactAfter, Departures, History, Locked, Roster, Seat, Seen, frame, new_epoch,
+    BoardFull, CompactAfter, Departures, History, Locked, Roster, Seat, Seen, frame, new_epoch,
 };
 use crate::sequencer::{
     Admission, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull, Unload,
@@ -552,6 +552,11 @@ impl Membership for ClusterMembership {
             Seen::Decided => return Self::refuse(&mut st, self.member, WriteRefused::Decided),
         }
         vet_behind(st.history.board(), self.author, &op, unanswered)?;
+        // The board here may lag Redis by the ops in flight: a room can overshoot its budget
+        // by that much, no more.
+        st.history
+            .admits(&op)
+            .map_err(|BoardFull| WriteRefused::BoardFull)?;
         let op = encode_client(&ClientMsg::Op(Submit { n, op }));
         let Position { epoch, seq: head } = st.history.position();
         let command = Command::Sequence {

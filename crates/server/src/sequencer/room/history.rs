@@ -6,15 +6,18 @@ use kokuban_board::Board;
 use kokuban_protocol::{List, Op, Position, RoomState, Seq, Sequenced, ServerMsg};
 
 use super::authors::Authors;
+use super::settings::Budget;
 use super::{RoomSettings, frame};
 
-/// When the tail is folded into a new base snapshot.
+/// When the tail is folded into a new base snapshot, and what the board may hold.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CompactAfter {
     /// Ops in the tail...
     pub ops: usize,
     /// ...or bytes they weigh.
     pub bytes: usize,
+    /// What the board may hold.
+    pub budget: Budget,
 }
 
 impl From<&RoomSettings> for CompactAfter {
@@ -22,9 +25,15 @@ impl From<&RoomSettings> for CompactAfter {
         Self {
             ops: s.compact_after_ops.max(1),
             bytes: s.compact_after_bytes.max(1),
+            budget: s.budget,
         }
     }
 }
+
+/// The board holds as much as it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this board is full")]
+pub(crate) struct BoardFull;
 
 /// The board of a room and how it got there.
 ///
@@ -44,6 +53,10 @@ pub(crate) struct History {
     compact_after: CompactAfter,
     /// The op numbers applied, per author.
     authors: Authors,
+    /// Items and points on the board, tombstones included (exact at each base, counted up
+    /// since).
+    items: usize,
+    points: usize,
 }
 
 /// An op that does not continue the history at its head.
@@ -74,7 +87,10 @@ impl History {
             cleared: false,
             compact_after,
             authors: Authors::default(),
+            items: 0,
+            points: 0,
         }
+        .counted()
     }
 
     /// The history whose base is the encoded snapshot `base`, which must be the board at
@@ -100,7 +116,36 @@ impl History {
             cleared: false,
             compact_after,
             authors: Authors::default(),
-        })
+            items: 0,
+            points: 0,
+        }
+        .counted())
+    }
+
+    /// With the board's items and points counted.
+    fn counted(mut self) -> Self {
+        self.items = self.board.all_strokes().count();
+        self.points = self.board.point_count();
+        self
+    }
+
+    /// Whether the board can take `op`: an op that adds items or points to a board at its
+    /// budget is refused. Others (erasing, clearing, moving) always pass, so a full board can
+    /// be made room on.
+    pub fn admits(&self, op: &Op) -> Result<(), BoardFull> {
+        let (items, points) = grows(op);
+        if items == 0 && points == 0 {
+            return Ok(());
+        }
+        let budget = self.compact_after.budget;
+        let bytes = self.base.len().saturating_add(self.tail_bytes);
+        if self.items + items > budget.items
+            || self.points + points > budget.points
+            || bytes > budget.bytes
+        {
+            return Err(BoardFull);
+        }
+        Ok(())
     }
 
     /// The board at the head.
@@ -148,6 +193,9 @@ impl History {
             unreachable!("the board follows the head, checked above: {e}");
         }
         self.cleared = matches!(op.op, Op::Clear);
+        let (items, points) = grows(&op.op);
+        self.items += items;
+        self.points += points;
         self.tail_bytes += weight;
         self.tail.push(op);
         Ok(())
@@ -181,10 +229,13 @@ impl History {
     /// Whether the tail should be folded into a new base: after a Clear (the board is empty,
     /// its snapshot tiny, everything before it irrelevant), or once the tail outgrows its
     /// bounds, so that storage and join time follow the board's content, not its history.
+    ///
+    /// On a large board the tail must also weigh an eighth of the base: re-encoding the board
+    /// then costs at most eight times what changed, however large the board.
     pub fn compaction_due(&self) -> bool {
-        self.cleared
-            || self.tail.len() >= self.compact_after.ops
-            || self.tail_bytes >= self.compact_after.bytes
+        let grown = self.tail.len() >= self.compact_after.ops
+            || self.tail_bytes >= self.compact_after.bytes;
+        self.cleared || (grown && self.tail_bytes.saturating_mul(8) >= self.base.len())
     }
 
     /// Makes the board at the head the new base and empties the tail; returns the base, for
@@ -195,6 +246,8 @@ impl History {
         self.tail.clear();
         self.tail_bytes = 0;
         self.cleared = false;
+        self.items = self.board.all_strokes().count();
+        self.points = self.board.point_count();
         self.base.clone()
     }
 
@@ -231,16 +284,29 @@ impl History {
     }
 }
 
+/// The items and points an op adds to a board when it applies.
+fn grows(op: &Op) -> (usize, usize) {
+    match op {
+        Op::StrokeBegin { .. } | Op::Text { .. } => (1, 1),
+        Op::StrokePoints(batch) => (0, batch.points.len()),
+        _ => (0, 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sequencer::room::fixtures::stroke;
-    use kokuban_protocol::{Epoch, MemberId};
+    use kokuban_protocol::{Epoch, MemberId, Point, StrokeId};
 
     const E: Epoch = Epoch(7);
 
     fn limits(ops: usize, bytes: usize) -> CompactAfter {
-        CompactAfter { ops, bytes }
+        CompactAfter {
+            ops,
+            bytes,
+            budget: Budget::UNLIMITED,
+        }
     }
 
     fn op(seq: u64, op: Op) -> Sequenced {
@@ -333,6 +399,69 @@ mod tests {
         assert!(cleared.compaction_due());
         cleared.compact();
         assert!(!cleared.compaction_due());
+    }
+
+    #[test]
+    fn a_full_board_refuses_what_would_grow_it_and_takes_what_makes_room() {
+        let mut h = History::start(
+            E,
+            CompactAfter {
+                budget: Budget {
+                    items: 2,
+                    ..Budget::UNLIMITED
+                },
+                ..limits(100, usize::MAX)
+            },
+        );
+        h.apply(op(1, stroke(1)), 40).unwrap();
+        assert!(h.admits(&stroke(2)).is_ok());
+        h.apply(op(2, stroke(2)), 40).unwrap();
+        assert_eq!(h.admits(&stroke(3)), Err(BoardFull));
+        assert!(h.admits(&Op::Clear).is_ok(), "clearing makes room");
+        h.apply(op(3, Op::Clear), 10).unwrap();
+        h.compact();
+        assert!(
+            h.admits(&stroke(3)).is_ok(),
+            "counted afresh at the new base"
+        );
+
+        let few_points = CompactAfter {
+            budget: Budget {
+                points: 3,
+                ..Budget::UNLIMITED
+            },
+            ..limits(100, usize::MAX)
+        };
+        let mut p = History::start(E, few_points);
+        p.apply(op(1, stroke(1)), 40).unwrap();
+        let id = StrokeId(uuid::Uuid::from_u128(1));
+        let pts = |n: usize| {
+            let points = kokuban_protocol::Points::new(vec![Point::new(0, 0, 0).unwrap(); n]);
+            Op::StrokePoints(kokuban_protocol::StrokePoints::new(id, 1, points.unwrap()).unwrap())
+        };
+        assert!(p.admits(&pts(2)).is_ok());
+        assert_eq!(p.admits(&pts(3)), Err(BoardFull));
+    }
+
+    #[test]
+    fn a_large_board_compacts_in_proportion_to_what_changed() {
+        let mut h = History::start(E, limits(1, 1));
+        // A base of some size: many strokes, compacted once.
+        for n in 1..=400 {
+            h.apply(op(n, stroke(n as u128)), 40).unwrap();
+        }
+        let base = h.compact().len();
+        assert!(base > 8 * 40, "base of {base} bytes");
+        // Small ops past the usual thresholds do not re-encode it until they weigh an eighth.
+        let mut seq = 400;
+        let mut weight = 0;
+        while weight * 8 < base {
+            seq += 1;
+            assert!(!h.compaction_due() || weight == 0);
+            h.apply(op(seq, stroke(seq as u128)), 40).unwrap();
+            weight += 40;
+        }
+        assert!(h.compaction_due());
     }
 
     #[test]

@@ -22,9 +22,9 @@ use kokuban_protocol::{Cursor, Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
-pub(crate) use history::{CompactAfter, History};
+pub(crate) use history::{BoardFull, CompactAfter, History};
 pub(crate) use roster::{Departures, Roster, Seat};
-pub use settings::RoomSettings;
+pub use settings::{Budget, RoomSettings};
 
 /// A backend's room state, which holds the room's local members.
 pub(crate) trait Seated {

@@ -15,6 +15,8 @@ pub struct RoomSettings {
     pub compact_after_ops: usize,
     /// ...or once they weigh this many bytes.
     pub compact_after_bytes: usize,
+    /// What a board may hold.
+    pub budget: Budget,
     /// Rooms held at once; a join that would load one more is refused (0: no cap).
     pub max_rooms: usize,
     /// Members of one room at once (across the cluster); a join beyond it is refused (0: no
@@ -29,10 +31,40 @@ impl From<&Config> for RoomSettings {
             room_grace: c.room_grace,
             compact_after_ops: c.compact_after_ops.max(1),
             compact_after_bytes: c.compact_after_bytes.max(1),
+            budget: Budget {
+                items: cap(c.max_board_items),
+                points: cap(c.max_board_points),
+                bytes: cap(c.max_board_bytes),
+            },
             max_rooms: c.max_rooms,
             max_members_per_room: c.max_members_per_room,
         }
     }
+}
+
+/// What one board may hold; an op that would take it beyond is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Items, tombstones included.
+    pub items: usize,
+    /// Points, tombstones included.
+    pub points: usize,
+    /// Bytes of the encoded state: the snapshot and the ops after it.
+    pub bytes: usize,
+}
+
+impl Budget {
+    /// No limit at all.
+    pub const UNLIMITED: Budget = Budget {
+        items: usize::MAX,
+        points: usize::MAX,
+        bytes: usize::MAX,
+    };
+}
+
+/// A configured cap, where 0 means none.
+fn cap(n: usize) -> usize {
+    if n == 0 { usize::MAX } else { n }
 }
 
 impl RoomSettings {
