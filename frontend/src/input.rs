@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use kokuban_client::geom::Pt;
+use kokuban_client::navigate::wheel_pixels;
 use kokuban_client::{Editor, Input, PointerKind};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -70,16 +71,18 @@ pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>) {
         move |e: WheelEvent| {
             e.prevent_default();
             // Line and page deltas (some mice) become pixels.
-            let unit = match e.delta_mode() {
-                1 => 16.0,
-                2 => 400.0,
-                _ => 1.0,
-            };
+            let page = window()
+                .inner_height()
+                .ok()
+                .and_then(|h| h.as_f64())
+                .unwrap_or(800.0);
+            let px = |d| wheel_pixels(d, e.delta_mode(), page);
             editor.borrow_mut().wheel(
                 Pt::new(f64::from(e.client_x()), f64::from(e.client_y())),
-                e.delta_x() * unit,
-                e.delta_y() * unit,
+                px(e.delta_x()),
+                px(e.delta_y()),
                 e.ctrl_key() || e.meta_key(),
+                e.shift_key(),
             );
         }
     });

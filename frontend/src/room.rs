@@ -208,10 +208,11 @@ fn Profile(engine: EngineRef, ui: RwSignal<Ui>, editing: RwSignal<bool>) -> impl
         let color = ui.with_untracked(|u| u.color);
         engine.with_value(|e| e.act(|ed| ed.set_profile(&value, color)));
     };
-    let colors = MEMBER_COLORS.map(|c| {
+    let colors = MEMBER_COLORS.map(|(color_name, c)| {
         view! {
             <button
                 class="swatch"
+                title=format!("Your colour: {color_name}")
                 class:active=move || ui.with(|u| u.color == c)
                 style=format!("--swatch:{}", hex(c))
                 on:click=move |_| {
