@@ -141,9 +141,6 @@ pub struct Engine {
     next_toast: Cell<u64>,
     /// How long recent frames took to prepare (ms), for `window.kokuban.frameTimes()`.
     frame_times: RefCell<Vec<f64>>,
-    /// The preferences as this tab last stored them: only what this tab changes is written,
-    /// so two tabs do not overwrite each other's choices.
-    stored: RefCell<Vec<(&'static str, String)>>,
 }
 
 impl Engine {
@@ -152,10 +149,11 @@ impl Engine {
         let seed = browser::random_seed();
         let mut rng = kokuban_client::rng::Xoshiro256::from_seed(seed);
         let prefs = Prefs::load(browser::load, &mut rng, browser::prefers_dark());
-        let stored = prefs.entries().to_vec();
-        for (k, v) in &stored {
+        // What was missing or unreadable (a first visit's guest name) is stored once now;
+        // later, only what the user changes (see `Editor::take_prefs_to_save`).
+        for (k, v) in prefs.entries() {
             if browser::load(k).as_deref() != Some(v.as_str()) {
-                browser::store(k, v);
+                browser::store(k, &v);
             }
         }
         let loc = window().location();
@@ -178,7 +176,6 @@ impl Engine {
             last_ui: Cell::new(u64::MAX),
             next_toast: Cell::new(0),
             frame_times: RefCell::new(Vec::new()),
-            stored: RefCell::new(stored),
         });
         if !has_token {
             engine
@@ -319,15 +316,11 @@ impl Engine {
             }
         });
         let panning = editor.is_panning();
+        for (k, v) in editor.take_prefs_to_save() {
+            browser::store(k, &v);
+        }
         let ui = (editor.ui_version() != self.last_ui.get()).then(|| {
             self.last_ui.set(editor.ui_version());
-            let mut stored = self.stored.borrow_mut();
-            for ((k, v), (_, old)) in editor.prefs().entries().into_iter().zip(stored.iter_mut()) {
-                if *old != v {
-                    browser::store(k, &v);
-                    *old = v;
-                }
-            }
             Ui::of(&editor)
         });
         // Signals are set with the editor released: their effects may call back into it.

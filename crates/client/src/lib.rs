@@ -9,6 +9,7 @@
 //! protocol's fixed point (1/8 px) only when a point becomes part of an op. The *screen* is
 //! CSS pixels of the canvas element.
 
+pub mod cache;
 pub mod clipboard;
 pub mod connection;
 mod editor;
@@ -21,6 +22,7 @@ pub mod prefs;
 pub mod presence;
 pub mod redraw;
 pub mod rng;
+pub mod scene;
 pub mod session;
 pub mod shape;
 pub mod smooth;
