@@ -6,8 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use kokuban_client::Editor;
+use kokuban_client::connection::Remedy;
 use kokuban_client::geom::Pt;
 use kokuban_client::link::{RoomLink, socket_url};
+use kokuban_client::panels::Panels;
 use kokuban_client::prefs::{Prefs, Size, Theme, hex};
 use kokuban_client::presence::initials;
 use kokuban_client::svg::{self, content_bounds};
@@ -68,6 +70,10 @@ pub struct Ui {
     pub color: Color,
     /// Whether the board has anything on it.
     pub has_content: bool,
+    /// Whether something is selected.
+    pub selection: bool,
+    /// The connection gave up for good: what the user can do.
+    pub closed: Option<Remedy>,
 }
 
 impl Ui {
@@ -111,6 +117,8 @@ impl Ui {
             name: p.name.clone(),
             color: p.color,
             has_content: !e.board().is_empty(),
+            selection: e.has_selection(),
+            closed: e.closed(),
         }
     }
 }
@@ -135,6 +143,7 @@ pub struct Engine {
     socket: Option<Socket>,
     renderer: RefCell<Option<Renderer>>,
     ui: RwSignal<Ui>,
+    panels: RwSignal<Panels>,
     toasts: RwSignal<Vec<(u64, String)>>,
     text: RwSignal<Option<TextEdit>>,
     last_ui: Cell<u64>,
@@ -162,6 +171,7 @@ impl Engine {
             &loc.host().unwrap_or_default(),
             &link.room,
         );
+        // A link without a token never connects; the editor says why, for good.
         let has_token = link.token().is_some();
         let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));
@@ -171,16 +181,13 @@ impl Engine {
             socket,
             renderer: RefCell::new(None),
             ui,
+            panels: RwSignal::new(Panels::new()),
             toasts: RwSignal::new(Vec::new()),
             text: RwSignal::new(None),
             last_ui: Cell::new(u64::MAX),
             next_toast: Cell::new(0),
             frame_times: RefCell::new(Vec::new()),
         });
-        if !has_token {
-            engine
-                .toast("This link has no key to the board. Ask for the edit or view link.".into());
-        }
         expose_test_hooks(&engine);
         run_frames(engine.clone());
         engine
@@ -189,6 +196,11 @@ impl Engine {
     /// The UI snapshot.
     pub fn ui(&self) -> RwSignal<Ui> {
         self.ui
+    }
+
+    /// The open popover.
+    pub fn panels(&self) -> RwSignal<Panels> {
+        self.panels
     }
 
     /// Toasts on screen.
@@ -206,7 +218,7 @@ impl Engine {
         if self.renderer.borrow().is_some() {
             return;
         }
-        crate::input::attach(&board, self.editor.clone());
+        crate::input::attach(&board, self.editor.clone(), self.panels);
         let theme = self.editor.borrow().prefs().theme;
         *self.renderer.borrow_mut() = Renderer::new(board, overlay, theme);
     }

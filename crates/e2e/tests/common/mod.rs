@@ -720,3 +720,108 @@ pub fn wave(x0: i64, x1: i64, y: i64) -> Vec<(i64, i64)> {
         })
         .collect()
 }
+
+// ---- The UI tests' helpers (`tests/ui.rs`): key chords, the wheel, clicks on elements ----
+
+/// WebDriver's key values for modifiers and keys without a character.
+pub mod keys {
+    /// Shift.
+    pub const SHIFT: &str = "\u{E008}";
+    /// Control.
+    pub const CONTROL: &str = "\u{E009}";
+    /// Escape.
+    pub const ESCAPE: &str = "\u{E00C}";
+    /// Arrow right.
+    pub const RIGHT: &str = "\u{E014}";
+    /// Arrow down.
+    pub const DOWN: &str = "\u{E015}";
+}
+
+impl Browser {
+    /// Presses `key` with `modifiers` held (WebDriver key values, e.g. [`keys::SHIFT`]).
+    pub async fn chord(&self, modifiers: &[&str], key: &str) {
+        let mut actions: Vec<Value> = modifiers
+            .iter()
+            .map(|m| json!({"type": "keyDown", "value": m}))
+            .collect();
+        actions.push(json!({"type": "keyDown", "value": key}));
+        actions.push(json!({"type": "keyUp", "value": key}));
+        actions.extend(
+            modifiers
+                .iter()
+                .rev()
+                .map(|m| json!({"type": "keyUp", "value": m})),
+        );
+        self.keyboard(actions).await;
+    }
+
+    /// Turns the mouse wheel over `(x, y)` by `(dx, dy)` pixels, with Control held if `ctrl`
+    /// (as a trackpad pinch arrives).
+    pub async fn wheel(&self, (x, y): (i64, i64), (dx, dy): (i64, i64), ctrl: bool) {
+        let scroll = json!({
+            "type": "wheel", "id": "wheel",
+            "actions": [
+                {"type": "pause", "duration": 0},
+                {"type": "scroll", "x": x, "y": y, "deltaX": dx, "deltaY": dy, "duration": 0},
+                {"type": "pause", "duration": 0},
+            ]
+        });
+        let mut sources = vec![scroll];
+        if ctrl {
+            sources.push(json!({
+                "type": "key", "id": "keyboard",
+                "actions": [
+                    {"type": "keyDown", "value": keys::CONTROL},
+                    {"type": "pause", "duration": 0},
+                    {"type": "keyUp", "value": keys::CONTROL},
+                ]
+            }));
+        }
+        self.command("POST", "/actions", Some(json!({ "actions": sources })))
+            .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
+    /// Moves the mouse to `(x, y)` without pressing anything.
+    pub async fn hover(&self, x: i64, y: i64) {
+        self.mouse(vec![
+            json!({"type": "pointerMove", "duration": 0, "x": x, "y": y}),
+        ])
+        .await;
+    }
+
+    /// The centre of the first element matching a CSS selector, in CSS pixels of the viewport.
+    pub async fn center(&self, css: &str) -> (i64, i64) {
+        let v = self
+            .js(
+                "const e = document.querySelector(arguments[0]); if (!e) return null; \
+                 const r = e.getBoundingClientRect(); \
+                 return [Math.round(r.left + r.width / 2), Math.round(r.top + r.height / 2)];",
+                json!([css]),
+            )
+            .await;
+        let xy = v
+            .as_array()
+            .unwrap_or_else(|| panic!("no element matches {css}"));
+        (xy[0].as_i64().unwrap(), xy[1].as_i64().unwrap())
+    }
+
+    /// Clicks the first element matching a CSS selector with the mouse, as a person would
+    /// (pointer down and up at its centre, so the page sees every event of a real click).
+    pub async fn click_on(&self, css: &str) {
+        let (x, y) = self.center(css).await;
+        self.click(x, y, 1).await;
+    }
+
+    /// The text of the first element matching a CSS selector (empty if there is none).
+    pub async fn text(&self, css: &str) -> String {
+        self.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+            json!([css]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+}
