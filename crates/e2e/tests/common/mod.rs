@@ -813,6 +813,20 @@ impl Browser {
         self.click(x, y, 1).await;
     }
 
+    /// Makes the page a phone's of `width × height` CSS pixels (a mobile viewport; the
+    /// window itself cannot be narrower than 500 px in headless Chromium).
+    pub async fn emulate_phone(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": true},
+            })),
+        )
+        .await;
+    }
+
     /// The text of the first element matching a CSS selector (empty if there is none).
     pub async fn text(&self, css: &str) -> String {
         self.js(
