@@ -155,7 +155,8 @@ fn attach_clipboard(editor: Rc<RefCell<Editor>>) {
         listen(&doc, if cut { "cut" } else { "copy" }, {
             let editor = editor.clone();
             move |e: ClipboardEvent| {
-                if in_text_field(&e) {
+                // Text the user selected on the page (the shortcut sheet, say) is theirs to copy.
+                if in_text_field(&e) || text_selected() {
                     return;
                 }
                 let copied = if cut {
@@ -189,6 +190,15 @@ fn attach_clipboard(editor: Rc<RefCell<Editor>>) {
             e.prevent_default();
         }
     });
+}
+
+/// Whether some text of the page is selected.
+fn text_selected() -> bool {
+    window()
+        .get_selection()
+        .ok()
+        .flatten()
+        .is_some_and(|s| !s.is_collapsed())
 }
 
 /// Whether an event happened in a text field (which handles keys and the clipboard itself).

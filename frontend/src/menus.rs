@@ -127,7 +127,8 @@ fn Profile(engine: EngineRef) -> impl IntoView {
                     aria-label="Your name"
                     on:input=set_name
                     on:keydown=move |ev: ev::KeyboardEvent| {
-                        if ev.key() == "Enter" {
+                        // The page's Esc skips text fields: this one closes its popover itself.
+                        if ev.key() == "Enter" || ev.key() == "Escape" {
                             panels.maybe_update(|p| p.close());
                         }
                     }

@@ -96,25 +96,28 @@ impl Panels {
     }
 
     /// Whether the page takes this shortcut ([`Panels::shortcut`]) rather than the editor.
+    /// The shortcut sheet is modal: while it is open, no other shortcut reaches the board.
     pub fn takes(&self, s: Shortcut) -> bool {
         match s {
             Shortcut::Help => true,
             Shortcut::Escape => self.open.is_some(),
-            _ => false,
+            _ => self.is_open(Panel::Help),
         }
     }
 
     /// `?` opens the shortcut sheet (or closes it); Esc closes what is open, before it clears
-    /// the selection. Returns whether the shortcut was the page's.
+    /// the selection; other keys do nothing while the sheet is open. Returns whether the
+    /// shortcut was the page's.
     pub fn shortcut(&mut self, s: Shortcut) -> bool {
         if !self.takes(s) {
             return false;
         }
         match s {
             Shortcut::Help => self.toggle(Panel::Help),
-            _ => {
+            Shortcut::Escape => {
                 self.close();
             }
+            _ => {}
         }
         true
     }
@@ -165,10 +168,14 @@ mod tests {
         assert!(p.takes(Shortcut::Escape));
         assert!(p.shortcut(Shortcut::Escape));
         assert_eq!(p.open(), None);
+        // The sheet is modal: a tool key does not reach the board behind it.
+        assert!(p.shortcut(Shortcut::Help));
+        assert!(p.shortcut(Shortcut::Tool(crate::tools::ToolKind::Pen)));
+        assert!(p.is_open(Panel::Help));
         p.toggle(Panel::Menu);
+        assert!(!p.takes(Shortcut::Undo));
         assert!(p.shortcut(Shortcut::Help));
         assert!(p.is_open(Panel::Help));
-        assert!(!p.shortcut(Shortcut::Undo));
         for panel in Panel::ALL {
             assert_eq!(Panel::from_name(panel.name()), Some(panel));
         }

@@ -1,10 +1,11 @@
 use kokuban_protocol::{
-    Ack, Bytes, Capability, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState, Seq,
-    ServerMsg, Token, Welcome, decode_client, encode_server,
+    Ack, Bytes, Capability, ClientMsg, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState,
+    Seq, ServerMsg, Token, Welcome, decode_client, encode_server,
 };
 
 use super::*;
 use crate::clipboard::Clip;
+use crate::connection::Next;
 use crate::link::RoomLink;
 use crate::rng::Xoshiro256;
 
