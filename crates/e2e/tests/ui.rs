@@ -350,6 +350,16 @@ async fn arrow_keys_nudge_the_selection_on_the_other_node() {
     ada.chord(&[], keys::RIGHT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(bob.ink(was.0, was.1, was.2, was.3).await, 0);
+
+    // Bob only ever received: his menu still knows there is something to clear.
+    bob.click_on("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    bob.wait_for(
+        "Clear board in Bob's menu",
+        "return !!document.querySelector('[role=menuitem].danger');",
+        json!([]),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
