@@ -1,7 +1,8 @@
 //! The app as someone coming from Excalidraw or tldraw tries it, in a real browser: the wheel
 //! pans and Ctrl+wheel zooms; a phone shows undo and the colours without scrolling; popovers
 //! close on Esc, a click elsewhere and opening another; copy, paste, duplicate and arrow-key
-//! nudges of a selection reach a tab on the other node of a cluster; `?` lists the shortcuts;
+//! nudges of a selection reach a tab on the other node of a cluster, and a copy pastes into
+//! another board through the system clipboard; `?` lists the shortcuts;
 //! a mistyped address gets a page, and a link without a token says so for good. Screenshots
 //! are named `ui-…`.
 
@@ -321,6 +322,23 @@ async fn copy_paste_and_duplicate_reach_the_other_node() {
         json!([]),
     )
     .await;
+
+    // What Ada copied pastes into another board, in another tab, through the system clipboard.
+    let (other, _) = cluster.b.create_room().await;
+    ada.new_tab().await;
+    ada.goto(&format!("{}{other}", cluster.a.url())).await;
+    ada.wait_status("connected").await;
+    assert_eq!(strokes(&ada).await, 0);
+    ada.hover(500, 300).await;
+    ada.ctrl("v").await;
+    ada.wait_ink(
+        "the stroke pasted into the other board",
+        (350, 250, 650, 350),
+        150,
+    )
+    .await;
+    assert_eq!(strokes(&ada).await, 1);
+    ada.screenshot("ui-pasted-into-another-board").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -827,6 +827,16 @@ impl Browser {
         .await;
     }
 
+    /// Opens a new tab in this browser (which shares its clipboard) and switches to it.
+    pub async fn new_tab(&self) {
+        let v = self
+            .command("POST", "/window/new", Some(json!({"type": "tab"})))
+            .await;
+        let handle = v["handle"].as_str().expect("a window handle").to_string();
+        self.command("POST", "/window", Some(json!({ "handle": handle })))
+            .await;
+    }
+
     /// The text of the first element matching a CSS selector (empty if there is none).
     pub async fn text(&self, css: &str) -> String {
         self.js(
