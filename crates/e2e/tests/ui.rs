@@ -155,6 +155,10 @@ async fn a_phone_shows_undo_and_the_colours_without_scrolling() {
         "[data-tool=select]",
         "[data-tool=text]",
         "[aria-label=Shapes]",
+        "[aria-label='Share this board']",
+        "[aria-label='Menu: export, theme, shortcuts']",
+        ".logo",
+        ".zoom .pct",
     ] {
         assert_eq!(
             b.js(ON_SCREEN, json!([css])).await,
