@@ -36,19 +36,6 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
-impl DecodeError {
-    /// A short, stable name for metrics labels.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DecodeError::Empty => "empty",
-            DecodeError::TooLarge { .. } => "too_large",
-            DecodeError::Version { .. } => "version",
-            DecodeError::Malformed(_) => "malformed",
-            DecodeError::Trailing(_) => "trailing",
-        }
-    }
-}
-
 fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) {
     out.push(PROTOCOL_VERSION);
     // Serializing into a growable Vec fails only for types postcard cannot represent; every

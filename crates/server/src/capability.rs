@@ -4,6 +4,11 @@
 //! cut to 22 characters (132 bits), and `view` likewise with `"view\0"`. Only the server knows
 //! the key, so holding a token proves that someone who was given the link handed it over; the
 //! view token is a different hash, so it reveals nothing about the edit token.
+//!
+//! Where the key comes from ([`Capabilities::load_or_create`] for a single node,
+//! [`Capabilities::for_cluster`] for a node of a cluster) is decided here too: every node of a
+//! cluster must derive the same key, from a shared secret or from the key the first node
+//! stored where all of them can read it.
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,6 +18,23 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kokuban_protocol::{Capability, RoomId, Token};
 use rand::RngCore;
+
+use crate::BoxFuture;
+
+/// How long a cluster node waits at start for the shared key when no secret is given.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Where the nodes of a cluster keep the key they share when no secret is given (Redis).
+pub(crate) trait SharedKeyStore: Send + Sync {
+    /// Resolves once the store is reachable.
+    fn wait_up(&self) -> BoxFuture<'_, ()>;
+    /// Whether the store is reachable now.
+    fn is_up(&self) -> bool;
+    /// The key every node uses: stored at random by the first node, read by the others.
+    fn shared_key(&self) -> BoxFuture<'_, Result<[u8; KEY_BYTES], String>>;
+    /// Whether the store keeps what it holds across its restarts (`None`: it would not say).
+    fn is_durable(&self) -> BoxFuture<'_, Option<bool>>;
+}
 
 /// Length of room ids and tokens in characters (16 bytes of base64 without padding).
 pub const ID_CHARS: usize = 22;
@@ -76,6 +98,53 @@ impl Capabilities {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The key derived from a secret every node of a cluster is given.
+    pub fn from_secret(secret: &str) -> Self {
+        Self::new(blake3::derive_key(
+            "kokuban capability key v1",
+            secret.as_bytes(),
+        ))
+    }
+
+    /// The key of a node of a cluster: derived from `secret` when there is one (the store is
+    /// waited for only up to `brief`, and the node starts not ready without it); otherwise the
+    /// key in `store`, waited for up to half a minute.
+    pub(crate) async fn for_cluster(
+        secret: Option<&str>,
+        store: &dyn SharedKeyStore,
+        brief: std::time::Duration,
+    ) -> Result<Self, String> {
+        if let Some(secret) = secret {
+            let _ = tokio::time::timeout(brief, store.wait_up()).await;
+            return Ok(Self::from_secret(secret));
+        }
+        let key = tokio::time::timeout(STARTUP_WAIT, async {
+            loop {
+                store.wait_up().await;
+                match store.shared_key().await {
+                    Ok(key) => return Ok(key),
+                    Err(e) if store.is_up() => return Err(e),
+                    Err(_) => continue,
+                }
+            }
+        })
+        .await
+        .map_err(|_| {
+            format!(
+                "Redis is unreachable: cannot read the cluster's capability key within \
+                 {STARTUP_WAIT:?} (or pass --secret)"
+            )
+        })??;
+        if store.is_durable().await != Some(true) {
+            tracing::warn!(
+                "the capability key is kept in Redis, which has no append-only file: a restart \
+                 may forget it, and every link handed out would stop working (turn on \
+                 appendonly, or pass the same --secret to every node)"
+            );
+        }
+        Ok(Self::new(key))
     }
 
     /// The token that grants `capability` in `room`.

@@ -79,16 +79,17 @@ pub struct Config {
     /// Rooms this node holds in memory at once. At the cap, a Hello for a room not held first
     /// unloads an empty room (one waiting out [`Config::room_grace`]); if every room held has
     /// members it is refused (error `Overloaded`, close 1013) while those rooms go on. 0: no
-    /// cap. Single-node mode; a cluster node does not enforce it yet.
+    /// cap. A cluster node, whose rooms cost a subscription and a reload from Redis, refuses
+    /// joins of new rooms at the cap rather than unload an empty one early.
     pub max_rooms: usize,
     /// Members of one room at once; a Hello beyond it is refused (error `RoomFull`, close
     /// 1013). Every op is pushed to every member, so this bounds the work of one op. 0: no
-    /// cap. Single-node mode; a cluster node does not enforce it yet.
+    /// cap. In a cluster the members of every node count, the others' as last announced.
     pub max_members_per_room: usize,
 
     /// Cluster mode (`--redis-url`): rooms are ordered and stored in Redis and shared with the
     /// other nodes. `None`: a single node with its embedded store.
-    pub cluster: Option<crate::sequencer::ClusterConfig>,
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Config {
@@ -149,5 +150,52 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Self::new("./data")
+    }
+}
+
+/// What a node of a cluster needs besides the single-node settings.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// The Redis every node of the cluster uses, e.g. `redis://redis:6379`.
+    pub redis_url: String,
+    /// The secret every node derives the capability key from. Without it, the first node
+    /// stores a random key in Redis and the others read it.
+    pub secret: Option<String>,
+    /// A member whose node stops refreshing it disappears from the other nodes' presence
+    /// lists this long after the last refresh (nodes refresh three times per period).
+    pub presence_ttl: Duration,
+    /// A Redis command not answered within this is taken as Redis being unreachable.
+    pub redis_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// Production defaults for a cluster on `redis_url`.
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            secret: None,
+            // Refreshed every ~3 s: a dead node's members are gone within about ten seconds,
+            // while a few lost heartbeats do not make anyone flicker.
+            presence_ttl: Duration::from_secs(10),
+            // Redis answers in well under a millisecond on a healthy network; two seconds of
+            // silence means it is gone or stuck, and writes should be refused, not queued.
+            redis_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password and the secret mints links: neither goes to logs.
+        let url = match self.redis_url.rsplit_once('@') {
+            Some((_, host)) => format!("redis://…@{host}"),
+            None => self.redis_url.clone(),
+        };
+        f.debug_struct("ClusterConfig")
+            .field("redis_url", &url)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("presence_ttl", &self.presence_ttl)
+            .field("redis_timeout", &self.redis_timeout)
+            .finish()
     }
 }

@@ -23,7 +23,9 @@ pub mod sequencer;
 pub mod store;
 mod web;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -36,6 +38,9 @@ use crate::metrics::Metrics;
 use crate::origin::OriginPolicy;
 use crate::sequencer::{LocalSequencer, RedisSequencer, Sequencer};
 use crate::store::RedbStore;
+
+/// A boxed future, so that the sequencer and store traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Name of the server key file inside the data directory.
 pub const KEY_FILE: &str = "server.key";
@@ -215,9 +220,20 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let (capabilities, sequencer): (Capabilities, Arc<dyn Sequencer>) = match &config.cluster {
             Some(cluster) => {
-                let (sequencer, capabilities) =
-                    RedisSequencer::start(&config, cluster, metrics.clone()).await?;
-                (capabilities, Arc::new(sequencer))
+                let sequencer = RedisSequencer::start(&config, cluster, metrics.clone())?;
+                let capabilities = Capabilities::for_cluster(
+                    cluster.secret.as_deref(),
+                    sequencer.key_store(),
+                    cluster.redis_timeout,
+                )
+                .await;
+                match capabilities {
+                    Ok(capabilities) => (capabilities, Arc::new(sequencer)),
+                    Err(e) => {
+                        let _ = sequencer.shutdown().await;
+                        return Err(ServerError::Sequencer(sequencer::SequencerError(e)));
+                    }
+                }
             }
             None => {
                 std::fs::create_dir_all(&dir).map_err(|source| ServerError::DataDir {

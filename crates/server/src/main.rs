@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use kokuban_server::sequencer::ClusterConfig;
+use kokuban_server::config::ClusterConfig;
 use kokuban_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use kokuban_server::sequencer::ClusterConfig;
+use kokuban_server::config::ClusterConfig;
 use kokuban_server::{Config, Server, ShutdownHandle};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

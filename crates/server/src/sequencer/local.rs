@@ -1,63 +1,34 @@
-//! The single-node sequencer: rooms ordered in process, boards kept in a [`Store`].
+//! The single-node sequencer: the room core, the embedded [`Store`], and one task per room.
 //!
-//! Each loaded room is one mutex around its state. Sequencing an op takes the lock, assigns
-//! the next seq, applies the op to the in-memory board, encodes the outgoing frame once,
-//! pushes it (without waiting) into every member's queue, the Ack into the author's, and
-//! hands the frame to the store; nothing under the lock awaits. Holding the lock across the
-//! fan-out is what makes every member see the same order.
+//! Each loaded room is one mutex around its [`History`] and [`Roster`]. Sequencing an op takes
+//! the lock, gives it the next seq, applies it to the board, encodes its frame once, pushes it
+//! (without waiting) into every member's queue, the Ack into the author's, and hands the frame
+//! to the store; nothing under the lock awaits. Holding the lock across the fan-out is what
+//! makes every member see the same order. The room's task only coalesces cursors and unloads
+//! the room once it has been empty for a while.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kokuban_board::Board;
 use kokuban_protocol::{
-    Ack, Color, Cursor, CursorUpdate, Epoch, List, Member, MemberId, Name, Op, PresenceEvent,
-    RoomId, RoomState, Seq, Sequenced, ServerMsg, decode_server, encode_server,
+    Ack, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Sequenced, ServerMsg,
+    decode_server,
 };
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{
-    BoxFuture, JoinError, JoinRequest, Joined, KickReason, MemberLink, Membership, RoomCells,
-    Sequencer, SequencerError, WriteRefused, hold_room, vet,
+use super::room::{
+    CompactAfter, Departures, History, Locked, RoomSettings, Roster, frame, new_epoch,
 };
-use crate::config::Config;
+use super::{
+    Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, Membership, Sequencer,
+    SequencerError, Unload, WriteRefused, vet,
+};
+use crate::BoxFuture;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoredRoom};
-
-/// When rooms are compacted and unloaded, and how cursors are paced.
-#[derive(Debug, Clone)]
-pub struct RoomSettings {
-    /// Cursor coalescing window.
-    pub cursor_interval: Duration,
-    /// How long an empty room stays loaded.
-    pub room_grace: Duration,
-    /// Compact once this many ops follow the snapshot...
-    pub compact_after_ops: usize,
-    /// ...or once they weigh this many bytes.
-    pub compact_after_bytes: usize,
-    /// Rooms held at once; a join that would load one more is refused (0: no cap).
-    pub max_rooms: usize,
-    /// Members of one room at once; a join beyond it is refused (0: no cap).
-    pub max_members_per_room: usize,
-}
-
-impl From<&Config> for RoomSettings {
-    fn from(c: &Config) -> Self {
-        Self {
-            cursor_interval: c.cursor_interval,
-            room_grace: c.room_grace,
-            compact_after_ops: c.compact_after_ops.max(1),
-            compact_after_bytes: c.compact_after_bytes.max(1),
-            max_rooms: c.max_rooms,
-            max_members_per_room: c.max_members_per_room,
-        }
-    }
-}
 
 /// The in-process [`Sequencer`].
 #[derive(Debug, Clone)]
@@ -70,8 +41,7 @@ struct Shared {
     store: Arc<dyn Store>,
     settings: RoomSettings,
     metrics: Arc<Metrics>,
-    /// Loaded (or loading) rooms. Lock order: this map, then a room's state.
-    rooms: Mutex<RoomCells<Room>>,
+    rooms: HeldRooms<Room>,
     stop: CancellationToken,
     tasks: TaskTracker,
 }
@@ -79,52 +49,46 @@ struct Shared {
 #[derive(Debug)]
 struct Room {
     id: RoomId,
-    state: Mutex<Live>,
-    /// Wakes the room's task: a cursor to flush, or the room became empty.
-    wake: Notify,
+    core: Locked<Live>,
 }
 
-/// Everything about a loaded room. The log holds exactly the ops after `snapshot_seq`, up to
-/// the board's head, contiguous; `snapshot` is the board as of `snapshot_seq`.
+/// A loaded room: the core, and whether it was let go.
 #[derive(Debug)]
 struct Live {
-    epoch: Epoch,
-    board: Board,
-    head: Seq,
-    snapshot: Bytes,
-    snapshot_seq: Seq,
-    log: Vec<Sequenced>,
-    log_bytes: usize,
-    members: HashMap<MemberId, Local>,
-    /// Latest cursor per member since the last flush.
-    cursors: HashMap<MemberId, Option<Cursor>>,
-    empty_since: Option<Instant>,
+    history: History,
+    roster: Roster<()>,
     /// Removed from the map: a join that still holds this room must load it afresh.
     unloaded: bool,
 }
 
-#[derive(Debug)]
-struct Local {
-    info: Member,
-    link: MemberLink,
-}
+super::room::held_room!(Room, Live, ());
 
-fn lock(room: &Room) -> MutexGuard<'_, Live> {
-    // A panic while holding the lock would be a bug in this module; the state is still
-    // consistent at every await-free step, so keep serving rather than poison every member.
-    room.state.lock().unwrap_or_else(|p| p.into_inner())
+impl Room {
+    fn lock(&self) -> MutexGuard<'_, Live> {
+        self.core.lock()
+    }
+
+    /// Acts on members that left: nobody else is told (there is no other node), but a room
+    /// that became empty wakes its task, which unloads it after the grace period.
+    fn settle(&self, departures: Departures) {
+        if departures.emptied {
+            self.core.wake();
+        }
+    }
 }
 
 impl LocalSequencer {
     /// A sequencer over `store`.
     pub fn new(store: Arc<dyn Store>, settings: RoomSettings, metrics: Arc<Metrics>) -> Self {
+        let stop = CancellationToken::new();
+        let max_rooms = settings.max_rooms;
         Self {
             shared: Arc::new(Shared {
                 store,
                 settings,
+                rooms: HeldRooms::new(max_rooms, stop.clone(), metrics.clone()),
                 metrics,
-                rooms: Mutex::new(HashMap::new()),
-                stop: CancellationToken::new(),
+                stop,
                 tasks: TaskTracker::new(),
             }),
         }
@@ -132,10 +96,6 @@ impl LocalSequencer {
 }
 
 impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, RoomCells<Room>> {
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     async fn load(self: &Arc<Self>, id: &RoomId) -> Result<Arc<Room>, JoinError> {
         let stored = self
             .store
@@ -143,13 +103,15 @@ impl Shared {
             .await
             .map_err(|e| JoinError::Unavailable(e.to_string()))?
             .ok_or(JoinError::NotFound)?;
-        let state = self.restore(id, stored)?;
+        let history = self.restore(id, stored)?;
         let room = Arc::new(Room {
             id: id.clone(),
-            state: Mutex::new(state),
-            wake: Notify::new(),
+            core: Locked::new(Live {
+                history,
+                roster: Roster::new(self.metrics.clone()),
+                unloaded: false,
+            }),
         });
-        self.metrics.rooms_loaded.fetch_add(1, Relaxed);
         let shared = self.clone();
         let task_room = room.clone();
         self.tasks
@@ -157,113 +119,71 @@ impl Shared {
         Ok(room)
     }
 
-    /// Rebuilds a room's state from the store: snapshot, then the ops after it.
-    fn restore(&self, id: &RoomId, stored: StoredRoom) -> Result<Live, JoinError> {
-        let corrupt = |what: String| {
-            tracing::error!(room = %id, "stored room is unreadable: {what}");
-            JoinError::Unavailable("stored room is unreadable".into())
+    /// Rebuilds a room's history from the store: snapshot, then the ops after it.
+    fn restore(&self, id: &RoomId, stored: StoredRoom) -> Result<History, JoinError> {
+        let at = Position {
+            epoch: stored.epoch,
+            seq: stored.snapshot_seq,
         };
-        let mut board =
-            Board::from_snapshot(&stored.snapshot).map_err(|e| corrupt(e.to_string()))?;
-        if board.position().map(|p| p.epoch) != Some(stored.epoch) {
-            return Err(corrupt("snapshot of another epoch".into()));
-        }
-        let mut log = Vec::with_capacity(stored.ops.len());
-        let mut log_bytes = 0;
+        let mut history =
+            History::from_snapshot(stored.snapshot, at, CompactAfter::from(&self.settings))
+                .map_err(|e| {
+                    tracing::error!(room = %id, "stored room is unreadable: {e}");
+                    JoinError::Unavailable("stored room is unreadable".into())
+                })?;
         let mut complete = true;
         for frame in &stored.ops {
             let applied = match decode_server(frame) {
-                Ok(ServerMsg::Op(op)) => board
-                    .apply_sequenced(&op)
-                    .map(|_| op)
-                    .map_err(|e| e.to_string()),
+                Ok(ServerMsg::Op(op)) => history.apply(op, frame.len()).map_err(|e| e.to_string()),
                 Ok(_) => Err("not an op".to_string()),
                 Err(e) => Err(e.to_string()),
             };
-            match applied {
-                Ok(op) => {
-                    log_bytes += frame.len();
-                    log.push(op);
-                }
-                Err(e) => {
-                    // Only a failed commit leaves a hole; what follows it cannot be applied.
-                    tracing::error!(room = %id, "stored op skipped, and the ops after it: {e}");
-                    complete = false;
-                    break;
-                }
+            if let Err(e) = applied {
+                // Only a failed commit leaves a hole; what follows it cannot be applied.
+                tracing::error!(room = %id, "stored op skipped, and the ops after it: {e}");
+                complete = false;
+                break;
             }
         }
-        let head = board.position().map_or(Seq(0), |p| p.seq);
-        let mut state = Live {
-            epoch: stored.epoch,
-            head,
-            snapshot: stored.snapshot,
-            snapshot_seq: stored.snapshot_seq,
-            board,
-            log,
-            log_bytes,
-            members: HashMap::new(),
-            cursors: HashMap::new(),
-            empty_since: Some(Instant::now()),
-            unloaded: false,
-        };
         if stored.history_uncertain || !complete {
             // Acknowledged ops may be missing from this history (the node crashed, or a
             // commit failed). A client that saw them must not resume onto it: start a new
             // epoch from what survived, which every client takes as a fresh snapshot.
-            let epoch = new_epoch(state.epoch);
-            tracing::warn!(room = %id, old = state.epoch.0, new = epoch.0, "room starts a new epoch");
-            state.epoch = epoch;
-            state.board.begin_epoch(epoch);
-            state.head = Seq(0);
-            self.compact(id, &mut state);
+            let old = history.epoch();
+            let epoch = new_epoch(Some(old));
+            tracing::warn!(room = %id, old = old.0, new = epoch.0, "room starts a new epoch");
+            let base = history.begin_epoch(epoch);
+            self.store.compact(id, epoch, history.head(), base);
+            self.metrics.compactions.fetch_add(1, Relaxed);
         }
-        Ok(state)
+        Ok(history)
     }
 
-    /// Writes a snapshot at the head and forgets the log before it.
-    fn compact(&self, id: &RoomId, st: &mut Live) {
-        st.snapshot = Bytes::from(st.board.snapshot());
-        st.snapshot_seq = st.head;
-        st.log.clear();
-        st.log_bytes = 0;
-        self.store
-            .compact(id, st.epoch, st.head, st.snapshot.clone());
-        self.metrics.compactions.fetch_add(1, Relaxed);
-    }
-
-    /// Sends `frame` to every member but `except`. Members whose queue is full are dropped
-    /// and announced as gone, which may in turn drop others.
-    fn broadcast(&self, st: &mut Live, frame: &Bytes, except: Option<MemberId>) {
-        let mut slow = Vec::new();
-        for (id, m) in &st.members {
-            if Some(*id) != except && m.link.send(frame.clone()).is_err() {
-                slow.push(*id);
-            }
+    /// Adds a member to a room this node holds.
+    fn admit(self: &Arc<Self>, room: &Arc<Room>, request: JoinRequest) -> Admission {
+        let mut st = room.lock();
+        if st.unloaded {
+            return Admission::Unloaded(request);
         }
-        self.evict(st, slow);
-    }
-
-    fn evict(&self, st: &mut Live, mut slow: Vec<MemberId>) {
-        while let Some(id) = slow.pop() {
-            let Some(m) = st.members.remove(&id) else {
-                continue;
-            };
-            st.cursors.remove(&id);
-            m.link.kick(KickReason::SlowConsumer);
-            self.metrics.members.fetch_sub(1, Relaxed);
-            self.metrics.slow_consumer_disconnects.fetch_add(1, Relaxed);
-            tracing::info!(member = %id, "slow consumer disconnected");
-            let left = frame(&ServerMsg::Presence(PresenceEvent::Left(id)));
-            for (other, m) in &st.members {
-                if m.link.send(left.clone()).is_err() && !slow.contains(other) {
-                    slow.push(*other);
-                }
-            }
+        if self.settings.is_full(st.roster.len()) {
+            return Admission::Refused(JoinError::RoomFull);
         }
-        if st.members.is_empty() && st.empty_since.is_none() {
-            st.empty_since = Some(Instant::now());
-        }
+        let me = request.member.id;
+        // Registered first, under the same lock as the state read below: every op sequenced
+        // after this point lands in the member's queue, every op before it is in the state.
+        let (_, departures) = st.roster.admit(request.member, request.link, ());
+        room.settle(departures);
+        let joined = Joined {
+            epoch: st.history.epoch(),
+            state: st.history.state_for(request.resume),
+            members: st.roster.members().collect(),
+            membership: Box::new(LocalMembership {
+                shared: self.clone(),
+                room: room.clone(),
+                member: me,
+            }),
+        };
+        Admission::Joined(joined)
     }
 
     /// Flushes cursors while members come and go; unloads the room once it has been empty
@@ -271,215 +191,72 @@ impl Shared {
     async fn room_task(self: Arc<Self>, room: Arc<Room>) {
         loop {
             let unload_at = {
-                let st = lock(&room);
+                let st = room.lock();
                 if st.unloaded {
                     return;
                 }
-                st.empty_since.map(|t| t + self.settings.room_grace)
+                st.roster
+                    .empty_since()
+                    .map(|t| t + self.settings.room_grace)
             };
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
-                _ = room.wake.notified() => {}
+                _ = room.core.woken() => {}
                 _ = tokio::time::sleep_until(unload_at.unwrap_or(far).into()) => {
-                    if self.try_unload(&room) {
-                        return;
+                    match self.rooms.unload_if_idle(&room, self.settings.room_grace) {
+                        Unload::Now(_) | Unload::Already => return,
+                        Unload::Busy => continue,
                     }
-                    continue;
                 }
                 _ = self.stop.cancelled() => return,
             }
-            let pending = !lock(&room).cursors.is_empty();
-            if pending {
+            if room.lock().roster.has_cursors() {
                 // The coalescing window: moves within it replace each other.
                 tokio::select! {
                     _ = tokio::time::sleep(self.settings.cursor_interval) => {}
                     _ = self.stop.cancelled() => return,
                 }
-                let mut st = lock(&room);
-                let cursors: Vec<_> = st.cursors.drain().collect();
-                for (member, at) in cursors {
-                    let f = frame(&ServerMsg::Cursor(CursorUpdate { member, at }));
-                    self.broadcast(&mut st, &f, Some(member));
-                }
+                let mut st = room.lock();
+                let (_, departures) = st.roster.flush_cursors();
+                room.settle(departures);
             }
         }
     }
-
-    /// At the room cap, makes room for a new one by unloading a room nobody is in (one
-    /// waiting out its grace period) before its time: the cap is for rooms in use, and an
-    /// empty room costs nothing to load again. False if every room held has members.
-    fn unload_one_empty(&self, rooms: &mut RoomCells<Room>) -> bool {
-        let empty = rooms.iter().find_map(|(id, cell)| {
-            let room = cell.get()?;
-            let mut st = lock(room);
-            if !st.members.is_empty() || st.unloaded {
-                return None;
-            }
-            st.unloaded = true;
-            // Its task ends at once rather than when the grace period would have.
-            room.wake.notify_one();
-            Some(id.clone())
-        });
-        let Some(id) = empty else {
-            return false;
-        };
-        rooms.remove(&id);
-        self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
-        tracing::debug!(room = %id, "empty room unloaded early to make room for another");
-        true
-    }
-
-    fn try_unload(&self, room: &Arc<Room>) -> bool {
-        let mut rooms = self.rooms();
-        let mut st = lock(room);
-        let expired = st
-            .empty_since
-            .is_some_and(|t| t.elapsed() >= self.settings.room_grace);
-        if !st.members.is_empty() || !expired || st.unloaded {
-            return st.unloaded;
-        }
-        st.unloaded = true;
-        let ours = rooms
-            .get(&room.id)
-            .and_then(|cell| cell.get())
-            .is_some_and(|r| Arc::ptr_eq(r, room));
-        if ours {
-            rooms.remove(&room.id);
-        }
-        self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
-        tracing::debug!(room = %room.id, "room unloaded");
-        true
-    }
-}
-
-fn new_epoch(old: Epoch) -> Epoch {
-    loop {
-        let e = Epoch(rand::random());
-        if e != old {
-            return e;
-        }
-    }
-}
-
-fn frame(msg: &ServerMsg) -> Bytes {
-    Bytes::from(encode_server(msg))
 }
 
 impl Sequencer for LocalSequencer {
-    fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<(), SequencerError>> {
+    fn store_new_room<'a>(&'a self, room: &'a RoomId, first: (Epoch, Bytes)) -> Done<'a> {
         Box::pin(async move {
-            let epoch = Epoch(rand::random());
-            let snapshot = Bytes::from(Board::at_start_of(epoch).snapshot());
-            self.shared
-                .store
-                .create_room(room, epoch, snapshot)
-                .await
-                .map_err(|e| SequencerError(e.to_string()))
+            let created = self.shared.store.create_room(room, first.0, first.1).await;
+            created.map_err(|e| SequencerError(e.to_string()))
         })
     }
 
     fn join(&self, request: JoinRequest) -> BoxFuture<'_, Result<Joined, JoinError>> {
-        Box::pin(async move {
-            let shared = &self.shared;
-            loop {
-                if shared.stop.is_cancelled() {
-                    return Err(JoinError::ShuttingDown);
-                }
-                let room = hold_room(
-                    &shared.rooms,
-                    &request.room,
-                    shared.settings.max_rooms,
-                    |rooms| shared.unload_one_empty(rooms),
-                    || shared.load(&request.room),
-                )
-                .await?;
-                let mut st = lock(&room);
-                if st.unloaded {
-                    continue;
-                }
-                let cap = shared.settings.max_members_per_room;
-                if cap != 0 && st.members.len() >= cap {
-                    return Err(JoinError::RoomFull);
-                }
-                let me = request.member.clone();
-                // Registered first, under the same lock as the state read below: every op
-                // sequenced after this point lands in the member's queue, every op before
-                // it is in the state.
-                shared.broadcast(
-                    &mut st,
-                    &frame(&ServerMsg::Presence(PresenceEvent::Joined(me.clone()))),
-                    None,
-                );
-                st.members.insert(
-                    me.id,
-                    Local {
-                        info: me.clone(),
-                        link: request.link,
-                    },
-                );
-                st.empty_since = None;
-                shared.metrics.members.fetch_add(1, Relaxed);
-                let replay_from = request.resume.filter(|p| {
-                    p.epoch == st.epoch && p.seq >= st.snapshot_seq && p.seq <= st.head
-                });
-                let (snapshot, ops) = match replay_from {
-                    Some(p) => {
-                        let skip = (p.seq.0 - st.snapshot_seq.0) as usize;
-                        (None, st.log[skip..].to_vec())
-                    }
-                    None => (Some(st.snapshot.clone()), st.log.clone()),
-                };
-                let members = st.members.values().map(|m| m.info.clone()).collect();
-                let epoch = st.epoch;
-                drop(st);
-                let state = match snapshot {
-                    None => RoomState::Replay {
-                        ops: List::from(ops),
-                    },
-                    Some(board) => RoomState::Snapshot {
-                        board: kokuban_protocol::Bytes(board.to_vec()),
-                        ops: List::from(ops),
-                    },
-                };
-                let membership = LocalMembership {
-                    shared: shared.clone(),
-                    room,
-                    member: me.id,
-                };
-                return Ok(Joined {
-                    epoch,
-                    state,
-                    members,
-                    membership: Box::new(membership),
-                });
-            }
-        })
+        let shared = &self.shared;
+        Box::pin(shared.rooms.join(
+            request,
+            move |rooms| shared.rooms.unload_one_empty(rooms),
+            move |id| async move { shared.load(&id).await },
+            move |room, request| shared.admit(room, request),
+        ))
     }
 
     fn rooms_loaded(&self) -> usize {
-        self.shared.rooms().len()
+        self.shared.rooms.len()
     }
 
     fn is_ready(&self) -> bool {
         self.shared.store.accepting_writes()
     }
 
-    fn shutdown(&self) -> BoxFuture<'_, Result<(), SequencerError>> {
+    fn shutdown(&self) -> Done<'_> {
         Box::pin(async move {
             let shared = &self.shared;
             shared.stop.cancel();
             shared.tasks.close();
             shared.tasks.wait().await;
-            let rooms: Vec<_> = shared.rooms().drain().collect();
-            for (_, cell) in rooms {
-                if let Some(room) = cell.get() {
-                    let mut st = lock(room);
-                    if !st.unloaded {
-                        st.unloaded = true;
-                        shared.metrics.rooms_loaded.fetch_sub(1, Relaxed);
-                    }
-                }
-            }
+            shared.rooms.unload_all(|_| {});
             shared
                 .store
                 .close()
@@ -503,97 +280,64 @@ impl Membership for LocalMembership {
         if !shared.store.accepting_writes() {
             return Err(WriteRefused::ReadOnly);
         }
-        let mut st = lock(&self.room);
-        if !st.members.contains_key(&self.member) {
+        let mut st = self.room.lock();
+        if !st.roster.contains(self.member) {
             return Err(WriteRefused::Gone);
         }
-        // The board is at `head` and this member's earlier ops are all in it: vet strictly.
-        vet(&st.board, self.member, &op)?;
-        let clears = matches!(op, Op::Clear);
-        let seq = st.head.next();
-        let msg = ServerMsg::Op(Sequenced {
-            epoch: st.epoch,
+        // The board is at the head and this member's earlier ops are all in it: vet strictly.
+        vet(st.history.board(), self.member, &op)?;
+        let Position { epoch, seq } = st.history.position();
+        let seq = seq.next();
+        let sequenced = Sequenced {
+            epoch,
             seq,
             author: self.member,
             op,
-        });
-        let op_frame = frame(&msg);
-        let ServerMsg::Op(sequenced) = msg else {
-            unreachable!("built as an op just above")
         };
-        if let Err(e) = st.board.apply_sequenced(&sequenced) {
-            // The board follows `head` exactly; this is a bug, not bad input.
-            tracing::error!(room = %self.room.id, "board refused its own next op: {e}");
-            return Err(WriteRefused::ReadOnly);
-        }
-        st.head = seq;
-        let ack = frame(&ServerMsg::Ack(Ack {
-            epoch: st.epoch,
-            seq,
-        }));
-        let mut slow = Vec::new();
-        for (id, m) in &st.members {
-            let f = if *id == self.member { &ack } else { &op_frame };
-            if m.link.send(f.clone()).is_err() {
-                slow.push(*id);
+        let op_frame = match st.history.append(sequenced) {
+            Ok(f) => f,
+            Err(e) => {
+                // The history is at its head under this lock: this is a bug, not bad input.
+                tracing::error!(room = %self.room.id, "history refused its own next op: {e}");
+                return Err(WriteRefused::ReadOnly);
             }
-        }
-        shared.store.append(&self.room.id, seq, op_frame.clone());
-        st.log_bytes += op_frame.len();
-        st.log.push(sequenced);
+        };
+        let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
+        let departures = st
+            .roster
+            .deliver(&op_frame, self.member, |seat| Some(seat.link.send(ack)));
+        shared.store.append(&self.room.id, seq, op_frame);
         shared.metrics.ops_sequenced.fetch_add(1, Relaxed);
-        // After a Clear the board is empty, so its snapshot is tiny and everything before it
-        // is irrelevant: compact at once. Otherwise when the log outgrows its bounds, so that
-        // storage and join time follow the board's content, not its history.
-        let settings = &shared.settings;
-        if clears
-            || st.log.len() >= settings.compact_after_ops
-            || st.log_bytes >= settings.compact_after_bytes
-        {
-            shared.compact(&self.room.id, &mut st);
+        if st.history.compaction_due() {
+            let base = st.history.compact();
+            shared.store.compact(&self.room.id, epoch, seq, base);
+            shared.metrics.compactions.fetch_add(1, Relaxed);
         }
-        shared.evict(&mut st, slow);
+        self.room.settle(departures);
         Ok(())
     }
 
     fn cursor(&self, at: Option<Cursor>) {
-        let mut st = lock(&self.room);
-        if !st.members.contains_key(&self.member) {
-            return;
-        }
-        let first = st.cursors.is_empty();
-        st.cursors.insert(self.member, at);
-        if first {
-            self.room.wake.notify_one();
-        }
+        self.room.core.cursor(self.member, at);
     }
 
     fn update_profile(&self, name: Name, color: Color) {
-        let mut st = lock(&self.room);
-        let Some(m) = st.members.get_mut(&self.member) else {
-            return;
-        };
-        m.info.name = name;
-        m.info.color = color;
-        let f = frame(&ServerMsg::Presence(PresenceEvent::Updated(m.info.clone())));
-        self.shared.broadcast(&mut st, &f, Some(self.member));
+        let changed = self
+            .room
+            .lock()
+            .roster
+            .change_profile(self.member, name, color);
+        if let Some(changed) = changed {
+            self.room.settle(changed.departures);
+        }
     }
 }
 
 impl Drop for LocalMembership {
     fn drop(&mut self) {
-        let mut st = lock(&self.room);
-        if st.members.remove(&self.member).is_none() {
-            // Already dropped as a slow consumer, and announced then.
-            return;
-        }
-        self.shared.metrics.members.fetch_sub(1, Relaxed);
-        st.cursors.remove(&self.member);
-        let left = frame(&ServerMsg::Presence(PresenceEvent::Left(self.member)));
-        self.shared.broadcast(&mut st, &left, None);
-        if st.members.is_empty() {
-            st.empty_since = Some(Instant::now());
-            self.room.wake.notify_one();
+        let left = self.room.lock().roster.leave(self.member);
+        if let Some(departures) = left {
+            self.room.settle(departures);
         }
     }
 }
@@ -601,8 +345,11 @@ impl Drop for LocalMembership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sequencer::room::fixtures::{member, stroke};
+    use crate::sequencer::{MemberLink, Outbox, Outgoing};
     use crate::store::RedbStore;
-    use kokuban_protocol::{Capability, Point, Position, StrokeId, Tool, Width};
+    use kokuban_board::Board;
+    use kokuban_protocol::{Epoch, PresenceEvent, RoomState, Seq};
 
     fn settings(ops: usize, bytes: usize) -> RoomSettings {
         RoomSettings {
@@ -612,25 +359,6 @@ mod tests {
             compact_after_bytes: bytes,
             max_rooms: 0,
             max_members_per_room: 0,
-        }
-    }
-
-    fn member(id: u64) -> Member {
-        Member {
-            id: MemberId(id),
-            name: Name::new("m").unwrap(),
-            color: Color::rgb(1, 2, 3),
-            capability: Capability::Edit,
-        }
-    }
-
-    fn stroke(n: u128) -> Op {
-        Op::StrokeBegin {
-            id: StrokeId(uuid::Uuid::from_u128(n)),
-            tool: Tool::Pen,
-            color: Color::rgb(0, 0, 0),
-            width: Width::new(8).unwrap(),
-            first: Point::new(1, 2, 3).unwrap(),
         }
     }
 
@@ -651,7 +379,7 @@ mod tests {
         room: &RoomId,
         id: u64,
         resume: Option<Position>,
-    ) -> (Joined, super::super::Outbox) {
+    ) -> (Joined, Outbox) {
         let (link, outbox) = MemberLink::channel(1024);
         let joined = seq
             .join(JoinRequest {
@@ -835,7 +563,7 @@ mod tests {
         // The author got every ack, plus the slow member's join and departure.
         let mut acks = 0;
         let mut left = 0;
-        while let Ok(f) = out_a.frames.try_recv() {
+        while let Ok(Outgoing::Frame(f)) = out_a.queue.try_recv() {
             match decode_server(&f).unwrap() {
                 ServerMsg::Ack(_) => acks += 1,
                 ServerMsg::Presence(PresenceEvent::Left(MemberId(2))) => left += 1,
@@ -844,6 +572,43 @@ mod tests {
         }
         assert_eq!((acks, left), (10, 1));
         drop(a);
+        seq.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_room_emptied_by_dropping_its_last_slow_member_unloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut quick = settings(10_000, usize::MAX);
+        quick.room_grace = Duration::from_millis(50);
+        let (seq, room, metrics) = setup(dir.path(), quick).await;
+        let (link, outbox) = MemberLink::channel(2);
+        let only = seq
+            .join(JoinRequest {
+                room: room.clone(),
+                member: member(1),
+                resume: None,
+                link,
+            })
+            .await
+            .unwrap();
+        // Its session reads nothing: the third Ack finds its queue full and drops it.
+        for n in 0..3 {
+            only.membership.submit(stroke(n)).unwrap();
+        }
+        assert!(outbox.kicked.is_kicked());
+        assert_eq!(metrics.members.load(Relaxed), 0);
+        // Nobody is left: the room unloads after its grace, although the dropped member's
+        // handle is still held (its session has not ended yet).
+        let unloaded = async {
+            while seq.rooms_loaded() != 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), unloaded)
+            .await
+            .expect("the emptied room unloads");
+        assert_eq!(metrics.rooms_loaded.load(Relaxed), 0);
+        drop(only);
         seq.shutdown().await.unwrap();
     }
 }

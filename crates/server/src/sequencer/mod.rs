@@ -1,8 +1,18 @@
 //! The room log and relay: the seam between sessions and whatever orders a room's ops.
 //!
 //! A session knows only [`Sequencer`] and [`Membership`]. The single-node implementation,
-//! [`LocalSequencer`], orders ops in process and keeps boards in the embedded store; a cluster
-//! implementation orders them in Redis. Sessions never branch on which one runs.
+//! [`LocalSequencer`], orders ops in process and keeps boards in the embedded store; the
+//! cluster implementation, [`RedisSequencer`], orders them in Redis. Sessions never branch on
+//! which one runs.
+//!
+//! - [`room`]: the room itself, once for both backends, with no runtime, socket or Redis in
+//!   it: its history (where a room's order is kept, and what a member resuming gets) and its
+//!   roster (who gets which frame);
+//! - [`link`]: a member's outbound queue, which the room fills and the session drains;
+//! - `local`: the single node: the room core, the embedded store, and one task per room; the
+//!   order is decided under the room's lock, in `submit`;
+//! - `cluster`: a node of a cluster: the room core plus Redis, where the order is decided (by
+//!   one Lua script per op) and which is spoken only in `cluster/redis`.
 //!
 //! The contract every implementation keeps:
 //! - every member of a room receives the room's ops in seq order, gapless within an epoch,
@@ -15,32 +25,45 @@
 //!   ([`KickReason::SlowConsumer`]) and the room goes on.
 
 mod cluster;
+mod link;
 mod local;
+pub(crate) mod room;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use bytes::Bytes;
 use kokuban_board::{Board, Refusal};
 use kokuban_protocol::{
     Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId, RoomState,
 };
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-pub use cluster::{ClusterConfig, RedisSequencer};
+pub use cluster::RedisSequencer;
+pub use link::{KickReason, KickSignal, MemberLink, Outbox, Outgoing, QueueFull};
 pub use local::LocalSequencer;
+pub use room::RoomSettings;
 
-/// A boxed future, so that the traits stay object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use self::room::{Locked, Seated};
+use crate::BoxFuture;
+use crate::metrics::Metrics;
+
+/// A sequencer's work that resolves once it is done (durable, where it writes).
+pub type Done<'a> = BoxFuture<'a, Result<(), SequencerError>>;
 
 /// The room log and relay. See the module documentation for its contract.
 pub trait Sequencer: Send + Sync + fmt::Debug {
-    /// Records that `room` exists (a fresh, empty board) before its links are handed out.
-    fn create_room<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<(), SequencerError>>;
+    /// Records that `room` exists, with a fresh, empty board, before its links are handed out.
+    fn create_room<'a>(&'a self, room: &'a RoomId) -> Done<'a> {
+        self.store_new_room(room, room::first_history())
+    }
+
+    /// Makes a new room's first history (its id, and the encoded empty board) durable.
+    fn store_new_room<'a>(&'a self, room: &'a RoomId, first: (Epoch, bytes::Bytes)) -> Done<'a>;
 
     /// Joins a member to a room: registers its link for live frames and returns the room as
     /// of that moment (see [`Joined`]).
@@ -166,47 +189,190 @@ pub fn vet_behind(
 /// The rooms a node holds or is loading, each behind a cell that is filled once.
 pub(crate) type RoomCells<R> = HashMap<RoomId, Arc<OnceCell<Arc<R>>>>;
 
-/// The room `id` of `rooms`, loaded by `load` if this node does not hold it yet.
-///
-/// The cell is added under the map's lock, where the room cap is checked, so that concurrent
-/// joins of new rooms cannot overshoot it together; rooms already held are never refused. At
-/// the cap, `make_room` may free a place (true) before the join is refused as
-/// [`JoinError::Overloaded`]. Concurrent joins of one room share a single load; a load that
-/// fails leaves no cell behind, so the next join tries again.
-pub(crate) async fn hold_room<R, F, Fut>(
-    rooms: &Mutex<RoomCells<R>>,
-    id: &RoomId,
-    max_rooms: usize,
-    make_room: impl FnOnce(&mut RoomCells<R>) -> bool,
-    load: F,
-) -> Result<Arc<R>, JoinError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Arc<R>, JoinError>>,
-{
-    let lock = || rooms.lock().unwrap_or_else(|p| p.into_inner());
-    let cell = {
-        let mut held = lock();
-        if max_rooms != 0
-            && held.len() >= max_rooms
-            && !held.contains_key(id)
-            && !make_room(&mut held)
-        {
-            return Err(JoinError::Overloaded);
+/// What a backend's admission of a member into a room it holds came to.
+pub(crate) enum Admission {
+    /// The member is in.
+    Joined(Joined),
+    /// The room was let go meanwhile: load it afresh and try again.
+    Unloaded(JoinRequest),
+    /// The room cannot take the member.
+    Refused(JoinError),
+}
+
+/// A room as a backend holds it: its id and its state behind its lock.
+pub(crate) trait HeldRoom {
+    /// The backend's state of the room.
+    type State: Seated;
+    /// The room's id.
+    fn id(&self) -> &RoomId;
+    /// The room's state.
+    fn core(&self) -> &Locked<Self::State>;
+}
+
+/// What [`HeldRooms::unload_if_idle`] did.
+pub(crate) enum Unload<'a, L> {
+    /// Unloaded now; the state, still locked, for the backend to let go of what it holds.
+    Now(MutexGuard<'a, L>),
+    /// Unloaded before.
+    Already,
+    /// Someone is in it, or has not been gone long enough.
+    Busy,
+}
+
+/// The rooms a node holds, up to a cap: how a member joins one of them, and how they are let
+/// go. Counts them in [`Metrics::rooms_loaded`].
+#[derive(Debug)]
+pub(crate) struct HeldRooms<R> {
+    cells: Mutex<RoomCells<R>>,
+    /// Rooms held at once (0: no cap).
+    max: usize,
+    /// Joins are refused once the node stops.
+    stop: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl<R: HeldRoom> HeldRooms<R> {
+    /// No rooms yet; at most `max` at once (0: no cap).
+    pub fn new(max: usize, stop: CancellationToken, metrics: Arc<Metrics>) -> Self {
+        Self {
+            cells: Mutex::new(HashMap::new()),
+            max,
+            stop,
+            metrics,
         }
-        held.entry(id.clone()).or_default().clone()
-    };
-    match cell.get_or_try_init(load).await {
-        Ok(room) => Ok(room.clone()),
-        Err(e) => {
-            let mut held = lock();
-            if held
-                .get(id)
-                .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
-            {
-                held.remove(id);
+    }
+
+    /// Lets go of `room` if nobody has been in it for `grace`: a join that still holds it
+    /// loads it afresh, and the map forgets it.
+    pub fn unload_if_idle<'a>(&self, room: &'a Arc<R>, grace: Duration) -> Unload<'a, R::State> {
+        let mut held = self.lock();
+        let mut st = room.core().lock();
+        if *st.unloaded() {
+            return Unload::Already;
+        }
+        if !st.roster().idle_for(grace) {
+            return Unload::Busy;
+        }
+        *st.unloaded() = true;
+        let ours = held
+            .get(room.id())
+            .and_then(|cell| cell.get())
+            .is_some_and(|r| Arc::ptr_eq(r, room));
+        if ours {
+            held.remove(room.id());
+        }
+        self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
+        tracing::debug!(room = %room.id(), "room unloaded");
+        Unload::Now(st)
+    }
+
+    /// At the cap, makes room for a new one by unloading a room nobody is in (one waiting out
+    /// its grace period) before its time: the cap is for rooms in use, and an empty room costs
+    /// nothing to load again. False if every room held has members.
+    pub fn unload_one_empty(&self, held: &mut RoomCells<R>) -> bool {
+        let empty = held.iter().find_map(|(id, cell)| {
+            let room = cell.get()?;
+            let mut st = room.core().lock();
+            if !st.roster().is_empty() || *st.unloaded() {
+                return None;
             }
-            Err(e)
+            *st.unloaded() = true;
+            // Its task ends at once rather than when the grace period would have.
+            room.core().wake();
+            Some(id.clone())
+        });
+        let Some(id) = empty else {
+            return false;
+        };
+        held.remove(&id);
+        self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
+        tracing::debug!(room = %id, "empty room unloaded early to make room for another");
+        true
+    }
+
+    /// Lets go of every room (the node stops); `release` is given each one's state, locked,
+    /// to let go of what the backend holds.
+    pub fn unload_all(&self, mut release: impl FnMut(&mut R::State)) {
+        let cells: Vec<_> = self.lock().drain().collect();
+        for (_, cell) in cells {
+            if let Some(room) = cell.get() {
+                let mut st = room.core().lock();
+                if !*st.unloaded() {
+                    *st.unloaded() = true;
+                    release(&mut st);
+                    self.metrics.rooms_loaded.fetch_sub(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The rooms, loaded or loading. Lock order: this map, then a room's state.
+    pub fn lock(&self) -> MutexGuard<'_, RoomCells<R>> {
+        self.cells.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rooms held or loading now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Joins a member to the room it asks for, holding the room first: loaded by `load` if
+    /// this node does not hold it yet, then `admit`ted into.
+    ///
+    /// The room's cell is added under the map's lock, where the cap is checked, so that
+    /// concurrent joins of new rooms cannot overshoot it together; rooms already held are
+    /// never refused. At the cap, `make_room` may free a place (true) before the join is
+    /// refused as [`JoinError::Overloaded`]. Concurrent joins of one room share a single load;
+    /// a load that fails leaves no cell behind, so the next join tries again.
+    pub async fn join<Fut>(
+        &self,
+        mut request: JoinRequest,
+        mut make_room: impl FnMut(&mut RoomCells<R>) -> bool,
+        load: impl Fn(RoomId) -> Fut,
+        mut admit: impl FnMut(&Arc<R>, JoinRequest) -> Admission,
+    ) -> Result<Joined, JoinError>
+    where
+        Fut: Future<Output = Result<Arc<R>, JoinError>>,
+    {
+        loop {
+            if self.stop.is_cancelled() {
+                return Err(JoinError::ShuttingDown);
+            }
+            let id = request.room.clone();
+            let cell = {
+                let mut held = self.lock();
+                if self.max != 0
+                    && held.len() >= self.max
+                    && !held.contains_key(&id)
+                    && !make_room(&mut held)
+                {
+                    return Err(JoinError::Overloaded);
+                }
+                held.entry(id.clone()).or_default().clone()
+            };
+            let loaded = || async {
+                let room = load(id.clone()).await?;
+                self.metrics.rooms_loaded.fetch_add(1, Relaxed);
+                Ok(room)
+            };
+            let room = match cell.get_or_try_init(loaded).await {
+                Ok(room) => room.clone(),
+                Err(e) => {
+                    let mut held = self.lock();
+                    if held
+                        .get(&id)
+                        .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
+                    {
+                        held.remove(&id);
+                    }
+                    return Err(e);
+                }
+            };
+            match admit(&room, request) {
+                Admission::Joined(joined) => return Ok(joined),
+                Admission::Refused(e) => return Err(e),
+                Admission::Unloaded(back) => request = back,
+            }
         }
     }
 }
@@ -215,101 +381,3 @@ where
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct SequencerError(pub String);
-
-/// Why the room dropped a member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KickReason {
-    /// Its send queue was full.
-    SlowConsumer,
-    /// The node lost track of the member's ops in flight, or of the room's log: the member
-    /// resumes, and its client resends what was not acknowledged.
-    Resume,
-}
-
-#[derive(Debug, Default)]
-struct Kick {
-    token: CancellationToken,
-    reason: OnceLock<KickReason>,
-}
-
-/// The room's end of a member's outbound path: a bounded queue of encoded frames and a way to
-/// tell the session it was dropped.
-#[derive(Debug, Clone)]
-pub struct MemberLink {
-    frames: mpsc::Sender<Bytes>,
-    kick: Arc<Kick>,
-}
-
-/// The session's end of [`MemberLink`].
-#[derive(Debug)]
-pub struct Outbox {
-    /// Frames to send, in order.
-    pub frames: mpsc::Receiver<Bytes>,
-    /// Fires when the room drops the member.
-    pub kicked: KickSignal,
-}
-
-/// Tells a session that its member was dropped, and why.
-#[derive(Debug, Clone)]
-pub struct KickSignal {
-    kick: Arc<Kick>,
-}
-
-/// The queue is full: the member cannot keep up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueFull;
-
-impl MemberLink {
-    /// A link whose queue holds `capacity` frames, and its outbox.
-    pub fn channel(capacity: usize) -> (MemberLink, Outbox) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let kick = Arc::new(Kick::default());
-        (
-            MemberLink {
-                frames: tx,
-                kick: kick.clone(),
-            },
-            Outbox {
-                frames: rx,
-                kicked: KickSignal { kick },
-            },
-        )
-    }
-
-    /// Queues a frame without waiting. A full queue is the caller's cue to kick the member.
-    pub fn send(&self, frame: Bytes) -> Result<(), QueueFull> {
-        match self.frames.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(QueueFull),
-            // The session is gone; its drop guard is about to remove the member anyway.
-            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-        }
-    }
-
-    /// Tells the session to close; the first reason given wins.
-    pub fn kick(&self, reason: KickReason) {
-        let _ = self.kick.reason.set(reason);
-        self.kick.token.cancel();
-    }
-}
-
-impl KickSignal {
-    /// Resolves when the room has dropped this member, with the reason.
-    pub async fn wait(&self) -> KickReason {
-        self.kick.token.cancelled().await;
-        self.reason()
-    }
-
-    /// Whether the room has dropped this member.
-    pub fn is_kicked(&self) -> bool {
-        self.kick.token.is_cancelled()
-    }
-
-    fn reason(&self) -> KickReason {
-        self.kick
-            .reason
-            .get()
-            .copied()
-            .unwrap_or(KickReason::SlowConsumer)
-    }
-}

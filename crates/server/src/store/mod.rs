@@ -1,4 +1,5 @@
-//! Durable boards: the seam between a room and the disk (or, in a cluster, Redis).
+//! Durable boards of a single node: the seam between a room and the disk. (In a cluster, Redis
+//! holds the boards; it is spoken in `sequencer/cluster/redis`.)
 //!
 //! A room hands its writes to the store without waiting ([`Store::append`],
 //! [`Store::compact`]); the store applies them in the order given and makes them durable in
@@ -11,7 +12,7 @@ use std::fmt;
 use bytes::Bytes;
 use kokuban_protocol::{Epoch, RoomId, Seq};
 
-use crate::sequencer::BoxFuture;
+use crate::BoxFuture;
 
 pub use self::redb::RedbStore;
 

@@ -28,8 +28,8 @@ use kokuban_protocol::{Epoch, RoomId, Seq};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError, StoredRoom};
+use crate::BoxFuture;
 use crate::metrics::Metrics;
-use crate::sequencer::BoxFuture;
 
 /// Name of the database file inside the data directory.
 pub const FILE_NAME: &str = "kokuban.redb";

@@ -1,6 +1,14 @@
 //! The HTTP surface: the app, the room API, health, metrics and the WebSocket upgrade.
+//!
+//! - [`assets`]: the web app's files;
+//! - [`socket`]: a WebSocket connection, and its session's `select!` loop, where a member's
+//!   bytes are written;
+//! - [`hello`]: the Hello, the capability check, the join and the Welcome;
+//! - [`refusal`]: every refusal (error code, text, close code, metric) in one table.
 
 mod assets;
+mod hello;
+mod refusal;
 mod socket;
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! One WebSocket connection: checks before the upgrade, the Hello, then one `select!` loop
-//! that moves frames between the socket and the room until one side ends it.
+//! One WebSocket connection: checks before the upgrade, then (after the Hello, see
+//! [`hello`](super::hello)) one `select!` loop that moves frames between the socket and the
+//! room until one side ends it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -12,19 +13,16 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES};
-use kokuban_protocol::{
-    Capability, ClientMsg, DecodeError, ErrorCode, ErrorFrame, Hello, Member, MemberId,
-    PROTOCOL_VERSION, RoomId, ServerMsg, Welcome, close, decode_client, encode_server,
-};
+use kokuban_protocol::{Capability, ClientMsg, MemberId, RoomId, close, decode_client};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
 
+use super::hello::{self, Opened};
+use super::refusal::{Close, Refusal};
 use super::{ApiError, AppState, check_origin};
 use crate::metrics::{Metrics, Rejection};
 use crate::rate::{RateLimiter, Verdict};
-use crate::sequencer::{
-    JoinError, JoinRequest, KickReason, MemberLink, Membership, Outbox, WriteRefused,
-};
+use crate::sequencer::{KickReason, MemberLink, Membership, Outbox, Outgoing, WriteRefused};
 
 /// tungstenite reads the socket in chunks of this size, and every connection keeps (and
 /// zero-fills) a buffer of it for its whole life. Client frames are mostly point batches of
@@ -47,12 +45,9 @@ const MAX_MALFORMED: u32 = 16;
 /// until the Hello deadline.
 const MAX_CONTROL_BEFORE_HELLO: u32 = 16;
 
-/// A close code with its reason.
-type Close = (u16, &'static str);
-
 /// How a session ends.
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// The peer went away or closed first.
     Gone,
     /// Close with this code, right away (shutdown, a member that cannot keep up).
@@ -61,8 +56,6 @@ enum End {
     /// among it): the peer broke a rule, but it should hear why.
     Refuse(Close),
 }
-
-const FORBIDDEN: &str = "this room does not exist or the link is not valid";
 
 /// `GET /ws/{room}`: refuses foreign origins, addresses over their upgrade rate and upgrades
 /// during shutdown, then upgrades with explicit limits.
@@ -103,8 +96,8 @@ pub(crate) async fn upgrade(
             // The Hello and the join run in a future of their own, freed once the member is
             // in: a task keeps the memory of its largest state for its whole life, and the
             // join's states are twice the size of the session's.
-            let mut opened = None;
-            Box::pin(run(state, room, socket, &mut opened)).await;
+            let mut opened: Option<Opened> = None;
+            Box::pin(hello::run(state, room, socket, &mut opened)).await;
             if let Some(opened) = opened {
                 opened.live().await;
             }
@@ -135,7 +128,7 @@ impl Drop for OpenConnection<'_> {
 }
 
 /// What the next message from the peer was, before a session exists.
-enum Incoming {
+pub(super) enum Incoming {
     Frame(Bytes),
     Text,
     /// The WebSocket layer refused what arrived; close with this code.
@@ -145,15 +138,16 @@ enum Incoming {
     Gone,
 }
 
-struct Conn {
-    state: AppState,
-    sink: SplitSink<WebSocket, Message>,
-    stream: SplitStream<WebSocket>,
+/// A connection before and during its session.
+pub(super) struct Conn {
+    pub state: AppState,
+    pub sink: SplitSink<WebSocket, Message>,
+    pub stream: SplitStream<WebSocket>,
 }
 
 impl Conn {
     /// The next data message, skipping (a few) control frames.
-    async fn next_data(&mut self) -> Incoming {
+    pub async fn next_data(&mut self) -> Incoming {
         let mut control = 0;
         loop {
             match self.stream.next().await {
@@ -177,22 +171,26 @@ impl Conn {
     }
 
     /// Sends one frame directly (before the member has a queue), giving up after `wait`.
-    async fn send_now(&mut self, frame: Vec<u8>, wait: Duration) -> bool {
+    pub async fn send_now(&mut self, frame: Vec<u8>, wait: Duration) -> bool {
         self.state.metrics.frame_out(frame.len());
         let send = self.sink.send(Message::Binary(Bytes::from(frame)));
         matches!(timeout(wait, send).await, Ok(Ok(())))
     }
 
-    async fn error_and_close(mut self, code: ErrorCode, message: &str, close: Close) {
-        let frame = encode_server(&ServerMsg::Error(ErrorFrame::new(code, message)));
+    /// Tells the peer why it is refused, then closes (before a session exists).
+    pub async fn refuse(mut self, refusal: &Refusal) {
+        if let Some(why) = refusal.rejection() {
+            self.state.metrics.reject(why);
+        }
+        let frame = refusal.frame().to_vec();
         if self.send_now(frame, self.state.config.close_timeout).await {
-            self.close(close).await;
+            self.close(refusal.close()).await;
         }
     }
 
     /// The closing handshake, bounded in time: a peer that does not read cannot hold the
     /// session open.
-    async fn close(mut self, (code, reason): Close) {
+    pub async fn close(mut self, (code, reason): Close) {
         let wait = self.state.config.close_timeout;
         let frame = Message::Close(Some(CloseFrame {
             code,
@@ -240,231 +238,30 @@ fn classify(e: axum::Error) -> Option<(Rejection, Close)> {
     }
 }
 
-/// Reads the Hello and joins the room; a member that got in is left in `opened`.
-async fn run(state: AppState, url_room: String, socket: WebSocket, opened: &mut Option<Opened>) {
-    let metrics = state.metrics.clone();
-    let (sink, stream) = socket.split();
-    let mut conn = Conn {
-        state,
-        sink,
-        stream,
-    };
-
-    let hello_timeout = conn.state.config.hello_timeout;
-    let shutdown = conn.state.shutdown.clone();
-    let first = tokio::select! {
-        first = timeout(hello_timeout, conn.next_data()) => first,
-        _ = shutdown.cancelled() => return conn.close((close::GOING_AWAY, "server shutting down")).await,
-    };
-    let hello = match first {
-        Err(_) => return conn.close((close::POLICY, "no Hello in time")).await,
-        Ok(Incoming::Gone) => return,
-        Ok(Incoming::Broken(why, close)) => {
-            metrics.reject(why);
-            return conn.close(close).await;
-        }
-        Ok(Incoming::ControlFlood) => {
-            metrics.reject(Rejection::PingFlood);
-            return conn
-                .close((close::POLICY, "control frames instead of a Hello"))
-                .await;
-        }
-        Ok(Incoming::Text) => {
-            metrics.reject(Rejection::Text);
-            return conn
-                .error_and_close(
-                    ErrorCode::Malformed,
-                    "binary frames only",
-                    (close::UNSUPPORTED_DATA, "binary frames only"),
-                )
-                .await;
-        }
-        Ok(Incoming::Frame(bytes)) => {
-            metrics.frame_in(bytes.len());
-            match decode_client(&bytes) {
-                Ok(ClientMsg::Hello(hello)) => hello,
-                Ok(_) => {
-                    metrics.reject(Rejection::Unexpected);
-                    return conn
-                        .error_and_close(
-                            ErrorCode::UnexpectedMessage,
-                            "the first message must be Hello",
-                            (close::POLICY, "expected Hello"),
-                        )
-                        .await;
-                }
-                Err(e) => {
-                    metrics.reject(Rejection::of_decode(&e));
-                    let (code, close) = decode_failure(&e);
-                    return conn.error_and_close(code, &e.to_string(), close).await;
-                }
-            }
-        }
-    };
-    join(conn, url_room, hello, opened).await;
-}
-
-/// The error code and close for a frame that did not decode, when the connection cannot go on.
-fn decode_failure(e: &DecodeError) -> (ErrorCode, Close) {
-    match e {
-        DecodeError::Version { .. } => (
-            ErrorCode::VersionMismatch,
-            (
-                close::VERSION_MISMATCH,
-                "protocol version mismatch; reload the app",
-            ),
-        ),
-        DecodeError::TooLarge { .. } => {
-            (ErrorCode::Malformed, (close::TOO_BIG, "message too large"))
-        }
-        _ => (
-            ErrorCode::Malformed,
-            (close::INVALID_PAYLOAD, "malformed frame"),
-        ),
-    }
-}
-
-async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Opened>) {
-    let state = conn.state.clone();
-    let metrics = &state.metrics;
-    // A malformed id, a Hello for another room, a wrong token and a room nobody created all
-    // get the same answer, so none of them tells an outsider anything.
-    let room = RoomId::new(url_room).ok().filter(|r| *r == hello.room);
-    let capability = room
-        .as_ref()
-        .and_then(|r| state.capabilities.check(r, &hello.token));
-    let (Some(room), Some(capability)) = (room, capability) else {
-        metrics.reject(Rejection::Forbidden);
-        return conn
-            .error_and_close(
-                ErrorCode::Forbidden,
-                FORBIDDEN,
-                (close::POLICY, "forbidden"),
-            )
-            .await;
-    };
-    let me = Member {
-        id: MemberId(rand::random()),
-        name: hello.name,
-        color: hello.color,
-        capability,
-    };
-    let (link, outbox) = MemberLink::channel(state.config.member_queue_frames);
-    let request = JoinRequest {
-        room: room.clone(),
-        member: me.clone(),
-        resume: hello.resume,
-        link: link.clone(),
-    };
-    let refusal = |rejection: Rejection, code: ErrorCode, message: &'static str, close: Close| {
-        metrics.reject(rejection);
-        (code, message, close)
-    };
-    let joined = match state.sequencer.join(request).await {
-        Ok(joined) => joined,
-        Err(e @ (JoinError::NotFound | JoinError::RoomFull | JoinError::Overloaded)) => {
-            let (code, message, close) = match e {
-                JoinError::RoomFull => refusal(
-                    Rejection::RoomFull,
-                    ErrorCode::RoomFull,
-                    "this room has as many members as it may; try again later",
-                    (close::TRY_AGAIN_LATER, "room full"),
-                ),
-                JoinError::Overloaded => refusal(
-                    Rejection::Overloaded,
-                    ErrorCode::Overloaded,
-                    "the server holds as many rooms as it may; try again later",
-                    (close::TRY_AGAIN_LATER, "server at capacity"),
-                ),
-                _ => refusal(
-                    Rejection::Forbidden,
-                    ErrorCode::Forbidden,
-                    FORBIDDEN,
-                    (close::POLICY, "forbidden"),
-                ),
-            };
-            return conn.error_and_close(code, message, close).await;
-        }
-        Err(JoinError::ShuttingDown) => {
-            return conn
-                .close((close::GOING_AWAY, "server shutting down"))
-                .await;
-        }
-        Err(JoinError::Unavailable(detail)) => {
-            tracing::error!(%room, "join failed: {detail}");
-            return conn
-                .error_and_close(
-                    ErrorCode::Internal,
-                    "the room could not be opened",
-                    (close::INTERNAL, "internal error"),
-                )
-                .await;
-        }
-    };
-    tracing::debug!(%room, member = %me.id, ?capability, "member joined");
-    let welcome = ServerMsg::Welcome(Welcome {
-        member: me.id,
-        capability,
-        epoch: joined.epoch,
-        state: joined.state,
-        members: joined.members.into(),
-    });
-    let mut conn = conn;
-    // The Welcome goes out before anything in the queue: the queue holds what followed it.
-    // A big board on a slow link takes a while: allow as long as any other silence.
-    if !conn
-        .send_now(encode_server(&welcome), state.config.idle_timeout)
-        .await
-    {
-        return;
-    }
-    let config = &state.config;
-    let session = Session {
-        limiter: RateLimiter::new(
-            config.rate_per_sec,
-            config.rate_burst,
-            config.abuse_limit,
-            config.abuse_window,
-            Instant::now(),
-        ),
-        conn,
-        membership: joined.membership,
-        link,
-        outbox,
-        capability,
-        malformed: 0,
-        last_seen: Instant::now(),
-    };
-    *opened = Some(Opened {
-        session,
-        room,
-        member: me.id,
-    });
-}
-
-/// A member that joined: its session, and who it is for the logs.
-struct Opened {
-    session: Session,
-    room: RoomId,
-    member: MemberId,
-}
-
-impl Opened {
-    /// Runs the session to its end, then closes the connection as that end requires.
-    async fn live(self) {
-        let Opened {
-            mut session,
-            room,
-            member,
-        } = self;
-        let state = session.conn.state.clone();
-        let end = session.run().await;
-        session.end(end, &state, &room, member).await;
-    }
-}
-
 impl Session {
-    async fn end(self, end: End, state: &AppState, room: &RoomId, member: MemberId) {
+    /// A session for a member that joined.
+    pub fn new(
+        conn: Conn,
+        membership: Box<dyn Membership>,
+        link: MemberLink,
+        outbox: Outbox,
+        capability: Capability,
+        limiter: RateLimiter,
+    ) -> Self {
+        Self {
+            conn,
+            membership,
+            link,
+            outbox,
+            capability,
+            limiter,
+            malformed: 0,
+            last_seen: Instant::now(),
+        }
+    }
+
+    /// Leaves the room, then closes the connection as `end` requires.
+    pub async fn end(self, end: End, room: &RoomId, member: MemberId) {
         let Session {
             mut conn,
             membership,
@@ -478,14 +275,15 @@ impl Session {
             End::Gone => {}
             End::Close(close) => conn.close(close).await,
             End::Refuse(close) => {
-                outbox.frames.close();
+                outbox.queue.close();
                 let mut pending = Vec::new();
-                while let Ok(frame) = outbox.frames.try_recv() {
-                    pending.push(frame);
+                while let Ok(entry) = outbox.queue.try_recv() {
+                    pending.push(entry);
                 }
-                let wait = state.config.close_timeout;
+                let wait = conn.state.config.close_timeout;
                 let flushed = timeout(wait, async {
-                    for frame in pending {
+                    for entry in pending {
+                        let frame = encoded(entry);
                         conn.state.metrics.frame_out(frame.len());
                         conn.sink.feed(Message::Binary(frame)).await?;
                     }
@@ -500,7 +298,8 @@ impl Session {
     }
 }
 
-struct Session {
+/// A member's connection while it is in the room.
+pub(super) struct Session {
     conn: Conn,
     membership: Box<dyn Membership>,
     /// The member's own queue: error frames go through it, so that they keep their order
@@ -515,7 +314,7 @@ struct Session {
 
 impl Session {
     /// Runs until the connection should end.
-    async fn run(&mut self) -> End {
+    pub async fn run(&mut self) -> End {
         let config = self.conn.state.config.clone();
         let mut heartbeat = interval_at(
             (Instant::now() + config.ping_interval).into(),
@@ -536,13 +335,13 @@ impl Session {
                     return End::Close((close::GOING_AWAY, "server shutting down"));
                 }
                 reason = &mut kick => return End::Close(kick_close(reason)),
-                frame = self.outbox.frames.recv() => {
+                entry = self.outbox.queue.recv() => {
                     // The session holds a sender itself, so the queue never closes.
-                    let Some(frame) = frame else { return End::Gone };
+                    let Some(entry) = entry else { return End::Gone };
                     let write = write_frames(
                         &mut self.conn.sink,
-                        &mut self.outbox.frames,
-                        frame,
+                        &mut self.outbox.queue,
+                        entry,
                         &self.conn.state.metrics,
                     );
                     // A peer that stops reading blocks the write; it must not block shutdown,
@@ -584,9 +383,8 @@ impl Session {
                             }
                         }
                         Message::Text(_) => {
-                            self.conn.state.metrics.reject(Rejection::Text);
-                            self.reply(ErrorCode::Malformed, "binary frames only");
-                            return End::Refuse((close::UNSUPPORTED_DATA, "binary frames only"));
+                            self.refuse(Refusal::Text);
+                            return End::Refuse(Refusal::Text.close());
                         }
                         // tungstenite has queued the pong already (one at most: a newer ping's
                         // replaces it). Control frames draw on the same bucket as data, so a
@@ -627,7 +425,7 @@ impl Session {
                     .rate_limit_hits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if notify {
-                    self.reply(ErrorCode::RateLimited, "too many frames; slow down");
+                    self.refuse(Refusal::RateLimited);
                 }
                 return None;
             }
@@ -641,20 +439,13 @@ impl Session {
         let msg = match decode_client(&data) {
             Ok(msg) => msg,
             Err(e) => {
-                metrics.reject(Rejection::of_decode(&e));
-                if matches!(e, DecodeError::Version { .. }) {
-                    self.reply(
-                        ErrorCode::VersionMismatch,
-                        &format!("this server speaks protocol version {PROTOCOL_VERSION}"),
-                    );
-                    return Some((
-                        close::VERSION_MISMATCH,
-                        "protocol version mismatch; reload the app",
-                    ));
+                let refusal = Refusal::Decode(e);
+                self.refuse(refusal.clone());
+                if refusal.ends_session() {
+                    return Some(refusal.close());
                 }
                 // The message boundary is intact (the WebSocket framed it), so the connection
-                // can go on: drop the frame and say why.
-                self.reply(ErrorCode::Malformed, &e.to_string());
+                // can go on: the frame is dropped and the client told why.
                 self.malformed += 1;
                 if self.malformed > MAX_MALFORMED {
                     return Some((close::INVALID_PAYLOAD, "too many malformed frames"));
@@ -663,43 +454,28 @@ impl Session {
             }
         };
         match msg {
-            ClientMsg::Hello(_) => {
-                metrics.reject(Rejection::Unexpected);
-                self.reply(ErrorCode::UnexpectedMessage, "already joined");
+            ClientMsg::Hello(_) => self.refuse(Refusal::AlreadyJoined),
+            ClientMsg::Op(_) if self.capability != Capability::Edit => {
+                self.refuse(Refusal::ViewOnly)
             }
-            ClientMsg::Op(op) => {
-                if self.capability != Capability::Edit {
-                    metrics.reject(Rejection::ViewOnly);
-                    self.reply(ErrorCode::ViewOnly, "this link can only view the board");
-                    return None;
-                }
-                match self.membership.submit(op) {
-                    Ok(()) | Err(WriteRefused::Gone) => {}
-                    Err(WriteRefused::Invalid(why)) => {
-                        metrics.reject(Rejection::InvalidOp);
-                        self.reply(ErrorCode::InvalidOp, &why.to_string());
-                    }
-                    Err(WriteRefused::ReadOnly) => {
-                        metrics.reject(Rejection::ReadOnly);
-                        self.reply(
-                            ErrorCode::TemporarilyReadOnly,
-                            "the board cannot be saved right now; try again shortly",
-                        );
-                    }
-                }
-            }
+            ClientMsg::Op(op) => match self.membership.submit(op) {
+                // Dropped from the room meanwhile: the kick ends the session.
+                Ok(()) | Err(WriteRefused::Gone) => {}
+                Err(why) => self.refuse(Refusal::Write(why)),
+            },
             ClientMsg::Cursor(at) => self.membership.cursor(at),
             ClientMsg::Profile(p) => self.membership.update_profile(p.name, p.color),
         }
         None
     }
 
-    /// Queues an error frame behind everything already queued for this member.
-    fn reply(&self, code: ErrorCode, message: &str) {
-        let frame = Bytes::from(encode_server(&ServerMsg::Error(ErrorFrame::new(
-            code, message,
-        ))));
-        if self.link.send(frame).is_err() {
+    /// Counts a refusal and queues its error frame behind everything already queued for this
+    /// member, so that it keeps its place among the answers to earlier ops.
+    fn refuse(&self, refusal: Refusal) {
+        if let Some(why) = refusal.rejection() {
+            self.conn.state.metrics.reject(why);
+        }
+        if self.link.send(refusal.frame()).is_err() {
             self.link.kick(KickReason::SlowConsumer);
         }
     }
@@ -712,16 +488,26 @@ fn kick_close(reason: KickReason) -> Close {
     }
 }
 
+/// The bytes of a queue entry: a refusal the room queued becomes its error frame here, where
+/// every refusal is worded.
+fn encoded(entry: Outgoing) -> Bytes {
+    match entry {
+        Outgoing::Frame(frame) => frame,
+        Outgoing::Refused(why) => Refusal::Write(why).frame(),
+    }
+}
+
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
 async fn write_frames(
     sink: &mut SplitSink<WebSocket, Message>,
-    queue: &mut mpsc::Receiver<Bytes>,
-    first: Bytes,
+    queue: &mut mpsc::Receiver<Outgoing>,
+    first: Outgoing,
     metrics: &Metrics,
 ) -> Result<(), axum::Error> {
     let mut next = Some(first);
     let mut written = 0;
-    while let Some(frame) = next {
+    while let Some(entry) = next {
+        let frame = encoded(entry);
         metrics.frame_out(frame.len());
         sink.feed(Message::Binary(frame)).await?;
         written += 1;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use kokuban_board::Board;
 use kokuban_protocol::{Position, RoomId, RoomState, Token, Welcome};
 use kokuban_server::Config;
-use kokuban_server::sequencer::ClusterConfig;
+use kokuban_server::config::ClusterConfig;
 
 use super::redis::{RedisServer, free_port};
 use super::{TIMEOUT, TestClient, TestRoom, TestServer, http};

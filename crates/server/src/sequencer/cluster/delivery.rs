@@ -1,0 +1,493 @@
+//! A room's task: delivers what arrives on the room's channel strictly in seq order (a seq
+//! jump, a reconnect or a full inbox makes it read the missing range from the log first; a new
+//! history makes it reload the room and send every local member a new Welcome), keeps the
+//! other nodes' members up to date, flushes cursors, stores compactions, and unloads the room
+//! once it has been empty for a while.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kokuban_protocol::{
+    Ack, Epoch, List, MemberId, PresenceEvent, Seq, Sequenced, ServerMsg, Welcome, decode_server,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+use tracing::Instrument;
+
+use super::Shared;
+use super::answers::digest;
+use super::redis::{Announced, Command, Inbound, LogEntry, Outcome, Unreachable};
+use super::room::{Live, Remote, Room, decode_op, fetch, joined_member, set_remote, try_unload};
+use super::writer::Job;
+use crate::sequencer::room::{frame, new_epoch};
+use crate::sequencer::{KickReason, WriteRefused};
+
+/// What the room task is told besides channel messages.
+#[derive(Debug)]
+pub(super) enum Control {
+    /// Messages may have been missed, or the history may have changed: read the log.
+    Resync,
+    /// The writer lost the answers to ops of these members; once Redis is back, read the log
+    /// and refuse every one of them that is not there.
+    Resolve {
+        in_doubt: Vec<(MemberId, u64)>,
+        done: oneshot::Sender<()>,
+    },
+    /// Everyone in the room on every node, as Redis listed them when asked at `asked`.
+    Members {
+        list: Vec<Announced>,
+        asked: Instant,
+    },
+}
+
+/// A new base snapshot the room took, to be stored in Redis.
+#[derive(Debug)]
+struct Compaction {
+    epoch: Epoch,
+    seq: Seq,
+    board: Bytes,
+}
+
+/// The room task: delivery in order, catch-up, presence heartbeats, cursors, unloading.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    room: Arc<Room>,
+    mut inbox: mpsc::Receiver<Inbound>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let settings = shared.settings.clone();
+    let mut tick = tokio::time::interval(settings.heartbeat_every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // A catch-up failed (Redis unreachable): retried until it succeeds.
+    let mut behind = false;
+    // Delivery was behind the writer's last seq at the previous tick.
+    let mut lagging = false;
+    let mut cursors_due: Option<Instant> = None;
+    let far = || Instant::now() + Duration::from_secs(86_400);
+    loop {
+        let unload_at = room
+            .lock()
+            .roster
+            .empty_since()
+            .map(|t| t + settings.room.room_grace);
+        let result = tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            Some(c) = control.recv() => on_control(&shared, &room, c).await,
+            Some(m) = inbox.recv() => on_inbound(&shared, &room, m).await,
+            _ = tick.tick() => {
+                let head = room.lock().history.head().0;
+                let gap = room.sequenced_hint.load(Relaxed) > head;
+                let r = if behind || (gap && lagging) {
+                    let r = catch_up(&shared, &room).await;
+                    behind = r.is_err();
+                    r
+                } else {
+                    Ok(())
+                };
+                lagging = gap;
+                heartbeat(&shared, &room);
+                r
+            }
+            // A catch-up failed: retried as soon as Redis answers again.
+            _ = async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                shared.db.wait_up().await;
+            }, if behind => {
+                let r = catch_up(&shared, &room).await;
+                behind = r.is_err();
+                r
+            }
+            _ = room.core.woken() => {
+                if cursors_due.is_none() && room.lock().roster.has_cursors() {
+                    // The coalescing window: moves within it replace each other.
+                    cursors_due = Some(Instant::now() + settings.room.cursor_interval);
+                }
+                Ok(())
+            }
+            _ = tokio::time::sleep_until(cursors_due.unwrap_or_else(far).into()) => {
+                cursors_due = None;
+                flush_cursors(&shared, &room);
+                Ok(())
+            }
+            _ = tokio::time::sleep_until(unload_at.unwrap_or_else(far).into()) => {
+                if try_unload(&shared, &room) {
+                    return;
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            if !behind {
+                tracing::debug!(room = %room.id, "catch-up postponed: {e}");
+            }
+            behind = true;
+        }
+    }
+}
+
+async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Result<(), Unreachable> {
+    match c {
+        Control::Resync => catch_up(shared, room).await,
+        Control::Resolve { in_doubt, done } => {
+            loop {
+                match catch_up(shared, room).await {
+                    Ok(()) => break,
+                    Err(_) => tokio::select! {
+                        _ = shared.stop.cancelled() => return Ok(()),
+                        _ = shared.db.wait_up() => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    },
+                }
+            }
+            // Everything Redis sequenced is delivered now: what is still pending was not.
+            for (member, entry) in in_doubt {
+                room.fail_entry(member, entry);
+            }
+            let _ = done.send(());
+            Ok(())
+        }
+        Control::Members { list, asked } => {
+            on_members(shared, room, list, asked);
+            Ok(())
+        }
+    }
+}
+
+async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Result<(), Unreachable> {
+    match m {
+        Inbound::Op {
+            epoch,
+            seq,
+            author,
+            op,
+        } => {
+            let (in_order, compaction) = {
+                let mut st = room.lock();
+                let head = st.history.position();
+                let in_order = epoch == head.epoch && seq <= head.seq.next();
+                let compaction = if in_order && seq == head.seq.next() {
+                    deliver(room, &mut st, epoch, &LogEntry { seq, author, op })
+                } else {
+                    None
+                };
+                (in_order, compaction)
+            };
+            store_compaction(shared, room, compaction);
+            if in_order {
+                Ok(())
+            } else {
+                // Another history, or a gap: the log says what happened.
+                catch_up(shared, room).await
+            }
+        }
+        Inbound::Reset => catch_up(shared, room).await,
+        Inbound::Ephemeral { node, frame } => {
+            if node != shared.db.node {
+                on_ephemeral(room, frame);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Applies the op that follows the head and sends it to every local member; its author gets
+/// the Ack instead when it is the op the author waits for. A pipeline that timed out may still
+/// reach Redis later (its bytes were in flight), and its ops, already refused, then arrive like
+/// anyone else's, not as Acks. Returns the new base when compaction is due.
+fn deliver(room: &Room, st: &mut Live, epoch: Epoch, entry: &LogEntry) -> Option<Compaction> {
+    let (seq, author) = (entry.seq, entry.author);
+    let sequenced = Sequenced {
+        epoch,
+        seq,
+        author,
+        op: decode_op(entry),
+    };
+    let op_frame = match st.history.append(sequenced) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(room = %room.id, "op out of order not delivered: {e}");
+            return None;
+        }
+    };
+    let departures = st.roster.deliver(&op_frame, author, |seat| {
+        let answers = &mut seat.extra.answers;
+        if !answers.delivered(digest(&entry.op)) {
+            return None;
+        }
+        let due = answers.due_refusals();
+        let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
+        Some(
+            seat.link
+                .send(ack)
+                .and_then(|()| (0..due).try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))),
+        )
+    });
+    room.settle(st, departures);
+    // Joins and Redis memory follow the board, not its history.
+    st.history.compaction_due().then(|| Compaction {
+        board: st.history.compact(),
+        epoch,
+        seq,
+    })
+}
+
+/// Stores a compaction in Redis in the background, unless one is being stored already.
+fn store_compaction(shared: &Arc<Shared>, room: &Arc<Room>, compaction: Option<Compaction>) {
+    let Some(c) = compaction else { return };
+    if room.compacting.swap(true, Relaxed) {
+        return;
+    }
+    let (s, r) = (shared.clone(), room.clone());
+    shared
+        .tasks
+        .spawn(async move { compact(&s, &r, c).await }.instrument(shared.span.clone()));
+}
+
+/// Writes the node's snapshot to Redis and trims the log, if no other node is doing it.
+async fn compact(shared: &Shared, room: &Room, c: Compaction) {
+    let token = format!("{:016x}", rand::random::<u64>());
+    let db = &shared.db;
+    // The lock outlives a slow snapshot upload but not a node that died holding it.
+    let ttl = shared.settings.redis_timeout * 5;
+    if let Ok(true) = db.lock_compaction(&room.keys, &token, ttl).await {
+        let keep = shared.settings.keep_before_snapshot;
+        match db.compact(&room.keys, c.epoch, c.seq, &c.board, keep).await {
+            Ok(true) => {
+                shared.metrics.compactions.fetch_add(1, Relaxed);
+                tracing::debug!(room = %room.id, seq = c.seq.0, "room compacted in Redis");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(room = %room.id, "compaction skipped: {e}"),
+        }
+        let _ = db.unlock_compaction(&room.keys, &token).await;
+    }
+    room.compacting.store(false, Relaxed);
+}
+
+/// Reads the log from the room's head and delivers what is there; reloads the room when its
+/// history changed, and seeds a new history from this node's board when Redis lost it.
+async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachable> {
+    room.resync_asked.store(false, Relaxed);
+    loop {
+        let (epoch, head) = {
+            let st = room.lock();
+            (st.history.epoch(), st.history.head())
+        };
+        let read = shared.db.read_room(&room.keys, Some(head)).await?;
+        match read.epoch {
+            Some(e) if e == epoch && read.head >= head => {}
+            Some(e) if e != epoch => return reload(shared, room).await,
+            _ => {
+                // The history is gone (Redis restarted without persistence) or went back
+                // (it lost its last writes): what this node holds is what survived.
+                let new = new_epoch(Some(epoch));
+                let board = room.lock().history.clone().begin_epoch(new);
+                if shared
+                    .db
+                    .seed(&room.keys, new, &board, Some((epoch, head)))
+                    .await?
+                    == new
+                {
+                    tracing::warn!(room = %room.id, "Redis lost the room's history; it starts a new one from this node's board");
+                }
+                return reload(shared, room).await;
+            }
+        }
+        if read.head == head {
+            room.sequenced_hint.fetch_min(head.0, Relaxed);
+            return Ok(());
+        }
+        if read.entries.first().map(|e| e.seq) != Some(head.next()) {
+            // Compacted past this node's head: the gap cannot be replayed to its members.
+            return reload(shared, room).await;
+        }
+        tracing::debug!(room = %room.id, from = head.0 + 1, ops = read.entries.len(), "delivering missed ops from the log");
+        let mut compaction = None;
+        {
+            let mut st = room.lock();
+            for e in &read.entries {
+                let at = st.history.position();
+                if at.epoch != epoch || e.seq != at.seq.next() {
+                    break;
+                }
+                compaction = deliver(room, &mut st, epoch, e).or(compaction);
+            }
+        }
+        store_compaction(shared, room, compaction);
+    }
+}
+
+/// Reads the room afresh. A new history: every local member has its unanswered ops refused,
+/// then gets a new Welcome with the new board (the protocol's way to say "start over"). The
+/// same history (this node fell too far behind): members are disconnected to resume, since
+/// the ops they missed can no longer be replayed one by one.
+async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<(), Unreachable> {
+    let fetched = fetch(shared, &room.keys, &room.id).await?;
+    let mut st = room.lock();
+    let same_history = fetched.history.epoch() == st.history.epoch();
+    st.history = fetched.history;
+    set_remote(shared, &mut st, fetched.members);
+    room.sequenced_hint.store(0, Relaxed);
+    if same_history {
+        tracing::warn!(room = %room.id, "node fell behind the room's log; its members resume");
+        for (_, seat) in st.roster.seats() {
+            seat.link.kick(KickReason::Resume);
+        }
+        return Ok(());
+    }
+    let epoch = st.history.epoch();
+    tracing::info!(room = %room.id, epoch = epoch.0, "room has a new history; members get a fresh board");
+    let members = List::from(st.everyone());
+    let state = st.history.snapshot_state();
+    let mut slow = Vec::new();
+    for (id, seat) in st.roster.seats_mut() {
+        // Ops sent before the new Welcome are answered before it; none can be acknowledged
+        // any more, since the history they were sent for is gone.
+        let unanswered = seat.extra.answers.refuse_all();
+        let welcome = frame(&ServerMsg::Welcome(Welcome {
+            member: id,
+            capability: seat.info.capability,
+            epoch,
+            state: state.clone(),
+            members: members.clone(),
+        }));
+        let sent = (0..unanswered)
+            .try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))
+            .and_then(|()| seat.link.send(welcome));
+        if sent.is_err() {
+            slow.push(id);
+        }
+    }
+    let departures = st.roster.evict(slow, KickReason::SlowConsumer);
+    room.settle(&st, departures);
+    Ok(())
+}
+
+/// A presence or cursor frame from another node: remembered, and forwarded as it is.
+fn on_ephemeral(room: &Room, bytes: Bytes) {
+    let Ok(msg) = decode_server(&bytes) else {
+        return;
+    };
+    let mut st = room.lock();
+    let forward = match msg {
+        ServerMsg::Presence(PresenceEvent::Joined(m) | PresenceEvent::Updated(m)) => {
+            if st.departed.contains_key(&m.id) {
+                false
+            } else {
+                st.remote.insert(
+                    m.id,
+                    Remote {
+                        info: m,
+                        since: Instant::now(),
+                    },
+                );
+                true
+            }
+        }
+        ServerMsg::Presence(PresenceEvent::Left(id)) => {
+            st.departed.insert(id, Instant::now());
+            st.remote.remove(&id).is_some()
+        }
+        ServerMsg::Cursor(c) => st.remote.contains_key(&c.member),
+        _ => false,
+    };
+    if forward {
+        let departures = st.roster.broadcast(&bytes, None);
+        room.settle(&st, departures);
+    }
+}
+
+/// Compares the members Redis lists with the ones this node knows, and tells local members
+/// the difference: this is how the members of a node that died disappear, once their entries
+/// expire.
+fn on_members(shared: &Shared, room: &Room, list: Vec<Announced>, asked: Instant) {
+    let mine = shared.db.node;
+    let live: HashMap<MemberId, Announced> = list
+        .into_iter()
+        .filter(|a| a.node != mine)
+        .map(|a| (a.member, a))
+        .collect();
+    let mut st = room.lock();
+    let forget_after = shared.settings.presence_ttl * 3;
+    st.departed.retain(|_, t| t.elapsed() < forget_after);
+    // Only members known before the list was asked for: a newer one may be missing from it.
+    let gone: Vec<MemberId> = st
+        .remote
+        .iter()
+        .filter(|(id, r)| !live.contains_key(id) && r.since < asked)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in gone {
+        st.remote.remove(&id);
+        st.departed.insert(id, Instant::now());
+        tracing::debug!(room = %room.id, member = %id, "member of another node expired");
+        let left = frame(&ServerMsg::Presence(PresenceEvent::Left(id)));
+        let departures = st.roster.broadcast(&left, None);
+        room.settle(&st, departures);
+    }
+    for (id, a) in live {
+        if st.remote.contains_key(&id) || st.departed.contains_key(&id) {
+            continue;
+        }
+        if let Some(info) = joined_member(&a.frame) {
+            st.remote.insert(
+                id,
+                Remote {
+                    info,
+                    since: Instant::now(),
+                },
+            );
+            let departures = st.roster.broadcast(&a.frame, None);
+            room.settle(&st, departures);
+        }
+    }
+}
+
+/// Refreshes this node's members in Redis and asks who else is there.
+fn heartbeat(shared: &Arc<Shared>, room: &Arc<Room>) {
+    if !shared.db.is_up() {
+        return;
+    }
+    let st = room.lock();
+    let (tx, rx) = oneshot::channel();
+    let job = Job {
+        reply: Some(tx),
+        ..Job::new(
+            Command::Heartbeat {
+                members: st
+                    .roster
+                    .seats()
+                    .map(|(id, s)| (id, s.extra.joined.clone()))
+                    .collect(),
+            },
+            None,
+        )
+    };
+    let asked = Instant::now();
+    // Through the writer, so that it is ordered with this node's announcements and departures.
+    if st.writer.as_ref().is_some_and(|w| w.try_send(job).is_ok()) {
+        let control = room.control.clone();
+        shared.tasks.spawn(async move {
+            if let Ok(Outcome::Members(list)) = rx.await {
+                let _ = control.send(Control::Members { list, asked });
+            }
+        });
+    }
+}
+
+/// Sends the cursors that moved to the local members and to the other nodes.
+fn flush_cursors(shared: &Shared, room: &Room) {
+    let mut st = room.lock();
+    let (frames, departures) = st.roster.flush_cursors();
+    // Ephemeral: if the writer is full or Redis down, these moves are simply not relayed.
+    if shared.db.is_up() {
+        for frame in frames {
+            st.push(Command::Publish { frame });
+        }
+    }
+    room.settle(&st, departures);
+}

@@ -1,0 +1,564 @@
+//! The command connection: one multiplexed connection per node, kept open by a task that
+//! pings it and reconnects with backoff; every room's commands and reads go through it.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kokuban_protocol::{Epoch, Seq};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, ServerErrorKind, Value};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::keys::{Keys, SECRET_KEY};
+use super::scripts::{self, ANNOUNCE, COMPACT, DEPART, HEARTBEAT, READ, SEED, SEQUENCE, UNLOCK};
+use super::wire::{
+    Command, Outcome, RoomRead, as_array, as_bytes, as_u64, ephemeral_message, malformed, outcome,
+    parse_entries, parse_members,
+};
+use super::{
+    Backoff, MAX_ROUND_TRIP_BYTES, MIN_ROUND_TRIP_BYTES, PING_EVERY, READ_CHUNK, Unreachable,
+};
+use crate::metrics::Metrics;
+
+/// A multiplexed connection for commands (many in flight at once, answers in order), kept
+/// open by a background task that pings it and reconnects with backoff.
+pub(crate) struct Db {
+    client: Client,
+    /// The connection and its generation (so that a failure seen on an old connection does
+    /// not tear down a new one).
+    conn: Mutex<Option<(u64, MultiplexedConnection)>>,
+    generation: AtomicU64,
+    up: watch::Sender<bool>,
+    /// Set once an outage has been logged, so that it is logged once.
+    logged_down: AtomicBool,
+    kick: tokio::sync::Notify,
+    timeout: Duration,
+    log_cap: usize,
+    presence_ttl: Duration,
+    /// The capability key read from Redis, written back (if missing) on every reconnect, so
+    /// that a Redis that restarted empty hands later nodes the key the running ones use.
+    pub(super) key: std::sync::OnceLock<[u8; 32]>,
+    metrics: Arc<Metrics>,
+    /// Bytes a round trip may carry now (see [`MAX_ROUND_TRIP_BYTES`]).
+    budget: std::sync::atomic::AtomicUsize,
+    /// This process's id on the room channels (random per start).
+    pub node: u64,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("up", &*self.up.borrow())
+            .field("node", &format_args!("{:016x}", self.node))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        log_cap: usize,
+        presence_ttl: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Db, Unreachable> {
+        let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
+        Ok(Db {
+            client,
+            conn: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            up: watch::channel(false).0,
+            logged_down: AtomicBool::new(false),
+            kick: tokio::sync::Notify::new(),
+            timeout,
+            log_cap,
+            presence_ttl,
+            key: std::sync::OnceLock::new(),
+            metrics,
+            budget: std::sync::atomic::AtomicUsize::new(MAX_ROUND_TRIP_BYTES),
+            node: rand::random(),
+        })
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bytes a pipeline or a read of the log may carry now.
+    pub fn budget(&self) -> usize {
+        self.budget.load(Ordering::Relaxed)
+    }
+
+    /// A round trip that carried up to the budget came back in time: allow more.
+    fn widen(&self) {
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((b * 2).min(MAX_ROUND_TRIP_BYTES))
+            });
+    }
+
+    /// A round trip did not come back in time: allow less.
+    fn narrow(&self) {
+        let _ = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((b / 2).max(MIN_ROUND_TRIP_BYTES))
+            });
+    }
+
+    /// Whether the command connection is up (writes are accepted only then).
+    pub fn is_up(&self) -> bool {
+        *self.up.borrow()
+    }
+
+    /// Resolves once the command connection is up (or at once if it is).
+    pub async fn wait_up(&self) {
+        let mut rx = self.up.subscribe();
+        let _ = rx.wait_for(|up| *up).await;
+    }
+
+    fn connection(&self) -> Result<(u64, MultiplexedConnection), Unreachable> {
+        self.slot()
+            .clone()
+            .ok_or_else(|| Unreachable("not connected".into()))
+    }
+
+    /// Drops the connection `generation` after a failure on it; the maintenance task
+    /// reconnects.
+    fn fail(&self, generation: u64, why: &str) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *slot = None;
+            drop(slot);
+            self.up.send_replace(false);
+            self.metrics
+                .redis_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            if !self.logged_down.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "Redis connection lost ({why}); rooms are read-only until it is back"
+                );
+            }
+            self.kick.notify_one();
+        }
+    }
+
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        // Loaded on every new connection (Redis forgets scripts when it restarts), so that
+        // pipelined EVALSHAs, which cannot fall back to EVAL one by one, find them.
+        let mut pipe = redis::pipe();
+        for s in scripts::all() {
+            pipe.load_script(s);
+        }
+        if let Some(key) = self.key.get() {
+            pipe.cmd("SET")
+                .arg(SECRET_KEY)
+                .arg(&key[..])
+                .arg("NX")
+                .ignore();
+        }
+        pipe.query_async::<Vec<String>>(&mut conn).await?;
+        Ok(conn)
+    }
+
+    /// Keeps the command connection open until `stop`: pings it, and reconnects with backoff.
+    pub async fn maintain(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = Backoff::new();
+        loop {
+            let current = self.slot().clone();
+            if let Some((generation, mut conn)) = current {
+                let ping = tokio::time::timeout(
+                    self.timeout,
+                    redis::cmd("PING").query_async::<String>(&mut conn),
+                )
+                .await;
+                match ping {
+                    Ok(Ok(_)) => {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(PING_EVERY) => {}
+                            _ = self.kick.notified() => {}
+                        }
+                        continue;
+                    }
+                    Ok(Err(e)) => self.fail(generation, &e.to_string()),
+                    Err(_) => self.fail(generation, "no answer in time"),
+                }
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+            let attempt = tokio::select! {
+                _ = stop.cancelled() => return,
+                c = tokio::time::timeout(self.timeout, self.connect()) => c,
+            };
+            match attempt {
+                Ok(Ok(conn)) => {
+                    let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                    *self.slot() = Some((generation, conn));
+                    backoff = Backoff::new();
+                    if self.logged_down.swap(false, Ordering::Relaxed) {
+                        tracing::info!("Redis connection restored");
+                    } else {
+                        tracing::debug!("Redis command connection open");
+                    }
+                    self.up.send_replace(true);
+                }
+                failed => {
+                    if !self.logged_down.swap(true, Ordering::Relaxed) {
+                        let why = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "no answer in time".into(),
+                        };
+                        tracing::warn!("cannot reach Redis ({why}); retrying with backoff");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff.next()) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the connection within the timeout; a failure of the connection (not a
+    /// refusal by Redis) marks it down.
+    pub(super) async fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
+    ) -> Result<T, Unreachable> {
+        let (generation, mut conn) = self.connection()?;
+        match tokio::time::timeout(self.timeout, f(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+                {
+                    self.fail(generation, &e.to_string());
+                }
+                Err(e.into())
+            }
+            Err(_) => {
+                self.fail(generation, "no answer in time");
+                Err(Unreachable("no answer in time".into()))
+            }
+        }
+    }
+
+    /// Runs a room writer's commands as one pipeline: one round trip for all of them, executed
+    /// by Redis in order. `Err` means the answers were lost: any of the commands may or may
+    /// not have run.
+    /// `bytes`: what the commands weigh; only a pipeline that used most of the budget shows
+    /// that the link carries more.
+    pub async fn execute(
+        &self,
+        keys: &Keys,
+        commands: &[&Command],
+        bytes: usize,
+    ) -> Result<Vec<Outcome>, Unreachable> {
+        let mut outcomes = match self.execute_once(keys, commands, false).await {
+            Ok(o) => {
+                if bytes * 2 >= self.budget() {
+                    self.widen();
+                }
+                o
+            }
+            Err(e) => {
+                self.narrow();
+                return Err(e);
+            }
+        };
+        // Only an operator's SCRIPT FLUSH gets here (every new connection loads the scripts):
+        // run again, after loading them, exactly the commands that found no script.
+        let missing: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)))
+            .map(|(i, _)| i)
+            .collect();
+        if !missing.is_empty() {
+            let again: Vec<&Command> = missing.iter().map(|&i| commands[i]).collect();
+            let redone = self.execute_once(keys, &again, true).await?;
+            for (i, o) in missing.into_iter().zip(redone) {
+                outcomes[i] = o;
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .zip(commands)
+            .map(|(r, c)| match r {
+                Ok(v) => {
+                    outcome(c, &v).unwrap_or_else(|| Outcome::Refused("unexpected reply".into()))
+                }
+                Err(e) => Outcome::Refused(e.to_string()),
+            })
+            .collect())
+    }
+
+    async fn execute_once(
+        &self,
+        keys: &Keys,
+        commands: &[&Command],
+        load_first: bool,
+    ) -> Result<Vec<Result<Value, RedisError>>, Unreachable> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        if load_first {
+            for s in scripts::all() {
+                pipe.load_script(s).ignore();
+            }
+        }
+        let node = format!("{:016x}", self.node);
+        let ttl = self.presence_ttl.as_millis().to_string();
+        for c in commands {
+            match c {
+                Command::Sequence {
+                    epoch,
+                    head,
+                    author,
+                    op,
+                } => pipe.invoke_script(
+                    SEQUENCE
+                        .prepare_invoke()
+                        .key(&keys.epoch)
+                        .key(&keys.seq)
+                        .key(&keys.log)
+                        .arg(epoch.0.to_string())
+                        .arg(head.0.to_string())
+                        .arg(author.0.to_string())
+                        .arg(&op[..])
+                        .arg(self.log_cap)
+                        .arg(&keys.channel),
+                ),
+                Command::Announce {
+                    member,
+                    joined,
+                    frame,
+                } => pipe.invoke_script(
+                    ANNOUNCE
+                        .prepare_invoke()
+                        .key(&keys.members)
+                        .arg(member.0.to_string())
+                        .arg(&node)
+                        .arg(&joined[..])
+                        .arg(&ttl)
+                        .arg(&keys.channel)
+                        .arg(ephemeral_message(self.node, frame)),
+                ),
+                Command::Depart { member, frame } => pipe.invoke_script(
+                    DEPART
+                        .prepare_invoke()
+                        .key(&keys.members)
+                        .arg(member.0.to_string())
+                        .arg(&keys.channel)
+                        .arg(ephemeral_message(self.node, frame)),
+                ),
+                Command::Publish { frame } => pipe
+                    .cmd("PUBLISH")
+                    .arg(&keys.channel)
+                    .arg(ephemeral_message(self.node, frame)),
+                Command::Heartbeat { members } => {
+                    let mut inv = HEARTBEAT.prepare_invoke();
+                    inv.key(&keys.members).arg(&ttl).arg(&node);
+                    for (id, frame) in members {
+                        inv.arg(id.0.to_string()).arg(&frame[..]);
+                    }
+                    pipe.invoke_script(&inv)
+                }
+            };
+        }
+        self.run(async |conn| {
+            pipe.query_async::<Vec<Result<Value, RedisError>>>(conn)
+                .await
+        })
+        .await
+    }
+
+    /// Reads a room: after `after` (or from its snapshot when `None`, with the snapshot's
+    /// board and the live members).
+    pub async fn read_room(
+        &self,
+        keys: &Keys,
+        after: Option<Seq>,
+    ) -> Result<RoomRead, Unreachable> {
+        let full = after.is_none();
+        let reply: Value = self
+            .run(async |conn| {
+                READ.prepare_invoke()
+                    .key(&keys.epoch)
+                    .key(&keys.seq)
+                    .key(&keys.log)
+                    .key(&keys.snap)
+                    .key(&keys.members)
+                    .arg(after.map(|s| s.0.to_string()).unwrap_or_default())
+                    .arg(READ_CHUNK)
+                    .arg(if full { "1" } else { "0" })
+                    .arg(self.budget())
+                    .invoke_async(conn)
+                    .await
+            })
+            .await
+            .inspect_err(|_| self.narrow())?;
+        let parts = as_array(&reply).ok_or_else(|| malformed("READ"))?;
+        let epoch = parts
+            .first()
+            .and_then(as_bytes)
+            .ok_or_else(|| malformed("READ"))?;
+        if epoch.is_empty() {
+            return Ok(RoomRead {
+                epoch: None,
+                head: Seq(0),
+                snapshot: None,
+                entries: Vec::new(),
+                members: Vec::new(),
+            });
+        }
+        let parse = || -> Option<RoomRead> {
+            let [
+                epoch,
+                head,
+                snap_epoch,
+                snap_seq,
+                board,
+                entries,
+                members,
+                now,
+            ] = parts
+            else {
+                return None;
+            };
+            let snapshot = match (as_u64(snap_epoch), as_u64(snap_seq)) {
+                (Some(e), Some(s)) => {
+                    Some((Epoch(e), Seq(s), Bytes::copy_from_slice(as_bytes(board)?)))
+                }
+                _ => None,
+            };
+            Some(RoomRead {
+                epoch: Some(Epoch(as_u64(epoch)?)),
+                head: Seq(as_u64(head)?),
+                snapshot,
+                entries: parse_entries(entries)?,
+                members: parse_members(members, Some(as_u64(now)?))?,
+            })
+        };
+        parse().ok_or_else(|| malformed("READ"))
+    }
+
+    /// Starts the history `epoch` with `board` (see the SEED script). `known` is the history
+    /// the node holds (`None`: it holds none and the room is only to be created if missing).
+    /// Returns the room's history afterwards, which is `epoch` only if this call set it.
+    pub async fn seed(
+        &self,
+        keys: &Keys,
+        epoch: Epoch,
+        board: &[u8],
+        known: Option<(Epoch, Seq)>,
+    ) -> Result<Epoch, Unreachable> {
+        let (mode, known_epoch, known_head) = match known {
+            None => ("init", String::new(), String::new()),
+            Some((e, s)) => ("reseed", e.0.to_string(), s.0.to_string()),
+        };
+        let reply: Value = self
+            .run(async |conn| {
+                SEED.prepare_invoke()
+                    .key(&keys.epoch)
+                    .key(&keys.seq)
+                    .key(&keys.log)
+                    .key(&keys.snap)
+                    .arg(mode)
+                    .arg(epoch.0.to_string())
+                    .arg(board)
+                    .arg(known_epoch)
+                    .arg(known_head)
+                    .arg(&keys.channel)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        as_u64(&reply).map(Epoch).ok_or_else(|| malformed("SEED"))
+    }
+
+    /// Takes the room's compaction lock for `ttl`, if nobody holds it.
+    pub async fn lock_compaction(
+        &self,
+        keys: &Keys,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                redis::cmd("SET")
+                    .arg(&keys.compact)
+                    .arg(token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64)
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(matches!(reply, Value::Okay))
+    }
+
+    /// Releases the compaction lock if it is still `token`'s.
+    pub async fn unlock_compaction(&self, keys: &Keys, token: &str) -> Result<(), Unreachable> {
+        self.run(async |conn| {
+            UNLOCK
+                .prepare_invoke()
+                .key(&keys.compact)
+                .arg(token)
+                .invoke_async::<Value>(conn)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores `board` as the snapshot at `(epoch, seq)` and trims the log before it but
+    /// `keep` entries. False if the history changed or a newer snapshot is there.
+    pub async fn compact(
+        &self,
+        keys: &Keys,
+        epoch: Epoch,
+        seq: Seq,
+        board: &[u8],
+        keep: usize,
+    ) -> Result<bool, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                COMPACT
+                    .prepare_invoke()
+                    .key(&keys.epoch)
+                    .key(&keys.snap)
+                    .key(&keys.log)
+                    .arg(epoch.0.to_string())
+                    .arg(seq.0.to_string())
+                    .arg(board)
+                    .arg(keep)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(as_u64(&reply) == Some(1))
+    }
+
+    /// Checks the connection now rather than at the next ping (another connection to the
+    /// same Redis just failed).
+    pub fn check_now(&self) {
+        self.kick.notify_one();
+    }
+}

@@ -1,0 +1,43 @@
+//! How rooms behave, whichever backend holds them.
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// The settings every room of a node shares, taken from its [`Config`].
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// Cursor coalescing window: moves within it replace each other.
+    pub cursor_interval: Duration,
+    /// How long an empty room stays loaded.
+    pub room_grace: Duration,
+    /// Compact once this many ops follow the snapshot...
+    pub compact_after_ops: usize,
+    /// ...or once they weigh this many bytes.
+    pub compact_after_bytes: usize,
+    /// Rooms held at once; a join that would load one more is refused (0: no cap).
+    pub max_rooms: usize,
+    /// Members of one room at once (across the cluster); a join beyond it is refused (0: no
+    /// cap).
+    pub max_members_per_room: usize,
+}
+
+impl From<&Config> for RoomSettings {
+    fn from(c: &Config) -> Self {
+        Self {
+            cursor_interval: c.cursor_interval,
+            room_grace: c.room_grace,
+            compact_after_ops: c.compact_after_ops.max(1),
+            compact_after_bytes: c.compact_after_bytes.max(1),
+            max_rooms: c.max_rooms,
+            max_members_per_room: c.max_members_per_room,
+        }
+    }
+}
+
+impl RoomSettings {
+    /// Whether a room with `members` members (on every node) is full.
+    pub fn is_full(&self, members: usize) -> bool {
+        self.max_members_per_room != 0 && members >= self.max_members_per_room
+    }
+}

@@ -1,0 +1,157 @@
+//! The start of a connection: the Hello, the capability check, the join and the Welcome. A
+//! member that got in leaves with an [`Opened`] session; anything else ends here with the
+//! refusal that explains it.
+
+use std::time::Instant;
+
+use axum::extract::ws::WebSocket;
+use futures_util::StreamExt;
+use kokuban_protocol::{
+    ClientMsg, Hello, Member, MemberId, RoomId, ServerMsg, Welcome, close, decode_client,
+    encode_server,
+};
+use tokio::time::timeout;
+
+use super::AppState;
+use super::refusal::Refusal;
+use super::socket::{Conn, Incoming, Session};
+use crate::metrics::Rejection;
+use crate::rate::RateLimiter;
+use crate::sequencer::{JoinRequest, MemberLink};
+
+/// A member that joined: its session, and who it is for the logs.
+pub(super) struct Opened {
+    session: Session,
+    room: RoomId,
+    member: MemberId,
+}
+
+impl Opened {
+    /// Runs the session to its end, then closes the connection as that end requires.
+    pub async fn live(self) {
+        let Opened {
+            mut session,
+            room,
+            member,
+        } = self;
+        let end = session.run().await;
+        session.end(end, &room, member).await;
+    }
+}
+
+/// Reads the Hello and joins the room; a member that got in is left in `opened`.
+pub(super) async fn run(
+    state: AppState,
+    url_room: String,
+    socket: WebSocket,
+    opened: &mut Option<Opened>,
+) {
+    let metrics = state.metrics.clone();
+    let (sink, stream) = socket.split();
+    let mut conn = Conn {
+        state,
+        sink,
+        stream,
+    };
+
+    let hello_timeout = conn.state.config.hello_timeout;
+    let shutdown = conn.state.shutdown.clone();
+    let first = tokio::select! {
+        first = timeout(hello_timeout, conn.next_data()) => first,
+        _ = shutdown.cancelled() => return conn.close((close::GOING_AWAY, "server shutting down")).await,
+    };
+    let refusal = match first {
+        Err(_) => return conn.close((close::POLICY, "no Hello in time")).await,
+        Ok(Incoming::Gone) => return,
+        Ok(Incoming::Broken(why, close)) => {
+            metrics.reject(why);
+            return conn.close(close).await;
+        }
+        Ok(Incoming::ControlFlood) => {
+            metrics.reject(Rejection::PingFlood);
+            return conn
+                .close((close::POLICY, "control frames instead of a Hello"))
+                .await;
+        }
+        Ok(Incoming::Text) => Refusal::Text,
+        Ok(Incoming::Frame(bytes)) => {
+            metrics.frame_in(bytes.len());
+            match decode_client(&bytes) {
+                Ok(ClientMsg::Hello(hello)) => return join(conn, url_room, hello, opened).await,
+                Ok(_) => Refusal::ExpectedHello,
+                // Garbage as the very first frame closes at once: there is no session to keep.
+                Err(e) => Refusal::Decode(e),
+            }
+        }
+    };
+    conn.refuse(&refusal).await;
+}
+
+async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Opened>) {
+    let state = conn.state.clone();
+    let room = RoomId::new(url_room).ok().filter(|r| *r == hello.room);
+    let capability = room
+        .as_ref()
+        .and_then(|r| state.capabilities.check(r, &hello.token));
+    let (Some(room), Some(capability)) = (room, capability) else {
+        return conn.refuse(&Refusal::Forbidden).await;
+    };
+    let me = Member {
+        id: MemberId(rand::random()),
+        name: hello.name,
+        color: hello.color,
+        capability,
+    };
+    let (link, outbox) = MemberLink::channel(state.config.member_queue_frames);
+    let request = JoinRequest {
+        room: room.clone(),
+        member: me.clone(),
+        resume: hello.resume,
+        link: link.clone(),
+    };
+    let joined = match state.sequencer.join(request).await {
+        Ok(joined) => joined,
+        Err(e) => {
+            if let crate::sequencer::JoinError::Unavailable(detail) = &e {
+                tracing::error!(%room, "join failed: {detail}");
+            }
+            return match Refusal::of_join(&e) {
+                Some(refusal) => conn.refuse(&refusal).await,
+                None => {
+                    conn.close((close::GOING_AWAY, "server shutting down"))
+                        .await
+                }
+            };
+        }
+    };
+    tracing::debug!(%room, member = %me.id, ?capability, "member joined");
+    let welcome = ServerMsg::Welcome(Welcome {
+        member: me.id,
+        capability,
+        epoch: joined.epoch,
+        state: joined.state,
+        members: joined.members.into(),
+    });
+    let mut conn = conn;
+    // The Welcome goes out before anything in the queue: the queue holds what followed it.
+    // A big board on a slow link takes a while: allow as long as any other silence.
+    if !conn
+        .send_now(encode_server(&welcome), state.config.idle_timeout)
+        .await
+    {
+        return;
+    }
+    let config = &state.config;
+    let limiter = RateLimiter::new(
+        config.rate_per_sec,
+        config.rate_burst,
+        config.abuse_limit,
+        config.abuse_window,
+        Instant::now(),
+    );
+    *opened = Some(Opened {
+        session: Session::new(conn, joined.membership, link, outbox, capability, limiter),
+        room,
+        member: me.id,
+    });
+}
