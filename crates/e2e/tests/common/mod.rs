@@ -4,10 +4,12 @@
 //! justify a WebDriver crate and its dependency tree).
 #![allow(dead_code)]
 
-/// The server tests' private `redis-server` launcher, shared rather than copied so that both
-/// suites start Redis the same way.
-#[path = "../../../server/tests/common/redis.rs"]
-pub mod redis_server;
+/// The workspace's `redis-server` launcher (the test kit), shared with the server tests so
+/// that both suites start Redis the same way.
+pub mod redis_server {
+    pub use kokuban_testkit::free_port;
+    pub use kokuban_testkit::redis::RedisServer;
+}
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,22 @@
 //! The test harness: a real server on a loopback port with a temporary data directory, and a
-//! typed client that speaks the protocol over a real WebSocket.
-#![allow(dead_code)]
+//! typed client that speaks the protocol over a real WebSocket; cluster nodes, nginx, and the
+//! clients and watchers of the fault tests beside it. Redis processes, the HTTP client and the
+//! fault proxy come from the workspace's test kit, shared with the browser tests.
+
+pub mod bystanders;
+pub mod cluster;
+pub mod nginx;
+pub mod pen;
+
+/// The test kit's Redis launcher, under the name the tests have always used.
+pub mod redis {
+    pub use kokuban_testkit::free_port;
+    pub use kokuban_testkit::redis::RedisServer;
+}
+/// The test kit's fault proxy.
+pub mod faults {
+    pub use kokuban_testkit::proxy::FaultProxy;
+}
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,12 +25,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use kokuban_board::Board;
 use kokuban_protocol::{
-    Capability, ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op, Point,
-    Points, Position, RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints, Token,
-    Tool, Welcome, Width, decode_server, encode_client,
+    ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op, Point, Points, Position,
+    RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints, Token, Tool, Welcome,
+    Width, decode_server, encode_client,
 };
 use kokuban_server::{Config, Server, ShutdownHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -23,7 +38,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Generous: tests wait on events, never on timing, and CI machines are slow.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub use kokuban_testkit::TIMEOUT;
 
 /// Settings for tests: port 0, short timers where a test waits for them.
 pub fn test_config(data_dir: &Path) -> Config {
@@ -51,8 +66,31 @@ pub struct TestRoom {
     pub id: RoomId,
     pub edit: Token,
     pub view: Token,
-    pub edit_url: String,
     pub view_url: String,
+}
+
+/// `POST /api/rooms` on any node (or a proxy in front of nodes), checked, with the tokens
+/// taken from the links' fragments.
+pub async fn create_room_at(addr: SocketAddr) -> TestRoom {
+    let r = http(addr, "POST", "/api/rooms", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    let edit_url = json["edit_url"].as_str().unwrap();
+    let view_url = json["view_url"].as_str().unwrap().to_owned();
+    let edit = edit_url
+        .split("#edit=")
+        .nth(1)
+        .expect("edit token in fragment");
+    let view = view_url
+        .split("#view=")
+        .nth(1)
+        .expect("view token in fragment");
+    TestRoom {
+        id: RoomId::new(json["room"].as_str().unwrap()).unwrap(),
+        edit: Token::new(edit).unwrap(),
+        view: Token::new(view).unwrap(),
+        view_url,
+    }
 }
 
 impl TestServer {
@@ -128,27 +166,7 @@ impl TestServer {
 
     /// `POST /api/rooms`, checked, with the tokens taken from the links.
     pub async fn create_room(&self) -> TestRoom {
-        let r = http(self.addr, "POST", "/api/rooms", &[]).await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
-        let room = json["room"].as_str().unwrap().to_owned();
-        let edit_url = json["edit_url"].as_str().unwrap().to_owned();
-        let view_url = json["view_url"].as_str().unwrap().to_owned();
-        let edit = edit_url
-            .split("#edit=")
-            .nth(1)
-            .expect("edit token in fragment");
-        let view = view_url
-            .split("#view=")
-            .nth(1)
-            .expect("view token in fragment");
-        TestRoom {
-            id: RoomId::new(room).unwrap(),
-            edit: Token::new(edit).unwrap(),
-            view: Token::new(view).unwrap(),
-            edit_url,
-            view_url,
-        }
+        create_room_at(self.addr).await
     }
 
     /// The value of one series of `/metrics` (e.g. `kokuban_ops_sequenced_total`).
@@ -214,7 +232,7 @@ async fn launch(
     (addr, handle, task)
 }
 
-/// A plain HTTP answer.
+/// A plain HTTP answer, its body as text.
 #[derive(Debug)]
 pub struct HttpResponse {
     pub status: u16,
@@ -231,47 +249,18 @@ impl HttpResponse {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection (enough for the handful of endpoints).
+/// One HTTP/1.1 request on a fresh connection, through the test kit's client.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Length: 0\r\n");
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("http head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let r = kokuban_testkit::http::request(addr, method, path, headers).await;
     HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
+        status: r.status,
+        body: r.text(),
+        headers: r.headers,
     }
 }
 
@@ -623,22 +612,9 @@ pub fn stroke_ops(seed: u32, points: usize, batch: usize) -> (StrokeId, Vec<Op>)
     (id, ops)
 }
 
-/// The capability a Welcome granted.
-pub fn capability(w: &Welcome) -> Capability {
-    w.capability
-}
-
 /// Size of the room's frames in a Welcome, as sent.
 pub fn encoded_len(msg: &ServerMsg) -> usize {
     kokuban_protocol::encode_server(msg).len()
-}
-
-/// The error code of an error frame.
-pub fn error_code(m: &ServerMsg) -> Option<ErrorCode> {
-    match m {
-        ServerMsg::Error(e) => Some(e.code),
-        _ => None,
-    }
 }
 
 // Hardening checks: what every attack case asserts besides its own answer (the rule:
@@ -761,4 +737,9 @@ pub async fn under_attack<T: Send + 'static>(
         .expect("the attack task");
     watch.finish(server).await;
     result
+}
+
+/// A resident-memory reading, for messages.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
