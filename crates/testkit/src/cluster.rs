@@ -21,6 +21,35 @@ fn cli() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-cli"))
 }
 
+/// One cluster-enabled server. Its bus port is picked free like its client port, so either
+/// may be taken by another process first; a few attempts make that harmless.
+async fn start_node() -> RedisServer {
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        let config = RedisConfig {
+            append_only: false,
+            args: [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                &NODE_TIMEOUT_MS.to_string(),
+                // The bus port is port + 10000 unless set, which may be out of range: set it.
+                "--cluster-port",
+                &free_port().to_string(),
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        match RedisServer::try_start_with(config).await {
+            Ok(node) => return node,
+            Err(e) => failures.push(e),
+        }
+    }
+    panic!("no cluster node started:\n{}", failures.join("\n"));
+}
+
 /// A running cluster whose slots are all served (`cluster_state:ok`) when [`start`]
 /// returns. Its nodes keep their index for their whole life, whatever their role becomes.
 /// Dropping it kills every node.
@@ -42,23 +71,7 @@ impl RedisCluster {
     pub async fn start() -> RedisCluster {
         let mut nodes = Vec::with_capacity(MASTERS * 2);
         for _ in 0..MASTERS * 2 {
-            let config = RedisConfig {
-                append_only: false,
-                args: [
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    &NODE_TIMEOUT_MS.to_string(),
-                    // The bus port is port + 10000 unless set: set it, to a free one.
-                    "--cluster-port",
-                    &free_port().to_string(),
-                ]
-                .map(String::from)
-                .to_vec(),
-            };
-            nodes.push(RedisServer::start_with(config).await);
+            nodes.push(start_node().await);
         }
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
         let out = tokio::process::Command::new(cli())

@@ -11,6 +11,9 @@ use tokio::sync::OnceCell;
 use crate::lifeline::Lifeline;
 use crate::{TIMEOUT, free_port};
 
+/// Fresh ports tried before giving up on starting a server.
+const START_ATTEMPTS: usize = 5;
+
 /// How a server is configured beyond the kit's defaults (loopback, its own directory, no RDB
 /// snapshots, a log file in its directory).
 #[derive(Debug, Clone, Default)]
@@ -69,6 +72,19 @@ impl RedisServer {
 
     /// Starts a server configured by `config` and waits until it answers.
     pub async fn start_with(config: RedisConfig) -> RedisServer {
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start_with(config.clone()).await {
+                Ok(r) => return r,
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("redis-server did not start:\n{}", failures.join("\n"));
+    }
+
+    /// One attempt on a fresh port: `Err` (with its log) if the process exited before it
+    /// answered, as it does when another process took its port first.
+    pub(crate) async fn try_start_with(config: RedisConfig) -> Result<RedisServer, String> {
         let mut r = RedisServer {
             port: free_port(),
             persistent: config.append_only,
@@ -76,8 +92,8 @@ impl RedisServer {
             process: None,
             dir: tempfile::tempdir().expect("temp dir"),
         };
-        r.launch().await;
-        r
+        r.launch().await?;
+        Ok(r)
     }
 
     /// One server for the whole test binary, started by the first test that asks, for tests
@@ -88,7 +104,8 @@ impl RedisServer {
         SHARED.get_or_init(|| RedisServer::start(false)).await
     }
 
-    async fn launch(&mut self) {
+    /// Runs the server and waits until it, and not some other process on its port, answers.
+    async fn launch(&mut self) -> Result<(), String> {
         let aof = if self.persistent { "yes" } else { "no" };
         let dir = self.dir.path().display().to_string();
         let log = self.dir.path().join("redis.log").display().to_string();
@@ -108,13 +125,16 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("redis-server starts (install redis-server): {e}"));
         self.process = Some(process);
         let deadline = tokio::time::Instant::now() + TIMEOUT;
-        while !self.ping().await {
+        // Ports are picked free, then bound by the server: another process (a server of a
+        // test beside this one, restarted on its old port) may bind it first, and answer.
+        while self.answering_pid().await != self.pid() {
             if let Some(status) = self.process.as_mut().and_then(Lifeline::exited) {
-                panic!(
+                self.process = None;
+                return Err(format!(
                     "redis-server on port {} exited ({status}):\n{}",
                     self.port,
                     self.log()
-                );
+                ));
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -124,6 +144,19 @@ impl RedisServer {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        Ok(())
+    }
+
+    /// The process id of whatever Redis answers on this server's port.
+    async fn answering_pid(&self) -> Option<u32> {
+        let mut c = self.connection().await.ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut c)
+            .await
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok())
     }
 
     /// `redis://127.0.0.1:PORT/`.
@@ -164,16 +197,6 @@ impl RedisServer {
         )
         .await
         .map_err(|_| redis::RedisError::from(std::io::Error::other("timeout")))?
-    }
-
-    async fn ping(&self) -> bool {
-        match self.connection().await {
-            Ok(mut c) => redis::cmd("PING")
-                .query_async::<String>(&mut c)
-                .await
-                .is_ok(),
-            Err(_) => false,
-        }
     }
 
     /// Runs a command and returns its answer.
@@ -236,6 +259,8 @@ impl RedisServer {
     /// [`kill`](Self::kill).
     pub async fn restart(&mut self) {
         assert!(self.process.is_none(), "stop it first");
-        self.launch().await;
+        if let Err(e) = self.launch().await {
+            panic!("redis-server did not restart on its port: {e}");
+        }
     }
 }

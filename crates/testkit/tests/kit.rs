@@ -9,7 +9,7 @@ use kokuban_testkit::cluster::{MASTERS, RedisCluster};
 use kokuban_testkit::http::Request;
 use kokuban_testkit::proxy::FaultProxy;
 use kokuban_testkit::redis::RedisServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 fn text(v: redis::Value) -> String {
@@ -52,7 +52,8 @@ async fn a_redis_server_pauses_resumes_survives_a_restart_and_dies_with_its_hand
     // Killed, it is gone at once; dropped, too.
     let pid = redis.pid().unwrap();
     redis.kill();
-    assert!(!process_exists(pid) || !redis.is_running());
+    assert!(!process_exists(pid), "redis-server {pid} survived SIGKILL");
+    assert!(!redis.is_running());
     assert!(TcpStream::connect(redis.addr()).await.is_err());
     redis.restart().await;
     let pid = redis.pid().unwrap();
@@ -61,6 +62,50 @@ async fn a_redis_server_pauses_resumes_survives_a_restart_and_dies_with_its_hand
         !process_exists(pid),
         "redis-server {pid} outlived its handle"
     );
+}
+
+/// Set in the copy of this test binary that the next test starts and kills.
+const CHILD: &str = "KOKUBAN_TESTKIT_CHILD";
+
+#[tokio::test]
+async fn a_redis_server_dies_with_a_test_process_killed_before_it_could_drop_it() {
+    if std::env::var_os(CHILD).is_some() {
+        // The child: the shared server is never dropped; only the lifeline can end it.
+        let redis = RedisServer::shared().await;
+        println!("redis-pid={}", redis.pid().unwrap());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return;
+    }
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "--nocapture", "--test-threads=1"])
+        .arg("a_redis_server_dies_with_a_test_process_killed_before_it_could_drop_it")
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid: u32 = loop {
+        let line = tokio::time::timeout(kokuban_testkit::TIMEOUT, lines.next_line())
+            .await
+            .expect("the child started its Redis")
+            .unwrap()
+            .expect("the child printed its Redis's pid");
+        // libtest writes `test NAME ... ` before the test's own output, on the same line.
+        if let Some((_, pid)) = line.split_once("redis-pid=") {
+            break pid.trim().parse().unwrap();
+        }
+    };
+    assert!(process_exists(pid));
+    child.kill().await.unwrap();
+    let deadline = Instant::now() + kokuban_testkit::TIMEOUT;
+    while process_exists(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server {pid} outlived its killed test process"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -213,8 +258,11 @@ async fn a_redis_cluster_serves_every_slot_and_fails_a_killed_master_over_to_its
     cluster.wait_failover().await;
     let promoted = cluster.master_of(key).await;
     assert_ne!(promoted, owner);
+    let got = cluster.node(promoted).command(&["GET", key]).await;
     assert_eq!(
-        text(cluster.node(promoted).command(&["GET", key]).await),
-        "drawn"
+        got,
+        redis::Value::BulkString(b"drawn".to_vec()),
+        "owner {owner}, promoted {promoted}:\n{}",
+        cluster.node(promoted).log()
     );
 }
