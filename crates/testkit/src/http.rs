@@ -38,8 +38,11 @@ impl std::error::Error for HttpError {}
 /// A whole answer: status, headers in the order received, and the body (de-chunked).
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Every header as received (names in lower case), repeated ones included.
     pub headers: Vec<(String, String)>,
+    /// The whole body, de-chunked.
     pub body: Bytes,
 }
 
@@ -83,10 +86,12 @@ impl Request {
         }
     }
 
+    /// `GET path`.
     pub fn get(addr: SocketAddr, path: &str) -> Request {
         Self::new("GET", addr, path)
     }
 
+    /// `POST path`, with `Content-Length: 0` unless a body is set.
     pub fn post(addr: SocketAddr, path: &str) -> Request {
         Self::new("POST", addr, path)
     }

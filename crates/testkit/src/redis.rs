@@ -29,6 +29,7 @@ pub struct RedisConfig {
 /// [`stop`](Self::stop) and [`restart`](Self::restart), so what it persisted is found again.
 #[derive(Debug)]
 pub struct RedisServer {
+    /// Its loopback port, the same for its whole life.
     pub port: u16,
     /// Append-only file on (the history survives a restart) or no persistence at all.
     pub persistent: bool,
@@ -164,6 +165,7 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
