@@ -35,6 +35,10 @@ async fn start_node() -> RedisServer {
                 "nodes.conf",
                 "--cluster-node-timeout",
                 &NODE_TIMEOUT_MS.to_string(),
+                // A replica's first sync starts at once, not after the default 5 s wait for
+                // more replicas to share the transfer.
+                "--repl-diskless-sync-delay",
+                "0",
                 // The bus port is port + 10000 unless set, which may be out of range: set it.
                 "--cluster-port",
                 &free_port().to_string(),

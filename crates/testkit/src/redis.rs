@@ -201,7 +201,8 @@ impl RedisServer {
         .map_err(|_| redis::RedisError::from(std::io::Error::other("timeout")))?
     }
 
-    /// Runs a command and returns its answer.
+    /// Runs a command on a connection of its own and returns its answer. Commands about the
+    /// connection's earlier ones (WAIT, EXEC) need one [`connection`](Self::connection) for all.
     pub async fn command(&self, args: &[&str]) -> redis::Value {
         let mut c = self.connection().await.expect("connect to the test Redis");
         let mut cmd = redis::cmd(args[0]);

@@ -246,12 +246,21 @@ async fn a_redis_cluster_serves_every_slot_and_fails_a_killed_master_over_to_its
     // A key written on its master and acknowledged by its replica (WAIT) ...
     let key = "{room-1}:log";
     let owner = cluster.master_of(key).await;
-    let node = cluster.node(owner);
-    node.command(&["SET", key, "drawn"]).await;
-    assert_eq!(
-        node.command(&["WAIT", "1", "5000"]).await,
-        redis::Value::Int(1)
-    );
+    // One connection for both: WAIT counts the replicas that have this client's writes.
+    let mut c = cluster.node(owner).connection().await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(key)
+        .arg("drawn")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(acked, 1, "the replica has the key");
 
     // ... survives the master's crash: a replica takes over its slots with the key.
     cluster.kill(owner);
