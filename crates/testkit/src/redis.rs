@@ -190,15 +190,17 @@ impl RedisServer {
         self.process.as_mut().is_some_and(|p| p.exited().is_none())
     }
 
-    /// A new connection, or an error within two seconds.
+    /// A new connection, or an error within two seconds. Its commands may take up to
+    /// [`TIMEOUT`] to be answered (the client's default, half a second, is less than a busy
+    /// machine or a blocking command such as WAIT can take).
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
         let client = redis::Client::open(self.url())?;
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| redis::RedisError::from(std::io::Error::other("timeout")))?
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(TIMEOUT));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
     }
 
     /// Runs a command on a connection of its own and returns its answer. Commands about the
