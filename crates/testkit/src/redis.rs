@@ -128,6 +128,7 @@ impl RedisServer {
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         // Ports are picked free, then bound by the server: another process (a server of a
         // test beside this one, restarted on its old port) may bind it first, and answer.
+        // A server reloading its append-only file answers too, but only INFO.
         while self.answering_pid().await != self.pid() {
             if let Some(status) = self.process.as_mut().and_then(Lifeline::exited) {
                 self.process = None;
@@ -148,16 +149,25 @@ impl RedisServer {
         Ok(())
     }
 
-    /// The process id of whatever Redis answers on this server's port.
+    /// The process id of whatever Redis answers on this server's port, once it has loaded
+    /// its data (until then it answers INFO, but refuses other commands).
     async fn answering_pid(&self) -> Option<u32> {
         let mut c = self.connection().await.ok()?;
         let info: String = redis::cmd("INFO")
             .arg("server")
+            .arg("persistence")
             .query_async(&mut c)
             .await
             .ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok())
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if field("loading") != Some("0") {
+            return None;
+        }
+        field("process_id")?.parse().ok()
     }
 
     /// `redis://127.0.0.1:PORT/`.
