@@ -1,10 +1,8 @@
 //! Rooms and the relay, through real sockets: live order, late joiners, resume, presence.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestClient, TestServer, stroke_ops};
+use crate::harness::{TestClient, TestServer, stroke_ops};
 use kokuban_protocol::{Capability, Op, PresenceEvent, RoomState, Seq, ServerMsg};
 
 #[tokio::test]

@@ -2,12 +2,10 @@
 //! Each refuses the newcomer with a clear answer, counts it, and leaves the sessions that are
 //! already open alone.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TIMEOUT, TestClient, TestRoom, TestServer, Watch};
+use crate::harness::{TIMEOUT, TestClient, TestRoom, TestServer, Watch};
 use kokuban_protocol::{ErrorCode, PresenceEvent, ServerMsg, close};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;

@@ -2,9 +2,7 @@
 //! (replayed ids, other members' strokes, targets that do not exist) and values outside the
 //! protocol's limits. Refused ops must cost nothing: no seq, no relay, no storage.
 
-mod common;
-
-use common::{TestClient, TestServer, Watch, stroke_ops};
+use crate::harness::{TestClient, TestServer, Watch, stroke_ops};
 use kokuban_protocol::limits::{COORD_LIMIT, MAX_POINTS_PER_STROKE};
 use kokuban_protocol::{
     Bounded, ClientMsg, Color, ErrorCode, Op, PROTOCOL_VERSION, Placement, Point, Points,

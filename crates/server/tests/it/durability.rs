@@ -1,8 +1,6 @@
 //! Boards survive restarts; storage follows content, not history; shutdown is orderly.
 
-mod common;
-
-use common::{TestClient, TestServer, encoded_len, stroke_ops};
+use crate::harness::{TestClient, TestServer, encoded_len, stroke_ops};
 use kokuban_protocol::{Op, RoomState, ServerMsg, close};
 
 #[tokio::test]

@@ -1,7 +1,6 @@
 //! A real nginx in front of several nodes: round-robin, WebSocket upgrades proxied, no sticky
 //! sessions; its own configuration in a temporary directory, on a free loopback port, in the
 //! foreground as a child of the test (killed when dropped).
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,12 +1,10 @@
 //! Hardening before the WebSocket upgrade: slow and oversized request heads, malformed
 //! upgrades and the security headers, all driven over raw TCP.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{TIMEOUT, TestServer, http, under_attack};
+use crate::harness::{TIMEOUT, TestServer, http, under_attack};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,12 +1,14 @@
-//! A TCP proxy that injects network faults between a node and Redis (or a client and a node):
-//! latency per direction, a throttled link, a blackhole (nothing forwarded, nothing closed: a
-//! half-open link as a vanished peer or a partition leaves it) and a cut (every connection
-//! closed and new ones refused), each switched at run time and healed again.
+//! A TCP proxy that injects network faults between a node and Redis, or a browser (or any
+//! client) and a node: latency per direction, a throttled link, a blackhole (nothing forwarded,
+//! nothing closed: a half-open link as a vanished peer or a partition leaves it) and a cut
+//! (every connection closed and new ones refused), each switched at run time and healed again.
 //!
 //! It forwards bytes faithfully or not at all: a TCP stream either delivers in order or
 //! fails, so the proxy never drops or reorders bytes of a connection it keeps open. Its
 //! buffers are bounded, so a stalled side sees a full window, exactly as on a real network.
-#![allow(dead_code)]
+//!
+//! Written here because no crate fits: toxiproxy is a separate server to install and drive,
+//! and the Rust proxies are programs, not something a test embeds and switches in process.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,7 +45,9 @@ pub struct Faults {
     pub cut: bool,
 }
 
-/// A running proxy. Dropping it closes everything.
+/// A running proxy. Dropping it closes everything. Bytes of a connection it keeps open are
+/// delivered in order, whole, or held; never dropped or reordered.
+#[derive(Debug)]
 pub struct FaultProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
@@ -53,7 +57,8 @@ pub struct FaultProxy {
     generation: watch::Sender<u64>,
     accepted: Arc<AtomicU64>,
     forwarded: Arc<AtomicU64>,
-    tasks: JoinSet<()>,
+    /// Held for its drop: the accept loop, and with it every connection, ends with the proxy.
+    _tasks: JoinSet<()>,
 }
 
 impl FaultProxy {
@@ -81,13 +86,23 @@ impl FaultProxy {
             generation,
             accepted,
             forwarded,
-            tasks,
+            _tasks: tasks,
         }
     }
 
     /// A `redis://` URL through this proxy.
     pub fn redis_url(&self) -> String {
         format!("redis://{}/", self.addr)
+    }
+
+    /// An `http://` URL through this proxy (no trailing slash).
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Where it forwards to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.upstream
     }
 
     /// The faults in force now.
@@ -118,7 +133,7 @@ impl FaultProxy {
             .send_modify(|f| f.rate = Some(bytes_per_sec.max(1)));
     }
 
-    /// Stops forwarding without closing anything.
+    /// Stops forwarding without closing anything: the link freezes, as a vanished peer's.
     pub fn blackhole(&self) {
         self.faults.send_modify(|f| f.blackhole = true);
     }

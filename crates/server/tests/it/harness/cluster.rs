@@ -1,26 +1,22 @@
 //! Cluster nodes for tests: in-process `TestServer`s in cluster mode, and nodes run as child
 //! processes of the `kokuban` binary (so that a test can kill one abruptly).
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kokuban_board::Board;
-use kokuban_protocol::{Position, RoomId, RoomState, Token, Welcome};
+use kokuban_protocol::{RoomState, Token, Welcome};
 use kokuban_server::Config;
 use kokuban_server::config::ClusterConfig;
 
+pub use super::create_room_at;
+use super::faults::FaultProxy;
 use super::redis::{RedisServer, free_port};
 use super::{TIMEOUT, TestClient, TestRoom, TestServer, http};
 
 /// Presence expiry in tests: short, so that a dead node's members leave quickly.
 pub const PRESENCE_TTL: Duration = Duration::from_millis(1500);
-
-/// Cluster settings for a node of `redis`.
-pub fn cluster_config(redis: &RedisServer) -> ClusterConfig {
-    cluster_config_at(&redis.url())
-}
 
 /// Cluster settings for a node whose Redis is at `url` (a proxy in front of it, say).
 pub fn cluster_config_at(url: &str) -> ClusterConfig {
@@ -54,22 +50,6 @@ pub async fn node_with(
     adjust: impl FnOnce(&mut Config),
 ) -> TestServer {
     node_at(&redis.url(), name, adjust).await
-}
-
-/// `POST /api/rooms` on any node (or a proxy), with the tokens taken from the links.
-pub async fn create_room_at(addr: SocketAddr) -> TestRoom {
-    let r = http(addr, "POST", "/api/rooms", &[]).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
-    let edit_url = json["edit_url"].as_str().unwrap().to_owned();
-    let view_url = json["view_url"].as_str().unwrap().to_owned();
-    TestRoom {
-        id: RoomId::new(json["room"].as_str().unwrap()).unwrap(),
-        edit: Token::new(edit_url.split("#edit=").nth(1).unwrap()).unwrap(),
-        view: Token::new(view_url.split("#view=").nth(1).unwrap()).unwrap(),
-        edit_url,
-        view_url,
-    }
 }
 
 /// A client joined through `addr` (a node or a proxy), resuming from `board` if given.
@@ -107,11 +87,6 @@ pub fn apply_new_welcome(c: &mut TestClient, w: &Welcome) {
         c.seen.push(op.clone());
     }
     c.welcome = Some(w.clone());
-}
-
-/// Where a client stands in the room's history.
-pub fn position_of(c: &TestClient) -> Position {
-    c.board.position().expect("joined")
 }
 
 /// Polls `GET /readyz` until it answers `status`.
@@ -237,5 +212,56 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The secret every node of a test cluster shares.
+pub const SECRET: &str = "the fault tests' cluster secret";
+
+/// A metric of a node reached over HTTP (a node process has no handle in the test).
+pub async fn metric_at(addr: SocketAddr, series: &str) -> f64 {
+    let r = http(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// An in-process node of the cluster, talking to Redis directly, with the shared secret.
+pub async fn healthy_node(redis: &RedisServer, name: &str) -> TestServer {
+    node_at(&redis.url(), name, |c| {
+        c.cluster.as_mut().unwrap().secret = Some(SECRET.into());
+    })
+    .await
+}
+
+/// Two nodes of one cluster on the binary's shared Redis: `faulty`, a process whose link to
+/// Redis runs through the fault proxy, and `healthy`, in process and talking to Redis
+/// directly; and a room made on `faulty`. Faults are the proxy's: Redis itself stays healthy.
+pub struct FaultyPair {
+    pub proxy: FaultProxy,
+    pub faulty: NodeProcess,
+    pub healthy: TestServer,
+    pub room: TestRoom,
+}
+
+impl FaultyPair {
+    pub async fn start() -> FaultyPair {
+        let redis = RedisServer::shared().await;
+        let proxy = FaultProxy::start(redis.addr()).await;
+        let free = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let faulty = NodeProcess::start_at(&proxy.redis_url(), SECRET, "faulty", free).await;
+        let healthy = healthy_node(redis, "healthy").await;
+        let room = create_room_at(faulty.addr).await;
+        FaultyPair {
+            proxy,
+            faulty,
+            healthy,
+            room,
+        }
     }
 }

@@ -7,71 +7,28 @@
 //! the machine running the tests is busy); the node's memory stays bounded and comes back down;
 //! a metric counts the event.
 
-mod common;
-
-/// The cluster harness, beside the common one: Redis processes, cluster nodes, the proxy.
-#[path = "common"]
-mod harness {
-    pub use super::common::*;
-    pub mod cluster;
-    pub mod faults;
-    pub mod redis;
-}
-
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use harness::cluster::{NodeProcess, create_room_at, join_at, node_at, wait_ready};
-use harness::faults::FaultProxy;
-use harness::redis::{RedisServer, free_port};
-use harness::{TestClient, TestRoom, http};
-use kokuban_board::Board;
 use kokuban_client::connection::Backoff;
 use kokuban_client::rng::Entropy;
-use kokuban_protocol::{
-    ClientMsg, Color, ErrorCode, Hello, MemberId, Name, Op, Point, Position, PresenceEvent,
-    RoomState, Sequenced, ServerMsg, StrokeId, Text, Token, Width, close, decode_server,
-    encode_client,
-};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use kokuban_protocol::{ErrorCode, Op, PresenceEvent, ServerMsg, close};
 
-/// The secret every node of a test cluster shares.
-const SECRET: &str = "the fault tests' cluster secret";
+use crate::harness;
+use crate::harness::bystanders::Bystanders;
+use crate::harness::cluster::{
+    FaultyPair, NodeProcess, SECRET, create_room_at, healthy_node, join_at, metric_at, node_at,
+    wait_ready,
+};
+use crate::harness::faults::FaultProxy;
+use crate::harness::pen::{Got, Pen, op_id, text_op};
+use crate::harness::redis::{RedisServer, free_port};
+use crate::harness::{http, mib};
+
 /// The Redis timeout of the `kokuban` binary (its production default).
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A text item of about `bytes` bytes: independent of every other op, so any subset of them
-/// applies, and easy to find on a board by its id.
-fn text_op(bytes: usize) -> Op {
-    let body: String = std::iter::repeat_n('k', bytes.clamp(1, 4000)).collect();
-    Op::Text {
-        id: StrokeId(uuid::Uuid::new_v4()),
-        at: Point::new(rand::random::<i16>() as i32, 0, 0).unwrap(),
-        color: Color::rgb(0, 0, 0),
-        size: Width::new(16).unwrap(),
-        text: Text::new(body).unwrap(),
-    }
-}
-
-fn op_id(op: &Op) -> StrokeId {
-    match op {
-        Op::Text { id, .. } => *id,
-        other => panic!("not a text op: {other:?}"),
-    }
-}
-
-/// A resident-memory reading, for messages.
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
 
 /// Randomness for the client's backoff.
 struct ThreadRng;
@@ -82,444 +39,9 @@ impl Entropy for ThreadRng {
     }
 }
 
-/// A client that behaves like the app: it keeps its board across connections, resumes from
-/// its position when it reconnects, resends whatever was not answered, and checks every op it
-/// applies against its position, so that a gap the server did not report (with a snapshot) is
-/// caught wherever it happens.
-struct Pen {
-    name: String,
-    room: TestRoom,
-    token: Token,
-    ws: Option<Ws>,
-    member: Option<MemberId>,
-    board: Board,
-    /// Sent and not answered yet, oldest first, with when each was first sent.
-    unanswered: VecDeque<(Op, Instant)>,
-    acked: Vec<Op>,
-    refused: Vec<Op>,
-    /// The longest wait from sending an op to its answer, or to the close that told us to
-    /// resume (which is an answer too: the client resends it on the next connection).
-    slowest_answer: Duration,
-    /// Ops that arrived out of place: a seq skipped (a gap) or repeated.
-    misplaced: Vec<String>,
-    /// Close codes seen (`None`: the connection ended without one).
-    closes: Vec<Option<u16>>,
-    /// Welcomes that replaced the board (a new history, or too far behind for a replay).
-    snapshots: usize,
-    /// Members seen leaving.
-    left: Vec<MemberId>,
-}
-
-/// What one read gave.
-enum Got {
-    Msg(ServerMsg),
-    Closed,
-    Nothing,
-}
-
-impl Pen {
-    fn new(name: &str, room: &TestRoom, token: &Token) -> Pen {
-        Pen {
-            name: name.to_owned(),
-            room: room.clone(),
-            token: token.clone(),
-            ws: None,
-            member: None,
-            board: Board::new(),
-            unanswered: VecDeque::new(),
-            acked: Vec::new(),
-            refused: Vec::new(),
-            slowest_answer: Duration::ZERO,
-            misplaced: Vec::new(),
-            closes: Vec::new(),
-            snapshots: 0,
-            left: Vec::new(),
-        }
-    }
-
-    fn connected(&self) -> bool {
-        self.ws.is_some()
-    }
-
-    fn head(&self) -> Option<Position> {
-        self.board.position()
-    }
-
-    /// Connects to `addr`, resumes, and resends what was not answered. `Err` if the node
-    /// cannot be reached or does not welcome us.
-    async fn connect(&mut self, addr: SocketAddr) -> Result<(), String> {
-        self.connect_with(addr, None).await
-    }
-
-    async fn connect_with(
-        &mut self,
-        addr: SocketAddr,
-        recv_buffer: Option<u32>,
-    ) -> Result<(), String> {
-        let url = format!("ws://{addr}/ws/{}", self.room.id);
-        let attempt = async {
-            let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-            if let Some(bytes) = recv_buffer {
-                socket
-                    .set_recv_buffer_size(bytes)
-                    .map_err(|e| e.to_string())?;
-            }
-            let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
-            stream.set_nodelay(true).map_err(|e| e.to_string())?;
-            let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            let hello = ClientMsg::Hello(Hello {
-                room: self.room.id.clone(),
-                token: self.token.clone(),
-                resume: self.board.position(),
-                name: Name::new(self.name.clone()).unwrap(),
-                color: Color::rgb(20, 90, 200),
-            });
-            ws.send(Message::Binary(encode_client(&hello).into()))
-                .await
-                .map_err(|e| e.to_string())?;
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Binary(b))) => match decode_server(&b) {
-                        Ok(ServerMsg::Welcome(w)) => return Ok((ws, w)),
-                        Ok(other) => return Err(format!("expected Welcome, got {other:?}")),
-                        Err(e) => return Err(e.to_string()),
-                    },
-                    Some(Ok(Message::Close(f))) => return Err(format!("closed: {f:?}")),
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.to_string()),
-                    None => return Err("closed".into()),
-                }
-            }
-        };
-        let (ws, welcome) = tokio::time::timeout(harness::TIMEOUT, attempt)
-            .await
-            .map_err(|_| "no Welcome in time".to_owned())??;
-        self.member = Some(welcome.member);
-        self.apply_state(&welcome.state);
-        self.ws = Some(ws);
-        // Ops not answered on the last connection may or may not have been sequenced; ops
-        // are idempotent, so they are simply sent again.
-        let resend: Vec<Op> = self.unanswered.iter().map(|(op, _)| op.clone()).collect();
-        for (_, sent) in &mut self.unanswered {
-            *sent = Instant::now();
-        }
-        for op in resend {
-            self.write(&op).await;
-        }
-        Ok(())
-    }
-
-    fn apply_state(&mut self, state: &RoomState) {
-        match state {
-            RoomState::Snapshot { board, ops } => {
-                self.snapshots += 1;
-                self.board = Board::from_snapshot(&board.0).expect("snapshot decodes");
-                for op in ops.iter() {
-                    self.apply(op);
-                }
-            }
-            RoomState::Replay { ops } => {
-                for op in ops.iter() {
-                    self.apply(op);
-                }
-            }
-        }
-    }
-
-    /// Applies the next op of the room, which must be exactly the one after our position.
-    fn apply(&mut self, s: &Sequenced) {
-        let expected = self.board.position().map(|p| (p.epoch, p.seq.next()));
-        if expected != Some((s.epoch, s.seq)) {
-            self.misplaced.push(format!(
-                "{}: got {:?}/{} at {:?}",
-                self.name,
-                s.epoch,
-                s.seq.0,
-                self.board.position()
-            ));
-            return;
-        }
-        self.board.apply_sequenced(s).expect("the next op applies");
-    }
-
-    async fn write(&mut self, op: &Op) {
-        let Some(ws) = self.ws.as_mut() else { return };
-        let frame = Message::Binary(encode_client(&ClientMsg::Op(op.clone())).into());
-        if ws.send(frame).await.is_err() {
-            self.lost(None);
-        }
-    }
-
-    /// Sends an op (or queues it, offline, for the next connection).
-    async fn draw(&mut self, op: Op) {
-        self.unanswered.push_back((op.clone(), Instant::now()));
-        self.write(&op).await;
-    }
-
-    fn lost(&mut self, code: Option<u16>) {
-        self.ws = None;
-        self.closes.push(code);
-        if let Some((_, sent)) = self.unanswered.front() {
-            self.slowest_answer = self.slowest_answer.max(sent.elapsed());
-        }
-    }
-
-    fn answered(&mut self) -> Option<Op> {
-        let (op, sent) = self.unanswered.pop_front()?;
-        self.slowest_answer = self.slowest_answer.max(sent.elapsed());
-        Some(op)
-    }
-
-    /// Reads one message, waiting at most `wait`.
-    async fn read(&mut self, wait: Duration) -> Got {
-        let Some(ws) = self.ws.as_mut() else {
-            return Got::Closed;
-        };
-        let deadline = tokio::time::Instant::now() + wait;
-        let msg = loop {
-            match tokio::time::timeout_at(deadline, ws.next()).await {
-                Err(_) => return Got::Nothing,
-                Ok(Some(Ok(Message::Binary(b)))) => {
-                    break decode_server(&b).expect("server frames decode");
-                }
-                Ok(Some(Ok(Message::Close(f)))) => {
-                    self.lost(f.map(|f| u16::from(f.code)));
-                    return Got::Closed;
-                }
-                Ok(Some(Ok(_))) => continue,
-                Ok(Some(Err(_)) | None) => {
-                    self.lost(None);
-                    return Got::Closed;
-                }
-            }
-        };
-        match &msg {
-            ServerMsg::Op(s) => self.apply(s),
-            ServerMsg::Ack(a) => {
-                let op = self.answered().expect("an Ack answers an op we sent");
-                let s = Sequenced {
-                    epoch: a.epoch,
-                    seq: a.seq,
-                    author: self.member.expect("joined"),
-                    op: op.clone(),
-                };
-                self.apply(&s);
-                self.acked.push(op);
-            }
-            ServerMsg::Error(e)
-                if matches!(
-                    e.code,
-                    ErrorCode::TemporarilyReadOnly | ErrorCode::InvalidOp
-                ) =>
-            {
-                let op = self.answered().expect("a refusal answers an op we sent");
-                if e.code == ErrorCode::TemporarilyReadOnly {
-                    self.refused.push(op);
-                }
-            }
-            // A new history on a live connection: the board starts over (a reported reset).
-            ServerMsg::Welcome(w) => self.apply_state(&w.state),
-            ServerMsg::Presence(PresenceEvent::Left(id)) => self.left.push(*id),
-            _ => {}
-        }
-        Got::Msg(msg)
-    }
-
-    /// Reads until nothing arrives for `quiet` (or the connection ends).
-    async fn drain(&mut self, quiet: Duration) {
-        while let Got::Msg(_) = self.read(quiet).await {}
-    }
-
-    /// Reads until every op sent is answered, reconnecting to `addr` after a close; panics
-    /// after `within`.
-    async fn settle(&mut self, addr: SocketAddr, within: Duration) {
-        let deadline = Instant::now() + within;
-        while !self.unanswered.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "{}: {} ops unanswered after {within:?}",
-                self.name,
-                self.unanswered.len()
-            );
-            if !self.connected() {
-                if self.connect(addr).await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                continue;
-            }
-            self.read(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Reads until the board is at `head`.
-    async fn sync_to(&mut self, head: Position, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.board.position() != Some(head) {
-            assert!(
-                Instant::now() < deadline,
-                "{}: at {:?}, expected {head:?}",
-                self.name,
-                self.board.position()
-            );
-            self.read(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// The time from one member's op to its arrival at another, median of `n` tries: the latency
-/// a room's members feel.
-async fn room_latency(from: &mut TestClient, to: &mut TestClient, n: usize) -> Duration {
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let op = text_op(16);
-        let id = op_id(&op);
-        let sent = Instant::now();
-        from.send_op(op).await;
-        to.recv_until(|m| {
-            matches!(m, ServerMsg::Op(s) if matches!(&s.op, Op::Text { id: i, .. } if *i == id))
-        })
-        .await;
-        samples.push(sent.elapsed());
-        from.settle().await;
-    }
-    samples.sort();
-    samples[n / 2]
-}
-
-/// Latency under fault is "normal" if it stays within a generous factor of the baseline: two
-/// busy cores make single samples noisy, but a room stalled behind a fault takes seconds.
-fn assert_normal_latency(what: &str, baseline: Duration, now: Duration) {
-    let bound = baseline * 5 + Duration::from_millis(100);
-    assert!(
-        now <= bound,
-        "{what}: {now:?} against a baseline of {baseline:?}"
-    );
-}
-
-/// A metric of a node reached over HTTP (a node process has no handle in the test).
-async fn metric_at(addr: SocketAddr, series: &str) -> f64 {
-    let r = http(addr, "GET", "/metrics", &[]).await;
-    assert_eq!(r.status, 200);
-    r.body
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no series {series}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Another room, whose latency the test watches: two members on a node, one sending small
-/// ops and the other timing their arrival, all along in the background (so that they also
-/// answer every ping).
-struct Bystanders {
-    baseline: Duration,
-    samples: Arc<std::sync::Mutex<Vec<Duration>>>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Bystanders {
-    async fn on(server: &harness::TestServer) -> Bystanders {
-        let room = server.create_room().await;
-        let talker = server.editor(&room, "talker").await;
-        let listener = server.viewer(&room, "listener").await;
-        Self::watch(talker, listener).await
-    }
-
-    async fn watch(mut talker: TestClient, mut listener: TestClient) -> Bystanders {
-        let baseline = room_latency(&mut talker, &mut listener, 7).await;
-        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn({
-            let (samples, stop) = (samples.clone(), stop.clone());
-            async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let d = room_latency(&mut talker, &mut listener, 1).await;
-                    samples.lock().unwrap().push(d);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        });
-        Bystanders {
-            baseline,
-            samples,
-            stop,
-            task,
-        }
-    }
-
-    /// Checks the samples taken since the last check (waiting for at least three).
-    async fn check(&mut self, what: &str) {
-        let deadline = Instant::now() + harness::TIMEOUT;
-        let mut taken = loop {
-            {
-                let mut samples = self.samples.lock().unwrap();
-                if samples.len() >= 3 {
-                    break std::mem::take(&mut *samples);
-                }
-            }
-            assert!(
-                !self.task.is_finished(),
-                "{what}: the other room's members failed"
-            );
-            assert!(Instant::now() < deadline, "{what}: the other room is stuck");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        taken.sort();
-        assert_normal_latency(what, self.baseline, taken[taken.len() / 2]);
-    }
-}
-
-impl Drop for Bystanders {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// An in-process node of the cluster, talking to Redis directly, with the shared secret.
-async fn healthy_node(redis: &RedisServer, name: &str) -> harness::TestServer {
-    node_at(&redis.url(), name, |c| {
-        c.cluster.as_mut().unwrap().secret = Some(SECRET.into());
-    })
-    .await
-}
-
-/// Two nodes of one cluster: `faulty`, a process whose link to Redis runs through the fault
-/// proxy, and `healthy`, in process and talking to Redis directly; and a room made on `faulty`.
-struct FaultyPair {
-    redis: RedisServer,
-    proxy: FaultProxy,
-    faulty: NodeProcess,
-    healthy: harness::TestServer,
-    room: TestRoom,
-}
-
-impl FaultyPair {
-    async fn start() -> FaultyPair {
-        let redis = RedisServer::start(false).await;
-        let proxy = FaultProxy::start(redis.addr()).await;
-        let free = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let faulty = NodeProcess::start_at(&proxy.redis_url(), SECRET, "faulty", free).await;
-        let healthy = healthy_node(&redis, "healthy").await;
-        let room = create_room_at(faulty.addr).await;
-        FaultyPair {
-            redis,
-            proxy,
-            faulty,
-            healthy,
-            room,
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_slow_then_throttled_link_to_redis_answers_every_write_in_bounded_time_and_memory() {
-    // Redis lives as long as the test (a binding, not `_`).
     let FaultyPair {
-        redis: _redis,
         proxy,
         mut faulty,
         healthy,
@@ -681,9 +203,7 @@ async fn draw_both(
 
 #[tokio::test]
 async fn a_node_cut_off_from_redis_stays_connected_read_only_then_recovers_without_a_gap() {
-    // Redis lives as long as the test (a binding, not `_`).
     let FaultyPair {
-        redis: _redis,
         proxy,
         mut faulty,
         healthy,
@@ -917,10 +437,10 @@ async fn keep_drawing(
 #[tokio::test]
 async fn a_rolling_restart_of_three_nodes_under_drawing_load_loses_nothing_and_spreads_reconnects()
 {
-    let redis = RedisServer::start(false).await;
+    let redis = RedisServer::shared().await;
     let mut nodes = Vec::new();
     for i in 0..3 {
-        nodes.push(NodeProcess::start(&redis, SECRET, &format!("node-{i}")).await);
+        nodes.push(NodeProcess::start(redis, SECRET, &format!("node-{i}")).await);
     }
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let room = create_room_at(addrs[0]).await;
@@ -1006,10 +526,10 @@ async fn a_rolling_restart_of_three_nodes_under_drawing_load_loses_nothing_and_s
 
 #[tokio::test]
 async fn a_client_that_stops_reading_in_a_busy_cluster_room_is_dropped_and_nobody_else_waits() {
-    let redis = RedisServer::start(false).await;
+    let redis = RedisServer::shared().await;
     let free = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut busy = NodeProcess::start_at(&redis.url(), SECRET, "busy", free).await;
-    let healthy = healthy_node(&redis, "healthy").await;
+    let healthy = healthy_node(redis, "healthy").await;
     let room = create_room_at(busy.addr).await;
     let mut editors = Vec::new();
     for i in 0..3 {
@@ -1121,7 +641,7 @@ async fn a_client_that_stops_reading_in_a_busy_cluster_room_is_dropped_and_nobod
 
 #[tokio::test]
 async fn a_half_open_client_is_found_by_the_heartbeat_and_leaves_presence_on_every_node() {
-    let redis = RedisServer::start(false).await;
+    let redis = RedisServer::shared().await;
     let quick = |c: &mut kokuban_server::Config| {
         c.cluster.as_mut().unwrap().secret = Some(SECRET.into());
         c.ping_interval = Duration::from_millis(250);

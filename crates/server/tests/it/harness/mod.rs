@@ -1,6 +1,25 @@
 //! The test harness: a real server on a loopback port with a temporary data directory, and a
-//! typed client that speaks the protocol over a real WebSocket.
-#![allow(dead_code)]
+//! typed client that speaks the protocol over a real WebSocket; cluster nodes, nginx, and the
+//! clients and watchers of the fault tests beside it. Redis processes, the HTTP client and the
+//! fault proxy come from the workspace's test kit, shared with the browser tests.
+
+pub mod bystanders;
+pub mod cluster;
+pub mod nginx;
+pub mod pen;
+mod watch;
+
+pub use watch::{Watch, mib, under_attack};
+
+/// The test kit's Redis launcher, under the name the tests have always used.
+pub mod redis {
+    pub use kokuban_testkit::free_port;
+    pub use kokuban_testkit::redis::RedisServer;
+}
+/// The test kit's fault proxy.
+pub mod faults {
+    pub use kokuban_testkit::proxy::FaultProxy;
+}
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,12 +28,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use kokuban_board::Board;
 use kokuban_protocol::{
-    Capability, ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op, Point,
-    Points, Position, RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints, Token,
-    Tool, Welcome, Width, decode_server, encode_client,
+    ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op, Point, Points, Position,
+    RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints, Token, Tool, Welcome,
+    Width, decode_server, encode_client,
 };
 use kokuban_server::{Config, Server, ShutdownHandle};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -23,7 +41,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Generous: tests wait on events, never on timing, and CI machines are slow.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub use kokuban_testkit::TIMEOUT;
 
 /// Settings for tests: port 0, short timers where a test waits for them.
 pub fn test_config(data_dir: &Path) -> Config {
@@ -51,8 +69,31 @@ pub struct TestRoom {
     pub id: RoomId,
     pub edit: Token,
     pub view: Token,
-    pub edit_url: String,
     pub view_url: String,
+}
+
+/// `POST /api/rooms` on any node (or a proxy in front of nodes), checked, with the tokens
+/// taken from the links' fragments.
+pub async fn create_room_at(addr: SocketAddr) -> TestRoom {
+    let r = http(addr, "POST", "/api/rooms", &[]).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    let edit_url = json["edit_url"].as_str().unwrap();
+    let view_url = json["view_url"].as_str().unwrap().to_owned();
+    let edit = edit_url
+        .split("#edit=")
+        .nth(1)
+        .expect("edit token in fragment");
+    let view = view_url
+        .split("#view=")
+        .nth(1)
+        .expect("view token in fragment");
+    TestRoom {
+        id: RoomId::new(json["room"].as_str().unwrap()).unwrap(),
+        edit: Token::new(edit).unwrap(),
+        view: Token::new(view).unwrap(),
+        view_url,
+    }
 }
 
 impl TestServer {
@@ -128,27 +169,7 @@ impl TestServer {
 
     /// `POST /api/rooms`, checked, with the tokens taken from the links.
     pub async fn create_room(&self) -> TestRoom {
-        let r = http(self.addr, "POST", "/api/rooms", &[]).await;
-        assert_eq!(r.status, 201, "{}", r.body);
-        let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
-        let room = json["room"].as_str().unwrap().to_owned();
-        let edit_url = json["edit_url"].as_str().unwrap().to_owned();
-        let view_url = json["view_url"].as_str().unwrap().to_owned();
-        let edit = edit_url
-            .split("#edit=")
-            .nth(1)
-            .expect("edit token in fragment");
-        let view = view_url
-            .split("#view=")
-            .nth(1)
-            .expect("view token in fragment");
-        TestRoom {
-            id: RoomId::new(room).unwrap(),
-            edit: Token::new(edit).unwrap(),
-            view: Token::new(view).unwrap(),
-            edit_url,
-            view_url,
-        }
+        create_room_at(self.addr).await
     }
 
     /// The value of one series of `/metrics` (e.g. `kokuban_ops_sequenced_total`).
@@ -214,7 +235,7 @@ async fn launch(
     (addr, handle, task)
 }
 
-/// A plain HTTP answer.
+/// A plain HTTP answer, its body as text.
 #[derive(Debug)]
 pub struct HttpResponse {
     pub status: u16,
@@ -231,47 +252,18 @@ impl HttpResponse {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection (enough for the handful of endpoints).
+/// One HTTP/1.1 request on a fresh connection, through the test kit's client.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str("Content-Length: 0\r\n");
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("http head");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    let r = kokuban_testkit::http::request(addr, method, path, headers).await;
     HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
+        status: r.status,
+        body: r.text(),
+        headers: r.headers,
     }
 }
 
@@ -623,142 +615,7 @@ pub fn stroke_ops(seed: u32, points: usize, batch: usize) -> (StrokeId, Vec<Op>)
     (id, ops)
 }
 
-/// The capability a Welcome granted.
-pub fn capability(w: &Welcome) -> Capability {
-    w.capability
-}
-
 /// Size of the room's frames in a Welcome, as sent.
 pub fn encoded_len(msg: &ServerMsg) -> usize {
     kokuban_protocol::encode_server(msg).len()
-}
-
-/// The error code of an error frame.
-pub fn error_code(m: &ServerMsg) -> Option<ErrorCode> {
-    match m {
-        ServerMsg::Error(e) => Some(e.code),
-        _ => None,
-    }
-}
-
-// Hardening checks: what every attack case asserts besides its own answer (the rule:
-// no crash, other rooms keep their latency, memory returns to its baseline, a metric counts
-// it; the metric is the case's own).
-
-/// Resident memory of this process (the server runs in it), in KiB.
-pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/self/status")
-}
-
-/// Memory the process may keep after an attack: allocator caches and the other tests of the
-/// same binary running meanwhile, far below what any attack would cost if it were buffered.
-pub const RSS_SLACK_KIB: u64 = 96 * 1024;
-
-/// A member of another room that measures how long its own op takes to be acknowledged.
-pub struct Probe {
-    pub client: TestClient,
-    seed: u32,
-}
-
-impl Probe {
-    pub async fn new(server: &TestServer) -> Probe {
-        let room = server.create_room().await;
-        Probe {
-            client: server.editor(&room, "probe").await,
-            seed: 0,
-        }
-    }
-
-    /// One op's round trip (sent, sequenced, acknowledged).
-    pub async fn round_trip(&mut self) -> Duration {
-        self.seed += 1;
-        let (_, ops) = stroke_ops(self.seed, 2, 1);
-        let started = std::time::Instant::now();
-        self.client.send_op(ops[0].clone()).await;
-        self.client.settle().await;
-        started.elapsed()
-    }
-}
-
-/// Watches a server through an attack: a probe in another room with its latency baseline, the
-/// open connections and the process's memory before it began.
-pub struct Watch {
-    probe: Probe,
-    baseline: Duration,
-    bound: Duration,
-    open_before: f64,
-    rss_before: u64,
-}
-
-impl Watch {
-    /// Measures the baselines; start it before the attacker connects.
-    pub async fn start(server: &TestServer) -> Watch {
-        let mut probe = Probe::new(server).await;
-        let mut baseline = Duration::ZERO;
-        for _ in 0..10 {
-            baseline = baseline.max(probe.round_trip().await);
-        }
-        Watch {
-            probe,
-            baseline,
-            // Two busy cores and other tests in parallel: generous, yet far below the seconds
-            // an attack that stalled the node would cause.
-            bound: baseline * 20 + Duration::from_millis(750),
-            open_before: server.metric("kokuban_connections_open").await,
-            rss_before: rss_kib(),
-        }
-    }
-
-    /// The other room's op is acknowledged within the bound, now.
-    pub async fn check(&mut self) {
-        let took = self.probe.round_trip().await;
-        assert!(
-            took <= self.bound,
-            "another room's op took {took:?} during the attack (baseline {:?})",
-            self.baseline
-        );
-    }
-
-    /// After the attacker left: its connections are gone, memory is back near its baseline,
-    /// and the other room still works.
-    pub async fn finish(mut self, server: &TestServer) {
-        let open_before = self.open_before;
-        server
-            .wait_metric("kokuban_connections_open", |v| v <= open_before)
-            .await;
-        let rss_after = rss_kib();
-        assert!(
-            rss_after <= self.rss_before + RSS_SLACK_KIB,
-            "memory grew from {} KiB to {rss_after} KiB",
-            self.rss_before
-        );
-        self.check().await;
-    }
-}
-
-/// Runs `attack` against `server` while a member of another room keeps drawing (see
-/// [`Watch`]). Returns what the attack returned.
-pub async fn under_attack<T: Send + 'static>(
-    server: &TestServer,
-    attack: impl std::future::Future<Output = T> + Send + 'static,
-) -> T {
-    let mut watch = Watch::start(server).await;
-    let attacker = tokio::spawn(attack);
-    let mut probes = 0;
-    while !attacker.is_finished() || probes < 3 {
-        watch.check().await;
-        probes += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let result = tokio::time::timeout(TIMEOUT, attacker)
-        .await
-        .expect("the attack ends")
-        .expect("the attack task");
-    watch.finish(server).await;
-    result
 }

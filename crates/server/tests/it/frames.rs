@@ -6,11 +6,9 @@
 //! it happens, the process's memory returns to its baseline once the attacker is gone, and a
 //! metric counts the event.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{TIMEOUT, TestRoom, TestServer, stroke_ops, under_attack};
+use crate::harness::{TIMEOUT, TestRoom, TestServer, stroke_ops, under_attack};
 use kokuban_protocol::limits::MAX_CLIENT_FRAME_BYTES;
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, Hello, Name, PROTOCOL_VERSION, ServerMsg, close, decode_server,

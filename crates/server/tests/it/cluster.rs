@@ -2,32 +2,23 @@
 //! process, and as child processes of the binary where one must die abruptly), and a real
 //! nginx in front. Every wait is for an event, bounded by the harness's generous timeout.
 
-mod common;
-
-/// The cluster harness, beside the common one: Redis and nginx processes, cluster nodes.
-#[path = "common"]
-mod harness {
-    pub use super::common::*;
-    pub mod cluster;
-    pub mod nginx;
-    pub mod redis;
-}
-
 use std::collections::HashSet;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use harness::cluster::{
-    NodeProcess, PRESENCE_TTL, apply_new_welcome, create_room_at, join_at, node, node_with,
-    wait_ready,
-};
-use harness::nginx::Nginx;
-use harness::redis::RedisServer;
-use harness::{TestClient, http, stroke_ops};
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, MemberId, Op, Point, PresenceEvent, RoomState, Seq, Sequenced,
     ServerMsg, StrokeId, Text, Width, decode_server,
 };
+
+use crate::harness;
+use crate::harness::cluster::{
+    NodeProcess, PRESENCE_TTL, apply_new_welcome, create_room_at, join_at, node, node_with,
+    wait_ready,
+};
+use crate::harness::nginx::Nginx;
+use crate::harness::redis::RedisServer;
+use crate::harness::{TestClient, http, stroke_ops};
 
 /// Every op a client applied: (seq, author), in the order applied.
 fn order(c: &TestClient) -> Vec<(Seq, MemberId)> {
@@ -103,10 +94,10 @@ async fn converge(clients: &mut [&mut TestClient]) -> Seq {
 }
 
 async fn relay_across(nodes: usize) {
-    let redis = RedisServer::start(false).await;
+    let redis = RedisServer::shared().await;
     let mut servers = Vec::new();
     for i in 0..nodes {
-        servers.push(node(&redis, &format!("node-{i}")).await);
+        servers.push(node(redis, &format!("node-{i}")).await);
     }
     let room = servers[0].create_room().await;
     let mut ada = servers[0].editor(&room, "ada").await;
@@ -385,10 +376,10 @@ async fn redis_restarted_without_persistence_starts_a_new_epoch_and_clients_conv
 
 #[tokio::test]
 async fn a_node_killed_abruptly_its_clients_resume_elsewhere_and_presence_drops_them() {
-    let redis = RedisServer::start(false).await;
+    let redis = RedisServer::shared().await;
     let secret = "the cluster's shared secret";
-    let mut a_node = NodeProcess::start(&redis, secret, "a").await;
-    let b_node = node_with(&redis, "b", |c| {
+    let mut a_node = NodeProcess::start(redis, secret, "a").await;
+    let b_node = node_with(redis, "b", |c| {
         c.cluster.as_mut().unwrap().secret = Some(secret.into());
     })
     .await;
@@ -451,9 +442,9 @@ async fn a_node_killed_abruptly_its_clients_resume_elsewhere_and_presence_drops_
 
 #[tokio::test]
 async fn through_nginx_two_clients_land_on_different_nodes_and_see_each_others_strokes() {
-    let redis = RedisServer::start(false).await;
-    let a_node = node(&redis, "a").await;
-    let b_node = node(&redis, "b").await;
+    let redis = RedisServer::shared().await;
+    let a_node = node(redis, "a").await;
+    let b_node = node(redis, "b").await;
     let nginx = Nginx::start(&[a_node.addr, b_node.addr]).await;
     let room = create_room_at(nginx.addr).await;
     let mut one = join_at(nginx.addr, &room, &room.edit, None).await;
@@ -474,10 +465,10 @@ async fn through_nginx_two_clients_land_on_different_nodes_and_see_each_others_s
 
 #[tokio::test]
 async fn compaction_in_redis_keeps_late_joiners_on_other_nodes_whole() {
-    let redis = RedisServer::start(false).await;
+    let redis = RedisServer::shared().await;
     let small = |c: &mut kokuban_server::Config| c.compact_after_ops = 20;
-    let a_node = node_with(&redis, "a", small).await;
-    let b_node = node_with(&redis, "b", small).await;
+    let a_node = node_with(redis, "a", small).await;
+    let b_node = node_with(redis, "b", small).await;
     let room = a_node.create_room().await;
     let mut ada = a_node.editor(&room, "ada").await;
     let mut ids = Vec::new();
@@ -509,9 +500,9 @@ async fn compaction_in_redis_keeps_late_joiners_on_other_nodes_whole() {
 
 #[tokio::test]
 async fn a_room_opens_on_any_node_and_rooms_unload_when_their_last_member_leaves() {
-    let redis = RedisServer::start(false).await;
-    let a_node = node(&redis, "a").await;
-    let b_node = node(&redis, "b").await;
+    let redis = RedisServer::shared().await;
+    let a_node = node(redis, "a").await;
+    let b_node = node(redis, "b").await;
     let room = a_node.create_room().await;
     // Links minted by one node open the room on another: the nodes share the key.
     let ada = b_node.editor(&room, "ada").await;
@@ -554,13 +545,13 @@ async fn refused_at(node: &harness::TestServer, room: &harness::TestRoom, code: 
 
 #[tokio::test]
 async fn a_room_full_across_nodes_and_a_node_full_of_rooms_refuse_joins_while_members_draw_on() {
-    let redis = RedisServer::start(false).await;
-    let a_node = node_with(&redis, "a", |c| {
+    let redis = RedisServer::shared().await;
+    let a_node = node_with(redis, "a", |c| {
         c.max_rooms = 1;
         c.max_members_per_room = 2;
     })
     .await;
-    let b_node = node_with(&redis, "b", |c| c.max_members_per_room = 2).await;
+    let b_node = node_with(redis, "b", |c| c.max_members_per_room = 2).await;
     let room = a_node.create_room().await;
     let other = a_node.create_room().await;
     let mut ada = a_node.editor(&room, "ada").await;

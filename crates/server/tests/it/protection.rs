@@ -1,8 +1,6 @@
 //! What the server refuses, and that refusing one client never disturbs the others.
 
-mod common;
-
-use common::{TestClient, TestServer, http, stroke_ops};
+use crate::harness::{TestClient, TestServer, http, stroke_ops};
 use futures_util::SinkExt;
 use kokuban_protocol::limits::MAX_CLIENT_FRAME_BYTES;
 use kokuban_protocol::{

@@ -1,8 +1,6 @@
 //! The HTTP surface: room creation, health, readiness, metrics, the app's page.
 
-mod common;
-
-use common::{TestServer, http};
+use crate::harness::{TestServer, http};
 
 #[tokio::test]
 async fn creating_a_room_answers_201_with_an_unguessable_id_and_two_links() {
