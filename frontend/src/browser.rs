@@ -67,6 +67,14 @@ pub fn prefers_dark() -> bool {
         .is_some_and(|m| m.matches())
 }
 
+/// Whether this is a Mac (shortcuts use ⌘ there).
+pub fn is_mac() -> bool {
+    window()
+        .navigator()
+        .user_agent()
+        .is_ok_and(|ua| ua.contains("Macintosh") || ua.contains("Mac OS"))
+}
+
 /// Offers `blob` as a download named `name`.
 pub fn download(name: &str, blob: &Blob) {
     let Ok(url) = Url::create_object_url_with_blob(blob) else {

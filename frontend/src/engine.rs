@@ -6,8 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use kokuban_client::Editor;
+use kokuban_client::connection::Remedy;
 use kokuban_client::geom::Pt;
 use kokuban_client::link::{RoomLink, socket_url};
+use kokuban_client::panels::Panels;
 use kokuban_client::prefs::{Prefs, Size, Theme, hex};
 use kokuban_client::presence::initials;
 use kokuban_client::svg::{self, content_bounds};
@@ -68,6 +70,10 @@ pub struct Ui {
     pub color: Color,
     /// Whether the board has anything on it.
     pub has_content: bool,
+    /// Whether something is selected.
+    pub selection: bool,
+    /// The connection gave up for good: what the user can do.
+    pub closed: Option<Remedy>,
 }
 
 impl Ui {
@@ -111,6 +117,8 @@ impl Ui {
             name: p.name.clone(),
             color: p.color,
             has_content: !e.board().is_empty(),
+            selection: e.has_selection(),
+            closed: e.closed(),
         }
     }
 }
@@ -135,15 +143,13 @@ pub struct Engine {
     socket: Option<Socket>,
     renderer: RefCell<Option<Renderer>>,
     ui: RwSignal<Ui>,
+    panels: RwSignal<Panels>,
     toasts: RwSignal<Vec<(u64, String)>>,
     text: RwSignal<Option<TextEdit>>,
     last_ui: Cell<u64>,
     next_toast: Cell<u64>,
     /// How long recent frames took to prepare (ms), for `window.kokuban.frameTimes()`.
     frame_times: RefCell<Vec<f64>>,
-    /// The preferences as this tab last stored them: only what this tab changes is written,
-    /// so two tabs do not overwrite each other's choices.
-    stored: RefCell<Vec<(&'static str, String)>>,
 }
 
 impl Engine {
@@ -152,10 +158,11 @@ impl Engine {
         let seed = browser::random_seed();
         let mut rng = kokuban_client::rng::Xoshiro256::from_seed(seed);
         let prefs = Prefs::load(browser::load, &mut rng, browser::prefers_dark());
-        let stored = prefs.entries().to_vec();
-        for (k, v) in &stored {
+        // What was missing or unreadable (a first visit's guest name) is stored once now;
+        // later, only what the user changes (see `Editor::take_prefs_to_save`).
+        for (k, v) in prefs.entries() {
             if browser::load(k).as_deref() != Some(v.as_str()) {
-                browser::store(k, v);
+                browser::store(k, &v);
             }
         }
         let loc = window().location();
@@ -164,6 +171,7 @@ impl Engine {
             &loc.host().unwrap_or_default(),
             &link.room,
         );
+        // A link without a token never connects; the editor says why, for good.
         let has_token = link.token().is_some();
         let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));
@@ -173,17 +181,13 @@ impl Engine {
             socket,
             renderer: RefCell::new(None),
             ui,
+            panels: RwSignal::new(Panels::new()),
             toasts: RwSignal::new(Vec::new()),
             text: RwSignal::new(None),
             last_ui: Cell::new(u64::MAX),
             next_toast: Cell::new(0),
             frame_times: RefCell::new(Vec::new()),
-            stored: RefCell::new(stored),
         });
-        if !has_token {
-            engine
-                .toast("This link has no key to the board. Ask for the edit or view link.".into());
-        }
         expose_test_hooks(&engine);
         run_frames(engine.clone());
         engine
@@ -192,6 +196,11 @@ impl Engine {
     /// The UI snapshot.
     pub fn ui(&self) -> RwSignal<Ui> {
         self.ui
+    }
+
+    /// The open popover.
+    pub fn panels(&self) -> RwSignal<Panels> {
+        self.panels
     }
 
     /// Toasts on screen.
@@ -209,7 +218,7 @@ impl Engine {
         if self.renderer.borrow().is_some() {
             return;
         }
-        crate::input::attach(&board, self.editor.clone());
+        crate::input::attach(&board, self.editor.clone(), self.panels);
         let theme = self.editor.borrow().prefs().theme;
         *self.renderer.borrow_mut() = Renderer::new(board, overlay, theme);
     }
@@ -319,15 +328,11 @@ impl Engine {
             }
         });
         let panning = editor.is_panning();
+        for (k, v) in editor.take_prefs_to_save() {
+            browser::store(k, &v);
+        }
         let ui = (editor.ui_version() != self.last_ui.get()).then(|| {
             self.last_ui.set(editor.ui_version());
-            let mut stored = self.stored.borrow_mut();
-            for ((k, v), (_, old)) in editor.prefs().entries().into_iter().zip(stored.iter_mut()) {
-                if *old != v {
-                    browser::store(k, &v);
-                    *old = v;
-                }
-            }
             Ui::of(&editor)
         });
         // Signals are set with the editor released: their effects may call back into it.

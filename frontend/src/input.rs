@@ -1,22 +1,28 @@
 //! Browser input → editor calls: pointer events (with their coalesced samples), the wheel,
-//! and the keyboard. All decisions are the editor's; this only translates.
+//! the keyboard and the clipboard. All decisions are the editor's (and the panels'); this only
+//! translates.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use kokuban_client::clipboard::CLIP_MIME;
 use kokuban_client::geom::Pt;
+use kokuban_client::keymap::shortcut;
+use kokuban_client::navigate::wheel_pixels;
+use kokuban_client::panels::Panels;
 use kokuban_client::{Editor, Input, PointerKind};
+use leptos::prelude::{RwSignal, Update, WithUntracked};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    AddEventListenerOptions, HtmlCanvasElement, HtmlElement, KeyboardEvent, PointerEvent,
-    WheelEvent,
+    AddEventListenerOptions, ClipboardEvent, HtmlCanvasElement, HtmlElement, KeyboardEvent,
+    PointerEvent, WheelEvent,
 };
 
 use crate::browser::{document, window};
 
-/// Listens on the board canvas and the window for as long as the page lives.
-pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>) {
+/// Listens on the board canvas, the window and the document for as long as the page lives.
+pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>, panels: RwSignal<Panels>) {
     let target = canvas.clone();
     listen(canvas, "pointerdown", {
         let editor = editor.clone();
@@ -70,16 +76,18 @@ pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>) {
         move |e: WheelEvent| {
             e.prevent_default();
             // Line and page deltas (some mice) become pixels.
-            let unit = match e.delta_mode() {
-                1 => 16.0,
-                2 => 400.0,
-                _ => 1.0,
-            };
+            let page = window()
+                .inner_height()
+                .ok()
+                .and_then(|h| h.as_f64())
+                .unwrap_or(800.0);
+            let px = |d| wheel_pixels(d, e.delta_mode(), page);
             editor.borrow_mut().wheel(
                 Pt::new(f64::from(e.client_x()), f64::from(e.client_y())),
-                e.delta_x() * unit,
-                e.delta_y() * unit,
+                px(e.delta_x()),
+                px(e.delta_y()),
                 e.ctrl_key() || e.meta_key(),
+                e.shift_key(),
             );
         }
     });
@@ -91,25 +99,110 @@ pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>) {
     listen(&win, "keydown", {
         let editor = editor.clone();
         move |e: KeyboardEvent| {
-            if typing(&e) {
+            if in_text_field(&e) {
                 return;
             }
-            let handled =
-                editor
-                    .borrow_mut()
-                    .key_down(&e.key(), e.ctrl_key() || e.meta_key(), e.shift_key());
-            if handled {
+            let ctrl = e.ctrl_key() || e.meta_key();
+            let Some(s) = shortcut(&e.key(), ctrl, e.shift_key(), e.alt_key()) else {
+                return;
+            };
+            // The sheet (`?`) and Esc over an open popover are the page's.
+            if panels.with_untracked(|p| p.takes(s)) {
+                panels.update(|p| {
+                    p.shortcut(s);
+                });
+                e.prevent_default();
+                return;
+            }
+            if editor.borrow_mut().perform(s) {
                 e.prevent_default();
             }
         }
     });
-    listen(&win, "keyup", move |e: KeyboardEvent| {
-        editor.borrow_mut().key_up(&e.key());
+    listen(&win, "keyup", {
+        let editor = editor.clone();
+        move |e: KeyboardEvent| editor.borrow_mut().key_up(&e.key())
+    });
+    attach_clipboard(editor);
+}
+
+/// Copy, cut and paste of drawings through the system clipboard. Browsers let a page touch
+/// the clipboard only in these events (which Ctrl/⌘+C, X and V fire), and always in them, in
+/// any context: no permission prompt, no secure origin needed. Text fields keep their own.
+fn attach_clipboard(editor: Rc<RefCell<Editor>>) {
+    let doc: web_sys::EventTarget = document().into();
+    // With no text selected, a browser only fires `copy` and `cut` when the page asked for
+    // them by cancelling `before…`: it does so while drawings are selected.
+    for before in ["beforecopy", "beforecut"] {
+        listen(&doc, before, {
+            let editor = editor.clone();
+            move |e: web_sys::Event| {
+                if !in_text_field(&e) && editor.borrow().has_selection() {
+                    e.prevent_default();
+                }
+            }
+        });
+    }
+    listen(&doc, "beforepaste", {
+        let editor = editor.clone();
+        move |e: web_sys::Event| {
+            if !in_text_field(&e) && editor.borrow().can_edit() {
+                e.prevent_default();
+            }
+        }
+    });
+    for cut in [false, true] {
+        listen(&doc, if cut { "cut" } else { "copy" }, {
+            let editor = editor.clone();
+            move |e: ClipboardEvent| {
+                // Text the user selected on the page (the shortcut sheet, say) is theirs to copy.
+                if in_text_field(&e) || text_selected() {
+                    return;
+                }
+                let copied = if cut {
+                    editor.borrow_mut().cut()
+                } else {
+                    editor.borrow().copy()
+                };
+                if let (Some(text), Some(data)) = (copied, e.clipboard_data()) {
+                    // Our own type for Kokuban, and the same JSON as text for everyone else.
+                    let _ = data.set_data(CLIP_MIME, &text);
+                    let _ = data.set_data("text/plain", &text);
+                    e.prevent_default();
+                }
+            }
+        });
+    }
+    listen(&doc, "paste", move |e: ClipboardEvent| {
+        if in_text_field(&e) {
+            return;
+        }
+        let Some(data) = e.clipboard_data() else {
+            return;
+        };
+        let text = data
+            .get_data(CLIP_MIME)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| data.get_data("text/plain").ok())
+            .unwrap_or_default();
+        if editor.borrow_mut().paste(&text) {
+            e.prevent_default();
+        }
     });
 }
 
-/// Whether a key event belongs to a text field.
-fn typing(e: &KeyboardEvent) -> bool {
+/// Whether some text of the page is selected.
+fn text_selected() -> bool {
+    window()
+        .get_selection()
+        .ok()
+        .flatten()
+        .is_some_and(|s| !s.is_collapsed())
+}
+
+/// Whether an event happened in a text field (which handles keys and the clipboard itself).
+fn in_text_field(e: &web_sys::Event) -> bool {
     e.target()
         .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
         .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA"))

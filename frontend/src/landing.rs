@@ -34,7 +34,7 @@ pub fn Landing() -> impl IntoView {
             <img src="/icons/kokuban.svg" alt="" width="96" height="96"/>
             <h1>"Kokuban"</h1>
             <p>"A whiteboard for drawing together, live. Make a board, share the link, and everyone's ink appears as it is drawn."</p>
-            <button id="new-board" class="primary" on:click=create disabled=move || busy.get()>
+            <button id="new-board" class="primary" title="Create a new board and open it" on:click=create disabled=move || busy.get()>
                 {icon("pen")}
                 {move || if busy.get() { "Creating…" } else { "New board" }}
             </button>
@@ -44,7 +44,7 @@ pub fn Landing() -> impl IntoView {
 }
 
 /// `POST /api/rooms`; returns the edit link (with the view token kept in its fragment).
-async fn create_room() -> Result<String, String> {
+pub async fn create_room() -> Result<String, String> {
     let init = RequestInit::new();
     init.set_method("POST");
     let request = Request::new_with_str_and_init("/api/rooms", &init)

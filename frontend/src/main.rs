@@ -8,9 +8,12 @@ mod browser;
 mod engine;
 mod input;
 mod landing;
+mod menus;
 mod render;
 mod room;
+mod sheet;
 mod socket;
+mod toolbar;
 
 fn main() {
     // Panics become readable messages in the browser console instead of "unreachable executed".

@@ -3,15 +3,20 @@
 
 use std::rc::Rc;
 
+use kokuban_client::connection::Remedy;
 use kokuban_client::link::RoomLink;
-use kokuban_client::prefs::{MEMBER_COLORS, PALETTE, Size, hex};
-use kokuban_client::tools::ToolKind;
+use kokuban_client::panels::Panel;
+use kokuban_client::prefs::hex;
 use leptos::{ev, html, prelude::*};
 use wasm_bindgen::JsCast;
 
 use crate::engine::{Engine, Ui};
+use crate::menus::{Menu, Presence, Share};
+use crate::sheet::ShortcutSheet;
+use crate::toolbar::{SelectionBar, Toolbar};
 
-type EngineRef = StoredValue<Rc<Engine>, LocalStorage>;
+/// The room's engine, shared by its components.
+pub type EngineRef = StoredValue<Rc<Engine>, LocalStorage>;
 
 /// An icon from `assets/icons`, drawn in the current text colour.
 pub fn icon(name: &'static str) -> impl IntoView {
@@ -22,7 +27,7 @@ pub fn icon(name: &'static str) -> impl IntoView {
 #[component]
 pub fn Room(link: RoomLink) -> impl IntoView {
     let engine = StoredValue::new_local(Engine::start(link));
-    let ui = engine.with_value(|e| e.ui());
+    let (ui, panels) = engine.with_value(|e| (e.ui(), e.panels()));
     let board = NodeRef::<html::Canvas>::new();
     let overlay = NodeRef::<html::Canvas>::new();
     Effect::new(move |_| {
@@ -37,45 +42,65 @@ pub fn Room(link: RoomLink) -> impl IntoView {
             let _ = root.set_attribute("data-theme", theme);
         }
     });
+    // A pointer going down outside the open popover closes it (drawing on the board, too).
+    let _ = window_event_listener(ev::pointerdown, move |e| {
+        let inside = e
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .and_then(|el| el.closest("[data-panel]").ok().flatten())
+            .and_then(|el| el.get_attribute("data-panel"))
+            .and_then(|name| Panel::from_name(&name));
+        panels.maybe_update(|p| p.pointer_down(inside));
+    });
+    let open = move || ui.with(|u| u.closed.is_none());
     let can_edit = move || ui.with(|u| u.can_edit);
 
     view! {
         <canvas id="board" node_ref=board></canvas>
-        <canvas id="overlay" node_ref=overlay></canvas>
+        <canvas id="overlay" node_ref=overlay aria-hidden="true"></canvas>
         <header class="bar corner top-left">
-            <a class="logo" href="/" title="Kokuban — new board">
+            <a class="logo" href="/" title="Kokuban: start a new board" aria-label="Kokuban: start a new board">
                 <img src="/icons/kokuban.svg" alt="" width="24" height="24"/>
                 <span>"Kokuban"</span>
             </a>
             <Status ui=ui/>
         </header>
-        <Show
-            when=can_edit
-            fallback=|| view! { <div class="bar badge">{icon("eye")}"View only"</div> }
-        >
-            <Toolbar engine=engine ui=ui/>
+        // A board that cannot be reached shows no tools: the banner says what to do instead.
+        <Show when=open>
+            <Show
+                when=can_edit
+                fallback=|| view! { <div class="bar badge">{icon("eye")}"View only"</div> }
+            >
+                <Toolbar engine=engine/>
+                <SelectionBar engine=engine/>
+            </Show>
         </Show>
         <div class="bar corner top-right">
-            <Presence engine=engine ui=ui/>
+            <Presence engine=engine/>
             <Share engine=engine/>
-            <Export engine=engine ui=ui/>
+            <Menu engine=engine/>
             <button
-                class="btn"
-                title="Light / dark theme"
+                class="btn theme"
+                title="Light or dark board"
+                aria-label="Light or dark board"
                 on:click=move |_| engine.with_value(|e| e.act(|ed| ed.toggle_theme()))
             >
                 {move || if ui.with(|u| u.theme.name() == "dark") { icon("sun") } else { icon("moon") }}
             </button>
+            <span class="help" data-panel="help">
+                <button
+                    class="btn"
+                    title="Keyboard shortcuts — ?"
+                    aria-label="Keyboard shortcuts"
+                    on:click=move |_| panels.update(|p| p.toggle(Panel::Help))
+                >
+                    {icon("keyboard")}
+                </button>
+            </span>
         </div>
         <Zoom engine=engine ui=ui/>
-        <Show when=move || ui.with(|u| u.status == "closed")>
-            <div class="banner" role="alert">
-                <span>{move || ui.with(|u| u.status_label.clone())}</span>
-                <button class="primary" on:click=|_| { let _ = crate::browser::window().location().reload(); }>
-                    "Reload"
-                </button>
-            </div>
-        </Show>
+        <Banner engine=engine ui=ui/>
+        <ShortcutSheet engine=engine/>
         <Toasts engine=engine/>
         <TextEditor engine=engine/>
     }
@@ -91,219 +116,57 @@ fn Status(ui: RwSignal<Ui>) -> impl IntoView {
     }
 }
 
+/// Why the board cannot be used, and the way out: a new board for a link that cannot open
+/// one, a reload for an outdated app.
 #[component]
-fn Toolbar(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
-    let tools = ToolKind::ALL.map(|k| {
-        let title = format!("{} — {}", k.label(), k.shortcut().to_ascii_uppercase());
-        view! {
-            <button
-                class="btn tool"
-                class:active=move || ui.with(|u| u.tool == k)
-                data-tool=k.name()
-                title=title
-                aria-label=k.label()
-                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_tool(k)))
-            >
-                {icon(k.name())}
-            </button>
-        }
-    });
-    let swatches = PALETTE.map(|(name, color)| {
-        view! {
-            <button
-                class="swatch"
-                class:active=move || ui.with(|u| u.ink == color)
-                title=name
-                aria-label=name
-                style=format!("--swatch:{}", hex(color))
-                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_ink(color)))
-            ></button>
-        }
-    });
-    let sizes = Size::ALL.map(|size| {
-        let dot = match size {
-            Size::S => 4,
-            Size::M => 7,
-            Size::L => 11,
-            Size::Xl => 15,
-        };
-        view! {
-            <button
-                class="btn size"
-                class:active=move || ui.with(|u| u.size == size)
-                title=format!("Size {}", size.name().to_ascii_uppercase())
-                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_size(size)))
-            >
-                <span class="size-dot" style=format!("width:{dot}px;height:{dot}px")></span>
-            </button>
-        }
-    });
-    view! {
-        <nav class="bar toolbar" aria-label="Tools">
-            <div class="group">{tools}</div>
-            <div class="sep"></div>
-            <div class="group">{swatches}</div>
-            <div class="sep"></div>
-            <div class="group">{sizes}</div>
-            <div class="sep"></div>
-            <div class="group">
-                <button
-                    class="btn"
-                    title="Undo — Ctrl+Z"
-                    disabled=move || !ui.with(|u| u.undo.0)
-                    on:click=move |_| engine.with_value(|e| e.act(|ed| ed.undo()))
-                >
-                    {icon("undo")}
-                </button>
-                <button
-                    class="btn"
-                    title="Redo — Ctrl+Shift+Z"
-                    disabled=move || !ui.with(|u| u.undo.1)
-                    on:click=move |_| engine.with_value(|e| e.act(|ed| ed.redo()))
-                >
-                    {icon("redo")}
-                </button>
-            </div>
-        </nav>
-    }
-}
-
-#[component]
-fn Presence(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
-    let editing = RwSignal::new(false);
-    view! {
-        <div class="presence">
-            <For
-                each=move || ui.with(|u| u.members.clone())
-                key=|m| (m.id, m.name.clone(), m.color.clone())
-                children=move |m| {
-                    let me = m.me;
-                    let title = if me { format!("{} (you) — click to change", m.name) } else { m.name.clone() };
-                    view! {
-                        <button
-                            class="avatar"
-                            class:me=me
-                            class:viewer=m.viewer
-                            title=title
-                            style=format!("--avatar:{}", m.color)
-                            on:click=move |_| if me { editing.update(|v| *v = !*v) }
-                        >
-                            {m.initials.clone()}
-                        </button>
-                    }
+fn Banner(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
+    let busy = RwSignal::new(false);
+    let new_board = move |_| {
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            match crate::landing::create_room().await {
+                Ok(url) => {
+                    let _ = crate::browser::window().location().set_href(&url);
                 }
-            />
-            <Show when=move || editing.get()>
-                <Profile engine=engine ui=ui editing=editing/>
-            </Show>
-        </div>
-    }
-}
-
-#[component]
-fn Profile(engine: EngineRef, ui: RwSignal<Ui>, editing: RwSignal<bool>) -> impl IntoView {
-    let name = ui.with_untracked(|u| u.name.clone());
-    let set_name = move |ev: ev::Event| {
-        let value = event_target_value(&ev);
-        let color = ui.with_untracked(|u| u.color);
-        engine.with_value(|e| e.act(|ed| ed.set_profile(&value, color)));
+                Err(e) => {
+                    engine.with_value(|en| en.toast(e));
+                    busy.set(false);
+                }
+            }
+        });
     };
-    let colors = MEMBER_COLORS.map(|c| {
-        view! {
+    let action = move || match ui.with(|u| u.closed) {
+        Some(Remedy::Reload) => view! {
             <button
-                class="swatch"
-                class:active=move || ui.with(|u| u.color == c)
-                style=format!("--swatch:{}", hex(c))
-                on:click=move |_| {
-                    let name = ui.with_untracked(|u| u.name.clone());
-                    engine.with_value(|e| e.act(|ed| ed.set_profile(&name, c)));
-                }
-            ></button>
-        }
-    });
-    view! {
-        <div class="popover profile">
-            <label>
-                "Your name"
-                <input
-                    type="text"
-                    maxlength="48"
-                    value=name
-                    on:change=set_name
-                    on:keydown=move |ev: ev::KeyboardEvent| if ev.key() == "Enter" { editing.set(false) }
-                />
-            </label>
-            <div class="group">{colors}</div>
-        </div>
-    }
-}
-
-#[component]
-fn Share(engine: EngineRef) -> impl IntoView {
-    let (edit_url, view_url) = engine.with_value(|e| {
-        let ed = e.editor.borrow();
-        let link = ed.link();
-        (
-            link.and_then(|l| l.edit_url()),
-            link.and_then(|l| l.view_url()),
-        )
-    });
-    let edit = edit_url.map(|url| {
-        view! {
-            <button
-                class="btn"
-                title="Copy the edit link: whoever opens it can draw"
-                on:click=move |_| engine.with_value(|e| e.copy_link(url.clone(), "Edit link"))
+                class="primary"
+                title="Reload the page with the new version"
+                on:click=|_| { let _ = crate::browser::window().location().reload(); }
             >
-                {icon("link")}
-            </button>
-        }
-    });
-    let view_button = match view_url {
-        Some(url) => view! {
-            <button
-                class="btn"
-                title="Copy the view-only link: whoever opens it can watch, not draw"
-                on:click=move |_| engine.with_value(|e| e.copy_link(url.clone(), "View-only link"))
-            >
-                {icon("eye")}
+                "Reload"
             </button>
         }
         .into_any(),
-        None => view! {
-            <button class="btn" disabled=true title="The view-only link is only known to the board's original link">
-                {icon("eye")}
+        _ => view! {
+            <button
+                id="new-board"
+                class="primary"
+                title="Create a new board and open it"
+                disabled=move || busy.get()
+                on:click=new_board
+            >
+                {icon("pen")}
+                {move || if busy.get() { "Creating…" } else { "New board" }}
             </button>
         }
         .into_any(),
     };
-    view! { <div class="group share">{edit}{view_button}</div> }
-}
-
-#[component]
-fn Export(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
-    let clear = move |_| {
-        let ok = crate::browser::window()
-            .confirm_with_message("Clear the board for everyone? This cannot be undone.")
-            .unwrap_or(false);
-        if ok {
-            engine.with_value(|e| e.act(|ed| ed.clear_board()));
-        }
-    };
     view! {
-        <details class="menu">
-            <summary class="btn" title="Export">{icon("download")}</summary>
-            <div class="popover">
-                <button on:click=move |_| engine.with_value(|e| e.export_png(true))>"PNG — whole drawing"</button>
-                <button on:click=move |_| engine.with_value(|e| e.export_png(false))>"PNG — current view"</button>
-                <button on:click=move |_| engine.with_value(|e| e.export_svg(true))>"SVG — whole drawing"</button>
-                <button on:click=move |_| engine.with_value(|e| e.export_svg(false))>"SVG — current view"</button>
-                <Show when=move || ui.with(|u| u.can_edit && u.has_content)>
-                    <hr/>
-                    <button class="danger" on:click=clear>{icon("trash")}"Clear board"</button>
-                </Show>
+        <Show when=move || ui.with(|u| u.closed.is_some())>
+            <div id="banner" class="banner" role="alert">
+                <span>{move || ui.with(|u| u.status_label.clone())}</span>
+                {action}
             </div>
-        </details>
+        </Show>
     }
 }
 
@@ -311,16 +174,16 @@ fn Export(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
 fn Zoom(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
     view! {
         <div class="bar corner bottom-left zoom">
-            <button class="btn" title="Zoom out — −" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.zoom_out()))>
+            <button class="btn" title="Zoom out — −" aria-label="Zoom out" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.zoom_out()))>
                 {icon("zoom-out")}
             </button>
-            <button class="btn pct" title="Reset zoom — 0" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.reset_zoom()))>
+            <button class="btn pct" title="Zoom to 100% — 0" aria-label="Zoom to 100%" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.reset_zoom()))>
                 {move || format!("{}%", ui.with(|u| u.zoom))}
             </button>
-            <button class="btn" title="Zoom in — +" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.zoom_in()))>
+            <button class="btn" title="Zoom in — +" aria-label="Zoom in" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.zoom_in()))>
                 {icon("zoom-in")}
             </button>
-            <button class="btn" title="Zoom to fit — F" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.zoom_to_fit()))>
+            <button class="btn" title="Zoom to fit the drawing — F" aria-label="Zoom to fit the drawing" on:click=move |_| engine.with_value(|e| e.act(|ed| ed.zoom_to_fit()))>
                 {icon("fit")}
             </button>
         </div>
@@ -369,6 +232,7 @@ fn TextEditor(engine: EngineRef) -> impl IntoView {
             view! {
                 <textarea
                     class="text-editor"
+                    aria-label="Text"
                     node_ref=area
                     rows="1"
                     prop:value=edit.text.clone()

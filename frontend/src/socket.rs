@@ -190,12 +190,14 @@ impl Socket {
     fn watch_network(&self) {
         let me = self.clone();
         let on_online = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            // A socket that outlived a short outage carries on (`Stay`): reconnecting would
+            // only cost a resume, and its status is "Connected" again.
             let next = me.0.borrow().editor.borrow_mut().online();
             let idle = {
                 let inner = me.0.borrow();
                 inner.ws.is_none() || inner.waiting_for_network
             };
-            if next != Next::Stop && idle {
+            if matches!(next, Next::RetryIn(_)) && idle {
                 me.connect();
             }
         });

@@ -15,6 +15,7 @@
 mod bundle;
 mod deny;
 mod fuzz;
+mod suites;
 mod tools;
 
 use std::{
@@ -213,7 +214,7 @@ fn bench(root: &Path, quick: bool) -> Result<()> {
 /// `cargo xtask test`: the whole check, failing at the first step that fails.
 fn test(root: &Path) -> Result<()> {
     tools::ensure_test_tools(root)?;
-    let mut steps = Steps::new(8);
+    let mut steps = Steps::new(9);
     steps.run(
         "format",
         cargo(root).args(["fmt", "--all", "--", "--check"]),
@@ -264,10 +265,43 @@ fn test(root: &Path) -> Result<()> {
     // Before the tests: the browser tests load the app from `dist/`.
     steps.run("web app", &mut trunk_build(root))?;
     bundle::report(&root.join("dist"))?;
+    // Built once, then the browser tests run beside all the others (see `suites`).
     steps.run(
-        "tests",
-        cargo(root).args(["test", "--workspace", "--exclude", "kokuban-web"]),
+        "tests: build",
+        cargo(root).args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "kokuban-web",
+            "--no-run",
+        ]),
     )?;
+    steps.begin(
+        "tests",
+        "the browser suite beside the rest, each suite's output whole",
+    );
+    let mut browser = cargo(root);
+    browser.args(["test", "-p", "kokuban-e2e"]);
+    let mut rest = cargo(root);
+    rest.args([
+        "test",
+        "--workspace",
+        "--exclude",
+        "kokuban-web",
+        "--exclude",
+        "kokuban-e2e",
+    ]);
+    let suites = vec![
+        suites::Suite {
+            name: "browser",
+            command: browser,
+        },
+        suites::Suite {
+            name: "workspace",
+            command: rest,
+        },
+    ];
+    suites::run(suites, &root.join("target").join("xtask-tests"))?;
     println!("==> all {} steps passed", steps.total);
     Ok(())
 }
@@ -322,13 +356,13 @@ impl Steps {
     }
 
     fn announce(&mut self, name: &str, command: &Command) {
+        self.begin(name, &display(command));
+    }
+
+    /// Announces a step that is not one command.
+    fn begin(&mut self, name: &str, what: &str) {
         self.started += 1;
-        println!(
-            "==> [{}/{}] {name}: {}",
-            self.started,
-            self.total,
-            display(command)
-        );
+        println!("==> [{}/{}] {name}: {what}", self.started, self.total);
     }
 
     fn run(&mut self, name: &str, command: &mut Command) -> Result<()> {

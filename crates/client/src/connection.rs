@@ -87,15 +87,26 @@ impl Status {
     }
 }
 
-/// What to do after a connection ended.
+/// What to do after a connection ended (or the network came back).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Connect again after this many milliseconds.
     RetryIn(f64),
     /// Wait for the browser to come back online.
     WaitForNetwork,
+    /// Keep the current connection: it survived.
+    Stay,
     /// Do not reconnect.
     Stop,
+}
+
+/// What the user can do about a connection that will not come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Reload the page (a new version of the app).
+    Reload,
+    /// Start a new board: this link cannot open one.
+    NewBoard,
 }
 
 /// The reconnect policy of one room's connection.
@@ -104,7 +115,7 @@ pub struct Connection {
     backoff: Backoff,
     status: Status,
     welcomed_at: Option<f64>,
-    fatal: Option<String>,
+    fatal: Option<(String, Remedy)>,
     ever_connected: bool,
 }
 
@@ -136,6 +147,14 @@ impl Connection {
         matches!(self.status, Status::Closed(_))
     }
 
+    /// What the user can do once the policy gave up (None while it has not).
+    pub fn remedy(&self) -> Option<Remedy> {
+        self.fatal
+            .as_ref()
+            .filter(|_| self.is_closed())
+            .map(|(_, r)| *r)
+    }
+
     /// The server welcomed us at `now_ms`.
     pub fn welcomed(&mut self, now_ms: f64) {
         self.welcomed_at = Some(now_ms);
@@ -143,14 +162,25 @@ impl Connection {
         self.status = Status::Connected;
     }
 
-    /// The server said this link can never work.
+    /// The server said this link can never work: the connection closes for good when it
+    /// ends.
     pub fn fatal(&mut self, reason: String) {
-        self.fatal = Some(reason);
+        self.fatal = Some((reason, Remedy::NewBoard));
+    }
+
+    /// This link cannot work and no connection is even tried (it carries no token): closed
+    /// for good at once, saying why for as long as the page is open.
+    pub fn refuse(&mut self, reason: String) {
+        self.status = Status::Closed(reason.clone());
+        self.fatal = Some((reason, Remedy::NewBoard));
     }
 
     /// The app must be reloaded (protocol version mismatch).
     pub fn outdated(&mut self) {
-        self.fatal = Some("A new version of Kokuban is available — reload the page.".into());
+        self.fatal = Some((
+            "A new version of Kokuban is available — reload the page.".into(),
+            Remedy::Reload,
+        ));
     }
 
     /// The connection closed with `code` at `now_ms`; `online` is the browser's network state.
@@ -163,7 +193,7 @@ impl Connection {
         if code == close::VERSION_MISMATCH {
             self.outdated();
         }
-        if let Some(reason) = &self.fatal {
+        if let Some((reason, _)) = &self.fatal {
             self.status = Status::Closed(reason.clone());
             return Next::Stop;
         }
@@ -193,10 +223,16 @@ impl Connection {
         }
     }
 
-    /// The browser is back online: connect now (a fresh start of the backoff).
-    pub fn online(&mut self) -> Next {
+    /// The browser is back online. A connection that survived the outage (`live`: still
+    /// welcomed) carries on, and the status says so again; otherwise connect now, with a
+    /// fresh start of the backoff.
+    pub fn online(&mut self, live: bool) -> Next {
         if self.is_closed() {
             return Next::Stop;
+        }
+        if live {
+            self.status = Status::Connected;
+            return Next::Stay;
         }
         self.backoff.reset();
         self.status = Status::Reconnecting;
@@ -319,7 +355,7 @@ mod tests {
         c.welcomed(0.0);
         assert_eq!(c.closed(1006, false, 1.0, &mut Max), Next::WaitForNetwork);
         assert_eq!(c.status().name(), "offline");
-        assert_eq!(c.online(), Next::RetryIn(0.0));
+        assert_eq!(c.online(false), Next::RetryIn(0.0));
         for _ in 0..6 {
             c.closed(1006, true, 2.0, &mut Max);
         }
@@ -342,7 +378,34 @@ mod tests {
         d.fatal("no such room".into());
         assert_eq!(d.closed(1008, true, 0.0, &mut Max), Next::Stop);
         assert_eq!(d.status(), &Status::Closed("no such room".into()));
-        assert_eq!(d.online(), Next::Stop);
+        assert_eq!(d.online(false), Next::Stop);
+        assert_eq!(d.remedy(), Some(Remedy::NewBoard));
+        assert_eq!(c.remedy(), Some(Remedy::Reload));
+    }
+
+    #[test]
+    fn a_network_blip_that_the_connection_survived_shows_connected_again() {
+        let mut c = Connection::new();
+        c.welcomed(0.0);
+        c.offline();
+        assert_eq!(c.status().name(), "offline");
+        // The socket never closed: nothing to reconnect, and no "Reconnecting…" either.
+        assert_eq!(c.online(true), Next::Stay);
+        assert_eq!(c.status(), &Status::Connected);
+        assert_eq!(c.remedy(), None);
+    }
+
+    #[test]
+    fn a_refused_link_says_why_at_once_and_for_good() {
+        let mut c = Connection::new();
+        c.refuse("This link has no key to the board.".into());
+        assert_eq!(c.status().label(), "This link has no key to the board.");
+        assert_eq!(c.remedy(), Some(Remedy::NewBoard));
+        c.offline();
+        assert_eq!(c.online(false), Next::Stop);
+        assert_eq!(c.closed(1006, true, 1.0, &mut Max), Next::Stop);
+        assert_eq!(c.status().name(), "closed");
+        assert_eq!(c.status().label(), "This link has no key to the board.");
     }
 
     #[test]

@@ -3,24 +3,27 @@
 //! draws what it holds; every decision about them is made (and tested) here.
 
 use kokuban_board::{Board, Shape};
-use kokuban_protocol::{
-    ClientMsg, Color, Cursor, DecodeError, Name, Op, Profile, StrokeId, Width, decode_server,
-    encode_client,
-};
+use kokuban_protocol::{Color, Cursor, Op, StrokeId, Width};
 
-use crate::connection::{Connection, FrameBudget, Next, Status};
+use crate::connection::{Connection, FrameBudget, Remedy, Status};
 use crate::geom::{Pt, Rect};
 use crate::history::History;
 use crate::link::RoomLink;
-use crate::prefs::{Prefs, Size, clean_name};
+use crate::prefs::{Prefs, SavedPrefs, Size, clean_name};
 use crate::presence::Presence;
 use crate::rng::{Entropy, Xoshiro256};
-use crate::session::{Notice, Redraw, Session};
-use crate::smooth::Device;
+use crate::session::{Redraw, Session};
 use crate::spatial::IndexedBoard;
 use crate::svg::content_bounds;
-use crate::tools::{Output, TOUCH_RADIUS, TextTarget, ToolInput, ToolKind, Tools, pick_text};
-use crate::viewport::{Viewport, wheel_zoom_factor};
+use crate::tools::{Output, TextTarget, ToolKind, Tools};
+use crate::viewport::Viewport;
+
+mod connect;
+mod edit;
+mod input;
+
+pub use edit::{DUPLICATE_OFFSET_PX, NUDGE_PX};
+use input::Nav;
 
 /// Cursor positions are sent at most this often (the server relays them at 25 Hz anyway).
 const CURSOR_INTERVAL_MS: f64 = 40.0;
@@ -31,6 +34,8 @@ const ZOOM_STEP: f64 = 1.25;
 /// Two clicks this close in time (ms) and space (screen pixels) are a double click.
 const DOUBLE_CLICK_MS: f64 = 500.0;
 const DOUBLE_CLICK_PX: f64 = 6.0;
+/// What the page says for a link without a token, for as long as it is open.
+pub const NO_TOKEN: &str = "This link has no key to the board. Ask for its edit or view link.";
 
 /// What kind of pointer an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,13 +91,6 @@ pub enum Command {
     Close,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Nav {
-    Idle,
-    Pan { id: i32, last: Pt },
-    Pinch { a: (i32, Pt), b: (i32, Pt) },
-}
-
 /// The app's state. See the module documentation.
 #[derive(Debug)]
 pub struct Editor {
@@ -105,6 +103,9 @@ pub struct Editor {
     budget: FrameBudget,
     rng: Xoshiro256,
     prefs: Prefs,
+    /// The preferences as last stored, and whether they may have changed since.
+    saved: SavedPrefs,
+    prefs_changed: bool,
     link: Option<RoomLink>,
     screen: (f64, f64, f64),
     pointers: Vec<(i32, Pt, PointerKind)>,
@@ -113,6 +114,8 @@ pub struct Editor {
     space_held: bool,
     stylus_seen: bool,
     cursor: Option<Option<Cursor>>,
+    /// Where the mouse or pen last was over the board (screen), while it is there.
+    hover: Option<Pt>,
     cursor_sent_ms: f64,
     profile_changed: bool,
     toasts: Vec<String>,
@@ -129,15 +132,21 @@ impl Editor {
     /// An editor for `link` (None: no room, e.g. in tests of the tools) with `prefs`, seeded
     /// with 32 random bytes.
     pub fn new(prefs: Prefs, link: Option<RoomLink>, seed: [u8; 32]) -> Self {
+        let mut connection = Connection::new();
+        if link.as_ref().is_some_and(|l| l.token().is_none()) {
+            connection.refuse(NO_TOKEN.into());
+        }
         Self {
             session: Session::new(),
             tools: Tools::new(prefs.tool, prefs.ink, prefs.size),
             history: History::new(),
             viewport: Viewport::default(),
             presence: Presence::new(),
-            connection: Connection::new(),
+            connection,
             budget: FrameBudget::new(),
             rng: Xoshiro256::from_seed(seed),
+            saved: SavedPrefs::new(&prefs),
+            prefs_changed: false,
             prefs,
             link,
             screen: (800.0, 600.0, 1.0),
@@ -147,6 +156,7 @@ impl Editor {
             space_held: false,
             stylus_seen: false,
             cursor: None,
+            hover: None,
             cursor_sent_ms: f64::NEG_INFINITY,
             profile_changed: false,
             toasts: Vec::new(),
@@ -205,10 +215,18 @@ impl Editor {
         &self.tools
     }
 
-    /// Whether this tab may draw: it has an edit token and the server did not say otherwise.
+    /// Whether this tab may draw: it has an edit token, the server did not say otherwise, and
+    /// the connection has not given up for good (drawing would then go nowhere).
     pub fn can_edit(&self) -> bool {
         let token_edits = self.link.as_ref().is_none_or(|l| l.edit.is_some());
-        token_edits && self.session.capability() != Some(kokuban_protocol::Capability::View)
+        token_edits
+            && self.session.capability() != Some(kokuban_protocol::Capability::View)
+            && !self.connection.is_closed()
+    }
+
+    /// What the user can do once the connection gave up for good (None while it has not).
+    pub fn closed(&self) -> Option<Remedy> {
+        self.connection.remedy()
     }
 
     /// Whether there is something to undo / redo.
@@ -247,6 +265,15 @@ impl Editor {
         self.ui_version
     }
 
+    /// The preferences to write to storage: those changed since the last call (usually none,
+    /// and then nothing is compared or allocated).
+    pub fn take_prefs_to_save(&mut self) -> Vec<(&'static str, String)> {
+        if !std::mem::take(&mut self.prefs_changed) {
+            return Vec::new();
+        }
+        self.saved.changes(&self.prefs)
+    }
+
     /// A random word (for the frontend's own needs, e.g. ids of elements).
     pub fn random(&mut self) -> u64 {
         self.rng.next_u64()
@@ -264,6 +291,7 @@ impl Editor {
     pub fn set_tool(&mut self, kind: ToolKind) {
         self.tools.set_kind(kind);
         self.prefs.tool = self.tools.kind();
+        self.prefs_changed = true;
         self.bump();
     }
 
@@ -271,6 +299,7 @@ impl Editor {
     pub fn set_ink(&mut self, ink: Color) {
         self.tools.ink = ink;
         self.prefs.ink = ink;
+        self.prefs_changed = true;
         self.bump();
     }
 
@@ -278,6 +307,7 @@ impl Editor {
     pub fn set_size(&mut self, size: Size) {
         self.tools.size = size;
         self.prefs.size = size;
+        self.prefs_changed = true;
         self.bump();
     }
 
@@ -285,6 +315,7 @@ impl Editor {
     pub fn toggle_theme(&mut self) {
         self.prefs.theme = self.prefs.theme.toggled();
         self.view_changed = true;
+        self.prefs_changed = true;
         self.bump();
     }
 
@@ -295,7 +326,9 @@ impl Editor {
             self.prefs.name = name;
         }
         self.prefs.color = color;
+        self.presence.rename_me(&self.prefs.name, color);
         self.profile_changed = true;
+        self.prefs_changed = true;
         self.bump();
     }
 
@@ -401,361 +434,7 @@ impl Editor {
         self.viewport.visible(self.screen.0, self.screen.1)
     }
 
-    // ---- input ----
-
-    /// A pointer went down on the canvas.
-    pub fn pointer_down(&mut self, input: Input) {
-        self.pointers.retain(|p| p.0 != input.id);
-        self.pointers.push((input.id, input.screen, input.kind));
-        if input.kind == PointerKind::Pen {
-            self.stylus_seen = true;
-        }
-        let touches: Vec<(i32, Pt)> = self
-            .pointers
-            .iter()
-            .filter(|p| p.2 == PointerKind::Touch)
-            .map(|p| (p.0, p.1))
-            .collect();
-        if input.kind == PointerKind::Touch && touches.len() >= 2 {
-            // A second finger: whatever the first one started was the beginning of a pinch.
-            let out = self.tools.cancel();
-            self.apply(out);
-            self.tool_pointer = None;
-            self.nav = Nav::Pinch {
-                a: touches[0],
-                b: touches[1],
-            };
-            return;
-        }
-        if !matches!(self.nav, Nav::Idle) || self.tool_pointer.is_some() {
-            return;
-        }
-        let pan = input.button == 1
-            || self.space_held
-            || self.tools.kind() == ToolKind::Hand
-            || !self.can_edit()
-            // Palm rejection: once a stylus was used, fingers only navigate.
-            || (input.kind == PointerKind::Touch && self.stylus_seen);
-        if pan {
-            self.nav = Nav::Pan {
-                id: input.id,
-                last: input.screen,
-            };
-            return;
-        }
-        if input.button != 0 {
-            return;
-        }
-        let double = self.last_click.is_some_and(|(at, t)| {
-            input.time_ms - t <= DOUBLE_CLICK_MS && at.dist(input.screen) <= DOUBLE_CLICK_PX
-        });
-        self.last_click = (!double).then_some((input.screen, input.time_ms));
-        let zoom = self.viewport.zoom();
-        if double && self.tools.kind() == ToolKind::Select {
-            let at = self.viewport.to_world(input.screen);
-            if let Some(id) = pick_text(self.session.indexed(), at, TOUCH_RADIUS / zoom) {
-                self.open_text(TextTarget::Edit(id));
-                return;
-            }
-        }
-        let out = self.tools.down(
-            self.tool_input(&input),
-            self.session.indexed(),
-            zoom,
-            &mut self.rng,
-        );
-        self.tool_pointer = Some(input.id);
-        self.apply(out);
-    }
-
-    /// A pointer moved: `samples` are its coalesced samples, oldest first (one at least).
-    pub fn pointer_move(&mut self, samples: &[Input]) {
-        let Some(last) = samples.last().copied() else {
-            return;
-        };
-        if let Some(p) = self.pointers.iter_mut().find(|p| p.0 == last.id) {
-            p.1 = last.screen;
-        }
-        let world = self.viewport.to_world(last.screen);
-        if last.kind != PointerKind::Touch || self.tool_pointer == Some(last.id) {
-            self.cursor = Some(Cursor::new(units(world.x), units(world.y)).ok());
-        }
-        match self.nav {
-            Nav::Pan { id, last: prev } if id == last.id => {
-                self.viewport.pan(
-                    last.screen.x - prev.x,
-                    last.screen.y - prev.y,
-                    self.screen.2,
-                );
-                self.nav = Nav::Pan {
-                    id,
-                    last: last.screen,
-                };
-                self.view_changed = true;
-                return;
-            }
-            Nav::Pinch { a, b } if a.0 == last.id || b.0 == last.id => {
-                let (na, nb) = if a.0 == last.id {
-                    ((a.0, last.screen), b)
-                } else {
-                    (a, (b.0, last.screen))
-                };
-                let (m0, m1) = (a.1.lerp(b.1, 0.5), na.1.lerp(nb.1, 0.5));
-                let (d0, d1) = (a.1.dist(b.1), na.1.dist(nb.1));
-                self.viewport.pan(m1.x - m0.x, m1.y - m0.y, self.screen.2);
-                if d0 > 1.0 && d1 > 1.0 {
-                    self.viewport.zoom_at(m1, d1 / d0);
-                }
-                self.nav = Nav::Pinch { a: na, b: nb };
-                self.view_changed = true;
-                self.bump();
-                return;
-            }
-            _ => {}
-        }
-        if self.tool_pointer == Some(last.id) {
-            let inputs: Vec<ToolInput> = samples.iter().map(|s| self.tool_input(s)).collect();
-            let zoom = self.viewport.zoom();
-            let out = self
-                .tools
-                .moved(&inputs, self.session.indexed(), zoom, &mut self.rng);
-            self.apply(out);
-        }
-    }
-
-    /// A pointer went up.
-    pub fn pointer_up(&mut self, input: Input) {
-        self.pointers.retain(|p| p.0 != input.id);
-        match self.nav {
-            Nav::Pan { id, .. } if id == input.id => self.nav = Nav::Idle,
-            Nav::Pinch { a, b } if a.0 == input.id || b.0 == input.id => self.nav = Nav::Idle,
-            _ => {}
-        }
-        if self.tool_pointer == Some(input.id) {
-            self.tool_pointer = None;
-            let zoom = self.viewport.zoom();
-            let out = self.tools.up(
-                self.tool_input(&input),
-                self.session.indexed(),
-                zoom,
-                &mut self.rng,
-            );
-            self.apply(out);
-            self.bump();
-        }
-    }
-
-    /// The browser took a pointer away (`pointercancel`).
-    pub fn pointer_cancel(&mut self, id: i32) {
-        self.pointers.retain(|p| p.0 != id);
-        if self.tool_pointer == Some(id) {
-            self.tool_pointer = None;
-            let out = self.tools.cancel();
-            self.apply(out);
-        }
-        if matches!(self.nav, Nav::Pan { id: i, .. } if i == id)
-            || matches!(self.nav, Nav::Pinch { a, b } if a.0 == id || b.0 == id)
-        {
-            self.nav = Nav::Idle;
-        }
-    }
-
-    /// The pointer left the canvas: others stop seeing our cursor.
-    pub fn pointer_leave(&mut self) {
-        self.cursor = Some(None);
-    }
-
-    /// A wheel event at `at`: Ctrl (a trackpad pinch) or a plain mouse wheel zooms around the
-    /// pointer; a sideways component (a trackpad's two-finger scroll) pans.
-    pub fn wheel(&mut self, at: Pt, dx: f64, dy: f64, ctrl: bool) {
-        if ctrl || dx == 0.0 {
-            self.viewport.zoom_at(at, wheel_zoom_factor(dy));
-        } else {
-            self.viewport.pan(-dx, -dy, self.screen.2);
-        }
-        self.view_changed = true;
-        self.bump();
-    }
-
-    /// A key went down; returns whether the app used it (the page should not).
-    pub fn key_down(&mut self, key: &str, ctrl: bool, shift: bool) -> bool {
-        let lower = key.to_ascii_lowercase();
-        match (ctrl, lower.as_str()) {
-            (true, "z") if shift => self.redo(),
-            (true, "z") => self.undo(),
-            (true, "y") => self.redo(),
-            (true, "a") => {
-                if self.can_edit() {
-                    self.tools.select_all(self.session.view());
-                    self.prefs.tool = ToolKind::Select;
-                }
-            }
-            (false, " ") => self.space_held = true,
-            (false, "delete" | "backspace") => self.delete_selection(),
-            (false, "escape") => self.tools.clear_selection(),
-            (false, "+" | "=") => self.zoom_in(),
-            (false, "-" | "_") => self.zoom_out(),
-            (false, "0") => self.reset_zoom(),
-            (false, "f") => self.zoom_to_fit(),
-            (false, k) if k.chars().count() == 1 && self.can_edit() => {
-                let Some(tool) = k.chars().next().and_then(ToolKind::from_shortcut) else {
-                    return false;
-                };
-                self.set_tool(tool);
-            }
-            _ => return false,
-        }
-        self.bump();
-        true
-    }
-
-    /// A key went up.
-    pub fn key_up(&mut self, key: &str) {
-        if key == " " {
-            self.space_held = false;
-        }
-    }
-
-    /// Whether the board is being panned with space held (the cursor shows a hand).
-    pub fn is_panning(&self) -> bool {
-        self.space_held || !matches!(self.nav, Nav::Idle)
-    }
-
-    // ---- connection ----
-
-    /// The Hello frame for a connection that just opened (None without a usable link).
-    pub fn hello(&mut self) -> Option<Vec<u8>> {
-        let link = self.link.as_ref()?;
-        let token = link.token()?.clone();
-        let room = link.room.clone();
-        let name = Name::new(clean_name(&self.prefs.name)).ok()?;
-        let msg = self.session.hello(room, token, name, self.prefs.color);
-        self.budget = FrameBudget::new();
-        Some(encode_client(&msg))
-    }
-
-    /// A frame from the server; returns what the socket owner must do.
-    pub fn receive(&mut self, bytes: &[u8], now_ms: f64) -> Option<Command> {
-        let msg = match decode_server(bytes) {
-            Ok(msg) => msg,
-            Err(DecodeError::Version { .. }) => {
-                self.connection.outdated();
-                self.bump();
-                return Some(Command::Close);
-            }
-            Err(_) => return Some(Command::Reconnect),
-        };
-        let notices = self.session.receive(msg, &mut self.rng);
-        let mut command = None;
-        for n in notices {
-            match n {
-                Notice::Welcomed {
-                    member, members, ..
-                } => {
-                    self.presence.welcome(member, members);
-                    self.connection.welcomed(now_ms);
-                    self.tools.prune_selection(self.session.view());
-                    // Others should see where our pointer is right away.
-                    self.cursor_sent_ms = f64::NEG_INFINITY;
-                    self.bump();
-                }
-                Notice::Presence(e) => {
-                    self.presence.event(e);
-                    self.bump();
-                }
-                Notice::Cursor(c) => self.presence.cursor(c, now_ms),
-                Notice::Renamed { from, to } => self.history.rename(from, to),
-                Notice::Toast(t) => {
-                    self.toasts.push(t);
-                    self.bump();
-                }
-                Notice::Resync => command = command.or(Some(Command::Reconnect)),
-                Notice::Fatal(reason) => {
-                    self.connection.fatal(reason);
-                    command = Some(Command::Close);
-                }
-                Notice::Outdated => {
-                    self.connection.outdated();
-                    command = Some(Command::Close);
-                }
-            }
-        }
-        command
-    }
-
-    /// The connection closed with `code`; returns when to try again.
-    pub fn disconnected(&mut self, code: u16, online: bool, now_ms: f64) -> Next {
-        self.session.disconnected();
-        self.presence.clear();
-        let next = self.connection.closed(code, online, now_ms, &mut self.rng);
-        self.bump();
-        next
-    }
-
-    /// The browser went offline.
-    pub fn offline(&mut self) {
-        self.connection.offline();
-        self.bump();
-    }
-
-    /// The browser came back online.
-    pub fn online(&mut self) -> Next {
-        let next = self.connection.online();
-        self.bump();
-        next
-    }
-
-    /// The frames to send this animation frame: queued ops within the frame budget, then a
-    /// profile change, then the latest cursor position (at most every 40 ms).
-    pub fn outgoing(&mut self, now_ms: f64) -> Vec<Vec<u8>> {
-        let mut frames = Vec::new();
-        if !self.session.is_welcomed() {
-            return frames;
-        }
-        // One token is kept back for the cursor, so that drawing never freezes it.
-        while self.budget.available(now_ms) > 1 {
-            let Some(msg) = self.session.next_op() else {
-                break;
-            };
-            self.budget.take(now_ms);
-            frames.push(encode_client(&msg));
-        }
-        if self.profile_changed
-            && let Ok(name) = Name::new(clean_name(&self.prefs.name))
-            && self.budget.take(now_ms)
-        {
-            self.profile_changed = false;
-            frames.push(encode_client(&ClientMsg::Profile(Profile {
-                name,
-                color: self.prefs.color,
-            })));
-        }
-        if let Some(at) = self.cursor
-            && now_ms - self.cursor_sent_ms >= CURSOR_INTERVAL_MS
-            && self.budget.take(now_ms)
-        {
-            self.cursor = None;
-            self.cursor_sent_ms = now_ms;
-            frames.push(encode_client(&ClientMsg::Cursor(at)));
-        }
-        frames
-    }
-
     // ---- internals ----
-
-    fn tool_input(&self, i: &Input) -> ToolInput {
-        ToolInput {
-            at: self.viewport.to_world(i.screen),
-            pressure: i.pressure,
-            device: match i.kind {
-                PointerKind::Mouse => Device::Mouse,
-                PointerKind::Pen => Device::Stylus,
-                PointerKind::Touch => Device::Touch,
-            },
-            time_ms: i.time_ms,
-            shift: i.shift,
-        }
-    }
 
     fn apply(&mut self, out: Output) {
         self.local(out.ops);

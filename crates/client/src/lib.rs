@@ -9,15 +9,21 @@
 //! protocol's fixed point (1/8 px) only when a point becomes part of an op. The *screen* is
 //! CSS pixels of the canvas element.
 
+pub mod cache;
+pub mod clipboard;
 pub mod connection;
 mod editor;
 pub mod geom;
 pub mod history;
+pub mod keymap;
 pub mod link;
+pub mod navigate;
+pub mod panels;
 pub mod prefs;
 pub mod presence;
 pub mod redraw;
 pub mod rng;
+pub mod scene;
 pub mod session;
 pub mod shape;
 pub mod smooth;
@@ -26,7 +32,9 @@ pub mod svg;
 pub mod tools;
 pub mod viewport;
 
-pub use editor::{Command, Editor, Input, PointerKind, TextRequest};
+pub use editor::{
+    Command, DUPLICATE_OFFSET_PX, Editor, Input, NO_TOKEN, NUDGE_PX, PointerKind, TextRequest,
+};
 
 #[cfg(test)]
 mod fixtures {

@@ -24,16 +24,16 @@ pub const PALETTE: [(&str, Color); 8] = [
     ("Pink", Color::rgb(0xd6, 0x33, 0x6c)),
 ];
 
-/// Colours for members' cursors and avatars.
-pub const MEMBER_COLORS: [Color; 8] = [
-    Color::rgb(0xe0, 0x31, 0x31),
-    Color::rgb(0xf0, 0x8c, 0x00),
-    Color::rgb(0x2f, 0x9e, 0x44),
-    Color::rgb(0x0c, 0x8f, 0x9e),
-    Color::rgb(0x19, 0x71, 0xc2),
-    Color::rgb(0x70, 0x48, 0xe8),
-    Color::rgb(0xae, 0x3e, 0xc9),
-    Color::rgb(0xd6, 0x33, 0x6c),
+/// Colours for members' cursors and avatars, with their names (tooltips).
+pub const MEMBER_COLORS: [(&str, Color); 8] = [
+    ("Red", Color::rgb(0xe0, 0x31, 0x31)),
+    ("Orange", Color::rgb(0xf0, 0x8c, 0x00)),
+    ("Green", Color::rgb(0x2f, 0x9e, 0x44)),
+    ("Teal", Color::rgb(0x0c, 0x8f, 0x9e)),
+    ("Blue", Color::rgb(0x19, 0x71, 0xc2)),
+    ("Violet", Color::rgb(0x70, 0x48, 0xe8)),
+    ("Purple", Color::rgb(0xae, 0x3e, 0xc9)),
+    ("Pink", Color::rgb(0xd6, 0x33, 0x6c)),
 ];
 
 /// Stroke sizes of the toolbar.
@@ -219,7 +219,7 @@ impl Prefs {
             .unwrap_or_else(|| guest_name(rng));
         let color = get(keys::COLOR)
             .and_then(|c| parse_hex(&c))
-            .unwrap_or(MEMBER_COLORS[(rng.next_u64() % MEMBER_COLORS.len() as u64) as usize]);
+            .unwrap_or(MEMBER_COLORS[(rng.next_u64() % MEMBER_COLORS.len() as u64) as usize].1);
         Self {
             name,
             color,
@@ -246,6 +246,39 @@ impl Prefs {
             (keys::SIZE, self.size.name().into()),
             (keys::THEME, self.theme.name().into()),
         ]
+    }
+}
+
+/// The preferences as this tab last stored them.
+///
+/// Invariant: `stored` holds, for every key of [`Prefs::entries`], the value this tab last
+/// wrote (or found). Only what differs is written again, so storage is touched when the user
+/// changes something, never on every frame, and two tabs do not overwrite each other's choices
+/// with values they merely loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedPrefs {
+    stored: [(&'static str, String); 6],
+}
+
+impl SavedPrefs {
+    /// `prefs` as they are in storage now.
+    pub fn new(prefs: &Prefs) -> Self {
+        Self {
+            stored: prefs.entries(),
+        }
+    }
+
+    /// The `(key, value)` pairs of `prefs` that differ from what was stored, now recorded as
+    /// stored: the caller writes exactly these.
+    pub fn changes(&mut self, prefs: &Prefs) -> Vec<(&'static str, String)> {
+        let mut changed = Vec::new();
+        for ((key, value), (_, old)) in prefs.entries().into_iter().zip(self.stored.iter_mut()) {
+            if *old != value {
+                old.clone_from(&value);
+                changed.push((key, value));
+            }
+        }
+        changed
     }
 }
 
@@ -315,5 +348,27 @@ mod tests {
             (ToolKind::Pen, Size::M, Theme::Dark)
         );
         assert_eq!(clean_name(&"é".repeat(40)).len(), 48);
+    }
+
+    #[test]
+    fn only_changed_preferences_are_saved_and_only_once() {
+        let mut rng = Xoshiro256::seeded(1);
+        let mut p = Prefs::load(|_| None, &mut rng, false);
+        let mut saved = SavedPrefs::new(&p);
+        assert!(saved.changes(&p).is_empty());
+        p.ink = PALETTE[1].1;
+        p.size = Size::L;
+        assert_eq!(
+            saved.changes(&p),
+            [
+                (keys::INK, "#e03131".to_string()),
+                (keys::SIZE, "l".to_string())
+            ]
+        );
+        assert!(saved.changes(&p).is_empty());
+        // Back and forth before the next save: nothing to write.
+        p.theme = p.theme.toggled();
+        p.theme = p.theme.toggled();
+        assert!(saved.changes(&p).is_empty());
     }
 }

@@ -21,9 +21,14 @@ pub struct RemoteCursor {
 }
 
 /// The members of the room and their cursors.
+///
+/// Invariant: no member is one of our own earlier connections (`former`): after a reconnect,
+/// possibly to another node, the room may still list the old connection until its presence
+/// expires, and it must not show as a second "you".
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
     me: Option<MemberId>,
+    former: Vec<MemberId>,
     members: Vec<Member>,
     cursors: Vec<RemoteCursor>,
 }
@@ -35,10 +40,28 @@ impl Presence {
     }
 
     /// A Welcome: everyone now in the room.
-    pub fn welcome(&mut self, me: MemberId, members: Vec<Member>) {
-        self.me = Some(me);
+    pub fn welcome(&mut self, me: MemberId, mut members: Vec<Member>) {
+        if let Some(old) = self.me.replace(me)
+            && old != me
+            && !self.former.contains(&old)
+        {
+            self.former.push(old);
+        }
+        members.retain(|m| !self.former.contains(&m.id));
         self.members = members;
         self.cursors.clear();
+    }
+
+    /// We changed our name or colour: our own entry shows it at once, without waiting for
+    /// the room to echo it.
+    pub fn rename_me(&mut self, name: &str, color: kokuban_protocol::Color) {
+        let Ok(name) = kokuban_protocol::Name::new(name) else {
+            return;
+        };
+        if let Some(m) = self.members.iter_mut().find(|m| Some(m.id) == self.me) {
+            m.name = name;
+            m.color = color;
+        }
     }
 
     /// The connection is gone: others are unknown until the next Welcome.
@@ -51,6 +74,9 @@ impl Presence {
     pub fn event(&mut self, e: PresenceEvent) {
         match e {
             PresenceEvent::Joined(m) | PresenceEvent::Updated(m) => {
+                if self.former.contains(&m.id) {
+                    return;
+                }
                 match self.members.iter_mut().find(|x| x.id == m.id) {
                     Some(x) => *x = m,
                     None => self.members.push(m),
@@ -173,6 +199,41 @@ mod tests {
         assert_eq!(p.members().count(), 2);
         p.clear();
         assert_eq!(p.members().count(), 1);
+    }
+
+    #[test]
+    fn our_earlier_connection_never_shows_as_a_second_us() {
+        let mut p = Presence::new();
+        p.welcome(MemberId(2), vec![member(1, "Bob"), member(2, "Ada")]);
+        p.clear();
+        // Reconnected (to another node) before the room forgot the old connection: the
+        // Welcome still lists it, and a late update of it arrives.
+        p.welcome(
+            MemberId(7),
+            vec![member(1, "Bob"), member(2, "Ada"), member(7, "Ada")],
+        );
+        p.event(PresenceEvent::Updated(member(2, "Ada")));
+        let names: Vec<(u64, &str)> = p.members().map(|m| (m.id.0, m.name.as_str())).collect();
+        assert_eq!(names, [(7, "Ada"), (1, "Bob")]);
+        // And again after a second reconnect.
+        p.welcome(
+            MemberId(9),
+            vec![member(2, "Ada"), member(7, "Ada"), member(9, "Ada")],
+        );
+        assert_eq!(p.members().map(|m| m.id.0).collect::<Vec<_>>(), [9]);
+    }
+
+    #[test]
+    fn renaming_ourselves_shows_at_once() {
+        let mut p = Presence::new();
+        p.welcome(MemberId(2), vec![member(1, "Bob"), member(2, "Ada")]);
+        p.rename_me("Ada Lovelace", Color::rgb(9, 9, 9));
+        let me = p.members().next().unwrap();
+        assert_eq!(
+            (me.name.as_str(), me.color),
+            ("Ada Lovelace", Color::rgb(9, 9, 9))
+        );
+        assert_eq!(p.member(MemberId(1)).unwrap().name.as_str(), "Bob");
     }
 
     #[test]

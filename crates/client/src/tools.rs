@@ -805,5 +805,6 @@ fn constrain(tool: Tool, start: Pt, at: Pt, shift: bool) -> Pt {
     }
 }
 
+mod selection;
 #[cfg(test)]
 mod tests;

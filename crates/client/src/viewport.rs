@@ -7,6 +7,9 @@ use crate::geom::{Pt, Rect};
 pub const MIN_ZOOM: f64 = 0.05;
 /// Closest zoom in.
 pub const MAX_ZOOM: f64 = 16.0;
+/// Zoom to fit magnifies a small drawing at most this much: enough to fill the screen with a
+/// scribble, not so much that a single dot becomes a blob.
+pub const FIT_MAX_ZOOM: f64 = 4.0;
 
 /// `screen = (world - origin) * zoom`.
 ///
@@ -101,7 +104,8 @@ impl Viewport {
     }
 
     /// Frames `content` (world) in a screen of `width × height`, with `margin` screen pixels
-    /// around it, at most at zoom 1 (a small drawing is not blown up). Empty content resets.
+    /// around it: zooming out for a large drawing and in (up to [`FIT_MAX_ZOOM`]) for a small
+    /// one. Empty content resets.
     pub fn fit(&mut self, content: Rect, width: f64, height: f64, margin: f64) {
         if content.is_empty() || width <= 0.0 || height <= 0.0 {
             *self = Self::default();
@@ -111,7 +115,7 @@ impl Viewport {
         let avail_h = (height - 2.0 * margin).max(1.0);
         let zoom = (avail_w / content.width().max(1.0))
             .min(avail_h / content.height().max(1.0))
-            .min(1.0);
+            .min(FIT_MAX_ZOOM);
         self.zoom = clamp_zoom(zoom);
         let c = content.center();
         self.origin = Pt::new(
@@ -127,12 +131,6 @@ fn clamp_zoom(z: f64) -> f64 {
     } else {
         1.0
     }
-}
-
-/// The zoom factor for a wheel movement of `delta_y` pixels: smooth for trackpads (small
-/// deltas), one notch of about 10% for a mouse wheel.
-pub fn wheel_zoom_factor(delta_y: f64) -> f64 {
-    (-delta_y.clamp(-100.0, 100.0) * 0.002).exp()
 }
 
 #[cfg(test)]
@@ -166,7 +164,6 @@ mod tests {
         assert!(close(v.to_world(anchor), under));
         v.zoom_at(anchor, f64::NAN);
         assert_eq!(v.zoom(), MAX_ZOOM);
-        assert!(wheel_zoom_factor(100.0) < 1.0 && wheel_zoom_factor(-100.0) > 1.0);
     }
 
     #[test]
@@ -191,14 +188,19 @@ mod tests {
         assert!(close(c, Pt::new(500.0, 300.0)));
         let r = v.visible(1000.0, 600.0);
         assert!(r.contains_rect(&content));
-        // A small drawing is centred, not magnified.
+        // A small drawing is centred and magnified to fill the screen...
+        let small = Rect::spanning(Pt::new(0.0, 0.0), Pt::new(250.0, 100.0));
+        v.fit(small, 1000.0, 600.0, 50.0);
+        assert_eq!(v.zoom(), 3.6);
+        assert!(close(v.to_screen(small.center()), Pt::new(500.0, 300.0)));
+        // ...but a dot only up to the fit's own limit.
         v.fit(
             Rect::spanning(Pt::new(0.0, 0.0), Pt::new(10.0, 10.0)),
             1000.0,
             600.0,
             50.0,
         );
-        assert_eq!(v.zoom(), 1.0);
+        assert_eq!(v.zoom(), FIT_MAX_ZOOM);
         v.fit(Rect::EMPTY, 1000.0, 600.0, 50.0);
         assert_eq!(v, Viewport::default());
     }

@@ -1,9 +1,11 @@
 use kokuban_protocol::{
-    Ack, Bytes, Capability, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState, Seq,
-    ServerMsg, Token, Welcome, decode_client, encode_server,
+    Ack, Bytes, Capability, ClientMsg, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState,
+    Seq, ServerMsg, Token, Welcome, decode_client, encode_server,
 };
 
 use super::*;
+use crate::clipboard::Clip;
+use crate::connection::Next;
 use crate::link::RoomLink;
 use crate::rng::Xoshiro256;
 
@@ -165,14 +167,20 @@ fn wheel_zooms_around_the_pointer_and_fit_frames_the_drawing() {
     let mut e = editor(true);
     e.set_screen(1000.0, 800.0, 1.0);
     let at = Pt::new(250.0, 100.0);
+    // The wheel pans; Ctrl+wheel zooms around the pointer.
+    e.wheel(at, 0.0, 60.0, false, false);
+    assert_eq!(e.viewport().origin(), Pt::new(0.0, 60.0));
+    assert_eq!(e.viewport().zoom(), 1.0);
     let under = e.viewport().to_world(at);
-    e.wheel(at, 0.0, -100.0, false);
+    e.wheel(at, 0.0, -100.0, true, false);
     assert!(e.viewport().zoom() > 1.0);
     assert!(e.viewport().to_world(at).dist(under) < 1e-9);
     e.pointer_down(input(1, 0.0, 0.0, PointerKind::Mouse, 0.0));
     e.pointer_up(input(1, 100.0, 100.0, PointerKind::Mouse, 50.0));
     e.zoom_to_fit();
     assert!(e.visible().contains_rect(&content_bounds(e.board())));
+    // A small drawing is zoomed in on, not left small.
+    assert!(e.viewport().zoom() > 2.0, "{}", e.viewport().zoom());
     e.reset_zoom();
     assert!((e.viewport().zoom() - 1.0).abs() < 1e-12);
 }
@@ -244,4 +252,229 @@ fn a_view_only_tab_cannot_edit_text() {
     assert!(e.take_text_request().is_none());
     e.commit_text(Some("x"));
     assert!(e.board().is_empty());
+}
+
+fn sequenced(seq: u64, author: u64, op: Op) -> Vec<u8> {
+    encode_server(&ServerMsg::Op(kokuban_protocol::Sequenced {
+        epoch: Epoch(1),
+        seq: Seq(seq),
+        author: MemberId(author),
+        op,
+    }))
+}
+
+fn draw(e: &mut Editor, from: (f64, f64), to: (f64, f64), t: f64) {
+    e.pointer_down(input(1, from.0, from.1, PointerKind::Mouse, t));
+    e.pointer_move(&[input(
+        1,
+        (from.0 + to.0) / 2.0,
+        from.1 + 7.0,
+        PointerKind::Mouse,
+        t + 8.0,
+    )]);
+    e.pointer_up(input(1, to.0, to.1, PointerKind::Mouse, t + 16.0));
+}
+
+fn center(e: &Editor, id: &kokuban_protocol::StrokeId) -> Pt {
+    crate::geom::visual_bounds(e.board().get(id).unwrap()).center()
+}
+
+#[test]
+fn copy_paste_duplicate_and_nudge_send_ops_the_room_applies() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    draw(&mut e, (100.0, 100.0), (200.0, 110.0), 0.0);
+    let original = e.board().strokes().next().unwrap().id;
+    // Nothing selected: nothing to copy, so the browser copies whatever else is selected.
+    assert_eq!(e.copy(), None);
+    assert!(e.key_down("a", true, false));
+    // Copy and paste themselves are the browser's clipboard events, not key presses.
+    assert!(!e.key_down("c", true, false));
+    let copied = e.copy().expect("the selection as clipboard text");
+    e.outgoing(100.0);
+
+    // The pointer rests at (600, 400): the paste is centred there, a new item, selected.
+    e.pointer_move(&[input(1, 600.0, 400.0, PointerKind::Mouse, 200.0)]);
+    assert!(e.paste(&copied));
+    assert_eq!(e.board().len(), 2);
+    let pasted = e.tools().selection().to_vec();
+    assert_eq!(pasted.len(), 1);
+    assert_ne!(pasted[0], original);
+    assert!(center(&e, &pasted[0]).dist(Pt::new(600.0, 400.0)) < 0.2);
+    assert_eq!(e.tools().kind(), ToolKind::Select);
+    let sent = ops(&e.outgoing(300.0));
+    let begun: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match m {
+            ClientMsg::Op(Op::StrokeBegin { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(begun, pasted);
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::Op(Op::StrokeEnd { id }) if *id == pasted[0]))
+    );
+
+    // Ctrl+D copies the selection 16 screen pixels right and down, and selects the copy.
+    e.set_screen(1000.0, 800.0, 1.0);
+    e.zoom_by(2.0);
+    let before = center(&e, &pasted[0]);
+    assert!(e.key_down("d", true, false));
+    let dup = e.tools().selection()[0];
+    assert_eq!(e.board().len(), 3);
+    let moved = center(&e, &dup);
+    assert!((moved.x - before.x - 8.0).abs() < 0.2 && (moved.y - before.y - 8.0).abs() < 0.2);
+
+    // Shift+→ nudges it 10 px with one Move; the arrow alone 1 px; undo takes the nudge back.
+    e.outgoing(400.0);
+    assert!(e.key_down("ArrowRight", false, true));
+    assert!(e.key_down("ArrowUp", false, false));
+    assert_eq!(e.board().get(&dup).unwrap().offset, (80, -8));
+    let sent = ops(&e.outgoing(500.0));
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::Op(Op::Move { to }) if to.as_slice()[0].id == dup))
+    );
+    e.undo();
+    assert_eq!(e.board().get(&dup).unwrap().offset, (80, 0));
+
+    // Cut takes the selection away; one undo brings it back.
+    let cut = e.cut().expect("the cut selection");
+    assert!(Clip::from_json(&cut).is_some());
+    assert!(e.board().get(&dup).unwrap().erased);
+    e.undo();
+    assert!(!e.board().get(&dup).unwrap().erased);
+}
+
+#[test]
+fn plain_text_pastes_as_a_text_item_and_a_viewer_pastes_nothing() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.set_screen(800.0, 600.0, 1.0);
+    e.pointer_leave();
+    assert!(e.paste("Shopping list\r\n- milk"));
+    let item = e.board().strokes().next().unwrap();
+    assert!(
+        matches!(&item.shape, kokuban_board::Shape::Text(t) if t.as_str() == "Shopping list\n- milk")
+    );
+    // No pointer over the board: in the middle of the screen.
+    assert!(center(&e, &item.id).dist(Pt::new(400.0, 300.0)) < 40.0);
+    assert!(!e.paste("  \n"));
+    e.undo();
+    assert!(e.board().is_empty());
+
+    let mut v = editor(false);
+    welcome(&mut v, Capability::View);
+    assert!(!v.paste("hello"));
+    assert!(v.board().is_empty());
+}
+
+#[test]
+fn a_link_without_a_token_says_so_for_good_and_offers_a_new_board() {
+    let mut rng = Xoshiro256::seeded(9);
+    let prefs = Prefs::load(|_| None, &mut rng, false);
+    let link = RoomLink {
+        room: RoomId::new("room").unwrap(),
+        edit: None,
+        view: None,
+    };
+    let mut e = Editor::new(prefs, Some(link), [7; 32]);
+    assert_eq!(e.status().label(), crate::NO_TOKEN);
+    assert_eq!(e.closed(), Some(crate::connection::Remedy::NewBoard));
+    assert!(!e.can_edit());
+    assert!(e.hello().is_none());
+    assert_eq!(e.online(), Next::Stop);
+    assert_eq!(e.status().label(), crate::NO_TOKEN);
+}
+
+#[test]
+fn an_invalid_link_hides_the_tools_and_offers_a_new_board() {
+    let mut e = editor(true);
+    e.hello();
+    let forbidden = encode_server(&ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::Forbidden,
+        "no",
+    )));
+    assert!(e.can_edit());
+    e.receive(&forbidden, 0.0);
+    e.disconnected(1008, true, 1.0);
+    assert!(!e.can_edit());
+    assert_eq!(e.closed(), Some(crate::connection::Remedy::NewBoard));
+}
+
+#[test]
+fn preferences_are_saved_when_they_change_not_on_every_frame() {
+    let mut e = editor(true);
+    assert!(e.take_prefs_to_save().is_empty());
+    e.set_ink(crate::prefs::PALETTE[4].1);
+    assert_eq!(
+        e.take_prefs_to_save(),
+        [(crate::prefs::keys::INK, "#2f9e44".to_string())]
+    );
+    assert!(e.take_prefs_to_save().is_empty());
+    // Navigating and drawing change no preference.
+    e.zoom_in();
+    draw(&mut e, (0.0, 0.0), (50.0, 0.0), 0.0);
+    assert!(e.take_prefs_to_save().is_empty());
+    e.set_profile("Ada", e.prefs().color);
+    assert_eq!(
+        e.take_prefs_to_save(),
+        [(crate::prefs::keys::NAME, "Ada".to_string())]
+    );
+}
+
+#[test]
+fn others_drawing_and_our_renaming_refresh_what_the_page_shows() {
+    let mut e = editor(true);
+    let me = kokuban_protocol::Member {
+        id: MemberId(5),
+        name: kokuban_protocol::Name::new("Guest").unwrap(),
+        color: Color::rgb(1, 2, 3),
+        capability: Capability::Edit,
+    };
+    let msg = ServerMsg::Welcome(Welcome {
+        member: MemberId(5),
+        capability: Capability::Edit,
+        epoch: Epoch(1),
+        state: RoomState::Snapshot {
+            board: Bytes(Board::at_start_of(Epoch(1)).snapshot()),
+            ops: Vec::new().into(),
+        },
+        members: vec![me].into(),
+    });
+    e.hello();
+    e.receive(&encode_server(&msg), 0.0);
+
+    // Someone else's first stroke: the page must learn that the board has content now.
+    let v = e.ui_version();
+    let id = crate::rng::stroke_id_from(77);
+    let begin = Op::StrokeBegin {
+        id,
+        tool: kokuban_protocol::Tool::Pen,
+        color: Color::rgb(0, 0, 0),
+        width: kokuban_protocol::Width::from_px(4.0),
+        first: kokuban_protocol::Point::from_px(1.0, 1.0, 0.5).unwrap(),
+    };
+    e.receive(&sequenced(1, 8, begin), 1.0);
+    assert!(e.ui_version() > v);
+    // More of it changes nothing the page shows.
+    let v = e.ui_version();
+    e.receive(&sequenced(2, 8, Op::StrokeEnd { id }), 2.0);
+    assert_eq!(e.ui_version(), v);
+    e.receive(&sequenced(3, 8, Op::Clear), 3.0);
+    assert!(e.ui_version() > v);
+
+    // Our own new name shows on our avatar at once.
+    e.set_profile("Ada Lovelace", Color::rgb(9, 9, 9));
+    assert_eq!(
+        e.presence().members().next().unwrap().name.as_str(),
+        "Ada Lovelace"
+    );
+
+    // A network blip the socket survived: connected again, no reconnect.
+    e.offline();
+    assert_eq!(e.status().name(), "offline");
+    assert_eq!(e.online(), Next::Stay);
+    assert_eq!(e.status().name(), "connected");
 }

@@ -1,29 +1,31 @@
 //! The browser test harness: servers on loopback ports (a single node, or a two-node cluster on
 //! a `redis-server` of the test's own), a cuttable TCP proxy, ChromeDriver and a minimal
-//! WebDriver client (plain HTTP/1.1 and JSON: the handful of commands these tests need do not
-//! justify a WebDriver crate and its dependency tree).
+//! WebDriver client (JSON over the test kit's HTTP client: the handful of commands these tests
+//! need do not justify a WebDriver crate and its dependency tree). Redis, the proxy and the HTTP
+//! client are the workspace's test kit, shared with the server tests.
 #![allow(dead_code)]
 
-/// The server tests' private `redis-server` launcher, shared rather than copied so that both
-/// suites start Redis the same way.
-#[path = "../../../server/tests/common/redis.rs"]
-pub mod redis_server;
+/// The workspace's `redis-server` launcher (the test kit), shared with the server tests so
+/// that both suites start Redis the same way.
+pub mod redis_server {
+    pub use kokuban_testkit::free_port;
+    pub use kokuban_testkit::redis::RedisServer;
+}
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kokuban_server::config::ClusterConfig;
 use kokuban_server::{Config, Server, ShutdownHandle};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::sync::{Mutex, MutexGuard, watch};
+use tokio::sync::{Mutex, MutexGuard};
+
+use kokuban_testkit::http::Request;
+use kokuban_testkit::proxy::FaultProxy;
 
 use self::redis_server::{RedisServer, free_port};
 
@@ -42,7 +44,7 @@ pub async fn prerequisites() -> Option<MutexGuard<'static, ()>> {
     let missing: Vec<String> = [
         (Path::new(CHROMIUM).exists(), CHROMIUM.to_string()),
         (Path::new(CHROMEDRIVER).exists(), CHROMEDRIVER.to_string()),
-        (redis_server_installed(), "redis-server".to_string()),
+        (RedisServer::available(), "redis-server".to_string()),
         (
             dist().join("index.html").exists(),
             "dist/index.html (run `trunk build --release --offline`)".to_string(),
@@ -60,19 +62,6 @@ pub async fn prerequisites() -> Option<MutexGuard<'static, ()>> {
         return None;
     }
     Some(BROWSERS.lock().await)
-}
-
-/// Whether the program the Redis launcher runs can be found: `KOKUBAN_TEST_REDIS_SERVER`, or
-/// else `redis-server`, as a path or a name on the `PATH`.
-fn redis_server_installed() -> bool {
-    let program = std::env::var_os("KOKUBAN_TEST_REDIS_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("redis-server"));
-    if program.components().count() > 1 {
-        return program.is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(&program).is_file()))
 }
 
 fn workspace() -> PathBuf {
@@ -228,55 +217,42 @@ impl Drop for Node {
 }
 
 /// A TCP proxy in front of a node that the test can unplug (cutting every connection and
-/// refusing new ones) and plug back in: a network failure on one tab's path only.
+/// refusing new ones) and plug back in: a network failure on one tab's path only. It is the
+/// test kit's fault proxy, whose other faults (latency, a frozen link) are at hand through
+/// [`Proxy::faults`].
 pub struct Proxy {
     pub addr: SocketAddr,
-    plugged: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
+    inner: FaultProxy,
 }
 
 impl Proxy {
     /// A proxy to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
-        let addr = listener.local_addr().expect("proxy address");
-        let plugged = Arc::new(AtomicBool::new(true));
-        let (cut, _) = watch::channel(0u64);
-        let (p, tx) = (plugged.clone(), cut.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !p.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let mut cut = tx.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, plugged, cut }
+        let inner = FaultProxy::start(upstream).await;
+        Proxy {
+            addr: inner.addr,
+            inner,
+        }
     }
 
     /// `http://addr`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.inner.http_url()
     }
 
     /// Cuts every connection and refuses new ones.
     pub fn unplug(&self) {
-        self.plugged.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|g| *g += 1);
+        self.inner.cut();
     }
 
     /// Lets connections through again.
     pub fn plug(&self) {
-        self.plugged.store(true, Ordering::SeqCst);
+        self.inner.heal();
+    }
+
+    /// The underlying fault proxy, for faults other than a cut.
+    pub fn faults(&self) -> &FaultProxy {
+        &self.inner
     }
 }
 
@@ -304,100 +280,17 @@ async fn http_text(
     path: &str,
     body: Option<&Value>,
 ) -> Result<(u16, String), String> {
-    tokio::time::timeout(Duration::from_secs(90), request(addr, method, path, body))
-        .await
-        .map_err(|_| format!("{method} {path}: no answer in 90 s"))?
-}
-
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<(u16, String), String> {
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
+    // Starting a browser session can take most of a minute on a busy CI core.
+    let r = Request::new(method, addr, path)
+        .header("content-type", "application/json")
+        .body(body)
+        .timeout(Duration::from_secs(90))
+        .send()
         .await
         .map_err(|e| e.to_string())?;
-    // Read the head, then exactly Content-Length bytes: ChromeDriver announces
-    // `Connection: close` but may keep the socket open, so reading to the end could hang.
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    let split = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed before the HTTP header".into());
-        }
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no HTTP status")?;
-    let length = head.lines().find_map(|l| {
-        l.strip_prefix("content-length:")
-            .and_then(|v| v.trim().parse::<usize>().ok())
-    });
-    let mut payload = raw[split + 4..].to_vec();
-    match length {
-        Some(len) => {
-            while payload.len() < len {
-                let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                payload.extend_from_slice(&buf[..n]);
-            }
-            payload.truncate(len);
-        }
-        None => {
-            stream
-                .read_to_end(&mut payload)
-                .await
-                .map_err(|e| e.to_string())?;
-            if head.contains("transfer-encoding: chunked") {
-                payload = dechunk(&payload);
-            }
-        }
-    }
-    let text = String::from_utf8(payload).map_err(|e| format!("{path}: not UTF-8: {e}"))?;
-    Ok((status, text))
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&data[..line_end])
-                .split(';')
-                .next()
-                .unwrap_or("0")
-                .trim(),
-            16,
-        )
-        .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        let start = line_end + 2;
-        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
-        data = &data[(start + size + 2).min(data.len())..];
-    }
-    out
+    let text = String::from_utf8(r.body.to_vec()).map_err(|e| format!("{path}: not UTF-8: {e}"))?;
+    Ok((r.status, text))
 }
 
 /// A running ChromeDriver (killed on drop; its browsers are closed by [`Browser`]'s drop).
@@ -675,20 +568,10 @@ impl Drop for Browser {
     /// Ends the WebDriver session, which closes Chromium, even when the test failed midway.
     /// Blocking on purpose: drop cannot await, and this is one short request to loopback.
     fn drop(&mut self) {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.driver, Duration::from_secs(5))
-        else {
-            return;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        let request = format!(
-            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.session, self.driver
-        );
-        if s.write_all(request.as_bytes()).is_ok() {
-            // Wait for the answer's first bytes: the browser is gone once it comes.
-            let _ = s.read(&mut [0u8; 256]);
-        }
+        let path = format!("/session/{}", self.session);
+        let _ = Request::new("DELETE", self.driver, &path)
+            .timeout(Duration::from_secs(10))
+            .send_blocking();
     }
 }
 
@@ -719,4 +602,133 @@ pub fn wave(x0: i64, x1: i64, y: i64) -> Vec<(i64, i64)> {
             (x, y + dy as i64)
         })
         .collect()
+}
+
+// ---- The UI tests' helpers (`tests/ui.rs`): key chords, the wheel, clicks on elements ----
+
+/// WebDriver's key values for modifiers and keys without a character.
+pub mod keys {
+    /// Shift.
+    pub const SHIFT: &str = "\u{E008}";
+    /// Control.
+    pub const CONTROL: &str = "\u{E009}";
+    /// Escape.
+    pub const ESCAPE: &str = "\u{E00C}";
+    /// Arrow right.
+    pub const RIGHT: &str = "\u{E014}";
+    /// Arrow down.
+    pub const DOWN: &str = "\u{E015}";
+}
+
+impl Browser {
+    /// Presses `key` with `modifiers` held (WebDriver key values, e.g. [`keys::SHIFT`]).
+    pub async fn chord(&self, modifiers: &[&str], key: &str) {
+        let mut actions: Vec<Value> = modifiers
+            .iter()
+            .map(|m| json!({"type": "keyDown", "value": m}))
+            .collect();
+        actions.push(json!({"type": "keyDown", "value": key}));
+        actions.push(json!({"type": "keyUp", "value": key}));
+        actions.extend(
+            modifiers
+                .iter()
+                .rev()
+                .map(|m| json!({"type": "keyUp", "value": m})),
+        );
+        self.keyboard(actions).await;
+    }
+
+    /// Turns the mouse wheel over `(x, y)` by `(dx, dy)` pixels, with Control held if `ctrl`
+    /// (as a trackpad pinch arrives).
+    pub async fn wheel(&self, (x, y): (i64, i64), (dx, dy): (i64, i64), ctrl: bool) {
+        let scroll = json!({
+            "type": "wheel", "id": "wheel",
+            "actions": [
+                {"type": "pause", "duration": 0},
+                {"type": "scroll", "x": x, "y": y, "deltaX": dx, "deltaY": dy, "duration": 0},
+                {"type": "pause", "duration": 0},
+            ]
+        });
+        let mut sources = vec![scroll];
+        if ctrl {
+            sources.push(json!({
+                "type": "key", "id": "keyboard",
+                "actions": [
+                    {"type": "keyDown", "value": keys::CONTROL},
+                    {"type": "pause", "duration": 0},
+                    {"type": "keyUp", "value": keys::CONTROL},
+                ]
+            }));
+        }
+        self.command("POST", "/actions", Some(json!({ "actions": sources })))
+            .await;
+        self.command("DELETE", "/actions", None).await;
+    }
+
+    /// Moves the mouse to `(x, y)` without pressing anything.
+    pub async fn hover(&self, x: i64, y: i64) {
+        self.mouse(vec![
+            json!({"type": "pointerMove", "duration": 0, "x": x, "y": y}),
+        ])
+        .await;
+    }
+
+    /// The centre of the first element matching a CSS selector, in CSS pixels of the viewport.
+    pub async fn center(&self, css: &str) -> (i64, i64) {
+        let v = self
+            .js(
+                "const e = document.querySelector(arguments[0]); if (!e) return null; \
+                 const r = e.getBoundingClientRect(); \
+                 return [Math.round(r.left + r.width / 2), Math.round(r.top + r.height / 2)];",
+                json!([css]),
+            )
+            .await;
+        let xy = v
+            .as_array()
+            .unwrap_or_else(|| panic!("no element matches {css}"));
+        (xy[0].as_i64().unwrap(), xy[1].as_i64().unwrap())
+    }
+
+    /// Clicks the first element matching a CSS selector with the mouse, as a person would
+    /// (pointer down and up at its centre, so the page sees every event of a real click).
+    pub async fn click_on(&self, css: &str) {
+        let (x, y) = self.center(css).await;
+        self.click(x, y, 1).await;
+    }
+
+    /// Makes the page a phone's of `width × height` CSS pixels (a mobile viewport; the
+    /// window itself cannot be narrower than 500 px in headless Chromium).
+    pub async fn emulate_phone(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": true},
+            })),
+        )
+        .await;
+    }
+
+    /// Opens a new tab in this browser (which shares its clipboard) and switches to it.
+    pub async fn new_tab(&self) {
+        let v = self
+            .command("POST", "/window/new", Some(json!({"type": "tab"})))
+            .await;
+        let handle = v["handle"].as_str().expect("a window handle").to_string();
+        self.command("POST", "/window", Some(json!({ "handle": handle })))
+            .await;
+    }
+
+    /// The text of the first element matching a CSS selector (empty if there is none).
+    pub async fn text(&self, css: &str) -> String {
+        self.js(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : '';",
+            json!([css]),
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
 }

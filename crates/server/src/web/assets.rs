@@ -90,12 +90,87 @@ pub(crate) async fn file(uri: Uri, headers: HeaderMap) -> Response {
     }
     // Debug builds read from disk: never let a path climb out of dist/.
     if path.contains('\\') || path.split('/').any(|s| s == ".." || s == ".") {
-        return ApiError::NotFound.into_response();
+        return not_found(path, &headers);
     }
     match Dist::get(path) {
         Some(file) => respond(file, path, &headers),
-        None => ApiError::NotFound.into_response(),
+        None => not_found(path, &headers),
     }
+}
+
+/// The first segments of the paths that programs use: a miss there is always answered in JSON.
+const API_PREFIXES: [&str; 5] = ["api", "ws", "healthz", "readyz", "metrics"];
+
+/// A 404: a page for a person who mistyped an address (a browser navigating asks for HTML),
+/// the API's JSON for everything else, so that scripts and API clients still get a body they
+/// can parse.
+fn not_found(path: &str, headers: &HeaderMap) -> Response {
+    if !wants_page(path, headers) {
+        return ApiError::NotFound.into_response();
+    }
+    let mut response = (
+        StatusCode::NOT_FOUND,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        not_found_page(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&not_found_csp()) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
+}
+
+/// Whether a missed `path` should get the HTML page: the request accepts HTML and the path is
+/// not one of the API's.
+fn wants_page(path: &str, headers: &HeaderMap) -> bool {
+    let first = path.split('/').next().unwrap_or_default();
+    let html = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"));
+    html && !API_PREFIXES.contains(&first)
+}
+
+/// The 404 page: no script, its one style element admitted by hash, nothing else loaded.
+const NOT_FOUND_STYLE: &str = "\
+:root{color-scheme:light dark;--bg:#fbfaf7;--ink:#1e1e1e;--muted:#6b6b6b;--accent:#4c6ef5}\
+@media (prefers-color-scheme:dark){:root{--bg:#24453a;--ink:#f4f1e8;--muted:#a9b5ae;--accent:#8fa8ff}}\
+html,body{height:100%;margin:0}\
+body{display:flex;flex-direction:column;align-items:center;justify-content:center;gap:14px;\
+padding:0 24px;background:var(--bg);color:var(--ink);text-align:center;\
+font:16px/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}\
+h1{margin:0;font-size:32px}p{max-width:440px;margin:0;color:var(--muted)}\
+a{margin-top:10px;padding:12px 22px;border-radius:10px;background:var(--accent);color:#fff;\
+font-weight:600;text-decoration:none}";
+
+/// The 404 page, its style inline (one request, and nothing of the app to load).
+fn not_found_page() -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Kokuban: page not found</title><style>{NOT_FOUND_STYLE}</style></head>\
+         <body><h1>Nothing here</h1><p>There is no page at this address. A board's link looks \
+         like <code>/r/…#edit=…</code>: check that it was copied whole, or start a new \
+         board.</p><a href=\"/\">New board</a></body></html>\n"
+    )
+}
+
+/// The 404 page's Content-Security-Policy: nothing but its own style element.
+fn not_found_csp() -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(NOT_FOUND_STYLE.as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+    format!(
+        "default-src 'none'; style-src 'sha256-{b64}'; base-uri 'none'; form-action 'none'; \
+         frame-ancestors 'none'"
+    )
 }
 
 fn respond(file: EmbeddedFile, path: &str, headers: &HeaderMap) -> Response {
@@ -203,6 +278,52 @@ mod tests {
         assert!(csp.contains("style-src 'self';"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert!(app_csp("<p>no scripts</p>").contains("script-src 'self' 'wasm-unsafe-eval';"));
+    }
+
+    #[test]
+    fn a_person_gets_a_page_for_a_mistyped_address_programs_get_json() {
+        let html = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
+            h
+        };
+        let browser = html("text/html,application/xhtml+xml,*/*;q=0.8");
+        assert!(wants_page("nope", &browser));
+        assert!(wants_page("r/abc/extra", &browser));
+        assert!(!wants_page("api/rooms/abc", &browser));
+        assert!(!wants_page("ws", &browser));
+        assert!(!wants_page("nope", &html("*/*")));
+        assert!(!wants_page("nope", &HeaderMap::new()));
+
+        let page = not_found("nope", &browser);
+        assert_eq!(page.status(), StatusCode::NOT_FOUND);
+        assert!(
+            page.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let api = not_found("api/nope", &browser);
+        assert_eq!(api.status(), StatusCode::NOT_FOUND);
+        assert_eq!(api.headers()[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn the_404_page_admits_exactly_its_own_style() {
+        let page = not_found_page();
+        let style = page
+            .split_once("<style>")
+            .and_then(|(_, rest)| rest.split_once("</style>"))
+            .map(|(style, _)| style)
+            .unwrap();
+        assert_eq!(style, NOT_FOUND_STYLE);
+        assert!(!page.contains("<script"));
+        let csp = not_found_csp();
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe"), "{csp}");
     }
 
     #[test]

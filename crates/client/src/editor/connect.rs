@@ -1,0 +1,135 @@
+//! The editor's side of the connection: the Hello, what the server sends, what goes out each
+//! frame, and what a lost or returning network means.
+
+use kokuban_protocol::{ClientMsg, DecodeError, Name, Profile, decode_server, encode_client};
+
+use super::{CURSOR_INTERVAL_MS, Command, Editor};
+use crate::connection::{FrameBudget, Next};
+use crate::prefs::clean_name;
+use crate::session::Notice;
+
+impl Editor {
+    /// The Hello frame for a connection that just opened (None without a usable link).
+    pub fn hello(&mut self) -> Option<Vec<u8>> {
+        let link = self.link.as_ref()?;
+        let token = link.token()?.clone();
+        let room = link.room.clone();
+        let name = Name::new(clean_name(&self.prefs.name)).ok()?;
+        let msg = self.session.hello(room, token, name, self.prefs.color);
+        self.budget = FrameBudget::new();
+        Some(encode_client(&msg))
+    }
+
+    /// A frame from the server; returns what the socket owner must do.
+    pub fn receive(&mut self, bytes: &[u8], now_ms: f64) -> Option<Command> {
+        let msg = match decode_server(bytes) {
+            Ok(msg) => msg,
+            Err(DecodeError::Version { .. }) => {
+                self.connection.outdated();
+                self.bump();
+                return Some(Command::Close);
+            }
+            Err(_) => return Some(Command::Reconnect),
+        };
+        let had_content = !self.session.view().is_empty();
+        let notices = self.session.receive(msg, &mut self.rng);
+        if had_content == self.session.view().is_empty() {
+            // Others' drawing (or clearing) changes what the menu offers ("Clear board").
+            self.bump();
+        }
+        let mut command = None;
+        for n in notices {
+            match n {
+                Notice::Welcomed {
+                    member, members, ..
+                } => {
+                    self.presence.welcome(member, members);
+                    self.connection.welcomed(now_ms);
+                    self.tools.prune_selection(self.session.view());
+                    // Others should see where our pointer is right away.
+                    self.cursor_sent_ms = f64::NEG_INFINITY;
+                    self.bump();
+                }
+                Notice::Presence(e) => {
+                    self.presence.event(e);
+                    self.bump();
+                }
+                Notice::Cursor(c) => self.presence.cursor(c, now_ms),
+                Notice::Renamed { from, to } => self.history.rename(from, to),
+                Notice::Toast(t) => {
+                    self.toasts.push(t);
+                    self.bump();
+                }
+                Notice::Resync => command = command.or(Some(Command::Reconnect)),
+                Notice::Fatal(reason) => {
+                    self.connection.fatal(reason);
+                    command = Some(Command::Close);
+                }
+                Notice::Outdated => {
+                    self.connection.outdated();
+                    command = Some(Command::Close);
+                }
+            }
+        }
+        command
+    }
+
+    /// The connection closed with `code`; returns when to try again.
+    pub fn disconnected(&mut self, code: u16, online: bool, now_ms: f64) -> Next {
+        self.session.disconnected();
+        self.presence.clear();
+        let next = self.connection.closed(code, online, now_ms, &mut self.rng);
+        self.bump();
+        next
+    }
+
+    /// The browser went offline.
+    pub fn offline(&mut self) {
+        self.connection.offline();
+        self.bump();
+    }
+
+    /// The browser came back online. A connection that is still welcomed survived the
+    /// outage ([`Next::Stay`]).
+    pub fn online(&mut self) -> Next {
+        let next = self.connection.online(self.session.is_welcomed());
+        self.bump();
+        next
+    }
+
+    /// The frames to send this animation frame: queued ops within the frame budget, then a
+    /// profile change, then the latest cursor position (at most every 40 ms).
+    pub fn outgoing(&mut self, now_ms: f64) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        if !self.session.is_welcomed() {
+            return frames;
+        }
+        // One token is kept back for the cursor, so that drawing never freezes it.
+        while self.budget.available(now_ms) > 1 {
+            let Some(msg) = self.session.next_op() else {
+                break;
+            };
+            self.budget.take(now_ms);
+            frames.push(encode_client(&msg));
+        }
+        if self.profile_changed
+            && let Ok(name) = Name::new(clean_name(&self.prefs.name))
+            && self.budget.take(now_ms)
+        {
+            self.profile_changed = false;
+            frames.push(encode_client(&ClientMsg::Profile(Profile {
+                name,
+                color: self.prefs.color,
+            })));
+        }
+        if let Some(at) = self.cursor
+            && now_ms - self.cursor_sent_ms >= CURSOR_INTERVAL_MS
+            && self.budget.take(now_ms)
+        {
+            self.cursor = None;
+            self.cursor_sent_ms = now_ms;
+            frames.push(encode_client(&ClientMsg::Cursor(at)));
+        }
+        frames
+    }
+}

@@ -1,0 +1,16 @@
+//! The server's integration tests, as one binary: the harness is compiled once, and tests
+//! that only need *a* Redis share one (see `RedisServer::shared`). Each module is one area.
+
+mod harness;
+
+mod abuse;
+mod caps;
+mod cluster;
+mod durability;
+mod exactly_once;
+mod faults;
+mod frames;
+mod hardening;
+mod http;
+mod protection;
+mod rooms;

@@ -1,0 +1,77 @@
+//! The overlay above the board: the selection, the marquee and others' cursors. It is a layer
+//! of its own so that the board's pixels are only ink and background.
+
+use kokuban_client::Editor;
+use kokuban_client::geom::{Pt, visual_bounds};
+use kokuban_client::prefs::hex;
+
+use super::layer::Layer;
+
+/// The selection's and the marquee's colour.
+const ACCENT: &str = "#4c6ef5";
+
+/// Draws the overlay for `now`; `drawn` says whether it holds anything, so that an idle
+/// overlay is not cleared on every frame.
+pub fn draw(layer: &Layer, editor: &Editor, now: f64, ratio: f64, drawn: &mut bool) {
+    let presence = editor.presence();
+    let tools = editor.tools();
+    let busy =
+        presence.is_animating(now) || !tools.selection().is_empty() || tools.marquee().is_some();
+    if !busy && !*drawn {
+        return;
+    }
+    *drawn = busy;
+    layer.clear();
+    let ctx = layer.ctx();
+    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    let view = editor.viewport();
+    ctx.set_line_width(1.5);
+    ctx.set_stroke_style_str(ACCENT);
+    let dash = js_sys::Array::of2(&5.0.into(), &4.0.into());
+    let _ = ctx.set_line_dash(&dash);
+    let board = editor.board();
+    for id in tools.selection() {
+        if let Some(s) = board.get(id) {
+            let b = visual_bounds(s).inflate(4.0 / view.zoom());
+            let (a, c) = (
+                view.to_screen(Pt::new(b.x0, b.y0)),
+                view.to_screen(Pt::new(b.x1, b.y1)),
+            );
+            ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+        }
+    }
+    if let Some(m) = tools.marquee() {
+        let (a, c) = (
+            view.to_screen(Pt::new(m.x0, m.y0)),
+            view.to_screen(Pt::new(m.x1, m.y1)),
+        );
+        ctx.set_fill_style_str("rgba(76, 110, 245, 0.08)");
+        ctx.fill_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+        ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+    }
+    let _ = ctx.set_line_dash(&js_sys::Array::new());
+    ctx.set_font("600 12px system-ui, sans-serif");
+    for (cursor, alpha, name, color) in presence.visible_cursors(now) {
+        let p = view.to_screen(cursor.at);
+        let color = hex(color);
+        ctx.set_global_alpha(alpha);
+        ctx.set_fill_style_str(&color);
+        ctx.begin_path();
+        ctx.move_to(p.x, p.y);
+        ctx.line_to(p.x + 3.5, p.y + 15.0);
+        ctx.line_to(p.x + 7.0, p.y + 10.0);
+        ctx.line_to(p.x + 13.0, p.y + 10.0);
+        ctx.close_path();
+        ctx.fill();
+        ctx.set_stroke_style_str("#ffffff");
+        ctx.set_line_width(1.0);
+        ctx.stroke();
+        let width = ctx.measure_text(name).map_or(40.0, |m| m.width());
+        let (x, y) = (p.x + 12.0, p.y + 14.0);
+        ctx.set_fill_style_str(&color);
+        ctx.fill_rect(x, y, width + 10.0, 18.0);
+        ctx.set_fill_style_str("#ffffff");
+        let _ = ctx.fill_text(name, x + 5.0, y + 13.0);
+    }
+    ctx.set_global_alpha(1.0);
+}

@@ -1,0 +1,156 @@
+//! Drawing strokes and text on a layer. Each stroke's geometry is built once into a `Path2D`
+//! (from the SVG path data of the client crate) and reused until the stroke changes; which
+//! strokes to draw, and whether their geometry must be built, the [`Scene`] decides.
+
+use kokuban_board::{Board, Shape, Stroke};
+use kokuban_client::geom::{Pt, Rect};
+use kokuban_client::prefs::{Theme, hex};
+use kokuban_client::scene::{Draw, Scene, StrokeMap};
+use kokuban_client::shape::{Paint, TEXT_FONT_FAMILY, geometry, text_baseline, text_lines};
+use kokuban_client::viewport::Viewport;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, Path2d};
+
+use super::layer::Layer;
+
+/// A stroke as the canvas draws it: its colour in the theme, and its path once built.
+struct Painted {
+    color: String,
+    path: Option<(Path2d, Paint, f64)>,
+}
+
+/// The built geometry of the strokes drawn so far.
+#[derive(Default)]
+pub struct Paths(StrokeMap<Painted>);
+
+impl Paths {
+    /// Forgets every path and colour (a new theme).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Forgets the strokes that are gone from `board`.
+    pub fn retain(&mut self, board: &Board) {
+        self.0.retain(|id, _| board.get(id).is_some());
+    }
+}
+
+/// Where and how strokes are drawn: the layer, the camera it is drawn with, and the theme.
+pub struct Canvas<'a> {
+    /// The layer drawn on.
+    pub layer: &'a Layer,
+    /// The camera of that layer.
+    pub camera: Viewport,
+    /// Device pixels per CSS pixel.
+    pub ratio: f64,
+    /// Colours.
+    pub theme: Theme,
+}
+
+impl Canvas<'_> {
+    /// Draws `strokes`, bottom first, where they touch `region`.
+    pub fn strokes<'s>(
+        &self,
+        scene: &mut Scene,
+        paths: &mut Paths,
+        strokes: impl Iterator<Item = &'s Stroke>,
+        region: Rect,
+    ) {
+        for s in strokes {
+            self.stroke(scene, paths, s, region);
+        }
+        self.layer.ctx().set_global_alpha(1.0);
+    }
+
+    /// Draws one stroke if it touches `region` (the caller resets the global alpha after a
+    /// run of strokes).
+    pub fn stroke(&self, scene: &mut Scene, paths: &mut Paths, s: &Stroke, region: Rect) {
+        let how = scene.draw(s, region);
+        if how == Draw::Skip {
+            return;
+        }
+        if how == Draw::Build {
+            paths.0.remove(&s.id);
+        }
+        let painted = paths.0.entry(s.id).or_insert_with(|| Painted {
+            color: hex(self.theme.display(s.color)),
+            path: None,
+        });
+        let ctx = self.layer.ctx();
+        let k = self.camera.zoom() * self.ratio;
+        let e = (f64::from(s.offset.0) / 8.0 - self.camera.origin().x) * k;
+        let f = (f64::from(s.offset.1) / 8.0 - self.camera.origin().y) * k;
+        let _ = ctx.set_transform(k, 0.0, 0.0, k, e, f);
+        match &s.shape {
+            Shape::Text(text) => draw_text(ctx, &painted.color, s, text.as_str()),
+            Shape::Ink(_) => {
+                if painted.path.is_none() {
+                    painted.path = geometry(s).and_then(|g| {
+                        Path2d::new_with_path_string(&g.d)
+                            .ok()
+                            .map(|p| (p, g.paint, g.alpha))
+                    });
+                }
+                if let Some((path, paint, alpha)) = &painted.path {
+                    draw_path(ctx, &painted.color, path, *paint, *alpha);
+                }
+            }
+        }
+    }
+}
+
+fn draw_text(ctx: &CanvasRenderingContext2d, color: &str, s: &Stroke, text: &str) {
+    let size = s.width.px();
+    let at = s.points[0];
+    ctx.set_global_alpha(1.0);
+    ctx.set_fill_style_str(color);
+    ctx.set_font(&format!("{size}px {TEXT_FONT_FAMILY}"));
+    for (i, line) in text_lines(text).enumerate() {
+        let _ = ctx.fill_text(line, at.x_px(), at.y_px() + text_baseline(i, size));
+    }
+}
+
+fn draw_path(ctx: &CanvasRenderingContext2d, color: &str, path: &Path2d, paint: Paint, alpha: f64) {
+    ctx.set_global_alpha(alpha);
+    match paint {
+        Paint::Fill => {
+            ctx.set_fill_style_str(color);
+            ctx.fill_with_path_2d(path);
+        }
+        Paint::Stroke { width } => {
+            ctx.set_stroke_style_str(color);
+            ctx.set_line_width(width);
+            ctx.set_line_cap("round");
+            ctx.set_line_join("round");
+            ctx.stroke_with_path(path);
+        }
+    }
+}
+
+/// Renders the board (or `area` of it) into a new canvas at `scale` device pixels per world
+/// pixel, for a PNG export of the whole drawing.
+pub fn render_offscreen(
+    board: &Board,
+    area: Rect,
+    scale: f64,
+    theme: Theme,
+) -> Option<HtmlCanvasElement> {
+    let layer = Layer::offscreen()?;
+    layer.resize((
+        (area.width() * scale).ceil().max(1.0) as u32,
+        (area.height() * scale).ceil().max(1.0) as u32,
+    ));
+    layer.fill(theme);
+    let canvas = Canvas {
+        layer: &layer,
+        camera: Viewport::new(Pt::new(area.x0, area.y0), 1.0),
+        ratio: scale,
+        theme,
+    };
+    canvas.strokes(
+        &mut Scene::new(),
+        &mut Paths::default(),
+        board.strokes(),
+        area,
+    );
+    Some(layer.canvas().clone())
+}

@@ -1,0 +1,193 @@
+//! The pen tray at the bottom: tools, ink and size, undo and redo; and the bar of actions on
+//! the selection. On a narrow screen the style controls, then the shape tools, fold into
+//! panels opened from the tray (the same buttons: the stylesheet decides), so that everything
+//! stays on screen without scrolling.
+
+use kokuban_client::panels::Panel;
+use kokuban_client::prefs::{PALETTE, Size, hex};
+use kokuban_client::tools::ToolKind;
+use leptos::prelude::*;
+
+use crate::room::{EngineRef, icon};
+
+/// The tools folded into the shapes panel on a phone.
+const SHAPES: [ToolKind; 4] = [
+    ToolKind::Line,
+    ToolKind::Arrow,
+    ToolKind::Rect,
+    ToolKind::Ellipse,
+];
+
+/// The toolbar of an editor.
+#[component]
+pub fn Toolbar(engine: EngineRef) -> impl IntoView {
+    let (ui, panels) = engine.with_value(|e| (e.ui(), e.panels()));
+    let tool = move |k: ToolKind| {
+        let title = format!("{} — {}", k.label(), k.shortcut().to_ascii_uppercase());
+        view! {
+            <button
+                class="btn tool"
+                class:active=move || ui.with(|u| u.tool == k)
+                data-tool=k.name()
+                title=title
+                aria-label=k.label()
+                on:click=move |_| {
+                    engine.with_value(|e| e.act(|ed| ed.set_tool(k)));
+                    // A shape picked from its panel is a choice made: the panel closes.
+                    if SHAPES.contains(&k) {
+                        panels.maybe_update(|p| p.close());
+                    }
+                }
+            >
+                {icon(k.name())}
+            </button>
+        }
+    };
+    let main = [
+        ToolKind::Select,
+        ToolKind::Hand,
+        ToolKind::Pen,
+        ToolKind::Highlighter,
+        ToolKind::Eraser,
+    ]
+    .map(tool);
+    let shapes = SHAPES.map(tool);
+    let text = tool(ToolKind::Text);
+    let shape = move || ui.with(|u| SHAPES.contains(&u.tool).then_some(u.tool));
+    let shapes_open = move || panels.with(|p| p.is_open(Panel::Shapes));
+    let style_open = move || panels.with(|p| p.is_open(Panel::Style));
+    view! {
+        <nav class="bar toolbar" aria-label="Tools">
+            <div class="group tools">
+                {main}
+                <div class="collapsible shapes" data-panel="shapes">
+                    <button
+                        class="btn toggle"
+                        class:active=move || shape().is_some()
+                        title="Shapes: line, arrow, rectangle, ellipse"
+                        aria-label="Shapes"
+                        aria-expanded=move || shapes_open().to_string()
+                        on:click=move |_| panels.update(|p| p.toggle(Panel::Shapes))
+                    >
+                        {move || icon(shape().map_or("shapes", ToolKind::name))}
+                    </button>
+                    <div class="tray" class:open=shapes_open role="group" aria-label="Shapes">
+                        {shapes}
+                    </div>
+                </div>
+                {text}
+            </div>
+            <div class="sep"></div>
+            <div class="collapsible style" data-panel="style">
+                <button
+                    class="btn toggle"
+                    title="Ink colour and size"
+                    aria-label="Ink colour and size"
+                    aria-expanded=move || style_open().to_string()
+                    on:click=move |_| panels.update(|p| p.toggle(Panel::Style))
+                >
+                    <span
+                        class="ink-dot"
+                        style=move || format!("--swatch:{}", hex(ui.with(|u| u.theme.display(u.ink))))
+                    ></span>
+                </button>
+                <div class="tray" class:open=style_open role="group" aria-label="Ink colour and size">
+                    <Style engine=engine/>
+                </div>
+            </div>
+            <div class="sep"></div>
+            <div class="group history">
+                <button
+                    class="btn"
+                    title="Undo — Ctrl+Z"
+                    aria-label="Undo"
+                    disabled=move || !ui.with(|u| u.undo.0)
+                    on:click=move |_| engine.with_value(|e| e.act(|ed| ed.undo()))
+                >
+                    {icon("undo")}
+                </button>
+                <button
+                    class="btn"
+                    title="Redo — Ctrl+Shift+Z"
+                    aria-label="Redo"
+                    disabled=move || !ui.with(|u| u.undo.1)
+                    on:click=move |_| engine.with_value(|e| e.act(|ed| ed.redo()))
+                >
+                    {icon("redo")}
+                </button>
+            </div>
+        </nav>
+    }
+}
+
+/// The ink colours and sizes.
+#[component]
+fn Style(engine: EngineRef) -> impl IntoView {
+    let ui = engine.with_value(|e| e.ui());
+    let swatches = PALETTE.map(|(name, color)| {
+        view! {
+            <button
+                class="swatch"
+                class:active=move || ui.with(|u| u.ink == color)
+                data-color=name
+                title=name
+                aria-label=format!("Ink colour: {name}")
+                style=format!("--swatch:{}", hex(color))
+                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_ink(color)))
+            ></button>
+        }
+    });
+    let sizes = Size::ALL.map(|size| {
+        let dot = match size {
+            Size::S => 4,
+            Size::M => 7,
+            Size::L => 11,
+            Size::Xl => 15,
+        };
+        let name = size.name().to_ascii_uppercase();
+        view! {
+            <button
+                class="btn size"
+                class:active=move || ui.with(|u| u.size == size)
+                title=format!("Size {name}")
+                aria-label=format!("Stroke size {name}")
+                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_size(size)))
+            >
+                <span class="size-dot" style=format!("width:{dot}px;height:{dot}px")></span>
+            </button>
+        }
+    });
+    view! {
+        <div class="group swatches">{swatches}</div>
+        <div class="sep"></div>
+        <div class="group sizes">{sizes}</div>
+    }
+}
+
+/// Actions on the selection, for those without a keyboard (and as a reminder of the keys).
+#[component]
+pub fn SelectionBar(engine: EngineRef) -> impl IntoView {
+    let ui = engine.with_value(|e| e.ui());
+    view! {
+        <Show when=move || ui.with(|u| u.selection && u.can_edit)>
+            <div class="bar selection-bar" role="toolbar" aria-label="Selection">
+                <button
+                    class="btn"
+                    title="Duplicate the selection — Ctrl+D"
+                    aria-label="Duplicate the selection"
+                    on:click=move |_| engine.with_value(|e| e.act(|ed| ed.duplicate()))
+                >
+                    {icon("duplicate")}
+                </button>
+                <button
+                    class="btn"
+                    title="Delete the selection — Del"
+                    aria-label="Delete the selection"
+                    on:click=move |_| engine.with_value(|e| e.act(|ed| ed.delete_selection()))
+                >
+                    {icon("trash")}
+                </button>
+            </div>
+        </Show>
+    }
+}
