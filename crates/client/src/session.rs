@@ -110,6 +110,8 @@ pub struct Session {
     renamed: HashMap<StrokeId, StrokeId>,
     /// `view` may differ from `confirmed` plus the outstanding ops (drawing order only).
     diverged: bool,
+    /// The parts of the board snapshot of the Welcome to come.
+    parts: Vec<u8>,
     redraw: Redraw,
 }
 
@@ -222,6 +224,18 @@ impl Session {
     pub fn receive(&mut self, msg: ServerMsg, rng: &mut dyn Entropy) -> Vec<Notice> {
         match msg {
             ServerMsg::Welcome(w) => self.welcome(w, rng),
+            ServerMsg::BoardPart(part) => {
+                // Bounded like any frame the server may send: a board larger than that is not
+                // one this app can hold.
+                if self.parts.len() + part.0.len()
+                    > kokuban_protocol::limits::MAX_SERVER_FRAME_BYTES
+                {
+                    self.parts.clear();
+                    return self.resync_from_scratch();
+                }
+                self.parts.extend(part.0);
+                Vec::new()
+            }
             ServerMsg::Op(s) => self.remote(s),
             ServerMsg::Ack(ack) => self.ack(ack),
             ServerMsg::Presence(p) => vec![Notice::Presence(p)],
@@ -243,6 +257,13 @@ impl Session {
         let ops = match state {
             RoomState::Snapshot { board: bytes, ops } => {
                 match Board::from_snapshot(&bytes.0) {
+                    Ok(b) => board = b,
+                    Err(_) => return self.resync_from_scratch(),
+                }
+                ops
+            }
+            RoomState::InParts { ops } => {
+                match Board::from_snapshot(&std::mem::take(&mut self.parts)) {
                     Ok(b) => board = b,
                     Err(_) => return self.resync_from_scratch(),
                 }

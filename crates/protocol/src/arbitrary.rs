@@ -174,6 +174,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
     let state = prop_oneof![
         vec(sequenced(), 0..5).prop_map(|ops| RoomState::Replay { ops: ops.into() }),
+        vec(sequenced(), 0..5).prop_map(|ops| RoomState::InParts { ops: ops.into() }),
         (vec(any::<u8>(), 0..64), vec(sequenced(), 0..5)).prop_map(|(b, ops)| {
             RoomState::Snapshot {
                 board: Bytes(b),
@@ -203,6 +204,7 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 }
             ),
         sequenced().prop_map(ServerMsg::Op),
+        vec(any::<u8>(), 0..64).prop_map(|b| ServerMsg::BoardPart(Bytes(b))),
         position().prop_map(|p| ServerMsg::Ack(Ack {
             epoch: p.epoch,
             seq: p.seq

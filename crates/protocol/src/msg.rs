@@ -37,6 +37,11 @@ pub enum ServerMsg {
     /// an `Error` with [`ErrorCode::TemporarilyReadOnly`] for those the new history does not
     /// hold); ops sent later are answered after it, in the new epoch.
     Welcome(Welcome),
+    /// A part of the board snapshot of the Welcome that follows (whose state is
+    /// [`RoomState::InParts`]): a large board comes in parts, so that a server can send the
+    /// same encoded parts to every joiner and never holds a whole copy per connection. The
+    /// parts arrive in order, right before their Welcome; concatenated they are the snapshot.
+    BoardPart(Bytes),
     /// Another member's op, in the room's order.
     Op(Sequenced),
     /// Your own op took this place in the room's order. Acks arrive in the order the ops were
@@ -359,6 +364,12 @@ pub enum RoomState {
     Snapshot {
         /// The board's encoded snapshot (see the board model for its format).
         board: Bytes,
+        /// The ops after the snapshot, in order.
+        ops: List<Sequenced>,
+    },
+    /// Like [`RoomState::Snapshot`], with the snapshot in the [`ServerMsg::BoardPart`] frames
+    /// that came right before this Welcome.
+    InParts {
         /// The ops after the snapshot, in order.
         ops: List<Sequenced>,
     },

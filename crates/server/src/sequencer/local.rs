@@ -261,9 +261,11 @@ impl Shared {
         // after this point lands in the member's queue, every op before it is in the state.
         let (_, departures) = st.roster.admit(request.member, request.link, ());
         room.settle(departures);
+        let (state, parts) = st.history.welcome_for(request.resume);
         let joined = Joined {
             epoch: st.history.epoch(),
-            state: st.history.state_for(request.resume),
+            state,
+            parts,
             members: st.roster.members().collect(),
             decided: st.history.authors().decided(request.author),
             membership: Box::new(LocalMembership {
@@ -520,7 +522,7 @@ mod tests {
     fn snapshot_of(state: &RoomState) -> (usize, usize) {
         match state {
             RoomState::Snapshot { board, ops } => (board.0.len(), ops.len()),
-            RoomState::Replay { ops } => (0, ops.len()),
+            RoomState::Replay { ops } | RoomState::InParts { ops } => (0, ops.len()),
         }
     }
 

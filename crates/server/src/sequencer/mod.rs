@@ -117,6 +117,8 @@ pub struct Joined {
     pub epoch: Epoch,
     /// What the client must apply before the frames in its queue.
     pub state: RoomState,
+    /// The `BoardPart` frames to send before the Welcome when `state` is in parts.
+    pub parts: Option<room::Parts>,
     /// Everyone in the room, the new member included.
     pub members: Vec<Member>,
     /// Every op of the author numbered up to this is decided for good (see `Welcome`).

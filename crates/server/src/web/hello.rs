@@ -137,8 +137,18 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
         decided: joined.decided,
     });
     let mut conn = conn;
-    // The Welcome goes out before anything in the queue: the queue holds what followed it.
-    // A big board on a slow link takes a while: allow as long as any other silence.
+    // The Welcome goes out before anything in the queue: the queue holds what followed it. A
+    // large board comes first, in parts shared with every other joiner (the connection holds
+    // one part at a time, never a copy of the board). A big board on a slow link takes a
+    // while: each part may take as long as any other silence.
+    for part in joined.parts.iter().flat_map(|p| p.iter()) {
+        if !conn
+            .send_bytes(part.clone(), state.config.idle_timeout)
+            .await
+        {
+            return;
+        }
+    }
     if !conn
         .send_now(encode_server(&welcome), state.config.idle_timeout)
         .await

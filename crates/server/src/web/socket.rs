@@ -172,8 +172,13 @@ impl Conn {
 
     /// Sends one frame directly (before the member has a queue), giving up after `wait`.
     pub async fn send_now(&mut self, frame: Vec<u8>, wait: Duration) -> bool {
+        self.send_bytes(Bytes::from(frame), wait).await
+    }
+
+    /// Sends one frame, shared with other connections, directly; gives up after `wait`.
+    pub async fn send_bytes(&mut self, frame: Bytes, wait: Duration) -> bool {
         self.state.metrics.frame_out(frame.len());
-        let send = self.sink.send(Message::Binary(Bytes::from(frame)));
+        let send = self.sink.send(Message::Binary(frame));
         matches!(timeout(wait, send).await, Ok(Ok(())))
     }
 

@@ -399,7 +399,7 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachab
     let epoch = st.history.epoch();
     tracing::info!(room = %room.id, epoch = epoch.0, "room has a new history; members get a fresh board");
     let members = List::from(st.everyone());
-    let state = st.history.snapshot_state();
+    let (state, parts) = st.history.welcome_for(None);
     let authors = st.history.authors().clone();
     let mut slow = Vec::new();
     for (id, seat) in st.roster.seats_mut() {
@@ -416,8 +416,15 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachab
             members: members.clone(),
             decided: authors.decided(author),
         }));
+        // The board's parts are encoded once for all the members.
         let sent = (0..unanswered)
             .try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))
+            .and_then(|()| {
+                parts
+                    .iter()
+                    .flat_map(|p| p.iter())
+                    .try_for_each(|part| seat.link.send(part.clone()))
+            })
             .and_then(|()| seat.link.send(welcome));
         if sent.is_err() {
             slow.push(id);

@@ -459,7 +459,7 @@ pub(super) fn admit(shared: &Arc<Shared>, room: &Arc<Room>, request: JoinRequest
         joined: joined.clone(),
         frame: joined,
     });
-    let state = st.history.state_for(request.resume);
+    let (state, parts) = st.history.welcome_for(request.resume);
     let members = st.everyone();
     let epoch = st.history.epoch();
     let decided = st.history.authors().decided(request.author);
@@ -467,6 +467,7 @@ pub(super) fn admit(shared: &Arc<Shared>, room: &Arc<Room>, request: JoinRequest
     Admission::Joined(Joined {
         epoch,
         state,
+        parts,
         members,
         decided,
         membership: Box::new(ClusterMembership {

@@ -1,6 +1,8 @@
 //! A room's history as a node holds it: the board at the head of the order, the base snapshot,
 //! and the ops after it.
 
+use std::sync::{Arc, OnceLock};
+
 use bytes::Bytes;
 use kokuban_board::Board;
 use kokuban_protocol::{List, Op, Position, RoomState, Seq, Sequenced, ServerMsg};
@@ -30,6 +32,14 @@ impl From<&RoomSettings> for CompactAfter {
     }
 }
 
+/// The largest part of a snapshot sent as one frame. A snapshot larger than this goes out as
+/// parts encoded once and shared by every joiner, so a joiner that does not read pins one part
+/// in its connection's write buffer, never a whole board.
+pub(crate) const PART_BYTES: usize = 64 * 1024;
+
+/// The base snapshot as `BoardPart` frames, encoded once.
+pub(crate) type Parts = Arc<[Bytes]>;
+
 /// The board holds as much as it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("this board is full")]
@@ -57,6 +67,8 @@ pub(crate) struct History {
     /// since).
     items: usize,
     points: usize,
+    /// The base as `BoardPart` frames, built at the first Welcome that needs them.
+    parts: OnceLock<Parts>,
 }
 
 /// An op that does not continue the history at its head.
@@ -89,6 +101,7 @@ impl History {
             authors: Authors::default(),
             items: 0,
             points: 0,
+            parts: OnceLock::new(),
         }
         .counted()
     }
@@ -118,6 +131,7 @@ impl History {
             authors: Authors::default(),
             items: 0,
             points: 0,
+            parts: OnceLock::new(),
         }
         .counted())
     }
@@ -248,6 +262,7 @@ impl History {
         self.cleared = false;
         self.items = self.board.all_strokes().count();
         self.points = self.board.point_count();
+        self.parts = OnceLock::new();
         self.base.clone()
     }
 
@@ -275,12 +290,42 @@ impl History {
         }
     }
 
-    /// The base snapshot and the tail: the whole board, for a member with nothing of it.
+    /// The base snapshot and the tail: the whole board, for a member with nothing of it. A
+    /// large base comes in parts ([`History::parts`]) sent before the Welcome.
     pub fn snapshot_state(&self) -> RoomState {
+        let ops = List::from(self.tail.clone());
+        if self.base.len() > PART_BYTES {
+            return RoomState::InParts { ops };
+        }
         RoomState::Snapshot {
             board: kokuban_protocol::Bytes(self.base.to_vec()),
-            ops: List::from(self.tail.clone()),
+            ops,
         }
+    }
+
+    /// What a member that was at `resume` must apply, with the parts to send before its
+    /// Welcome when the state is in parts.
+    pub fn welcome_for(&self, resume: Option<Position>) -> (RoomState, Option<Parts>) {
+        let state = self.state_for(resume);
+        let parts = matches!(state, RoomState::InParts { .. }).then(|| self.parts());
+        (state, parts)
+    }
+
+    /// The base snapshot as `BoardPart` frames, for a Welcome whose state is in parts: encoded
+    /// the first time they are needed after each compaction, then shared by every joiner.
+    pub fn parts(&self) -> Parts {
+        self.parts
+            .get_or_init(|| {
+                self.base
+                    .chunks(PART_BYTES)
+                    .map(|part| {
+                        frame(&ServerMsg::BoardPart(kokuban_protocol::Bytes(
+                            part.to_vec(),
+                        )))
+                    })
+                    .collect()
+            })
+            .clone()
     }
 }
 
@@ -321,7 +366,7 @@ mod tests {
     fn rebuilt(state: &RoomState, from: Option<&Board>) -> Board {
         let (mut board, ops) = match state {
             RoomState::Snapshot { board, ops } => (Board::from_snapshot(&board.0).unwrap(), ops),
-            RoomState::Replay { ops } => (from.unwrap().clone(), ops),
+            RoomState::Replay { ops } | RoomState::InParts { ops } => (from.unwrap().clone(), ops),
         };
         for s in ops.iter() {
             board.apply_sequenced(s).unwrap();
@@ -462,6 +507,38 @@ mod tests {
             weight += 40;
         }
         assert!(h.compaction_due());
+    }
+
+    #[test]
+    fn a_large_board_goes_out_in_shared_parts_that_make_up_its_snapshot() {
+        let mut h = History::start(E, limits(100_000, usize::MAX));
+        let mut seq = 0;
+        while h.compact().len() <= 2 * PART_BYTES {
+            for _ in 0..500 {
+                seq += 1;
+                h.apply(op(seq, stroke(seq as u128)), 40).unwrap();
+            }
+        }
+        let RoomState::InParts { ops } = h.state_for(None) else {
+            panic!("a large board comes in parts")
+        };
+        assert!(ops.is_empty());
+        let parts = h.parts();
+        assert!(parts.len() >= 3);
+        assert!(Arc::ptr_eq(&parts, &h.parts()), "encoded once, shared");
+        let mut snapshot = Vec::new();
+        for p in parts.iter() {
+            assert!(p.len() <= PART_BYTES + 16);
+            let Ok(ServerMsg::BoardPart(bytes)) = kokuban_protocol::decode_server(p) else {
+                panic!("a BoardPart frame")
+            };
+            snapshot.extend(bytes.0);
+        }
+        let board = Board::from_snapshot(&snapshot).unwrap();
+        assert_eq!(board.len(), seq as usize);
+        // A small board still comes whole, in the Welcome itself.
+        let small = History::start(E, limits(10, 10));
+        assert!(matches!(small.state_for(None), RoomState::Snapshot { .. }));
     }
 
     #[test]

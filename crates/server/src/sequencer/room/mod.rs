@@ -22,7 +22,7 @@ use kokuban_protocol::{Cursor, Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
-pub(crate) use history::{BoardFull, CompactAfter, History};
+pub(crate) use history::{BoardFull, CompactAfter, History, Parts};
 pub(crate) use roster::{Departures, Roster, Seat};
 pub use settings::{Budget, RoomSettings};
 

@@ -43,6 +43,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Generous: tests wait on events, never on timing, and CI machines are slow.
 pub use kokuban_testkit::TIMEOUT;
 
+/// A server message with a board that came in parts made whole: `BoardPart`s are gathered
+/// into `parts` (and `None` returned), and a Welcome whose state is in parts gets them as its
+/// snapshot, so tests see every Welcome with its board.
+pub fn whole(msg: ServerMsg, parts: &mut Vec<u8>) -> Option<ServerMsg> {
+    match msg {
+        ServerMsg::BoardPart(p) => {
+            parts.extend(p.0);
+            None
+        }
+        ServerMsg::Welcome(mut w) => {
+            if let RoomState::InParts { ops } = w.state {
+                w.state = RoomState::Snapshot {
+                    board: kokuban_protocol::Bytes(std::mem::take(parts)),
+                    ops,
+                };
+            }
+            Some(ServerMsg::Welcome(w))
+        }
+        other => Some(other),
+    }
+}
+
 /// Settings for tests: port 0, short timers where a test waits for them.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut c = Config::new(data_dir);
@@ -292,6 +314,8 @@ pub struct TestClient {
     name: String,
     /// This client's key: its author id across connections.
     pub key: ClientKey,
+    /// `BoardPart`s received for the next Welcome.
+    parts: Vec<u8>,
     /// The number of its next op.
     pub next_n: u64,
 }
@@ -340,6 +364,7 @@ impl TestClient {
             other: Vec::new(),
             name: String::new(),
             key: ClientKey(rand::random()),
+            parts: Vec::new(),
             next_n: 1,
         }
     }
@@ -419,6 +444,7 @@ impl TestClient {
                     self.apply(op.clone());
                 }
             }
+            RoomState::InParts { .. } => unreachable!("made whole on receipt"),
         }
     }
 
@@ -488,6 +514,9 @@ impl TestClient {
             match msg {
                 Some(Ok(Message::Binary(b))) => {
                     let msg = decode_server(&b).expect("server frames decode");
+                    let Some(msg) = whole(msg, &mut self.parts) else {
+                        continue;
+                    };
                     match &msg {
                         ServerMsg::Op(op) => self.apply(op.clone()),
                         ServerMsg::Ack(ack) => {

@@ -59,6 +59,8 @@ pub struct Pen {
     pub author: Option<MemberId>,
     /// Ops dropped at a Welcome as decided (applied, or refused without a word).
     pub decided: Vec<Op>,
+    /// `BoardPart`s received for the next Welcome.
+    parts: Vec<u8>,
     pub acked: Vec<Op>,
     pub refused: Vec<Op>,
     /// The longest wait from sending an op to its answer, or to the close that told us to
@@ -95,6 +97,7 @@ impl Pen {
             next_n: 1,
             author: None,
             decided: Vec::new(),
+            parts: Vec::new(),
             acked: Vec::new(),
             refused: Vec::new(),
             slowest_answer: Duration::ZERO,
@@ -148,10 +151,19 @@ impl Pen {
             ws.send(Message::Binary(encode_client(&hello).into()))
                 .await
                 .map_err(|e| e.to_string())?;
+            let mut parts = Vec::new();
             loop {
                 match ws.next().await {
                     Some(Ok(Message::Binary(b))) => match decode_server(&b) {
-                        Ok(ServerMsg::Welcome(w)) => return Ok((ws, w)),
+                        Ok(ServerMsg::BoardPart(p)) => parts.extend(p.0),
+                        Ok(ServerMsg::Welcome(w)) => {
+                            let Some(ServerMsg::Welcome(w)) =
+                                super::whole(ServerMsg::Welcome(w), &mut parts)
+                            else {
+                                unreachable!("a Welcome stays one")
+                            };
+                            return Ok((ws, w));
+                        }
                         Ok(other) => return Err(format!("expected Welcome, got {other:?}")),
                         Err(e) => return Err(e.to_string()),
                     },
@@ -208,6 +220,7 @@ impl Pen {
                     self.apply(op);
                 }
             }
+            RoomState::InParts { .. } => unreachable!("made whole on receipt"),
         }
     }
 
@@ -268,7 +281,11 @@ impl Pen {
             match tokio::time::timeout_at(deadline, ws.next()).await {
                 Err(_) => return Got::Nothing,
                 Ok(Some(Ok(Message::Binary(b)))) => {
-                    break decode_server(&b).expect("server frames decode");
+                    let msg = decode_server(&b).expect("server frames decode");
+                    match super::whole(msg, &mut self.parts) {
+                        Some(msg) => break msg,
+                        None => continue,
+                    }
                 }
                 Ok(Some(Ok(Message::Close(f)))) => {
                     self.lost(f.map(|f| u16::from(f.code)));
