@@ -83,7 +83,15 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     handle: ShutdownHandle,
     task: Option<JoinHandle<Result<(), kokuban_server::ServerError>>>,
+    /// This server's share of the process (see [`TestServer::run_alone`]).
+    turn: std::sync::Mutex<Option<tokio::sync::OwnedRwLockReadGuard<()>>>,
 }
+
+/// Every test's server runs in this one process, so a test that judges the process's memory
+/// must run with no other test's server beside it: servers hold this shared, and such a test
+/// holds it alone ([`TestServer::run_alone`]).
+static TURNS: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
 
 /// A room and its two links' tokens.
 #[derive(Debug, Clone)]
@@ -131,6 +139,7 @@ impl TestServer {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
+        let turn = TURNS.clone().read_owned().await;
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(dir.path());
         adjust(&mut config);
@@ -141,7 +150,16 @@ impl TestServer {
             dir,
             handle,
             task: Some(task),
+            turn: std::sync::Mutex::new(Some(turn)),
         }
+    }
+
+    /// Waits until this is the only server of the process, and keeps it so until the guard
+    /// is dropped: for a test that judges the process's memory. Its own test must not hold
+    /// another server.
+    pub async fn run_alone(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        drop(self.turn.lock().unwrap().take());
+        TURNS.clone().write_owned().await
     }
 
     /// Shuts down gracefully and starts again on the same data directory (and a new port).

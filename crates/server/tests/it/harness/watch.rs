@@ -49,6 +49,8 @@ impl Probe {
 /// Watches a server through an attack: a probe in another room with its latency baseline, the
 /// open connections and the process's memory before it began.
 pub struct Watch {
+    /// No other test's server runs meanwhile: memory is this test's alone.
+    _alone: tokio::sync::OwnedRwLockWriteGuard<()>,
     probe: Probe,
     baseline: Duration,
     bound: Duration,
@@ -59,12 +61,14 @@ pub struct Watch {
 impl Watch {
     /// Measures the baselines; start it before the attacker connects.
     pub async fn start(server: &TestServer) -> Watch {
+        let alone = server.run_alone().await;
         let mut probe = Probe::new(server).await;
         let mut baseline = Duration::ZERO;
         for _ in 0..10 {
             baseline = baseline.max(probe.round_trip().await);
         }
         Watch {
+            _alone: alone,
             probe,
             baseline,
             // Two busy cores and other tests in parallel: generous, yet far below the seconds
