@@ -189,8 +189,7 @@ impl Member {
             return;
         }
         if b.bytes.len() + frames.len() > MAX_BACKLOG_BYTES {
-            b.dead = true;
-            b.bytes = Vec::new();
+            self.drop_connection(&mut b);
             return;
         }
         let was_empty = b.bytes.is_empty();
@@ -218,15 +217,23 @@ impl Member {
                 drop(b);
                 tokio::spawn(self.drain());
             }
-            Err(_) => b.dead = true,
+            Err(_) => self.drop_connection(&mut b),
         }
+    }
+
+    /// Gives up on a member: its bytes are dropped and its socket shut down, which ends its
+    /// session (the read sees the end) without the session polling for it on every read.
+    fn drop_connection(&self, b: &mut Backlog) {
+        b.dead = true;
+        b.bytes = Vec::new();
+        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
     }
 
     /// The slow path: a socket whose send buffer is full.
     async fn drain(self: Arc<Self>) {
         loop {
             if self.stream.writable().await.is_err() {
-                self.lock().dead = true;
+                self.drop_connection(&mut self.lock());
                 return;
             }
             let mut b = self.lock();
@@ -239,7 +246,7 @@ impl Member {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => {
-                    b.dead = true;
+                    self.drop_connection(&mut b);
                     return;
                 }
             }
@@ -332,7 +339,7 @@ async fn session(stream: TcpStream, rooms: Arc<Rooms>, per_tick: bool) -> io::Re
         } else {
             flush_dirty();
         }
-        if closing || me.lock().dead {
+        if closing {
             break Ok(());
         }
         match read_some(&me.stream, &mut buf).await {

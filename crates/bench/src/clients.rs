@@ -537,7 +537,7 @@ pub async fn run(
     let mut period = Duration::from_secs(1);
     let mut move_period = Duration::from_secs(1);
     // Socket.IO: a binary event's header arrived; its attachment is the next binary message.
-    let mut attachment_pending: Option<Event> = None;
+    let mut attachment_pending = false;
     // Kokuban and the floor receive the same client frames; Socket.IO gets its own events.
     let kokuban = matches!(spec.room, RoomRef::Kokuban(_));
     let floor = matches!(spec.room, RoomRef::Floor(_));
@@ -584,11 +584,8 @@ pub async fn run(
                     let frame = encode_client(&ClientMsg::Cursor(Some(cursor)));
                     send_all(&mut ws, std::iter::once(Message::binary(frame))).await
                 } else {
-                    let mut payload = Vec::new();
-                    let as_batch = Stamp { sent_us, editor: stamp.mover, batch: 0 };
-                    as_batch.write_bytes(CURSOR_PAYLOAD_BYTES, &mut rand::rng(), &mut payload);
-                    let header = Message::text(engineio::binary_event_header(CURSOR_EVENT));
-                    send_all(&mut ws, [header, Message::binary(payload)].into_iter()).await
+                    let event = engineio::json_event(CURSOR_EVENT, &serde_json::json!({ "x": x, "y": y }));
+                    send_all(&mut ws, std::iter::once(Message::text(event))).await
                 };
                 if let Err(e) = result {
                     report.error(format!("send: {e}"));
@@ -632,15 +629,12 @@ pub async fn run(
                         Err(e) => report.error(format!("undecodable frame: {e}")),
                     },
                     // The attachment that follows a binary event's header.
-                    Message::Binary(bytes) => match (attachment_pending.take(), Stamp::read_bytes(&bytes)) {
-                        (Some(Event::Batch), Some(stamp)) => report.arrive(&shared, schedule, spec.node, stamp),
-                        (Some(Event::Cursor), Some(stamp)) => {
-                            let c = CursorStamp { sent_us: stamp.sent_us, mover: stamp.editor };
-                            report.cursor_arrive(&shared, schedule, c);
+                    Message::Binary(bytes) if std::mem::take(&mut attachment_pending) => {
+                        match Stamp::read_bytes(&bytes) {
+                            Some(stamp) => report.arrive(&shared, schedule, spec.node, stamp),
+                            None => report.error("short attachment"),
                         }
-                        (Some(_), None) => report.error("short attachment"),
-                        (None, _) => {}
-                    },
+                    }
                     Message::Text(text) if !kokuban && !floor => match engineio::parse_engine(&text) {
                         Ok(EnginePacket::Ping(_)) => {
                             if let Err(e) = ws.send(Message::text(engineio::PONG)).await {
@@ -649,12 +643,16 @@ pub async fn run(
                             }
                         }
                         Ok(EnginePacket::Message(m)) => match engineio::parse_socket(m) {
-                            Ok(p) if p.kind == SocketKind::BinaryEvent && p.attachments == 1 => {
-                                attachment_pending = match engineio::event_name(p.data) {
-                                    Some("batch") => Some(Event::Batch),
-                                    Some(CURSOR_EVENT) => Some(Event::Cursor),
-                                    _ => None,
-                                };
+                            Ok(p) if p.kind == SocketKind::BinaryEvent
+                                && engineio::event_name(p.data) == Some("batch") => {
+                                attachment_pending = p.attachments == 1;
+                            }
+                            Ok(p) if p.kind == SocketKind::Event
+                                && engineio::event_name(p.data) == Some(CURSOR_EVENT) => {
+                                match socketio_cursor(p.data) {
+                                    Some(c) => report.cursor_arrive(&shared, schedule, c),
+                                    None => report.error("cursor without stamp"),
+                                }
                             }
                             Ok(_) => {}
                             Err(e) => report.error(format!("socket.io packet: {e}")),
@@ -681,18 +679,20 @@ pub async fn run(
     report
 }
 
-/// The Socket.IO events the clients listen to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Event {
-    Batch,
-    Cursor,
-}
-
-/// The Socket.IO event that carries a cursor position (a [`Stamp`] of the mover).
+/// The Socket.IO event that carries a cursor position, `["cursor",{"x":…,"y":…}]`, as a
+/// Socket.IO app would send it (the position is a [`CursorStamp`]).
 const CURSOR_EVENT: &str = "cursor";
-/// Bytes of a Socket.IO cursor attachment: the stamp and eight bytes for a position, as a
-/// binary `{x, y}` would be.
-const CURSOR_PAYLOAD_BYTES: usize = crate::stamp::STAMP_BYTES + 8;
+
+/// The position of a Socket.IO cursor event's JSON payload.
+fn socketio_cursor(data: &str) -> Option<CursorStamp> {
+    #[derive(serde::Deserialize)]
+    struct At {
+        x: i32,
+        y: i32,
+    }
+    let (_, at): (String, At) = serde_json::from_str(data).ok()?;
+    CursorStamp::from_xy(at.x, at.y)
+}
 
 /// The tick after `last` on a fixed-rate schedule, `None` at `end`: a late tick is followed by
 /// the next one on time, not by a burst (what a browser's animation frames do under load).
@@ -788,5 +788,35 @@ fn on_floor(
             None => report.error("cursor without stamp"),
         },
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socketio_cursor_events_carry_a_cursor_stamp() {
+        let stamp = CursorStamp {
+            sent_us: 123_456_789,
+            mover: 42,
+        };
+        let (x, y) = stamp.to_xy().expect("in range");
+        let event = engineio::json_event(CURSOR_EVENT, &serde_json::json!({ "x": x, "y": y }));
+        let data = event.strip_prefix("42").expect("a Socket.IO event");
+        assert_eq!(socketio_cursor(data), Some(stamp));
+        assert_eq!(socketio_cursor(r#"["cursor",{"x":-1,"y":0}]"#), None);
+        assert_eq!(socketio_cursor(r#"["cursor"]"#), None);
+    }
+
+    #[test]
+    fn a_late_tick_is_followed_by_the_next_on_time() {
+        let now = tokio::time::Instant::now();
+        let period = Duration::from_millis(10);
+        let end = now + Duration::from_secs(1);
+        // Three periods late: the next tick is the first one still ahead, not a burst.
+        let next = next_tick(now - period * 3, period, end).expect("before the end");
+        assert!(next > now && next <= now + period);
+        assert_eq!(next_tick(now, period, now + period / 2), None);
     }
 }

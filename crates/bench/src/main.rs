@@ -80,6 +80,22 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Many viewers joining a large board at the same moment, printed as JSON (for
+    /// development).
+    JoinStorm {
+        /// The `kokuban` binary.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Nodes (more than one: a cluster sharing a Redis of its own).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Size of the board's Welcome, bytes.
+        #[arg(long, default_value_t = 4_000_000)]
+        board_bytes: usize,
+        /// Viewers joining at once.
+        #[arg(long, default_value_t = 150)]
+        joiners: usize,
+    },
     /// Connections opening and closing against one node for minutes, then a check that the
     /// node leaked no connection, room, file descriptor, task or memory; exits non-zero on a
     /// leak.
@@ -204,6 +220,18 @@ async fn main() -> anyhow::Result<()> {
             let coalescing = (dep.system == System::Kokuban)
                 .then(|| kokuban_server::Config::default().cursor_interval);
             let result = scenario::run(&mut dep, &load, perf.as_ref(), coalescing).await;
+            dep.stop().await;
+            println!("{}", serde_json::to_string_pretty(&result?)?);
+        }
+        Command::JoinStorm {
+            kokuban_bin,
+            nodes,
+            board_bytes,
+            joiners,
+        } => {
+            let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
+            let dep = Deployment::kokuban(&bin, nodes, nodes > 1).await?;
+            let result = kokuban_bench::joinstorm::run(&dep, board_bytes, joiners).await;
             dep.stop().await;
             println!("{}", serde_json::to_string_pretty(&result?)?);
         }
