@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::http::create_room;
 use crate::join::{board_of, draw, hello};
-use crate::net::{SourceAddrs, ws_connect};
+use crate::net::{SourceAddrs, ws_connect, ws_connect_bulk};
 use crate::procfs;
 use crate::scenario::Deployment;
 
@@ -115,7 +115,7 @@ pub async fn run(
     let mut sockets = Vec::with_capacity(joiners);
     for _ in 0..joiners {
         let path = format!("/ws/{}", links.room);
-        sockets.push(ws_connect(sources.next(), join_node, &path).await?);
+        sockets.push(ws_connect_bulk(sources.next(), join_node, &path).await?);
     }
     let rss_before = procfs::sample(join_pid).map_or(0, |s| s.rss_bytes);
     let peak_reset = procfs::reset_peak_rss(join_pid);
