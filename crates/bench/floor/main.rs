@@ -185,18 +185,48 @@ impl Member {
     /// Queues already-framed bytes; the first bytes since the last write mark it dirty.
     fn queue(self: &Arc<Self>, frames: &[u8]) {
         let mut b = self.lock();
-        if b.dead {
-            return;
-        }
-        if b.bytes.len() + frames.len() > MAX_BACKLOG_BYTES {
-            self.drop_connection(&mut b);
-            return;
-        }
         let was_empty = b.bytes.is_empty();
-        b.bytes.extend_from_slice(frames);
-        if was_empty {
+        if self.append(&mut b, frames) && was_empty {
             DIRTY.with_borrow_mut(|d| d.push(self.clone()));
         }
+    }
+
+    /// Writes already-framed bytes at once, straight from the caller's buffer (the same bytes
+    /// for every member, never copied), unless earlier bytes still wait for the socket.
+    fn send(self: &Arc<Self>, frames: &[u8]) {
+        let mut b = self.lock();
+        if b.dead || !b.bytes.is_empty() {
+            // Whoever owns the waiting bytes writes these after them.
+            self.append(&mut b, frames);
+            return;
+        }
+        match self.stream.try_write(frames) {
+            Ok(n) if n == frames.len() => {}
+            Ok(n) => {
+                self.append(&mut b, &frames[n..]);
+                drop(b);
+                tokio::spawn(self.clone().drain());
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.append(&mut b, frames);
+                drop(b);
+                tokio::spawn(self.clone().drain());
+            }
+            Err(_) => self.drop_connection(&mut b),
+        }
+    }
+
+    /// Adds to the backlog; false if the member is gone or just became too slow to keep.
+    fn append(&self, b: &mut Backlog, frames: &[u8]) -> bool {
+        if b.dead {
+            return false;
+        }
+        if b.bytes.len() + frames.len() > MAX_BACKLOG_BYTES {
+            self.drop_connection(b);
+            return false;
+        }
+        b.bytes.extend_from_slice(frames);
+        true
     }
 
     /// Writes the whole backlog with one syscall; what the socket does not take is left to a
@@ -330,13 +360,18 @@ async fn session(stream: TcpStream, rooms: Arc<Rooms>, per_tick: bool) -> io::Re
         if let (Some(room), false) = (&room, out.is_empty()) {
             let members = room.members.read().unwrap_or_else(|e| e.into_inner());
             for m in members.iter().filter(|m| m.id != me.id) {
-                m.queue(&out);
+                if per_tick {
+                    m.queue(&out);
+                } else {
+                    m.send(&out);
+                }
             }
             out.clear();
         }
         if per_tick {
             flush_after_this_tick();
         } else {
+            // Only this connection's own answers (the Hello's, pongs) can be waiting.
             flush_dirty();
         }
         if closing {
