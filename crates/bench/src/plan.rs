@@ -36,6 +36,15 @@ pub struct Options {
     pub floor_bin: Option<PathBuf>,
 }
 
+/// The floor's runtime in the sweeps and scenarios: one current-thread runtime per core
+/// writes each member once per scheduler tick, so as the load grows a write carries several
+/// frames; the multi-thread runtime writes every frame as it is read (a task may move between
+/// threads, so it cannot leave a per-thread batch behind), which in one-to-many rooms costs it
+/// more writes and more latency.
+pub const FLOOR_RUNTIME: FloorRuntime = FloorRuntime::PerCore;
+/// The floor's other runtime, run where Kokuban is compared with the floor.
+pub const FLOOR_OTHER_RUNTIME: FloorRuntime = FloorRuntime::Multi;
+
 /// Everything measured in one run (written as `bench/results.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
@@ -57,15 +66,14 @@ pub struct Results {
     pub step_ratio: f64,
     /// Whether system calls were counted (`perf` with syscall tracepoints).
     pub syscalls_counted: bool,
-    /// The floor's runtime in the sweeps: whichever spent less CPU per delivered message at
-    /// the reference load in this run.
+    /// The floor's runtime in the sweeps and scenarios ([`FLOOR_RUNTIME`]).
     pub floor_runtime: FloorRuntime,
     /// What was skipped or failed, and why.
     pub notes: Vec<String>,
     /// Relay sweeps (and the sharded-adapter run), per system and mode.
     pub relay: Vec<RunResult>,
-    /// The floor with both runtimes at the reference load, and with the one not chosen at the
-    /// chosen one's capacity.
+    /// The floor with its other runtime at the loads Kokuban is compared with it at; the
+    /// comparison takes the cheaper of the two there.
     pub floor_variants: Vec<RunResult>,
     /// One room, one editor, many viewers.
     pub fanout: Vec<RunResult>,
@@ -284,29 +292,7 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
     let cluster = cluster_ok.then_some(Setup::KokubanCluster);
     let single = kokuban_ok.then_some(Setup::KokubanSingle);
 
-    // The floor is as cheap as it can be made: both runtimes run the reference load, and the
-    // one that spent less CPU per delivered message runs the sweeps.
-    eprintln!("the floor's runtime");
-    let runtimes = [FloorRuntime::PerCore, FloorRuntime::Multi];
-    let mut floor_variants = Vec::new();
-    if floor_ok {
-        let setups = runtimes.map(Setup::Floor);
-        floor_variants = runner
-            .each(&setups, &sizes.relay(targets::REFERENCE_CLIENTS))
-            .await;
-    }
-    let floor_runtime = floor_variants
-        .iter()
-        .filter_map(|r| Some((r.server_cpu_us_per_msg?, r)))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or(FloorRuntime::PerCore, |(_, r)| {
-            if r.mode == FloorRuntime::Multi.mode() {
-                FloorRuntime::Multi
-            } else {
-                FloorRuntime::PerCore
-            }
-        });
-    let floor_setup = floor_ok.then_some(Setup::Floor(floor_runtime));
+    let floor_setup = floor_ok.then_some(Setup::Floor(FLOOR_RUNTIME));
 
     eprintln!("relay sweep");
     let mut relay = Vec::new();
@@ -360,11 +346,17 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
             .await,
     );
 
-    if let (Some(cap), false) = (floor_cap, opts.quick) {
-        eprintln!("the floor's other runtime at its capacity");
-        let other = runtimes.into_iter().find(|&r| r != floor_runtime);
-        let setups: Vec<Setup> = other.into_iter().map(Setup::Floor).collect();
-        floor_variants.extend(runner.each(&setups, &sizes.relay(cap)).await);
+    // The floor is the cheaper of its runtimes: the other one also runs the loads the targets
+    // compare at.
+    let mut floor_variants = Vec::new();
+    if floor_ok {
+        eprintln!("the floor's other runtime");
+        let mut loads = vec![targets::REFERENCE_CLIENTS];
+        loads.extend(floor_cap.filter(|&c| c != targets::REFERENCE_CLIENTS));
+        for n in loads {
+            let other = Setup::Floor(FLOOR_OTHER_RUNTIME);
+            floor_variants.extend(runner.each(&[other], &sizes.relay(n)).await);
+        }
     }
 
     eprintln!("fan-out");
@@ -463,7 +455,7 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         relay_steps: sizes.relay_steps.clone(),
         step_ratio: sizes.step_ratio,
         syscalls_counted: runner.perf.is_some(),
-        floor_runtime,
+        floor_runtime: FLOOR_RUNTIME,
         notes: runner.notes,
         relay,
         floor_variants,
@@ -532,7 +524,7 @@ async fn cargo_build(root: &Path, targets: &[&str]) -> anyhow::Result<()> {
 /// does; what does not is skipped with a note rather than measured wrongly.
 async fn probe_kokuban(runner: &mut Runner) -> (bool, bool) {
     if runner.programs.floor.is_some()
-        && let Err(e) = relays_cleanly(runner, Setup::Floor(FloorRuntime::PerCore)).await
+        && let Err(e) = relays_cleanly(runner, Setup::Floor(FLOOR_RUNTIME)).await
     {
         runner
             .notes
