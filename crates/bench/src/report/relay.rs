@@ -185,18 +185,19 @@ impl View<'_> {
             "At the loads the systems are compared at: user space (the server's own code and \
              its libraries) against the kernel (system time: socket sends and receives, epoll, \
              futex wake-ups), the context switches of the server processes, and their system \
-             calls — all per delivered message. Writes are `write`/`writev`/`sendto`/`sendmsg`, \
-             reads `read`/`recvfrom`/`recvmsg`, waits `epoll_wait` and its variants.\n"
+             calls — all per delivered message, the servers' summed over the nodes, Redis's \
+             apart. Writes are `write`/`writev`/`sendto`/`sendmsg`, reads \
+             `read`/`recvfrom`/`recvmsg`, waits `epoll_wait` and its variants.\n"
         );
         let _ = writeln!(
             md,
-            "| system | clients | CPU µs/msg | user µs/msg | kernel µs/msg | context switches/msg | syscalls/msg | writes | reads | waits | futex |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| system | clients | CPU µs/msg | user µs/msg | kernel µs/msg | context switches/msg | syscalls/msg | writes | reads | waits | futex | Redis syscalls/msg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for (l, r) in rows {
             let c = r.server_syscalls_per_msg;
             let _ = writeln!(
                 md,
-                "| {l} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {l} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.clients,
                 opt(r.server_cpu_us_per_msg, 2),
                 opt(user_us_per_msg(r), 2),
@@ -207,6 +208,7 @@ impl View<'_> {
                 opt(c.and_then(|c| c.reads), 2),
                 opt(c.and_then(|c| c.waits), 2),
                 opt(c.and_then(|c| c.futex), 2),
+                opt(r.redis_syscalls_per_msg, 2),
             );
         }
         md.push('\n');
