@@ -538,7 +538,7 @@ pub async fn run(
     let mut move_period = Duration::from_secs(1);
     // Socket.IO: a binary event's header arrived; its attachment is the next binary message.
     let mut attachment_pending = false;
-    // Kokuban and the floor receive the same client frames; Socket.IO gets its own events.
+    // Kokuban's and the floor's clients send the same frames; Socket.IO's send its events.
     let kokuban = matches!(spec.room, RoomRef::Kokuban(_));
     let floor = matches!(spec.room, RoomRef::Floor(_));
     let at = |us: u64| tokio::time::Instant::from_std(shared.clock + Duration::from_micros(us));

@@ -125,9 +125,10 @@ impl View<'_> {
             "The same relay load on Kokuban and on the floor, step by step: Kokuban's CPU per \
              delivered message as a multiple of the floor's, whole and split into user space \
              and kernel, its system calls per message as a multiple of the floor's, and the \
-             same for p99. Where both of the floor's runtimes ran a load, the cheaper one is \
-             the floor. The floor is one process; against it, Kokuban on two nodes also pays \
-             for the hop through Redis.\n"
+             same for p99. Where both of the floor's runtimes ran a load, the floor is the \
+             better of them: the CPU figures are the cheaper one's (named in the table), the \
+             p99 the faster one's. The floor is one process; against it, Kokuban on two nodes \
+             also pays for the hop through Redis.\n"
         );
         let _ = writeln!(
             md,
@@ -229,8 +230,8 @@ impl View<'_> {
             "The floor runs with {} in the sweeps and scenarios (each thread accepts on its own \
              `SO_REUSEPORT` listener and writes each member once per scheduler tick). Its other \
              runtime — one multi-thread runtime writing each read's frames at once — ran the \
-             loads Kokuban is compared with the floor at, and the comparison takes whichever \
-             spent less CPU per delivered message there:\n",
+             loads Kokuban is compared with the floor at, and the comparison takes the better \
+             of the two there (CPU from the cheaper, p99 from the faster):\n",
             self.r.floor_runtime.mode()
         );
         let _ = writeln!(

@@ -31,7 +31,9 @@ impl View<'_> {
             return;
         };
         for k in runs.iter().filter(|r| r.system == System::Kokuban) {
-            let x = floor_ratio(k, f, 0.0);
+            let Some(x) = floor_ratio(k, &[f], 0.0) else {
+                continue;
+            };
             let _ = writeln!(
                 md,
                 "- Kokuban ({}) against the floor: CPU per delivered message {}× (user {}×, kernel {}×), system calls {}×, p99 {}×.",
