@@ -263,7 +263,9 @@ impl View<'_> {
              frame ({:.1} points per batch on average), {} strokes of {} points in all, drawn \
              on one node while another member watches. Live figures count every frame of the \
              strokes (`StrokeBegin`, the batches, `StrokeEnd`) with its WebSocket header; at \
-             rest is the board's snapshot, as a newcomer's Welcome carries it.\n",
+             rest is the board's snapshot in the board model's encoding, as a Welcome carries \
+             it once the room's log is compacted; the last column is what this board's Welcome \
+             weighed (before compaction it carries the ops themselves).\n",
             p.points_per_batch, p.strokes, p.points
         );
         let _ = writeln!(
