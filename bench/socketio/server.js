@@ -9,8 +9,9 @@
 // Usage: node server.js --listen HOST:PORT [--redis-url redis://HOST:PORT] [--adapter classic|sharded]
 //
 // A client joins its room by the `room` query parameter of the handshake
-// (`/socket.io/?EIO=4&transport=websocket&room=ROOM`) and sends `batch` events with one binary
-// attachment; the server emits the same `batch` event to everyone else in the room, on every node.
+// (`/socket.io/?EIO=4&transport=websocket&room=ROOM`) and sends `batch` events (and `cursor`
+// events) with one binary attachment; the server emits the same event to everyone else in the
+// room, on every node.
 // Once listening (and connected to Redis), it prints `ready HOST:PORT` on stdout.
 
 "use strict";
@@ -79,6 +80,12 @@ async function main() {
     socket.join(room);
     socket.on("batch", (batch) => {
       socket.to(room).emit("batch", batch);
+    });
+    // Cursor positions are ephemeral: relayed as volatile events, which Socket.IO drops for a
+    // client whose connection is not ready to write rather than queueing them, as its docs
+    // advise for this kind of data.
+    socket.on("cursor", (position) => {
+      socket.volatile.to(room).emit("cursor", position);
     });
   });
 

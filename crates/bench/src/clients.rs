@@ -1,6 +1,8 @@
-//! The two kinds of benchmark client: one speaks Kokuban's protocol, the other Socket.IO over
-//! a websocket. Both play the same part: join a room, and either draw (an editor sending a
-//! stamped batch at a fixed rate) or watch, recording every batch that arrives.
+//! The benchmark clients: one speaks Kokuban's protocol, one Socket.IO over a websocket, and
+//! one the floor's (Kokuban's client frames, relayed back unchanged). All play the same part:
+//! join a room, and either draw (an editor sending a stamped batch at a fixed rate) or watch,
+//! recording every batch that arrives; in the presence scenario every client also moves its
+//! cursor at a fixed rate and records the cursor updates of the others.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -9,8 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::{
-    ClientMsg, Color, Hello, Name, Op, Point, RoomState, ServerMsg, StrokeId, Tool, Width,
-    decode_server, encode_client,
+    ClientMsg, Color, Cursor, Hello, Name, Op, Point, RoomId, RoomState, ServerMsg, StrokeId,
+    Token, Tool, Width, decode_client, decode_server, encode_client,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -20,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::engineio::{self, EnginePacket, SocketKind};
 use crate::http::RoomLinks;
 use crate::net::{Ws, ws_connect};
-use crate::stamp::Stamp;
+use crate::stamp::{CursorStamp, Stamp};
 use crate::stats::{Deliveries, Latencies, SeqCheck};
 
 /// How long a client may take to connect and join its room.
@@ -33,6 +35,8 @@ pub enum RoomRef {
     Kokuban(Arc<RoomLinks>),
     /// A Socket.IO room name.
     SocketIo(Arc<str>),
+    /// A floor room name.
+    Floor(Arc<str>),
 }
 
 /// One client of a scenario.
@@ -59,10 +63,15 @@ pub struct Schedule {
     pub send_from_us: u64,
     /// Batches sent from here on are measured...
     pub window_start_us: u64,
-    /// ...until here, when the editors stop.
+    /// ...until here.
     pub window_end_us: u64,
+    /// The clients stop sending here (the syscall count runs between the window's end and
+    /// this instant, under the same load).
+    pub send_until_us: u64,
     /// Sending rate of each editor.
     pub rate_hz: f64,
+    /// Cursor moves per second of every client (0: nobody moves).
+    pub cursor_hz: f64,
 }
 
 impl Schedule {
@@ -107,6 +116,10 @@ pub struct Hists {
     pub same_node: Latencies,
     /// Sender and receiver on different nodes.
     pub cross_node: Latencies,
+    /// Cursor updates: receipt minus when the position they carry was sent.
+    pub cursor: Latencies,
+    /// Time between two consecutive cursor updates of the same mover at the same receiver.
+    pub cursor_gap: Latencies,
 }
 
 impl Hists {
@@ -114,6 +127,8 @@ impl Hists {
         self.all.merge(&other.all);
         self.same_node.merge(&other.same_node);
         self.cross_node.merge(&other.cross_node);
+        self.cursor.merge(&other.cursor);
+        self.cursor_gap.merge(&other.cursor_gap);
     }
 }
 
@@ -140,15 +155,27 @@ impl Shared {
         self.clock.elapsed().as_micros() as u64
     }
 
-    fn record(&self, client: usize, latency_us: u64, cross: bool) {
-        let mut h = self.shards[client % SHARDS]
+    fn shard(&self, client: usize) -> std::sync::MutexGuard<'_, Hists> {
+        self.shards[client % SHARDS]
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, client: usize, latency_us: u64, cross: bool) {
+        let mut h = self.shard(client);
         h.all.record(latency_us);
         if cross {
             h.cross_node.record(latency_us);
         } else {
             h.same_node.record(latency_us);
+        }
+    }
+
+    fn record_cursor(&self, client: usize, latency_us: u64, gap_us: Option<u64>) {
+        let mut h = self.shard(client);
+        h.cursor.record(latency_us);
+        if let Some(gap) = gap_us {
+            h.cursor_gap.record(gap);
         }
     }
 
@@ -181,6 +208,23 @@ pub struct ClientReport {
     pub sent_window: Option<(u32, u32)>,
     /// Batches sent in the window.
     pub sent_in_window: u64,
+    /// Cursor moves sent in the window.
+    pub cursor_sent_in_window: u64,
+    /// Send time of the last cursor move sent at all.
+    pub cursor_last_sent_us: Option<u64>,
+    /// Cursor updates received of moves sent in the window.
+    pub cursor_delivered_in_window: u64,
+    /// What arrived of each other member's cursor (by mover index).
+    pub cursors: Vec<(u32, CursorSeen)>,
+}
+
+/// What a receiver saw of one other member's cursor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CursorSeen {
+    /// Send time of the newest position received.
+    pub last_sent_us: u64,
+    /// When the last update arrived (run clock).
+    pub last_arrival_us: u64,
 }
 
 impl ClientReport {
@@ -208,6 +252,27 @@ impl ClientReport {
             self.delivered_in_window += 1;
             let cross = shared.editor_node.get(stamp.editor as usize) != Some(&node);
             shared.record(self.index, now.saturating_sub(stamp.sent_us), cross);
+        }
+    }
+
+    fn cursor_arrive(&mut self, shared: &Shared, schedule: Option<Schedule>, c: CursorStamp) {
+        let now = shared.now_us();
+        let i = match self.cursors.iter().position(|(m, _)| *m == c.mover) {
+            Some(i) => i,
+            None => {
+                self.cursors.push((c.mover, CursorSeen::default()));
+                self.cursors.len() - 1
+            }
+        };
+        let seen = &mut self.cursors[i].1;
+        let previous = std::mem::replace(&mut seen.last_arrival_us, now);
+        seen.last_sent_us = seen.last_sent_us.max(c.sent_us);
+        if let Some(s) = schedule
+            && s.in_window(c.sent_us)
+        {
+            self.cursor_delivered_in_window += 1;
+            let gap = (previous > 0).then(|| now.saturating_sub(previous));
+            shared.record_cursor(self.index, now.saturating_sub(c.sent_us), gap);
         }
     }
 }
@@ -365,6 +430,31 @@ async fn join_inner(spec: ClientSpec) -> anyhow::Result<Joined> {
                 epoch: Some(welcome.epoch.0),
             })
         }
+        RoomRef::Floor(room) => {
+            let mut ws = ws_connect(spec.from, spec.addr, &format!("/ws/{room}")).await?;
+            // The same Hello a Kokuban client sends; the floor answers it with one frame.
+            let hello = ClientMsg::Hello(Hello {
+                room: RoomId::new(room.to_string())?,
+                token: Token::new("floor")?,
+                resume: None,
+                name: Name::new(format!("bench-{}", spec.index))?,
+                color: Color::rgb(200, 40, (spec.index % 256) as u8),
+            });
+            ws.send(Message::binary(encode_client(&hello))).await?;
+            loop {
+                match ws.next().await.context("closed before joining")?? {
+                    Message::Binary(_) => break,
+                    Message::Close(c) => bail!("closed before joining: {c:?}"),
+                    _ => {}
+                }
+            }
+            Ok(Joined {
+                spec,
+                ws,
+                seq_after: None,
+                epoch: None,
+            })
+        }
         RoomRef::SocketIo(room) => {
             let path = format!("/socket.io/?EIO=4&transport=websocket&room={room}");
             let mut ws = ws_connect(spec.from, spec.addr, &path).await?;
@@ -443,10 +533,19 @@ pub async fn run(
     });
     let mut schedule: Option<Schedule> = None;
     let mut next_send: Option<tokio::time::Instant> = None;
+    let mut next_move: Option<tokio::time::Instant> = None;
     let mut period = Duration::from_secs(1);
+    let mut move_period = Duration::from_secs(1);
     // Socket.IO: a binary event's header arrived; its attachment is the next binary message.
     let mut attachment_pending = false;
+    // Kokuban's and the floor's clients send the same frames; Socket.IO's send its events.
     let kokuban = matches!(spec.room, RoomRef::Kokuban(_));
+    let floor = matches!(spec.room, RoomRef::Floor(_));
+    let at = |us: u64| tokio::time::Instant::from_std(shared.clock + Duration::from_micros(us));
+    // A random phase within one period, so that a room's clients do not all send in the
+    // same instant.
+    let phase_in =
+        |p: Duration| Duration::from_secs_f64(rand::rng().random_range(0.0..p.as_secs_f64()));
 
     loop {
         let send_at = next_send;
@@ -458,21 +557,45 @@ pub async fn run(
                 }
                 if let Phase::Go(s) = current {
                     schedule = Some(s);
-                    period = Duration::from_secs_f64(1.0 / s.rate_hz);
-                    if pen.is_some() {
-                        // Editors start at a random phase within one period, so that the room's
-                        // batches do not all leave in the same instant.
-                        let offset = rand::rng().random_range(0.0..period.as_secs_f64());
-                        let start_us = s.send_from_us + (offset * 1e6) as u64;
-                        next_send = Some(tokio::time::Instant::from_std(
-                            shared.clock + Duration::from_micros(start_us),
-                        ));
+                    if pen.is_some() && s.rate_hz > 0.0 {
+                        period = Duration::from_secs_f64(1.0 / s.rate_hz);
+                        next_send = Some(at(s.send_from_us) + phase_in(period));
+                    }
+                    if s.cursor_hz > 0.0 {
+                        move_period = Duration::from_secs_f64(1.0 / s.cursor_hz);
+                        next_move = Some(at(s.send_from_us) + phase_in(move_period));
                     }
                 }
             }
+            _ = async { tokio::time::sleep_until(next_move.expect("guarded")).await }, if next_move.is_some() => {
+                let Some(s) = schedule else { continue };
+                let sent_us = shared.now_us();
+                let stamp = CursorStamp { sent_us, mover: spec.index as u32 };
+                let Some((x, y)) = stamp.to_xy() else {
+                    report.error("cursor stamp out of range");
+                    break;
+                };
+                if s.in_window(sent_us) {
+                    report.cursor_sent_in_window += 1;
+                }
+                report.cursor_last_sent_us = Some(sent_us);
+                let result = if kokuban || floor {
+                    let cursor = Cursor::new(x, y).expect("stamps are within the coordinate limit");
+                    let frame = encode_client(&ClientMsg::Cursor(Some(cursor)));
+                    send_all(&mut ws, std::iter::once(Message::binary(frame))).await
+                } else {
+                    let event = engineio::json_event(CURSOR_EVENT, &serde_json::json!({ "x": x, "y": y }));
+                    send_all(&mut ws, std::iter::once(Message::text(event))).await
+                };
+                if let Err(e) = result {
+                    report.error(format!("send: {e}"));
+                    break;
+                }
+                next_move = next_tick(next_move.expect("guarded"), move_period, at(s.send_until_us));
+            }
             _ = async { tokio::time::sleep_until(send_at.expect("guarded")).await }, if send_at.is_some() => {
                 let (Some(s), Some(pen)) = (schedule, pen.as_mut()) else { continue };
-                let result = if kokuban {
+                let result = if kokuban || floor {
                     let (stamp, frames) = pen.kokuban_frames(&shared);
                     count_sent(&mut report, s, stamp);
                     send_all(&mut ws, frames.into_iter().map(Message::binary)).await
@@ -486,15 +609,7 @@ pub async fn run(
                     report.error(format!("send: {e}"));
                     break;
                 }
-                // Fixed-rate schedule: a late tick is followed by the next one on time, not
-                // by a burst (what a browser's animation frames do under load).
-                let mut next = send_at.expect("guarded") + period;
-                let now = tokio::time::Instant::now();
-                while next <= now {
-                    next += period;
-                }
-                let end = shared.clock + Duration::from_micros(s.window_end_us);
-                next_send = (next.into_std() < end).then_some(next);
+                next_send = next_tick(send_at.expect("guarded"), period, at(s.send_until_us));
             }
             msg = ws.next() => {
                 let msg = match msg {
@@ -509,6 +624,10 @@ pub async fn run(
                             Err(e) => report.error(format!("undecodable frame: {e}")),
                         }
                     }
+                    Message::Binary(bytes) if floor => match decode_client(&bytes) {
+                        Ok(m) => on_floor(m, &mut report, &shared, schedule, spec.node),
+                        Err(e) => report.error(format!("undecodable frame: {e}")),
+                    },
                     // The attachment that follows a binary event's header.
                     Message::Binary(bytes) if std::mem::take(&mut attachment_pending) => {
                         match Stamp::read_bytes(&bytes) {
@@ -516,7 +635,7 @@ pub async fn run(
                             None => report.error("short attachment"),
                         }
                     }
-                    Message::Text(text) if !kokuban => match engineio::parse_engine(&text) {
+                    Message::Text(text) if !kokuban && !floor => match engineio::parse_engine(&text) {
                         Ok(EnginePacket::Ping(_)) => {
                             if let Err(e) = ws.send(Message::text(engineio::PONG)).await {
                                 report.error(format!("pong: {e}"));
@@ -527,6 +646,13 @@ pub async fn run(
                             Ok(p) if p.kind == SocketKind::BinaryEvent
                                 && engineio::event_name(p.data) == Some("batch") => {
                                 attachment_pending = p.attachments == 1;
+                            }
+                            Ok(p) if p.kind == SocketKind::Event
+                                && engineio::event_name(p.data) == Some(CURSOR_EVENT) => {
+                                match socketio_cursor(p.data) {
+                                    Some(c) => report.cursor_arrive(&shared, schedule, c),
+                                    None => report.error("cursor without stamp"),
+                                }
                             }
                             Ok(_) => {}
                             Err(e) => report.error(format!("socket.io packet: {e}")),
@@ -551,6 +677,36 @@ pub async fn run(
         }
     }
     report
+}
+
+/// The Socket.IO event that carries a cursor position, `["cursor",{"x":…,"y":…}]`, as a
+/// Socket.IO app would send it (the position is a [`CursorStamp`]).
+const CURSOR_EVENT: &str = "cursor";
+
+/// The position of a Socket.IO cursor event's JSON payload.
+fn socketio_cursor(data: &str) -> Option<CursorStamp> {
+    #[derive(serde::Deserialize)]
+    struct At {
+        x: i32,
+        y: i32,
+    }
+    let (_, at): (String, At) = serde_json::from_str(data).ok()?;
+    CursorStamp::from_xy(at.x, at.y)
+}
+
+/// The tick after `last` on a fixed-rate schedule, `None` at `end`: a late tick is followed by
+/// the next one on time, not by a burst (what a browser's animation frames do under load).
+fn next_tick(
+    last: tokio::time::Instant,
+    period: Duration,
+    end: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let mut next = last + period;
+    let now = tokio::time::Instant::now();
+    while next <= now {
+        next += period;
+    }
+    (next < end).then_some(next)
 }
 
 fn count_sent(report: &mut ClientReport, s: Schedule, stamp: Stamp) {
@@ -600,6 +756,67 @@ fn on_kokuban(
         }
         ServerMsg::Error(e) => report.error(format!("error frame: {:?} {}", e.code, e.message)),
         ServerMsg::Welcome(_) => report.error("second Welcome"),
-        ServerMsg::Presence(_) | ServerMsg::Cursor(_) => {}
+        ServerMsg::Cursor(c) => {
+            if let Some(at) = c.at {
+                match CursorStamp::from_xy(at.x(), at.y()) {
+                    Some(stamp) => report.cursor_arrive(shared, schedule, stamp),
+                    None => report.error("cursor without stamp"),
+                }
+            }
+        }
+        ServerMsg::Presence(_) => {}
+    }
+}
+
+/// What the floor relays is another client's frame, exactly as it was sent.
+fn on_floor(
+    msg: ClientMsg,
+    report: &mut ClientReport,
+    shared: &Shared,
+    schedule: Option<Schedule>,
+    node: usize,
+) {
+    match msg {
+        ClientMsg::Op(Op::StrokePoints(batch)) => {
+            match Stamp::read_points(batch.points.as_slice()) {
+                Some(stamp) => report.arrive(shared, schedule, node, stamp),
+                None => report.error("batch without stamp"),
+            }
+        }
+        ClientMsg::Cursor(Some(at)) => match CursorStamp::from_xy(at.x(), at.y()) {
+            Some(stamp) => report.cursor_arrive(shared, schedule, stamp),
+            None => report.error("cursor without stamp"),
+        },
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socketio_cursor_events_carry_a_cursor_stamp() {
+        let stamp = CursorStamp {
+            sent_us: 123_456_789,
+            mover: 42,
+        };
+        let (x, y) = stamp.to_xy().expect("in range");
+        let event = engineio::json_event(CURSOR_EVENT, &serde_json::json!({ "x": x, "y": y }));
+        let data = event.strip_prefix("42").expect("a Socket.IO event");
+        assert_eq!(socketio_cursor(data), Some(stamp));
+        assert_eq!(socketio_cursor(r#"["cursor",{"x":-1,"y":0}]"#), None);
+        assert_eq!(socketio_cursor(r#"["cursor"]"#), None);
+    }
+
+    #[test]
+    fn a_late_tick_is_followed_by_the_next_on_time() {
+        let now = tokio::time::Instant::now();
+        let period = Duration::from_millis(10);
+        let end = now + Duration::from_secs(1);
+        // Three periods late: the next tick is the first one still ahead, not a burst.
+        let next = next_tick(now - period * 3, period, end).expect("before the end");
+        assert!(next > now && next <= now + period);
+        assert_eq!(next_tick(now, period, now + period / 2), None);
     }
 }

@@ -177,6 +177,11 @@ pub fn binary_event_header(name: &str) -> String {
     format!("451-[\"{name}\",{{\"_placeholder\":true,\"num\":0}}]")
 }
 
+/// The Engine.IO message of a Socket.IO event with one JSON argument, on the default namespace.
+pub fn json_event(name: &str, arg: &serde_json::Value) -> String {
+    format!("42[\"{name}\",{arg}]")
+}
+
 /// The Engine.IO message that connects to the default namespace.
 pub const CONNECT_DEFAULT_NAMESPACE: &str = "40";
 
@@ -225,6 +230,18 @@ mod tests {
         assert_eq!(event_name(p.data), Some("batch"));
         // What we send is exactly what the server emits.
         assert_eq!(binary_event_header("batch"), text);
+    }
+
+    #[test]
+    fn json_event_as_emitted_by_socket_io_4_8() {
+        let text = json_event("cursor", &serde_json::json!({ "x": 5, "y": -7 }));
+        assert_eq!(text, r#"42["cursor",{"x":5,"y":-7}]"#);
+        let EnginePacket::Message(sio) = parse_engine(&text).unwrap() else {
+            panic!("not a message")
+        };
+        let p = parse_socket(sio).unwrap();
+        assert_eq!((p.kind, p.attachments), (SocketKind::Event, 0));
+        assert_eq!(event_name(p.data), Some("cursor"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE};
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, Hello, Name, Op, Point, Points, ServerMsg, StrokeId, StrokePoints,
-    Tool, Width, decode_server, encode_client,
+    Tool, Welcome, Width, decode_server, encode_client,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -64,21 +64,8 @@ pub async fn run(dep: &Deployment, points: u64, joins: usize) -> anyhow::Result<
     let links = create_room(upload_node).await?;
     let sources = SourceAddrs::default();
 
-    let per_stroke = u64::from(MAX_POINTS_PER_STROKE);
-    let strokes = points.div_ceil(per_stroke);
     let started = Instant::now();
-    let mut set = JoinSet::new();
-    for u in 0..UPLOADERS as u64 {
-        let sizes: Vec<u64> = (0..strokes)
-            .filter(|s| s % UPLOADERS as u64 == u)
-            .map(|s| per_stroke.min(points - s * per_stroke))
-            .collect();
-        let (links, from) = (links.clone(), sources.next());
-        set.spawn(async move { upload(upload_node, from, &links, &sizes, u).await });
-    }
-    while let Some(r) = set.join_next().await {
-        r??;
-    }
+    let strokes = draw(upload_node, &links, points, &sources, 0).await?;
     let upload_s = started.elapsed().as_secs_f64();
 
     let mut welcome_ms = Vec::new();
@@ -107,13 +94,48 @@ pub async fn run(dep: &Deployment, points: u64, joins: usize) -> anyhow::Result<
     })
 }
 
-fn median(v: &[f64]) -> f64 {
+/// Draws `points` points into the room through `node`, in strokes as long as the protocol
+/// allows, spread over several connections; returns the number of strokes. `seed` keeps the
+/// stroke ids of several calls on one room apart.
+pub(crate) async fn draw(
+    node: SocketAddr,
+    links: &RoomLinks,
+    points: u64,
+    sources: &SourceAddrs,
+    seed: u64,
+) -> anyhow::Result<u64> {
+    let per_stroke = u64::from(MAX_POINTS_PER_STROKE);
+    let strokes = points.div_ceil(per_stroke);
+    let mut set = JoinSet::new();
+    for u in 0..UPLOADERS as u64 {
+        let sizes: Vec<u64> = (0..strokes)
+            .filter(|s| s % UPLOADERS as u64 == u)
+            .map(|s| per_stroke.min(points - s * per_stroke))
+            .collect();
+        let (links, from) = (links.clone(), sources.next());
+        let n = seed * UPLOADERS as u64 + u;
+        set.spawn(async move { upload(node, from, &links, &sizes, n).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(strokes)
+}
+
+/// The middle value (the upper one of an even count).
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-async fn hello(ws: &mut Ws, links: &RoomLinks, edit: bool, n: u64) -> anyhow::Result<()> {
+/// Sends the Hello of a viewer (or an editor) named after `n`.
+pub(crate) async fn hello(
+    ws: &mut Ws,
+    links: &RoomLinks,
+    edit: bool,
+    n: u64,
+) -> anyhow::Result<()> {
     let hello = ClientMsg::Hello(Hello {
         room: links.room.clone(),
         token: if edit {
@@ -183,7 +205,8 @@ async fn upload(
     Ok(())
 }
 
-async fn next_server_msg(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
+/// The next binary frame, decoded.
+pub(crate) async fn next_server_msg(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
     loop {
         match ws.next().await.context("connection closed")?? {
             Message::Binary(b) => return Ok(decode_server(&b)?),
@@ -220,6 +243,20 @@ async fn send_acked(ws: &mut Ws, op: Op) -> anyhow::Result<()> {
     bail!("op rate-limited 100 times in a row")
 }
 
+/// The board a Welcome describes, decoded and brought up to date as a client does.
+pub(crate) fn board_of(welcome: &Welcome) -> anyhow::Result<Board> {
+    let (mut board, ops) = match &welcome.state {
+        RoomState::Snapshot { board, ops } => (Board::from_snapshot(&board.0)?, ops),
+        RoomState::Replay { ops } => (Board::at_start_of(welcome.epoch), ops),
+    };
+    for s in ops.as_slice() {
+        board
+            .apply_sequenced(s)
+            .map_err(|e| anyhow::anyhow!("Welcome ops out of order: {e:?}"))?;
+    }
+    Ok(board)
+}
+
 /// One join: connect, Hello, Welcome; then decode the board as a client would.
 /// Returns (ms to Welcome, ms to board ready, Welcome bytes, points on the board).
 async fn join_once(
@@ -245,15 +282,7 @@ async fn join_once(
             _ => {}
         }
     };
-    let (mut board, ops) = match &welcome.state {
-        RoomState::Snapshot { board, ops } => (Board::from_snapshot(&board.0)?, ops),
-        RoomState::Replay { ops } => (Board::at_start_of(welcome.epoch), ops),
-    };
-    for s in ops.as_slice() {
-        board
-            .apply_sequenced(s)
-            .map_err(|e| anyhow::anyhow!("Welcome ops out of order: {e:?}"))?;
-    }
+    let board = board_of(&welcome)?;
     let ready_at = started.elapsed();
     let _ = ws.close(None).await;
     Ok((

@@ -1,14 +1,17 @@
 //! Kokuban's load generator and benchmark harness.
 //!
-//! It drives Kokuban and a Socket.IO + Redis baseline with the same scenarios on the same
-//! machine in the same run, and writes the figures (`BENCHMARKS.md`, `bench/results.json`,
-//! SVG plots). Every figure comes from a measurement of this run; nothing is hard-coded.
+//! It drives Kokuban, a Socket.IO + Redis baseline and the floor (`kokuban-floor`, the
+//! cheapest relay of the same frames) with the same scenarios on the same machine in the same
+//! run, and writes the figures (`BENCHMARKS.md`, `bench/results.json`, SVG plots). Every
+//! figure comes from a measurement of this run; nothing is hard-coded.
 
 pub mod clients;
 pub mod engineio;
 pub mod http;
 pub mod join;
+pub mod joinstorm;
 pub mod net;
+pub mod pentrace;
 pub mod plan;
 pub mod plot;
 pub mod procfs;
@@ -17,3 +20,6 @@ pub mod report;
 pub mod scenario;
 pub mod stamp;
 pub mod stats;
+pub mod sweep;
+pub mod syscalls;
+pub mod targets;

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use kokuban_bench::plan::{self, Options};
-use kokuban_bench::procs::Adapter;
-use kokuban_bench::scenario::{self, Deployment, Load};
+use kokuban_bench::procs::{Adapter, FloorRuntime};
+use kokuban_bench::scenario::{self, Deployment, Load, System};
+use kokuban_bench::syscalls::Perf;
 
 #[derive(Parser)]
 #[command(version, about = "Kokuban's load generator and benchmark harness")]
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Every scenario on Kokuban and the Socket.IO baseline; writes BENCHMARKS.md,
+    /// Every scenario on Kokuban, the floor and the Socket.IO baseline; writes BENCHMARKS.md,
     /// bench/results.json and the plots under --out.
     All {
         /// Directory that receives BENCHMARKS.md (and bench/ beneath it).
@@ -35,10 +36,14 @@ enum Command {
         /// A `kokuban` binary to measure instead of building one.
         #[arg(long)]
         kokuban_bin: Option<PathBuf>,
+        /// A `kokuban-floor` binary to measure instead of building one.
+        #[arg(long)]
+        floor_bin: Option<PathBuf>,
     },
     /// One relay run, printed as JSON (for development).
     Relay {
-        /// `kokuban` (needs --kokuban-bin) or `socketio`.
+        /// `kokuban`, `floor` or `socketio` (the binaries default to the ones built beside this
+        /// tool).
         #[arg(long, default_value = "socketio")]
         system: String,
         /// The workspace root.
@@ -47,6 +52,12 @@ enum Command {
         /// The `kokuban` binary.
         #[arg(long)]
         kokuban_bin: Option<PathBuf>,
+        /// The `kokuban-floor` binary.
+        #[arg(long)]
+        floor_bin: Option<PathBuf>,
+        /// The floor's runtime: `per-core` or `multi`.
+        #[arg(long, default_value = "per-core")]
+        floor_runtime: String,
         /// Nodes (more than one: a cluster sharing a Redis of its own).
         #[arg(long, default_value_t = 2)]
         nodes: usize,
@@ -62,9 +73,28 @@ enum Command {
         /// Batches per second per editor.
         #[arg(long, default_value_t = 60.0)]
         rate: f64,
+        /// Cursor moves per second of every member.
+        #[arg(long, default_value_t = 0.0)]
+        cursor_rate: f64,
         /// Length of the measured window, seconds.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+    },
+    /// Many viewers joining a large board at the same moment, printed as JSON (for
+    /// development).
+    JoinStorm {
+        /// The `kokuban` binary.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Nodes (more than one: a cluster sharing a Redis of its own).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Size of the board's Welcome, bytes.
+        #[arg(long, default_value_t = 4_000_000)]
+        board_bytes: usize,
+        /// Viewers joining at once.
+        #[arg(long, default_value_t = 150)]
+        joiners: usize,
     },
     /// Connections opening and closing against one node for minutes, then a check that the
     /// node leaked no connection, room, file descriptor, task or memory; exits non-zero on a
@@ -100,11 +130,11 @@ fn default_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The `kokuban` binary cargo built into the same directory as this tool.
-fn sibling_kokuban() -> PathBuf {
+/// A binary cargo built into the same directory as this tool.
+fn sibling(name: &str) -> PathBuf {
     std::env::current_exe()
         .unwrap_or_default()
-        .with_file_name("kokuban")
+        .with_file_name(name)
 }
 
 #[tokio::main]
@@ -117,12 +147,14 @@ async fn main() -> anyhow::Result<()> {
             root,
             quick,
             kokuban_bin,
+            floor_bin,
         } => {
             let opts = Options {
                 out: out.clone(),
                 root: root.unwrap_or_else(default_root),
                 quick,
                 kokuban_bin,
+                floor_bin,
             };
             let results = plan::all(&opts).await?;
             eprintln!(
@@ -136,11 +168,14 @@ async fn main() -> anyhow::Result<()> {
             system,
             root,
             kokuban_bin,
+            floor_bin,
+            floor_runtime,
             nodes,
             rooms,
             room_size,
             editors,
             rate,
+            cursor_rate,
             seconds,
         } => {
             let root = root.unwrap_or_else(default_root);
@@ -150,8 +185,17 @@ async fn main() -> anyhow::Result<()> {
                     Deployment::socketio(&root.join("bench/socketio"), nodes, adapter).await?
                 }
                 "kokuban" => {
-                    let bin = kokuban_bin.unwrap_or_else(sibling_kokuban);
+                    let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
                     Deployment::kokuban(&bin, nodes, nodes > 1).await?
+                }
+                "floor" => {
+                    let bin = floor_bin.unwrap_or_else(|| sibling("kokuban-floor"));
+                    let runtime = match floor_runtime.as_str() {
+                        "per-core" => FloorRuntime::PerCore,
+                        "multi" => FloorRuntime::Multi,
+                        other => anyhow::bail!("unknown floor runtime {other}"),
+                    };
+                    Deployment::floor(&bin, runtime).await?
                 }
                 other => anyhow::bail!("unknown system {other}"),
             };
@@ -161,12 +205,33 @@ async fn main() -> anyhow::Result<()> {
                 room_size,
                 editors_per_room: editors,
                 rate_hz: rate,
+                stroke_batches: 60,
+                cursor_hz: cursor_rate,
                 batch_bytes: (64, 128),
                 warmup: Duration::from_secs(2),
                 measure: Duration::from_secs(seconds),
+                syscall_window: Duration::from_secs(2),
                 drain: Duration::from_secs(2),
             };
-            let result = scenario::run(&mut dep, &load).await;
+            let perf = Perf::probe()
+                .await
+                .map_err(|e| eprintln!("system calls not counted: {e}"))
+                .ok();
+            let coalescing = (dep.system == System::Kokuban)
+                .then(|| kokuban_server::Config::default().cursor_interval);
+            let result = scenario::run(&mut dep, &load, perf.as_ref(), coalescing).await;
+            dep.stop().await;
+            println!("{}", serde_json::to_string_pretty(&result?)?);
+        }
+        Command::JoinStorm {
+            kokuban_bin,
+            nodes,
+            board_bytes,
+            joiners,
+        } => {
+            let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
+            let dep = Deployment::kokuban(&bin, nodes, nodes > 1).await?;
+            let result = kokuban_bench::joinstorm::run(&dep, board_bytes, joiners).await;
             dep.stop().await;
             println!("{}", serde_json::to_string_pretty(&result?)?);
         }
@@ -184,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
                 .filter(|d| !d.is_zero())
                 .context("--minutes must be a positive number")?;
             let opts = soak::Options {
-                kokuban_bin: kokuban_bin.unwrap_or_else(sibling_kokuban),
+                kokuban_bin: kokuban_bin.unwrap_or_else(|| sibling("kokuban")),
                 churn,
                 rooms,
                 clients: clients.max(1),

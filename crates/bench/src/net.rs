@@ -88,9 +88,25 @@ pub fn ws_config() -> WebSocketConfig {
 
 /// Opens a WebSocket to `ws://{to}{path}` from the given source address.
 pub async fn ws_connect(from: Ipv4Addr, to: SocketAddr, path: &str) -> anyhow::Result<Ws> {
+    ws_connect_with(from, to, path, ws_config()).await
+}
+
+/// [`ws_connect`] with read buffers sized for multi-megabyte frames, as a browser reads a
+/// large Welcome: with the small default it is the generator's thousands of small reads that
+/// would be measured, not the server.
+pub async fn ws_connect_bulk(from: Ipv4Addr, to: SocketAddr, path: &str) -> anyhow::Result<Ws> {
+    ws_connect_with(from, to, path, ws_config().read_buffer_size(256 << 10)).await
+}
+
+async fn ws_connect_with(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    path: &str,
+    config: WebSocketConfig,
+) -> anyhow::Result<Ws> {
     let stream = connect_from(from, to).await?;
     let request = format!("ws://{to}{path}").into_client_request()?;
-    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .with_context(|| format!("websocket handshake with {to}{path}"))?;
     Ok(ws)

@@ -1,5 +1,5 @@
-//! The whole benchmark: every scenario on both systems, in one run, sized to finish within
-//! fifteen minutes on a two-core machine.
+//! The whole benchmark: every scenario on Kokuban, the floor and the Socket.IO baseline, in
+//! one run, sized to finish within about half an hour on a two-core machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -10,9 +10,16 @@ use serde::Serialize;
 use tokio::process::Command;
 
 use crate::join::{self, JoinResult};
+use crate::joinstorm::{self, JoinStormResult};
+use crate::pentrace::{self, BytesPerPoint};
 use crate::procfs::{self, Machine};
-use crate::procs::{self, Adapter};
-use crate::scenario::{self, Deployment, Load, Programs, RunResult};
+use crate::procs::{self, Adapter, FloorRuntime};
+use crate::scenario::{Load, Programs, RunResult};
+use crate::sweep::{Runner, Setup};
+use crate::syscalls::Perf;
+use crate::targets::{self, Ratios};
+
+pub use crate::sweep::P99_LIMIT_MS;
 
 /// What `all` is asked to do.
 #[derive(Debug, Clone)]
@@ -25,10 +32,18 @@ pub struct Options {
     pub quick: bool,
     /// Use this `kokuban` binary instead of building one.
     pub kokuban_bin: Option<PathBuf>,
+    /// Use this `kokuban-floor` binary instead of building one.
+    pub floor_bin: Option<PathBuf>,
 }
 
-/// The p99 above which a relay sweep stops: the load is beyond what the system serves.
-pub const P99_LIMIT_MS: f64 = 50.0;
+/// The floor's runtime in the sweeps and scenarios: one current-thread runtime per core
+/// writes each member once per scheduler tick, so as the load grows a write carries several
+/// frames; the multi-thread runtime writes every frame as it is read (a task may move between
+/// threads, so it cannot leave a per-thread batch behind), which in one-to-many rooms costs it
+/// more writes and more latency.
+pub const FLOOR_RUNTIME: FloorRuntime = FloorRuntime::PerCore;
+/// The floor's other runtime, run where Kokuban is compared with the floor.
+pub const FLOOR_OTHER_RUNTIME: FloorRuntime = FloorRuntime::Multi;
 
 /// Everything measured in one run (written as `bench/results.json`).
 #[derive(Debug, Clone, Serialize)]
@@ -45,30 +60,58 @@ pub struct Results {
     pub versions: Vec<(String, String)>,
     /// Open-file limit in force.
     pub open_file_limit: u64,
-    /// Scenario parameters common to the relay runs.
+    /// The relay sweeps' first steps (each is refined near its limit).
     pub relay_steps: Vec<usize>,
+    /// Near a limit, consecutive relay steps are at most this ratio apart.
+    pub step_ratio: f64,
+    /// Whether system calls were counted (`perf` with syscall tracepoints).
+    pub syscalls_counted: bool,
+    /// The floor's runtime in the sweeps and scenarios ([`FLOOR_RUNTIME`]).
+    pub floor_runtime: FloorRuntime,
     /// What was skipped or failed, and why.
     pub notes: Vec<String>,
     /// Relay sweeps (and the sharded-adapter run), per system and mode.
     pub relay: Vec<RunResult>,
+    /// The floor with its other runtime at the loads Kokuban is compared with it at; the
+    /// comparison takes the cheaper of the two there.
+    pub floor_variants: Vec<RunResult>,
     /// One room, one editor, many viewers.
     pub fanout: Vec<RunResult>,
+    /// Everyone moving their cursor.
+    pub presence: Vec<RunResult>,
+    /// One room where everyone draws.
+    pub big_room: Vec<RunResult>,
     /// Idle connections on one node.
     pub idle: Vec<RunResult>,
     /// Joining a board of a million points.
     pub join: Vec<JoinResult>,
+    /// Many clients joining a large board at once.
+    pub join_storm: Vec<JoinStormResult>,
+    /// Bytes per point of a pen trace.
+    pub pen: Option<BytesPerPoint>,
+    /// The ratios and targets computed from all of the above.
+    #[serde(flatten)]
+    pub ratios: Ratios,
 }
 
 struct Sizes {
     relay_steps: Vec<usize>,
+    step_ratio: f64,
     warmup: Duration,
     measure: Duration,
+    syscall_window: Duration,
     drain: Duration,
     fanout_viewers: usize,
+    presence_clients: usize,
+    big_room_editors: usize,
+    big_room_hz: f64,
     idle_connections: usize,
     idle_measure: Duration,
     join_points: u64,
     joins: usize,
+    storm_joiners: usize,
+    storm_board_bytes: usize,
+    pen_strokes: usize,
     sharded_clients: usize,
 }
 
@@ -77,56 +120,106 @@ impl Sizes {
         if quick {
             Sizes {
                 relay_steps: vec![100, 200, 400],
+                step_ratio: 1.5,
                 warmup: Duration::from_secs(1),
                 measure: Duration::from_secs(2),
+                syscall_window: Duration::from_secs(1),
                 drain: Duration::from_secs(1),
-                fanout_viewers: 200,
+                fanout_viewers: 300,
+                presence_clients: 100,
+                big_room_editors: 50,
+                big_room_hz: 4.0,
                 idle_connections: 2_000,
                 idle_measure: Duration::from_secs(2),
                 join_points: 100_000,
                 joins: 3,
+                storm_joiners: 30,
+                storm_board_bytes: 1 << 20,
+                pen_strokes: 2,
                 sharded_clients: 100,
             }
         } else {
             Sizes {
-                // Doubling steps: the step before the capacity step is half the capacity.
+                // Doubling steps to find each system's limit, refined near it.
                 relay_steps: vec![100, 200, 400, 800, 1600, 3200],
+                step_ratio: 1.25,
                 warmup: Duration::from_secs(2),
                 measure: Duration::from_secs(6),
+                syscall_window: Duration::from_secs(2),
                 drain: Duration::from_secs(2),
-                fanout_viewers: 1_000,
+                fanout_viewers: 1_500,
+                presence_clients: 500,
+                // Every batch of 200 editors reaches 199 members: at 2 Hz each that is 79,600
+                // deliveries a second, what the load generator can check on two cores while
+                // sharing them (at 60 Hz it would be 2.4 million).
+                big_room_editors: 200,
+                big_room_hz: 2.0,
                 idle_connections: 50_000,
                 // Longer than one heartbeat round of both systems (Socket.IO pings every 25 s,
                 // Kokuban every 15 s), so "CPU at rest" includes keeping the connections alive.
                 idle_measure: Duration::from_secs(30),
                 join_points: 1_000_000,
                 joins: 5,
+                storm_joiners: 150,
+                storm_board_bytes: 4_000_000,
+                pen_strokes: 6,
                 sharded_clients: 400,
             }
         }
     }
 
-    fn relay(&self, clients: usize) -> Load {
+    fn base(&self) -> Load {
         Load {
             scenario: "relay".into(),
-            rooms: clients / 10,
+            rooms: 1,
             room_size: 10,
             editors_per_room: 2,
             rate_hz: 60.0,
+            // A second of drawing per stroke: StrokeBegin and StrokeEnd add 2 frames to 60.
+            stroke_batches: 60,
+            cursor_hz: 0.0,
             batch_bytes: (64, 128),
             warmup: self.warmup,
             measure: self.measure,
+            syscall_window: self.syscall_window,
             drain: self.drain,
+        }
+    }
+
+    fn relay(&self, clients: usize) -> Load {
+        Load {
+            rooms: clients / 10,
+            ..self.base()
         }
     }
 
     fn fanout(&self) -> Load {
         Load {
             scenario: "fanout".into(),
-            rooms: 1,
             room_size: self.fanout_viewers + 1,
             editors_per_room: 1,
-            ..self.relay(10)
+            ..self.base()
+        }
+    }
+
+    fn presence(&self) -> Load {
+        Load {
+            scenario: "presence".into(),
+            rooms: self.presence_clients / 10,
+            editors_per_room: 0,
+            rate_hz: 0.0,
+            cursor_hz: 30.0,
+            ..self.base()
+        }
+    }
+
+    fn big_room(&self) -> Load {
+        Load {
+            scenario: "big room".into(),
+            room_size: self.big_room_editors,
+            editors_per_room: self.big_room_editors,
+            rate_hz: self.big_room_hz,
+            ..self.base()
         }
     }
 
@@ -134,91 +227,14 @@ impl Sizes {
         Load {
             scenario: "idle".into(),
             rooms: self.idle_connections / 10,
-            room_size: 10,
             editors_per_room: 0,
             warmup: Duration::from_secs(2),
             measure: self.idle_measure,
+            syscall_window: Duration::ZERO,
             drain: Duration::ZERO,
-            ..self.relay(10)
+            ..self.base()
         }
     }
-}
-
-/// A deployment the plan can start again for every run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Setup {
-    KokubanCluster,
-    KokubanSingle,
-    SocketIo(Option<Adapter>),
-}
-
-impl Setup {
-    async fn start(self, programs: &Programs, nodes: usize) -> anyhow::Result<Deployment> {
-        match self {
-            Setup::KokubanCluster | Setup::KokubanSingle => {
-                let bin = programs.kokuban.as_ref().context("no kokuban binary")?;
-                let cluster = self == Setup::KokubanCluster;
-                Deployment::kokuban(bin, if cluster { nodes } else { 1 }, cluster).await
-            }
-            Setup::SocketIo(adapter) => {
-                let n = if adapter.is_some() { nodes } else { 1 };
-                Deployment::socketio(&programs.socketio, n, adapter).await
-            }
-        }
-    }
-}
-
-/// One run on a fresh deployment (fresh processes: memory figures do not inherit the previous
-/// run's garbage, and a crashed run does not poison the next).
-async fn once(programs: &Programs, setup: Setup, load: &Load) -> anyhow::Result<RunResult> {
-    let mut dep = setup.start(programs, 2).await?;
-    let started = Instant::now();
-    let result = scenario::run(&mut dep, load).await;
-    dep.stop().await;
-    let r = result?;
-    eprintln!(
-        "  {} {} ({}): {} clients, {:.0} msg/s delivered, p50 {:.2} ms, p99 {:.2} ms, \
-         server CPU {:.1} us/msg, lost {} dup {} reordered {}, errors {} [{:.0} s]",
-        r.system.name(),
-        load.scenario,
-        r.mode,
-        r.connected,
-        r.delivered_per_s,
-        r.latency.p50_ms,
-        r.latency.p99_ms,
-        r.server_cpu_us_per_msg.unwrap_or(0.0),
-        r.lost,
-        r.duplicates,
-        r.reordered,
-        r.errors,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(r)
-}
-
-async fn sweep(
-    programs: &Programs,
-    setup: Setup,
-    sizes: &Sizes,
-    notes: &mut Vec<String>,
-) -> Vec<RunResult> {
-    let mut out = Vec::new();
-    for &n in &sizes.relay_steps {
-        match once(programs, setup, &sizes.relay(n)).await {
-            Ok(r) => {
-                let over = r.latency.p99_ms > P99_LIMIT_MS || r.connected < r.clients;
-                out.push(r);
-                if over {
-                    break;
-                }
-            }
-            Err(e) => {
-                notes.push(format!("relay {setup:?} at {n} clients failed: {e:#}"));
-                break;
-            }
-        }
-    }
-    out
 }
 
 /// Runs everything and writes the report.
@@ -247,93 +263,128 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
     let socketio = opts.root.join("bench").join("socketio");
     eprintln!("installing the Socket.IO baseline (npm ci)");
     procs::npm_ci(&socketio).await?;
-    let kokuban = match &opts.kokuban_bin {
-        Some(b) => Some(b.clone()),
-        None => match build_kokuban(&opts.root).await {
-            Ok(b) => Some(b),
-            Err(e) => {
-                notes.push(format!(
-                    "Kokuban was not measured: the server did not build ({e:#})"
-                ));
-                None
-            }
-        },
+    let (kokuban, floor) = build(opts, &mut notes).await;
+    let perf = match Perf::probe().await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            notes.push(format!(
+                "System calls were not counted: `perf stat` cannot count the syscall tracepoints \
+                 here ({}).",
+                e.lines().next().unwrap_or_default()
+            ));
+            None
+        }
     };
-    let mut programs = Programs { kokuban, socketio };
-    let (kokuban_ok, cluster_ok) = probe_kokuban(&mut programs, &mut notes).await;
-    let versions = versions(&opts.root, &programs).await;
+    let mut runner = Runner {
+        programs: Programs {
+            kokuban,
+            socketio,
+            floor,
+        },
+        perf,
+        kokuban_coalescing: kokuban_server::Config::default().cursor_interval,
+        notes,
+    };
+    let (kokuban_ok, cluster_ok) = probe_kokuban(&mut runner).await;
+    let floor_ok = runner.programs.floor.is_some();
+    let versions = versions(&opts.root, &runner.programs).await;
+    let kokuban_setups = |both: [Option<Setup>; 2]| both.into_iter().flatten().collect::<Vec<_>>();
+    let cluster = cluster_ok.then_some(Setup::KokubanCluster);
+    let single = kokuban_ok.then_some(Setup::KokubanSingle);
 
-    let mut relay = Vec::new();
-    let mut fanout = Vec::new();
-    let mut idle = Vec::new();
-    let mut join_results = Vec::new();
+    let floor_setup = floor_ok.then_some(Setup::Floor(FLOOR_RUNTIME));
 
     eprintln!("relay sweep");
+    let mut relay = Vec::new();
+    // The floor first: Kokuban also runs at the floor's capacity, to be compared there.
+    let mut floor_cap = None;
+    if let Some(f) = floor_setup {
+        let runs = runner
+            .sweep(
+                f,
+                &sizes.relay_steps,
+                sizes.step_ratio,
+                |n| sizes.relay(n),
+                &[],
+            )
+            .await;
+        floor_cap = runs
+            .iter()
+            .filter(|r| crate::sweep::within_limit(r))
+            .map(|r| r.clients)
+            .max();
+        relay.extend(runs);
+    }
+    let kokuban_extra: Vec<usize> = floor_cap.into_iter().collect();
     // Both systems in both modes: two nodes sharing Redis (the deployment being compared), and
     // one node alone (what Redis and the second hop cost each of them).
-    let setups = [
-        Some(Setup::SocketIo(Some(Adapter::Classic))),
-        cluster_ok.then_some(Setup::KokubanCluster),
-        Some(Setup::SocketIo(None)),
-        kokuban_ok.then_some(Setup::KokubanSingle),
-    ];
-    for setup in setups.into_iter().flatten() {
-        relay.extend(sweep(&programs, setup, &sizes, &mut notes).await);
+    for (setup, extra) in [
+        (Some(Setup::SocketIo(Some(Adapter::Classic))), &[][..]),
+        (cluster, &kokuban_extra[..]),
+        (Some(Setup::SocketIo(None)), &[][..]),
+        (single, &kokuban_extra[..]),
+    ] {
+        let Some(setup) = setup else { continue };
+        let runs = runner
+            .sweep(
+                setup,
+                &sizes.relay_steps,
+                sizes.step_ratio,
+                |n| sizes.relay(n),
+                extra,
+            )
+            .await;
+        relay.extend(runs);
     }
     eprintln!("sharded adapter");
-    match once(
-        &programs,
-        Setup::SocketIo(Some(Adapter::Sharded)),
-        &sizes.relay(sizes.sharded_clients),
-    )
-    .await
-    {
-        Ok(r) => relay.push(r),
-        Err(e) => notes.push(format!("Socket.IO with the sharded adapter failed: {e:#}")),
+    relay.extend(
+        runner
+            .each(
+                &[Setup::SocketIo(Some(Adapter::Sharded))],
+                &sizes.relay(sizes.sharded_clients),
+            )
+            .await,
+    );
+
+    // The floor is the cheaper of its runtimes: the other one also runs the loads the targets
+    // compare at.
+    let mut floor_variants = Vec::new();
+    if floor_ok {
+        eprintln!("the floor's other runtime");
+        let mut loads = vec![targets::REFERENCE_CLIENTS];
+        loads.extend(floor_cap.filter(|&c| c != targets::REFERENCE_CLIENTS));
+        for n in loads {
+            let other = Setup::Floor(FLOOR_OTHER_RUNTIME);
+            floor_variants.extend(runner.each(&[other], &sizes.relay(n)).await);
+        }
     }
 
     eprintln!("fan-out");
-    let kokuban_fanout = if cluster_ok {
-        Some(Setup::KokubanCluster)
-    } else if kokuban_ok {
-        notes.push("Fan-out ran Kokuban on a single node: cluster mode is not available.".into());
-        Some(Setup::KokubanSingle)
-    } else {
-        None
-    };
-    for setup in [
-        Some(Setup::SocketIo(Some(Adapter::Classic))),
-        kokuban_fanout,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        match once(&programs, setup, &sizes.fanout()).await {
-            Ok(r) => fanout.push(r),
-            Err(e) => notes.push(format!("fan-out {setup:?} failed: {e:#}")),
-        }
-    }
+    let mut setups = vec![Setup::SocketIo(Some(Adapter::Classic))];
+    setups.extend(kokuban_setups([cluster, single]));
+    setups.extend(floor_setup);
+    let fanout = runner.each(&setups, &sizes.fanout()).await;
+
+    eprintln!("presence storm");
+    let mut setups = vec![Setup::SocketIo(None)];
+    setups.extend(kokuban_setups([single, cluster]));
+    setups.extend(floor_setup);
+    let presence = runner.each(&setups, &sizes.presence()).await;
+
+    eprintln!("big room");
+    let big_room = runner.each(&setups, &sizes.big_room()).await;
 
     eprintln!("idle connections");
-    let kokuban_idle = kokuban_ok.then_some(Setup::KokubanSingle);
-    for setup in [Some(Setup::SocketIo(None)), kokuban_idle]
-        .into_iter()
-        .flatten()
-    {
-        match once(&programs, setup, &sizes.idle()).await {
-            Ok(r) => idle.push(r),
-            Err(e) => notes.push(format!("idle {setup:?} failed: {e:#}")),
-        }
-    }
+    let mut setups = vec![Setup::SocketIo(None)];
+    setups.extend(single);
+    let idle = runner.each(&setups, &sizes.idle()).await;
 
     eprintln!("join");
-    let join_setups = [
-        kokuban_ok.then_some(Setup::KokubanSingle),
-        cluster_ok.then_some(Setup::KokubanCluster),
-    ];
-    for setup in join_setups.into_iter().flatten() {
+    let mut join_results = Vec::new();
+    let mut join_storm = Vec::new();
+    for setup in kokuban_setups([single, cluster]) {
         let run = async {
-            let dep = setup.start(&programs, 2).await?;
+            let dep = setup.start(&runner.programs, 2).await?;
             let r = join::run(&dep, sizes.join_points, sizes.joins).await;
             dep.stop().await;
             r
@@ -346,15 +397,55 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
                 );
                 join_results.push(r);
             }
-            Err(e) => notes.push(format!("join {setup:?} failed: {e:#}")),
+            Err(e) => runner.notes.push(format!("join {setup:?} failed: {e:#}")),
+        }
+        let storm = async {
+            let dep = setup.start(&runner.programs, 2).await?;
+            let r = joinstorm::run(&dep, sizes.storm_board_bytes, sizes.storm_joiners).await;
+            dep.stop().await;
+            r
+        };
+        match storm.await {
+            Ok(r) => {
+                eprintln!(
+                    "  join storm ({}): {} joiners, board of {} bytes: Welcome p99 {:.0} ms, ready p99 {:.0} ms, peak RSS {:?}",
+                    r.mode, r.joiners, r.board_bytes, r.welcome_ms.p99, r.ready_ms.p99, r.peak_rss
+                );
+                join_storm.push(r);
+            }
+            Err(e) => runner
+                .notes
+                .push(format!("join storm {setup:?} failed: {e:#}")),
         }
     }
-    notes.push(
-        "The Socket.IO baseline has no board state, so the join scenario measures Kokuban only."
+    runner.notes.push(
+        "The Socket.IO baseline and the floor have no board state, so the join, join-storm and \
+         bytes-per-point scenarios measure Kokuban only."
             .into(),
     );
 
-    let results = Results {
+    eprintln!("bytes per point");
+    let mut pen = None;
+    if let Some(setup) = single {
+        let run = async {
+            let dep = setup.start(&runner.programs, 1).await?;
+            let r = pentrace::run(&dep, sizes.pen_strokes).await;
+            dep.stop().await;
+            r
+        };
+        match run.await {
+            Ok(p) => {
+                eprintln!(
+                    "  {} points in {} batches: {:.2} B/point up, {:.2} down, {:.2} at rest",
+                    p.points, p.batches, p.upstream, p.downstream, p.at_rest
+                );
+                pen = Some(p);
+            }
+            Err(e) => runner.notes.push(format!("bytes per point failed: {e:#}")),
+        }
+    }
+
+    let mut results = Results {
         quick: opts.quick,
         duration_s: started.elapsed().as_secs_f64(),
         started_unix,
@@ -362,92 +453,133 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         versions,
         open_file_limit,
         relay_steps: sizes.relay_steps.clone(),
-        notes,
+        step_ratio: sizes.step_ratio,
+        syscalls_counted: runner.perf.is_some(),
+        floor_runtime: FLOOR_RUNTIME,
+        notes: runner.notes,
         relay,
+        floor_variants,
         fanout,
+        presence,
+        big_room,
         idle,
         join: join_results,
+        join_storm,
+        pen,
+        ratios: Ratios::default(),
     };
+    results.ratios = targets::compute(&results);
     crate::report::write(&opts.out, &results)?;
     Ok(results)
 }
 
-/// Builds the server with the same cargo that built this tool; the binary lands next to ours.
-async fn build_kokuban(root: &Path) -> anyhow::Result<PathBuf> {
+/// Builds the server and the floor with the same cargo that built this tool (the binaries land
+/// next to ours), unless given; what does not build is skipped with a note.
+async fn build(opts: &Options, notes: &mut Vec<String>) -> (Option<PathBuf>, Option<PathBuf>) {
+    let mut targets = Vec::new();
+    if opts.kokuban_bin.is_none() {
+        targets.extend(["-p", "kokuban-server", "--bin", "kokuban"]);
+    }
+    if opts.floor_bin.is_none() {
+        targets.extend(["-p", "kokuban-bench", "--bin", "kokuban-floor"]);
+    }
+    let built = if targets.is_empty() {
+        Ok(())
+    } else {
+        cargo_build(&opts.root, &targets).await
+    };
+    let sibling = |name: &str| -> anyhow::Result<PathBuf> {
+        built.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let bin = std::env::current_exe()?.with_file_name(name);
+        anyhow::ensure!(bin.exists(), "{} not found after the build", bin.display());
+        Ok(bin)
+    };
+    let mut pick = |given: &Option<PathBuf>, name: &str, what: &str| match given {
+        Some(b) => Some(b.clone()),
+        None => sibling(name)
+            .map_err(|e| notes.push(format!("{what} was not measured: it did not build ({e:#})")))
+            .ok(),
+    };
+    let kokuban = pick(&opts.kokuban_bin, "kokuban", "Kokuban");
+    let floor = pick(&opts.floor_bin, "kokuban-floor", "The floor");
+    (kokuban, floor)
+}
+
+async fn cargo_build(root: &Path, targets: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("building the kokuban server (release)");
+    eprintln!("building the kokuban server and the floor (release)");
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "kokuban-server",
-            "--bin",
-            "kokuban",
-        ])
+        .args(["build", "--release", "--quiet"])
+        .args(targets)
         .current_dir(root)
         .stdout(Stdio::null())
         .status()
         .await
         .context("run cargo build")?;
-    anyhow::ensure!(
-        status.success(),
-        "cargo build -p kokuban-server failed ({status})"
-    );
-    let exe = std::env::current_exe()?;
-    let bin = exe.with_file_name("kokuban");
-    anyhow::ensure!(bin.exists(), "{} not found after the build", bin.display());
-    Ok(bin)
+    anyhow::ensure!(status.success(), "cargo build failed ({status})");
+    Ok(())
 }
 
-/// Checks that the server starts and relays, alone and in a cluster; a mode that does not is
-/// skipped with a note rather than measured wrongly.
-async fn probe_kokuban(programs: &mut Programs, notes: &mut Vec<String>) -> (bool, bool) {
-    if programs.kokuban.is_none() {
+/// Checks that the server starts and relays, alone and in a cluster, and that the floor
+/// does; what does not is skipped with a note rather than measured wrongly.
+async fn probe_kokuban(runner: &mut Runner) -> (bool, bool) {
+    if runner.programs.floor.is_some()
+        && let Err(e) = relays_cleanly(runner, Setup::Floor(FLOOR_RUNTIME)).await
+    {
+        runner
+            .notes
+            .push(format!("The floor was not measured: it did not work: {e}"));
+        runner.programs.floor = None;
+    }
+    if runner.programs.kokuban.is_none() {
         return (false, false);
     }
+    if let Err(e) = relays_cleanly(runner, Setup::KokubanSingle).await {
+        runner.notes.push(format!(
+            "Kokuban was not measured: a single node did not work: {e}"
+        ));
+        runner.programs.kokuban = None;
+        return (false, false);
+    }
+    let cluster = relays_cleanly(runner, Setup::KokubanCluster).await;
+    if let Err(e) = &cluster {
+        runner.notes.push(format!(
+            "Kokuban cluster mode was not measured (single node only): {e}"
+        ));
+    }
+    (true, cluster.is_ok())
+}
+
+/// Two editors in a room of two, for a second.
+async fn relays_cleanly(runner: &Runner, setup: Setup) -> Result<(), String> {
     let probe = Load {
         scenario: "probe".into(),
         rooms: 1,
         room_size: 2,
         editors_per_room: 2,
         rate_hz: 30.0,
+        stroke_batches: 30,
+        cursor_hz: 0.0,
         batch_bytes: (64, 128),
         warmup: Duration::from_millis(200),
         measure: Duration::from_millis(500),
+        syscall_window: Duration::ZERO,
         drain: Duration::from_millis(500),
     };
-    let check = async |setup: Setup| -> Result<(), String> {
-        let r = once(programs, setup, &probe)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        if r.delivered == 0 || r.lost > 0 || r.errors > 0 {
-            return Err(format!(
-                "a two-member room did not relay cleanly (delivered {}, lost {}, errors {}: {})",
-                r.delivered,
-                r.lost,
-                r.errors,
-                r.first_error.unwrap_or_default()
-            ));
-        }
-        Ok(())
-    };
-    let single = check(Setup::KokubanSingle).await;
-    if let Err(e) = &single {
-        notes.push(format!(
-            "Kokuban was not measured: a single node did not work: {e}"
-        ));
-        programs.kokuban = None;
-        return (false, false);
-    }
-    let cluster = check(Setup::KokubanCluster).await;
-    if let Err(e) = &cluster {
-        notes.push(format!(
-            "Kokuban cluster mode was not measured (single node only): {e}"
+    let r = runner
+        .once(setup, &probe)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if r.delivered == 0 || r.lost > 0 || r.errors > 0 {
+        return Err(format!(
+            "a two-member room did not relay cleanly (delivered {}, lost {}, errors {}: {})",
+            r.delivered,
+            r.lost,
+            r.errors,
+            r.first_error.unwrap_or_default()
         ));
     }
-    (true, cluster.is_ok())
+    Ok(())
 }
 
 async fn command_version(program: &str, arg: &str) -> String {

@@ -54,6 +54,19 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// Resets a process's peak resident set size (`VmHWM`) to its current RSS, so that
+/// [`peak_rss`] reports the peak from now on; false where the kernel does not allow it.
+pub fn reset_peak_rss(pid: u32) -> bool {
+    // "5" is the clear_refs command that resets the high-water mark (Linux 4.0 and later).
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// The peak resident set size of a live process (`VmHWM`), in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_kb_field(&status, "VmHWM")
+}
+
 /// The `voluntary_ctxt_switches` plus `nonvoluntary_ctxt_switches` of the text of a
 /// `/proc/PID/task/TID/status`.
 pub fn parse_context_switches(status: &str) -> u64 {
@@ -260,5 +273,11 @@ mod tests {
         let s = sample(std::process::id()).expect("own /proc entry");
         assert!(s.rss_bytes > 0);
         assert!(ticks_per_second() > 0);
+        let peak = peak_rss(std::process::id()).expect("VmHWM");
+        assert!(
+            peak >= s.rss_bytes / 2,
+            "peak {peak} against rss {}",
+            s.rss_bytes
+        );
     }
 }

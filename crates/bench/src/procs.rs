@@ -1,5 +1,5 @@
-//! The processes under test: Kokuban nodes, Socket.IO nodes and Redis, each started by the
-//! benchmark on free loopback ports and stopped when dropped.
+//! The processes under test: Kokuban nodes, Socket.IO nodes, the floor and Redis, each started
+//! by the benchmark on free loopback ports and stopped when dropped.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -180,7 +180,12 @@ pub async fn start_socketio(
         cmd.args(["--redis-url", &format!("redis://127.0.0.1:{port}")])
             .args(["--adapter", adapter.flag()]);
     }
-    let mut proc = Proc::spawn(&format!("socketio-{}", listen.port()), cmd, log_dir)?;
+    let proc = Proc::spawn(&format!("socketio-{}", listen.port()), cmd, log_dir)?;
+    ready_line(proc).await
+}
+
+/// Waits for the `ready` line a process prints on its piped standard output.
+async fn ready_line(mut proc: Proc) -> anyhow::Result<Proc> {
     let stdout = proc.child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(READY_TIMEOUT, lines.next_line())
@@ -194,6 +199,47 @@ pub async fn start_socketio(
     // Keep draining stdout so the node never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(proc)
+}
+
+/// How the floor spreads its connections over threads (its `--runtime` flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FloorRuntime {
+    /// A current-thread runtime per core, each with its own `SO_REUSEPORT` listener.
+    PerCore,
+    /// One multi-thread runtime.
+    Multi,
+}
+
+impl FloorRuntime {
+    fn flag(self) -> &'static str {
+        match self {
+            FloorRuntime::PerCore => "per-core",
+            FloorRuntime::Multi => "multi",
+        }
+    }
+
+    /// The deployment's description in the report.
+    pub fn mode(self) -> &'static str {
+        match self {
+            FloorRuntime::PerCore => "per-core runtimes",
+            FloorRuntime::Multi => "multi-thread runtime",
+        }
+    }
+}
+
+/// The floor; ready when it prints `ready`.
+pub async fn start_floor(
+    bin: &Path,
+    listen: SocketAddr,
+    runtime: FloorRuntime,
+    log_dir: &Path,
+) -> anyhow::Result<Proc> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", &listen.to_string()])
+        .args(["--runtime", runtime.flag()])
+        .stdout(Stdio::piped());
+    let proc = Proc::spawn(&format!("floor-{}", listen.port()), cmd, log_dir)?;
+    ready_line(proc).await
 }
 
 /// One Kokuban node; ready when `/readyz` answers 200.

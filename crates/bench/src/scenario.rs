@@ -14,8 +14,9 @@ use tokio::task::JoinSet;
 use crate::clients::{self, ClientReport, ClientSpec, Hists, Phase, RoomRef, Schedule, Shared};
 use crate::net::SourceAddrs;
 use crate::procfs::{self, ProcSample};
-use crate::procs::{self, Adapter, Proc};
+use crate::procs::{self, Adapter, FloorRuntime, Proc};
 use crate::stats::Summary;
+use crate::syscalls::{Counts, Perf};
 
 /// Which system a deployment runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,6 +25,8 @@ pub enum System {
     Kokuban,
     /// The Socket.IO baseline.
     SocketIo,
+    /// The floor: the cheapest relay of the same frames (`kokuban-floor`).
+    Floor,
 }
 
 impl System {
@@ -32,6 +35,7 @@ impl System {
         match self {
             System::Kokuban => "Kokuban",
             System::SocketIo => "Socket.IO",
+            System::Floor => "Floor",
         }
     }
 }
@@ -43,6 +47,8 @@ pub struct Programs {
     pub kokuban: Option<PathBuf>,
     /// The directory of the Socket.IO baseline (with its installed dependencies).
     pub socketio: PathBuf,
+    /// The `kokuban-floor` binary (absent: the floor is skipped).
+    pub floor: Option<PathBuf>,
 }
 
 /// Running server processes of one system.
@@ -96,6 +102,29 @@ impl Deployment {
         })
     }
 
+    /// Starts the floor: one process, no Redis.
+    pub async fn floor(bin: &Path, runtime: FloorRuntime) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+        let server = procs::start_floor(bin, addr, runtime, dir.path()).await?;
+        Ok(Self {
+            system: System::Floor,
+            mode: runtime.mode().to_string(),
+            nodes: vec![addr],
+            servers: vec![server],
+            redis: None,
+            _dir: dir,
+        })
+    }
+
+    /// Process ids of the servers, then of Redis if there is one.
+    pub fn pids(&self) -> (Vec<u32>, Option<u32>) {
+        (
+            self.servers.iter().map(|p| p.pid).collect(),
+            self.redis.as_ref().map(|r| r.pid),
+        )
+    }
+
     /// Starts `nodes` Socket.IO nodes; with an adapter, they share a Redis of their own.
     pub async fn socketio(
         dir: &Path,
@@ -140,7 +169,8 @@ impl Deployment {
         })
     }
 
-    fn sample(&self) -> (Vec<ProcSample>, Option<ProcSample>) {
+    /// CPU and memory of the servers and of Redis now.
+    pub fn sample(&self) -> (Vec<ProcSample>, Option<ProcSample>) {
         let servers = self
             .servers
             .iter()
@@ -152,7 +182,8 @@ impl Deployment {
         )
     }
 
-    fn check_alive(&mut self) -> anyhow::Result<()> {
+    /// Fails if a server or Redis has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
         for p in self.servers.iter_mut().chain(self.redis.as_mut()) {
             p.check_alive()?;
         }
@@ -183,6 +214,10 @@ pub struct Load {
     pub editors_per_room: usize,
     /// Batches per second per editor.
     pub rate_hz: f64,
+    /// Batches of a stroke before the editor ends it and begins the next.
+    pub stroke_batches: u32,
+    /// Cursor moves per second of every member (0: cursors stay still).
+    pub cursor_hz: f64,
     /// Payload size range of a batch, in bytes.
     pub batch_bytes: (usize, usize),
     /// Sending before measuring.
@@ -191,6 +226,10 @@ pub struct Load {
     /// The measured window.
     #[serde(serialize_with = "as_secs")]
     pub measure: Duration,
+    /// Sending on after the window while the server's system calls are counted (zero: not
+    /// counted).
+    #[serde(serialize_with = "as_secs")]
+    pub syscall_window: Duration,
     /// Waiting for late deliveries after the last send.
     #[serde(serialize_with = "as_secs")]
     pub drain: Duration,
@@ -258,12 +297,19 @@ pub struct RunResult {
     pub server_cpu_s: f64,
     /// Server CPU as a percentage of one core.
     pub server_cpu_pct: f64,
-    /// Server CPU per delivered message, microseconds.
+    /// Server CPU per delivered message (point batch or cursor update), microseconds.
     pub server_cpu_us_per_msg: Option<f64>,
     /// The kernel's part of it (system time: sockets, waits, wake-ups), microseconds.
     pub server_sys_us_per_msg: Option<f64>,
     /// Context switches of the server processes per delivered message.
     pub server_switches_per_msg: Option<f64>,
+    /// System calls of the server processes per delivered message (absent where `perf` cannot
+    /// count them), counted in a window after the CPU window under the same load.
+    pub server_syscalls_per_msg: Option<Counts>,
+    /// System calls of Redis per delivered message.
+    pub redis_syscalls_per_msg: Option<f64>,
+    /// The presence scenario's cursor figures.
+    pub cursors: Option<CursorFigures>,
     /// CPU seconds of Redis in the window.
     pub redis_cpu_s: Option<f64>,
     /// Redis CPU per delivered message, microseconds.
@@ -286,11 +332,44 @@ pub struct RunResult {
     pub hists: Option<Arc<Hists>>,
 }
 
+/// What the members saw of each other's cursors.
+#[derive(Debug, Clone, Serialize)]
+pub struct CursorFigures {
+    /// Moves sent in the window (all members).
+    pub sent: u64,
+    /// Updates received of moves sent in the window (all members).
+    pub delivered: u64,
+    /// Delivered per second.
+    pub delivered_per_s: f64,
+    /// Deliveries the system would make if it relayed every move to every other member.
+    pub every_move: u64,
+    /// Deliveries its documented coalescing allows at most (one update per member per
+    /// interval to each other member); equal to `every_move` for a system that does not
+    /// coalesce.
+    pub coalesced_ceiling: u64,
+    /// The coalescing interval, milliseconds (absent: every move is relayed).
+    pub coalescing_ms: Option<f64>,
+    /// Pairs (receiver, mover) whose receiver never got the mover's last position.
+    pub stale_pairs: u64,
+    /// Pairs in all.
+    pub pairs: u64,
+    /// Receipt minus the send time of the position an update carries.
+    pub latency: Summary,
+    /// Time between consecutive updates of one mover at one receiver.
+    pub gap: Summary,
+}
+
 /// How many clients connect at once. Beyond this, connection storms only fill accept queues.
 const CONNECT_CONCURRENCY: usize = 256;
 
-/// Runs one load against a running deployment.
-pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult> {
+/// Runs one load against a running deployment; with `perf`, also counts the servers' system
+/// calls. `coalescing` is the cursor coalescing interval the system documents, if any.
+pub async fn run(
+    dep: &mut Deployment,
+    load: &Load,
+    perf: Option<&Perf>,
+    coalescing: Option<Duration>,
+) -> anyhow::Result<RunResult> {
     let (servers_before, _) = dep.sample();
     let k = dep.nodes.len();
     let rooms = make_rooms(dep, load.rooms).await?;
@@ -317,8 +396,11 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
             });
         }
     }
-    let per_stroke = load.rate_hz.round().max(1.0) as u32;
-    let shared = Arc::new(Shared::new(editor_node, load.batch_bytes, per_stroke));
+    let shared = Arc::new(Shared::new(
+        editor_node,
+        load.batch_bytes,
+        load.stroke_batches.max(1),
+    ));
     let (phase_tx, phase_rx) = watch::channel(Phase::Wait);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
@@ -382,11 +464,15 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
     // Let the join storm (presence fan-out, adapter subscriptions) settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let send_from_us = shared.now_us() + 200_000;
+    let window_end_us = send_from_us + (load.warmup + load.measure).as_micros() as u64;
+    let syscall_window = perf.map_or(Duration::ZERO, |_| load.syscall_window);
     let schedule = Schedule {
         send_from_us,
         window_start_us: send_from_us + load.warmup.as_micros() as u64,
-        window_end_us: send_from_us + (load.warmup + load.measure).as_micros() as u64,
+        window_end_us,
+        send_until_us: window_end_us + syscall_window.as_micros() as u64,
         rate_hz: load.rate_hz,
+        cursor_hz: load.cursor_hz,
     };
     phase_tx.send_replace(Phase::Go(schedule));
     let at = |us: u64| tokio::time::Instant::from_std(shared.clock + Duration::from_micros(us));
@@ -398,6 +484,16 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
     let (s1, r1) = dep.sample();
     let g1 = procfs::sample(std::process::id()).unwrap_or_default();
     let m1 = procfs::machine_cpu().unwrap_or_default();
+    let calls = match perf {
+        Some(perf) if !syscall_window.is_zero() => {
+            let (servers, redis) = dep.pids();
+            let pids: Vec<u32> = servers.iter().copied().chain(redis).collect();
+            let counts = perf.count(&pids, syscall_window).await;
+            Some((counts, servers.len()))
+        }
+        _ => None,
+    };
+    tokio::time::sleep_until(at(schedule.send_until_us)).await;
     tokio::time::sleep(load.drain).await;
     phase_tx.send_replace(Phase::Stop);
 
@@ -438,7 +534,34 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
         .zip(&s1)
         .map(|(a, b)| b.context_switches.saturating_sub(a.context_switches))
         .sum();
-    let per_msg = |cpu: f64| (tally.delivered > 0).then(|| cpu * 1e6 / tally.delivered as f64);
+    // Costs are per delivered message: point batches, and cursor updates where cursors move.
+    let messages = tally.delivered + tally.cursor_delivered;
+    let per_msg = |cpu: f64| (messages > 0).then(|| cpu * 1e6 / messages as f64);
+    // Counts are per second of the syscall window; messages per second come from the window.
+    let messages_per_s = messages as f64 / window_s;
+    let (server_calls, redis_calls) = match &calls {
+        Some((counts, n)) if messages_per_s > 0.0 => {
+            // Every server counted, or no figure: a partial sum would look like a cheap server.
+            let servers = counts[..*n]
+                .iter()
+                .copied()
+                .collect::<Option<Vec<Counts>>>()
+                .and_then(|all| {
+                    all.into_iter().reduce(|mut sum, c| {
+                        sum.add(&c);
+                        sum
+                    })
+                });
+            let redis = counts.get(*n).copied().flatten();
+            (
+                servers.map(|c| c.per(messages_per_s)),
+                redis.map(|c| c.total / messages_per_s),
+            )
+        }
+        _ => (None, None),
+    };
+    let cursors =
+        (load.cursor_hz > 0.0).then(|| cursor_figures(&tally, &hists, window_s, coalescing));
     let rss_before: u64 = servers_before.iter().map(|s| s.rss_bytes).sum();
     let rss_after: u64 = s1.iter().map(|s| s.rss_bytes).sum();
     Ok(RunResult {
@@ -469,6 +592,9 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
         server_cpu_us_per_msg: per_msg(server_cpu),
         server_sys_us_per_msg: per_msg(server_sys),
         server_switches_per_msg: per_msg(switches as f64).map(|v| v / 1e6),
+        server_syscalls_per_msg: server_calls,
+        redis_syscalls_per_msg: redis_calls,
+        cursors,
         redis_cpu_s: redis_cpu,
         redis_cpu_us_per_msg: redis_cpu.and_then(per_msg),
         generator_cpu_pct: procfs::cpu_between(g0, g1).as_secs_f64() * 100.0 / window_s,
@@ -486,6 +612,35 @@ pub async fn run(dep: &mut Deployment, load: &Load) -> anyhow::Result<RunResult>
     })
 }
 
+fn cursor_figures(
+    t: &Tally,
+    hists: &Hists,
+    window_s: f64,
+    coalescing: Option<Duration>,
+) -> CursorFigures {
+    let every_move: u64 = t.cursor_pair_moves.iter().sum();
+    let ceiling = match coalescing {
+        // One update per interval reaches each other member, never more than the moves made.
+        Some(i) => {
+            let per_pair = (window_s / i.as_secs_f64()).ceil() as u64;
+            t.cursor_pair_moves.iter().map(|&m| m.min(per_pair)).sum()
+        }
+        None => every_move,
+    };
+    CursorFigures {
+        sent: t.cursor_sent,
+        delivered: t.cursor_delivered,
+        delivered_per_s: t.cursor_delivered as f64 / window_s,
+        every_move,
+        coalesced_ceiling: ceiling,
+        coalescing_ms: coalescing.map(|i| i.as_secs_f64() * 1e3),
+        stale_pairs: t.cursor_stale_pairs,
+        pairs: t.cursor_pair_moves.len() as u64,
+        latency: hists.cursor.summary(),
+        gap: hists.cursor_gap.summary(),
+    }
+}
+
 /// How many rooms are created at once on Kokuban.
 const ROOM_CREATION_CONCURRENCY: usize = 32;
 
@@ -493,6 +648,9 @@ async fn make_rooms(dep: &Deployment, n: usize) -> anyhow::Result<Vec<RoomRef>> 
     match dep.system {
         System::SocketIo => Ok((0..n)
             .map(|i| RoomRef::SocketIo(Arc::from(format!("room-{i}"))))
+            .collect()),
+        System::Floor => Ok((0..n)
+            .map(|i| RoomRef::Floor(Arc::from(format!("room-{i}"))))
             .collect()),
         System::Kokuban => {
             let permits = Arc::new(Semaphore::new(ROOM_CREATION_CONCURRENCY));
@@ -527,6 +685,11 @@ struct Tally {
     seq_backwards: u64,
     errors: u64,
     first_error: Option<String>,
+    cursor_sent: u64,
+    cursor_delivered: u64,
+    /// Per (receiver, mover) pair: the moves the mover sent in the window.
+    cursor_pair_moves: Vec<u64>,
+    cursor_stale_pairs: u64,
 }
 
 /// Adds up the reports: every batch an editor sent in the window should have reached every
@@ -551,6 +714,21 @@ fn tally(reports: &[ClientReport], load: &Load) -> Tally {
             t.reordered += d.reordered;
         }
         let room = r.index / s;
+        t.cursor_sent += r.cursor_sent_in_window;
+        t.cursor_delivered += r.cursor_delivered_in_window;
+        if load.cursor_hz > 0.0 {
+            for mover in (room * s..(room + 1) * s).filter(|&m| m != r.index) {
+                let Some(m) = by_index.get(&mover) else {
+                    continue;
+                };
+                t.cursor_pair_moves.push(m.cursor_sent_in_window);
+                let seen = r.cursors.iter().find(|(i, _)| *i as usize == mover);
+                let got = seen.map_or(0, |(_, c)| c.last_sent_us);
+                if m.cursor_last_sent_us.is_some_and(|last| got < last) {
+                    t.cursor_stale_pairs += 1;
+                }
+            }
+        }
         for m in 0..e {
             let editor_index = room * s + m;
             if editor_index == r.index {
@@ -572,6 +750,79 @@ fn tally(reports: &[ClientReport], load: &Load) -> Tally {
 }
 
 #[cfg(test)]
+impl RunResult {
+    /// A run with these figures and nothing else, for tests of what is computed from runs.
+    pub(crate) fn fixture(
+        system: System,
+        nodes: usize,
+        clients: usize,
+        p99_ms: f64,
+        cpu_us_per_msg: f64,
+        sys_us_per_msg: f64,
+    ) -> RunResult {
+        let latency = Summary {
+            count: 1,
+            p99_ms,
+            ..Summary::default()
+        };
+        RunResult {
+            system,
+            mode: "test".into(),
+            nodes,
+            load: Load {
+                scenario: "test".into(),
+                rooms: clients / 10,
+                room_size: 10,
+                editors_per_room: 2,
+                rate_hz: 60.0,
+                stroke_batches: 60,
+                cursor_hz: 0.0,
+                batch_bytes: (64, 128),
+                warmup: Duration::ZERO,
+                measure: Duration::from_secs(1),
+                syscall_window: Duration::ZERO,
+                drain: Duration::ZERO,
+            },
+            clients,
+            connected: clients,
+            connect_error: None,
+            window_s: 1.0,
+            sent: 0,
+            expected: 0,
+            delivered: 1000,
+            delivered_per_s: 1000.0,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            seq_gaps: 0,
+            seq_backwards: 0,
+            errors: 0,
+            first_error: None,
+            latency,
+            latency_same_node: latency,
+            latency_cross_node: latency,
+            server_cpu_s: 0.0,
+            server_cpu_pct: 0.0,
+            server_cpu_us_per_msg: Some(cpu_us_per_msg),
+            server_sys_us_per_msg: Some(sys_us_per_msg),
+            server_switches_per_msg: None,
+            server_syscalls_per_msg: None,
+            redis_syscalls_per_msg: None,
+            cursors: None,
+            redis_cpu_s: None,
+            redis_cpu_us_per_msg: None,
+            generator_cpu_pct: 0.0,
+            machine_cpu_pct: 0.0,
+            server_rss_before: 0,
+            server_rss_after: 0,
+            redis_rss: None,
+            rss_per_connection: None,
+            hists: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::stats::Deliveries;
@@ -583,11 +834,54 @@ mod tests {
             room_size,
             editors_per_room: editors,
             rate_hz: 60.0,
+            stroke_batches: 60,
+            cursor_hz: 0.0,
             batch_bytes: (64, 128),
             warmup: Duration::ZERO,
             measure: Duration::from_secs(1),
+            syscall_window: Duration::ZERO,
             drain: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn cursor_pairs_are_stale_when_the_last_position_never_arrived() {
+        use crate::clients::CursorSeen;
+        let seen = |mover: u32, last_sent_us: u64| {
+            (
+                mover,
+                CursorSeen {
+                    last_sent_us,
+                    last_arrival_us: 1,
+                },
+            )
+        };
+        // One room of three, everyone moving; member 2 missed member 0's last position.
+        let member = |index: usize, sent: u64, last: u64, cursors| ClientReport {
+            index,
+            cursor_sent_in_window: sent,
+            cursor_last_sent_us: Some(last),
+            cursor_delivered_in_window: 0,
+            cursors,
+            ..ClientReport::default()
+        };
+        let reports = vec![
+            member(0, 30, 900, vec![seen(1, 800), seen(2, 950)]),
+            member(1, 20, 800, vec![seen(0, 900), seen(2, 950)]),
+            member(2, 40, 950, vec![seen(0, 850), seen(1, 800)]),
+        ];
+        let mut l = load(1, 3, 0);
+        l.cursor_hz = 30.0;
+        let t = tally(&reports, &l);
+        assert_eq!(t.cursor_stale_pairs, 1);
+        assert_eq!(t.cursor_pair_moves.len(), 6);
+        let f = cursor_figures(&t, &Hists::default(), 1.0, Some(Duration::from_millis(40)));
+        // Every move to each other member: (30 + 20 + 40) × 2.
+        assert_eq!(f.every_move, 180);
+        // At most 25 updates a second reach each member: 25 + 20 + 25, twice.
+        assert_eq!(f.coalesced_ceiling, 140);
+        let plain = cursor_figures(&t, &Hists::default(), 1.0, None);
+        assert_eq!(plain.coalesced_ceiling, 180);
     }
 
     #[test]

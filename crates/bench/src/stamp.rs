@@ -104,6 +104,43 @@ impl Stamp {
     }
 }
 
+/// A cursor position that carries when it was sent and by whom: `x` holds the low 26 bits of
+/// the send time, `y` the mover's index above the remaining high bits (8 of them: runs of up to
+/// four hours). The floor and Socket.IO relay it as it is; Kokuban relays the latest position
+/// of each member, so the receiver learns when that position was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorStamp {
+    /// Microseconds since the run's clock started.
+    pub sent_us: u64,
+    /// Index of the moving client.
+    pub mover: u32,
+}
+
+/// Bits of the send time above [`LOW_BITS`] that a cursor carries.
+const CURSOR_HIGH_BITS: u32 = 8;
+
+impl CursorStamp {
+    /// The position, `None` past the ranges above.
+    pub fn to_xy(self) -> Option<(i32, i32)> {
+        let high = self.sent_us >> LOW_BITS;
+        let mover = u64::from(self.mover);
+        if high >> CURSOR_HIGH_BITS != 0 || mover >= 1 << (LOW_BITS - CURSOR_HIGH_BITS) {
+            return None;
+        }
+        let x = (self.sent_us & ((1 << LOW_BITS) - 1)) as i32;
+        Some((x, ((mover << CURSOR_HIGH_BITS) | high) as i32))
+    }
+
+    /// Reads a position written by [`CursorStamp::to_xy`].
+    pub fn from_xy(x: i32, y: i32) -> Option<Self> {
+        let (x, y) = (u64::try_from(x).ok()?, u64::try_from(y).ok()?);
+        Some(Self {
+            sent_us: ((y & ((1 << CURSOR_HIGH_BITS) - 1)) << LOW_BITS) | x,
+            mover: u32::try_from(y >> CURSOR_HIGH_BITS).ok()?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use kokuban_protocol::{ClientMsg, Op, decode_client, encode_client};
@@ -125,6 +162,32 @@ mod tests {
         assert_eq!(buf.len(), 100);
         assert_eq!(Stamp::read_bytes(&buf), Some(stamp));
         assert_eq!(Stamp::read_bytes(&buf[..15]), None);
+    }
+
+    #[test]
+    fn cursor_stamps_round_trip_within_the_coordinate_limit() {
+        for (sent_us, mover) in [
+            (0, 0),
+            (1, 1),
+            ((1 << 26) - 1, 499),
+            (1 << 26, 7),
+            (3_600_000_000, 200_000),
+        ] {
+            let c = CursorStamp { sent_us, mover };
+            let (x, y) = c.to_xy().expect("in range");
+            assert!(kokuban_protocol::Cursor::new(x, y).is_ok(), "{c:?}");
+            assert_eq!(CursorStamp::from_xy(x, y), Some(c));
+        }
+        let late = CursorStamp {
+            sent_us: 1 << 40,
+            mover: 0,
+        };
+        assert_eq!(late.to_xy(), None);
+        let many = CursorStamp {
+            sent_us: 0,
+            mover: 1 << 18,
+        };
+        assert_eq!(many.to_xy(), None);
     }
 
     #[test]
