@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
+use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
     ClientMsg, Color, Cursor, Hello, Name, Op, Point, RoomId, RoomState, ServerMsg, StrokeId,
     Token, Tool, Width, decode_client, decode_server, encode_client,
@@ -286,11 +287,19 @@ struct Pen {
     /// Index of the next point of the stroke (0: the stroke has not begun).
     next_point: u32,
     batches_in_stroke: u32,
+    /// The number of the last op sent (ops are numbered by their author).
+    n: u64,
     rng: SmallRng,
     buf: Vec<u8>,
 }
 
 impl Pen {
+    /// The next op, numbered and encoded.
+    fn encode(&mut self, op: Op) -> Vec<u8> {
+        self.n += 1;
+        encode_client(&ClientMsg::Op(Submit { n: self.n, op }))
+    }
+
     fn new(editor: u32, seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         Self {
@@ -299,6 +308,7 @@ impl Pen {
             stroke: StrokeId(uuid::Uuid::from_u128(rng.random())),
             next_point: 0,
             batches_in_stroke: 0,
+            n: 0,
             rng,
             buf: Vec::new(),
         }
@@ -331,13 +341,14 @@ impl Pen {
                 128,
             )
             .expect("small coordinates are in bounds");
-            frames.push(encode_client(&ClientMsg::Op(Op::StrokeBegin {
+            let begin = Op::StrokeBegin {
                 id: self.stroke,
                 tool: Tool::Pen,
                 color: Color::rgb(20, 20, 20),
                 width: Width::new(16).expect("valid width"),
                 first,
-            })));
+            };
+            frames.push(self.encode(begin));
             self.next_point = 1;
             self.batches_in_stroke = 0;
         }
@@ -345,21 +356,23 @@ impl Pen {
         let stamp = self.stamp(shared);
         // Size the batch: encode the two stamp points alone, then add pen-trace points of
         // three bytes each until the frame reaches the target size.
-        let bare = encode_client(&ClientMsg::Op(Op::StrokePoints(stamp.stroke_points(
-            self.stroke,
-            self.next_point,
-            0,
-            &mut self.rng,
-        ))));
+        let bare = encode_client(&ClientMsg::Op(Submit {
+            n: self.n + 1,
+            op: Op::StrokePoints(stamp.stroke_points(
+                self.stroke,
+                self.next_point,
+                0,
+                &mut self.rng,
+            )),
+        }));
         let fillers = target.saturating_sub(bare.len()).div_ceil(3);
         let batch = stamp.stroke_points(self.stroke, self.next_point, fillers, &mut self.rng);
         self.next_point += batch.points.len() as u32;
-        frames.push(encode_client(&ClientMsg::Op(Op::StrokePoints(batch))));
+        frames.push(self.encode(Op::StrokePoints(batch)));
         self.batches_in_stroke += 1;
         if self.batches_in_stroke >= shared.batches_per_stroke {
-            frames.push(encode_client(&ClientMsg::Op(Op::StrokeEnd {
-                id: self.stroke,
-            })));
+            let end = Op::StrokeEnd { id: self.stroke };
+            frames.push(self.encode(end));
             self.next_point = 0;
         }
         (stamp, frames)
@@ -409,19 +422,10 @@ async fn join_inner(spec: ClientSpec) -> anyhow::Result<Joined> {
                 resume: None,
                 name: Name::new(format!("bench-{}", spec.index))?,
                 color: Color::rgb(200, 40, (spec.index % 256) as u8),
+                client: ClientKey(rand::random()),
             });
             ws.send(Message::binary(encode_client(&hello))).await?;
-            let welcome = loop {
-                match ws.next().await.context("closed before Welcome")?? {
-                    Message::Binary(b) => match decode_server(&b)? {
-                        ServerMsg::Welcome(w) => break w,
-                        ServerMsg::Error(e) => bail!("refused: {:?} {}", e.code, e.message),
-                        _ => {}
-                    },
-                    Message::Close(c) => bail!("closed before Welcome: {c:?}"),
-                    _ => {}
-                }
-            };
+            let (welcome, _) = crate::join::next_welcome(&mut ws).await?;
             let seq_after = welcome_seq(&welcome.state);
             Ok(Joined {
                 spec,
@@ -439,6 +443,7 @@ async fn join_inner(spec: ClientSpec) -> anyhow::Result<Joined> {
                 resume: None,
                 name: Name::new(format!("bench-{}", spec.index))?,
                 color: Color::rgb(200, 40, (spec.index % 256) as u8),
+                client: ClientKey(rand::random()),
             });
             ws.send(Message::binary(encode_client(&hello))).await?;
             loop {
@@ -505,6 +510,8 @@ pub fn welcome_seq(state: &RoomState) -> Option<u64> {
                 .and_then(|b| b.position())
                 .map(|p| p.seq.0),
         },
+        // Put together by `next_welcome` before it gets here.
+        RoomState::InParts { ops } => ops.as_slice().last().map(|s| s.seq.0),
     }
 }
 
@@ -755,7 +762,7 @@ fn on_kokuban(
             report.seq.observe(a.seq.0);
         }
         ServerMsg::Error(e) => report.error(format!("error frame: {:?} {}", e.code, e.message)),
-        ServerMsg::Welcome(_) => report.error("second Welcome"),
+        ServerMsg::Welcome(_) | ServerMsg::BoardPart(_) => report.error("second Welcome"),
         ServerMsg::Cursor(c) => {
             if let Some(at) = c.at {
                 match CursorStamp::from_xy(at.x(), at.y()) {
@@ -777,12 +784,13 @@ fn on_floor(
     node: usize,
 ) {
     match msg {
-        ClientMsg::Op(Op::StrokePoints(batch)) => {
-            match Stamp::read_points(batch.points.as_slice()) {
-                Some(stamp) => report.arrive(shared, schedule, node, stamp),
-                None => report.error("batch without stamp"),
-            }
-        }
+        ClientMsg::Op(Submit {
+            op: Op::StrokePoints(batch),
+            ..
+        }) => match Stamp::read_points(batch.points.as_slice()) {
+            Some(stamp) => report.arrive(shared, schedule, node, stamp),
+            None => report.error("batch without stamp"),
+        },
         ClientMsg::Cursor(Some(at)) => match CursorStamp::from_xy(at.x(), at.y()) {
             Some(stamp) => report.cursor_arrive(shared, schedule, stamp),
             None => report.error("cursor without stamp"),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE};
+use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, Hello, Name, Op, Point, Points, ServerMsg, StrokeId, StrokePoints,
     Tool, Welcome, Width, decode_server, encode_client,
@@ -146,6 +147,7 @@ pub(crate) async fn hello(
         resume: None,
         name: Name::new(format!("join-{n}"))?,
         color: Color::rgb(10, 120, 200),
+        client: ClientKey(rand::random()),
     });
     ws.send(Message::binary(encode_client(&hello))).await?;
     Ok(())
@@ -169,6 +171,7 @@ async fn upload(
         }
     }
     let mut rng = SmallRng::seed_from_u64(n);
+    let mut n_op = 0;
     for &size in sizes {
         let id = StrokeId(uuid::Uuid::from_u128(rng.random()));
         let mut last = Point::new(
@@ -178,6 +181,7 @@ async fn upload(
         )?;
         send_acked(
             &mut ws,
+            &mut n_op,
             Op::StrokeBegin {
                 id,
                 tool: Tool::Pen,
@@ -196,10 +200,10 @@ async fn upload(
                 batch.push(last);
             }
             let op = StrokePoints::new(id, start as u32, Points::new(batch)?)?;
-            send_acked(&mut ws, Op::StrokePoints(op)).await?;
+            send_acked(&mut ws, &mut n_op, Op::StrokePoints(op)).await?;
             start += count as u64;
         }
-        send_acked(&mut ws, Op::StrokeEnd { id }).await?;
+        send_acked(&mut ws, &mut n_op, Op::StrokeEnd { id }).await?;
     }
     let _ = ws.close(None).await;
     Ok(())
@@ -217,8 +221,10 @@ pub(crate) async fn next_server_msg(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
 }
 
 /// Sends an op and waits for its Ack; a rate-limited op is sent again after a pause.
-async fn send_acked(ws: &mut Ws, op: Op) -> anyhow::Result<()> {
-    let frame = encode_client(&ClientMsg::Op(op));
+async fn send_acked(ws: &mut Ws, n: &mut u64, op: Op) -> anyhow::Result<()> {
+    // One number per op: a rate-limited op never reached the room, so its retry is the same op.
+    *n += 1;
+    let frame = encode_client(&ClientMsg::Op(Submit { n: *n, op }));
     for _attempt in 0..100 {
         ws.send(Message::binary(frame.clone())).await?;
         let outcome = tokio::time::timeout(ACK_TIMEOUT, async {
@@ -243,11 +249,42 @@ async fn send_acked(ws: &mut Ws, op: Op) -> anyhow::Result<()> {
     bail!("op rate-limited 100 times in a row")
 }
 
+/// Reads up to the Welcome: the board parts before it (a large board comes in parts) are put
+/// back together as its snapshot. Returns the Welcome and the bytes it took in all.
+pub(crate) async fn next_welcome(ws: &mut Ws) -> anyhow::Result<(Welcome, usize)> {
+    let mut parts = Vec::new();
+    let mut bytes = 0;
+    loop {
+        match ws.next().await.context("closed before Welcome")?? {
+            Message::Binary(b) => {
+                bytes += b.len();
+                match decode_server(&b)? {
+                    ServerMsg::BoardPart(p) => parts.extend(p.0),
+                    ServerMsg::Welcome(mut w) => {
+                        if let RoomState::InParts { ops } = w.state {
+                            w.state = RoomState::Snapshot {
+                                board: kokuban_protocol::Bytes(parts),
+                                ops,
+                            };
+                        }
+                        return Ok((w, bytes));
+                    }
+                    ServerMsg::Error(e) => bail!("refused: {:?} {}", e.code, e.message),
+                    _ => {}
+                }
+            }
+            Message::Close(c) => bail!("closed before Welcome: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
 /// The board a Welcome describes, decoded and brought up to date as a client does.
 pub(crate) fn board_of(welcome: &Welcome) -> anyhow::Result<Board> {
     let (mut board, ops) = match &welcome.state {
         RoomState::Snapshot { board, ops } => (Board::from_snapshot(&board.0)?, ops),
         RoomState::Replay { ops } => (Board::at_start_of(welcome.epoch), ops),
+        RoomState::InParts { .. } => anyhow::bail!("a Welcome in parts not put together"),
     };
     for s in ops.as_slice() {
         board
@@ -268,20 +305,8 @@ async fn join_once(
     let started = Instant::now();
     let mut ws = ws_connect(from, node, &format!("/ws/{}", links.room)).await?;
     hello(&mut ws, links, false, 1000 + n as u64).await?;
-    let (welcome, welcome_at, bytes) = loop {
-        match ws.next().await.context("closed before Welcome")?? {
-            Message::Binary(b) => {
-                let at = started.elapsed();
-                match decode_server(&b)? {
-                    ServerMsg::Welcome(w) => break (w, at, b.len()),
-                    ServerMsg::Error(e) => bail!("join refused: {:?} {}", e.code, e.message),
-                    _ => {}
-                }
-            }
-            Message::Close(c) => bail!("closed before Welcome: {c:?}"),
-            _ => {}
-        }
-    };
+    let (welcome, bytes) = next_welcome(&mut ws).await?;
+    let welcome_at = started.elapsed();
     let board = board_of(&welcome)?;
     let ready_at = started.elapsed();
     let _ = ws.close(None).await;

@@ -6,15 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use futures_util::StreamExt;
-use kokuban_protocol::{ServerMsg, decode_server};
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::http::create_room;
-use crate::join::{board_of, draw, hello};
+use crate::join::{board_of, draw, hello, next_welcome};
 use crate::net::{SourceAddrs, ws_connect, ws_connect_bulk};
 use crate::procfs;
 use crate::scenario::Deployment;
@@ -133,20 +130,8 @@ pub async fn run(
                 go.changed().await?;
             };
             hello(&mut ws, &links, false, 10_000 + i as u64).await?;
-            let (welcome, welcome_at, bytes) = loop {
-                match ws.next().await.context("closed before Welcome")?? {
-                    Message::Binary(b) => {
-                        let at = t0.elapsed();
-                        match decode_server(&b)? {
-                            ServerMsg::Welcome(w) => break (w, at, b.len()),
-                            ServerMsg::Error(e) => bail!("refused: {:?} {}", e.code, e.message),
-                            _ => {}
-                        }
-                    }
-                    Message::Close(c) => bail!("closed before Welcome: {c:?}"),
-                    _ => {}
-                }
-            };
+            let (welcome, bytes) = next_welcome(&mut ws).await?;
+            let welcome_at = t0.elapsed();
             drop(ws);
             let _core = decoders.acquire_owned().await?;
             let decoded = tokio::task::spawn_blocking(move || {
@@ -214,17 +199,7 @@ async fn welcome_size(
 ) -> anyhow::Result<usize> {
     let mut ws = ws_connect(sources.next(), node, &format!("/ws/{}", links.room)).await?;
     hello(&mut ws, links, false, 9_999).await?;
-    loop {
-        match ws.next().await.context("closed before Welcome")?? {
-            Message::Binary(b) => {
-                if let ServerMsg::Welcome(_) = decode_server(&b)? {
-                    return Ok(b.len());
-                }
-            }
-            Message::Close(c) => bail!("closed before Welcome: {c:?}"),
-            _ => {}
-        }
-    }
+    Ok(next_welcome(&mut ws).await?.1)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_client::geom::Pt;
 use kokuban_client::smooth::{Device, Profile, Sample, Smoother};
+use kokuban_protocol::Submit;
 use kokuban_protocol::{
     ClientMsg, Color, Op, Point, Points, ServerMsg, StrokeId, StrokePoints, Tool, Welcome, Width,
     decode_server, encode_client,
@@ -184,11 +185,13 @@ pub async fn run(dep: &Deployment, strokes: usize) -> anyhow::Result<BytesPerPoi
     });
     let mut upstream = 0usize;
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / FRAME_HZ));
+    let mut n = 0;
     for stroke in &trace {
         for frame in stroke {
             tick.tick().await;
             for op in frame {
-                let bytes = encode_client(&ClientMsg::Op(op.clone()));
+                n += 1;
+                let bytes = encode_client(&ClientMsg::Op(Submit { n, op: op.clone() }));
                 upstream += bytes.len() + ws_header_bytes(bytes.len(), true);
                 editor.feed(Message::binary(bytes)).await?;
             }

@@ -22,6 +22,7 @@ use kokuban_bench::http::{self, RoomLinks};
 use kokuban_bench::net::{SourceAddrs, Ws, connect_from, ws_connect};
 use kokuban_bench::procfs;
 use kokuban_bench::procs::{self, Proc};
+use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
     ClientMsg, Color, ErrorCode, Hello, Name, Op, Point, Points, ServerMsg, StrokeId, StrokePoints,
     Tool, Width, decode_server, encode_client,
@@ -530,6 +531,7 @@ async fn session(
         resume: None,
         name: Name::new(format!("soak-{}", seed % 10_000))?,
         color: Color::rgb(200, 60, 60),
+        client: ClientKey(rand::random()),
     });
     ws.send(Message::binary(encode_client(&hello))).await?;
     loop {
@@ -550,8 +552,11 @@ async fn session(
             // the whole run, and so would the memory of every room loaded: the load must be
             // stationary for a flat memory to mean "no leak".
             if rng.random_ratio(1, CLEAR_ONE_IN) {
-                ws.send(Message::binary(encode_client(&ClientMsg::Op(Op::Clear))))
-                    .await?;
+                let clear = ClientMsg::Op(Submit {
+                    n: u64::MAX / 2,
+                    op: Op::Clear,
+                });
+                ws.send(Message::binary(encode_client(&clear))).await?;
                 sent += 1;
             }
             let mut answered = 0;
@@ -624,9 +629,12 @@ async fn draw(ws: &mut Ws, rng: &mut SmallRng, finish: bool) -> anyhow::Result<u
     if finish {
         ops.push(Op::StrokeEnd { id });
     }
-    for op in &ops {
-        ws.send(Message::binary(encode_client(&ClientMsg::Op(op.clone()))))
-            .await?;
+    // Numbered from a random point: each connection is a new author, and a later stroke of
+    // the same connection only needs higher numbers.
+    let first = rng.random_range(1..u64::MAX / 4);
+    for (n, op) in (first..).zip(&ops) {
+        let msg = ClientMsg::Op(Submit { n, op: op.clone() });
+        ws.send(Message::binary(encode_client(&msg))).await?;
     }
     Ok(ops.len() as u64)
 }

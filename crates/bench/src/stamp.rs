@@ -148,6 +148,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
+    use kokuban_protocol::Submit;
 
     #[test]
     fn bytes_round_trip_and_pad_to_the_requested_length() {
@@ -201,8 +202,15 @@ mod tests {
                 batch: 67_890,
             };
             let batch = stamp.stroke_points(id, 1, 20, &mut rng);
-            let frame = encode_client(&ClientMsg::Op(Op::StrokePoints(batch)));
-            let Ok(ClientMsg::Op(Op::StrokePoints(back))) = decode_client(&frame) else {
+            let frame = encode_client(&ClientMsg::Op(Submit {
+                n: 1,
+                op: Op::StrokePoints(batch),
+            }));
+            let Ok(ClientMsg::Op(Submit {
+                op: Op::StrokePoints(back),
+                ..
+            })) = decode_client(&frame)
+            else {
                 panic!("did not decode back to a batch")
             };
             assert_eq!(back.points.len(), 22);
