@@ -36,6 +36,7 @@ async fn seed(addr: std::net::SocketAddr, room: RoomId, token: Token, first: usi
         resume: None,
         name: Name::new("seed").unwrap(),
         color: Color::rgb(0, 0, 0),
+        client: kokuban_protocol::ClientKey(*uuid::Uuid::new_v4().as_bytes()),
     });
     tx.send(Message::Binary(encode_client(&hello).into()))
         .await
@@ -79,10 +80,14 @@ async fn seed(addr: std::net::SocketAddr, room: RoomId, token: Token, first: usi
             Op::StrokeEnd { id },
         ];
         for op in ops {
-            tx.send(Message::Binary(encode_client(&ClientMsg::Op(op)).into()))
+            sent += 1;
+            let msg = ClientMsg::Op(kokuban_protocol::Submit {
+                n: u64::from(sent),
+                op,
+            });
+            tx.send(Message::Binary(encode_client(&msg).into()))
                 .await
                 .unwrap();
-            sent += 1;
             // 100 frames per second keeps under the server's 120/s.
             let due = Duration::from_millis(u64::from(sent) * 10);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
