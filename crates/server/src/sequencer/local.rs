@@ -342,6 +342,10 @@ impl Sequencer for LocalSequencer {
         self.shared.store.accepting_writes()
     }
 
+    fn is_alive(&self) -> bool {
+        !self.shared.store.is_broken()
+    }
+
     fn shutdown(&self) -> Done<'_> {
         Box::pin(async move {
             let shared = &self.shared;

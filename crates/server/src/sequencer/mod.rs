@@ -75,6 +75,12 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
     /// Whether the node can serve new members (`/readyz`).
     fn is_ready(&self) -> bool;
 
+    /// Whether the node works at all (`/healthz`): false once its store has been failing for
+    /// so long that only a restart can help.
+    fn is_alive(&self) -> bool {
+        true
+    }
+
     /// Stops background work and makes everything durable. Called once, after every session
     /// has ended.
     fn shutdown(&self) -> BoxFuture<'_, Result<(), SequencerError>>;

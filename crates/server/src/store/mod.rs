@@ -92,6 +92,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// that queuing more would only grow memory.
     fn accepting_writes(&self) -> bool;
 
+    /// Whether the store has been failing for so long that the node should be restarted.
+    fn is_broken(&self) -> bool {
+        false
+    }
+
     /// Hands over a sequenced op of `epoch`; `ear` hears when it is durable (or lost), once per
     /// commit for all the room's ops in it. Never waits.
     fn append(&self, room: &RoomId, epoch: Epoch, op: StoredOp, ear: Arc<dyn Durability>);

@@ -53,6 +53,24 @@ const MAX_GROUP: usize = 8192;
 /// The page cache; boards are served from memory, so the store needs little.
 const CACHE_BYTES: usize = 32 << 20;
 
+/// First and last pause between attempts to commit a group that failed: quick for a blip,
+/// gentle on a disk that is full or gone.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Commits failing for this long make the store count as broken: `/healthz` answers 503, so
+/// that a supervisor restarts the node (which then starts rooms in a new epoch from the disk).
+const BROKEN_AFTER: Duration = Duration::from_secs(30);
+/// Attempts to commit the last group when the store closes, before it gives up (a shutdown
+/// must end; what did not reach the disk was never acknowledged).
+const CLOSE_ATTEMPTS: u32 = 5;
+
+/// Opens the database file (again, after an I/O error: redb refuses every later transaction
+/// until the database is reopened).
+type Opener = Arc<dyn Fn() -> Result<Database, ::redb::DatabaseError> + Send + Sync>;
+
+/// The open database, shared by the writer and the readers; `None` while it is reopened.
+type Slot = Arc<Mutex<Option<Arc<Database>>>>;
+
 enum Command {
     Create {
         room: RoomId,
@@ -80,7 +98,7 @@ enum Command {
 
 /// The redb-backed [`Store`].
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: Slot,
     path: PathBuf,
     queue: mpsc::UnboundedSender<Command>,
     /// Ops and snapshots queued and not yet committed.
@@ -88,6 +106,8 @@ pub struct RedbStore {
     max_backlog: usize,
     /// The last commit succeeded.
     healthy: Arc<AtomicBool>,
+    /// Commits have been failing for longer than [`BROKEN_AFTER`].
+    broken: Arc<AtomicBool>,
     /// When the commit in flight started, in ms since `opened` (plus one; 0: no commit).
     busy_since: Arc<AtomicU64>,
     opened: Instant,
@@ -122,10 +142,25 @@ impl RedbStore {
         metrics: Arc<Metrics>,
     ) -> Result<Self, StoreError> {
         let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(backend)?;
+        let file = path.clone();
+        let opener: Opener = Arc::new(move || {
+            Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&file)
+        });
+        Self::open_with(path, opener, max_backlog, max_lag, metrics)
+    }
+
+    /// [`RedbStore::open`] with the database opened by `opener` (a storage backend of the
+    /// tests' choosing, say).
+    fn open_with(
+        path: PathBuf,
+        opener: Opener,
+        max_backlog: usize,
+        max_lag: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let db = opener().map_err(backend)?;
         let (boot, last_unclean_boot) = start_boot(&db).map_err(backend)?;
         if last_unclean_boot == boot {
             tracing::warn!(
@@ -133,19 +168,22 @@ impl RedbStore {
                 "the previous run did not stop cleanly: rooms start a new epoch when loaded"
             );
         }
-        let db = Arc::new(db);
+        let db: Slot = Arc::new(Mutex::new(Some(Arc::new(db))));
         let (queue, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let healthy = Arc::new(AtomicBool::new(true));
+        let broken = Arc::new(AtomicBool::new(false));
         let busy_since = Arc::new(AtomicU64::new(0));
         let opened = Instant::now();
         let writer = Writer {
             busy_since: busy_since.clone(),
             opened,
             db: db.clone(),
+            opener,
             rx,
             backlog: backlog.clone(),
             healthy: healthy.clone(),
+            broken: broken.clone(),
             metrics,
             boot,
             failed_once: false,
@@ -161,6 +199,7 @@ impl RedbStore {
             backlog,
             max_backlog,
             healthy,
+            broken,
             busy_since,
             opened,
             max_lag,
@@ -280,7 +319,9 @@ impl Store for RedbStore {
             if self.backlog.load(Ordering::Acquire) > 0 {
                 self.barrier().await?;
             }
-            let db = self.db.clone();
+            let db = lock(&self.db)
+                .clone()
+                .ok_or_else(|| StoreError::Backend("the store is being reopened".into()))?;
             let id = room.as_str().to_owned();
             let last_unclean = self.last_unclean_boot;
             tokio::task::spawn_blocking(move || read_room(&db, &id, last_unclean))
@@ -288,6 +329,10 @@ impl Store for RedbStore {
                 .map_err(|e| StoreError::Backend(e.to_string()))?
                 .map_err(backend)
         })
+    }
+
+    fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
     }
 
     fn accepting_writes(&self) -> bool {
@@ -348,13 +393,19 @@ fn millis_since(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
+fn lock(slot: &Slot) -> std::sync::MutexGuard<'_, Option<Arc<Database>>> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Writer {
     busy_since: Arc<AtomicU64>,
     opened: Instant,
-    db: Arc<Database>,
+    db: Slot,
+    opener: Opener,
     rx: mpsc::UnboundedReceiver<Command>,
     backlog: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    broken: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     boot: u64,
     failed_once: bool,
@@ -380,13 +431,7 @@ impl Writer {
             // Barriers alone need no commit: everything before them was committed by the
             // groups before this one.
             let outcome = if writes_anything {
-                let started = Instant::now();
-                self.busy_since
-                    .store(millis_since(self.opened) + 1, Ordering::Relaxed);
-                let outcome = self.commit(&group, closing);
-                self.busy_since.store(0, Ordering::Relaxed);
-                self.metrics.store_write_latency.observe(started.elapsed());
-                outcome
+                self.commit_until_done(&group, closing)
             } else {
                 Ok(vec![Ok(()); group.len()])
             };
@@ -395,15 +440,6 @@ impl Writer {
                 .filter(|c| matches!(c, Command::Append { .. } | Command::Compact { .. }))
                 .count();
             self.backlog.fetch_sub(writes, Ordering::Release);
-            match &outcome {
-                Ok(_) => self.healthy.store(true, Ordering::Relaxed),
-                Err(e) => {
-                    tracing::error!(error = %e, writes, "store commit failed; rooms are read-only until a commit succeeds");
-                    self.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                    self.healthy.store(false, Ordering::Relaxed);
-                    self.failed_once = true;
-                }
-            }
             tell_ears(&group, outcome.is_ok());
             for (command, result) in group.drain(..).zip(outcomes(&outcome)) {
                 match command {
@@ -421,11 +457,86 @@ impl Writer {
         }
     }
 
+    /// Commits a group, and a group that failed again and again until it is committed, so
+    /// that no write handed over is ever dropped while the node runs (redb commits are atomic:
+    /// a failed one left nothing behind). Meanwhile the store does not accept writes (rooms are
+    /// read-only, `/readyz` answers 503); after [`BROKEN_AFTER`] it counts as broken. A
+    /// closing store gives up after [`CLOSE_ATTEMPTS`].
+    fn commit_until_done(
+        &mut self,
+        group: &[Command],
+        closing: bool,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut pause = RETRY_MIN;
+        let mut attempts = 0;
+        let mut failing_since = None;
+        loop {
+            let started = Instant::now();
+            self.busy_since
+                .store(millis_since(self.opened) + 1, Ordering::Relaxed);
+            let outcome = self.commit(group, closing);
+            self.busy_since.store(0, Ordering::Relaxed);
+            self.metrics.store_write_latency.observe(started.elapsed());
+            let error = match outcome {
+                Ok(outcomes) => {
+                    if failing_since.is_some() {
+                        tracing::info!("the store commits again; rooms take writes");
+                    }
+                    self.healthy.store(true, Ordering::Relaxed);
+                    self.broken.store(false, Ordering::Relaxed);
+                    return Ok(outcomes);
+                }
+                Err(e) => e,
+            };
+            attempts += 1;
+            self.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            self.healthy.store(false, Ordering::Relaxed);
+            self.failed_once = true;
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if attempts == 1 {
+                tracing::error!(error = %error, "store commit failed; rooms are read-only while it is retried");
+            }
+            if closing && attempts >= CLOSE_ATTEMPTS {
+                return Err(error);
+            }
+            if since.elapsed() >= BROKEN_AFTER && !self.broken.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "store commits have failed for {BROKEN_AFTER:?}: the node reports itself unhealthy"
+                );
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(RETRY_MAX);
+            self.reopen();
+        }
+    }
+
+    /// Reopens the database: after an I/O error redb refuses every later transaction until it
+    /// is. Readers are told the store is being reopened meanwhile.
+    fn reopen(&self) {
+        drop(lock(&self.db).take());
+        // The file's lock goes with the last reference (a reader may hold one a moment).
+        for _ in 0..50 {
+            match (self.opener)() {
+                Ok(db) => {
+                    *lock(&self.db) = Some(Arc::new(db));
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("reopening the store: {e}");
+                    std::thread::sleep(RETRY_MIN);
+                }
+            }
+        }
+    }
+
     /// Writes a group in one transaction. Ok holds the outcome of each command (a create can
     /// fail alone, when its id exists).
     fn commit(&self, group: &[Command], closing: bool) -> Result<Vec<Outcome>, StoreError> {
+        let Some(db) = lock(&self.db).clone() else {
+            return Err(StoreError::Backend("the store is not open".into()));
+        };
         let inner = || -> Result<Vec<Outcome>, ::redb::Error> {
-            let txn = self.db.begin_write()?;
+            let txn = db.begin_write()?;
             let mut outcomes = Vec::with_capacity(group.len());
             {
                 let mut rooms = txn.open_table(ROOMS)?;
@@ -745,6 +856,125 @@ mod tests {
                 .unwrap()
                 .history_uncertain
         );
+        store.close().await.unwrap();
+    }
+}
+
+#[cfg(test)]
+mod faults {
+    //! A disk that fails: the store keeps every write it was handed and commits it once the
+    //! disk works again, refusing new writes meanwhile, and says it is broken when it stays so.
+
+    use super::*;
+    use ::redb::StorageBackend;
+    use ::redb::backends::InMemoryBackend;
+
+    /// In-memory storage that outlives a reopen, whose writes and syncs fail while `fail` is
+    /// set, as a disk that is full or erroring.
+    #[derive(Debug)]
+    struct Faulty {
+        memory: Arc<InMemoryBackend>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl Faulty {
+        fn check(&self) -> std::io::Result<()> {
+            if self.fail.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other("injected I/O error"));
+            }
+            Ok(())
+        }
+    }
+
+    impl StorageBackend for Faulty {
+        fn len(&self) -> std::io::Result<u64> {
+            self.memory.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.memory.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.memory.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.memory.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.memory.write(offset, data)
+        }
+    }
+
+    #[derive(Debug, Default)]
+    struct Ear(Mutex<Vec<Option<Seq>>>);
+
+    impl Durability for Ear {
+        fn durable(&self, _: Epoch, seq: Seq) {
+            self.0.lock().unwrap().push(Some(seq));
+        }
+        fn lost(&self) {
+            self.0.lock().unwrap().push(None);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_disk_loses_no_write_and_recovers_by_itself() {
+        let memory = Arc::new(InMemoryBackend::new());
+        let fail = Arc::new(AtomicBool::new(false));
+        let (m, f) = (memory.clone(), fail.clone());
+        let opener: Opener = Arc::new(move || {
+            Database::builder().create_with_backend(Faulty {
+                memory: m.clone(),
+                fail: f.clone(),
+            })
+        });
+        let metrics = Arc::new(Metrics::default());
+        let store = RedbStore::open_with(
+            PathBuf::from("memory"),
+            opener,
+            1000,
+            Duration::from_secs(5),
+            metrics.clone(),
+        )
+        .unwrap();
+        let room = RoomId::new("room").unwrap();
+        store
+            .create_room(&room, Epoch(7), Bytes::new())
+            .await
+            .unwrap();
+        let ear = Arc::new(Ear::default());
+        let op = |seq: u64| StoredOp {
+            seq: Seq(seq),
+            frame: Bytes::from(format!("op{seq}")),
+            author: MemberId(1),
+            n: seq,
+        };
+        store.append(&room, Epoch(7), op(1), ear.clone());
+        store.barrier().await.unwrap();
+        assert!(store.accepting_writes());
+
+        // The disk fails: the next writes are held, not lost, and the room is read-only.
+        fail.store(true, Ordering::Relaxed);
+        store.append(&room, Epoch(7), op(2), ear.clone());
+        store.append(&room, Epoch(7), op(3), ear.clone());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.accepting_writes() {
+            assert!(Instant::now() < deadline, "a failing disk stops writes");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(metrics.store_errors.load(Ordering::Relaxed) >= 1);
+        assert!(!store.is_broken(), "a short failure is not yet broken");
+        assert_eq!(ear.0.lock().unwrap().clone(), vec![Some(Seq(1))]);
+
+        // It works again: everything held is committed, and writes are taken again.
+        fail.store(false, Ordering::Relaxed);
+        store.barrier().await.unwrap();
+        assert!(store.accepting_writes());
+        assert_eq!(ear.0.lock().unwrap().last(), Some(&Some(Seq(3))));
+        let loaded = store.load_room(&room).await.unwrap().unwrap();
+        assert_eq!(loaded.ops.len(), 3, "no write was dropped");
         store.close().await.unwrap();
     }
 }

@@ -216,9 +216,14 @@ async fn create_room(
         .into_response())
 }
 
-/// `GET /healthz`: the process is alive.
-async fn healthz() -> impl IntoResponse {
-    (StatusCode::OK, "ok\n")
+/// `GET /healthz`: the process is alive and can work (503 once its store has been failing
+/// for long: a supervisor should restart it).
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.sequencer.is_alive() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store failing\n").into_response()
+    }
 }
 
 /// `GET /readyz`: the node takes new members (503 from the first moment of shutdown on).
