@@ -8,10 +8,11 @@ use kokuban_protocol::{
     encode_client,
 };
 
-use crate::connection::{Connection, FrameBudget, Next, Status};
+use crate::connection::{Connection, FrameBudget, Next, Status, WriteRetry};
 use crate::geom::{Pt, Rect};
 use crate::history::History;
 use crate::link::RoomLink;
+use crate::outbox::Outbox;
 use crate::prefs::{Prefs, Size, clean_name};
 use crate::presence::Presence;
 use crate::rng::{Entropy, Xoshiro256};
@@ -103,6 +104,8 @@ pub struct Editor {
     presence: Presence,
     connection: Connection,
     budget: FrameBudget,
+    /// When to try a write again while the room refuses them.
+    write_retry: WriteRetry,
     rng: Xoshiro256,
     prefs: Prefs,
     link: Option<RoomLink>,
@@ -127,16 +130,19 @@ pub struct Editor {
 
 impl Editor {
     /// An editor for `link` (None: no room, e.g. in tests of the tools) with `prefs`, seeded
-    /// with 32 random bytes.
-    pub fn new(prefs: Prefs, link: Option<RoomLink>, seed: [u8; 32]) -> Self {
+    /// with 32 random bytes, carrying on with `outbox` (a kept one, or a fresh one whose key
+    /// came from a secure source: not from the seed, whose generator's output others see in
+    /// stroke ids).
+    pub fn new(prefs: Prefs, link: Option<RoomLink>, seed: [u8; 32], outbox: Outbox) -> Self {
         Self {
-            session: Session::new(),
+            session: Session::restore(outbox),
             tools: Tools::new(prefs.tool, prefs.ink, prefs.size),
             history: History::new(),
             viewport: Viewport::default(),
             presence: Presence::new(),
             connection: Connection::new(),
             budget: FrameBudget::new(),
+            write_retry: WriteRetry::default(),
             rng: Xoshiro256::from_seed(seed),
             prefs,
             link,
@@ -665,6 +671,17 @@ impl Editor {
                 }
                 Notice::Cursor(c) => self.presence.cursor(c, now_ms),
                 Notice::Renamed { from, to } => self.history.rename(from, to),
+                Notice::Unconfirmed(_) => {
+                    self.toasts.push(crate::session::UNCONFIRMED_TOAST.into());
+                    self.bump();
+                }
+                Notice::ReadOnly(refused) => {
+                    self.connection.read_only(refused);
+                    if !refused {
+                        self.write_retry.reset();
+                    }
+                    self.bump();
+                }
                 Notice::Toast(t) => {
                     self.toasts.push(t);
                     self.bump();
@@ -692,6 +709,17 @@ impl Editor {
         next
     }
 
+    /// Another tab took this tab's kept outbox over (this one slept in the background for
+    /// long): this tab stops for good, so that two tabs never write under one key.
+    pub fn superseded(&mut self) {
+        self.connection.fatal(
+            "This board's unsaved changes were taken over by another tab. Reload to go on here."
+                .into(),
+        );
+        self.session.disconnected();
+        self.bump();
+    }
+
     /// The browser went offline.
     pub fn offline(&mut self) {
         self.connection.offline();
@@ -711,6 +739,13 @@ impl Editor {
         let mut frames = Vec::new();
         if !self.session.is_welcomed() {
             return frames;
+        }
+        if self.session.writes_refused() && self.write_retry.due(now_ms, &mut self.rng) {
+            for n in self.session.retry_writes(&mut self.rng) {
+                if let Notice::Renamed { from, to } = n {
+                    self.history.rename(from, to);
+                }
+            }
         }
         // One token is kept back for the cursor, so that drawing never freezes it.
         while self.budget.available(now_ms) > 1 {
@@ -760,7 +795,9 @@ impl Editor {
     fn apply(&mut self, out: Output) {
         self.local(out.ops);
         if let Some(a) = out.action {
-            self.history.record(a);
+            // A stroke sent again under a new id while it was being drawn is recorded as such.
+            let session = &self.session;
+            self.history.record(a.follow(|id| session.current_id(id)));
             self.bump();
         }
         if let Some(target) = out.text {

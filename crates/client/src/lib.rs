@@ -14,6 +14,7 @@ mod editor;
 pub mod geom;
 pub mod history;
 pub mod link;
+pub mod outbox;
 pub mod prefs;
 pub mod presence;
 pub mod redraw;

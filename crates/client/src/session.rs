@@ -1,48 +1,74 @@
-//! The board as this tab sees it, kept consistent with the room's total order.
+//! The board as this tab sees it, kept consistent with the room's total order, and this tab's
+//! own ops until the room has settled them.
 //!
 //! Two boards: `confirmed` holds exactly the room's sequenced ops (others' `Op`s and our own
 //! `Ack`ed ones, each applied at its seq), and `view` is what the user sees — `confirmed` plus
-//! this tab's own ops that are not sequenced yet, applied optimistically so that ink appears
-//! under the pen at once. Own ops wait in two queues: `unsent` (drawn but not on the wire yet:
-//! batched per frame, or offline) and `sent` (on the wire, waiting for their `Ack`). Acks come
-//! back in the order the ops were sent, so each one confirms the oldest sent op.
-//!
-//! Most remote ops commute with our outstanding ones (they touch other strokes) and are
+//! this tab's own unsettled ops, applied optimistically so that ink appears under the pen at
+//! once. Most remote ops commute with our unsettled ones (they touch other strokes) and are
 //! simply applied to both boards. Those that do not (a `Clear`, or an erase or move of a
-//! stroke we are also changing) rebuild `view` from `confirmed` plus the outstanding ops at
-//! once, so the server's order wins without the two ever fighting on screen. When the last
-//! outstanding op is acknowledged, `view` is compared with `confirmed` and replaced by it if
-//! they differ (in practice: two strokes begun within one round trip, stacked the other way).
+//! stroke we are also changing) rebuild `view` from `confirmed` plus our ops at once, so the
+//! server's order wins without the two ever fighting on screen. When the last op is settled,
+//! `view` is compared with `confirmed` and replaced by it if they differ (in practice: two
+//! strokes begun within one round trip, stacked the other way).
 //!
-//! Reconnection. A connection that ends leaves its unacknowledged ops *in doubt*: some may
-//! have been sequenced. The next Welcome replays what we missed (or sends a snapshot); our own
-//! ops among the replayed ones (authored by one of our earlier member ids, in the order we
-//! sent them) are matched against the in-doubt ops and dropped, and the rest are sent again.
-//! Ops are idempotent, so a repeat is harmless — except for strokes: only a stroke's author
-//! (a member id, which is new on every connection) may add points to it or end it. So a
-//! stroke that was begun on an earlier connection and is not complete in the room is re-sent
-//! whole under a fresh id (with an `Erase` of the partial one), and the tools and the undo
-//! history follow the new id. A stroke none of whose ops reached the room is simply sent
-//! again. This is the offline queue: whatever is drawn while disconnected waits in `unsent`
-//! and goes out after the Welcome.
+//! Own ops wait in one queue, in the order they were made, each with its [`Fate`]. An op gets
+//! its number when it is first sent: the point batches drawn between two frames merge into
+//! one op without spending numbers, and numbers reach the wire in increasing order, which the
+//! server requires (a number at or below one it decided is never applied). Answers come back
+//! in the order the ops were sent, so each one answers the lowest-numbered op on the wire.
+//!
+//! Reconnecting relies on the numbers, never on an op being harmless twice (a Clear sent again
+//! after someone's new stroke would wipe it). A connection that ends leaves its unanswered
+//! ops in doubt. The next Welcome's `decided` settles those numbered up to it: when the
+//! Welcome replays what we missed, our own ops in the replay are the applied ones and the
+//! others were refused; after a snapshot we cannot tell, and take them as applied unless the
+//! board shows a stroke missing points we sent. The rest were never applied, and are sent
+//! again under their own numbers, so that the server (which applies a number once) cannot
+//! apply one twice even if the old connection's copy reaches it late. Our author id is the
+//! same on every connection, so a stroke begun before a reconnect simply goes on after it.
+//!
+//! Refusals. An op refused because the room cannot take writes is refused for good under its
+//! number. The tab keeps showing it (the user's drawing is not taken away), the app is told
+//! once ([`Notice::ReadOnly`]), and only one op at a time goes out, when the app says to try
+//! again ([`Session::retry_writes`], on a timer with backoff), until an op is acknowledged.
+//! Then the strokes the refusals touched are brought in line with what the user sees, from
+//! state rather than by replaying ops (the room may have applied a later batch of the same
+//! stroke, after a gap the board ignores): see `bridge.rs`. A refused `Clear` is dropped with
+//! a message rather than sent late, where it would wipe what others drew meanwhile.
+//!
+//! The queue is what the tab keeps in the browser's storage ([`Session::outbox`]), so that
+//! whatever the room has not settled survives closing the tab ([`Session::restore`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use kokuban_board::{Board, Change, Shape, Stroke};
+use kokuban_board::{Board, Change};
 use kokuban_protocol::limits::{MAX_IDS_PER_OP, MAX_POINTS_PER_BATCH};
 use kokuban_protocol::{
-    Ack, Bounded, Capability, ClientMsg, Color, CursorUpdate, ErrorCode, ErrorFrame, Hello, Member,
-    MemberId, Name, Op, Placement, Points, PresenceEvent, RoomId, RoomState, Sequenced, ServerMsg,
-    StrokeId, StrokePoints, Token, Welcome,
+    Ack, Bounded, Capability, ClientKey, ClientMsg, Color, CursorUpdate, ErrorCode, ErrorFrame,
+    Hello, Member, MemberId, Name, Op, Placement, Points, PresenceEvent, RoomId, RoomState,
+    Sequenced, ServerMsg, StrokeId, StrokePoints, Submit, Token, Welcome,
 };
 
-use crate::rng::{Entropy, new_stroke_id};
+use crate::outbox::{Kept, Outbox};
+use crate::rng::Entropy;
 use crate::spatial::IndexedBoard;
+
+mod bridge;
+
+use bridge::op_ids;
 
 /// The author used for optimistic ops before the first Welcome names us.
 const PROVISIONAL: MemberId = MemberId(0);
 /// More changes than this between two frames: redraw everything instead of tracking them.
 const MAX_TRACKED_CHANGES: usize = 4096;
+
+/// What the user is told when the room starts refusing writes (once per outage).
+pub const READ_ONLY_TOAST: &str = "The board cannot be saved right now. Keep drawing: your changes are kept and sent once it is back.";
+/// What the user is told when strokes could not be confirmed ([`Notice::Unconfirmed`]).
+pub const UNCONFIRMED_TOAST: &str = "Some of what you drew just before the connection dropped could not be confirmed, and is not on the board.";
+/// What the user is told when a Clear was refused.
+pub const CLEAR_REFUSED_TOAST: &str =
+    "The board was not cleared: it cannot be saved right now. Clear it again once it is back.";
 
 /// What the renderer must redraw since it last asked.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,13 +98,21 @@ pub enum Notice {
     Presence(PresenceEvent),
     /// Someone's pointer moved.
     Cursor(CursorUpdate),
-    /// A stroke of ours got a new id (see the module documentation).
+    /// A stroke of ours that the room holds only in part is sent again whole under a new id
+    /// (see the module documentation); what refers to it (the undo history) should follow.
     Renamed {
         /// The old id.
         from: StrokeId,
         /// The new id.
         to: StrokeId,
     },
+    /// The room refuses our writes (`true`, once until it takes one again) or takes them
+    /// again (`false`).
+    ReadOnly(bool),
+    /// These strokes or texts of ours were decided while we could not hear the answer, and
+    /// the board does not have them: refused, or cleared since. They are not sent again (that
+    /// could undo a Clear) and no longer shown; the user should be told.
+    Unconfirmed(Vec<StrokeId>),
     /// A short message for the user.
     Toast(String),
     /// Our view of the room can no longer be trusted: reconnect (now) and resume.
@@ -89,34 +123,160 @@ pub enum Notice {
     Outdated,
 }
 
-/// The board, our outstanding ops, and where we are in the room's history.
-#[derive(Debug, Default)]
+/// What became of one of our ops, as far as this tab knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Not on the wire yet: it gets the next number when it is sent.
+    Unsent,
+    /// Sent under this number on an earlier connection and not answered. The next Welcome
+    /// settles it, or it is sent again under the same number.
+    InDoubt(u64),
+    /// On the wire of this connection under this number, waiting for its answer.
+    Sent(u64),
+    /// Refused for good (its number is spent). Kept so that the view still shows it until
+    /// the strokes it touched are brought in line by new ops.
+    Refused,
+    /// Applied, but after an earlier op on the same strokes was refused: kept so that the view
+    /// shows what the user meant until those strokes are brought in line.
+    Applied,
+}
+
+impl Fate {
+    /// The number it was sent under, while that number may still be answered.
+    pub fn number(self) -> Option<u64> {
+        match self {
+            Fate::InDoubt(n) | Fate::Sent(n) => Some(n),
+            Fate::Unsent | Fate::Refused | Fate::Applied => None,
+        }
+    }
+}
+
+/// What became of a decided op of ours, as far as this tab can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Applied,
+    Refused,
+    Unknown,
+}
+
+/// One of our ops not settled yet.
+#[derive(Debug, Clone)]
+struct Entry {
+    op: Op,
+    fate: Fate,
+}
+
+/// The board, our unsettled ops, and where we are in the room's history.
+#[derive(Debug)]
 pub struct Session {
+    key: ClientKey,
+    /// The number the next new op gets; above every number used under `key`.
+    next_n: u64,
     confirmed: Board,
     view: IndexedBoard,
-    me: Option<MemberId>,
+    /// Our author id (the same on every connection of `key`), once a Welcome named it.
+    author: Option<MemberId>,
+    member: Option<MemberId>,
     capability: Option<Capability>,
     welcomed: bool,
-    /// Our member ids on earlier connections.
-    earlier: Vec<MemberId>,
-    /// Sent on an earlier connection, not acknowledged: sequenced or not, the next Welcome
-    /// tells.
-    in_doubt: VecDeque<Op>,
-    sent: VecDeque<Op>,
-    unsent: VecDeque<Op>,
+    /// Our unsettled ops, in the order they were made.
+    ops: VecDeque<Entry>,
     /// Strokes and text items created in this tab.
     mine: HashSet<StrokeId>,
-    /// Strokes re-sent under a new id; later local ops on the old id go to the new one.
+    /// Strokes sent again whole under a new id; later local ops on the old id go to the new one.
     renamed: HashMap<StrokeId, StrokeId>,
-    /// `view` may differ from `confirmed` plus the outstanding ops (drawing order only).
+    /// The room refused our last answered write: only probes go out.
+    refused: bool,
+    /// One op may go out while `refused`.
+    probe: bool,
+    /// `view` may differ from `confirmed` plus our ops (drawing order only).
     diverged: bool,
     redraw: Redraw,
+    /// Grows whenever what [`Session::outbox`] returns changes.
+    version: u64,
 }
 
 impl Session {
-    /// A session with an empty board, not connected.
-    pub fn new() -> Self {
-        Self::default()
+    /// A session with an empty board, not connected, whose ops are numbered under `key` (16
+    /// bytes from a secure random source: whoever knows it can write as us).
+    pub fn new(key: ClientKey) -> Self {
+        Self {
+            key,
+            next_n: 1,
+            confirmed: Board::new(),
+            view: IndexedBoard::default(),
+            author: None,
+            member: None,
+            capability: None,
+            welcomed: false,
+            ops: VecDeque::new(),
+            mine: HashSet::new(),
+            renamed: HashMap::new(),
+            refused: false,
+            probe: false,
+            diverged: false,
+            redraw: Redraw::Nothing,
+            version: 0,
+        }
+    }
+
+    /// A session that carries on with a kept outbox: its ops show at once and are settled and
+    /// sent after the first Welcome, in-doubt ones under their own numbers.
+    pub fn restore(outbox: Outbox) -> Self {
+        let mut s = Self::new(outbox.key);
+        let mut top = 0;
+        for Kept { fate, op } in outbox.ops {
+            let fate = match fate {
+                Fate::InDoubt(n) | Fate::Sent(n) if n > 0 => {
+                    top = top.max(n);
+                    Fate::InDoubt(n)
+                }
+                Fate::InDoubt(_) | Fate::Sent(_) => Fate::Unsent,
+                other => other,
+            };
+            if let Op::StrokeBegin { id, .. } | Op::Text { id, .. } = &op {
+                s.mine.insert(*id);
+            }
+            s.ops.push_back(Entry { op, fate });
+        }
+        s.next_n = outbox.next.max(top + 1);
+        s.rebase();
+        s
+    }
+
+    /// What must be kept for this session to carry on in another tab: the key, the next
+    /// number and the unsettled ops (those on the wire count as in doubt).
+    pub fn outbox(&self) -> Outbox {
+        Outbox {
+            key: self.key,
+            next: self.next_n,
+            ops: self
+                .ops
+                .iter()
+                .map(|e| Kept {
+                    fate: match e.fate {
+                        Fate::Sent(n) => Fate::InDoubt(n),
+                        other => other,
+                    },
+                    op: e.op.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Grows whenever the outbox changes (a new op, a number given, an op settled).
+    pub fn outbox_version(&self) -> u64 {
+        self.version
+    }
+
+    /// The number the next new op will get.
+    pub fn next_number(&self) -> u64 {
+        self.next_n
+    }
+
+    /// The key our ops are numbered under.
+    pub fn key(&self) -> ClientKey {
+        self.key
     }
 
     /// What the user sees.
@@ -136,7 +296,12 @@ impl Session {
 
     /// Our member id on the current connection.
     pub fn me(&self) -> Option<MemberId> {
-        self.me
+        self.member
+    }
+
+    /// Our author id (the author of our ops on every connection), once a Welcome named it.
+    pub fn author(&self) -> Option<MemberId> {
+        self.author
     }
 
     /// What the server said we may do (None before the first Welcome).
@@ -149,22 +314,34 @@ impl Session {
         self.welcomed
     }
 
+    /// Whether the room refused our last answered write; it ends with the next Ack.
+    pub fn writes_refused(&self) -> bool {
+        self.refused
+    }
+
     /// Whether this tab drew the stroke.
     pub fn is_mine(&self, id: &StrokeId) -> bool {
         self.mine.contains(id)
     }
 
-    /// Own ops not yet confirmed by the room (offline queue, in flight, in doubt).
+    /// The id a stroke of ours goes by now (see [`Notice::Renamed`]).
+    pub fn current_id(&self, id: StrokeId) -> StrokeId {
+        *self.renamed.get(&id).unwrap_or(&id)
+    }
+
+    /// Own ops the room has not settled (unsent, in flight, in doubt, refused and not yet
+    /// made good).
     pub fn outstanding(&self) -> usize {
-        self.in_doubt.len() + self.sent.len() + self.unsent.len()
+        self.ops.len()
     }
 
-    /// Own ops waiting to be sent.
+    /// Own ops waiting to be sent for the first time.
     pub fn unsent(&self) -> usize {
-        self.unsent.len()
+        self.ops.iter().filter(|e| e.fate == Fate::Unsent).count()
     }
 
-    /// The first message of a connection: resumes from the last confirmed position.
+    /// The first message of a connection: our key, and the last confirmed position to resume
+    /// from.
     pub fn hello(&mut self, room: RoomId, token: Token, name: Name, color: Color) -> ClientMsg {
         self.welcomed = false;
         ClientMsg::Hello(Hello {
@@ -173,16 +350,19 @@ impl Session {
             resume: self.confirmed.position(),
             name,
             color,
+            client: self.key,
         })
     }
 
-    /// The connection ended: whatever was in flight is now in doubt.
+    /// The connection ended: whatever was on the wire is now in doubt.
     pub fn disconnected(&mut self) {
-        self.in_doubt.extend(self.sent.drain(..));
-        if let Some(me) = self.me.take() {
-            self.earlier.push(me);
+        for e in &mut self.ops {
+            if let Fate::Sent(n) = e.fate {
+                e.fate = Fate::InDoubt(n);
+            }
         }
         self.welcomed = false;
+        self.probe = false;
     }
 
     /// Applies a local op: remapped to renamed strokes, shown at once, queued for sending.
@@ -195,21 +375,60 @@ impl Session {
         if let Op::StrokeBegin { id, .. } | Op::Text { id, .. } = &op {
             self.mine.insert(*id);
         }
-        let author = self.local_author(&op);
+        let author = self.local_author_on(self.view.board(), &op);
         let change = self.view.apply(author, &op);
         self.note(change);
         self.queue(op);
+        self.version += 1;
         true
     }
 
-    /// The next op to put on the wire, if we are connected and may write.
+    /// The next op to put on the wire, numbered, if we are connected and may write: first
+    /// the in-doubt ones under their own numbers, then the others in the order they were made,
+    /// each under the next number. While the room refuses writes, only a probe goes out.
     pub fn next_op(&mut self) -> Option<ClientMsg> {
         if !self.welcomed || self.capability != Some(Capability::Edit) {
             return None;
         }
-        let op = self.unsent.pop_front()?;
-        self.sent.push_back(op.clone());
-        Some(ClientMsg::Op(op))
+        if self.refused && (!self.probe || self.in_flight()) {
+            return None;
+        }
+        let i = match self.lowest(|f| matches!(f, Fate::InDoubt(_))) {
+            Some(i) => i,
+            None => {
+                let i = self.ops.iter().position(|e| e.fate == Fate::Unsent)?;
+                // An op on strokes waiting to be brought in line goes out with them, later.
+                if self.has_dirt() && bridge::blocked(&self.ops[i].op, &self.dirty()) {
+                    return None;
+                }
+                i
+            }
+        };
+        let n = match self.ops[i].fate {
+            Fate::InDoubt(n) => n,
+            _ => {
+                let n = self.next_n;
+                self.next_n += 1;
+                n
+            }
+        };
+        self.ops[i].fate = Fate::Sent(n);
+        self.probe = false;
+        self.version += 1;
+        Some(ClientMsg::Op(Submit {
+            n,
+            op: self.ops[i].op.clone(),
+        }))
+    }
+
+    /// Lets one op go out while the room refuses writes (the app calls this on a timer with
+    /// backoff); its answer tells whether the room takes writes again. Strokes waiting to be
+    /// brought in line are, first, so that the probe carries them.
+    pub fn retry_writes(&mut self, rng: &mut dyn Entropy) -> Vec<Notice> {
+        if self.refused {
+            self.probe = true;
+        }
+        self.bridge(rng)
     }
 
     /// What the renderer must redraw since the last call.
@@ -219,39 +438,46 @@ impl Session {
 
     /// Handles one message from the server.
     pub fn receive(&mut self, msg: ServerMsg, rng: &mut dyn Entropy) -> Vec<Notice> {
-        match msg {
-            ServerMsg::Welcome(w) => self.welcome(w, rng),
-            ServerMsg::Op(s) => self.remote(s),
+        let mut notices = match msg {
+            ServerMsg::Welcome(w) => self.welcome(w),
+            ServerMsg::Op(s) => return self.remote(s),
             ServerMsg::Ack(ack) => self.ack(ack),
-            ServerMsg::Presence(p) => vec![Notice::Presence(p)],
-            ServerMsg::Cursor(c) => vec![Notice::Cursor(c)],
+            ServerMsg::Presence(p) => return vec![Notice::Presence(p)],
+            ServerMsg::Cursor(c) => return vec![Notice::Cursor(c)],
             ServerMsg::Error(e) => self.error(e),
+        };
+        // An answer or a Welcome may be what the strokes to bring in line were waiting for.
+        if !notices.contains(&Notice::Resync) {
+            notices.extend(self.bridge(rng));
         }
+        notices
     }
 
-    fn welcome(&mut self, w: Welcome, rng: &mut dyn Entropy) -> Vec<Notice> {
+    fn welcome(&mut self, w: Welcome) -> Vec<Notice> {
         let Welcome {
             member,
+            author,
             capability,
             epoch,
             state,
             members,
+            decided,
         } = w;
         let mut board = self.confirmed.clone();
-        let ops = match state {
+        let (ops, replayed) = match state {
             RoomState::Snapshot { board: bytes, ops } => {
                 match Board::from_snapshot(&bytes.0) {
                     Ok(b) => board = b,
                     Err(_) => return self.resync_from_scratch(),
                 }
-                ops
+                (ops, false)
             }
             RoomState::Replay { ops } => {
                 if board.position().map(|p| p.epoch) != Some(epoch) {
                     // A replay only makes sense on top of our own history.
                     return self.resync_from_scratch();
                 }
-                ops
+                (ops, true)
             }
         };
         for s in ops.iter() {
@@ -259,42 +485,34 @@ impl Session {
                 return self.resync_from_scratch();
             }
         }
+        let first = !self.welcomed;
         self.confirmed = board;
-        self.me = Some(member);
+        self.member = Some(member);
+        self.author = Some(author);
         self.capability = Some(capability);
         self.welcomed = true;
-
-        // Our in-doubt ops that the replay shows were sequenced, in the order we sent them.
-        let earlier = &self.earlier;
-        let mut ours = ops
-            .iter()
-            .filter(|s| earlier.contains(&s.author))
-            .map(|s| &s.op)
-            .peekable();
-        let mut unconfirmed = VecDeque::new();
-        for op in self.in_doubt.drain(..) {
-            if ours.peek() == Some(&&op) {
-                ours.next();
-            } else {
-                unconfirmed.push_back(op);
-            }
-        }
-        unconfirmed.extend(self.unsent.drain(..));
-        // `sent` is empty at the first Welcome of a connection (a disconnect moves it to
-        // `in_doubt`). A later Welcome on the same connection (the room's history was replaced)
-        // comes after the answers to every op sent before the server queued it, so what is
-        // still in `sent` will be answered after it, in the new epoch: keep waiting for it.
+        // A new connection (or a new history) may take writes again: one op may find out.
+        self.probe = true;
 
         let mut notices = Vec::new();
-        if capability == Capability::View {
-            if !unconfirmed.is_empty() {
-                notices.push(Notice::Toast(
-                    "This link can only view the board; your changes were not saved.".into(),
-                ));
-            }
-        } else {
-            let fixed = self.reconcile(unconfirmed, rng, &mut notices);
-            self.unsent = fixed;
+        // A later Welcome on the same connection (the room's history was replaced) comes after
+        // the answers to every op sent before the server queued it; the ops still on the wire
+        // are answered after it, in the new epoch. Only a first Welcome settles ops in doubt.
+        if first {
+            let ours: Option<Vec<&Op>> = replayed.then(|| {
+                ops.iter()
+                    .filter(|s| s.author == author)
+                    .map(|s| &s.op)
+                    .collect()
+            });
+            self.settle_in_doubt(decided, ours.as_deref(), &mut notices);
+        }
+        if capability == Capability::View && !self.ops.is_empty() {
+            self.ops.clear();
+            self.version += 1;
+            notices.push(Notice::Toast(
+                "This link can only view the board; your changes were not saved.".into(),
+            ));
         }
         self.rebase();
         notices.insert(
@@ -308,91 +526,110 @@ impl Session {
         notices
     }
 
-    /// Turns our unconfirmed ops into the ops that bring the room to what we drew (see the
-    /// module documentation). `self.view` still holds our local copies.
-    fn reconcile(
-        &mut self,
-        unconfirmed: VecDeque<Op>,
-        rng: &mut dyn Entropy,
-        notices: &mut Vec<Notice>,
-    ) -> VecDeque<Op> {
-        /// What happens to the unconfirmed ops of one stroke, decided at its first op.
-        #[derive(PartialEq)]
-        enum Fate {
-            /// Sent again as they are.
-            Keep,
-            /// Already covered (complete in the room, re-sent whole, or gone).
-            Skip,
-        }
-        let begun: HashSet<StrokeId> = unconfirmed
+    /// Settles the in-doubt ops numbered up to `decided`. With `ours` (our ops in the replay,
+    /// in room order) we know which were applied; without, the board tells what it can
+    /// ([`Session::judge`]).
+    fn settle_in_doubt(&mut self, decided: u64, ours: Option<&[&Op]>, notices: &mut Vec<Notice>) {
+        let mut ours = ours.map(|o| o.iter().copied().peekable());
+        let mut doubts: Vec<(u64, usize)> = self
+            .ops
             .iter()
-            .filter_map(|op| match op {
-                Op::StrokeBegin { id, .. } => Some(*id),
+            .enumerate()
+            .filter_map(|(i, e)| match e.fate {
+                Fate::InDoubt(n) if n <= decided => Some((n, i)),
                 _ => None,
             })
             .collect();
-        let mut fates: HashMap<StrokeId, Fate> = HashMap::new();
-        let mut out = VecDeque::new();
-        for op in unconfirmed {
-            let id = match &op {
-                Op::StrokeBegin { id, .. } | Op::StrokeEnd { id } => *id,
-                Op::StrokePoints(b) => b.id,
-                Op::Text { id, .. } => {
-                    if self.confirmed.get(id).is_none() {
-                        out.push_back(op);
-                    }
-                    continue;
-                }
-                // Erase, restore, move and clear are idempotent: sending them again is safe.
-                _ => {
-                    out.push_back(self.remap(op));
-                    continue;
-                }
+        doubts.sort_unstable();
+        let (mut settled, mut applied, mut lost) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, i) in doubts {
+            let op = &self.ops[i].op;
+            let verdict = match &mut ours {
+                Some(ours) => match ours.next_if(|o| *o == op) {
+                    Some(_) => Verdict::Applied,
+                    None => Verdict::Refused,
+                },
+                None => self.judge(op),
             };
-            if let Some(fate) = fates.get(&id) {
-                if *fate == Fate::Keep {
-                    out.push_back(op);
+            match verdict {
+                Verdict::Applied => applied.push(i),
+                Verdict::Refused if *op == Op::Clear => {
+                    settled.push(i);
+                    notices.push(Notice::Toast(CLEAR_REFUSED_TOAST.into()));
                 }
-                continue;
+                Verdict::Refused => self.ops[i].fate = Fate::Refused,
+                Verdict::Unknown => {
+                    settled.push(i);
+                    lost.extend(op_ids(op));
+                }
             }
-            let local = self.view.get(&id).cloned();
-            let confirmed = self.confirmed.get(&id);
-            let fate = match (local, confirmed) {
-                // Gone locally (cleared): nothing to send.
-                (None, _) => Fate::Skip,
-                (Some(_), None) if begun.contains(&id) => {
-                    out.push_back(op);
-                    Fate::Keep
-                }
-                // Begun in a history the room has lost: send it whole again.
-                (Some(local), None) => {
-                    out.extend(whole(&local, id));
-                    Fate::Skip
-                }
-                // Someone erased it meanwhile: theirs was the later word.
-                (Some(_), Some(c)) if c.erased => Fate::Skip,
-                (Some(local), Some(c))
-                    if c.points.len() >= local.points.len() && (c.finished || !local.finished) =>
-                {
-                    Fate::Skip
-                }
-                // Begun on an earlier connection and incomplete in the room: only that
-                // connection could have finished it, so a fresh copy replaces it.
-                (Some(local), Some(_)) => {
-                    let to = new_stroke_id(rng);
-                    out.extend(whole(&local, to));
-                    if let Ok(ids) = Bounded::new(vec![id]) {
-                        out.push_back(Op::Erase { ids });
-                    }
-                    self.renamed.insert(id, to);
-                    self.mine.insert(to);
-                    notices.push(Notice::Renamed { from: id, to });
-                    Fate::Skip
-                }
-            };
-            fates.insert(id, fate);
         }
-        out
+        if !lost.is_empty() {
+            notices.push(Notice::Unconfirmed(lost));
+        }
+        // Applied ones on strokes that a refused one touched stay, after the refusals are all
+        // known, so that the view keeps them in the order they were made; and so do later
+        // applied ones on the strokes those touch.
+        let mut dirty = self.dirty();
+        for i in applied {
+            if bridge::blocked(&self.ops[i].op, &dirty) {
+                self.ops[i].fate = Fate::Applied;
+                dirty.extend(op_ids(&self.ops[i].op));
+            } else {
+                settled.push(i);
+            }
+        }
+        settled.sort_unstable();
+        for i in settled.into_iter().rev() {
+            self.ops.remove(i);
+        }
+        self.version += 1;
+    }
+
+    /// Our op at `i` was applied by the room: it leaves the queue, unless it touches strokes
+    /// waiting to be brought in line (the view still needs it then, in its place).
+    fn settle_applied(&mut self, i: usize) {
+        if self.has_dirt() && bridge::blocked(&self.ops[i].op, &self.dirty()) {
+            self.ops[i].fate = Fate::Applied;
+        } else {
+            self.ops.remove(i);
+        }
+        self.version += 1;
+    }
+
+    /// What `confirmed` tells of an op of ours that the room decided, when nothing else does
+    /// (the Welcome was a snapshot): `Refused` when the board lacks what the op did (it is
+    /// then brought about again from what the user sees, which is right either way), and
+    /// `Unknown` for a stroke or text the board does not have at all: refused, or applied and
+    /// cleared since, which no board can tell apart. Sending it again could undo someone's
+    /// Clear, so it is given up, and the user told.
+    fn judge(&self, op: &Op) -> Verdict {
+        let room = &self.confirmed;
+        let holds = match op {
+            Op::StrokeBegin { id, .. } | Op::Text { id, .. } => {
+                if room.get(id).is_none() {
+                    return Verdict::Unknown;
+                }
+                true
+            }
+            // Erased strokes count too: a later Restore of ours may bring them back.
+            Op::StrokePoints(b) => room
+                .get(&b.id)
+                .is_none_or(|s| s.points.len() >= b.start as usize + b.points.len()),
+            Op::StrokeEnd { id } => room.get(id).is_none_or(|s| s.finished),
+            Op::Erase { ids } => ids.iter().all(|id| room.get(id).is_none_or(|s| s.erased)),
+            Op::Restore { ids } => ids.iter().all(|id| room.get(id).is_none_or(|s| !s.erased)),
+            Op::Move { to } => to
+                .iter()
+                .all(|p| room.get(&p.id).is_none_or(|s| s.offset == (p.dx, p.dy))),
+            // Never sent again: late, it would wipe what others drew meanwhile.
+            Op::Clear => true,
+        };
+        if holds {
+            Verdict::Applied
+        } else {
+            Verdict::Refused
+        }
     }
 
     fn resync_from_scratch(&mut self) -> Vec<Notice> {
@@ -406,33 +643,68 @@ impl Session {
         if !self.welcomed {
             return Vec::new();
         }
-        match self.confirmed.apply_sequenced(&s) {
-            Ok(Change::None) => {}
-            Ok(_) if self.has_outstanding() && self.conflicts(&s.op) => self.rebase(),
-            Ok(_) => {
+        let change = match self.confirmed.apply_sequenced(&s) {
+            Ok(change) => change,
+            Err(_) => return vec![Notice::Resync],
+        };
+        if s.op == Op::Clear && self.ops.iter().any(|e| e.fate == Fate::Applied) {
+            // What the room applied of ours before this Clear is gone with everything else.
+            self.ops.retain(|e| e.fate != Fate::Applied);
+            self.version += 1;
+            self.rebase();
+            return Vec::new();
+        }
+        match change {
+            Change::None => {}
+            _ if self.has_outstanding() && self.conflicts(&s.op) => self.rebase(),
+            _ => {
                 let change = self.view.apply(s.author, &s.op);
                 if self.has_outstanding() {
                     self.diverged = true;
                 }
                 self.note(change);
             }
-            Err(_) => return vec![Notice::Resync],
         }
         Vec::new()
     }
 
     fn ack(&mut self, ack: Ack) -> Vec<Notice> {
-        let (Some(op), Some(me)) = (self.sent.pop_front(), self.me) else {
+        let (Some(i), Some(author)) = (self.lowest(|f| matches!(f, Fate::Sent(_))), self.author)
+        else {
             return vec![Notice::Resync];
         };
         let s = Sequenced {
             epoch: ack.epoch,
             seq: ack.seq,
-            author: me,
-            op,
+            author,
+            op: self.ops[i].op.clone(),
         };
         if self.confirmed.apply_sequenced(&s).is_err() {
             return vec![Notice::Resync];
+        }
+        let mut notices = Vec::new();
+        if self.refused {
+            self.refused = false;
+            self.probe = false;
+            notices.push(Notice::ReadOnly(false));
+        }
+        if s.op == Op::Clear {
+            // Whatever was made before the Clear is wiped by it: what waits to be brought in
+            // line or to be sent must not come back after it. (Ops still numbered are left to
+            // their answers.)
+            let count = self.ops.len();
+            self.ops = std::mem::take(&mut self.ops)
+                .into_iter()
+                .enumerate()
+                .filter(|(k, e)| *k > i || (*k < i && e.fate.number().is_some()))
+                .map(|(_, e)| e)
+                .collect();
+            if count - self.ops.len() > 1 {
+                self.rebase();
+            }
+            self.version += 1;
+        } else {
+            self.settle_applied(i);
         }
         if self.diverged && !self.has_outstanding() {
             self.diverged = false;
@@ -441,7 +713,7 @@ impl Session {
                 self.redraw = Redraw::All;
             }
         }
-        Vec::new()
+        notices
     }
 
     fn error(&mut self, e: ErrorFrame) -> Vec<Notice> {
@@ -450,24 +722,39 @@ impl Session {
             // ordered (a stroke someone else erased first, a move back to where it is), and
             // ops no correct client sends: it leaves the view, without bothering the user.
             ErrorCode::InvalidOp => {
-                if self.sent.pop_front().is_some() {
-                    self.rebase();
-                }
+                self.forget_sent();
                 Vec::new()
             }
-            // Refusals of one op: it was not applied, so it leaves the view too.
-            ErrorCode::ViewOnly | ErrorCode::TemporarilyReadOnly => {
-                if self.sent.pop_front().is_some() {
-                    self.rebase();
-                }
-                let text = match e.code {
-                    ErrorCode::ViewOnly => "This link can only view the board.",
-                    _ => "The board cannot be saved right now; try again in a moment.",
+            ErrorCode::ViewOnly => {
+                self.forget_sent();
+                vec![Notice::Toast("This link can only view the board.".into())]
+            }
+            ErrorCode::TemporarilyReadOnly => self.refused_write(),
+            // A repeat of an op decided long ago: whatever it did is in what we received.
+            ErrorCode::Decided => {
+                let Some(i) = self.lowest(|f| matches!(f, Fate::Sent(_))) else {
+                    return Vec::new();
                 };
-                vec![Notice::Toast(text.into())]
+                match self.judge(&self.ops[i].op) {
+                    Verdict::Refused => {
+                        self.ops[i].fate = Fate::Refused;
+                        self.version += 1;
+                        Vec::new()
+                    }
+                    Verdict::Applied => {
+                        self.settle_applied(i);
+                        self.rebase();
+                        Vec::new()
+                    }
+                    Verdict::Unknown => {
+                        let lost = op_ids(&self.ops[i].op);
+                        self.forget_sent();
+                        vec![Notice::Unconfirmed(lost)]
+                    }
+                }
             }
             // The server drops frames silently once it has said this, so which of our ops
-            // arrived is unknown: resume, and let the Welcome sort it out.
+            // arrived is unknown: resume, and let the Welcome settle them by their numbers.
             ErrorCode::RateLimited => vec![
                 Notice::Toast("Too many changes at once; catching up…".into()),
                 Notice::Resync,
@@ -489,11 +776,59 @@ impl Session {
         }
     }
 
-    fn has_outstanding(&self) -> bool {
-        self.outstanding() > 0
+    /// The oldest op on the wire was refused for good and will not be tried again: it leaves
+    /// the queue and the view.
+    fn forget_sent(&mut self) {
+        if let Some(i) = self.lowest(|f| matches!(f, Fate::Sent(_))) {
+            self.ops.remove(i);
+            self.version += 1;
+            self.rebase();
+        }
     }
 
-    /// Whether a remote op touches a stroke our outstanding ops touch, or clears the board.
+    /// The oldest op on the wire was refused because the room cannot take writes now.
+    fn refused_write(&mut self) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        if !self.refused {
+            self.refused = true;
+            notices.push(Notice::ReadOnly(true));
+            notices.push(Notice::Toast(READ_ONLY_TOAST.into()));
+        }
+        self.probe = false;
+        if let Some(i) = self.lowest(|f| matches!(f, Fate::Sent(_))) {
+            if self.ops[i].op == Op::Clear {
+                self.ops.remove(i);
+                self.rebase();
+                notices.push(Notice::Toast(CLEAR_REFUSED_TOAST.into()));
+            } else {
+                // Still shown; brought about again once the room takes writes.
+                self.ops[i].fate = Fate::Refused;
+            }
+            self.version += 1;
+        }
+        notices
+    }
+
+    /// The entry with the lowest number among those whose fate matches.
+    fn lowest(&self, matches: impl Fn(Fate) -> bool) -> Option<usize> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches(e.fate))
+            .filter_map(|(i, e)| Some((e.fate.number()?, i)))
+            .min()
+            .map(|(_, i)| i)
+    }
+
+    fn in_flight(&self) -> bool {
+        self.ops.iter().any(|e| matches!(e.fate, Fate::Sent(_)))
+    }
+
+    fn has_outstanding(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// Whether a remote op touches a stroke our ops touch, or clears the board.
     fn conflicts(&self, op: &Op) -> bool {
         let ids: &[StrokeId] = match op {
             Op::Clear => return true,
@@ -515,50 +850,26 @@ impl Session {
     }
 
     fn outstanding_ids(&self) -> HashSet<StrokeId> {
-        let mut ids = HashSet::new();
-        for op in self.in_doubt.iter().chain(&self.sent).chain(&self.unsent) {
-            match op {
-                Op::StrokeBegin { id, .. } | Op::StrokeEnd { id } | Op::Text { id, .. } => {
-                    ids.insert(*id);
-                }
-                Op::StrokePoints(b) => {
-                    ids.insert(b.id);
-                }
-                Op::Erase { ids: list } | Op::Restore { ids: list } => ids.extend(list.iter()),
-                Op::Move { to } => ids.extend(to.iter().map(|p| p.id)),
-                Op::Clear => {}
-            }
-        }
-        ids
+        self.ops.iter().flat_map(|e| op_ids(&e.op)).collect()
     }
 
-    /// `view = confirmed + outstanding ops`.
+    /// `view = confirmed + our unsettled ops`, in the order they were made.
     fn rebase(&mut self) {
-        let mut view = self.confirmed.clone();
-        let ops: Vec<Op> = self
-            .in_doubt
-            .iter()
-            .chain(&self.sent)
-            .chain(&self.unsent)
-            .cloned()
-            .collect();
-        for op in &ops {
-            let author = self.local_author_on(&view, op);
-            view.apply(author, op);
+        let mut view = self.view_base();
+        for e in &self.ops {
+            let author = self.local_author_on(&view, &e.op);
+            view.apply(author, &e.op);
         }
         // Indexed once at the end rather than op by op: a rebase replays many ops.
         self.view = IndexedBoard::new(view);
-        self.diverged = false;
+        // Our ops are replayed in the order they were made, which is not always the order
+        // they reach the room (ops in doubt go first): compare once they are all settled.
+        self.diverged = self.has_outstanding();
         self.redraw = Redraw::All;
     }
 
     /// Who a local op is applied as on `view`: a stroke continues under the author it was
-    /// begun with (which may be an earlier connection's id), anything new under our current
-    /// id.
-    fn local_author(&self, op: &Op) -> MemberId {
-        self.local_author_on(&self.view, op)
-    }
-
+    /// begun with, anything new under our author id.
     fn local_author_on(&self, view: &Board, op: &Op) -> MemberId {
         let continues = match op {
             Op::StrokePoints(b) => Some(b.id),
@@ -569,7 +880,7 @@ impl Session {
             .filter(|id| self.mine.contains(id))
             .and_then(|id| view.get(&id))
             .map(|s| s.author)
-            .or(self.me)
+            .or(self.author)
             .unwrap_or(PROVISIONAL)
     }
 
@@ -604,12 +915,13 @@ impl Session {
         }
     }
 
-    /// Adds an op to the unsent queue, merging it into the last one where that keeps the
-    /// meaning: consecutive point batches of a stroke become one batch (this is the per-frame
-    /// batching), consecutive moves of the same strokes keep only the last, erases join.
+    /// Adds an op to the queue, merging it into the last one if that is unsent and the merge
+    /// keeps the meaning: consecutive point batches of a stroke become one batch (this is the
+    /// per-frame batching), consecutive moves of the same strokes keep only the last, erases
+    /// join.
     fn queue(&mut self, op: Op) {
-        if let Some(last) = self.unsent.back_mut() {
-            match (last, &op) {
+        if let Some(last) = self.ops.back_mut().filter(|e| e.fate == Fate::Unsent) {
+            match (&mut last.op, &op) {
                 (Op::StrokePoints(a), Op::StrokePoints(b))
                     if a.id == b.id
                         && a.start as usize + a.points.len() == b.start as usize
@@ -643,7 +955,10 @@ impl Session {
                 _ => {}
             }
         }
-        self.unsent.push_back(op);
+        self.ops.push_back(Entry {
+            op,
+            fate: Fate::Unsent,
+        });
     }
 
     fn note(&mut self, change: Change) {
@@ -669,39 +984,6 @@ fn remap_ids(
     Bounded::new(mapped).unwrap_or(ids)
 }
 
-/// The ops that draw `stroke` from scratch under `id`.
-fn whole(stroke: &Stroke, id: StrokeId) -> Vec<Op> {
-    let Shape::Ink(tool) = stroke.shape else {
-        return Vec::new();
-    };
-    let mut ops = vec![Op::StrokeBegin {
-        id,
-        tool,
-        color: stroke.color,
-        width: stroke.width,
-        first: stroke.points[0],
-    }];
-    let mut start = 1;
-    for chunk in stroke.points[1..].chunks(MAX_POINTS_PER_BATCH) {
-        if let Ok(points) = Points::new(chunk.to_vec())
-            && let Ok(batch) = StrokePoints::new(id, start as u32, points)
-        {
-            ops.push(Op::StrokePoints(batch));
-        }
-        start += chunk.len();
-    }
-    if stroke.finished {
-        ops.push(Op::StrokeEnd { id });
-    }
-    if stroke.offset != (0, 0)
-        && let Ok(p) = Placement::new(id, stroke.offset.0, stroke.offset.1)
-        && let Ok(to) = Bounded::new(vec![p])
-    {
-        ops.push(Op::Move { to });
-    }
-    ops
-}
-
 /// Whether two boards show the same strokes in the same order.
 fn same_content(a: &Board, b: &Board) -> bool {
     a.len() == b.len()
@@ -713,5 +995,9 @@ fn same_content(a: &Board, b: &Board) -> bool {
         })
 }
 
+#[cfg(test)]
+mod prop;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 use kokuban_protocol::{
-    Ack, Bytes, Capability, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState, Seq,
-    ServerMsg, Token, Welcome, decode_client, encode_server,
+    Ack, Bytes, Capability, ClientKey, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState,
+    Seq, ServerMsg, Submit, Token, Welcome, decode_client, encode_server,
 };
 
 use super::*;
@@ -16,12 +16,13 @@ fn editor(edit: bool) -> Editor {
         edit: edit.then(|| token.clone()),
         view: (!edit).then_some(token),
     };
-    Editor::new(prefs, Some(link), [7; 32])
+    Editor::new(prefs, Some(link), [7; 32], Outbox::new(ClientKey([8; 16])))
 }
 
 fn welcome(e: &mut Editor, capability: Capability) {
     let msg = ServerMsg::Welcome(Welcome {
         member: MemberId(5),
+        author: MemberId(6),
         capability,
         epoch: Epoch(1),
         state: RoomState::Snapshot {
@@ -29,6 +30,7 @@ fn welcome(e: &mut Editor, capability: Capability) {
             ops: Vec::new().into(),
         },
         members: Vec::new().into(),
+        decided: 0,
     });
     assert!(e.hello().is_some());
     assert_eq!(e.receive(&encode_server(&msg), 0.0), None);
@@ -65,9 +67,27 @@ fn a_drag_draws_a_stroke_that_is_sent_once_welcomed() {
     welcome(&mut e, Capability::Edit);
     assert_eq!(e.status().name(), "connected");
     let sent = ops(&e.outgoing(30.0));
-    assert!(matches!(sent[0], ClientMsg::Op(Op::StrokeBegin { .. })));
-    assert!(matches!(sent[1], ClientMsg::Op(Op::StrokePoints(_))));
-    assert!(matches!(sent[2], ClientMsg::Op(Op::StrokeEnd { .. })));
+    assert!(matches!(
+        sent[0],
+        ClientMsg::Op(Submit {
+            n: 1,
+            op: Op::StrokeBegin { .. }
+        })
+    ));
+    assert!(matches!(
+        sent[1],
+        ClientMsg::Op(Submit {
+            n: 2,
+            op: Op::StrokePoints(_)
+        })
+    ));
+    assert!(matches!(
+        sent[2],
+        ClientMsg::Op(Submit {
+            n: 3,
+            op: Op::StrokeEnd { .. }
+        })
+    ));
     assert!(matches!(sent[3], ClientMsg::Cursor(Some(_))));
     assert_eq!(sent.len(), 4);
     for seq in 1..=3 {
@@ -216,8 +236,12 @@ fn a_double_click_edits_a_text_item_and_the_edit_reaches_the_room() {
     assert_eq!(texts, ["notes"]);
     // What goes out: the new item, then the erase of the old one.
     let sent = ops(&e.outgoing(2000.0));
-    assert!(matches!(&sent[0], ClientMsg::Op(Op::Text { text, .. }) if text.as_str() == "notes"));
-    assert!(matches!(&sent[1], ClientMsg::Op(Op::Erase { ids }) if ids.as_slice() == [old]));
+    assert!(
+        matches!(&sent[0], ClientMsg::Op(Submit { op: Op::Text { text, .. }, .. }) if text.as_str() == "notes")
+    );
+    assert!(
+        matches!(&sent[1], ClientMsg::Op(Submit { op: Op::Erase { ids }, .. }) if ids.as_slice() == [old])
+    );
     // One undo step brings the old text back.
     e.undo();
     assert_eq!(e.board().strokes().map(|s| s.id).collect::<Vec<_>>(), [old]);
@@ -244,4 +268,43 @@ fn a_view_only_tab_cannot_edit_text() {
     assert!(e.take_text_request().is_none());
     e.commit_text(Some("x"));
     assert!(e.board().is_empty());
+}
+
+#[test]
+fn a_store_outage_shows_read_only_once_retries_on_a_timer_and_ends_with_an_ack() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    e.pointer_up(input(1, 40.0, 15.0, PointerKind::Mouse, 16.0));
+    let sent = ops(&e.outgoing(20.0));
+    let in_flight = sent
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::Op(_)))
+        .count();
+    assert!(in_flight >= 2, "{sent:?}");
+    let refused = encode_server(&ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::TemporarilyReadOnly,
+        "store unreachable",
+    )));
+    for _ in 0..in_flight {
+        assert_eq!(e.receive(&refused, 30.0), None);
+    }
+    assert_eq!(e.status().name(), "read-only");
+    assert_eq!(e.take_toasts().len(), 1, "one message for the outage");
+    // The stroke stays on screen; nothing goes out before the retry timer.
+    assert_eq!(e.board().len(), 1);
+    assert!(e.outgoing(40.0).is_empty());
+    assert!(e.outgoing(500.0).is_empty());
+    // Within the first ceiling (1 s after the timer was set), one op goes out.
+    let probe = ops(&e.outgoing(1_100.0));
+    assert_eq!(probe.len(), 1, "{probe:?}");
+    let ack = encode_server(&ServerMsg::Ack(Ack {
+        epoch: Epoch(1),
+        seq: Seq(1),
+    }));
+    assert_eq!(e.receive(&ack, 1_200.0), None);
+    assert_eq!(e.status().name(), "connected");
+    // Writes flow again: the rest of the stroke goes out in the next frame.
+    assert!(!ops(&e.outgoing(1_300.0)).is_empty());
+    assert!(e.take_toasts().is_empty());
 }
