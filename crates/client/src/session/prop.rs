@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use kokuban_board::Shape;
-use kokuban_protocol::{Point, Tool, Width};
+use kokuban_protocol::{Bounded, Placement, Point, Points, StrokePoints, Tool, Width};
 use proptest::prelude::*;
 
 use super::sim::Room;

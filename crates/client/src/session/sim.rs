@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kokuban_protocol::{Bytes, Epoch, Hello, Position, Seq};
+use kokuban_protocol::{
+    Ack, Bytes, Epoch, ErrorCode, ErrorFrame, Hello, Position, RoomState, Seq, Welcome,
+};
 
 use super::*;
 

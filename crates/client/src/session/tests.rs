@@ -1,7 +1,10 @@
 //! The session against a simulated room (`sim.rs`): a board that sequences ops in arrival
 //! order and numbers them per author, as the server does.
 
-use kokuban_protocol::{Bytes, Epoch, Point, Seq, Tool, Width};
+use kokuban_protocol::{
+    Ack, Bounded, Bytes, Epoch, ErrorCode, ErrorFrame, Point, Points, RoomState, Seq, StrokePoints,
+    Tool, Welcome, Width,
+};
 
 use super::sim::{ROOM_EPOCH, Room};
 use super::*;
