@@ -8,6 +8,7 @@ use std::rc::Rc;
 use kokuban_client::Editor;
 use kokuban_client::geom::Pt;
 use kokuban_client::link::{RoomLink, socket_url};
+use kokuban_client::outbox::Outbox;
 use kokuban_client::prefs::{Prefs, Size, Theme, hex};
 use kokuban_client::presence::initials;
 use kokuban_client::svg::{self, content_bounds};
@@ -19,6 +20,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::HtmlCanvasElement;
 
 use crate::browser::{self, document, now, window};
+use crate::outbox::Kept;
 use crate::render::{Renderer, render_offscreen};
 use crate::socket::Socket;
 
@@ -133,6 +135,8 @@ pub struct Engine {
     /// The app state.
     pub editor: Rc<RefCell<Editor>>,
     socket: Option<Socket>,
+    /// The tab's unsaved ops in the browser's storage (None for a link without a token).
+    kept: Option<Rc<Kept>>,
     renderer: RefCell<Option<Renderer>>,
     ui: RwSignal<Ui>,
     toasts: RwSignal<Vec<(u64, String)>>,
@@ -165,12 +169,22 @@ impl Engine {
             &link.room,
         );
         let has_token = link.token().is_some();
-        let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed)));
+        // A link that cannot connect has nothing to keep, and must not take another tab's.
+        let (outbox, keeper) = match has_token {
+            true => {
+                let (outbox, keeper) = crate::outbox::adopt(&link.room);
+                (outbox, Some(keeper))
+            }
+            false => (Outbox::new(crate::outbox::fresh_key()), None),
+        };
+        let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed, outbox)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));
         let socket = has_token.then(|| Socket::start(url, editor.clone()));
+        let kept = keeper.map(|k| Kept::start(k, editor.clone(), socket.clone()));
         let engine = Rc::new(Engine {
             editor,
             socket,
+            kept,
             renderer: RefCell::new(None),
             ui,
             toasts: RwSignal::new(Vec::new()),
@@ -302,7 +316,12 @@ impl Engine {
         let t = now();
         let mut editor = self.editor.borrow_mut();
         let frames = editor.outgoing(t);
-        if let Some(s) = &self.socket {
+        // The numbers these frames carry are in storage before they go out.
+        let kept = self
+            .kept
+            .as_ref()
+            .is_none_or(|k| k.persist(&mut editor, false));
+        if let Some(s) = self.socket.as_ref().filter(|_| kept) {
             s.send(frames);
         }
         if let Some(r) = self.renderer.borrow_mut().as_mut() {
@@ -332,6 +351,9 @@ impl Engine {
         });
         // Signals are set with the editor released: their effects may call back into it.
         drop(editor);
+        if !kept && let Some(k) = &self.kept {
+            k.stop();
+        }
         if let Some(ui) = ui
             && self.ui.get_untracked() != ui
         {
@@ -373,8 +395,8 @@ fn run_frames(engine: Rc<Engine>) {
 }
 
 /// `window.kokuban`: a small surface for browser tests and debugging — the number of visible
-/// strokes, how long recent frames took to prepare, and a way to cut the connection as a
-/// network failure would.
+/// strokes, the own ops not settled yet, how long recent frames took to prepare, and a way to
+/// cut the connection as a network failure would.
 fn expose_test_hooks(engine: &Rc<Engine>) {
     let hooks = js_sys::Object::new();
     let socket = engine.socket.clone();
@@ -385,6 +407,13 @@ fn expose_test_hooks(engine: &Rc<Engine>) {
     });
     let editor = engine.editor.clone();
     let strokes = Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().board().len() as u32);
+    // Own ops the room has not settled yet: a test waits for 0 before closing a tab, which
+    // otherwise asks whether to leave.
+    let editor = engine.editor.clone();
+    let outstanding =
+        Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().session().outstanding() as u32);
+    let _ = js_sys::Reflect::set(&hooks, &"outstanding".into(), outstanding.as_ref());
+    outstanding.forget();
     let me = engine.clone();
     let frame_times = Closure::<dyn FnMut() -> JsValue>::new(move || {
         let times = std::mem::take(&mut *me.frame_times.borrow_mut());

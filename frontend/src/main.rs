@@ -8,6 +8,7 @@ mod browser;
 mod engine;
 mod input;
 mod landing;
+mod outbox;
 mod render;
 mod room;
 mod socket;

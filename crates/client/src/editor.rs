@@ -709,6 +709,12 @@ impl Editor {
         next
     }
 
+    /// A message for the user from outside the editor (e.g. the browser's storage is full).
+    pub fn notify(&mut self, text: impl Into<String>) {
+        self.toasts.push(text.into());
+        self.bump();
+    }
+
     /// Another tab took this tab's kept outbox over (this one slept in the background for
     /// long): this tab stops for good, so that two tabs never write under one key.
     pub fn superseded(&mut self) {

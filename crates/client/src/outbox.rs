@@ -305,9 +305,11 @@ impl Keeper {
         self.write(session, &self.tab.clone(), wall_ms)
     }
 
-    /// The write that claims an adopted outbox for this tab.
-    pub fn claim(&mut self, session: &Session, wall_ms: f64) -> Option<Write> {
-        self.write(session, &self.tab.clone(), wall_ms)
+    /// The write that claims an adopted `outbox` for this tab, before any session uses it.
+    pub fn claim(&mut self, outbox: &Outbox, wall_ms: f64) -> Write {
+        self.present = true;
+        self.written_at = wall_ms;
+        Write::Put(self.name.clone(), encode(outbox, &self.tab, wall_ms))
     }
 
     /// The write that hands the outbox to whichever tab opens the room next (the page is

@@ -151,8 +151,7 @@ fn a_tab_adopts_an_outbox_only_when_no_live_tab_owns_it() {
 fn a_claimed_outbox_is_this_tabs_and_a_taken_over_one_is_not() {
     let stale = entry(2, "tab-a", NOW - STALE_MS - 1.0);
     let mut a = adopt(&room(), &[stale], "tab-b", NOW, ClientKey([0; 16]));
-    let session = Session::restore(a.outbox.clone());
-    let Some(Write::Put(name, value)) = a.keeper.claim(&session, NOW) else {
+    let Write::Put(name, value) = a.keeper.claim(&a.outbox, NOW) else {
         panic!("the claim is a write")
     };
     assert_eq!(name, a.keeper.name());
