@@ -169,13 +169,13 @@ impl Engine {
             &link.room,
         );
         let has_token = link.token().is_some();
-        // A link that cannot connect has nothing to keep, and must not take another tab's.
-        let (outbox, keeper) = match has_token {
-            true => {
-                let (outbox, keeper) = crate::outbox::adopt(&link.room);
-                (outbox, Some(keeper))
-            }
-            false => (Outbox::new(crate::outbox::fresh_key()), None),
+        // Only a link that can edit has ops to keep; a view-only one must not take an outbox
+        // over (the server would refuse its ops, and they would be lost).
+        let (outbox, keeper) = if link.edit.is_some() {
+            let (outbox, keeper) = crate::outbox::adopt(&link.room);
+            (outbox, Some(keeper))
+        } else {
+            (Outbox::new(crate::outbox::fresh_key()), None)
         };
         let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed, outbox)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));

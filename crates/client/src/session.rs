@@ -21,16 +21,20 @@
 //! after someone's new stroke would wipe it). A connection that ends leaves its unanswered
 //! ops in doubt. The next Welcome's `decided` settles those numbered up to it: when the
 //! Welcome replays what we missed, our own ops in the replay are the applied ones and the
-//! others were refused; after a snapshot we cannot tell, and take them as applied unless the
-//! board shows a stroke missing points we sent. The rest were never applied, and are sent
-//! again under their own numbers, so that the server (which applies a number once) cannot
-//! apply one twice even if the old connection's copy reaches it late. Our author id is the
-//! same on every connection, so a stroke begun before a reconnect simply goes on after it.
+//! others were refused. After a snapshot the board tells what it can: what it lacks of an op
+//! (a stroke's points, an erase) is brought about again like a refused op's; a stroke or text
+//! it lacks altogether was refused, or applied and cleared since, which no board tells apart,
+//! so it is given up rather than risk undoing a Clear, and the user is told
+//! ([`Notice::Unconfirmed`]). The rest were never applied, and are sent again under their own
+//! numbers, so that the server (which applies a number once) cannot apply one twice even if
+//! the old connection's copy reaches it late. Our author id is the same on every connection,
+//! so a stroke begun before a reconnect simply goes on after it.
 //!
 //! Refusals. An op refused because the room cannot take writes is refused for good under its
 //! number. The tab keeps showing it (the user's drawing is not taken away), the app is told
-//! once ([`Notice::ReadOnly`]), and only one op at a time goes out, when the app says to try
-//! again ([`Session::retry_writes`], on a timer with backoff), until an op is acknowledged.
+//! once ([`Notice::ReadOnly`]), and only one op at a time goes out: when the app says to try
+//! again ([`Session::retry_writes`], on its timer with backoff) and after each new Welcome,
+//! until an op is acknowledged.
 //! Then the strokes the refusals touched are brought in line with what the user sees, from
 //! state rather than by replaying ops (the room may have applied a later batch of the same
 //! stroke, after a gap the board ignores): see `bridge.rs`. A refused `Clear` is dropped with
@@ -98,8 +102,9 @@ pub enum Notice {
     Presence(PresenceEvent),
     /// Someone's pointer moved.
     Cursor(CursorUpdate),
-    /// A stroke of ours that the room holds only in part is sent again whole under a new id
-    /// (see the module documentation); what refers to it (the undo history) should follow.
+    /// A stroke of ours that the room does not hold as the user sees it (a part of it, or
+    /// none, after refusals) is sent again whole under a new id (see `bridge.rs`); what refers
+    /// to it (the undo history) should follow.
     Renamed {
         /// The old id.
         from: StrokeId,
