@@ -708,3 +708,30 @@ fn the_outbox_of_a_closed_tab_is_sent_by_the_next_one_under_its_key_and_numbers(
     assert_eq!(room.applied.len(), 4);
     assert_same(next.session.view(), next.session.confirmed());
 }
+
+#[test]
+fn a_stroke_a_snapshot_lacks_after_its_answer_was_lost_is_given_up_and_the_user_told() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    ada.session.local(begin(1));
+    ada.session.local(end(1));
+    let sent = ada.flush();
+    // The store is down: both are refused, and the tab is closed before it reads why.
+    room.read_only = true;
+    for s in sent {
+        room.submit(ada.key(), s);
+    }
+    room.read_only = false;
+    let mut next = Tab::restored(ada.session.outbox());
+    // The next tab has no position to resume from: its Welcome is a snapshot, which cannot
+    // tell a refused stroke from one someone cleared since. Sending it again could undo a
+    // Clear; it is given up, and said so.
+    let notices = next.connect(&mut room);
+    assert!(
+        notices.contains(&Notice::Unconfirmed(vec![stroke_id_from(1)])),
+        "{notices:?}"
+    );
+    assert!(next.session.view().is_empty());
+    assert_eq!(next.flush(), []);
+    assert_eq!(next.session.outstanding(), 0);
+}
