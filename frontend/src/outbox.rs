@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use kokuban_client::Editor;
-use kokuban_client::outbox::{self, HEARTBEAT_MS, Keeper, Outbox, Write};
+use kokuban_client::outbox::{self, HEARTBEAT_MS, Keeper, Outbox, Superseded, Write};
 use kokuban_protocol::{ClientKey, RoomId};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -54,17 +54,38 @@ pub fn adopt(room: &RoomId) -> (Outbox, Keeper) {
             }
         }
     }
-    let mut a = outbox::adopt(room, &entries, &tab, wall(), fresh_key());
+    // The tab's own storage survives a reload, not the tab: a reloaded tab carries on with the
+    // outbox it had, rather than another one waiting.
+    let session = window().session_storage().ok().flatten();
+    let mine = format!("{prefix}tab");
+    let preferred = session
+        .as_ref()
+        .and_then(|s| s.get_item(&mine).ok().flatten());
+    let mut a = outbox::adopt(
+        room,
+        &entries,
+        preferred.as_deref(),
+        &tab,
+        wall(),
+        fresh_key(),
+    );
     if a.adopted {
         // Two tabs opened at once may both pick it: the last claim wins, and the other, reading
         // it back, starts with a fresh key instead.
         let claimed = apply(&a.keeper.claim(&a.outbox, wall()));
-        let now_held = storage().and_then(|s| s.get_item(a.keeper.name()).ok().flatten());
-        if !claimed || !a.keeper.owns(now_held.as_deref()) {
-            a = outbox::adopt(room, &[], &tab, wall(), fresh_key());
+        if !claimed || !a.keeper.owns(read(a.keeper.name()).as_deref()) {
+            a = outbox::adopt(room, &[], None, &tab, wall(), fresh_key());
         }
     }
+    if let Some(s) = session {
+        let _ = s.set_item(&mine, a.keeper.name());
+    }
     (a.outbox, a.keeper)
+}
+
+/// The entry `name` as storage holds it now.
+fn read(name: &str) -> Option<String> {
+    storage()?.get_item(name).ok().flatten()
 }
 
 /// Performs a write; false when storage refused it (disabled, or full).
@@ -113,22 +134,24 @@ impl Kept {
         if self.superseded.get() {
             return false;
         }
-        let Some(write) = self
+        let due = self
             .keeper
             .borrow_mut()
-            .due(editor.session(), wall(), force)
-        else {
-            return true;
-        };
-        if !self.owned() {
-            self.superseded.set(true);
-            editor.superseded();
-            return false;
+            .due(editor.session(), wall(), force, read);
+        match due {
+            Ok(None) => true,
+            Ok(Some(write)) => {
+                if !apply(&write) && !self.warned.replace(true) {
+                    editor.notify(NOT_KEPT);
+                }
+                true
+            }
+            Err(Superseded) => {
+                self.superseded.set(true);
+                editor.superseded();
+                false
+            }
         }
-        if !apply(&write) && !self.warned.replace(true) {
-            editor.notify(NOT_KEPT);
-        }
-        true
     }
 
     /// Closes the connection of a tab whose outbox another tab took over.
@@ -140,8 +163,8 @@ impl Kept {
 
     /// Whether this tab still owns its outbox, as storage holds it now.
     fn owned(&self) -> bool {
-        let held = storage().and_then(|s| s.get_item(self.keeper.borrow().name()).ok().flatten());
-        self.keeper.borrow().owns(held.as_deref())
+        let keeper = self.keeper.borrow();
+        keeper.owns(read(keeper.name()).as_deref())
     }
 
     fn tick(&self, force: bool) {
@@ -174,11 +197,15 @@ impl Kept {
         // the outbox over at once instead of waiting for the heartbeat to go stale.
         let me = self.clone();
         let gone = Closure::<dyn FnMut(JsValue)>::new(move |_| {
-            if me.superseded.get() || !me.owned() {
+            if me.superseded.get() {
                 return;
             }
             let editor = me.editor.borrow();
-            if let Some(write) = me.keeper.borrow_mut().release(editor.session(), wall()) {
+            let release = me
+                .keeper
+                .borrow_mut()
+                .release(editor.session(), wall(), read);
+            if let Some(write) = release {
                 apply(&write);
             }
         });

@@ -208,6 +208,11 @@ pub enum Write {
     Remove(String),
 }
 
+/// Another tab has taken this tab's outbox over (this one was silent too long): this tab must
+/// not write it, nor send under its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Superseded;
+
 /// What a tab opening a room starts with.
 #[derive(Debug)]
 pub struct Adoption {
@@ -220,12 +225,14 @@ pub struct Adoption {
 }
 
 /// Picks the outbox a tab opening `room` starts with, among the `stored` entries (name,
-/// value) of storage: the free one (see [`Stored::is_free`]) with ops that has waited
-/// longest, or else a fresh outbox under `fresh`. Entries that do not decode are left alone:
+/// value) of storage: a free one (see [`Stored::is_free`]) with ops, `preferred` if it is one
+/// (the entry this same tab used before it was reloaded), else the one that has waited
+/// longest; or else a fresh outbox under `fresh`. Entries that do not decode are left alone:
 /// they may belong to another version of the app open in another tab.
 pub fn adopt(
     room: &RoomId,
     stored: &[(String, String)],
+    preferred: Option<&str>,
     tab: &str,
     wall_ms: f64,
     fresh: ClientKey,
@@ -240,7 +247,12 @@ pub fn adopt(
                 && !s.outbox.ops.is_empty()
                 && **name == entry_name(room, &s.outbox.key)
         })
-        .min_by(|a, b| a.1.beat.total_cmp(&b.1.beat));
+        .min_by(|a, b| {
+            let other = |name: &String| Some(name.as_str()) != preferred;
+            other(a.0)
+                .cmp(&other(b.0))
+                .then(a.1.beat.total_cmp(&b.1.beat))
+        });
     match best {
         Some((_, s)) => Adoption {
             keeper: Keeper::new(room, tab, &s.outbox.key, true),
@@ -294,15 +306,27 @@ impl Keeper {
     /// (before they go out), otherwise at most every [`WRITE_EVERY_MS`] while the outbox
     /// changes (at once with `force`: the tab is being hidden or closed), and every
     /// [`HEARTBEAT_MS`] while the entry exists. An empty outbox removes the entry.
-    pub fn due(&mut self, session: &Session, wall_ms: f64, force: bool) -> Option<Write> {
+    ///
+    /// Before any write, `stored` reads this tab's entry as storage holds it now: when
+    /// another tab has taken it over, nothing is written and this tab must stop.
+    pub fn due(
+        &mut self,
+        session: &Session,
+        wall_ms: f64,
+        force: bool,
+        stored: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<Option<Write>, Superseded> {
         let changed = self.written_version != Some(session.outbox_version());
         let numbered = session.next_number() != self.written_next;
         let since = wall_ms - self.written_at;
         let heartbeat = self.present && since >= HEARTBEAT_MS;
         if !(numbered || heartbeat || (changed && (force || since >= WRITE_EVERY_MS))) {
-            return None;
+            return Ok(None);
         }
-        self.write(session, &self.tab.clone(), wall_ms)
+        if !self.owns(stored(&self.name).as_deref()) {
+            return Err(Superseded);
+        }
+        Ok(self.write(session, &self.tab.clone(), wall_ms))
     }
 
     /// The write that claims an adopted `outbox` for this tab, before any session uses it.
@@ -313,8 +337,16 @@ impl Keeper {
     }
 
     /// The write that hands the outbox to whichever tab opens the room next (the page is
-    /// going away).
-    pub fn release(&mut self, session: &Session, wall_ms: f64) -> Option<Write> {
+    /// going away); nothing when another tab has taken it over (see [`Keeper::due`]).
+    pub fn release(
+        &mut self,
+        session: &Session,
+        wall_ms: f64,
+        stored: impl FnOnce(&str) -> Option<String>,
+    ) -> Option<Write> {
+        if !self.owns(stored(&self.name).as_deref()) {
+            return None;
+        }
         self.write(session, "", wall_ms)
     }
 

@@ -101,20 +101,34 @@ fn a_tab_adopts_an_outbox_only_when_no_live_tab_owns_it() {
     let fresh = ClientKey([0xee; 16]);
     // The owner wrote a heartbeat a few seconds ago: it is alive, its outbox is not ours.
     let live = entry(1, "tab-a", NOW - 3_000.0);
-    let a = adopt(&room(), std::slice::from_ref(&live), "tab-b", NOW, fresh);
+    let a = adopt(
+        &room(),
+        std::slice::from_ref(&live),
+        None,
+        "tab-b",
+        NOW,
+        fresh,
+    );
     assert!(!a.adopted);
     assert_eq!(a.outbox, Outbox::new(fresh));
     assert_eq!(a.keeper.name(), entry_name(&room(), &fresh));
 
     // Silent for longer than a hidden tab's slowest timer: adopted, ops, key and numbers.
     let stale = entry(2, "tab-a", NOW - STALE_MS - 1.0);
-    let a = adopt(&room(), &[live.clone(), stale.clone()], "tab-b", NOW, fresh);
+    let a = adopt(
+        &room(),
+        &[live.clone(), stale.clone()],
+        None,
+        "tab-b",
+        NOW,
+        fresh,
+    );
     assert!(a.adopted);
     assert_eq!(a.outbox, outbox(2));
 
     // Released by a page that closed or reloaded: adopted at once.
     let released = entry(3, "", NOW - 10.0);
-    let a = adopt(&room(), &[live, released], "tab-b", NOW, fresh);
+    let a = adopt(&room(), &[live, released], None, "tab-b", NOW, fresh);
     assert_eq!(a.outbox.key, ClientKey([3; 16]));
 
     // Another room's, an empty one and an unreadable one are left alone.
@@ -134,23 +148,39 @@ fn a_tab_adopts_an_outbox_only_when_no_live_tab_owns_it() {
     let a = adopt(
         &room(),
         &[other_room, empty, unreadable],
+        None,
         "tab-b",
         NOW,
         fresh,
     );
     assert!(!a.adopted);
 
-    // Of two free ones, the one waiting longest.
+    // Of two free ones, the one waiting longest...
     let older = entry(7, "", NOW - 50_000.0);
     let newer = entry(8, "", NOW - 5_000.0);
-    let a = adopt(&room(), &[newer, older], "tab-b", NOW, fresh);
+    let both = [newer, older];
+    let a = adopt(&room(), &both, None, "tab-b", NOW, fresh);
     assert_eq!(a.outbox.key, ClientKey([7; 16]));
+    // ...unless this tab, reloaded, used the other one.
+    let a = adopt(&room(), &both, Some(&both[0].0), "tab-b", NOW, fresh);
+    assert_eq!(a.outbox.key, ClientKey([8; 16]));
+    // A preference for one a live tab owns changes nothing.
+    let live = entry(9, "tab-a", NOW);
+    let a = adopt(
+        &room(),
+        std::slice::from_ref(&live),
+        Some(&live.0),
+        "tab-b",
+        NOW,
+        fresh,
+    );
+    assert!(!a.adopted);
 }
 
 #[test]
 fn a_claimed_outbox_is_this_tabs_and_a_taken_over_one_is_not() {
     let stale = entry(2, "tab-a", NOW - STALE_MS - 1.0);
-    let mut a = adopt(&room(), &[stale], "tab-b", NOW, ClientKey([0; 16]));
+    let mut a = adopt(&room(), &[stale], None, "tab-b", NOW, ClientKey([0; 16]));
     let Write::Put(name, value) = a.keeper.claim(&a.outbox, NOW) else {
         panic!("the claim is a write")
     };
@@ -166,6 +196,18 @@ fn a_claimed_outbox_is_this_tabs_and_a_taken_over_one_is_not() {
     // A released entry may be taken back (a page restored from the back-forward cache).
     let released = encode(&outbox(2), "", NOW);
     assert!(a_keeper.owns(Some(&released)));
+    // Woken up with ops to write, tab A writes nothing, and learns it must stop.
+    let mut a_keeper = a_keeper;
+    let mut session = Session::new(ClientKey([2; 16]));
+    session.local(begin(9));
+    assert_eq!(
+        a_keeper.due(&session, NOW, true, |_| Some(value.clone())),
+        Err(Superseded)
+    );
+    assert_eq!(
+        a_keeper.release(&session, NOW, |_| Some(value.clone())),
+        None
+    );
 }
 
 #[test]
@@ -174,36 +216,37 @@ fn numbers_are_written_before_they_go_out_and_waiting_ops_at_most_every_second()
     let mut session = Session::new(key);
     let mut keeper = Keeper::new(&room(), "tab-a", &key, false);
     // Nothing to keep: nothing written.
-    assert_eq!(keeper.due(&session, NOW, false), None);
-    // Drawing offline: the first change is written, the next ones wait a second.
+    assert_eq!(due(&mut keeper, &session, NOW, false), None);
+    // Drawing offline: the first change is written (storage has no entry yet, and that is
+    // no sign of another tab), the next ones wait a second.
     session.local(begin(1));
     assert!(matches!(
-        keeper.due(&session, NOW, false),
-        Some(Write::Put(..))
+        keeper.due(&session, NOW, false, |_| None),
+        Ok(Some(Write::Put(..)))
     ));
     session.local(begin(2));
-    assert_eq!(keeper.due(&session, NOW + 100.0, false), None);
+    assert_eq!(due(&mut keeper, &session, NOW + 100.0, false), None);
     // ...unless the page is being hidden or closed.
     assert!(matches!(
-        keeper.due(&session, NOW + 200.0, true),
+        due(&mut keeper, &session, NOW + 200.0, true),
         Some(Write::Put(..))
     ));
     session.local(begin(3));
-    let Some(Write::Put(_, text)) = keeper.due(&session, NOW + 1_300.0, false) else {
+    let Some(Write::Put(_, text)) = due(&mut keeper, &session, NOW + 1_300.0, false) else {
         panic!("a second later, the change is written")
     };
     assert_eq!(decode(&text).unwrap().outbox.ops.len(), 3);
-    assert_eq!(keeper.due(&session, NOW + 1_400.0, false), None);
+    assert_eq!(due(&mut keeper, &session, NOW + 1_400.0, false), None);
     // A heartbeat while the entry exists, even without a change.
     assert!(matches!(
-        keeper.due(&session, NOW + 1_300.0 + HEARTBEAT_MS, false),
+        due(&mut keeper, &session, NOW + 1_300.0 + HEARTBEAT_MS, false),
         Some(Write::Put(..))
     ));
     let wall = NOW + 1_300.0 + HEARTBEAT_MS;
     // Ops given numbers are written at once, whatever the last write: before they go out.
     session.receive(welcome(), &mut crate::rng::Xoshiro256::seeded(1));
     let submit = session.next_op().unwrap();
-    let Some(Write::Put(_, text)) = keeper.due(&session, wall + 1.0, false) else {
+    let Some(Write::Put(_, text)) = due(&mut keeper, &session, wall + 1.0, false) else {
         panic!("numbers are written at once")
     };
     let kept = decode(&text).unwrap().outbox;
@@ -225,10 +268,13 @@ fn numbers_are_written_before_they_go_out_and_waiting_ops_at_most_every_second()
     }
     assert_eq!(session.outstanding(), 0);
     assert_eq!(
-        keeper.due(&session, wall + 2.0, false),
+        due(&mut keeper, &session, wall + 2.0, false),
         Some(Write::Remove(keeper.name().to_string()))
     );
-    assert_eq!(keeper.due(&session, wall + 2.0 + HEARTBEAT_MS, true), None);
+    assert_eq!(
+        due(&mut keeper, &session, wall + 2.0 + HEARTBEAT_MS, true),
+        None
+    );
 }
 
 #[test]
@@ -237,13 +283,28 @@ fn a_page_going_away_hands_its_outbox_over() {
     let mut session = Session::new(key);
     let mut keeper = Keeper::new(&room(), "tab-a", &key, false);
     session.local(begin(1));
-    let Some(Write::Put(name, text)) = keeper.release(&session, NOW) else {
+    let Some(Write::Put(name, text)) = keeper.release(&session, NOW, |_| None) else {
         panic!("a release is a write")
     };
     // The very next tab to open the room adopts it, however fresh the beat.
-    let a = adopt(&room(), &[(name, text)], "tab-b", NOW, ClientKey([0; 16]));
+    let a = adopt(
+        &room(),
+        &[(name, text)],
+        None,
+        "tab-b",
+        NOW,
+        ClientKey([0; 16]),
+    );
     assert!(a.adopted);
     assert_eq!(a.outbox.ops.len(), 1);
+}
+
+/// What is due, storage holding whatever this keeper last wrote.
+fn due(keeper: &mut Keeper, session: &Session, wall: f64, force: bool) -> Option<Write> {
+    let mine = encode(&session.outbox(), "tab-a", 0.0);
+    keeper
+        .due(session, wall, force, |_| Some(mine))
+        .expect("still ours")
 }
 
 fn welcome() -> kokuban_protocol::ServerMsg {
