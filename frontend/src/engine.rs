@@ -9,6 +9,7 @@ use kokuban_client::Editor;
 use kokuban_client::connection::Remedy;
 use kokuban_client::geom::Pt;
 use kokuban_client::link::{RoomLink, socket_url};
+use kokuban_client::outbox::Outbox;
 use kokuban_client::panels::Panels;
 use kokuban_client::prefs::{Prefs, Size, Theme, hex};
 use kokuban_client::presence::initials;
@@ -21,6 +22,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::HtmlCanvasElement;
 
 use crate::browser::{self, document, now, window};
+use crate::outbox::Kept;
 use crate::render::{Renderer, render_offscreen};
 use crate::socket::Socket;
 
@@ -141,6 +143,8 @@ pub struct Engine {
     /// The app state.
     pub editor: Rc<RefCell<Editor>>,
     socket: Option<Socket>,
+    /// The tab's unsaved ops in the browser's storage (None for a link without a token).
+    kept: Option<Rc<Kept>>,
     renderer: RefCell<Option<Renderer>>,
     ui: RwSignal<Ui>,
     panels: RwSignal<Panels>,
@@ -173,12 +177,22 @@ impl Engine {
         );
         // A link without a token never connects; the editor says why, for good.
         let has_token = link.token().is_some();
-        let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed)));
+        // Only a link that can edit has ops to keep; a view-only one must not take an outbox
+        // over (the server would refuse its ops, and they would be lost).
+        let (outbox, keeper) = if link.edit.is_some() {
+            let (outbox, keeper) = crate::outbox::adopt(&link.room);
+            (outbox, Some(keeper))
+        } else {
+            (Outbox::new(crate::outbox::fresh_key()), None)
+        };
+        let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed, outbox)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));
         let socket = has_token.then(|| Socket::start(url, editor.clone()));
+        let kept = keeper.map(|k| Kept::start(k, editor.clone(), socket.clone()));
         let engine = Rc::new(Engine {
             editor,
             socket,
+            kept,
             renderer: RefCell::new(None),
             ui,
             panels: RwSignal::new(Panels::new()),
@@ -311,7 +325,12 @@ impl Engine {
         let t = now();
         let mut editor = self.editor.borrow_mut();
         let frames = editor.outgoing(t);
-        if let Some(s) = &self.socket {
+        // The numbers these frames carry are in storage before they go out.
+        let kept = self
+            .kept
+            .as_ref()
+            .is_none_or(|k| k.persist(&mut editor, false));
+        if let Some(s) = self.socket.as_ref().filter(|_| kept) {
             s.send(frames);
         }
         if let Some(r) = self.renderer.borrow_mut().as_mut() {
@@ -337,6 +356,9 @@ impl Engine {
         });
         // Signals are set with the editor released: their effects may call back into it.
         drop(editor);
+        if !kept && let Some(k) = &self.kept {
+            k.stop();
+        }
         if let Some(ui) = ui
             && self.ui.get_untracked() != ui
         {
@@ -378,8 +400,8 @@ fn run_frames(engine: Rc<Engine>) {
 }
 
 /// `window.kokuban`: a small surface for browser tests and debugging — the number of visible
-/// strokes, how long recent frames took to prepare, and a way to cut the connection as a
-/// network failure would.
+/// strokes, the own ops not settled yet, how long recent frames took to prepare, and a way to
+/// cut the connection as a network failure would.
 fn expose_test_hooks(engine: &Rc<Engine>) {
     let hooks = js_sys::Object::new();
     let socket = engine.socket.clone();
@@ -390,6 +412,13 @@ fn expose_test_hooks(engine: &Rc<Engine>) {
     });
     let editor = engine.editor.clone();
     let strokes = Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().board().len() as u32);
+    // Own ops the room has not settled yet: a test waits for 0 before closing a tab, which
+    // otherwise asks whether to leave.
+    let editor = engine.editor.clone();
+    let outstanding =
+        Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().session().outstanding() as u32);
+    let _ = js_sys::Reflect::set(&hooks, &"outstanding".into(), outstanding.as_ref());
+    outstanding.forget();
     let me = engine.clone();
     let frame_times = Closure::<dyn FnMut() -> JsValue>::new(move || {
         let times = std::mem::take(&mut *me.frame_times.borrow_mut());

@@ -9,6 +9,7 @@ mod engine;
 mod input;
 mod landing;
 mod menus;
+mod outbox;
 mod render;
 mod room;
 mod sheet;

@@ -27,6 +27,8 @@ struct Inner {
     waiting_for_network: bool,
     // The handlers of the current socket; dropped (and detached) with it.
     handlers: Vec<Closure<dyn FnMut(JsValue)>>,
+    // Asked before each Hello: false when another tab owns this tab's key now.
+    guard: Option<Rc<dyn Fn() -> bool>>,
 }
 
 /// A room's connection. Cloning shares it.
@@ -44,6 +46,7 @@ impl Socket {
             stopped: false,
             waiting_for_network: false,
             handlers: Vec::new(),
+            guard: None,
         })));
         socket.watch_network();
         socket.connect();
@@ -68,6 +71,25 @@ impl Socket {
                 break;
             }
         }
+    }
+
+    /// Sets what is asked before each Hello: a tab whose outbox another tab took over must not
+    /// say Hello under its key (the other tab sends its ops now).
+    pub fn guard(&self, ours: impl Fn() -> bool + 'static) {
+        self.0.borrow_mut().guard = Some(Rc::new(ours));
+    }
+
+    /// Closes the connection for good; the editor has been told why.
+    pub fn stop(&self) {
+        let generation = {
+            let mut inner = self.0.borrow_mut();
+            if inner.stopped {
+                return;
+            }
+            inner.stopped = true;
+            inner.generation
+        };
+        self.closed(generation, NORMAL_CLOSE);
     }
 
     /// Closes the socket as if the network had failed (tests and debugging).
@@ -122,10 +144,19 @@ impl Socket {
     }
 
     fn opened(&self, generation: u64) {
-        let inner = self.0.borrow();
-        if inner.generation != generation {
+        let (editor, guard) = {
+            let inner = self.0.borrow();
+            if inner.generation != generation {
+                return;
+            }
+            (inner.editor.clone(), inner.guard.clone())
+        };
+        if guard.is_some_and(|ours| !ours()) {
+            editor.borrow_mut().superseded();
+            self.stop();
             return;
         }
+        let inner = self.0.borrow();
         let hello = inner.editor.borrow_mut().hello();
         if let (Some(ws), Some(hello)) = (inner.ws.as_ref(), hello) {
             let _ = ws.send_with_u8_array(&hello);

@@ -4,6 +4,11 @@
 //! and an exponentially growing ceiling), so that a thousand tabs that lost the same node do
 //! not come back in lockstep. The attempt counter resets only after a connection has stayed up
 //! for a while: a server that accepts and then drops us at once still gets backed off from.
+//!
+//! Writes the room refuses (its store is unreachable) are retried on a timer of their own
+//! ([`WriteRetry`]): one op at a time, after 1 s, then doubling up to 15 s, each delay between
+//! half and all of its ceiling so that the members of a room do not retry in step. An Ack, of
+//! the retried op or of any other, ends it at once.
 
 use kokuban_protocol::close;
 
@@ -15,6 +20,11 @@ pub const BACKOFF_BASE_MS: f64 = 250.0;
 pub const BACKOFF_CAP_MS: f64 = 15_000.0;
 /// A connection that lived this long was healthy: the next loss starts the backoff over.
 pub const STABLE_AFTER_MS: f64 = 10_000.0;
+
+/// First ceiling of the delay before a refused write is tried again.
+pub const WRITE_RETRY_BASE_MS: f64 = 1_000.0;
+/// Largest ceiling of that delay.
+pub const WRITE_RETRY_CAP_MS: f64 = 15_000.0;
 
 /// Frames per second this client allows itself. The server drops frames above its own limit
 /// (120/s sustained), and a dropped op costs a resync, so the client stays below it.
@@ -48,6 +58,41 @@ impl Backoff {
     }
 }
 
+/// When to try a write again while the room refuses them: exponential backoff with "equal
+/// jitter" (never sooner than half the ceiling: a room that just refused is unlikely to take
+/// the next write at once).
+#[derive(Debug, Clone, Default)]
+pub struct WriteRetry {
+    attempt: u32,
+    due: Option<f64>,
+}
+
+impl WriteRetry {
+    /// Whether a retry is due at `now_ms`; the first call after a refusal (or after the last
+    /// retry) only sets the timer.
+    pub fn due(&mut self, now_ms: f64, rng: &mut dyn Entropy) -> bool {
+        match self.due {
+            None => {
+                let ceiling = (WRITE_RETRY_BASE_MS * 2f64.powi(self.attempt.min(30) as i32))
+                    .min(WRITE_RETRY_CAP_MS);
+                self.attempt = self.attempt.saturating_add(1);
+                self.due = Some(now_ms + ceiling * (0.5 + rng.unit() / 2.0));
+                false
+            }
+            Some(t) if now_ms >= t => {
+                self.due = None;
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// Writes are accepted again: the next outage starts over.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// The connection as the user sees it (the status element's `data-status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
@@ -55,6 +100,8 @@ pub enum Status {
     Connecting,
     /// Welcomed: live.
     Connected,
+    /// Welcomed, but the room refuses writes for now; changes are kept and sent later.
+    ReadOnly,
     /// Lost; trying again.
     Reconnecting,
     /// The browser says there is no network; waiting for it.
@@ -69,6 +116,7 @@ impl Status {
         match self {
             Status::Connecting => "connecting",
             Status::Connected => "connected",
+            Status::ReadOnly => "read-only",
             Status::Reconnecting => "reconnecting",
             Status::Offline => "offline",
             Status::Closed(_) => "closed",
@@ -80,6 +128,9 @@ impl Status {
         match self {
             Status::Connecting => "Connecting…".into(),
             Status::Connected => "Connected".into(),
+            Status::ReadOnly => {
+                "Read-only — your changes are kept until the board can be saved".into()
+            }
             Status::Reconnecting => "Reconnecting…".into(),
             Status::Offline => "Offline — your drawing is kept".into(),
             Status::Closed(reason) => reason.clone(),
@@ -117,6 +168,7 @@ pub struct Connection {
     welcomed_at: Option<f64>,
     fatal: Option<(String, Remedy)>,
     ever_connected: bool,
+    read_only: bool,
 }
 
 impl Default for Connection {
@@ -127,6 +179,7 @@ impl Default for Connection {
             welcomed_at: None,
             fatal: None,
             ever_connected: false,
+            read_only: false,
         }
     }
 }
@@ -159,7 +212,23 @@ impl Connection {
     pub fn welcomed(&mut self, now_ms: f64) {
         self.welcomed_at = Some(now_ms);
         self.ever_connected = true;
-        self.status = Status::Connected;
+        self.status = self.live();
+    }
+
+    /// The room refuses our writes (`true`) or takes them again: shown while connected.
+    pub fn read_only(&mut self, read_only: bool) {
+        self.read_only = read_only;
+        if matches!(self.status, Status::Connected | Status::ReadOnly) {
+            self.status = self.live();
+        }
+    }
+
+    fn live(&self) -> Status {
+        if self.read_only {
+            Status::ReadOnly
+        } else {
+            Status::Connected
+        }
     }
 
     /// The server said this link can never work: the connection closes for good when it
@@ -406,6 +475,51 @@ mod tests {
         assert_eq!(c.closed(1006, true, 1.0, &mut Max), Next::Stop);
         assert_eq!(c.status().name(), "closed");
         assert_eq!(c.status().label(), "This link has no key to the board.");
+    }
+
+    #[test]
+    fn refused_writes_are_retried_later_and_later_never_at_once() {
+        let mut r = WriteRetry::default();
+        let mut due_at = Vec::new();
+        let mut now = 0.0;
+        for _ in 0..7 {
+            // The first look sets the timer; it fires at the first look past it.
+            assert!(!r.due(now, &mut Max));
+            let mut t = now;
+            while !r.due(t, &mut Max) {
+                t += 10.0;
+            }
+            due_at.push(((t - now) / 10.0).round() * 10.0);
+            now = t;
+        }
+        assert_eq!(
+            due_at,
+            [1000.0, 2000.0, 4000.0, 8000.0, 15000.0, 15000.0, 15000.0]
+        );
+        // Jitter keeps at least half the ceiling.
+        let mut r = WriteRetry::default();
+        let mut rng = Xoshiro256::seeded(5);
+        r.due(0.0, &mut rng);
+        assert!(!r.due(499.0, &mut rng));
+        r.reset();
+        assert!(!r.due(0.0, &mut rng));
+        assert!(r.due(1000.0, &mut rng));
+    }
+
+    #[test]
+    fn read_only_shows_while_connected_and_ends_with_writes() {
+        let mut c = Connection::new();
+        c.welcomed(0.0);
+        c.read_only(true);
+        assert_eq!(c.status().name(), "read-only");
+        assert!(c.status().label().contains("kept"));
+        // A lost connection says so first; back, it is read-only again until a write is taken.
+        c.closed(1006, true, 1.0, &mut Max);
+        assert_eq!(c.status().name(), "reconnecting");
+        c.welcomed(2.0);
+        assert_eq!(c.status().name(), "read-only");
+        c.read_only(false);
+        assert_eq!(c.status(), &Status::Connected);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 use kokuban_board::{Board, Shape};
 use kokuban_protocol::{Color, Cursor, Op, StrokeId, Width};
 
-use crate::connection::{Connection, FrameBudget, Remedy, Status};
+use crate::connection::{Connection, FrameBudget, Remedy, Status, WriteRetry};
 use crate::geom::{Pt, Rect};
 use crate::history::History;
 use crate::link::RoomLink;
+use crate::outbox::Outbox;
 use crate::prefs::{Prefs, SavedPrefs, Size, clean_name};
 use crate::presence::Presence;
 use crate::rng::{Entropy, Xoshiro256};
@@ -101,6 +102,8 @@ pub struct Editor {
     presence: Presence,
     connection: Connection,
     budget: FrameBudget,
+    /// When to try a write again while the room refuses them.
+    write_retry: WriteRetry,
     rng: Xoshiro256,
     prefs: Prefs,
     /// The preferences as last stored, and whether they may have changed since.
@@ -130,20 +133,23 @@ pub struct Editor {
 
 impl Editor {
     /// An editor for `link` (None: no room, e.g. in tests of the tools) with `prefs`, seeded
-    /// with 32 random bytes.
-    pub fn new(prefs: Prefs, link: Option<RoomLink>, seed: [u8; 32]) -> Self {
+    /// with 32 random bytes, carrying on with `outbox` (a kept one, or a fresh one whose key
+    /// came from a secure source: not from the seed, whose generator's output others see in
+    /// stroke ids).
+    pub fn new(prefs: Prefs, link: Option<RoomLink>, seed: [u8; 32], outbox: Outbox) -> Self {
         let mut connection = Connection::new();
         if link.as_ref().is_some_and(|l| l.token().is_none()) {
             connection.refuse(NO_TOKEN.into());
         }
         Self {
-            session: Session::new(),
+            session: Session::restore(outbox),
             tools: Tools::new(prefs.tool, prefs.ink, prefs.size),
             history: History::new(),
             viewport: Viewport::default(),
             presence: Presence::new(),
             connection,
             budget: FrameBudget::new(),
+            write_retry: WriteRetry::default(),
             rng: Xoshiro256::from_seed(seed),
             saved: SavedPrefs::new(&prefs),
             prefs_changed: false,
@@ -439,7 +445,9 @@ impl Editor {
     fn apply(&mut self, out: Output) {
         self.local(out.ops);
         if let Some(a) = out.action {
-            self.history.record(a);
+            // A stroke sent again under a new id while it was being drawn is recorded as such.
+            let session = &self.session;
+            self.history.record(a.follow(|id| session.current_id(id)));
             self.bump();
         }
         if let Some(target) = out.text {

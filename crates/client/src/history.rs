@@ -32,6 +32,30 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The same action with every stroke id passed through `current` (ids that changed since
+    /// the tools took them, see [`History::rename`]).
+    pub fn follow(mut self, current: impl Fn(StrokeId) -> StrokeId) -> Self {
+        match &mut self {
+            Action::Drew(ids) | Action::Erased(ids) => {
+                for id in ids {
+                    *id = current(*id);
+                }
+            }
+            Action::Moved(moves) => {
+                for m in moves {
+                    m.id = current(m.id);
+                }
+            }
+            Action::Replaced { old, new } => {
+                *old = current(*old);
+                *new = current(*new);
+            }
+        }
+        self
+    }
+}
+
 /// One stroke's move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Move {
@@ -99,7 +123,8 @@ impl History {
         Vec::new()
     }
 
-    /// A stroke got a new id (see the session's reconnection): its history follows it.
+    /// A stroke got a new id (the session sent it again whole, see its module documentation):
+    /// its history follows it.
     pub fn rename(&mut self, from: StrokeId, to: StrokeId) {
         for action in self.undo.iter_mut().chain(self.redo.iter_mut()) {
             match action {

@@ -18,6 +18,7 @@ pub mod history;
 pub mod keymap;
 pub mod link;
 pub mod navigate;
+pub mod outbox;
 pub mod panels;
 pub mod prefs;
 pub mod presence;

@@ -1,48 +1,82 @@
-//! The board as this tab sees it, kept consistent with the room's total order.
+//! The board as this tab sees it, kept consistent with the room's total order, and this tab's
+//! own ops until the room has settled them.
 //!
 //! Two boards: `confirmed` holds exactly the room's sequenced ops (others' `Op`s and our own
 //! `Ack`ed ones, each applied at its seq), and `view` is what the user sees — `confirmed` plus
-//! this tab's own ops that are not sequenced yet, applied optimistically so that ink appears
-//! under the pen at once. Own ops wait in two queues: `unsent` (drawn but not on the wire yet:
-//! batched per frame, or offline) and `sent` (on the wire, waiting for their `Ack`). Acks come
-//! back in the order the ops were sent, so each one confirms the oldest sent op.
-//!
-//! Most remote ops commute with our outstanding ones (they touch other strokes) and are
+//! this tab's own unsettled ops, applied optimistically so that ink appears under the pen at
+//! once. Most remote ops commute with our unsettled ones (they touch other strokes) and are
 //! simply applied to both boards. Those that do not (a `Clear`, or an erase or move of a
-//! stroke we are also changing) rebuild `view` from `confirmed` plus the outstanding ops at
-//! once, so the server's order wins without the two ever fighting on screen. When the last
-//! outstanding op is acknowledged, `view` is compared with `confirmed` and replaced by it if
-//! they differ (in practice: two strokes begun within one round trip, stacked the other way).
+//! stroke we are also changing) rebuild `view` from `confirmed` plus our ops at once, so the
+//! server's order wins without the two ever fighting on screen. When the last op is settled,
+//! `view` is compared with `confirmed` and replaced by it if they differ (in practice: two
+//! strokes begun within one round trip, stacked the other way).
 //!
-//! Reconnection. A connection that ends leaves its unacknowledged ops *in doubt*: some may
-//! have been sequenced. The next Welcome replays what we missed (or sends a snapshot); our own
-//! ops among the replayed ones (authored by one of our earlier member ids, in the order we
-//! sent them) are matched against the in-doubt ops and dropped, and the rest are sent again.
-//! Ops are idempotent, so a repeat is harmless — except for strokes: only a stroke's author
-//! (a member id, which is new on every connection) may add points to it or end it. So a
-//! stroke that was begun on an earlier connection and is not complete in the room is re-sent
-//! whole under a fresh id (with an `Erase` of the partial one), and the tools and the undo
-//! history follow the new id. A stroke none of whose ops reached the room is simply sent
-//! again. This is the offline queue: whatever is drawn while disconnected waits in `unsent`
-//! and goes out after the Welcome.
+//! Own ops wait in one queue, in the order they were made, each with its [`Fate`]. An op gets
+//! its number when it is first sent: the point batches drawn between two frames merge into
+//! one op without spending numbers, and numbers reach the wire in increasing order, which the
+//! server requires (a number at or below one it decided is never applied). Answers come back
+//! in the order the ops were sent, so each one answers the lowest-numbered op on the wire.
+//!
+//! Reconnecting relies on the numbers, never on an op being harmless twice (a Clear sent again
+//! after someone's new stroke would wipe it). A connection that ends leaves its unanswered
+//! ops in doubt. The next Welcome's `decided` settles those numbered up to it: when the
+//! Welcome replays what we missed, our own ops in the replay are the applied ones and the
+//! others were refused. After a snapshot the board tells what it can: what it lacks of an op
+//! (a stroke's points, an erase) is brought about again like a refused op's; a stroke or text
+//! it lacks altogether was refused, or applied and cleared since, which no board tells apart,
+//! so it is given up rather than risk undoing a Clear, and the user is told
+//! ([`Notice::Unconfirmed`]). The rest were never applied, and are sent again under their own
+//! numbers, so that the server (which applies a number once) cannot apply one twice even if
+//! the old connection's copy reaches it late. Our author id is the same on every connection,
+//! so a stroke begun before a reconnect simply goes on after it.
+//!
+//! Refusals. An op refused because the room cannot take writes is refused for good under its
+//! number. The tab keeps showing it (the user's drawing is not taken away), the app is told
+//! once ([`Notice::ReadOnly`]), and only one op at a time goes out: when the app says to try
+//! again ([`Session::retry_writes`], on its timer with backoff) and after each new Welcome,
+//! until an op is acknowledged.
+//! Then the strokes the refusals touched are brought in line with what the user sees, from
+//! state rather than by replaying ops (the room may have applied a later batch of the same
+//! stroke, after a gap the board ignores): see `bridge.rs`. A refused `Clear` is dropped with
+//! a message rather than sent late, where it would wipe what others drew meanwhile.
+//!
+//! The queue is what the tab keeps in the browser's storage ([`Session::outbox`]), so that
+//! whatever the room has not settled survives closing the tab ([`Session::restore`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use kokuban_board::{Board, Change, Shape, Stroke};
-use kokuban_protocol::limits::{MAX_IDS_PER_OP, MAX_POINTS_PER_BATCH};
+use kokuban_board::{Board, Change};
 use kokuban_protocol::{
-    Ack, Bounded, Capability, ClientMsg, Color, CursorUpdate, ErrorCode, ErrorFrame, Hello, Member,
-    MemberId, Name, Op, Placement, Points, PresenceEvent, RoomId, RoomState, Sequenced, ServerMsg,
-    StrokeId, StrokePoints, Token, Welcome,
+    Capability, ClientKey, ClientMsg, Color, CursorUpdate, Hello, Member, MemberId, Name, Op,
+    PresenceEvent, RoomId, Sequenced, ServerMsg, StrokeId, Submit, Token,
 };
 
-use crate::rng::{Entropy, new_stroke_id};
+use crate::outbox::{Kept, Outbox};
+use crate::rng::Entropy;
 use crate::spatial::IndexedBoard;
+
+mod answers;
+mod bridge;
+mod queue;
+
+use bridge::op_ids;
 
 /// The author used for optimistic ops before the first Welcome names us.
 const PROVISIONAL: MemberId = MemberId(0);
 /// More changes than this between two frames: redraw everything instead of tracking them.
 const MAX_TRACKED_CHANGES: usize = 4096;
+
+/// What the user is told when the room starts refusing writes (once per outage).
+pub const READ_ONLY_TOAST: &str = "The board cannot be saved right now. Keep drawing: your changes are kept and sent once it is back.";
+/// What the user is told when strokes could not be confirmed ([`Notice::Unconfirmed`]).
+pub const UNCONFIRMED_TOAST: &str = "Some of what you drew just before the connection dropped could not be confirmed, and is not on the board.";
+/// What the user is told when a Clear was refused.
+pub const CLEAR_REFUSED_TOAST: &str =
+    "The board was not cleared: it cannot be saved right now. Clear it again once it is back.";
+
+/// What the user is told when a change did not fit on the board.
+pub const BOARD_FULL_TOAST: &str =
+    "This board is full: that change was not saved. Erase something, or start a new board.";
 
 /// What the renderer must redraw since it last asked.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,13 +106,22 @@ pub enum Notice {
     Presence(PresenceEvent),
     /// Someone's pointer moved.
     Cursor(CursorUpdate),
-    /// A stroke of ours got a new id (see the module documentation).
+    /// A stroke of ours that the room does not hold as the user sees it (a part of it, or
+    /// none, after refusals) is sent again whole under a new id (see `bridge.rs`); what refers
+    /// to it (the undo history) should follow.
     Renamed {
         /// The old id.
         from: StrokeId,
         /// The new id.
         to: StrokeId,
     },
+    /// The room refuses our writes (`true`, once until it takes one again) or takes them
+    /// again (`false`).
+    ReadOnly(bool),
+    /// These strokes or texts of ours were decided while we could not hear the answer, and
+    /// the board does not have them: refused, or cleared since. They are not sent again (that
+    /// could undo a Clear) and no longer shown; the user should be told.
+    Unconfirmed(Vec<StrokeId>),
     /// A short message for the user.
     Toast(String),
     /// Our view of the room can no longer be trusted: reconnect (now) and resume.
@@ -89,36 +132,155 @@ pub enum Notice {
     Outdated,
 }
 
-/// The board, our outstanding ops, and where we are in the room's history.
-#[derive(Debug, Default)]
+/// What became of one of our ops, as far as this tab knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Not on the wire yet: it gets the next number when it is sent.
+    Unsent,
+    /// Sent under this number on an earlier connection and not answered. The next Welcome
+    /// settles it, or it is sent again under the same number.
+    InDoubt(u64),
+    /// On the wire of this connection under this number, waiting for its answer.
+    Sent(u64),
+    /// Refused for good (its number is spent). Kept so that the view still shows it until
+    /// the strokes it touched are brought in line by new ops.
+    Refused,
+    /// Applied, but after an earlier op on the same strokes was refused: kept so that the view
+    /// shows what the user meant until those strokes are brought in line.
+    Applied,
+}
+
+impl Fate {
+    /// The number it was sent under, while that number may still be answered.
+    pub fn number(self) -> Option<u64> {
+        match self {
+            Fate::InDoubt(n) | Fate::Sent(n) => Some(n),
+            Fate::Unsent | Fate::Refused | Fate::Applied => None,
+        }
+    }
+}
+
+/// One of our ops not settled yet.
+#[derive(Debug, Clone)]
+struct Entry {
+    op: Op,
+    fate: Fate,
+}
+
+/// The board, our unsettled ops, and where we are in the room's history.
+#[derive(Debug)]
 pub struct Session {
+    key: ClientKey,
+    /// The number the next new op gets; above every number used under `key`.
+    next_n: u64,
     confirmed: Board,
     view: IndexedBoard,
-    me: Option<MemberId>,
+    /// Our author id (the same on every connection of `key`), once a Welcome named it.
+    author: Option<MemberId>,
+    member: Option<MemberId>,
     capability: Option<Capability>,
     welcomed: bool,
-    /// Our member ids on earlier connections.
-    earlier: Vec<MemberId>,
-    /// Sent on an earlier connection, not acknowledged: sequenced or not, the next Welcome
-    /// tells.
-    in_doubt: VecDeque<Op>,
-    sent: VecDeque<Op>,
-    unsent: VecDeque<Op>,
+    /// Our unsettled ops, in the order they were made.
+    ops: VecDeque<Entry>,
     /// Strokes and text items created in this tab.
     mine: HashSet<StrokeId>,
-    /// Strokes re-sent under a new id; later local ops on the old id go to the new one.
+    /// Strokes sent again whole under a new id; later local ops on the old id go to the new one.
     renamed: HashMap<StrokeId, StrokeId>,
-    /// `view` may differ from `confirmed` plus the outstanding ops (drawing order only).
+    /// The room refused our last answered write: only probes go out.
+    refused: bool,
+    /// One op may go out while `refused`.
+    probe: bool,
+    /// `view` may differ from `confirmed` plus our ops (drawing order only).
     diverged: bool,
     /// The parts of the board snapshot of the Welcome to come.
     parts: Vec<u8>,
     redraw: Redraw,
+    /// Grows whenever what [`Session::outbox`] returns changes.
+    version: u64,
 }
 
 impl Session {
-    /// A session with an empty board, not connected.
-    pub fn new() -> Self {
-        Self::default()
+    /// A session with an empty board, not connected, whose ops are numbered under `key` (16
+    /// bytes from a secure random source: whoever knows it can write as us).
+    pub fn new(key: ClientKey) -> Self {
+        Self {
+            key,
+            next_n: 1,
+            confirmed: Board::new(),
+            view: IndexedBoard::default(),
+            author: None,
+            member: None,
+            capability: None,
+            welcomed: false,
+            ops: VecDeque::new(),
+            mine: HashSet::new(),
+            renamed: HashMap::new(),
+            refused: false,
+            probe: false,
+            diverged: false,
+            redraw: Redraw::Nothing,
+            version: 0,
+            parts: Vec::new(),
+        }
+    }
+
+    /// A session that carries on with a kept outbox: its ops show at once and are settled and
+    /// sent after the first Welcome, in-doubt ones under their own numbers.
+    pub fn restore(outbox: Outbox) -> Self {
+        let mut s = Self::new(outbox.key);
+        let mut top = 0;
+        for Kept { fate, op } in outbox.ops {
+            let fate = match fate {
+                Fate::InDoubt(n) | Fate::Sent(n) if n > 0 => {
+                    top = top.max(n);
+                    Fate::InDoubt(n)
+                }
+                Fate::InDoubt(_) | Fate::Sent(_) => Fate::Unsent,
+                other => other,
+            };
+            if let Op::StrokeBegin { id, .. } | Op::Text { id, .. } = &op {
+                s.mine.insert(*id);
+            }
+            s.ops.push_back(Entry { op, fate });
+        }
+        s.next_n = outbox.next.max(top + 1);
+        s.rebase();
+        s
+    }
+
+    /// What must be kept for this session to carry on in another tab: the key, the next
+    /// number and the unsettled ops (those on the wire count as in doubt).
+    pub fn outbox(&self) -> Outbox {
+        Outbox {
+            key: self.key,
+            next: self.next_n,
+            ops: self
+                .ops
+                .iter()
+                .map(|e| Kept {
+                    fate: match e.fate {
+                        Fate::Sent(n) => Fate::InDoubt(n),
+                        other => other,
+                    },
+                    op: e.op.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Grows whenever the outbox changes (a new op, a number given, an op settled).
+    pub fn outbox_version(&self) -> u64 {
+        self.version
+    }
+
+    /// The number the next new op will get.
+    pub fn next_number(&self) -> u64 {
+        self.next_n
+    }
+
+    /// The key our ops are numbered under.
+    pub fn key(&self) -> ClientKey {
+        self.key
     }
 
     /// What the user sees.
@@ -138,7 +300,12 @@ impl Session {
 
     /// Our member id on the current connection.
     pub fn me(&self) -> Option<MemberId> {
-        self.me
+        self.member
+    }
+
+    /// Our author id (the author of our ops on every connection), once a Welcome named it.
+    pub fn author(&self) -> Option<MemberId> {
+        self.author
     }
 
     /// What the server said we may do (None before the first Welcome).
@@ -151,22 +318,34 @@ impl Session {
         self.welcomed
     }
 
+    /// Whether the room refused our last answered write; it ends with the next Ack.
+    pub fn writes_refused(&self) -> bool {
+        self.refused
+    }
+
     /// Whether this tab drew the stroke.
     pub fn is_mine(&self, id: &StrokeId) -> bool {
         self.mine.contains(id)
     }
 
-    /// Own ops not yet confirmed by the room (offline queue, in flight, in doubt).
+    /// The id a stroke of ours goes by now (see [`Notice::Renamed`]).
+    pub fn current_id(&self, id: StrokeId) -> StrokeId {
+        *self.renamed.get(&id).unwrap_or(&id)
+    }
+
+    /// Own ops the room has not settled (unsent, in flight, in doubt, refused and not yet
+    /// made good).
     pub fn outstanding(&self) -> usize {
-        self.in_doubt.len() + self.sent.len() + self.unsent.len()
+        self.ops.len()
     }
 
-    /// Own ops waiting to be sent.
+    /// Own ops waiting to be sent for the first time.
     pub fn unsent(&self) -> usize {
-        self.unsent.len()
+        self.ops.iter().filter(|e| e.fate == Fate::Unsent).count()
     }
 
-    /// The first message of a connection: resumes from the last confirmed position.
+    /// The first message of a connection: our key, and the last confirmed position to resume
+    /// from.
     pub fn hello(&mut self, room: RoomId, token: Token, name: Name, color: Color) -> ClientMsg {
         self.welcomed = false;
         ClientMsg::Hello(Hello {
@@ -175,17 +354,21 @@ impl Session {
             resume: self.confirmed.position(),
             name,
             color,
-            client: kokuban_protocol::ClientKey([0; 16]),
+            client: self.key,
         })
     }
 
-    /// The connection ended: whatever was in flight is now in doubt.
+    /// The connection ended: whatever was on the wire is now in doubt.
     pub fn disconnected(&mut self) {
-        self.in_doubt.extend(self.sent.drain(..));
-        if let Some(me) = self.me.take() {
-            self.earlier.push(me);
+        for e in &mut self.ops {
+            if let Fate::Sent(n) = e.fate {
+                e.fate = Fate::InDoubt(n);
+            }
         }
         self.welcomed = false;
+        self.probe = false;
+        // A board the server was part way through sending comes again, whole, next time.
+        self.parts.clear();
     }
 
     /// Applies a local op: remapped to renamed strokes, shown at once, queued for sending.
@@ -198,21 +381,60 @@ impl Session {
         if let Op::StrokeBegin { id, .. } | Op::Text { id, .. } = &op {
             self.mine.insert(*id);
         }
-        let author = self.local_author(&op);
+        let author = self.local_author_on(self.view.board(), &op);
         let change = self.view.apply(author, &op);
         self.note(change);
         self.queue(op);
+        self.version += 1;
         true
     }
 
-    /// The next op to put on the wire, if we are connected and may write.
+    /// The next op to put on the wire, numbered, if we are connected and may write: first
+    /// the in-doubt ones under their own numbers, then the others in the order they were made,
+    /// each under the next number. While the room refuses writes, only a probe goes out.
     pub fn next_op(&mut self) -> Option<ClientMsg> {
         if !self.welcomed || self.capability != Some(Capability::Edit) {
             return None;
         }
-        let op = self.unsent.pop_front()?;
-        self.sent.push_back(op.clone());
-        Some(ClientMsg::Op(kokuban_protocol::Submit { n: 0, op }))
+        if self.refused && (!self.probe || self.in_flight()) {
+            return None;
+        }
+        let i = match self.lowest(|f| matches!(f, Fate::InDoubt(_))) {
+            Some(i) => i,
+            None => {
+                let i = self.ops.iter().position(|e| e.fate == Fate::Unsent)?;
+                // An op on strokes waiting to be brought in line goes out with them, later.
+                if self.has_dirt() && bridge::blocked(&self.ops[i].op, &self.dirty()) {
+                    return None;
+                }
+                i
+            }
+        };
+        let n = match self.ops[i].fate {
+            Fate::InDoubt(n) => n,
+            _ => {
+                let n = self.next_n;
+                self.next_n += 1;
+                n
+            }
+        };
+        self.ops[i].fate = Fate::Sent(n);
+        self.probe = false;
+        self.version += 1;
+        Some(ClientMsg::Op(Submit {
+            n,
+            op: self.ops[i].op.clone(),
+        }))
+    }
+
+    /// Lets one op go out while the room refuses writes (the app calls this on a timer with
+    /// backoff); its answer tells whether the room takes writes again. Strokes waiting to be
+    /// brought in line are, first, so that the probe carries them.
+    pub fn retry_writes(&mut self, rng: &mut dyn Entropy) -> Vec<Notice> {
+        if self.refused {
+            self.probe = true;
+        }
+        self.bridge(rng)
     }
 
     /// What the renderer must redraw since the last call.
@@ -222,8 +444,8 @@ impl Session {
 
     /// Handles one message from the server.
     pub fn receive(&mut self, msg: ServerMsg, rng: &mut dyn Entropy) -> Vec<Notice> {
-        match msg {
-            ServerMsg::Welcome(w) => self.welcome(w, rng),
+        let mut notices = match msg {
+            ServerMsg::Welcome(w) => self.welcome(w),
             ServerMsg::BoardPart(part) => {
                 // Bounded like any frame the server may send: a board larger than that is not
                 // one this app can hold.
@@ -234,289 +456,70 @@ impl Session {
                     return self.resync_from_scratch();
                 }
                 self.parts.extend(part.0);
-                Vec::new()
+                return Vec::new();
             }
-            ServerMsg::Op(s) => self.remote(s),
+            ServerMsg::Op(s) => return self.remote(s),
             ServerMsg::Ack(ack) => self.ack(ack),
-            ServerMsg::Presence(p) => vec![Notice::Presence(p)],
-            ServerMsg::Cursor(c) => vec![Notice::Cursor(c)],
+            ServerMsg::Presence(p) => return vec![Notice::Presence(p)],
+            ServerMsg::Cursor(c) => return vec![Notice::Cursor(c)],
             ServerMsg::Error(e) => self.error(e),
-        }
-    }
-
-    fn welcome(&mut self, w: Welcome, rng: &mut dyn Entropy) -> Vec<Notice> {
-        let Welcome {
-            member,
-            capability,
-            epoch,
-            state,
-            members,
-            ..
-        } = w;
-        let mut board = self.confirmed.clone();
-        let ops = match state {
-            RoomState::Snapshot { board: bytes, ops } => {
-                match Board::from_snapshot(&bytes.0) {
-                    Ok(b) => board = b,
-                    Err(_) => return self.resync_from_scratch(),
-                }
-                ops
-            }
-            RoomState::InParts { ops } => {
-                match Board::from_snapshot(&std::mem::take(&mut self.parts)) {
-                    Ok(b) => board = b,
-                    Err(_) => return self.resync_from_scratch(),
-                }
-                ops
-            }
-            RoomState::Replay { ops } => {
-                if board.position().map(|p| p.epoch) != Some(epoch) {
-                    // A replay only makes sense on top of our own history.
-                    return self.resync_from_scratch();
-                }
-                ops
-            }
         };
-        for s in ops.iter() {
-            if board.apply_sequenced(s).is_err() {
-                return self.resync_from_scratch();
-            }
+        // An answer or a Welcome may be what the strokes to bring in line were waiting for.
+        if !notices.contains(&Notice::Resync) {
+            notices.extend(self.bridge(rng));
         }
-        self.confirmed = board;
-        self.me = Some(member);
-        self.capability = Some(capability);
-        self.welcomed = true;
-
-        // Our in-doubt ops that the replay shows were sequenced, in the order we sent them.
-        let earlier = &self.earlier;
-        let mut ours = ops
-            .iter()
-            .filter(|s| earlier.contains(&s.author))
-            .map(|s| &s.op)
-            .peekable();
-        let mut unconfirmed = VecDeque::new();
-        for op in self.in_doubt.drain(..) {
-            if ours.peek() == Some(&&op) {
-                ours.next();
-            } else {
-                unconfirmed.push_back(op);
-            }
-        }
-        unconfirmed.extend(self.unsent.drain(..));
-        // `sent` is empty at the first Welcome of a connection (a disconnect moves it to
-        // `in_doubt`). A later Welcome on the same connection (the room's history was replaced)
-        // comes after the answers to every op sent before the server queued it, so what is
-        // still in `sent` will be answered after it, in the new epoch: keep waiting for it.
-
-        let mut notices = Vec::new();
-        if capability == Capability::View {
-            if !unconfirmed.is_empty() {
-                notices.push(Notice::Toast(
-                    "This link can only view the board; your changes were not saved.".into(),
-                ));
-            }
-        } else {
-            let fixed = self.reconcile(unconfirmed, rng, &mut notices);
-            self.unsent = fixed;
-        }
-        self.rebase();
-        notices.insert(
-            0,
-            Notice::Welcomed {
-                member,
-                capability,
-                members: members.into_inner(),
-            },
-        );
         notices
-    }
-
-    /// Turns our unconfirmed ops into the ops that bring the room to what we drew (see the
-    /// module documentation). `self.view` still holds our local copies.
-    fn reconcile(
-        &mut self,
-        unconfirmed: VecDeque<Op>,
-        rng: &mut dyn Entropy,
-        notices: &mut Vec<Notice>,
-    ) -> VecDeque<Op> {
-        /// What happens to the unconfirmed ops of one stroke, decided at its first op.
-        #[derive(PartialEq)]
-        enum Fate {
-            /// Sent again as they are.
-            Keep,
-            /// Already covered (complete in the room, re-sent whole, or gone).
-            Skip,
-        }
-        let begun: HashSet<StrokeId> = unconfirmed
-            .iter()
-            .filter_map(|op| match op {
-                Op::StrokeBegin { id, .. } => Some(*id),
-                _ => None,
-            })
-            .collect();
-        let mut fates: HashMap<StrokeId, Fate> = HashMap::new();
-        let mut out = VecDeque::new();
-        for op in unconfirmed {
-            let id = match &op {
-                Op::StrokeBegin { id, .. } | Op::StrokeEnd { id } => *id,
-                Op::StrokePoints(b) => b.id,
-                Op::Text { id, .. } => {
-                    if self.confirmed.get(id).is_none() {
-                        out.push_back(op);
-                    }
-                    continue;
-                }
-                // Erase, restore, move and clear are idempotent: sending them again is safe.
-                _ => {
-                    out.push_back(self.remap(op));
-                    continue;
-                }
-            };
-            if let Some(fate) = fates.get(&id) {
-                if *fate == Fate::Keep {
-                    out.push_back(op);
-                }
-                continue;
-            }
-            let local = self.view.get(&id).cloned();
-            let confirmed = self.confirmed.get(&id);
-            let fate = match (local, confirmed) {
-                // Gone locally (cleared): nothing to send.
-                (None, _) => Fate::Skip,
-                (Some(_), None) if begun.contains(&id) => {
-                    out.push_back(op);
-                    Fate::Keep
-                }
-                // Begun in a history the room has lost: send it whole again.
-                (Some(local), None) => {
-                    out.extend(whole(&local, id));
-                    Fate::Skip
-                }
-                // Someone erased it meanwhile: theirs was the later word.
-                (Some(_), Some(c)) if c.erased => Fate::Skip,
-                (Some(local), Some(c))
-                    if c.points.len() >= local.points.len() && (c.finished || !local.finished) =>
-                {
-                    Fate::Skip
-                }
-                // Begun on an earlier connection and incomplete in the room: only that
-                // connection could have finished it, so a fresh copy replaces it.
-                (Some(local), Some(_)) => {
-                    let to = new_stroke_id(rng);
-                    out.extend(whole(&local, to));
-                    if let Ok(ids) = Bounded::new(vec![id]) {
-                        out.push_back(Op::Erase { ids });
-                    }
-                    self.renamed.insert(id, to);
-                    self.mine.insert(to);
-                    notices.push(Notice::Renamed { from: id, to });
-                    Fate::Skip
-                }
-            };
-            fates.insert(id, fate);
-        }
-        out
-    }
-
-    fn resync_from_scratch(&mut self) -> Vec<Notice> {
-        // Forget the position so that the next Hello asks for a snapshot.
-        self.confirmed = Board::new();
-        self.welcomed = false;
-        vec![Notice::Resync]
     }
 
     fn remote(&mut self, s: Sequenced) -> Vec<Notice> {
         if !self.welcomed {
             return Vec::new();
         }
-        match self.confirmed.apply_sequenced(&s) {
-            Ok(Change::None) => {}
-            Ok(_) if self.has_outstanding() && self.conflicts(&s.op) => self.rebase(),
-            Ok(_) => {
+        let change = match self.confirmed.apply_sequenced(&s) {
+            Ok(change) => change,
+            Err(_) => return vec![Notice::Resync],
+        };
+        if s.op == Op::Clear && self.ops.iter().any(|e| e.fate == Fate::Applied) {
+            // What the room applied of ours before this Clear is gone with everything else.
+            self.ops.retain(|e| e.fate != Fate::Applied);
+            self.version += 1;
+            self.rebase();
+            return Vec::new();
+        }
+        match change {
+            Change::None => {}
+            _ if self.has_outstanding() && self.conflicts(&s.op) => self.rebase(),
+            _ => {
                 let change = self.view.apply(s.author, &s.op);
                 if self.has_outstanding() {
                     self.diverged = true;
                 }
                 self.note(change);
             }
-            Err(_) => return vec![Notice::Resync],
         }
         Vec::new()
     }
 
-    fn ack(&mut self, ack: Ack) -> Vec<Notice> {
-        let (Some(op), Some(me)) = (self.sent.pop_front(), self.me) else {
-            return vec![Notice::Resync];
-        };
-        let s = Sequenced {
-            epoch: ack.epoch,
-            seq: ack.seq,
-            author: me,
-            op,
-        };
-        if self.confirmed.apply_sequenced(&s).is_err() {
-            return vec![Notice::Resync];
-        }
-        if self.diverged && !self.has_outstanding() {
-            self.diverged = false;
-            if !same_content(&self.view, &self.confirmed) {
-                self.view = IndexedBoard::new(self.confirmed.clone());
-                self.redraw = Redraw::All;
-            }
-        }
-        Vec::new()
+    /// The entry with the lowest number among those whose fate matches.
+    fn lowest(&self, matches: impl Fn(Fate) -> bool) -> Option<usize> {
+        self.ops
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches(e.fate))
+            .filter_map(|(i, e)| Some((e.fate.number()?, i)))
+            .min()
+            .map(|(_, i)| i)
     }
 
-    fn error(&mut self, e: ErrorFrame) -> Vec<Notice> {
-        match e.code {
-            // The server refuses only ops that would change nothing by the time they are
-            // ordered (a stroke someone else erased first, a move back to where it is), and
-            // ops no correct client sends: it leaves the view, without bothering the user.
-            ErrorCode::InvalidOp | ErrorCode::Decided | ErrorCode::BoardFull => {
-                if self.sent.pop_front().is_some() {
-                    self.rebase();
-                }
-                Vec::new()
-            }
-            // Refusals of one op: it was not applied, so it leaves the view too.
-            ErrorCode::ViewOnly | ErrorCode::TemporarilyReadOnly => {
-                if self.sent.pop_front().is_some() {
-                    self.rebase();
-                }
-                let text = match e.code {
-                    ErrorCode::ViewOnly => "This link can only view the board.",
-                    _ => "The board cannot be saved right now; try again in a moment.",
-                };
-                vec![Notice::Toast(text.into())]
-            }
-            // The server drops frames silently once it has said this, so which of our ops
-            // arrived is unknown: resume, and let the Welcome sort it out.
-            ErrorCode::RateLimited => vec![
-                Notice::Toast("Too many changes at once; catching up…".into()),
-                Notice::Resync,
-            ],
-            ErrorCode::Malformed | ErrorCode::UnexpectedMessage => vec![Notice::Resync],
-            ErrorCode::Forbidden => vec![Notice::Fatal(
-                "This board does not exist, or the link is not valid.".into(),
-            )],
-            ErrorCode::VersionMismatch => vec![Notice::Outdated],
-            ErrorCode::RoomFull => vec![Notice::Toast(
-                "This board is full right now; trying again shortly.".into(),
-            )],
-            ErrorCode::Overloaded => vec![Notice::Toast(
-                "The server is busy; trying again shortly.".into(),
-            )],
-            ErrorCode::Internal => {
-                vec![Notice::Toast("Something went wrong on the server.".into())]
-            }
-        }
+    fn in_flight(&self) -> bool {
+        self.ops.iter().any(|e| matches!(e.fate, Fate::Sent(_)))
     }
 
     fn has_outstanding(&self) -> bool {
-        self.outstanding() > 0
+        !self.ops.is_empty()
     }
 
-    /// Whether a remote op touches a stroke our outstanding ops touch, or clears the board.
+    /// Whether a remote op touches a stroke our ops touch, or clears the board.
     fn conflicts(&self, op: &Op) -> bool {
         let ids: &[StrokeId] = match op {
             Op::Clear => return true,
@@ -538,50 +541,26 @@ impl Session {
     }
 
     fn outstanding_ids(&self) -> HashSet<StrokeId> {
-        let mut ids = HashSet::new();
-        for op in self.in_doubt.iter().chain(&self.sent).chain(&self.unsent) {
-            match op {
-                Op::StrokeBegin { id, .. } | Op::StrokeEnd { id } | Op::Text { id, .. } => {
-                    ids.insert(*id);
-                }
-                Op::StrokePoints(b) => {
-                    ids.insert(b.id);
-                }
-                Op::Erase { ids: list } | Op::Restore { ids: list } => ids.extend(list.iter()),
-                Op::Move { to } => ids.extend(to.iter().map(|p| p.id)),
-                Op::Clear => {}
-            }
-        }
-        ids
+        self.ops.iter().flat_map(|e| op_ids(&e.op)).collect()
     }
 
-    /// `view = confirmed + outstanding ops`.
+    /// `view = confirmed + our unsettled ops`, in the order they were made.
     fn rebase(&mut self) {
-        let mut view = self.confirmed.clone();
-        let ops: Vec<Op> = self
-            .in_doubt
-            .iter()
-            .chain(&self.sent)
-            .chain(&self.unsent)
-            .cloned()
-            .collect();
-        for op in &ops {
-            let author = self.local_author_on(&view, op);
-            view.apply(author, op);
+        let mut view = self.view_base();
+        for e in &self.ops {
+            let author = self.local_author_on(&view, &e.op);
+            view.apply(author, &e.op);
         }
         // Indexed once at the end rather than op by op: a rebase replays many ops.
         self.view = IndexedBoard::new(view);
-        self.diverged = false;
+        // Our ops are replayed in the order they were made, which is not always the order
+        // they reach the room (ops in doubt go first): compare once they are all settled.
+        self.diverged = self.has_outstanding();
         self.redraw = Redraw::All;
     }
 
     /// Who a local op is applied as on `view`: a stroke continues under the author it was
-    /// begun with (which may be an earlier connection's id), anything new under our current
-    /// id.
-    fn local_author(&self, op: &Op) -> MemberId {
-        self.local_author_on(&self.view, op)
-    }
-
+    /// begun with, anything new under our author id.
     fn local_author_on(&self, view: &Board, op: &Op) -> MemberId {
         let continues = match op {
             Op::StrokePoints(b) => Some(b.id),
@@ -592,81 +571,8 @@ impl Session {
             .filter(|id| self.mine.contains(id))
             .and_then(|id| view.get(&id))
             .map(|s| s.author)
-            .or(self.me)
+            .or(self.author)
             .unwrap_or(PROVISIONAL)
-    }
-
-    fn remap(&self, op: Op) -> Op {
-        if self.renamed.is_empty() {
-            return op;
-        }
-        let map = |id: StrokeId| *self.renamed.get(&id).unwrap_or(&id);
-        match op {
-            Op::StrokePoints(b) => match StrokePoints::new(map(b.id), b.start, b.points.clone()) {
-                Ok(b) => Op::StrokePoints(b),
-                Err(_) => Op::StrokePoints(b),
-            },
-            Op::StrokeEnd { id } => Op::StrokeEnd { id: map(id) },
-            Op::Erase { ids } => Op::Erase {
-                ids: remap_ids(ids, map),
-            },
-            Op::Restore { ids } => Op::Restore {
-                ids: remap_ids(ids, map),
-            },
-            Op::Move { to } => {
-                let moved: Vec<Placement> = to
-                    .iter()
-                    .filter_map(|p| Placement::new(map(p.id), p.dx, p.dy).ok())
-                    .collect();
-                match Bounded::new(moved) {
-                    Ok(to) => Op::Move { to },
-                    Err(_) => Op::Move { to },
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// Adds an op to the unsent queue, merging it into the last one where that keeps the
-    /// meaning: consecutive point batches of a stroke become one batch (this is the per-frame
-    /// batching), consecutive moves of the same strokes keep only the last, erases join.
-    fn queue(&mut self, op: Op) {
-        if let Some(last) = self.unsent.back_mut() {
-            match (last, &op) {
-                (Op::StrokePoints(a), Op::StrokePoints(b))
-                    if a.id == b.id
-                        && a.start as usize + a.points.len() == b.start as usize
-                        && a.points.len() + b.points.len() <= MAX_POINTS_PER_BATCH =>
-                {
-                    let mut pts = a.points.as_slice().to_vec();
-                    pts.extend_from_slice(b.points.as_slice());
-                    if let Ok(points) = Points::new(pts)
-                        && let Ok(merged) = StrokePoints::new(a.id, a.start, points)
-                    {
-                        *a = merged;
-                        return;
-                    }
-                }
-                (Op::Move { to: a }, Op::Move { to: b })
-                    if a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.id == y.id) =>
-                {
-                    *a = b.clone();
-                    return;
-                }
-                (Op::Erase { ids: a }, Op::Erase { ids: b })
-                    if a.len() + b.len() <= MAX_IDS_PER_OP =>
-                {
-                    let mut all = a.as_slice().to_vec();
-                    all.extend(b.iter().filter(|id| !a.contains(id)));
-                    if let Ok(ids) = Bounded::new(all) {
-                        *a = ids;
-                        return;
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.unsent.push_back(op);
     }
 
     fn note(&mut self, change: Change) {
@@ -684,47 +590,6 @@ impl Session {
     }
 }
 
-fn remap_ids(
-    ids: Bounded<StrokeId, MAX_IDS_PER_OP>,
-    map: impl Fn(StrokeId) -> StrokeId,
-) -> Bounded<StrokeId, MAX_IDS_PER_OP> {
-    let mapped: Vec<StrokeId> = ids.iter().map(|id| map(*id)).collect();
-    Bounded::new(mapped).unwrap_or(ids)
-}
-
-/// The ops that draw `stroke` from scratch under `id`.
-fn whole(stroke: &Stroke, id: StrokeId) -> Vec<Op> {
-    let Shape::Ink(tool) = stroke.shape else {
-        return Vec::new();
-    };
-    let mut ops = vec![Op::StrokeBegin {
-        id,
-        tool,
-        color: stroke.color,
-        width: stroke.width,
-        first: stroke.points[0],
-    }];
-    let mut start = 1;
-    for chunk in stroke.points[1..].chunks(MAX_POINTS_PER_BATCH) {
-        if let Ok(points) = Points::new(chunk.to_vec())
-            && let Ok(batch) = StrokePoints::new(id, start as u32, points)
-        {
-            ops.push(Op::StrokePoints(batch));
-        }
-        start += chunk.len();
-    }
-    if stroke.finished {
-        ops.push(Op::StrokeEnd { id });
-    }
-    if stroke.offset != (0, 0)
-        && let Ok(p) = Placement::new(id, stroke.offset.0, stroke.offset.1)
-        && let Ok(to) = Bounded::new(vec![p])
-    {
-        ops.push(Op::Move { to });
-    }
-    ops
-}
-
 /// Whether two boards show the same strokes in the same order.
 fn same_content(a: &Board, b: &Board) -> bool {
     a.len() == b.len()
@@ -736,5 +601,9 @@ fn same_content(a: &Board, b: &Board) -> bool {
         })
 }
 
+#[cfg(test)]
+mod prop;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;

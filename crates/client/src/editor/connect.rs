@@ -56,6 +56,17 @@ impl Editor {
                 }
                 Notice::Cursor(c) => self.presence.cursor(c, now_ms),
                 Notice::Renamed { from, to } => self.history.rename(from, to),
+                Notice::Unconfirmed(_) => {
+                    self.toasts.push(crate::session::UNCONFIRMED_TOAST.into());
+                    self.bump();
+                }
+                Notice::ReadOnly(refused) => {
+                    self.connection.read_only(refused);
+                    if !refused {
+                        self.write_retry.reset();
+                    }
+                    self.bump();
+                }
                 Notice::Toast(t) => {
                     self.toasts.push(t);
                     self.bump();
@@ -83,6 +94,23 @@ impl Editor {
         next
     }
 
+    /// A message for the user from outside the editor (e.g. the browser's storage is full).
+    pub fn notify(&mut self, text: impl Into<String>) {
+        self.toasts.push(text.into());
+        self.bump();
+    }
+
+    /// Another tab took this tab's kept outbox over (this one slept in the background for
+    /// long): this tab stops for good, so that two tabs never write under one key.
+    pub fn superseded(&mut self) {
+        self.connection.fatal(
+            "This board's unsaved changes were taken over by another tab. Reload to go on here."
+                .into(),
+        );
+        self.session.disconnected();
+        self.bump();
+    }
+
     /// The browser went offline.
     pub fn offline(&mut self) {
         self.connection.offline();
@@ -103,6 +131,13 @@ impl Editor {
         let mut frames = Vec::new();
         if !self.session.is_welcomed() {
             return frames;
+        }
+        if self.session.writes_refused() && self.write_retry.due(now_ms, &mut self.rng) {
+            for n in self.session.retry_writes(&mut self.rng) {
+                if let Notice::Renamed { from, to } = n {
+                    self.history.rename(from, to);
+                }
+            }
         }
         // One token is kept back for the cursor, so that drawing never freezes it.
         while self.budget.available(now_ms) > 1 {

@@ -1,6 +1,6 @@
 use kokuban_protocol::{
-    Ack, Bytes, Capability, ClientMsg, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId, RoomState,
-    Seq, ServerMsg, Token, Welcome, decode_client, encode_server,
+    Ack, Bytes, Capability, ClientKey, ClientMsg, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId,
+    RoomState, Seq, ServerMsg, Submit, Token, Welcome, decode_client, encode_server,
 };
 
 use super::*;
@@ -18,12 +18,13 @@ fn editor(edit: bool) -> Editor {
         edit: edit.then(|| token.clone()),
         view: (!edit).then_some(token),
     };
-    Editor::new(prefs, Some(link), [7; 32])
+    Editor::new(prefs, Some(link), [7; 32], Outbox::new(ClientKey([8; 16])))
 }
 
 fn welcome(e: &mut Editor, capability: Capability) {
     let msg = ServerMsg::Welcome(Welcome {
         member: MemberId(5),
+        author: MemberId(6),
         capability,
         epoch: Epoch(1),
         state: RoomState::Snapshot {
@@ -31,6 +32,7 @@ fn welcome(e: &mut Editor, capability: Capability) {
             ops: Vec::new().into(),
         },
         members: Vec::new().into(),
+        decided: 0,
     });
     assert!(e.hello().is_some());
     assert_eq!(e.receive(&encode_server(&msg), 0.0), None);
@@ -67,9 +69,27 @@ fn a_drag_draws_a_stroke_that_is_sent_once_welcomed() {
     welcome(&mut e, Capability::Edit);
     assert_eq!(e.status().name(), "connected");
     let sent = ops(&e.outgoing(30.0));
-    assert!(matches!(sent[0], ClientMsg::Op(Op::StrokeBegin { .. })));
-    assert!(matches!(sent[1], ClientMsg::Op(Op::StrokePoints(_))));
-    assert!(matches!(sent[2], ClientMsg::Op(Op::StrokeEnd { .. })));
+    assert!(matches!(
+        sent[0],
+        ClientMsg::Op(Submit {
+            n: 1,
+            op: Op::StrokeBegin { .. }
+        })
+    ));
+    assert!(matches!(
+        sent[1],
+        ClientMsg::Op(Submit {
+            n: 2,
+            op: Op::StrokePoints(_)
+        })
+    ));
+    assert!(matches!(
+        sent[2],
+        ClientMsg::Op(Submit {
+            n: 3,
+            op: Op::StrokeEnd { .. }
+        })
+    ));
     assert!(matches!(sent[3], ClientMsg::Cursor(Some(_))));
     assert_eq!(sent.len(), 4);
     for seq in 1..=3 {
@@ -224,8 +244,12 @@ fn a_double_click_edits_a_text_item_and_the_edit_reaches_the_room() {
     assert_eq!(texts, ["notes"]);
     // What goes out: the new item, then the erase of the old one.
     let sent = ops(&e.outgoing(2000.0));
-    assert!(matches!(&sent[0], ClientMsg::Op(Op::Text { text, .. }) if text.as_str() == "notes"));
-    assert!(matches!(&sent[1], ClientMsg::Op(Op::Erase { ids }) if ids.as_slice() == [old]));
+    assert!(
+        matches!(&sent[0], ClientMsg::Op(Submit { op: Op::Text { text, .. }, .. }) if text.as_str() == "notes")
+    );
+    assert!(
+        matches!(&sent[1], ClientMsg::Op(Submit { op: Op::Erase { ids }, .. }) if ids.as_slice() == [old])
+    );
     // One undo step brings the old text back.
     e.undo();
     assert_eq!(e.board().strokes().map(|s| s.id).collect::<Vec<_>>(), [old]);
@@ -306,15 +330,17 @@ fn copy_paste_duplicate_and_nudge_send_ops_the_room_applies() {
     let begun: Vec<_> = sent
         .iter()
         .filter_map(|m| match m {
-            ClientMsg::Op(Op::StrokeBegin { id, .. }) => Some(*id),
+            ClientMsg::Op(Submit {
+                op: Op::StrokeBegin { id, .. },
+                ..
+            }) => Some(*id),
             _ => None,
         })
         .collect();
     assert_eq!(begun, pasted);
-    assert!(
-        sent.iter()
-            .any(|m| matches!(m, ClientMsg::Op(Op::StrokeEnd { id }) if *id == pasted[0]))
-    );
+    assert!(sent.iter().any(
+        |m| matches!(m, ClientMsg::Op(Submit { op: Op::StrokeEnd { id }, .. }) if *id == pasted[0])
+    ));
 
     // Ctrl+D copies the selection 16 screen pixels right and down, and selects the copy.
     e.set_screen(1000.0, 800.0, 1.0);
@@ -334,7 +360,7 @@ fn copy_paste_duplicate_and_nudge_send_ops_the_room_applies() {
     let sent = ops(&e.outgoing(500.0));
     assert!(
         sent.iter()
-            .any(|m| matches!(m, ClientMsg::Op(Op::Move { to }) if to.as_slice()[0].id == dup))
+            .any(|m| matches!(m, ClientMsg::Op(Submit { op: Op::Move { to }, .. }) if to.as_slice()[0].id == dup))
     );
     e.undo();
     assert_eq!(e.board().get(&dup).unwrap().offset, (80, 0));
@@ -379,7 +405,7 @@ fn a_link_without_a_token_says_so_for_good_and_offers_a_new_board() {
         edit: None,
         view: None,
     };
-    let mut e = Editor::new(prefs, Some(link), [7; 32]);
+    let mut e = Editor::new(prefs, Some(link), [7; 32], Outbox::new(ClientKey([8; 16])));
     assert_eq!(e.status().label(), crate::NO_TOKEN);
     assert_eq!(e.closed(), Some(crate::connection::Remedy::NewBoard));
     assert!(!e.can_edit());
@@ -435,6 +461,7 @@ fn others_drawing_and_our_renaming_refresh_what_the_page_shows() {
     };
     let msg = ServerMsg::Welcome(Welcome {
         member: MemberId(5),
+        author: MemberId(5),
         capability: Capability::Edit,
         epoch: Epoch(1),
         state: RoomState::Snapshot {
@@ -442,6 +469,7 @@ fn others_drawing_and_our_renaming_refresh_what_the_page_shows() {
             ops: Vec::new().into(),
         },
         members: vec![me].into(),
+        decided: 0,
     });
     e.hello();
     e.receive(&encode_server(&msg), 0.0);
@@ -477,4 +505,43 @@ fn others_drawing_and_our_renaming_refresh_what_the_page_shows() {
     assert_eq!(e.status().name(), "offline");
     assert_eq!(e.online(), Next::Stay);
     assert_eq!(e.status().name(), "connected");
+}
+
+#[test]
+fn a_store_outage_shows_read_only_once_retries_on_a_timer_and_ends_with_an_ack() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    e.pointer_up(input(1, 40.0, 15.0, PointerKind::Mouse, 16.0));
+    let sent = ops(&e.outgoing(20.0));
+    let in_flight = sent
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::Op(_)))
+        .count();
+    assert!(in_flight >= 2, "{sent:?}");
+    let refused = encode_server(&ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::TemporarilyReadOnly,
+        "store unreachable",
+    )));
+    for _ in 0..in_flight {
+        assert_eq!(e.receive(&refused, 30.0), None);
+    }
+    assert_eq!(e.status().name(), "read-only");
+    assert_eq!(e.take_toasts().len(), 1, "one message for the outage");
+    // The stroke stays on screen; nothing goes out before the retry timer.
+    assert_eq!(e.board().len(), 1);
+    assert!(e.outgoing(40.0).is_empty());
+    assert!(e.outgoing(500.0).is_empty());
+    // Within the first ceiling (1 s after the timer was set), one op goes out.
+    let probe = ops(&e.outgoing(1_100.0));
+    assert_eq!(probe.len(), 1, "{probe:?}");
+    let ack = encode_server(&ServerMsg::Ack(Ack {
+        epoch: Epoch(1),
+        seq: Seq(1),
+    }));
+    assert_eq!(e.receive(&ack, 1_200.0), None);
+    assert_eq!(e.status().name(), "connected");
+    // Writes flow again: the rest of the stroke goes out in the next frame.
+    assert!(!ops(&e.outgoing(1_300.0)).is_empty());
+    assert!(e.take_toasts().is_empty());
 }

@@ -1,94 +1,48 @@
-//! The session against a simulated room: a board that sequences ops in arrival order, as the
-//! server does, and hands out Acks and Ops.
+//! The session against a simulated room (`sim.rs`): a board that sequences ops in arrival
+//! order and numbers them per author, as the server does.
 
-use kokuban_protocol::{Bytes, Epoch, Point, Position, Seq, Tool, Width};
+use kokuban_protocol::{
+    Ack, Bounded, Bytes, Epoch, ErrorCode, ErrorFrame, Point, Points, RoomState, Seq, StrokePoints,
+    Tool, Welcome, Width,
+};
 
+use super::sim::{ROOM_EPOCH, Room};
 use super::*;
+use crate::outbox;
 use crate::rng::{Xoshiro256, stroke_id_from};
 
-const ROOM_EPOCH: Epoch = Epoch(7);
-
-/// The server side of one room.
-struct Room {
-    board: Board,
-    log: Vec<Sequenced>,
-    next_member: u64,
-}
-
-impl Room {
-    fn new() -> Self {
-        Self {
-            board: Board::at_start_of(ROOM_EPOCH),
-            log: Vec::new(),
-            next_member: 100,
-        }
-    }
-
-    /// Sequences `op` from `author`; returns (ack for the author, op for the others).
-    fn submit(&mut self, author: MemberId, op: Op) -> (ServerMsg, ServerMsg) {
-        let seq = Seq(self.log.len() as u64 + 1);
-        let s = Sequenced {
-            epoch: ROOM_EPOCH,
-            seq,
-            author,
-            op,
-        };
-        self.board.apply_sequenced(&s).unwrap();
-        self.log.push(s.clone());
-        (
-            ServerMsg::Ack(Ack {
-                epoch: ROOM_EPOCH,
-                seq,
-            }),
-            ServerMsg::Op(s),
-        )
-    }
-
-    fn welcome(&mut self, resume: Option<Position>) -> (MemberId, ServerMsg) {
-        self.next_member += 1;
-        let member = MemberId(self.next_member);
-        let state = match resume {
-            Some(p) if p.epoch == ROOM_EPOCH => RoomState::Replay {
-                ops: self.log[p.seq.0 as usize..].to_vec().into(),
-            },
-            _ => RoomState::Snapshot {
-                board: Bytes(Board::at_start_of(ROOM_EPOCH).snapshot()),
-                ops: self.log.clone().into(),
-            },
-        };
-        (
-            member,
-            ServerMsg::Welcome(Welcome {
-                member,
-                capability: Capability::Edit,
-                epoch: ROOM_EPOCH,
-                state,
-                members: Vec::new().into(),
-            }),
-        )
-    }
-}
-
 /// A tab: its session and its current member id.
-struct Tab {
-    session: Session,
-    member: MemberId,
-    rng: Xoshiro256,
+pub(super) struct Tab {
+    pub session: Session,
+    pub member: MemberId,
+    pub rng: Xoshiro256,
 }
 
 impl Tab {
-    fn join(room: &mut Room) -> Tab {
-        let mut tab = Tab {
-            session: Session::new(),
+    pub fn new(key: u8) -> Tab {
+        Tab::restored(Outbox::new(ClientKey([key; 16])))
+    }
+
+    pub fn restored(outbox: Outbox) -> Tab {
+        Tab {
+            session: Session::restore(outbox),
             member: MemberId(0),
             rng: Xoshiro256::seeded(1),
-        };
+        }
+    }
+
+    fn join(room: &mut Room, key: u8) -> Tab {
+        let mut tab = Tab::new(key);
         tab.connect(room);
         tab.session.take_redraw();
         tab
     }
 
-    fn connect(&mut self, room: &mut Room) -> Vec<Notice> {
+    fn key(&self) -> ClientKey {
+        self.session.key()
+    }
+
+    pub fn hello(&mut self) -> Hello {
         let ClientMsg::Hello(hello) = self.session.hello(
             RoomId::new("room").unwrap(),
             Token::new("t").unwrap(),
@@ -97,23 +51,36 @@ impl Tab {
         ) else {
             panic!("hello expected")
         };
-        let (member, welcome) = room.welcome(hello.resume);
+        hello
+    }
+
+    /// Connects and reads the Welcome: a replay of what it missed where possible.
+    fn connect(&mut self, room: &mut Room) -> Vec<Notice> {
+        self.connect_with(room, false)
+    }
+
+    fn connect_with(&mut self, room: &mut Room, snapshot: bool) -> Vec<Notice> {
+        let hello = self.hello();
+        let (member, welcome) = room.welcome(&hello, snapshot);
         self.member = member;
-        let notices = self.session.receive(welcome, &mut self.rng);
-        assert!(matches!(notices[0], Notice::Welcomed { .. }));
+        let notices = self.recv(welcome);
+        assert!(matches!(notices[0], Notice::Welcomed { .. }), "{notices:?}");
         notices
     }
 
-    /// Sends everything unsent; returns the ops as the room received them (unsequenced).
-    fn flush(&mut self) -> Vec<Op> {
+    /// Takes everything the session would send now.
+    pub fn flush(&mut self) -> Vec<Submit> {
         let mut ops = Vec::new();
-        while let Some(ClientMsg::Op(op)) = self.session.next_op() {
-            ops.push(op);
+        while let Some(msg) = self.session.next_op() {
+            let ClientMsg::Op(submit) = msg else {
+                panic!("an op expected")
+            };
+            ops.push(submit);
         }
         ops
     }
 
-    fn recv(&mut self, msg: ServerMsg) -> Vec<Notice> {
+    pub fn recv(&mut self, msg: ServerMsg) -> Vec<Notice> {
         self.session.receive(msg, &mut self.rng)
     }
 }
@@ -143,6 +110,12 @@ fn end(n: u128) -> Op {
     }
 }
 
+fn erase(n: u128) -> Op {
+    Op::Erase {
+        ids: Bounded::new(vec![stroke_id_from(n)]).unwrap(),
+    }
+}
+
 /// The same strokes, in the same order (positions aside: the view has none of its own).
 fn assert_same(a: &Board, b: &Board) {
     let sa: Vec<_> = a.all_strokes().collect();
@@ -154,13 +127,34 @@ fn ids(b: &Board) -> Vec<StrokeId> {
     b.strokes().map(|s| s.id).collect()
 }
 
-/// Sends what a tab has, delivering acks to it and ops to the others, in room order.
-fn deliver(room: &mut Room, from: &mut Tab, others: &mut [&mut Tab]) {
-    for op in from.flush() {
-        let (ack, relay) = room.submit(from.member, op);
-        assert!(from.recv(ack).is_empty());
-        for o in others.iter_mut() {
-            o.recv(relay.clone());
+fn numbers(sent: &[Submit]) -> Vec<u64> {
+    sent.iter().map(|s| s.n).collect()
+}
+
+fn toasts(notices: &[Notice]) -> usize {
+    notices
+        .iter()
+        .filter(|n| matches!(n, Notice::Toast(_)))
+        .count()
+}
+
+/// Sends what a tab has, delivering its answers to it and the ops to the others, until it
+/// has nothing more to send; returns the tab's notices.
+fn deliver(room: &mut Room, from: &mut Tab, others: &mut [&mut Tab]) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    loop {
+        let sent = from.flush();
+        if sent.is_empty() {
+            return notices;
+        }
+        for s in sent {
+            let (answer, relay) = room.submit(from.key(), s);
+            notices.extend(from.recv(answer));
+            for o in others.iter_mut() {
+                if let Some(r) = &relay {
+                    o.recv(ServerMsg::Op(r.clone()));
+                }
+            }
         }
     }
 }
@@ -168,8 +162,8 @@ fn deliver(room: &mut Room, from: &mut Tab, others: &mut [&mut Tab]) {
 #[test]
 fn own_ink_shows_at_once_and_is_confirmed_by_its_ack() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    let mut bob = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     ada.session.local(begin(1));
     assert_eq!(ids(ada.session.view()), vec![stroke_id_from(1)]);
     assert!(ada.session.confirmed().is_empty());
@@ -184,36 +178,42 @@ fn own_ink_shows_at_once_and_is_confirmed_by_its_ack() {
 }
 
 #[test]
-fn point_batches_of_one_frame_go_out_as_one_op() {
+fn point_batches_of_one_frame_go_out_as_one_op_under_one_number() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
     ada.session.local(begin(1));
     ada.session.local(points(1, 1, &[1, 2]));
     ada.session.local(points(1, 3, &[3]));
     ada.session.local(points(1, 4, &[4, 5]));
-    let ops = ada.flush();
-    assert_eq!(ops.len(), 2);
-    assert_eq!(ops[1], points(1, 1, &[1, 2, 3, 4, 5]));
-    // After the frame is out, new points start a new batch.
+    let sent = ada.flush();
+    assert_eq!(numbers(&sent), [1, 2]);
+    assert_eq!(sent[1].op, points(1, 1, &[1, 2, 3, 4, 5]));
+    // After the frame is out, new points start a new batch, under the next number.
     ada.session.local(points(1, 6, &[6]));
-    assert_eq!(ada.flush(), vec![points(1, 6, &[6])]);
+    assert_eq!(
+        ada.flush(),
+        [Submit {
+            n: 3,
+            op: points(1, 6, &[6])
+        }]
+    );
 }
 
 #[test]
 fn the_room_order_wins_when_two_strokes_start_together() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    let mut bob = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     ada.session.local(begin(1));
     bob.session.local(begin(2));
     // Bob's reaches the room first.
     let bob_op = bob.flush().remove(0);
-    let (bob_ack, bob_relay) = room.submit(bob.member, bob_op);
+    let (bob_ack, bob_relay) = room.submit(bob.key(), bob_op);
     let ada_op = ada.flush().remove(0);
-    let (ada_ack, ada_relay) = room.submit(ada.member, ada_op);
+    let (ada_ack, ada_relay) = room.submit(ada.key(), ada_op);
     bob.recv(bob_ack);
-    bob.recv(ada_relay);
-    ada.recv(bob_relay);
+    bob.recv(ServerMsg::Op(ada_relay.unwrap()));
+    ada.recv(ServerMsg::Op(bob_relay.unwrap()));
     // Until her ack, Ada sees her stroke below Bob's (she drew first)...
     assert_eq!(
         ids(ada.session.view()),
@@ -230,14 +230,14 @@ fn the_room_order_wins_when_two_strokes_start_together() {
 #[test]
 fn a_clear_sequenced_before_our_stroke_does_not_take_it_away() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    let mut bob = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     bob.session.local(begin(9));
     deliver(&mut room, &mut bob, &mut [&mut ada]);
     ada.session.local(begin(1));
     ada.session.local(points(1, 1, &[1]));
-    let (_, clear) = room.submit(bob.member, Op::Clear);
-    ada.recv(clear);
+    bob.session.local(Op::Clear);
+    deliver(&mut room, &mut bob, &mut [&mut ada]);
     // The clear came first in the room, so Ada's stroke survives it, and stays on screen.
     assert_eq!(ids(ada.session.view()), vec![stroke_id_from(1)]);
     ada.session.local(points(1, 2, &[2]));
@@ -247,39 +247,20 @@ fn a_clear_sequenced_before_our_stroke_does_not_take_it_away() {
 }
 
 #[test]
-fn a_refused_op_leaves_the_view() {
-    let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    ada.session.local(begin(1));
-    ada.flush();
-    let notices = ada.recv(ServerMsg::Error(ErrorFrame::new(
-        ErrorCode::TemporarilyReadOnly,
-        "read-only",
-    )));
-    assert!(matches!(&notices[..], [Notice::Toast(_)]));
-    assert!(ada.session.view().is_empty());
-    assert_eq!(ada.session.outstanding(), 0);
-}
-
-#[test]
 fn losing_a_race_to_erase_the_same_stroke_is_silent_and_leaves_it_erased() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    let mut bob = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     ada.session.local(begin(1));
     ada.session.local(end(1));
     deliver(&mut room, &mut ada, &mut [&mut bob]);
-    let erase = Op::Erase {
-        ids: kokuban_protocol::Bounded::new(vec![stroke_id_from(1)]).unwrap(),
-    };
     // Both erase it at once; Ada's reaches the room first.
-    ada.session.local(erase.clone());
-    bob.session.local(erase);
+    ada.session.local(erase(1));
+    bob.session.local(erase(1));
     assert!(bob.session.view().is_empty());
-    let bobs = bob.flush();
-    assert_eq!(bobs.len(), 1);
+    assert_eq!(bob.flush().len(), 1);
     deliver(&mut room, &mut ada, &mut [&mut bob]);
-    // The room refuses Bob's erase, which would change nothing now: no message for Bob.
+    // The server refuses Bob's erase, which would change nothing now: no message for Bob.
     let notices = bob.recv(ServerMsg::Error(ErrorFrame::new(
         ErrorCode::InvalidOp,
         "nothing to erase",
@@ -293,7 +274,8 @@ fn losing_a_race_to_erase_the_same_stroke_is_silent_and_leaves_it_erased() {
 #[test]
 fn rate_limits_gaps_and_unknown_acks_resync() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     let n = ada.recv(ServerMsg::Error(ErrorFrame::new(
         ErrorCode::RateLimited,
         "slow",
@@ -306,9 +288,15 @@ fn rate_limits_gaps_and_unknown_acks_resync() {
         })),
         vec![Notice::Resync]
     );
-    room.submit(MemberId(5), begin(1));
-    let (_, second) = room.submit(MemberId(5), begin(2));
-    assert_eq!(ada.recv(second), vec![Notice::Resync]);
+    bob.session.local(begin(1));
+    bob.session.local(begin(2));
+    let sent = bob.flush();
+    room.submit(bob.key(), sent[0].clone());
+    let (_, second) = room.submit(bob.key(), sent[1].clone());
+    assert_eq!(
+        ada.recv(ServerMsg::Op(second.unwrap())),
+        vec![Notice::Resync]
+    );
     assert_eq!(
         ada.recv(ServerMsg::Error(ErrorFrame::new(
             ErrorCode::Forbidden,
@@ -323,8 +311,8 @@ fn rate_limits_gaps_and_unknown_acks_resync() {
 #[test]
 fn strokes_drawn_offline_are_sent_after_reconnecting() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    let mut bob = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     ada.session.disconnected();
     ada.session.local(begin(1));
     ada.session.local(points(1, 1, &[1, 2, 3]));
@@ -345,27 +333,73 @@ fn strokes_drawn_offline_are_sent_after_reconnecting() {
 }
 
 #[test]
-fn in_doubt_ops_the_room_has_are_not_sent_twice() {
-    let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    ada.session.local(begin(1));
-    ada.session.local(end(1));
-    ada.session.local(Op::Clear);
-    // The room sequenced the first two; the connection died before the acks.
-    let ops = ada.flush();
-    assert_eq!(ops.len(), 3);
-    room.submit(ada.member, ops[0].clone());
-    room.submit(ada.member, ops[1].clone());
-    ada.session.disconnected();
-    ada.connect(&mut room);
-    assert_eq!(ada.flush(), vec![Op::Clear]);
+fn after_a_reconnect_decided_ops_are_dropped_and_the_rest_resent_under_their_numbers() {
+    for snapshot in [false, true] {
+        let mut room = Room::new();
+        let mut ada = Tab::join(&mut room, 1);
+        ada.session.local(begin(1));
+        ada.session.local(end(1));
+        ada.session.local(begin(2));
+        let sent = ada.flush();
+        assert_eq!(numbers(&sent), [1, 2, 3]);
+        // The room applied the first two; the connection died before any answer came back.
+        room.submit(ada.key(), sent[0].clone());
+        room.submit(ada.key(), sent[1].clone());
+        ada.session.disconnected();
+        ada.session.local(end(2));
+        ada.connect_with(&mut room, snapshot);
+        // Numbers up to `decided` (2) are settled; 3 goes out again as 3, then the new op.
+        let resent = ada.flush();
+        assert_eq!(
+            resent,
+            [Submit { n: 3, op: begin(2) }, Submit { n: 4, op: end(2) }],
+            "snapshot: {snapshot}"
+        );
+        for s in resent {
+            let (answer, _) = room.submit(ada.key(), s);
+            ada.recv(answer);
+        }
+        assert_eq!(ids(&room.board), vec![stroke_id_from(1), stroke_id_from(2)]);
+        assert_eq!(room.applied.len(), 4);
+        assert_same(ada.session.view(), ada.session.confirmed());
+        assert_eq!(ada.session.outstanding(), 0);
+    }
+}
+
+/// Issue 12, first measurement: a Clear whose Ack was lost, then someone's new stroke.
+#[test]
+fn a_clear_decided_before_a_reconnect_never_reaches_the_wire_again() {
+    for snapshot in [true, false] {
+        let mut room = Room::new();
+        let mut ada = Tab::join(&mut room, 1);
+        let mut bob = Tab::join(&mut room, 2);
+        bob.session.local(begin(9));
+        deliver(&mut room, &mut bob, &mut [&mut ada]);
+        ada.session.local(Op::Clear);
+        let clear = ada.flush().remove(0);
+        // The room applies Ada's Clear; her connection dies before she reads the Ack.
+        let (_, relay) = room.submit(ada.key(), clear);
+        bob.recv(ServerMsg::Op(relay.unwrap()));
+        ada.session.disconnected();
+        // Bob draws and gets his Ack.
+        bob.session.local(begin(2));
+        bob.session.local(end(2));
+        deliver(&mut room, &mut bob, &mut []);
+        // Ada comes back from before the Clear.
+        ada.connect_with(&mut room, snapshot);
+        assert_eq!(ada.flush(), [], "snapshot: {snapshot}");
+        assert_eq!(ada.session.outstanding(), 0);
+        assert_eq!(ids(&room.board), vec![stroke_id_from(2)]);
+        assert_eq!(ids(ada.session.view()), vec![stroke_id_from(2)]);
+        assert_eq!(ids(bob.session.view()), vec![stroke_id_from(2)]);
+    }
 }
 
 #[test]
-fn a_stroke_cut_by_a_disconnect_is_replaced_by_a_whole_copy() {
+fn a_stroke_begun_before_a_reconnect_goes_on_after_it() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
-    let mut bob = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
     ada.session.local(begin(1));
     ada.session.local(points(1, 1, &[1, 2]));
     deliver(&mut room, &mut ada, &mut [&mut bob]);
@@ -373,71 +407,249 @@ fn a_stroke_cut_by_a_disconnect_is_replaced_by_a_whole_copy() {
     ada.session.disconnected();
     ada.session.local(points(1, 3, &[3, 4]));
     let notices = ada.connect(&mut room);
-    let Some(Notice::Renamed { from, to }) = notices
-        .iter()
-        .find(|n| matches!(n, Notice::Renamed { .. }))
-        .cloned()
-    else {
-        panic!("expected a rename: {notices:?}")
-    };
-    assert_eq!(from, stroke_id_from(1));
-    // The pen is still down: its next points follow the new id.
-    ada.session.local(points(1, 5, &[5]));
+    assert!(
+        !notices.iter().any(|n| matches!(n, Notice::Renamed { .. })),
+        "{notices:?}"
+    );
     ada.session.local(end(1));
     deliver(&mut room, &mut ada, &mut [&mut bob]);
-    assert_eq!(ids(&room.board), vec![to]);
-    let s = room.board.get(&to).unwrap();
-    assert_eq!((s.points.len(), s.finished), (6, true));
-    assert!(room.board.get(&from).unwrap().erased);
+    assert_eq!(ids(&room.board), vec![stroke_id_from(1)]);
+    let s = room.board.get(&stroke_id_from(1)).unwrap();
+    assert_eq!((s.points.len(), s.finished), (5, true));
     assert_same(ada.session.view(), ada.session.confirmed());
+    assert_eq!(ids(bob.session.view()), vec![stroke_id_from(1)]);
+}
+
+/// Issue 12, second measurement: the store pauses while a stroke is drawn.
+#[test]
+fn a_stroke_the_room_took_in_part_is_sent_whole_under_a_new_id_once_it_takes_writes() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
+    // One op per frame.
+    let mut sent = Vec::new();
+    for op in [
+        begin(1),
+        points(1, 1, &[1, 2]),
+        points(1, 3, &[3, 4]),
+        end(1),
+    ] {
+        ada.session.local(op);
+        sent.extend(ada.flush());
+    }
+    assert_eq!(numbers(&sent), [1, 2, 3, 4]);
+    // The begin is taken, the first batch refused, then the store is back: the second batch
+    // (a gap the board ignores) and the end are taken.
+    let mut notices = Vec::new();
+    for (i, s) in sent.into_iter().enumerate() {
+        room.read_only = i == 1;
+        let (answer, relay) = room.submit(ada.key(), s);
+        if let Some(r) = relay {
+            bob.recv(ServerMsg::Op(r));
+        }
+        notices.extend(ada.recv(answer));
+    }
+    assert_eq!(room.board.get(&stroke_id_from(1)).unwrap().points.len(), 1);
+    // Told once, and the status ended with the next Ack.
+    assert_eq!(toasts(&notices), 1, "{notices:?}");
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|n| matches!(n, Notice::ReadOnly(_)))
+            .collect::<Vec<_>>(),
+        [&Notice::ReadOnly(true), &Notice::ReadOnly(false)]
+    );
+    assert!(!ada.session.writes_refused());
+    // Ada's tab never stopped showing the whole stroke.
+    let to = match notices.iter().find(|n| matches!(n, Notice::Renamed { .. })) {
+        Some(Notice::Renamed { from, to }) if *from == stroke_id_from(1) => *to,
+        _ => panic!("expected a rename of the stroke: {notices:?}"),
+    };
+    assert_eq!(ada.session.view().get(&to).unwrap().points.len(), 5);
+    let resent = ada.flush();
+    assert!(numbers(&resent).iter().all(|&n| n > 4), "{resent:?}");
+    assert_eq!(
+        resent.last().map(|s| &s.op),
+        Some(&erase(1)),
+        "the part goes after the whole is in"
+    );
+    for s in resent {
+        let (answer, relay) = room.submit(ada.key(), s);
+        bob.recv(ServerMsg::Op(relay.unwrap()));
+        ada.recv(answer);
+    }
+    let s = room.board.get(&to).unwrap();
+    assert_eq!((s.points.len(), s.finished), (5, true));
+    assert_eq!(ids(&room.board), vec![to]);
     assert_eq!(ids(bob.session.view()), vec![to]);
-    assert!(ada.session.is_mine(&to));
+    assert_same(ada.session.view(), ada.session.confirmed());
+    assert_eq!(ada.session.outstanding(), 0);
+    // Later local ops on the old id (the undo of the stroke) go to the new one.
+    assert_eq!(ada.session.current_id(stroke_id_from(1)), to);
 }
 
 #[test]
-fn a_new_epoch_replaces_the_board_and_keeps_what_we_drew() {
+fn while_the_room_refuses_writes_one_op_goes_out_at_a_time_and_one_toast_says_so() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
+    room.read_only = true;
+    for n in 1..=3 {
+        ada.session.local(begin(n));
+        ada.session.local(end(n));
+    }
+    let mut notices = deliver(&mut room, &mut ada, &mut []);
+    assert_eq!(toasts(&notices), 1, "{notices:?}");
+    assert!(ada.session.writes_refused());
+    // Everything drawn stays on screen, and nothing goes out until a retry is due.
+    assert_eq!(ada.session.view().len(), 3);
+    assert!(ada.flush().is_empty());
+    for _ in 0..2 {
+        ada.session.retry_writes(&mut ada.rng);
+        let probe = ada.flush();
+        assert_eq!(probe.len(), 1, "one op at a time: {probe:?}");
+        let (answer, _) = room.submit(ada.key(), probe[0].clone());
+        notices.extend(ada.recv(answer));
+    }
+    assert_eq!(toasts(&notices), 1, "still one outage: {notices:?}");
+    room.read_only = false;
+    ada.session.retry_writes(&mut ada.rng);
+    notices.extend(deliver(&mut room, &mut ada, &mut []));
+    assert_eq!(notices.last(), Some(&Notice::ReadOnly(false)));
+    assert!(!ada.session.writes_refused());
+    assert_eq!(room.board.len(), 3);
+    assert!(room.board.strokes().all(|s| s.finished));
+    assert_same(ada.session.view(), ada.session.confirmed());
+    assert_eq!(ada.session.outstanding(), 0);
+}
+
+#[test]
+fn a_refused_clear_is_dropped_with_a_message_and_never_sent_later() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
+    bob.session.local(begin(9));
+    deliver(&mut room, &mut bob, &mut [&mut ada]);
+    room.read_only = true;
+    ada.session.local(Op::Clear);
+    assert!(ada.session.view().is_empty());
+    let notices = deliver(&mut room, &mut ada, &mut []);
+    assert!(
+        notices.contains(&Notice::Toast(CLEAR_REFUSED_TOAST.into())),
+        "{notices:?}"
+    );
+    // The board comes back on screen, and the Clear is gone for good.
+    assert_eq!(ids(ada.session.view()), vec![stroke_id_from(9)]);
+    room.read_only = false;
+    ada.session.retry_writes(&mut ada.rng);
+    assert_eq!(ada.flush(), []);
+    assert_eq!(ids(&room.board), vec![stroke_id_from(9)]);
+}
+
+#[test]
+fn a_repeat_decided_long_ago_is_forgotten_quietly() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
     ada.session.local(begin(1));
+    let sent = ada.flush();
+    // The op was applied (Ada received it among the room's ops), and its own answer says it
+    // was decided long ago.
+    let (_, relay) = room.submit(ada.key(), sent[0].clone());
+    assert!(ada.recv(ServerMsg::Op(relay.unwrap())).is_empty());
+    let notices = ada.recv(ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::Decided,
+        "decided",
+    )));
+    assert_eq!(notices, []);
+    assert_eq!(ada.session.outstanding(), 0);
+    assert_eq!(ids(ada.session.view()), vec![stroke_id_from(1)]);
+    assert_eq!(ada.flush(), []);
+}
+
+#[test]
+fn a_refusal_lost_with_the_connection_is_found_out_and_made_good() {
+    for snapshot in [false, true] {
+        let mut room = Room::new();
+        let mut ada = Tab::join(&mut room, 1);
+        for op in [begin(1), points(1, 1, &[1, 2]), end(1)] {
+            ada.session.local(op);
+        }
+        let sent = ada.flush();
+        // Taken, refused, taken; Ada reads none of the answers.
+        for (i, s) in sent.into_iter().enumerate() {
+            room.read_only = i == 1;
+            room.submit(ada.key(), s);
+        }
+        room.read_only = false;
+        ada.session.disconnected();
+        let notices = ada.connect_with(&mut room, snapshot);
+        let to = match notices.iter().find(|n| matches!(n, Notice::Renamed { .. })) {
+            Some(Notice::Renamed { to, .. }) => *to,
+            _ => panic!("expected a rename ({snapshot}): {notices:?}"),
+        };
+        deliver(&mut room, &mut ada, &mut []);
+        assert_eq!(ids(&room.board), vec![to], "snapshot: {snapshot}");
+        assert_eq!(room.board.get(&to).unwrap().points.len(), 3);
+        assert_same(ada.session.view(), ada.session.confirmed());
+    }
+}
+
+#[test]
+fn ops_in_flight_across_a_history_reset_on_a_live_connection_are_still_acknowledged() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    ada.session.local(begin(1));
+    let sent = ada.flush();
+    assert_eq!(sent.len(), 1);
+    // The room's history is replaced while begin(1) is on the wire: the server queues a new
+    // Welcome (same member, new epoch), then answers begin(1) in the new epoch.
+    room.reset_history(Epoch(8));
+    let notices = ada.recv(room.rewelcome(ada.member, ada.key()));
+    assert!(!notices.contains(&Notice::Resync));
+    assert_eq!(ids(ada.session.view()), vec![stroke_id_from(1)]);
+    assert!(ada.flush().is_empty(), "begin(1) is not sent twice");
+    let (answer, _) = room.submit(ada.key(), sent[0].clone());
+    let notices = ada.recv(answer);
+    assert!(notices.is_empty(), "{notices:?}");
+    assert_eq!(ids(&ada.session.confirmed), vec![stroke_id_from(1)]);
+}
+
+#[test]
+fn ops_a_new_history_lost_are_sent_again_after_its_welcome() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    for op in [begin(1), points(1, 1, &[1, 2]), end(1)] {
+        ada.session.local(op);
+    }
+    let sent = ada.flush();
+    // The begin is taken; then the room loses its store and starts a new history from the
+    // board it held, refusing the two ops it does not hold, before its Welcome.
+    let (answer, _) = room.submit(ada.key(), sent[0].clone());
+    let mut notices = ada.recv(answer);
+    room.reset_history(Epoch(8));
+    for _ in 0..2 {
+        notices.extend(ada.recv(ServerMsg::Error(ErrorFrame::new(
+            ErrorCode::TemporarilyReadOnly,
+            "lost",
+        ))));
+    }
+    notices.extend(ada.recv(room.rewelcome(ada.member, ada.key())));
+    assert_eq!(toasts(&notices), 1);
     deliver(&mut room, &mut ada, &mut []);
-    ada.session.disconnected();
-    ada.session.local(begin(2));
-    // The room lost its history and starts over.
-    let mut fresh = Room::new();
-    fresh.board = Board::at_start_of(Epoch(8));
-    let (member, _) = fresh.welcome(None);
-    ada.member = member;
-    let ClientMsg::Hello(hello) = ada.session.hello(
-        RoomId::new("room").unwrap(),
-        Token::new("t").unwrap(),
-        Name::new("Ada").unwrap(),
-        Color::rgb(1, 2, 3),
-    ) else {
-        panic!()
-    };
-    assert_eq!(hello.resume.unwrap().seq, Seq(1));
-    ada.recv(ServerMsg::Welcome(Welcome {
-        member,
-        capability: Capability::Edit,
-        epoch: Epoch(8),
-        state: RoomState::Snapshot {
-            board: Bytes(Board::at_start_of(Epoch(8)).snapshot()),
-            ops: Vec::new().into(),
-        },
-        members: Vec::new().into(),
-    }));
-    assert_eq!(ids(ada.session.view()), vec![stroke_id_from(2)]);
-    assert_eq!(ada.session.take_redraw(), Redraw::All);
-    assert_eq!(ada.flush(), vec![begin(2)]);
+    let strokes: Vec<_> = room.board.strokes().collect();
+    assert_eq!(strokes.len(), 1);
+    assert_eq!((strokes[0].points.len(), strokes[0].finished), (3, true));
+    assert_same(ada.session.view(), ada.session.confirmed());
+    assert!(!ada.session.writes_refused());
 }
 
 #[test]
 fn a_view_only_tab_cannot_draw() {
-    let mut s = Session::new();
+    let mut s = Session::new(ClientKey([3; 16]));
     let mut rng = Xoshiro256::seeded(3);
     s.receive(
         ServerMsg::Welcome(Welcome {
             member: MemberId(3),
+            author: MemberId(3),
             capability: Capability::View,
             epoch: ROOM_EPOCH,
             state: RoomState::Snapshot {
@@ -445,6 +657,7 @@ fn a_view_only_tab_cannot_draw() {
                 ops: Vec::new().into(),
             },
             members: Vec::new().into(),
+            decided: 0,
         }),
         &mut rng,
     );
@@ -453,29 +666,136 @@ fn a_view_only_tab_cannot_draw() {
     assert!(s.next_op().is_none());
 }
 
+/// Issue 12, third measurement: strokes drawn while the node was down, then the tab closed.
 #[test]
-fn ops_in_flight_across_a_history_reset_on_a_live_connection_are_still_acknowledged() {
+fn the_outbox_of_a_closed_tab_is_sent_by_the_next_one_under_its_key_and_numbers() {
     let mut room = Room::new();
-    let mut ada = Tab::join(&mut room);
+    let mut ada = Tab::join(&mut room, 1);
     ada.session.local(begin(1));
-    assert_eq!(ada.flush(), vec![begin(1)]);
-    // The room's history is replaced while begin(1) is on the wire: the server queues a new
-    // Welcome (same member, new epoch), then answers begin(1) in the new epoch.
-    let epoch = Epoch(8);
-    let notices = ada.recv(ServerMsg::Welcome(Welcome {
-        member: ada.member,
+    ada.session.local(end(1));
+    let sent = ada.flush();
+    // The begin reaches the room; the node goes down before the end does, or any answer.
+    room.submit(ada.key(), sent[0].clone());
+    ada.session.disconnected();
+    ada.session.local(begin(2));
+    ada.session.local(points(2, 1, &[5]));
+    // The tab is closed; the next one reads what it kept.
+    let text = outbox::encode(&ada.session.outbox(), "tab-a", 0.0);
+    drop(ada);
+    let kept = outbox::decode(&text).unwrap().outbox;
+    let mut next = Tab::restored(kept);
+    assert_eq!(next.session.view().len(), 2, "shown before any connection");
+    next.connect(&mut room);
+    let resent = next.flush();
+    assert_eq!(
+        resent,
+        [
+            Submit { n: 2, op: end(1) },
+            Submit { n: 3, op: begin(2) },
+            Submit {
+                n: 4,
+                op: points(2, 1, &[5])
+            },
+        ]
+    );
+    for s in resent {
+        let (answer, _) = room.submit(next.key(), s);
+        next.recv(answer);
+    }
+    assert_eq!(ids(&room.board), vec![stroke_id_from(1), stroke_id_from(2)]);
+    // One author throughout: the stroke begun in the first tab was finished by the second.
+    assert!(room.board.get(&stroke_id_from(1)).unwrap().finished);
+    assert_eq!(room.applied.len(), 4);
+    assert_same(next.session.view(), next.session.confirmed());
+}
+
+#[test]
+fn a_stroke_a_snapshot_lacks_after_its_answer_was_lost_is_given_up_and_the_user_told() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    ada.session.local(begin(1));
+    ada.session.local(end(1));
+    let sent = ada.flush();
+    // The store is down: both are refused, and the tab is closed before it reads why.
+    room.read_only = true;
+    for s in sent {
+        room.submit(ada.key(), s);
+    }
+    room.read_only = false;
+    let mut next = Tab::restored(ada.session.outbox());
+    // The next tab has no position to resume from: its Welcome is a snapshot, which cannot
+    // tell a refused stroke from one someone cleared since. Sending it again could undo a
+    // Clear; it is given up, and said so.
+    let notices = next.connect(&mut room);
+    assert!(
+        notices.contains(&Notice::Unconfirmed(vec![stroke_id_from(1)])),
+        "{notices:?}"
+    );
+    assert!(next.session.view().is_empty());
+    assert_eq!(next.flush(), []);
+    assert_eq!(next.session.outstanding(), 0);
+}
+
+#[test]
+fn a_large_board_sent_in_parts_is_put_together_and_half_a_board_is_never_used() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    for n in 1..=20 {
+        ada.session.local(begin(n));
+        ada.session.local(points(n, 1, &[1, 2, 3]));
+        ada.session.local(end(n));
+    }
+    deliver(&mut room, &mut ada, &mut []);
+    let snapshot = room.board.snapshot();
+    let in_parts = |tab: &mut Tab, parts: &[u8]| {
+        for chunk in parts.chunks(64) {
+            assert_eq!(
+                tab.recv(ServerMsg::BoardPart(Bytes(chunk.to_vec()))),
+                [],
+                "a part alone changes nothing"
+            );
+        }
+    };
+    let welcome = |member| Welcome {
+        member,
+        author: member,
         capability: Capability::Edit,
-        epoch,
-        state: RoomState::Snapshot {
-            board: Bytes(Board::at_start_of(epoch).snapshot()),
+        epoch: ROOM_EPOCH,
+        state: RoomState::InParts {
             ops: Vec::new().into(),
         },
         members: Vec::new().into(),
-    }));
-    assert!(!notices.contains(&Notice::Resync));
-    assert_eq!(ids(ada.session.view()), vec![stroke_id_from(1)]);
-    assert!(ada.flush().is_empty(), "begin(1) is not sent twice");
-    let notices = ada.recv(ServerMsg::Ack(Ack { epoch, seq: Seq(1) }));
-    assert!(notices.is_empty(), "{notices:?}");
-    assert_eq!(ids(&ada.session.confirmed), vec![stroke_id_from(1)]);
+        decided: 0,
+    };
+
+    // A tab that lost its connection half way through the parts starts over with the next.
+    let mut bob = Tab::new(2);
+    bob.hello();
+    in_parts(&mut bob, &snapshot[..snapshot.len() / 2]);
+    bob.session.disconnected();
+    bob.hello();
+    in_parts(&mut bob, &snapshot);
+    let notices = bob.recv(ServerMsg::Welcome(welcome(MemberId(9))));
+    assert!(matches!(notices[0], Notice::Welcomed { .. }), "{notices:?}");
+    assert_same(bob.session.view(), &room.board);
+    assert_eq!(bob.session.view().len(), 20);
+}
+
+#[test]
+fn a_change_the_full_board_refused_leaves_the_view_and_the_user_is_told() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    ada.session.local(begin(1));
+    let sent = ada.flush();
+    assert_eq!(sent.len(), 1);
+    let notices = ada.recv(ServerMsg::Error(ErrorFrame::new(
+        ErrorCode::BoardFull,
+        "the board is full",
+    )));
+    assert_eq!(notices, [Notice::Toast(BOARD_FULL_TOAST.into())]);
+    assert!(ada.session.view().is_empty());
+    assert_eq!(ada.session.outstanding(), 0);
+    // Never tried again.
+    ada.session.retry_writes(&mut ada.rng);
+    assert_eq!(ada.flush(), []);
 }
