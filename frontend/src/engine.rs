@@ -400,7 +400,7 @@ fn run_frames(engine: Rc<Engine>) {
 }
 
 /// `window.kokuban`: a small surface for browser tests and debugging — the number of visible
-/// strokes, the own ops not settled yet, how long recent frames took to prepare, and a way to
+/// strokes and of their points, the own ops not settled yet, how long recent frames took to prepare, and a way to
 /// cut the connection as a network failure would.
 fn expose_test_hooks(engine: &Rc<Engine>) {
     let hooks = js_sys::Object::new();
@@ -419,6 +419,20 @@ fn expose_test_hooks(engine: &Rc<Engine>) {
         Closure::<dyn FnMut() -> u32>::new(move || editor.borrow().session().outstanding() as u32);
     let _ = js_sys::Reflect::set(&hooks, &"outstanding".into(), outstanding.as_ref());
     outstanding.forget();
+    // The number of points of each visible stroke, in board order: two tabs showing the same
+    // strokes answer the same.
+    let editor = engine.editor.clone();
+    let points = Closure::<dyn FnMut() -> JsValue>::new(move || {
+        let counts: Vec<u32> = editor
+            .borrow()
+            .board()
+            .strokes()
+            .map(|s| s.points.len() as u32)
+            .collect();
+        js_sys::Uint32Array::from(counts.as_slice()).into()
+    });
+    let _ = js_sys::Reflect::set(&hooks, &"strokePoints".into(), points.as_ref());
+    points.forget();
     let me = engine.clone();
     let frame_times = Closure::<dyn FnMut() -> JsValue>::new(move || {
         let times = std::mem::take(&mut *me.frame_times.borrow_mut());

@@ -6,12 +6,20 @@
 //! one tab appear on the other tab's canvas (checked on its pixels), undo and redo there
 //! remove and restore them, a view-only tab cannot draw, and a tab whose connection to its
 //! node was cut catches up on what was drawn meanwhile and delivers what it drew offline.
+//! Exactly once, as a user sees it: a stroke drawn while Redis is stopped ends whole on both
+//! tabs (or nowhere, and its author is told), and a stroke drawn while the tab's node is down
+//! is sent by the tab reopened after the first one was closed.
 //! Screenshots of the end states are named `cluster-…`.
 
 mod common;
 
-use common::{Cluster, Driver, Proxy, prerequisites, wave};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, Driver, Proxy, TIMEOUT, prerequisites, wave};
 use serde_json::json;
+
+/// The number of points of each stroke a tab shows.
+const POINTS: &str = "return Array.from(window.kokuban.strokePoints());";
 
 const W: u32 = 1000;
 const H: u32 = 860;
@@ -241,6 +249,175 @@ async fn text_typed_on_one_node_is_edited_and_the_edit_undone_on_the_other() {
     }
     assert_eq!(bob.js(count, json!([])).await, json!(1));
     bob.screenshot("cluster-text-edit-undone").await;
+    ada.quit().await;
+    bob.quit().await;
+}
+
+/// Records the text of every toast the page shows into `window.toastsSeen`, however briefly
+/// it stays.
+const RECORD_TOASTS: &str = r#"
+window.toastsSeen = [];
+new MutationObserver(() => {
+  for (const t of document.querySelectorAll('.toast')) {
+    if (!window.toastsSeen.includes(t.textContent)) window.toastsSeen.push(t.textContent);
+  }
+}).observe(document.body, {childList: true, subtree: true});
+return true;
+"#;
+
+/// A long stroke across the board, `n + 1` points.
+fn long_stroke(y: i64, n: i64) -> Vec<(i64, i64)> {
+    (0..=n)
+        .map(|i| {
+            let x = 150 + 700 * i / n;
+            let dy = ((i as f64) / 4.0).sin() * 40.0;
+            (x, y + dy as i64)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_paused_mid_stroke_leaves_both_tabs_with_the_same_whole_stroke() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let (edit, _) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{edit}", cluster.b.url()),
+        )
+        .await;
+    ada.js(RECORD_TOASTS, json!([])).await;
+
+    // Ada draws for about 6 s; Redis stops after 1 s, and comes back once she has lifted
+    // the pen and her tab says it cannot save.
+    let stroke = long_stroke(400, 150);
+    let outage = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cluster.redis.pause();
+    };
+    tokio::join!(ada.draw_paced(&stroke, 40), outage);
+    let drawn = ada.js(POINTS, json!([])).await;
+    ada.wait_status("read-only").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.redis.resume();
+
+    // Everything settles: Ada's tab has nothing left to send, and both tabs agree.
+    ada.wait_for(
+        "Ada's changes to be settled",
+        "return window.kokuban.outstanding() === 0;",
+        json!([]),
+    )
+    .await;
+    ada.wait_status("connected").await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (a, b) = (
+            ada.js(POINTS, json!([])).await,
+            bob.js(POINTS, json!([])).await,
+        );
+        if a == b {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tabs disagree: Ada {a}, Bob {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = ada.js(POINTS, json!([])).await;
+    let told: Vec<String> =
+        serde_json::from_value(ada.js("return window.toastsSeen;", json!([])).await).unwrap();
+    if kept == drawn {
+        // The whole stroke, everywhere.
+        assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+    } else {
+        // Or nowhere, and Ada was told.
+        assert_eq!(
+            kept,
+            json!([]),
+            "a different stroke than drawn ({drawn}) survived"
+        );
+        assert!(
+            told.iter().any(|t| t.contains("not on the board")),
+            "Ada was not told her stroke was dropped: {told:?}"
+        );
+    }
+    println!("drawn {drawn}, kept {kept}, toasts {told:?}");
+    bob.screenshot("cluster-redis-paused-mid-stroke").await;
+    ada.quit().await;
+    bob.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stroke_drawn_while_the_node_was_down_is_sent_by_the_tab_reopened_after_it_returned() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let mut cluster = Cluster::start().await;
+    let (edit, _) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{edit}", cluster.b.url()),
+        )
+        .await;
+
+    // Node B goes down; Bob draws anyway.
+    cluster.b.stop().await;
+    bob.wait_for(
+        "Bob to notice his node is gone",
+        "const s = document.getElementById('status'); return !!s && s.dataset.status !== 'connected';",
+        json!([]),
+    )
+    .await;
+    let bottom = (300, 370, 700, 470);
+    bob.draw(&wave(320, 680, 420)).await;
+    bob.wait_ink("Bob's stroke under his pen", bottom, 200)
+        .await;
+    assert!(
+        bob.js("return window.kokuban.outstanding();", json!([]))
+            .await
+            .as_u64()
+            > Some(0)
+    );
+
+    // He closes the tab before the node is back (the page asks first; he leaves).
+    let room_tab = bob.current_tab().await;
+    bob.new_tab().await;
+    bob.switch_to(&room_tab).await;
+    bob.close_tab().await;
+
+    // The node returns; Bob opens the board again.
+    cluster.b.start_again().await;
+    bob.goto(&format!("{}{edit}", cluster.b.url())).await;
+    bob.wait_status("connected").await;
+    ada.wait_ink(
+        "Bob's stroke on Ada's canvas on the other node",
+        bottom,
+        200,
+    )
+    .await;
+    bob.wait_ink("Bob's stroke in his reopened tab", bottom, 200)
+        .await;
+    bob.wait_for(
+        "the reopened tab to have sent it",
+        "return window.kokuban.outstanding() === 0;",
+        json!([]),
+    )
+    .await;
+    let count = "return window.kokuban.strokeCount();";
+    assert_eq!(ada.js(count, json!([])).await, json!(1));
+    assert_eq!(bob.js(count, json!([])).await, json!(1));
+    ada.screenshot("cluster-stroke-from-a-reopened-tab").await;
     ada.quit().await;
     bob.quit().await;
 }

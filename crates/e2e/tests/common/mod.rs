@@ -86,6 +86,8 @@ pub fn screenshot_dir() -> PathBuf {
 pub struct Node {
     pub addr: SocketAddr,
     handle: ShutdownHandle,
+    task: tokio::task::JoinHandle<()>,
+    config: Config,
     _dir: tempfile::TempDir,
 }
 
@@ -102,15 +104,44 @@ impl Node {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.node_id = name.into();
         config.cluster = cluster;
-        let server = Server::bind(config).await.expect("server binds");
-        let addr = server.local_addr();
-        let handle = server.shutdown_handle();
-        tokio::spawn(server.serve());
+        let (addr, handle, task) = Node::serve(config.clone()).await;
+        config.listen = addr;
         Node {
             addr,
             handle,
+            task,
+            config,
             _dir: dir,
         }
+    }
+
+    async fn serve(config: Config) -> (SocketAddr, ShutdownHandle, tokio::task::JoinHandle<()>) {
+        let server = Server::bind(config).await.expect("server binds");
+        let addr = server.local_addr();
+        let handle = server.shutdown_handle();
+        let task = tokio::spawn(async move {
+            let _ = server.serve().await;
+        });
+        (addr, handle, task)
+    }
+
+    /// Stops the node (its connections close, as when an operator stops it) and keeps it
+    /// down until [`Node::start_again`].
+    pub async fn stop(&mut self) {
+        self.handle.shutdown();
+        let deadline = Instant::now() + TIMEOUT;
+        while !self.task.is_finished() {
+            assert!(Instant::now() < deadline, "node {} did not stop", self.addr);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the node again on the same address and data, after [`Node::stop`].
+    pub async fn start_again(&mut self) {
+        let (addr, handle, task) = Node::serve(self.config.clone()).await;
+        assert_eq!(addr, self.addr);
+        self.handle = handle;
+        self.task = task;
     }
 
     /// `http://addr`.
@@ -166,7 +197,7 @@ impl Node {
 pub struct Cluster {
     pub a: Node,
     pub b: Node,
-    _redis: RedisServer,
+    pub redis: RedisServer,
 }
 
 impl Cluster {
@@ -181,11 +212,7 @@ impl Cluster {
         };
         let a = Node::start_with("e2e-a", Some(config())).await;
         let b = Node::start_with("e2e-b", Some(config())).await;
-        Cluster {
-            a,
-            b,
-            _redis: redis,
-        }
+        Cluster { a, b, redis }
     }
 
     /// Opens a tab of `width`×`height` on `a_url` (node A) and one on `b_url` (node B, or a
@@ -420,8 +447,15 @@ impl Browser {
 
     /// Waits until the connection status is `status`.
     pub async fn wait_status(&self, status: &str) {
+        let now = self.status().await;
+        let page = self
+            .js(
+                "return document.body ? document.body.innerText.slice(0, 300) : '';",
+                json!([]),
+            )
+            .await;
         self.wait_for(
-            &format!("status {status}"),
+            &format!("status {status} (was {now:?}, page {page})"),
             "const s = document.getElementById('status'); return !!s && s.dataset.status === arguments[0];",
             json!([status]),
         )
@@ -475,12 +509,17 @@ impl Browser {
 
     /// Drags the mouse through `points` (CSS pixels of the viewport).
     pub async fn draw(&self, points: &[(i64, i64)]) {
+        self.draw_paced(points, 16).await;
+    }
+
+    /// [`Browser::draw`], taking `step_ms` from each point to the next.
+    pub async fn draw_paced(&self, points: &[(i64, i64)], step_ms: u64) {
         let mut actions = vec![
             json!({"type": "pointerMove", "duration": 0, "x": points[0].0, "y": points[0].1}),
             json!({"type": "pointerDown", "button": 0}),
         ];
         for &(x, y) in &points[1..] {
-            actions.push(json!({"type": "pointerMove", "duration": 16, "x": x, "y": y}));
+            actions.push(json!({"type": "pointerMove", "duration": step_ms, "x": x, "y": y}));
         }
         actions.push(json!({"type": "pointerUp", "button": 0}));
         self.mouse(actions).await;
@@ -718,6 +757,60 @@ impl Browser {
         let handle = v["handle"].as_str().expect("a window handle").to_string();
         self.command("POST", "/window", Some(json!({ "handle": handle })))
             .await;
+    }
+
+    /// The handle of the current tab.
+    pub async fn current_tab(&self) -> Value {
+        self.command("GET", "/window", None).await
+    }
+
+    /// Makes the tab of `handle` the current one.
+    pub async fn switch_to(&self, handle: &Value) {
+        self.command("POST", "/window", Some(json!({ "handle": handle })))
+            .await;
+    }
+
+    /// Closes the current tab as a user would, leaving the page through its `beforeunload`
+    /// question (answered "leave") and `pagehide`, then switches to another tab of this
+    /// browser (which must have one: see [`Browser::new_tab`]).
+    pub async fn close_tab(&self) {
+        let current = self.command("GET", "/window", None).await;
+        // Leaving by navigation runs the page's unload handlers as closing does, and lets
+        // the test answer the question the page may ask.
+        let leave = self.command_raw(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": "setTimeout(() => { window.location.href = 'about:blank'; }, 0); return true;", "args": []})),
+        );
+        leave.await;
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            // Either the page asks (accept it), or it has gone.
+            let (status, _) = self.command_raw("POST", "/alert/accept", None).await;
+            let url = self.command_raw("GET", "/url", None).await;
+            if status == 200 || url.1["value"] == json!("about:blank") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the tab did not leave its page");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.command("DELETE", "/window", None).await;
+        let handles = self.command("GET", "/window/handles", None).await;
+        let other = handles
+            .as_array()
+            .and_then(|h| h.iter().find(|h| **h != current))
+            .expect("another tab to switch to")
+            .clone();
+        self.command("POST", "/window", Some(json!({ "handle": other })))
+            .await;
+    }
+
+    /// One WebDriver command whose failure is an answer, not a test failure.
+    async fn command_raw(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let path = format!("/session/{}{path}", self.session);
+        http(self.driver, method, &path, body.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
     }
 
     /// The text of the first element matching a CSS selector (empty if there is none).

@@ -9,7 +9,7 @@ use rust_embed::{EmbeddedFile, RustEmbed};
 use super::ApiError;
 
 #[derive(RustEmbed)]
-#[folder = "$CARGO_MANIFEST_DIR/../../dist"]
+#[folder = "$KOKUBAN_DIST_DIR"]
 #[allow_missing = true]
 struct Dist;
 
