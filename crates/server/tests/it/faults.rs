@@ -754,3 +754,70 @@ async fn an_op_refused_while_redis_was_frozen_is_never_applied_afterwards() {
     }
     assert_eq!(ada.board.snapshot(), bob.board.snapshot(), "one board");
 }
+
+#[tokio::test]
+async fn an_op_whose_pipeline_timed_out_is_applied_once_or_never_as_its_author_was_told() {
+    let FaultyPair {
+        proxy,
+        faulty,
+        healthy,
+        room,
+    } = FaultyPair::start().await;
+    let mut ada = Pen::new("ada", &room, &room.edit);
+    ada.connect(faulty.addr).await.unwrap();
+    let mut bob = Pen::new("bob", &room, &room.view);
+    bob.connect(healthy.addr).await.unwrap();
+    // Requests that reach Redis after the node gave up on them (Redis must refuse them
+    // itself), then replies that come back after it gave up (Redis applied the ops: the
+    // author must learn that, not be told they were refused).
+    let late = REDIS_TIMEOUT + Duration::from_millis(1500);
+    for (what, up, down) in [
+        ("requests", late, Duration::ZERO),
+        ("replies", Duration::ZERO, late),
+    ] {
+        let (acked, refused) = (ada.acked.len(), ada.refused.len());
+        let start = Instant::now();
+        let mut delayed = false;
+        let mut tick = tokio::time::interval(Duration::from_millis(16));
+        while start.elapsed() < Duration::from_secs(5) {
+            tick.tick().await;
+            if !delayed && start.elapsed() > Duration::from_millis(500) {
+                proxy.delay(up, down);
+                delayed = true;
+            }
+            if delayed && start.elapsed() > Duration::from_millis(3500) {
+                proxy.heal();
+            }
+            if !ada.connected() {
+                let _ = ada.connect(faulty.addr).await;
+            }
+            ada.draw(text_op(16)).await;
+            ada.drain(Duration::from_millis(2)).await;
+        }
+        proxy.heal();
+        ada.settle(faulty.addr, harness::TIMEOUT).await;
+        println!(
+            "{what} late: {} ops acknowledged, {} refused",
+            ada.acked.len() - acked,
+            ada.refused.len() - refused,
+        );
+    }
+    let head = ada.head().expect("joined");
+    bob.sync_to(head, harness::TIMEOUT).await;
+    let on_board: std::collections::HashSet<kokuban_protocol::StrokeId> =
+        bob.board.strokes().map(|s| s.id).collect();
+    assert!(!ada.refused.is_empty(), "late requests refused writes");
+    for op in &ada.refused {
+        assert!(
+            !on_board.contains(&op_id(op)),
+            "an op its author was told was refused is on the board"
+        );
+    }
+    for op in &ada.acked {
+        assert!(
+            on_board.contains(&op_id(op)),
+            "an acknowledged op is missing"
+        );
+    }
+    assert_eq!(ada.board.snapshot(), bob.board.snapshot(), "one board");
+}
