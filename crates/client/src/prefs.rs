@@ -295,10 +295,12 @@ pub fn guest_name(rng: &mut dyn Entropy) -> String {
     format!("{a} {b}")
 }
 
-/// A display name as the protocol accepts it: one line, at most 48 bytes, trimmed.
+/// A display name as the protocol accepts it: one line, at most 48 bytes, trimmed, without
+/// invisible or direction-changing characters.
 pub fn clean_name(s: &str) -> String {
     let mut out = String::new();
-    for c in s.trim().chars().filter(|c| !c.is_control()) {
+    let shown = |c: &char| !c.is_control() && !kokuban_protocol::is_hidden(*c);
+    for c in s.trim().chars().filter(shown) {
         if out.len() + c.len_utf8() > kokuban_protocol::limits::MAX_NAME_BYTES {
             break;
         }
@@ -348,6 +350,9 @@ mod tests {
             (ToolKind::Pen, Size::M, Theme::Dark)
         );
         assert_eq!(clean_name(&"é".repeat(40)).len(), 48);
+        let pasted = clean_name("\u{202E}Ada\u{200B} Lovelace\u{2069}");
+        assert_eq!(pasted, "Ada Lovelace");
+        assert!(kokuban_protocol::Name::new(pasted).is_ok());
     }
 
     #[test]

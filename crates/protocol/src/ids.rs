@@ -229,14 +229,15 @@ impl From<Width> for u16 {
 }
 
 macro_rules! bounded_text {
-    ($(#[$doc:meta])* $name:ident, $max:expr, $what:literal, allow_newlines = $nl:expr) => {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $what:literal, allow_newlines = $nl:expr, plain = $plain:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// Checks the length and refuses control characters.
+            /// Checks the length and refuses control characters (and, where the text must
+            /// read plainly, invisible and direction-changing ones).
             pub fn new(s: impl Into<String>) -> Result<Self, InvalidValue> {
                 let s = s.into();
                 if s.len() > $max {
@@ -244,6 +245,12 @@ macro_rules! bounded_text {
                 }
                 if s.chars().any(|c| c.is_control() && !($nl && c == '\n')) {
                     return Err(InvalidValue(concat!($what, " holds control characters")));
+                }
+                if $plain && s.chars().any(is_hidden) {
+                    return Err(InvalidValue(concat!(
+                        $what,
+                        " holds invisible or direction-changing characters"
+                    )));
                 }
                 Ok(Self(s))
             }
@@ -277,12 +284,37 @@ macro_rules! bounded_text {
 
 bounded_text! {
     /// A member's display name (at most `MAX_NAME_BYTES`, one line).
-    Name, MAX_NAME_BYTES, "name", allow_newlines = false
+    Name, MAX_NAME_BYTES, "name", allow_newlines = false, plain = true
 }
 
 bounded_text! {
     /// The content of a text item (at most `MAX_TEXT_BYTES`; newlines allowed).
-    Text, MAX_TEXT_BYTES, "text", allow_newlines = true
+    Text, MAX_TEXT_BYTES, "text", allow_newlines = true, plain = false
+}
+
+/// Characters a name may not hold because they change how the text around them reads without
+/// being seen: bidirectional overrides, embeddings and isolates (a name that reverses the
+/// "joined"/"left" words after it, or passes for another member's), and invisible ones
+/// (zero-width spaces, joiners between letters, soft hyphens, BOMs, tag characters), which make
+/// two names look identical. The zero-width joiner stays allowed: emoji sequences need it. Text
+/// items may hold them all (right-to-left writing needs the marks).
+pub fn is_hidden(c: char) -> bool {
+    matches!(c,
+        '\u{061C}'                  // Arabic letter mark
+        | '\u{00AD}'                // soft hyphen
+        | '\u{115F}' | '\u{1160}'   // Hangul fillers
+        | '\u{180E}'                // Mongolian vowel separator
+        | '\u{200B}' | '\u{200C}'   // zero-width space, non-joiner
+        | '\u{200E}' | '\u{200F}'   // left-to-right and right-to-left marks
+        | '\u{202A}'..='\u{202E}'   // embeddings and overrides
+        | '\u{2060}'..='\u{2064}'   // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}'   // isolates
+        | '\u{206A}'..='\u{206F}'   // deprecated format characters
+        | '\u{3164}' | '\u{FFA0}'   // Hangul fillers
+        | '\u{FEFF}'                // byte order mark
+        | '\u{FFF9}'..='\u{FFFB}'   // interlinear annotations
+        | '\u{E0000}'..='\u{E007F}' // tags
+    )
 }
 
 #[cfg(test)]
@@ -311,5 +343,25 @@ mod tests {
         assert!(Name::new("a\nb").is_err());
         assert!(Text::new("a\nb").is_ok());
         assert!(Name::new("x".repeat(MAX_NAME_BYTES + 1)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_invisible_and_direction_changing_characters_text_keeps_them() {
+        for name in [
+            "Ada\u{202E}nimda",
+            "\u{2067}Bob",
+            "A\u{200B}da",
+            "Ad\u{00AD}a",
+            "\u{FEFF}Ada",
+            "Ada\u{E0041}",
+            "\u{200F}",
+        ] {
+            assert!(Name::new(name).is_err(), "{name:?}");
+        }
+        // Emoji sequences (zero-width joiner, variation selector) and other scripts stay.
+        for name in ["👩\u{200D}💻 Ada", "❤\u{FE0F}", "שלום", "漢字", "Zoë"] {
+            assert!(Name::new(name).is_ok(), "{name:?}");
+        }
+        assert!(Text::new("\u{200F}שלום, Ada").is_ok());
     }
 }

@@ -23,7 +23,7 @@ pub use codec::{
 };
 pub use ids::{
     ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
-    Width,
+    Width, is_hidden,
 };
 pub use limits::PROTOCOL_VERSION;
 pub use msg::{

@@ -100,7 +100,7 @@ impl Capabilities {
         }
     }
 
-    /// The key derived from a secret every node of a cluster is given.
+    /// The key derived from a secret every node of a cluster is given (see [`check_secret`]).
     pub fn from_secret(secret: &str) -> Self {
         Self::new(blake3::derive_key(
             "kokuban capability key v1",
@@ -202,12 +202,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// Shortest `--secret` a node accepts. Anyone holding a view link can test guesses of the
+/// secret offline against its token, so the secret must be out of reach of a search: 32 bytes
+/// of a random generator.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Why a cluster secret is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--secret is {0} bytes long; it must be at least {MIN_SECRET_BYTES} random bytes, e.g. the \
+     output of `openssl rand -base64 32` (give every node the same one)"
+)]
+pub struct WeakSecret(pub usize);
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`] (surrounding blanks do not count).
+pub fn check_secret(secret: &str) -> Result<(), WeakSecret> {
+    let len = secret.trim().len();
+    if len < MIN_SECRET_BYTES {
+        return Err(WeakSecret(len));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn caps(seed: u8) -> Capabilities {
         Capabilities::new([seed; KEY_BYTES])
+    }
+
+    #[test]
+    fn short_secrets_are_refused_with_a_way_to_make_a_good_one() {
+        let err = check_secret("  hunter2 ").unwrap_err();
+        assert_eq!(err, WeakSecret(7));
+        assert!(err.to_string().contains("openssl rand"), "{err}");
+        assert!(check_secret(&"x".repeat(31)).is_err());
+        assert!(check_secret("").is_err());
+        assert!(check_secret("hQ3v0JXmQk1y7m2b5o8u6VtCkq0Wm9Yx1rZ8c4PdL0E=").is_ok());
     }
 
     #[test]

@@ -17,6 +17,20 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// This node's name in logs and metrics.
     pub node_id: String,
+    /// Whether `http://localhost:*`-style development origins may open WebSockets and create
+    /// rooms. Always on when the node listens on a loopback address (development); otherwise
+    /// only when set, since on a public node any page a visitor runs on their own machine could
+    /// use it in their name.
+    pub allow_dev_origins: bool,
+    /// Whether the client address of a request is taken from the last `X-Forwarded-For` entry
+    /// (the address the proxy in front saw) instead of the socket's peer. Set it only behind a
+    /// proxy that appends to that header (nginx: `$proxy_add_x_forwarded_for`): otherwise any
+    /// client could name any address. It applies to the per-address limits on room creation
+    /// and upgrades.
+    pub trust_forwarded_for: bool,
+    /// Rooms one client address may create per minute, sustained, with as many at once
+    /// (`POST /api/rooms` beyond it is answered `429` with `Retry-After`); 0: no cap.
+    pub rooms_per_ip_per_min: u32,
 
     /// How often the server pings an idle connection.
     pub ping_interval: Duration,
@@ -26,6 +40,18 @@ pub struct Config {
     pub hello_timeout: Duration,
     /// Time given to the closing handshake before the socket is dropped.
     pub close_timeout: Duration,
+    /// On shutdown, how long the node goes on serving its members after `/readyz` turned 503
+    /// (new rooms and connections are refused), so that a load balancer stops sending it
+    /// anyone before its sockets close.
+    pub shutdown_drain: Duration,
+    /// On shutdown, the time from the signal after which whatever has not closed (a peer that
+    /// reads nothing, a large Welcome on a slow link) is dropped, the store is flushed and the
+    /// process exits: below a supervisor's kill deadline (30 s for Kubernetes and systemd's
+    /// default is 90 s), so that a stop stays clean.
+    pub shutdown_timeout: Duration,
+    /// A member's name and colour changes reach the room at most this often (the last change
+    /// within an interval wins), whatever the member sends.
+    pub profile_interval: Duration,
 
     /// Frames a member's send queue holds before the member is disconnected as a slow
     /// consumer (close 4001).
@@ -109,12 +135,22 @@ impl Config {
             data_dir: data_dir.into(),
             allowed_origins: Vec::new(),
             node_id: format!("node-{:08x}", rand::random::<u32>()),
+            allow_dev_origins: false,
+            trust_forwarded_for: false,
+            // A classroom behind one NAT address each opening a board at the start of a
+            // lesson fits in the burst; a script creating rooms in a loop gets one a second.
+            rooms_per_ip_per_min: 60,
             ping_interval: Duration::from_secs(15),
             // Three missed pings: long enough for a phone switching networks, short enough
             // that a vanished peer leaves the presence list within a minute.
             idle_timeout: Duration::from_secs(45),
             hello_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3),
+            // Two readiness probes of a typical load balancer at 1 s intervals.
+            shutdown_drain: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(10),
+            // Typing a name changes it on every key: four updates a second read as live.
+            profile_interval: Duration::from_millis(250),
             // About a second of a very busy room (ten members drawing at 120 Hz, plus
             // cursors); a client that is further behind than that resumes from its seq.
             member_queue_frames: 4096,

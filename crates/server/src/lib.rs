@@ -70,6 +70,9 @@ pub enum ServerError {
     /// The sequencer failed while stopping.
     #[error(transparent)]
     Sequencer(#[from] sequencer::SequencerError),
+    /// A cluster `--secret` too short to resist an offline search.
+    #[error(transparent)]
+    Secret(#[from] capability::WeakSecret),
     /// An `--allowed-origin` is not an origin.
     #[error(transparent)]
     Origin(#[from] origin::InvalidOrigin),
@@ -98,8 +101,9 @@ pub struct Server {
 /// answered `431` before it is read further. Browsers send well under 8 KiB.
 pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
-/// Accepts and serves HTTP/1.1 connections until shutdown starts, then waits for the open
-/// ones to finish their current request (upgraded WebSockets are tracked by `sessions`).
+/// Accepts and serves HTTP/1.1 connections until the node closes (after the shutdown's drain
+/// window), then tells the open ones to finish their current request; returns them, to be
+/// awaited (upgraded WebSockets are tracked by `sessions`).
 ///
 /// Not `axum::serve`: it sets no header-read deadline, so a client trickling its headers a
 /// byte at a time holds a socket and a task forever (slowloris). Here every connection gets
@@ -108,12 +112,13 @@ async fn serve_connections(
     listener: TcpListener,
     app: axum::Router,
     state: &web::AppState,
-) -> Result<(), std::io::Error> {
+) -> TaskTracker {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
     use tower::Service as _;
 
-    let stop = state.shutdown.clone();
+    // While the node drains it still answers (`/readyz` 503 tells the load balancer to go).
+    let stop = state.closing.clone();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(state.config.header_read_timeout)
@@ -189,13 +194,13 @@ async fn serve_connections(
     }
     drop(listener);
     connections.close();
-    connections.wait().await;
-    Ok(())
+    connections
 }
 
-/// Stops a node: readiness turns 503, new upgrades are refused, every socket is closed with
-/// 1001, sessions are awaited, the store is flushed and marked clean. Cloneable; calling it
-/// more than once is harmless.
+/// Stops a node: readiness turns 503 and new rooms and upgrades are refused; members are
+/// served on for [`Config::shutdown_drain`], then every socket is closed with 1001; sessions
+/// are awaited until [`Config::shutdown_timeout`] after the call, what remains is dropped, and
+/// the store is flushed and marked clean. Cloneable; calling it more than once is harmless.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle(CancellationToken);
 
@@ -216,10 +221,14 @@ impl Server {
     /// In cluster mode (`config.cluster`) Redis holds the rooms and the capability key instead.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let dir = config.data_dir.clone();
-        let origins = OriginPolicy::new(&config.allowed_origins)?;
+        let development = config.listen.ip().is_loopback() || config.allow_dev_origins;
+        let origins = OriginPolicy::new(&config.allowed_origins, development)?;
         let metrics = Arc::new(Metrics::default());
         let (capabilities, sequencer): (Capabilities, Arc<dyn Sequencer>) = match &config.cluster {
             Some(cluster) => {
+                if let Some(secret) = &cluster.secret {
+                    capability::check_secret(secret)?;
+                }
                 let sequencer = RedisSequencer::start(&config, cluster, metrics.clone())?;
                 let capabilities = Capabilities::for_cluster(
                     cluster.secret.as_deref(),
@@ -271,12 +280,14 @@ impl Server {
                 config.upgrades_per_ip_per_sec,
                 config.upgrade_burst_per_ip,
             ),
+            room_creations: rate::PerAddress::per_minute(config.rooms_per_ip_per_min),
             config,
             sequencer,
             capabilities,
             origins,
             metrics,
             shutdown: CancellationToken::new(),
+            closing: CancellationToken::new(),
             sessions: TaskTracker::new(),
         });
         Ok(Server {
@@ -301,22 +312,45 @@ impl Server {
         &self.state.capabilities
     }
 
-    /// Serves until shut down, then drains: every session closed and awaited, the store
-    /// flushed and marked clean.
+    /// Serves until shut down, then drains (see [`ShutdownHandle`]): sessions closed and
+    /// awaited up to the deadline, the store flushed and marked clean.
     pub async fn serve(self) -> Result<(), ServerError> {
         let state = self.state;
-        let stop = state.shutdown.clone();
         let app = web::router(state.clone());
-        let served = serve_connections(self.listener, app, &state).await;
-        // If serving failed on its own, everything else must stop as well.
-        stop.cancel();
-        tracing::info!("shutting down: closing sessions");
+        let (drain, limit) = (state.config.shutdown_drain, state.config.shutdown_timeout);
+        let (stop, closing) = (state.shutdown.clone(), state.closing.clone());
+        let deadline = tokio::spawn(async move {
+            stop.cancelled().await;
+            let deadline = tokio::time::Instant::now() + limit;
+            tracing::info!("shutting down: not ready; serving members for {drain:?} more");
+            tokio::time::sleep(drain).await;
+            closing.cancel();
+            deadline
+        });
+        let connections = serve_connections(self.listener, app, &state).await;
+        state.shutdown.cancel();
+        state.closing.cancel();
+        let deadline = deadline
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now() + limit);
+        tracing::info!("closing sessions");
         state.sessions.close();
-        state.sessions.wait().await;
-        tracing::info!("sessions closed; flushing the store");
-        let flushed = state.sequencer.shutdown().await;
-        served.map_err(ServerError::Serve)?;
-        flushed?;
+        let closed = tokio::time::timeout_at(deadline, async {
+            connections.wait().await;
+            state.sessions.wait().await;
+        })
+        .await;
+        if closed.is_err() {
+            tracing::warn!(
+                sessions = state.sessions.len(),
+                connections = connections.len(),
+                "shutdown deadline reached: dropping what has not closed"
+            );
+        } else {
+            tracing::info!("sessions closed");
+        }
+        tracing::info!("flushing the store");
+        state.sequencer.shutdown().await?;
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use kokuban_server::config::ClusterConfig;
 use kokuban_server::{Config, Server};
@@ -34,6 +34,42 @@ struct Args {
     /// This node's name in logs and metrics.
     #[arg(long, env = "KOKUBAN_NODE_ID")]
     node_id: Option<String>,
+    /// Accept http://localhost and http://127.0.0.1 origins (any port) although the node does
+    /// not listen on a loopback address (they always are when it does).
+    #[arg(long, env = "KOKUBAN_ALLOW_DEV_ORIGINS")]
+    allow_dev_origins: bool,
+    /// Take a client's address from the last X-Forwarded-For entry (what the proxy in front
+    /// saw) for the per-address limits. Only behind a proxy that appends to that header:
+    /// otherwise clients choose their own address.
+    #[arg(long, env = "KOKUBAN_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// Rooms one client address may create per minute (as many at once); more are answered
+    /// 429 with Retry-After (0: no cap). Behind a proxy, with --trust-forwarded-for.
+    #[arg(
+        long,
+        env = "KOKUBAN_ROOMS_PER_IP_PER_MIN",
+        default_value_t = 60,
+        value_name = "N"
+    )]
+    rooms_per_ip_per_min: u32,
+    /// On SIGTERM: seconds the node keeps serving its members after /readyz turned 503, before
+    /// it closes every socket with 1001.
+    #[arg(
+        long,
+        env = "KOKUBAN_SHUTDOWN_DRAIN",
+        default_value_t = 2.0,
+        value_name = "SECONDS"
+    )]
+    shutdown_drain: f64,
+    /// On SIGTERM: seconds after which what has not closed is dropped, the store flushed and
+    /// the process exits 0 (keep it below the supervisor's kill deadline).
+    #[arg(
+        long,
+        env = "KOKUBAN_SHUTDOWN_TIMEOUT",
+        default_value_t = 10.0,
+        value_name = "SECONDS"
+    )]
+    shutdown_timeout: f64,
     /// Cluster mode: the secret every node derives the link tokens from (give all nodes the
     /// same one). Absent: the first node stores a random key in Redis.
     #[arg(
@@ -113,8 +149,8 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(args.data_dir);
     if let Some(url) = args.redis_url {
         let mut cluster = ClusterConfig::new(url);
-        if args.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            bail!("--secret must not be empty");
+        if let Some(secret) = &args.secret {
+            kokuban_server::capability::check_secret(secret)?;
         }
         cluster.secret = args.secret;
         cluster.presence_ttl = Duration::try_from_secs_f64(args.presence_ttl)
@@ -124,12 +160,21 @@ async fn main() -> anyhow::Result<()> {
         config.cluster = Some(cluster);
     }
     config.listen = args.listen;
+    config.shutdown_drain = Duration::try_from_secs_f64(args.shutdown_drain)
+        .context("--shutdown-drain must be a number of seconds, 0 or more")?;
+    config.shutdown_timeout = Duration::try_from_secs_f64(args.shutdown_timeout)
+        .ok()
+        .filter(|t| *t > config.shutdown_drain)
+        .context("--shutdown-timeout must be a number of seconds above --shutdown-drain")?;
     config.max_connections_per_ip = args.max_connections_per_ip;
     config.upgrades_per_ip_per_sec = args.upgrades_per_ip_per_sec;
     config.upgrade_burst_per_ip = args.upgrade_burst_per_ip;
     config.max_rooms = args.max_rooms;
     config.max_members_per_room = args.max_members_per_room;
     config.allowed_origins = args.allowed_origins;
+    config.allow_dev_origins = args.allow_dev_origins;
+    config.trust_forwarded_for = args.trust_forwarded_for;
+    config.rooms_per_ip_per_min = args.rooms_per_ip_per_min;
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
     }

@@ -186,6 +186,8 @@ pub struct Metrics {
     pub connections_refused: AtomicU64,
     /// WebSocket upgrades answered `429` because their address opened too many too fast.
     pub upgrades_refused: AtomicU64,
+    /// `POST /api/rooms` answered `429` because their address created too many rooms.
+    pub rooms_refused: AtomicU64,
     /// Snapshots written by compaction.
     pub compactions: AtomicU64,
     /// Store commits that failed.
@@ -334,6 +336,12 @@ impl Metrics {
             "counter",
             "WebSocket upgrades answered 429 because their address upgraded too often.",
             &self.upgrades_refused,
+        );
+        one(
+            "kokuban_rooms_refused_total",
+            "counter",
+            "Room creations answered 429 because their address created too many rooms.",
+            &self.rooms_refused,
         );
         one(
             "kokuban_compactions_total",

@@ -3,8 +3,9 @@
 //! Browsers attach `Origin` to every WebSocket handshake and let any page connect anywhere,
 //! so the server decides. Allowed: the server's own origin (the Origin's host equals the Host
 //! header, whatever the scheme, so a TLS proxy in front does not matter), plain-http
-//! `localhost` / `127.0.0.1` / `[::1]` development origins on any port, and each configured
-//! origin. A request with no Origin header at all is allowed: browsers always send one, so
+//! `localhost` / `127.0.0.1` / `[::1]` development origins on any port when the node is in
+//! development (it listens on a loopback address, or was told to accept them), and each
+//! configured origin. A request with no Origin header at all is allowed: browsers always send one, so
 //! its absence means a non-browser client (the load generator, a test), which could forge any
 //! Origin anyway; the capability token is what protects a room.
 
@@ -12,6 +13,7 @@
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {
     allowed: Vec<String>,
+    development: bool,
 }
 
 /// Why an origin string is not of the form `scheme://host[:port]`.
@@ -21,8 +23,8 @@ pub struct InvalidOrigin(pub String);
 
 impl OriginPolicy {
     /// Allows, besides the built-in rules, exactly the given origins
-    /// (e.g. `https://board.example.com`).
-    pub fn new(allowed: &[String]) -> Result<Self, InvalidOrigin> {
+    /// (e.g. `https://board.example.com`); local development origins only if `development`.
+    pub fn new(allowed: &[String], development: bool) -> Result<Self, InvalidOrigin> {
         let allowed = allowed
             .iter()
             .map(|o| {
@@ -31,7 +33,10 @@ impl OriginPolicy {
                 Ok(format!("{scheme}://{authority}"))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { allowed })
+        Ok(Self {
+            allowed,
+            development,
+        })
     }
 
     /// Whether a handshake with this `Origin` (and `Host`) header may proceed.
@@ -46,7 +51,7 @@ impl OriginPolicy {
         if host.is_some_and(|h| h.eq_ignore_ascii_case(&authority)) {
             return true;
         }
-        if scheme == "http" && is_loopback_dev(&authority) {
+        if self.development && scheme == "http" && is_loopback_dev(&authority) {
             return true;
         }
         let normalized = format!("{scheme}://{authority}");
@@ -90,7 +95,23 @@ mod tests {
     use super::*;
 
     fn policy(extra: &[&str]) -> OriginPolicy {
-        OriginPolicy::new(&extra.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        let extra: Vec<_> = extra.iter().map(|s| s.to_string()).collect();
+        OriginPolicy::new(&extra, true).unwrap()
+    }
+
+    #[test]
+    fn development_origins_are_refused_on_a_node_in_production() {
+        let public = OriginPolicy::new(&[], false).unwrap();
+        for o in [
+            "http://localhost:9",
+            "http://127.0.0.1:8081",
+            "http://[::1]:3000",
+        ] {
+            assert!(!public.allows(Some(o), Some("board.example.com")), "{o}");
+        }
+        // Its own origin still works, even when that is a loopback one (a tunnel, a proxy).
+        assert!(public.allows(Some("http://localhost:8080"), Some("localhost:8080")));
+        assert!(public.allows(Some("https://board.example.com"), Some("board.example.com")));
     }
 
     #[test]
@@ -220,7 +241,7 @@ mod tests {
             Some("https://board.example.com.evil.example"),
             Some("node1:8080")
         ));
-        assert!(OriginPolicy::new(&["not an origin".to_string()]).is_err());
+        assert!(OriginPolicy::new(&["not an origin".to_string()], true).is_err());
     }
 
     #[test]

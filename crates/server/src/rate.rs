@@ -15,9 +15,14 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate_per_sec: u32, burst: u32, now: Instant) -> Self {
+        Self::with_rate(f64::from(rate_per_sec), burst, now)
+    }
+
+    /// A full bucket refilling at `rate` tokens per second (a fraction for slow ones).
+    pub fn with_rate(rate: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         Self {
-            rate: f64::from(rate_per_sec),
+            rate,
             burst,
             tokens: burst,
             last: now,
@@ -113,8 +118,9 @@ impl RateLimiter {
     }
 }
 
-/// Token buckets per peer address, for the WebSocket upgrade rate
-/// ([`crate::Config::upgrades_per_ip_per_sec`]).
+/// Token buckets per client address, for the WebSocket upgrade rate
+/// ([`crate::Config::upgrades_per_ip_per_sec`]) and room creation
+/// ([`crate::Config::rooms_per_ip_per_min`]).
 ///
 /// Memory is bounded: a bucket that has refilled is the same as no bucket, so full ones are
 /// forgotten whenever the map reaches [`PerAddress::MAX_ADDRESSES`]; if every one of them is
@@ -123,7 +129,8 @@ impl RateLimiter {
 /// anyway and legitimate clients must not pay for it.
 #[derive(Debug)]
 pub struct PerAddress {
-    rate: u32,
+    /// Tokens per second; 0 admits everything.
+    rate: f64,
     burst: u32,
     buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, TokenBucket>>,
 }
@@ -135,15 +142,24 @@ impl PerAddress {
     /// `rate_per_sec` sustained per address, `burst` on top; a rate of 0 admits everything.
     pub fn new(rate_per_sec: u32, burst: u32) -> Self {
         Self {
-            rate: rate_per_sec,
+            rate: f64::from(rate_per_sec),
             burst,
+            buckets: Default::default(),
+        }
+    }
+
+    /// `per_minute` sustained per address, as many at once; 0 admits everything.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self {
+            rate: f64::from(per_minute) / 60.0,
+            burst: per_minute,
             buckets: Default::default(),
         }
     }
 
     /// Takes a token for `ip`; false when its bucket is empty.
     pub fn admit(&self, ip: std::net::IpAddr, now: Instant) -> bool {
-        if self.rate == 0 {
+        if self.rate == 0.0 {
             return true;
         }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -155,7 +171,7 @@ impl PerAddress {
         }
         buckets
             .entry(ip)
-            .or_insert_with(|| TokenBucket::new(self.rate, self.burst, now))
+            .or_insert_with(|| TokenBucket::with_rate(self.rate, self.burst, now))
             .take(now)
     }
 
@@ -228,6 +244,21 @@ mod tests {
         let later = t0 + Duration::from_secs(10);
         assert!(per.admit([192, 0, 2, 1].into(), later));
         assert!(per.tracked() < 10, "{} tracked", per.tracked());
+    }
+
+    #[test]
+    fn room_creations_are_counted_per_minute() {
+        let t0 = Instant::now();
+        let a: std::net::IpAddr = [10, 0, 0, 1].into();
+        let per = PerAddress::per_minute(60);
+        assert_eq!((0..200).filter(|_| per.admit(a, t0)).count(), 60);
+        assert!(!per.admit(a, t0 + Duration::from_millis(500)));
+        assert!(per.admit(a, t0 + Duration::from_millis(1001)));
+        let slow = PerAddress::per_minute(6);
+        assert_eq!((0..10).filter(|_| slow.admit(a, t0)).count(), 6);
+        assert!(!slow.admit(a, t0 + Duration::from_secs(9)));
+        assert!(slow.admit(a, t0 + Duration::from_secs(11)));
+        assert!((0..100).all(|_| PerAddress::per_minute(0).admit(a, t0)));
     }
 
     #[test]

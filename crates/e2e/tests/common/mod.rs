@@ -104,6 +104,8 @@ impl Node {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.node_id = name.into();
         config.cluster = cluster;
+        // An operator's stop is what the tests try; the load balancer's grace is not.
+        config.shutdown_drain = Duration::from_millis(100);
         let (addr, handle, task) = Node::serve(config.clone()).await;
         config.listen = addr;
         Node {

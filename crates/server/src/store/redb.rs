@@ -384,6 +384,9 @@ impl Store for RedbStore {
                 // that the file can be opened again at once (a restart in the same process).
                 let _ = tokio::task::spawn_blocking(move || handle.join()).await;
             }
+            // Sessions a shutdown gave up on may still hold the store: the file must not stay
+            // locked with them.
+            drop(lock(&self.db).take());
             result
         })
     }

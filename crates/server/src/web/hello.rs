@@ -55,10 +55,10 @@ pub(super) async fn run(
     };
 
     let hello_timeout = conn.state.config.hello_timeout;
-    let shutdown = conn.state.shutdown.clone();
+    let closing = conn.state.closing.clone();
     let first = tokio::select! {
         first = timeout(hello_timeout, conn.next_data()) => first,
-        _ = shutdown.cancelled() => return conn.close((close::GOING_AWAY, "server shutting down")).await,
+        _ = closing.cancelled() => return conn.close((close::GOING_AWAY, "server shutting down")).await,
     };
     let refusal = match first {
         Err(_) => return conn.close((close::POLICY, "no Hello in time")).await,

@@ -11,10 +11,12 @@ mod hello;
 mod refusal;
 mod socket;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,13 +45,35 @@ pub(crate) struct App {
     pub capabilities: Capabilities,
     pub origins: OriginPolicy,
     pub metrics: Arc<Metrics>,
-    /// Cancelled when the node starts shutting down.
+    /// Cancelled when the node starts shutting down: not ready, no new rooms or sessions.
     pub shutdown: CancellationToken,
+    /// Cancelled when the drain window after it ends: every session closes (1001).
+    pub closing: CancellationToken,
     /// Every WebSocket session, so that shutdown can wait for them (axum's graceful
     /// shutdown does not cover upgraded connections).
     pub sessions: TaskTracker,
-    /// Upgrades per peer address ([`Config::upgrades_per_ip_per_sec`]).
+    /// Upgrades per client address ([`Config::upgrades_per_ip_per_sec`]).
     pub upgrades: crate::rate::PerAddress,
+    /// Room creations per client address ([`Config::rooms_per_ip_per_min`]).
+    pub room_creations: crate::rate::PerAddress,
+}
+
+impl App {
+    /// The address a request counts against: the peer, or behind a trusted proxy the last
+    /// `X-Forwarded-For` entry (what the proxy saw; earlier entries are the client's to forge).
+    pub(crate) fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.config.trust_forwarded_for {
+            return peer.ip();
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|last| last.trim().parse().ok())
+            .unwrap_or(peer.ip())
+    }
 }
 
 impl AppState {
@@ -127,8 +151,8 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
 pub(crate) enum ApiError {
     Forbidden(&'static str),
     Unavailable(&'static str),
-    /// 429 with a `Retry-After` of one second.
-    TooManyRequests(&'static str),
+    /// 429 with a `Retry-After` of this many seconds.
+    TooManyRequests(&'static str, u32),
     NotFound,
     Internal(String),
 }
@@ -139,11 +163,11 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),
-            ApiError::TooManyRequests(m) => {
+            ApiError::TooManyRequests(m, retry_after) => {
                 let body = Json(serde_json::json!({ "error": m }));
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+                    [(header::RETRY_AFTER, HeaderValue::from(retry_after))],
                     body,
                 )
                     .into_response();
@@ -186,11 +210,23 @@ struct CreatedRoom {
 /// which browsers never send to a server (so never to logs or in a Referer).
 async fn create_room(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_origin(&state, &headers, "room creation")?;
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down"));
+    }
+    let client = state.client_ip(peer, &headers);
+    if !state.room_creations.admit(client, Instant::now()) {
+        state.metrics.rooms_refused.fetch_add(1, Relaxed);
+        tracing::debug!(%client, "room creation refused: over the per-address rate");
+        // One more room is a second away at the sustained rate of the default (60 a minute).
+        let retry = (60 / state.config.rooms_per_ip_per_min.max(1)).max(1);
+        return Err(ApiError::TooManyRequests(
+            "too many new rooms from this address; try again in a minute",
+            retry,
+        ));
     }
     let room = new_room_id();
     state
@@ -277,8 +313,10 @@ mod tests {
             origins: OriginPolicy::default(),
             metrics,
             shutdown: CancellationToken::new(),
+            closing: CancellationToken::new(),
             sessions: TaskTracker::new(),
             upgrades: crate::rate::PerAddress::new(0, 1),
+            room_creations: crate::rate::PerAddress::per_minute(0),
             config,
         })
     }
@@ -303,7 +341,12 @@ mod tests {
         );
         assert_eq!(get(&state, "/healthz").await, StatusCode::OK);
         let created = router(state.clone())
-            .oneshot(Request::post("/api/rooms").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::post("/api/rooms")
+                    .extension(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(created.status(), StatusCode::SERVICE_UNAVAILABLE);

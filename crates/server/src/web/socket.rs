@@ -13,7 +13,9 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES};
-use kokuban_protocol::{Capability, ClientMsg, MemberId, RoomId, Submit, close, decode_client};
+use kokuban_protocol::{
+    Capability, ClientMsg, Color, MemberId, Name, RoomId, Submit, close, decode_client,
+};
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
 
@@ -69,14 +71,20 @@ pub(crate) async fn upgrade(
     if let Err(e) = check_origin(&state, &headers, "WebSocket") {
         return e.into_response();
     }
-    if !state.upgrades.admit(peer.ip(), Instant::now()) {
+    if !state
+        .upgrades
+        .admit(state.client_ip(peer, &headers), Instant::now())
+    {
         state
             .metrics
             .upgrades_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(%peer, "upgrade refused: over the per-address rate");
-        return ApiError::TooManyRequests("too many connections from this address; retry shortly")
-            .into_response();
+        return ApiError::TooManyRequests(
+            "too many connections from this address; retry shortly",
+            1,
+        )
+        .into_response();
     }
     if state.shutdown.is_cancelled() {
         return ApiError::Unavailable("the server is shutting down").into_response();
@@ -175,11 +183,15 @@ impl Conn {
         self.send_bytes(Bytes::from(frame), wait).await
     }
 
-    /// Sends one frame, shared with other connections, directly; gives up after `wait`.
+    /// Sends one frame, shared with other connections, directly; gives up after `wait`, or
+    /// when the node closes (a Welcome to a peer that reads nothing must not hold a shutdown).
     pub async fn send_bytes(&mut self, frame: Bytes, wait: Duration) -> bool {
         self.state.metrics.frame_out(frame.len());
         let send = self.sink.send(Message::Binary(frame));
-        matches!(timeout(wait, send).await, Ok(Ok(())))
+        tokio::select! {
+            sent = timeout(wait, send) => matches!(sent, Ok(Ok(()))),
+            () = self.state.closing.cancelled() => false,
+        }
     }
 
     /// Tells the peer why it is refused, then closes (before a session exists).
@@ -262,6 +274,8 @@ impl Session {
             limiter,
             malformed: 0,
             last_seen: Instant::now(),
+            profile: None,
+            profile_due: Instant::now(),
         }
     }
 
@@ -315,6 +329,10 @@ pub(super) struct Session {
     limiter: RateLimiter,
     malformed: u32,
     last_seen: Instant,
+    /// A name or colour change waiting for [`Session::profile_due`].
+    profile: Option<(Name, Color)>,
+    /// When the next change may reach the room ([`crate::Config::profile_interval`]).
+    profile_due: Instant,
 }
 
 impl Session {
@@ -328,8 +346,8 @@ impl Session {
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         // Both signals are waited on by one future each for the whole session: creating them
         // per loop turn would lock and unlink a waiter list twice per delivered frame.
-        let shutdown = self.conn.state.shutdown.clone();
-        let stopping = shutdown.cancelled();
+        let closing = self.conn.state.closing.clone();
+        let stopping = closing.cancelled();
         tokio::pin!(stopping);
         let kicked = self.outbox.kicked.clone();
         let kick = kicked.wait();
@@ -405,6 +423,9 @@ impl Session {
                         Message::Close(_) => return End::Gone,
                     }
                 }
+                () = tokio::time::sleep_until(self.profile_due.into()), if self.profile.is_some() => {
+                    self.change_profile();
+                }
                 _ = heartbeat.tick() => {
                     if self.last_seen.elapsed() >= config.idle_timeout {
                         self.conn.state.metrics.idle_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -469,9 +490,23 @@ impl Session {
                 Err(why) => self.refuse(Refusal::Write(why)),
             },
             ClientMsg::Cursor(at) => self.membership.cursor(at),
-            ClientMsg::Profile(p) => self.membership.update_profile(p.name, p.color),
+            ClientMsg::Profile(p) => {
+                self.profile = Some((p.name, p.color));
+                if Instant::now() >= self.profile_due {
+                    self.change_profile();
+                }
+            }
         }
         None
+    }
+
+    /// Passes the waiting name or colour change to the room, and starts the interval before
+    /// the next. Changes in between replace each other: the room hears the last.
+    fn change_profile(&mut self) {
+        if let Some((name, color)) = self.profile.take() {
+            self.membership.update_profile(name, color);
+            self.profile_due = Instant::now() + self.conn.state.config.profile_interval;
+        }
     }
 
     /// Counts a refusal and queues its error frame behind everything already queued for this

@@ -383,7 +383,7 @@ async fn redis_restarted_without_persistence_starts_a_new_epoch_and_clients_conv
 #[tokio::test]
 async fn a_node_killed_abruptly_its_clients_resume_elsewhere_and_presence_drops_them() {
     let redis = RedisServer::shared().await;
-    let secret = "the cluster's shared secret";
+    let secret = "the cluster's shared secret, 32 bytes or more";
     let mut a_node = NodeProcess::start(redis, secret, "a").await;
     let b_node = node_with(redis, "b", |c| {
         c.cluster.as_mut().unwrap().secret = Some(secret.into());

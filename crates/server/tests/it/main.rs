@@ -4,6 +4,7 @@
 mod harness;
 
 mod abuse;
+mod budgets;
 mod caps;
 mod cluster;
 mod durability;

@@ -136,6 +136,7 @@ impl NodeProcess {
             .arg(name)
             .arg("--presence-ttl")
             .arg(PRESENCE_TTL.as_secs_f64().to_string())
+            .args(["--shutdown-drain", "0.1"])
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -216,7 +217,7 @@ impl Drop for NodeProcess {
 }
 
 /// The secret every node of a test cluster shares.
-pub const SECRET: &str = "the fault tests' cluster secret";
+pub const SECRET: &str = "the fault tests' cluster secret, long enough";
 
 /// A metric of a node reached over HTTP (a node process has no handle in the test).
 pub async fn metric_at(addr: SocketAddr, series: &str) -> f64 {

@@ -71,6 +71,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     c.node_id = "test".into();
     c.close_timeout = Duration::from_secs(2);
+    c.shutdown_drain = Duration::from_millis(100);
     c.room_grace = Duration::from_millis(500);
     c.cursor_interval = Duration::from_millis(20);
     c
