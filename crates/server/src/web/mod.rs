@@ -224,7 +224,7 @@ async fn create_room(
         // One more room is a second away at the sustained rate of the default (60 a minute).
         let retry = (60 / state.config.rooms_per_ip_per_min.max(1)).max(1);
         return Err(ApiError::TooManyRequests(
-            "too many new rooms from this address; try again in a minute",
+            "too many new rooms from this address; try again shortly",
             retry,
         ));
     }
