@@ -57,6 +57,12 @@ pub async fn create_room() -> Result<String, String> {
     let response: Response = response
         .dyn_into()
         .map_err(|_| "Unexpected answer from the server.".to_string())?;
+    if response.status() == 429 {
+        return Err(
+            "Many boards were created from your address just now. Try again in a minute."
+                .to_string(),
+        );
+    }
     if response.status() != 201 {
         return Err(format!(
             "The server could not create a board (status {}). Try again in a moment.",
