@@ -122,6 +122,13 @@ pub struct Config {
     /// cap. In a cluster the members of every node count, the others' as last announced.
     pub max_members_per_room: usize,
 
+    /// Rooms nobody wrote to or had open for this long are deleted, board and all (their
+    /// links then get the answer of an invalid link); `None`: rooms are kept forever. In a
+    /// cluster Redis expires the room's keys; a single node sweeps its store.
+    pub room_ttl: Option<Duration>,
+    /// How often a single node sweeps its store for expired rooms.
+    pub room_sweep_interval: Duration,
+
     /// Cluster mode (`--redis-url`): rooms are ordered and stored in Redis and shared with the
     /// other nodes. `None`: a single node with its embedded store.
     pub cluster: Option<ClusterConfig>,
@@ -193,6 +200,8 @@ impl Config {
             // A lecture hall watching one board (the fan-out benchmark has 1,001 members); a
             // single op then costs 2,000 queue pushes, still well under a millisecond.
             max_members_per_room: 2_000,
+            room_ttl: None,
+            room_sweep_interval: Duration::from_secs(3600),
             cluster: None,
         }
     }

@@ -52,6 +52,15 @@ struct Args {
         value_name = "N"
     )]
     rooms_per_ip_per_min: u32,
+    /// Delete rooms nobody wrote to or had open for this many days (0: keep rooms forever).
+    /// Their links then answer like invalid links.
+    #[arg(
+        long,
+        env = "KOKUBAN_ROOM_TTL_DAYS",
+        default_value_t = 0,
+        value_name = "DAYS"
+    )]
+    room_ttl_days: u32,
     /// On SIGTERM: seconds the node keeps serving its members after /readyz turned 503, before
     /// it closes every socket with 1001.
     #[arg(
@@ -175,6 +184,8 @@ async fn main() -> anyhow::Result<()> {
     config.allow_dev_origins = args.allow_dev_origins;
     config.trust_forwarded_for = args.trust_forwarded_for;
     config.rooms_per_ip_per_min = args.rooms_per_ip_per_min;
+    config.room_ttl = (args.room_ttl_days > 0)
+        .then(|| Duration::from_secs(u64::from(args.room_ttl_days) * 24 * 3600));
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
     }

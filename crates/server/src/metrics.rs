@@ -188,6 +188,8 @@ pub struct Metrics {
     pub upgrades_refused: AtomicU64,
     /// `POST /api/rooms` answered `429` because their address created too many rooms.
     pub rooms_refused: AtomicU64,
+    /// Rooms deleted because nobody used them for the configured time (single node).
+    pub rooms_expired: AtomicU64,
     /// Snapshots written by compaction.
     pub compactions: AtomicU64,
     /// Store commits that failed.
@@ -342,6 +344,12 @@ impl Metrics {
             "counter",
             "Room creations answered 429 because their address created too many rooms.",
             &self.rooms_refused,
+        );
+        one(
+            "kokuban_rooms_expired_total",
+            "counter",
+            "Rooms deleted by this node's store because nobody used them for --room-ttl-days.",
+            &self.rooms_expired,
         );
         one(
             "kokuban_compactions_total",

@@ -162,15 +162,53 @@ impl LocalSequencer {
     pub fn new(store: Arc<dyn Store>, settings: RoomSettings, metrics: Arc<Metrics>) -> Self {
         let stop = CancellationToken::new();
         let max_rooms = settings.max_rooms;
-        Self {
-            shared: Arc::new(Shared {
-                store,
-                settings,
-                rooms: HeldRooms::new(max_rooms, stop.clone(), metrics.clone()),
-                metrics,
-                stop,
-                tasks: TaskTracker::new(),
-            }),
+        let shared = Arc::new(Shared {
+            store,
+            settings,
+            rooms: HeldRooms::new(max_rooms, stop.clone(), metrics.clone()),
+            metrics,
+            stop,
+            tasks: TaskTracker::new(),
+        });
+        if let Some(ttl) = shared.settings.room_ttl {
+            shared.tasks.spawn(sweep_expired(shared.clone(), ttl));
+        }
+        Self { shared }
+    }
+}
+
+/// Deletes rooms nobody used for `ttl`, at start and then every sweep interval. Rooms held
+/// (loaded, or loading) count as used: their ids go with the request, which is handed to the
+/// store under the map's lock, so a room loaded after it finds it deleted rather than being
+/// deleted under its members.
+async fn sweep_expired(shared: Arc<Shared>, ttl: Duration) {
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let before = now.saturating_sub(ttl).as_millis() as u64;
+        let expired = {
+            let held = shared.rooms.lock();
+            shared.store.expire(before, held.keys().cloned().collect())
+        };
+        match expired.await {
+            Ok(gone) if !gone.is_empty() => {
+                shared
+                    .metrics
+                    .rooms_expired
+                    .fetch_add(gone.len() as u64, Relaxed);
+                tracing::info!(
+                    rooms = gone.len(),
+                    ?ttl,
+                    "rooms unused for the room TTL deleted"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("sweeping expired rooms: {e}"),
+        }
+        tokio::select! {
+            () = shared.stop.cancelled() => return,
+            () = tokio::time::sleep(shared.settings.room_sweep_interval) => {}
         }
     }
 }
@@ -488,6 +526,8 @@ mod tests {
             budget: crate::sequencer::Budget::UNLIMITED,
             max_rooms: 0,
             max_members_per_room: 0,
+            room_ttl: None,
+            room_sweep_interval: Duration::from_secs(3600),
         }
     }
 

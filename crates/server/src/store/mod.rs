@@ -105,6 +105,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// it (with a new epoch: every op of the old one). Never waits.
     fn compact(&self, room: &RoomId, epoch: Epoch, seq: Seq, snapshot: Bytes);
 
+    /// Deletes every room last written before `before_ms` (ms since the Unix epoch), except
+    /// those in `keep` (held now), which count as written now; resolves to the rooms deleted.
+    /// Handed over at once, in order with the writes before it: a load handed over after it
+    /// does not find what it deleted.
+    fn expire(
+        &self,
+        before_ms: u64,
+        keep: Vec<RoomId>,
+    ) -> BoxFuture<'static, Result<Vec<RoomId>, StoreError>>;
+
     /// Writes everything handed over, records a clean stop and closes.
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }

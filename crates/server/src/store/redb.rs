@@ -47,6 +47,10 @@ const OPS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("ops");
 /// compactions: a number decided once is never applied again.
 const AUTHORS: TableDefinition<(&str, u64), u64> = TableDefinition::new("authors");
 
+/// Room id → when it was last written (ms since the Unix epoch): creation, ops, snapshots,
+/// and the sweeps that find it loaded. Rooms untouched for the configured time expire.
+const TOUCHED: TableDefinition<&str, u64> = TableDefinition::new("touched");
+
 /// Most writes put in one transaction, so that one commit stays short under a flood.
 const MAX_GROUP: usize = 8192;
 
@@ -89,6 +93,14 @@ enum Command {
         epoch: Epoch,
         seq: Seq,
         snapshot: Bytes,
+    },
+    /// Deletes every room last touched before `before` (ms since the Unix epoch) except
+    /// `keep` (rooms held now, which count as touched), naming them in `expired`.
+    Expire {
+        before: u64,
+        keep: Vec<RoomId>,
+        expired: Arc<Mutex<Vec<RoomId>>>,
+        done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Resolves once everything queued before it is durable.
     Barrier(oneshot::Sender<Result<(), StoreError>>),
@@ -373,6 +385,32 @@ impl Store for RedbStore {
         }
     }
 
+    fn expire(
+        &self,
+        before_ms: u64,
+        keep: Vec<RoomId>,
+    ) -> BoxFuture<'static, Result<Vec<RoomId>, StoreError>> {
+        let (done, wait) = oneshot::channel();
+        let expired = Arc::new(Mutex::new(Vec::new()));
+        // Counted as a write: a load handed over after it waits for it (and finds nothing).
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        let sent = self.enqueue(Command::Expire {
+            before: before_ms,
+            keep,
+            expired: expired.clone(),
+            done,
+        });
+        if sent.is_err() {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
+        }
+        Box::pin(async move {
+            sent?;
+            wait.await.map_err(|_| StoreError::Closed)??;
+            let gone = std::mem::take(&mut *expired.lock().unwrap_or_else(|p| p.into_inner()));
+            Ok(gone)
+        })
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let (done, wait) = oneshot::channel();
@@ -440,13 +478,19 @@ impl Writer {
             };
             let writes = group
                 .iter()
-                .filter(|c| matches!(c, Command::Append { .. } | Command::Compact { .. }))
+                .filter(|c| {
+                    matches!(
+                        c,
+                        Command::Append { .. } | Command::Compact { .. } | Command::Expire { .. }
+                    )
+                })
                 .count();
             self.backlog.fetch_sub(writes, Ordering::Release);
             tell_ears(&group, outcome.is_ok());
             for (command, result) in group.drain(..).zip(outcomes(&outcome)) {
                 match command {
                     Command::Create { done, .. }
+                    | Command::Expire { done, .. }
                     | Command::Barrier(done)
                     | Command::Close(done) => {
                         let _ = done.send(result);
@@ -546,6 +590,10 @@ impl Writer {
                 let mut snapshots = txn.open_table(SNAPSHOTS)?;
                 let mut ops = txn.open_table(OPS)?;
                 let mut authors = txn.open_table(AUTHORS)?;
+                let mut touched = txn.open_table(TOUCHED)?;
+                let now = unix_ms();
+                // Rooms written in this group, touched once each after the loop.
+                let mut written: Vec<&str> = Vec::new();
                 for command in group {
                     let mut outcome = Ok(());
                     match command {
@@ -561,12 +609,16 @@ impl Writer {
                             } else {
                                 rooms.insert(id, (epoch.0, self.boot, 0))?;
                                 snapshots.insert(id, snapshot.as_ref())?;
+                                touched.insert(id, now)?;
                             }
                         }
                         Command::Append { room, op, .. } => {
                             let id = room.as_str();
                             ops.insert((id, op.seq.0), op.frame.as_ref())?;
                             authors.insert((id, op.author.0), op.n)?;
+                            if written.last() != Some(&id) && !written.contains(&id) {
+                                written.push(id);
+                            }
                         }
                         Command::Compact {
                             room,
@@ -580,10 +632,33 @@ impl Writer {
                             ops.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
                             snapshots.insert(id, snapshot.as_ref())?;
                             rooms.insert(id, (epoch.0, self.boot, seq.0))?;
+                            touched.insert(id, now)?;
+                        }
+                        Command::Expire {
+                            before,
+                            keep,
+                            expired,
+                            ..
+                        } => {
+                            for id in &written {
+                                touched.insert(*id, now)?;
+                            }
+                            written.clear();
+                            let gone = expire(
+                                *before,
+                                keep,
+                                now,
+                                (&mut rooms, &mut snapshots, &mut ops),
+                                (&mut authors, &mut touched),
+                            )?;
+                            *expired.lock().unwrap_or_else(|p| p.into_inner()) = gone;
                         }
                         Command::Barrier(_) | Command::Close(_) => {}
                     }
                     outcomes.push(outcome);
+                }
+                for id in written {
+                    touched.insert(id, now)?;
                 }
                 if closing {
                     let mut meta = txn.open_table(META)?;
@@ -597,6 +672,66 @@ impl Writer {
         };
         inner().map_err(|e| StoreError::Backend(e.to_string()))
     }
+}
+
+/// Milliseconds since the Unix epoch (0 for a clock before it).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+type Table<'t, K, V> = ::redb::Table<'t, K, V>;
+
+/// Deletes the rooms last touched before `before`, except `keep`; rooms without a record
+/// (from before expiry was kept) count as touched `now`. Returns the rooms deleted.
+fn expire(
+    before: u64,
+    keep: &[RoomId],
+    now: u64,
+    (rooms, snapshots, ops): (
+        &mut Table<'_, &'static str, (u64, u64, u64)>,
+        &mut Table<'_, &'static str, &'static [u8]>,
+        &mut Table<'_, (&'static str, u64), &'static [u8]>,
+    ),
+    (authors, touched): (
+        &mut Table<'_, (&'static str, u64), u64>,
+        &mut Table<'_, &'static str, u64>,
+    ),
+) -> Result<Vec<RoomId>, ::redb::Error> {
+    for room in keep {
+        touched.insert(room.as_str(), now)?;
+    }
+    let mut unrecorded = Vec::new();
+    for entry in rooms.iter()? {
+        let (id, _) = entry?;
+        if touched.get(id.value())?.is_none() {
+            unrecorded.push(id.value().to_owned());
+        }
+    }
+    for id in &unrecorded {
+        touched.insert(id.as_str(), now)?;
+    }
+    let mut stale = Vec::new();
+    for entry in touched.iter()? {
+        let (id, at) = entry?;
+        if at.value() < before {
+            stale.push(id.value().to_owned());
+        }
+    }
+    let mut gone = Vec::with_capacity(stale.len());
+    for id in stale {
+        let key = id.as_str();
+        rooms.remove(key)?;
+        snapshots.remove(key)?;
+        touched.remove(key)?;
+        ops.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+        authors.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+        if let Ok(room) = RoomId::new(id) {
+            gone.push(room);
+        }
+    }
+    Ok(gone)
 }
 
 /// Tells each room with ops in a group what became of them: once per room and commit, with

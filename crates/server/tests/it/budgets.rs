@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kokuban_protocol::{ClientMsg, Color, Name, PresenceEvent, Profile, ServerMsg};
+use kokuban_protocol::{ClientMsg, Color, ErrorCode, Name, PresenceEvent, Profile, ServerMsg};
 use kokuban_server::Server;
 
 use crate::harness::{TIMEOUT, TestClient, TestServer, http, stroke_ops, test_config};
@@ -243,4 +243,98 @@ async fn stalled_joiners_of_a_large_board_do_not_hold_up_a_shutdown_and_nothing_
     bob.sync_to(seq).await;
     assert_eq!(bob.board.len(), strokes);
     assert_eq!(bob.board.snapshot(), ada.board.snapshot());
+}
+
+/// Joins `room` with its edit link; the error code of the refusal, if refused.
+async fn refused_join(server: &TestServer, room: &crate::harness::TestRoom) -> Option<ErrorCode> {
+    let mut c = TestClient::connect(server, room.id.as_str()).await;
+    c.hello(&room.id, &room.edit, None).await;
+    match c
+        .recv_until(|m| matches!(m, ServerMsg::Welcome(_) | ServerMsg::Error(_)))
+        .await
+    {
+        ServerMsg::Error(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// Rooms nobody used for the TTL are deleted; rooms drawn in, or sat in, are kept. `server`
+/// is a node with the TTL `ttl`, single (where the link of a deleted room is refused) or of a
+/// cluster (where it opens an empty board: a room Redis does not hold starts anew).
+async fn rooms_expire_unless_used(server: &TestServer, ttl: Duration, single: bool) {
+    let forgotten = server.create_room().await;
+    let drawn_in = server.create_room().await;
+    let sat_in = server.create_room().await;
+    let mut ada = server.editor(&forgotten, "ada").await;
+    ada.draw_stroke(1, 20, 5).await;
+    ada.settle().await;
+    ada.close().await;
+    let mut carol = server.editor(&sat_in, "carol").await;
+    carol.draw_stroke(2, 20, 5).await;
+    carol.settle().await;
+    // Bob draws now and then; Carol only stays (a board left open on a wall screen).
+    let mut bob = server.editor(&drawn_in, "bob").await;
+    let started = Instant::now();
+    let mut seed = 10;
+    while started.elapsed() < ttl * 2 {
+        bob.draw_stroke(seed, 10, 5).await;
+        bob.settle().await;
+        seed += 1;
+        tokio::time::sleep(ttl / 4).await;
+    }
+    bob.close().await;
+    if single {
+        assert_eq!(
+            refused_join(server, &forgotten).await,
+            Some(ErrorCode::Forbidden),
+            "a room unused for twice its TTL is still there"
+        );
+    } else {
+        let ada = server.viewer(&forgotten, "ada").await;
+        assert_eq!(
+            ada.board.len(),
+            0,
+            "a room unused for twice its TTL is still there"
+        );
+    }
+    for (room, strokes) in [(&drawn_in, (seed - 10) as usize), (&sat_in, 1)] {
+        let dan = server.viewer(room, "dan").await;
+        assert_eq!(dan.board.len(), strokes);
+    }
+    carol.draw_stroke(3, 10, 5).await;
+    carol.settle().await;
+}
+
+#[tokio::test]
+async fn a_single_node_deletes_rooms_nobody_used_for_the_ttl_and_keeps_the_others() {
+    let ttl = Duration::from_millis(1500);
+    let mut server = TestServer::start_with(|c| {
+        c.room_ttl = Some(ttl);
+        c.room_sweep_interval = Duration::from_millis(100);
+    })
+    .await;
+    rooms_expire_unless_used(&server, ttl, true).await;
+    assert!(server.metric("kokuban_rooms_expired_total").await >= 1.0);
+    // What was deleted stays deleted after a restart; what was kept is still there.
+    let kept = server.create_room().await;
+    let mut ada = server.editor(&kept, "ada").await;
+    ada.draw_stroke(1, 20, 5).await;
+    ada.settle().await;
+    ada.close().await;
+    server.restart().await;
+    let ada = server.viewer(&kept, "ada").await;
+    assert_eq!(ada.board.len(), 1);
+}
+
+#[tokio::test]
+async fn in_a_cluster_redis_expires_rooms_nobody_used_for_the_ttl() {
+    let redis = crate::harness::redis::RedisServer::shared().await;
+    // Several heartbeats (every half second here) within the TTL.
+    let ttl = Duration::from_secs(3);
+    let server = crate::harness::cluster::node_at(&redis.url(), "ttl", |c| {
+        c.room_ttl = Some(ttl);
+        c.cluster.as_mut().unwrap().secret = Some(crate::harness::cluster::SECRET.into());
+    })
+    .await;
+    rooms_expire_unless_used(&server, ttl, false).await;
 }

@@ -113,7 +113,8 @@ impl RedisSequencer {
                 cluster.presence_ttl,
                 metrics.clone(),
             )
-            .map_err(failed)?,
+            .map_err(failed)?
+            .with_room_ttl(config.room_ttl),
         );
         let (subscriber, requests) =
             Subscriber::new(&cluster.redis_url, cluster.redis_timeout, metrics.clone())

@@ -22,6 +22,10 @@ pub struct RoomSettings {
     /// Members of one room at once (across the cluster); a join beyond it is refused (0: no
     /// cap).
     pub max_members_per_room: usize,
+    /// Rooms nobody wrote to or sat in for this long are deleted (`None`: kept forever).
+    pub room_ttl: Option<Duration>,
+    /// How often a single node looks for expired rooms.
+    pub room_sweep_interval: Duration,
 }
 
 impl From<&Config> for RoomSettings {
@@ -38,6 +42,8 @@ impl From<&Config> for RoomSettings {
             },
             max_rooms: c.max_rooms,
             max_members_per_room: c.max_members_per_room,
+            room_ttl: c.room_ttl,
+            room_sweep_interval: c.room_sweep_interval,
         }
     }
 }

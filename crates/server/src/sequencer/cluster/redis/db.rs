@@ -49,6 +49,9 @@ pub(crate) struct Db {
     clock_offset_ms: AtomicI64,
     /// This process's id on the room channels (random per start).
     pub node: u64,
+    /// Rooms' keys expire this many ms after the last heartbeat of a node holding the room
+    /// (0: never).
+    room_ttl_ms: u64,
 }
 
 /// When a new history replaces the room's (see [`Db::seed`]).
@@ -96,7 +99,14 @@ impl Db {
             budget: std::sync::atomic::AtomicUsize::new(MAX_ROUND_TRIP_BYTES),
             clock_offset_ms: AtomicI64::new(0),
             node: rand::random(),
+            room_ttl_ms: 0,
         })
+    }
+
+    /// Rooms' keys expire once no node has held the room for `ttl` (`None`: never).
+    pub fn with_room_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.room_ttl_ms = ttl.map_or(0, |t| t.as_millis().max(1) as u64);
+        self
     }
 
     fn slot(&self) -> MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
@@ -381,7 +391,8 @@ impl Db {
                         .arg(self.log_cap)
                         .arg(&keys.channel)
                         .arg(deadline_ms.to_string())
-                        .arg(RING_OPS),
+                        .arg(RING_OPS)
+                        .arg(self.room_ttl_ms),
                 ),
                 Command::Announce {
                     member,
@@ -412,7 +423,15 @@ impl Db {
                     .arg(ephemeral_message(self.node, frame)),
                 Command::Heartbeat { members } => {
                     let mut inv = HEARTBEAT.prepare_invoke();
-                    inv.key(&keys.members).arg(&ttl).arg(&node);
+                    inv.key(&keys.members)
+                        .key(&keys.epoch)
+                        .key(&keys.seq)
+                        .key(&keys.log)
+                        .key(&keys.snap)
+                        .key(&keys.authors)
+                        .arg(&ttl)
+                        .arg(&node)
+                        .arg(self.room_ttl_ms);
                     for (id, frame) in members {
                         inv.arg(id.0.to_string()).arg(&frame[..]);
                     }
@@ -537,6 +556,7 @@ impl Db {
                     .arg(known_epoch)
                     .arg(known_head)
                     .arg(&keys.channel)
+                    .arg(self.room_ttl_ms)
                     .invoke_async(conn)
                     .await
             })

@@ -1,5 +1,7 @@
 -- KEYS: epoch, seq, log, authors, the author's ring. ARGV: expected epoch, node's head, author,
--- op number, op, log cap, channel, deadline (ms on Redis's clock), ring length.
+-- op number, op, log cap, channel, deadline (ms on Redis's clock), ring length, the room's ttl
+-- ms (0: none; the author's ring expires with the room, the other keys are kept alive by the
+-- heartbeats of the nodes that hold the room).
 local t = redis.call('TIME')
 if t[1] * 1000 + math.floor(t[2] / 1000) > tonumber(ARGV[8]) then return {'late'} end
 local epoch = redis.call('GET', KEYS[1])
@@ -20,6 +22,7 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], seq .. '-1',
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 redis.call('LPUSH', KEYS[5], ARGV[4] .. ':' .. epoch .. ':' .. seq)
 redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[9]) - 1)
+if tonumber(ARGV[10]) > 0 then redis.call('PEXPIRE', KEYS[5], ARGV[10]) end
 redis.call('PUBLISH', ARGV[7],
            'O' .. epoch .. '\n' .. seq .. '\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[5])
 return {'ok', seq}
