@@ -30,6 +30,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
+    /// The budget a node's configuration sets.
     pub fn of(config: &crate::Config) -> Self {
         Self {
             frames_per_sec: config.inbound_frames_per_sec,
@@ -185,6 +186,7 @@ pub(crate) struct Metered<S> {
 }
 
 impl<S> Metered<S> {
+    /// Meters what is read from `inner`, with full buckets.
     pub fn new(inner: S, budget: Budget) -> Self {
         let now = Instant::now();
         Self {
