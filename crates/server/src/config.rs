@@ -34,7 +34,9 @@ pub struct Config {
 
     /// How often the server pings an idle connection.
     pub ping_interval: Duration,
-    /// A connection from which nothing (not even a pong) arrived for this long is closed.
+    /// A connection that sent no data message and did not answer the server's latest ping
+    /// for this long is closed (4003). Its own pings, unsolicited pongs and empty fragments do
+    /// not count: they would keep a connection open at no cost.
     pub idle_timeout: Duration,
     /// Time a new connection has to send its Hello.
     pub hello_timeout: Duration,
@@ -65,6 +67,21 @@ pub struct Config {
     pub abuse_limit: u32,
     /// See [`Config::abuse_limit`].
     pub abuse_window: Duration,
+    /// WebSocket frames of every kind (data, fragments, pings, pongs) a connection may send
+    /// per second, sustained; beyond it and [`Config::inbound_frame_burst`] it is closed with
+    /// 1008. Counted as the bytes arrive, before any message is assembled.
+    pub inbound_frames_per_sec: u32,
+    /// Frames a connection may send at once above the sustained rate.
+    pub inbound_frame_burst: u32,
+    /// Bytes a connection may send per second, sustained; beyond it and
+    /// [`Config::inbound_byte_burst`] it is closed with 1008.
+    pub inbound_bytes_per_sec: u32,
+    /// Bytes a connection may send at once above the sustained rate.
+    pub inbound_byte_burst: u32,
+    /// A data message whose first byte arrived must be complete (its final frame in) within
+    /// this, or the connection is closed with 1008: an unfinished message holds memory, and
+    /// a peer could otherwise keep it unfinished for ever.
+    pub message_deadline: Duration,
 
     /// Cursor moves are coalesced and sent to the room at most this often.
     pub cursor_interval: Duration,
@@ -168,6 +185,16 @@ impl Config {
             rate_burst: 480,
             abuse_limit: 480,
             abuse_window: Duration::from_secs(10),
+            // Four times the message rate (frames include fragments and a browser's answers to
+            // pings); only a client that floods reaches it, the rate limit above speaks first.
+            inbound_frames_per_sec: 960,
+            inbound_frame_burst: 1920,
+            // A point batch is a few hundred bytes; a megabyte a second is a pasted image's
+            // worth of text. The burst admits a tab flushing what it drew while offline.
+            inbound_bytes_per_sec: 1 << 20,
+            inbound_byte_burst: 8 << 20,
+            // A whole client message is at most 64 KiB: ten seconds is a slow mobile link.
+            message_deadline: Duration::from_secs(10),
             // 25 Hz is smooth for a pointer and keeps cursor traffic a fraction of ink traffic.
             cursor_interval: Duration::from_millis(40),
             room_grace: Duration::from_secs(30),

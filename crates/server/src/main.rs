@@ -145,6 +145,24 @@ struct Args {
         value_name = "N"
     )]
     max_members_per_room: usize,
+    /// WebSocket frames of any kind one connection may send per second, sustained (default
+    /// 960); beyond it and --inbound-frame-burst the connection is closed with 1008.
+    #[arg(long, env = "KOKUBAN_INBOUND_FRAMES_PER_SEC", value_name = "N")]
+    inbound_frames_per_sec: Option<u32>,
+    /// Frames one connection may send at once above the sustained rate (default 1920).
+    #[arg(long, env = "KOKUBAN_INBOUND_FRAME_BURST", value_name = "N")]
+    inbound_frame_burst: Option<u32>,
+    /// Bytes one connection may send per second, sustained (default 1 MiB); beyond it and
+    /// --inbound-byte-burst the connection is closed with 1008.
+    #[arg(long, env = "KOKUBAN_INBOUND_BYTES_PER_SEC", value_name = "BYTES")]
+    inbound_bytes_per_sec: Option<u32>,
+    /// Bytes one connection may send at once above the sustained rate (default 8 MiB).
+    #[arg(long, env = "KOKUBAN_INBOUND_BYTE_BURST", value_name = "BYTES")]
+    inbound_byte_burst: Option<u32>,
+    /// Seconds within which a WebSocket message begun must be complete (default 10); a
+    /// connection that leaves one unfinished longer is closed with 1008.
+    #[arg(long, env = "KOKUBAN_MESSAGE_DEADLINE", value_name = "SECONDS")]
+    message_deadline: Option<f64>,
 }
 
 #[tokio::main]
@@ -186,6 +204,22 @@ async fn main() -> anyhow::Result<()> {
     config.rooms_per_ip_per_min = args.rooms_per_ip_per_min;
     config.room_ttl = (args.room_ttl_days > 0)
         .then(|| Duration::from_secs(u64::from(args.room_ttl_days) * 24 * 3600));
+    // Unset flags keep the library's defaults, which are documented (and reasoned) there.
+    let c = &mut config;
+    c.inbound_frames_per_sec = args
+        .inbound_frames_per_sec
+        .unwrap_or(c.inbound_frames_per_sec);
+    c.inbound_frame_burst = args.inbound_frame_burst.unwrap_or(c.inbound_frame_burst);
+    c.inbound_bytes_per_sec = args
+        .inbound_bytes_per_sec
+        .unwrap_or(c.inbound_bytes_per_sec);
+    c.inbound_byte_burst = args.inbound_byte_burst.unwrap_or(c.inbound_byte_burst);
+    if let Some(secs) = args.message_deadline {
+        c.message_deadline = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .context("--message-deadline must be a positive number of seconds")?;
+    }
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
     }

@@ -44,10 +44,14 @@ pub enum Rejection {
     RoomFull,
     /// A Hello that would load one room more than the node may hold.
     Overloaded,
+    /// Frames or bytes beyond the connection's inbound budget: closed with 1008.
+    OverBudget,
+    /// A message begun and not finished within the message deadline: closed with 1008.
+    Late,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 16] = [
+    const ALL: [Rejection; 18] = [
         Rejection::Empty,
         Rejection::TooLarge,
         Rejection::Version,
@@ -64,6 +68,8 @@ impl Rejection {
         Rejection::RoomFull,
         Rejection::Overloaded,
         Rejection::BoardFull,
+        Rejection::OverBudget,
+        Rejection::Late,
     ];
 
     /// The label value.
@@ -85,6 +91,8 @@ impl Rejection {
             Rejection::RoomFull => "room_full",
             Rejection::Overloaded => "overloaded",
             Rejection::BoardFull => "board_full",
+            Rejection::OverBudget => "over_budget",
+            Rejection::Late => "unfinished_message",
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use axum::extract::ws::WebSocket;
 use futures_util::StreamExt;
 use kokuban_protocol::{
     ClientMsg, Hello, Member, MemberId, RoomId, ServerMsg, Welcome, close, decode_client,
@@ -15,6 +14,7 @@ use tokio::time::timeout;
 use super::AppState;
 use super::refusal::Refusal;
 use super::socket::{Conn, Incoming, Session};
+use super::upgrade::Socket;
 use crate::metrics::Rejection;
 use crate::rate::RateLimiter;
 use crate::sequencer::{JoinRequest, MemberLink};
@@ -43,7 +43,7 @@ impl Opened {
 pub(super) async fn run(
     state: AppState,
     url_room: String,
-    socket: WebSocket,
+    socket: Socket,
     opened: &mut Option<Opened>,
 ) {
     let metrics = state.metrics.clone();

@@ -4,12 +4,15 @@
 //! - [`socket`]: a WebSocket connection, and its session's `select!` loop, where a member's
 //!   bytes are written;
 //! - [`hello`]: the Hello, the capability check, the join and the Welcome;
-//! - [`refusal`]: every refusal (error code, text, close code, metric) in one table.
+//! - [`refusal`]: every refusal (error code, text, close code, metric) in one table;
+//! - [`upgrade`]: the WebSocket handshake, which hands the connection to [`inbound`]'s meter.
 
 mod assets;
 mod hello;
+mod inbound;
 mod refusal;
 mod socket;
+mod upgrade;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -149,6 +152,9 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
 /// their details and answered with a generic message.
 #[derive(Debug)]
 pub(crate) enum ApiError {
+    BadRequest(&'static str),
+    /// 426: this address speaks WebSocket (version 13) only.
+    UpgradeRequired(&'static str),
     Forbidden(&'static str),
     Unavailable(&'static str),
     /// 429 with a `Retry-After` of this many seconds.
@@ -160,6 +166,22 @@ pub(crate) enum ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::UpgradeRequired(m) => {
+                let body = Json(serde_json::json!({ "error": m }));
+                return (
+                    StatusCode::UPGRADE_REQUIRED,
+                    [
+                        (header::UPGRADE, HeaderValue::from_static("websocket")),
+                        (
+                            header::SEC_WEBSOCKET_VERSION,
+                            HeaderValue::from_static("13"),
+                        ),
+                    ],
+                    body,
+                )
+                    .into_response();
+            }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),

@@ -5,9 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -18,9 +16,14 @@ use kokuban_protocol::{
 };
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::frame::CloseFrame;
 
 use super::hello::{self, Opened};
+use super::inbound::{Budget, Refused};
 use super::refusal::{Close, Refusal};
+use super::upgrade::{self, Socket};
 use super::{ApiError, AppState, check_origin};
 use crate::metrics::{Metrics, Rejection};
 use crate::rate::{RateLimiter, Verdict};
@@ -41,6 +44,10 @@ const WRITE_BATCH: usize = 64;
 /// Malformed frames tolerated on one connection (each answered with an error frame) before it
 /// is closed with 1007: a client with a bug gets told, a fuzzer gets cut off.
 const MAX_MALFORMED: u32 = 16;
+/// Bytes read and dropped after a close that a read error decided ([`Conn::close`]): what a
+/// client had in flight when it was closed. A peer still sending beyond that is flooding, and
+/// is reset.
+const MAX_DRAIN_BYTES: usize = 4 * MAX_CLIENT_FRAME_BYTES;
 /// Control frames (pings, pongs) tolerated before the Hello. A browser sends none at all (it
 /// only answers the server's pings, and none is sent before the Hello), so a handful is
 /// generous; a ping flood in place of a Hello is closed with 1008 instead of being answered
@@ -59,21 +66,25 @@ pub(super) enum End {
     Refuse(Close),
 }
 
-/// `GET /ws/{room}`: refuses foreign origins, addresses over their upgrade rate and upgrades
-/// during shutdown, then upgrades with explicit limits.
+/// `GET /ws/{room}`: refuses handshakes that are not WebSocket version 13, foreign origins,
+/// addresses over their upgrade rate and upgrades during shutdown, then upgrades with explicit
+/// limits and the connection's inbound budget.
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    if let Err(e) = check_origin(&state, &headers, "WebSocket") {
+    let (response, handover) = match upgrade::accept(&mut request) {
+        Ok(accepted) => accepted,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = check_origin(&state, request.headers(), "WebSocket") {
         return e.into_response();
     }
     if !state
         .upgrades
-        .admit(state.client_ip(peer, &headers), Instant::now())
+        .admit(state.client_ip(peer, request.headers()), Instant::now())
     {
         state
             .metrics
@@ -91,25 +102,30 @@ pub(crate) async fn upgrade(
     }
     // Taken before the upgrade, so that shutdown also waits for sessions about to start.
     let tracked = state.sessions.token();
-    ws.read_buffer_size(READ_BUFFER_BYTES)
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .max_message_size(MAX_CLIENT_FRAME_BYTES)
-        .max_frame_size(MAX_CLIENT_FRAME_BYTES)
-        .on_failed_upgrade(|e| tracing::debug!("WebSocket upgrade failed: {e}"))
-        .on_upgrade(move |socket| async move {
-            let _tracked = tracked;
-            let metrics = state.metrics.clone();
-            let _open = OpenConnection::new(&metrics);
-            // The Hello and the join run in a future of their own, freed once the member is
-            // in: a task keeps the memory of its largest state for its whole life, and the
-            // join's states are twice the size of the session's.
-            let mut opened: Option<Opened> = None;
-            Box::pin(hello::run(state, room, socket, &mut opened)).await;
-            if let Some(opened) = opened {
-                opened.live().await;
-            }
-        })
+        .max_message_size(Some(MAX_CLIENT_FRAME_BYTES))
+        .max_frame_size(Some(MAX_CLIENT_FRAME_BYTES));
+    let budget = Budget::of(&state.config);
+    tokio::spawn(async move {
+        let _tracked = tracked;
+        let Some(socket) = handover.socket(config, budget).await else {
+            return;
+        };
+        let metrics = state.metrics.clone();
+        let _open = OpenConnection::new(&metrics);
+        // The Hello and the join run in a future of their own, freed once the member is
+        // in: a task keeps the memory of its largest state for its whole life, and the
+        // join's states are twice the size of the session's.
+        let mut opened: Option<Opened> = None;
+        Box::pin(hello::run(state, room, socket, &mut opened)).await;
+        if let Some(opened) = opened {
+            opened.live().await;
+        }
+    });
+    response
 }
 
 /// Counts an open connection for as long as it lives.
@@ -149,8 +165,8 @@ pub(super) enum Incoming {
 /// A connection before and during its session.
 pub(super) struct Conn {
     pub state: AppState,
-    pub sink: SplitSink<WebSocket, Message>,
-    pub stream: SplitStream<WebSocket>,
+    pub sink: SplitSink<Socket, Message>,
+    pub stream: SplitStream<Socket>,
 }
 
 impl Conn {
@@ -161,7 +177,7 @@ impl Conn {
             match self.stream.next().await {
                 Some(Ok(Message::Binary(b))) => return Incoming::Frame(b),
                 Some(Ok(Message::Text(_))) => return Incoming::Text,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                     control += 1;
                     if control > MAX_CONTROL_BEFORE_HELLO {
                         return Incoming::ControlFlood;
@@ -210,30 +226,51 @@ impl Conn {
     pub async fn close(mut self, (code, reason): Close) {
         let wait = self.state.config.close_timeout;
         let frame = Message::Close(Some(CloseFrame {
-            code,
+            code: code.into(),
             reason: reason.into(),
         }));
-        if matches!(timeout(wait, self.sink.send(frame)).await, Ok(Ok(()))) {
-            let _ = timeout(wait, async {
-                while let Some(Ok(m)) = self.stream.next().await {
-                    if matches!(m, Message::Close(_)) {
-                        break;
-                    }
-                }
-            })
-            .await;
+        if !matches!(timeout(wait, self.sink.send(frame)).await, Ok(Ok(()))) {
+            return;
         }
+        let Conn {
+            sink, mut stream, ..
+        } = self;
+        let _ = timeout(wait, async move {
+            while let Some(m) = stream.next().await {
+                if matches!(m, Ok(Message::Close(_))) {
+                    return;
+                }
+            }
+            // tungstenite stopped reading at an error (a refused frame, or the meter's
+            // refusal) while the peer may still be sending. Closing a socket with unread bytes
+            // resets it, and the reset can destroy the close frame before the peer reads it:
+            // read and drop what follows, so that the peer learns why it was closed.
+            if let Ok(mut socket) = stream.reunite(sink) {
+                socket.get_mut().drain(MAX_DRAIN_BYTES).await;
+            }
+        })
+        .await;
     }
 }
 
 /// What to answer a read error with: a message or frame over the size limit (1009; the
 /// limit is checked on the frame header, before its payload is buffered), a frame that breaks
-/// RFC 6455 (1002), a text frame that is not UTF-8 (1007); `None` for a connection that
-/// simply went away, which has nobody left to tell.
-fn classify(e: axum::Error) -> Option<(Rejection, Close)> {
+/// RFC 6455 (1002), a text frame that is not UTF-8 (1007), a connection over its inbound
+/// budget or slow to finish a message (1008); `None` for a connection that simply went away,
+/// which has nobody left to tell.
+fn classify(e: tungstenite::Error) -> Option<(Rejection, Close)> {
     use tungstenite::error::ProtocolError as P;
-    let e = e.into_inner().downcast::<tungstenite::Error>().ok()?;
-    match *e {
+    match e {
+        tungstenite::Error::Io(e) => match Refused::of(&e)? {
+            Refused::OverBudget => Some((
+                Rejection::OverBudget,
+                (close::POLICY, "inbound budget exceeded"),
+            )),
+            Refused::Late => Some((
+                Rejection::Late,
+                (close::POLICY, "message not completed in time"),
+            )),
+        },
         tungstenite::Error::Capacity(_) => {
             Some((Rejection::TooLarge, (close::TOO_BIG, "message too large")))
         }
@@ -276,6 +313,9 @@ impl Session {
             last_seen: Instant::now(),
             profile: None,
             profile_due: Instant::now(),
+            // Not 0: an unsolicited pong of zeros must not pass for the answer to a ping
+            // that was never sent.
+            ping: rand::random(),
         }
     }
 
@@ -328,11 +368,16 @@ pub(super) struct Session {
     capability: Capability,
     limiter: RateLimiter,
     malformed: u32,
+    /// When the peer last showed it is alive: a data message, or the answer to our latest
+    /// ping. Control frames of its own choosing (its pings, unsolicited pongs) and empty
+    /// fragments cost nothing to send, so they prove nothing.
     last_seen: Instant,
     /// A name or colour change waiting for [`Session::profile_due`].
     profile: Option<(Name, Color)>,
     /// When the next change may reach the room ([`crate::Config::profile_interval`]).
     profile_due: Instant,
+    /// The payload of the latest ping sent (a counter).
+    ping: u64,
 }
 
 impl Session {
@@ -398,14 +443,15 @@ impl Session {
                         }
                         None => return End::Gone,
                     };
-                    self.last_seen = Instant::now();
                     match message {
                         Message::Binary(data) => {
+                            self.last_seen = Instant::now();
                             if let Some(close) = self.on_frame(data) {
                                 return End::Refuse(close);
                             }
                         }
                         Message::Text(_) => {
+                            self.last_seen = Instant::now();
                             self.refuse(Refusal::Text);
                             return End::Refuse(Refusal::Text.close());
                         }
@@ -413,7 +459,12 @@ impl Session {
                         // replaces it). Control frames draw on the same bucket as data, so a
                         // ping flood is closed like any other flood; a browser sends none
                         // but its answers to our pings.
-                        Message::Ping(_) | Message::Pong(_) => {
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {
+                            if let Message::Pong(payload) = &message
+                                && payload[..] == self.ping.to_be_bytes()
+                            {
+                                self.last_seen = Instant::now();
+                            }
                             if self.limiter.check(Instant::now()) == Verdict::Close {
                                 self.conn.state.metrics.reject(Rejection::PingFlood);
                                 return End::Close((close::POLICY, "too many control frames"));
@@ -431,7 +482,9 @@ impl Session {
                         self.conn.state.metrics.idle_timeouts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         return End::Close((close::IDLE_TIMEOUT, "no sign of life"));
                     }
-                    let ping = self.conn.sink.send(Message::Ping(Bytes::new()));
+                    self.ping = self.ping.wrapping_add(1);
+                    let payload = Bytes::copy_from_slice(&self.ping.to_be_bytes());
+                    let ping = self.conn.sink.send(Message::Ping(payload));
                     if !matches!(timeout(config.close_timeout, ping).await, Ok(Ok(()))) {
                         return End::Gone;
                     }
@@ -539,11 +592,11 @@ fn encoded(entry: Outgoing) -> Bytes {
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
 async fn write_frames(
-    sink: &mut SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<Socket, Message>,
     queue: &mut mpsc::Receiver<Outgoing>,
     first: Outgoing,
     metrics: &Metrics,
-) -> Result<(), axum::Error> {
+) -> Result<(), tungstenite::Error> {
     let mut next = Some(first);
     let mut written = 0;
     while let Some(entry) = next {

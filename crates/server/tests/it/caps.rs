@@ -207,6 +207,9 @@ fn the_binary_documents_every_cap_and_keeps_the_per_address_caps_off_by_default(
         "--upgrade-burst-per-ip <N>",
         "--max-rooms <N>",
         "--max-members-per-room <N>",
+        "--inbound-frames-per-sec <N>",
+        "--inbound-bytes-per-sec <BYTES>",
+        "--message-deadline <SECONDS>",
     ] {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
     }

@@ -1,6 +1,6 @@
 //! Boards survive restarts; storage follows content, not history; shutdown is orderly.
 
-use crate::harness::{TestClient, TestServer, encoded_len, stroke_ops};
+use crate::harness::{TestClient, TestServer, encoded_len, stroke_ops, unmetered};
 use kokuban_protocol::{Op, RoomState, ServerMsg, close};
 
 #[tokio::test]
@@ -47,6 +47,7 @@ async fn a_board_drawn_and_cleared_a_thousand_times_stays_small_on_disk_and_in_i
     let mut server = TestServer::start_with(|c| {
         c.rate_per_sec = 1_000_000;
         c.rate_burst = 1_000_000;
+        unmetered(c);
     })
     .await;
     let room = server.create_room().await;

@@ -5,10 +5,13 @@
 //! Every case checks four things: the right close code, other rooms keep their latency while
 //! it happens, the process's memory returns to its baseline once the attacker is gone, and a
 //! metric counts the event.
+//!
+//! The hand-made client is shared with the inbound budget's tests (`inbound`): no WebSocket
+//! library would send an unfinished message or withhold its final fragment.
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{TIMEOUT, TestRoom, TestServer, stroke_ops, under_attack};
+use crate::harness::{TIMEOUT, TestRoom, TestServer, stroke_ops, under_attack, unmetered};
 use kokuban_protocol::limits::MAX_CLIENT_FRAME_BYTES;
 use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
@@ -18,17 +21,17 @@ use kokuban_protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const BINARY: u8 = 0x2;
-const TEXT: u8 = 0x1;
-const CONTINUATION: u8 = 0x0;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+pub(crate) const BINARY: u8 = 0x2;
+pub(crate) const TEXT: u8 = 0x1;
+pub(crate) const CONTINUATION: u8 = 0x0;
+pub(crate) const CLOSE: u8 = 0x8;
+pub(crate) const PING: u8 = 0x9;
+pub(crate) const PONG: u8 = 0xA;
+pub(crate) const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// A frame header: FIN, reserved bits (`rsv`, already shifted into place), opcode, the mask
 /// bit and the declared payload length (which need not match what follows).
-fn header(fin: bool, rsv: u8, opcode: u8, masked: bool, len: u64) -> Vec<u8> {
+pub(crate) fn header(fin: bool, rsv: u8, opcode: u8, masked: bool, len: u64) -> Vec<u8> {
     let mut h = vec![(u8::from(fin) << 7) | rsv | opcode];
     let m = u8::from(masked) << 7;
     if len < 126 {
@@ -47,22 +50,22 @@ fn header(fin: bool, rsv: u8, opcode: u8, masked: bool, len: u64) -> Vec<u8> {
 }
 
 /// A whole frame, masked as a client must send it.
-fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = header(fin, 0, opcode, true, payload.len() as u64);
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
     f
 }
 
 /// A hand-made WebSocket client on a plain TCP stream.
-struct Raw {
-    tcp: TcpStream,
+pub(crate) struct Raw {
+    pub tcp: TcpStream,
     /// Bytes read and not yet parsed.
-    buf: Vec<u8>,
+    pub buf: Vec<u8>,
 }
 
 /// What the server sent.
 #[derive(Debug)]
-enum In {
+pub(crate) enum In {
     Frame(u8, Vec<u8>),
     /// The connection ended (EOF or reset) without a close frame.
     Ended,
@@ -70,7 +73,7 @@ enum In {
 
 impl Raw {
     /// Upgrades by hand and reads the `101`.
-    async fn upgrade(server: &TestServer, room: &str) -> Raw {
+    pub(crate) async fn upgrade(server: &TestServer, room: &str) -> Raw {
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         let request = format!(
@@ -98,7 +101,7 @@ impl Raw {
     }
 
     /// Upgrades, says Hello with the edit token and reads the Welcome.
-    async fn member(server: &TestServer, room: &TestRoom) -> Raw {
+    pub(crate) async fn member(server: &TestServer, room: &TestRoom) -> Raw {
         let mut raw = Raw::upgrade(server, room.id.as_str()).await;
         let hello = encode_client(&ClientMsg::Hello(Hello {
             room: room.id.clone(),
@@ -115,7 +118,7 @@ impl Raw {
         }
     }
 
-    async fn fill(&mut self) -> bool {
+    pub(crate) async fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16 * 1024];
         match tokio::time::timeout(TIMEOUT, self.tcp.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => {
@@ -128,12 +131,12 @@ impl Raw {
     }
 
     /// Writes bytes; false once the server has gone.
-    async fn send(&mut self, bytes: &[u8]) -> bool {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> bool {
         self.tcp.write_all(bytes).await.is_ok()
     }
 
     /// The next frame from the server (unmasked, never fragmented by this server).
-    async fn next(&mut self) -> In {
+    pub(crate) async fn next(&mut self) -> In {
         loop {
             if let Some((opcode, payload, used)) = parse(&self.buf) {
                 self.buf.drain(..used);
@@ -146,7 +149,7 @@ impl Raw {
     }
 
     /// The next data message, decoded; `None` if the connection closes first.
-    async fn next_msg(&mut self) -> Option<ServerMsg> {
+    pub(crate) async fn next_msg(&mut self) -> Option<ServerMsg> {
         loop {
             match self.next().await {
                 In::Frame(BINARY, payload) => return Some(decode_server(&payload).unwrap()),
@@ -158,7 +161,7 @@ impl Raw {
 
     /// Reads until the server closes; its close code (`None`: ended without a close frame).
     /// Counts the pongs seen on the way.
-    async fn close_code(&mut self) -> (Option<u16>, usize) {
+    pub(crate) async fn close_code(&mut self) -> (Option<u16>, usize) {
         let mut pongs = 0;
         loop {
             match self.next().await {
@@ -178,7 +181,7 @@ impl Raw {
 }
 
 /// One complete server frame at the start of `buf`: opcode, payload, bytes used.
-fn parse(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
+pub(crate) fn parse(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     if buf.len() < 2 {
         return None;
     }
@@ -228,7 +231,9 @@ async fn headers_declaring_huge_payloads_are_closed_with_1009_without_reading_th
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragment_floods_are_closed_with_1009_at_the_message_limit() {
-    let server = std::sync::Arc::new(TestServer::start().await);
+    // The inbound budget would close the one-byte flood first (1008); the message limit is
+    // what this test is about.
+    let server = std::sync::Arc::new(TestServer::start_with(unmetered).await);
     let room = server.create_room().await;
     let (s, r) = (server.clone(), room.clone());
     let (big, tiny) = under_attack(&server, async move {
@@ -461,8 +466,12 @@ async fn endless_empty_fragments_are_cut_off_by_the_idle_timeout() {
     // Empty continuations never grow the message, so the size limit never trips, and no
     // message ever completes, so the rate limit never sees one: what bounds them is that
     // they are no sign of life. The heartbeat closes the connection like any silent one.
+    // (The inbound budget would close the flood first, and the message deadline a slower
+    // trickle: both are lifted here.)
     let server = std::sync::Arc::new(
         TestServer::start_with(|c| {
+            unmetered(c);
+            c.message_deadline = Duration::from_secs(60);
             // Short, yet long enough that the probe (drawing every few milliseconds) is never
             // taken for silent on a loaded machine.
             c.ping_interval = Duration::from_millis(500);

@@ -13,5 +13,6 @@ mod faults;
 mod frames;
 mod hardening;
 mod http;
+mod inbound;
 mod protection;
 mod rooms;

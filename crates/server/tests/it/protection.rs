@@ -1,6 +1,6 @@
 //! What the server refuses, and that refusing one client never disturbs the others.
 
-use crate::harness::{TestClient, TestServer, http, stroke_ops};
+use crate::harness::{TestClient, TestServer, http, stroke_ops, unmetered};
 use futures_util::SinkExt;
 use kokuban_protocol::Submit;
 use kokuban_protocol::limits::MAX_CLIENT_FRAME_BYTES;
@@ -233,6 +233,7 @@ async fn a_client_that_stops_reading_is_disconnected_with_4001_while_the_others_
         c.member_queue_frames = 64;
         c.rate_per_sec = 1_000_000;
         c.rate_burst = 1_000_000;
+        unmetered(c);
         // Long enough for the stalled client to drain its socket and read the close frame.
         c.close_timeout = std::time::Duration::from_secs(15);
     })

@@ -77,6 +77,14 @@ pub fn test_config(data_dir: &Path) -> Config {
     c
 }
 
+/// Lifts the inbound budget, for a test that floods a node on purpose to see something else.
+pub fn unmetered(c: &mut Config) {
+    c.inbound_frames_per_sec = u32::MAX;
+    c.inbound_frame_burst = u32::MAX;
+    c.inbound_bytes_per_sec = u32::MAX;
+    c.inbound_byte_burst = u32::MAX;
+}
+
 /// A running server. Dropping it starts a shutdown.
 pub struct TestServer {
     pub addr: SocketAddr,
