@@ -644,13 +644,14 @@ impl Writer {
                                 touched.insert(*id, now)?;
                             }
                             written.clear();
-                            let gone = expire(
-                                *before,
-                                keep,
-                                now,
-                                (&mut rooms, &mut snapshots, &mut ops),
-                                (&mut authors, &mut touched),
-                            )?;
+                            let tables = RoomTables {
+                                rooms: &mut rooms,
+                                snapshots: &mut snapshots,
+                                ops: &mut ops,
+                                authors: &mut authors,
+                                touched: &mut touched,
+                            };
+                            let gone = expire(*before, keep, now, tables)?;
                             *expired.lock().unwrap_or_else(|p| p.into_inner()) = gone;
                         }
                         Command::Barrier(_) | Command::Close(_) => {}
@@ -681,7 +682,14 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-type Table<'t, K, V> = ::redb::Table<'t, K, V>;
+/// The tables a room's data lives in, open in one write transaction.
+struct RoomTables<'a, 't> {
+    rooms: &'a mut ::redb::Table<'t, &'static str, (u64, u64, u64)>,
+    snapshots: &'a mut ::redb::Table<'t, &'static str, &'static [u8]>,
+    ops: &'a mut ::redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    authors: &'a mut ::redb::Table<'t, (&'static str, u64), u64>,
+    touched: &'a mut ::redb::Table<'t, &'static str, u64>,
+}
 
 /// Deletes the rooms last touched before `before`, except `keep`; rooms without a record
 /// (from before expiry was kept) count as touched `now`. Returns the rooms deleted.
@@ -689,16 +697,15 @@ fn expire(
     before: u64,
     keep: &[RoomId],
     now: u64,
-    (rooms, snapshots, ops): (
-        &mut Table<'_, &'static str, (u64, u64, u64)>,
-        &mut Table<'_, &'static str, &'static [u8]>,
-        &mut Table<'_, (&'static str, u64), &'static [u8]>,
-    ),
-    (authors, touched): (
-        &mut Table<'_, (&'static str, u64), u64>,
-        &mut Table<'_, &'static str, u64>,
-    ),
+    t: RoomTables<'_, '_>,
 ) -> Result<Vec<RoomId>, ::redb::Error> {
+    let RoomTables {
+        rooms,
+        snapshots,
+        ops,
+        authors,
+        touched,
+    } = t;
     for room in keep {
         touched.insert(room.as_str(), now)?;
     }
