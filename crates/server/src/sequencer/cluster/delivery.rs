@@ -204,6 +204,10 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
             }
         }
         Inbound::Reset => catch_up(shared, room).await.map(drop),
+        Inbound::Links { generation } => {
+            shared.links.advance(&room.id, generation);
+            Ok(())
+        }
         Inbound::Ephemeral { node, frame } => {
             if node != shared.db.node {
                 on_ephemeral(room, frame);
