@@ -1,6 +1,7 @@
 //! The landing page: one button that creates a board and opens it.
 
 use kokuban_client::link::with_view_token;
+use kokuban_protocol::{RoomId, Token};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -45,18 +46,7 @@ pub fn Landing() -> impl IntoView {
 
 /// `POST /api/rooms`; returns the edit link (with the view token kept in its fragment).
 pub async fn create_room() -> Result<String, String> {
-    let init = RequestInit::new();
-    init.set_method("POST");
-    let request = Request::new_with_str_and_init("/api/rooms", &init)
-        .map_err(|_| "Could not prepare the request.".to_string())?;
-    let response = JsFuture::from(window().fetch_with_request(&request))
-        .await
-        .map_err(|_| {
-            "The server cannot be reached. Check your connection and try again.".to_string()
-        })?;
-    let response: Response = response
-        .dyn_into()
-        .map_err(|_| "Unexpected answer from the server.".to_string())?;
+    let response = post("/api/rooms", None).await?;
     if response.status() == 429 {
         return Err(
             "Many boards were created from your address just now. Try again in a minute."
@@ -69,6 +59,46 @@ pub async fn create_room() -> Result<String, String> {
             response.status()
         ));
     }
+    let (edit, view) = links(response).await?;
+    Ok(with_view_token(&edit, &view))
+}
+
+/// `POST /api/rooms/{room}/links` with the edit token; returns the new edit and view links.
+pub async fn reset_links(room: &RoomId, edit: &Token) -> Result<(String, String), String> {
+    let response = post(&format!("/api/rooms/{room}/links"), Some(edit)).await?;
+    match response.status() {
+        200 => links(response).await,
+        403 => Err("this link may no longer reset them (were they reset already?)".into()),
+        status => Err(format!(
+            "the server answered {status}; try again in a moment"
+        )),
+    }
+}
+
+/// An empty `POST`, with the token as its bearer if given.
+async fn post(path: &str, bearer: Option<&Token>) -> Result<Response, String> {
+    let init = RequestInit::new();
+    init.set_method("POST");
+    let request = Request::new_with_str_and_init(path, &init)
+        .map_err(|_| "Could not prepare the request.".to_string())?;
+    if let Some(token) = bearer {
+        request
+            .headers()
+            .set("Authorization", &format!("Bearer {}", token.as_str()))
+            .map_err(|_| "Could not prepare the request.".to_string())?;
+    }
+    let response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(|_| {
+            "The server cannot be reached. Check your connection and try again.".to_string()
+        })?;
+    response
+        .dyn_into()
+        .map_err(|_| "Unexpected answer from the server.".to_string())
+}
+
+/// The `edit_url` and `view_url` of an answer.
+async fn links(response: Response) -> Result<(String, String), String> {
     let json = JsFuture::from(
         response
             .json()
@@ -83,5 +113,5 @@ pub async fn create_room() -> Result<String, String> {
     };
     let edit = field("edit_url").ok_or("The server's answer has no edit link.")?;
     let view = field("view_url").unwrap_or_default();
-    Ok(with_view_token(&edit, &view))
+    Ok((edit, view))
 }
