@@ -185,6 +185,7 @@ impl Engine {
         } else {
             (Outbox::new(crate::outbox::fresh_key()), None)
         };
+        browser::remember_board(&link);
         let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed, outbox)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));
         let socket = has_token.then(|| Socket::start(url, editor.clone()));
@@ -306,6 +307,7 @@ impl Engine {
                     .history()
                     .and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&url)));
             }
+            browser::remember_board(&new);
             let next = me.editor.borrow_mut().relink(new);
             if let (Next::RetryIn(_), Some(socket)) = (next, me.socket.as_ref()) {
                 socket.resume();

@@ -1,13 +1,14 @@
 //! The landing page: one button that creates a board and opens it.
 
 use kokuban_client::link::with_view_token;
+use kokuban_client::recent::{KEY, RecentBoards, ago};
 use kokuban_protocol::{RoomId, Token};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Request, RequestInit, Response};
 
-use crate::browser::window;
+use crate::browser::{load, store, window};
 use crate::room::icon;
 
 /// `/`.
@@ -40,7 +41,54 @@ pub fn Landing() -> impl IntoView {
                 {move || if busy.get() { "Creating…" } else { "New board" }}
             </button>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <Recent/>
         </main>
+    }
+}
+
+/// The boards this browser opened, newest first, each with a way to forget it.
+#[component]
+fn Recent() -> impl IntoView {
+    let recent = RwSignal::new(RecentBoards::parse(load(KEY).as_deref()));
+    let now = crate::browser::wall_ms();
+    let forget = move |room: &str| {
+        recent.update(|r| r.remove(room));
+        store(KEY, &recent.with_untracked(RecentBoards::to_stored));
+    };
+    let rows = move || {
+        recent.with(|r| {
+            r.boards()
+                .iter()
+                .map(|b| {
+                    let room = b.room.clone();
+                    let when = ago(b.opened_ms, now);
+                    view! {
+                        <li>
+                            <a href=b.link.clone() title="Open this board">
+                                {b.room.clone()}
+                            </a>
+                            <span class="when">{when}</span>
+                            <button
+                                class="forget"
+                                title="Remove this board from the list (the board itself stays)"
+                                aria-label=format!("Remove board {room} from the list")
+                                on:click=move |_| forget(&room)
+                            >
+                                "×"
+                            </button>
+                        </li>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    view! {
+        <Show when=move || recent.with(|r| !r.boards().is_empty())>
+            <section class="recent" aria-label="Boards opened in this browser">
+                <h2>"Opened in this browser"</h2>
+                <ul>{rows}</ul>
+            </section>
+        </Show>
     }
 }
 

@@ -581,3 +581,52 @@ async fn resetting_the_links_closes_the_old_ones_with_an_explanation_and_keeps_t
     bob.wait_ink("Ada's stroke after the reset", (150, 250, 450, 350), 50)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_on_request() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let driver = Driver::start().await;
+    let (first, _) = node.create_room().await;
+    let (second, _) = node.create_room().await;
+    let room_of = |link: &str| {
+        link.trim_start_matches("/r/")
+            .split('#')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let b = driver.browser(W, H).await;
+    for link in [&first, &second] {
+        b.goto(&format!("{}{link}", node.url())).await;
+        b.wait_status("connected").await;
+    }
+    b.goto(&format!("{}/", node.url())).await;
+    let listed = "return [...document.querySelectorAll('.recent li a')].map(a => a.textContent);";
+    b.wait_for(
+        "both boards, newest first",
+        &format!("{listed}.join() === arguments[0];").replace("return [", "return [").replacen("return ", "return (() => { const l = ", 1).replacen(";.join()", "; return l; })().join()", 1),
+        json!([format!("{},{}", room_of(&second), room_of(&first))]),
+    )
+    .await;
+    b.screenshot("ui-recent-boards").await;
+
+    // Forgetting one leaves the other, also after a reload.
+    b.click_on(&format!(
+        "[aria-label='Remove board {} from the list']",
+        room_of(&second)
+    ))
+    .await;
+    b.goto(&format!("{}/", node.url())).await;
+    b.wait_for(
+        "only the first board",
+        "return [...document.querySelectorAll('.recent li a')].map(a => a.textContent).join() === arguments[0];",
+        json!([room_of(&first)]),
+    )
+    .await;
+    // Its entry opens the board again.
+    b.click_on(".recent li a").await;
+    b.wait_status("connected").await;
+}
