@@ -604,10 +604,11 @@ async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_o
         b.wait_status("connected").await;
     }
     b.goto(&format!("{}/", node.url())).await;
-    let listed = "return [...document.querySelectorAll('.recent li a')].map(a => a.textContent);";
+    let listed = "return [...document.querySelectorAll('.recent li a')]
+        .map(a => a.textContent).join() === arguments[0];";
     b.wait_for(
         "both boards, newest first",
-        &format!("{listed}.join() === arguments[0];").replace("return [", "return [").replacen("return ", "return (() => { const l = ", 1).replacen(";.join()", "; return l; })().join()", 1),
+        listed,
         json!([format!("{},{}", room_of(&second), room_of(&first))]),
     )
     .await;
@@ -620,12 +621,8 @@ async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_o
     ))
     .await;
     b.goto(&format!("{}/", node.url())).await;
-    b.wait_for(
-        "only the first board",
-        "return [...document.querySelectorAll('.recent li a')].map(a => a.textContent).join() === arguments[0];",
-        json!([room_of(&first)]),
-    )
-    .await;
+    b.wait_for("only the first board", listed, json!([room_of(&first)]))
+        .await;
     // Its entry opens the board again.
     b.click_on(".recent li a").await;
     b.wait_status("connected").await;
