@@ -19,6 +19,19 @@ pub fn now() -> f64 {
     window().performance().map_or(0.0, |p| p.now())
 }
 
+/// Milliseconds since the Unix epoch on the wall clock (what "last opened" is kept in).
+pub fn wall_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Remembers in this browser's list of recent boards that `link` was opened now.
+pub fn remember_board(link: &kokuban_client::link::RoomLink) {
+    use kokuban_client::recent::{KEY, RecentBoards};
+    let mut recent = RecentBoards::parse(load(KEY).as_deref());
+    recent.opened(link, wall_ms());
+    store(KEY, &recent.to_stored());
+}
+
 /// Whether the browser believes it has a network.
 pub fn online() -> bool {
     window().navigator().on_line()

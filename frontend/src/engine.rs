@@ -6,11 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use kokuban_client::Editor;
-use kokuban_client::connection::Remedy;
+use kokuban_client::connection::{Next, Remedy};
 use kokuban_client::geom::Pt;
 use kokuban_client::link::{RoomLink, socket_url};
 use kokuban_client::outbox::Outbox;
-use kokuban_client::panels::Panels;
+use kokuban_client::panels::{Panel, Panels};
 use kokuban_client::prefs::{Prefs, Size, Theme, hex};
 use kokuban_client::presence::initials;
 use kokuban_client::svg::{self, content_bounds};
@@ -185,6 +185,7 @@ impl Engine {
         } else {
             (Outbox::new(crate::outbox::fresh_key()), None)
         };
+        browser::remember_board(&link);
         let editor = Rc::new(RefCell::new(Editor::new(prefs, Some(link), seed, outbox)));
         let ui = RwSignal::new(Ui::of(&editor.borrow()));
         let socket = has_token.then(|| Socket::start(url, editor.clone()));
@@ -277,6 +278,46 @@ impl Engine {
             } else {
                 me.toast(format!("Copy failed — the {what} is {url}"));
             }
+        });
+    }
+
+    /// Resets the room's links (`POST /api/rooms/{room}/links` with our edit token): every
+    /// older link stops working. This tab takes the new ones (the address bar, and the token
+    /// its reconnects say Hello with) and shows them in the share menu.
+    pub fn reset_links(self: &Rc<Self>) {
+        let Some(link) = self.editor.borrow().link().cloned() else {
+            return;
+        };
+        let Some(edit) = link.edit.clone() else {
+            return;
+        };
+        let me = self.clone();
+        leptos::task::spawn_local(async move {
+            let answer = crate::landing::reset_links(&link.room, &edit).await;
+            let new = answer.and_then(|(edit_url, view_url)| {
+                link.after_reset(&edit_url, &view_url)
+                    .ok_or_else(|| "Unexpected answer from the server.".to_string())
+            });
+            let new = match new {
+                Ok(new) => new,
+                Err(e) => return me.toast(format!("The links were not reset: {e}")),
+            };
+            if let Some(url) = new.edit_url() {
+                let _ = window()
+                    .history()
+                    .and_then(|h| h.replace_state_with_url(&JsValue::NULL, "", Some(&url)));
+            }
+            browser::remember_board(&new);
+            let next = me.editor.borrow_mut().relink(new);
+            if let (Next::RetryIn(_), Some(socket)) = (next, me.socket.as_ref()) {
+                socket.resume();
+            }
+            me.toast("New links made: the old ones no longer open this board.".into());
+            me.panels.update(|p| {
+                if !p.is_open(Panel::Share) {
+                    p.toggle(Panel::Share);
+                }
+            });
         });
     }
 

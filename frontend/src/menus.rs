@@ -144,20 +144,34 @@ fn Profile(engine: EngineRef) -> impl IntoView {
 pub fn Share(engine: EngineRef) -> impl IntoView {
     let panels = engine.with_value(|e| e.panels());
     let open = move || panels.with(|p| p.is_open(Panel::Share));
-    let (edit_url, view_url) = engine.with_value(|e| {
-        let ed = e.editor.borrow();
-        let link = ed.link();
-        (
-            link.and_then(|l| l.edit_url()),
-            link.and_then(|l| l.view_url()),
-        )
-    });
     let copy = move |url: String, what: &'static str| {
         engine.with_value(|e| e.copy_link(url, what));
         panels.maybe_update(|p| p.close());
     };
-    // Built each time the popover opens (a view is used once).
+    let reset = move |_| {
+        panels.maybe_update(|p| p.close());
+        let ok = crate::browser::window()
+            .confirm_with_message(
+                "Make new links for this board? Everyone who opened it with the current links \
+                 is disconnected, and those links stop working; only the new links open it.",
+            )
+            .unwrap_or(false);
+        if ok {
+            engine.with_value(|e| e.reset_links());
+        }
+    };
+    // Built each time the popover opens (a view is used once), from the links held then:
+    // a reset replaces them.
     let items = move || {
+        let (edit_url, view_url) = engine.with_value(|e| {
+            let ed = e.editor.borrow();
+            let link = ed.link();
+            (
+                link.and_then(|l| l.edit_url()),
+                link.and_then(|l| l.view_url()),
+            )
+        });
+        let can_reset = edit_url.is_some();
         let edit = edit_url.clone().map(|url| {
             view! {
                 <button
@@ -194,7 +208,20 @@ pub fn Share(engine: EngineRef) -> impl IntoView {
             }
             .into_any(),
         };
-        view! { {edit}{view_item} }
+        let reset_item = can_reset.then(|| {
+            view! {
+                <button
+                    role="menuitem"
+                    aria-label="Reset links"
+                    title="Make new links: the current edit and view links stop working"
+                    on:click=reset
+                >
+                    {icon("link")}
+                    "Reset links…"
+                </button>
+            }
+        });
+        view! { {edit}{view_item}{reset_item} }
     };
     view! {
         <div class="menu" data-panel="share">
@@ -210,7 +237,7 @@ pub fn Share(engine: EngineRef) -> impl IntoView {
             </button>
             <Show when=open>
                 <div class="popover" role="menu" aria-label="Share this board">
-                    {items.clone()}
+                    {items}
                 </div>
             </Show>
         </div>

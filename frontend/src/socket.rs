@@ -92,6 +92,19 @@ impl Socket {
         self.closed(generation, NORMAL_CLOSE);
     }
 
+    /// Connects again now after the connection stopped for good (this tab was given new
+    /// links); does nothing while the connection is alive or trying.
+    pub fn resume(&self) {
+        {
+            let mut inner = self.0.borrow_mut();
+            if !inner.stopped {
+                return;
+            }
+            inner.stopped = false;
+        }
+        self.connect();
+    }
+
     /// Closes the socket as if the network had failed (tests and debugging).
     pub fn drop_connection(&self) {
         let ws = self.0.borrow().ws.clone();

@@ -160,6 +160,10 @@ pub enum Remedy {
     NewBoard,
 }
 
+/// What the page says once the room's links were reset and this tab's link with them.
+pub const LINKS_RESET_TEXT: &str =
+    "This link was reset by an editor of the board; ask them for the new one.";
+
 /// The reconnect policy of one room's connection.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -169,6 +173,9 @@ pub struct Connection {
     fatal: Option<(String, Remedy)>,
     ever_connected: bool,
     read_only: bool,
+    /// This tab reset the room's links and holds the new ones: the close that the reset
+    /// brings to the connection of the old link is not the end.
+    relinked: bool,
 }
 
 impl Default for Connection {
@@ -180,6 +187,7 @@ impl Default for Connection {
             fatal: None,
             ever_connected: false,
             read_only: false,
+            relinked: false,
         }
     }
 }
@@ -262,6 +270,10 @@ impl Connection {
         if code == close::VERSION_MISMATCH {
             self.outdated();
         }
+        let relinked = code == close::LINKS_RESET && std::mem::take(&mut self.relinked);
+        if code == close::LINKS_RESET && !relinked && self.fatal.is_none() {
+            self.fatal = Some((LINKS_RESET_TEXT.into(), Remedy::NewBoard));
+        }
         if let Some((reason, _)) = &self.fatal {
             self.status = Status::Closed(reason.clone());
             return Next::Stop;
@@ -279,10 +291,25 @@ impl Connection {
         // A slow consumer or a resync lost nothing and should catch up soon; a server going
         // away (restart, shutdown) wants everyone back, but not all at once: full jitter.
         let delay = match code {
-            close::SLOW_CONSUMER | close::RESUME => delay.min(BACKOFF_BASE_MS),
+            close::SLOW_CONSUMER | close::RESUME | close::LINKS_RESET => delay.min(BACKOFF_BASE_MS),
             _ => delay,
         };
         Next::RetryIn(delay)
+    }
+
+    /// This tab reset the room's links and now holds the new ones. A connection the reset
+    /// already closed comes back at once (`RetryIn(0)`); a live one carries on until the
+    /// reset's close reaches it, and then reconnects quickly instead of giving up.
+    pub fn relinked(&mut self) -> Next {
+        let reset = matches!(&self.fatal, Some((reason, _)) if reason == LINKS_RESET_TEXT);
+        if reset {
+            self.fatal = None;
+            self.backoff.reset();
+            self.status = Status::Reconnecting;
+            return Next::RetryIn(0.0);
+        }
+        self.relinked = true;
+        Next::Stay
     }
 
     /// The browser went offline.
@@ -450,6 +477,46 @@ mod tests {
         assert_eq!(d.online(false), Next::Stop);
         assert_eq!(d.remedy(), Some(Remedy::NewBoard));
         assert_eq!(c.remedy(), Some(Remedy::Reload));
+    }
+
+    #[test]
+    fn a_reset_link_closes_for_good_unless_this_tab_holds_the_new_one() {
+        let mut other = Connection::new();
+        other.welcomed(0.0);
+        assert_eq!(
+            other.closed(close::LINKS_RESET, true, 1.0, &mut Max),
+            Next::Stop
+        );
+        assert_eq!(other.status().label(), LINKS_RESET_TEXT);
+        assert!(other.is_closed());
+
+        // The tab that reset them: the new links arrive before the close...
+        let mut mine = Connection::new();
+        mine.welcomed(0.0);
+        assert_eq!(mine.relinked(), Next::Stay);
+        assert_eq!(
+            retry(mine.closed(close::LINKS_RESET, true, 1.0, &mut Max)),
+            BACKOFF_BASE_MS
+        );
+        assert_eq!(mine.status().name(), "reconnecting");
+        // ...or after it.
+        let mut late = Connection::new();
+        late.welcomed(0.0);
+        late.closed(close::LINKS_RESET, true, 1.0, &mut Max);
+        assert_eq!(late.relinked(), Next::RetryIn(0.0));
+        assert!(!late.is_closed());
+        // A later reset by someone else closes it for good again.
+        late.welcomed(2.0);
+        assert_eq!(
+            late.closed(close::LINKS_RESET, true, 3.0, &mut Max),
+            Next::Stop
+        );
+        // Another reason to stop is not undone by new links.
+        let mut old = Connection::new();
+        old.outdated();
+        old.closed(1001, true, 0.0, &mut Max);
+        assert_eq!(old.relinked(), Next::Stay);
+        assert!(old.is_closed());
     }
 
     #[test]

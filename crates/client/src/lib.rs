@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod panels;
 pub mod prefs;
 pub mod presence;
+pub mod recent;
 pub mod redraw;
 pub mod rng;
 pub mod scene;

@@ -46,6 +46,30 @@ impl RoomLink {
     pub fn view_url(&self) -> Option<String> {
         Some(format!("/r/{}#view={}", self.room, self.view.as_ref()?))
     }
+
+    /// The room's links after a reset, from the `edit_url` and `view_url` that
+    /// `POST /api/rooms/{room}/links` answers; `None` unless both are links to this room with
+    /// their token.
+    pub fn after_reset(&self, edit_url: &str, view_url: &str) -> Option<RoomLink> {
+        let token = |url: &str, key: &str| {
+            let (path, hash) = url.split_once('#')?;
+            match parse(path, hash) {
+                Page::Room(l) if l.room == self.room => {
+                    if key == "edit" {
+                        l.edit
+                    } else {
+                        l.view
+                    }
+                }
+                _ => None,
+            }
+        };
+        Some(RoomLink {
+            room: self.room.clone(),
+            edit: Some(token(edit_url, "edit")?),
+            view: Some(token(view_url, "view")?),
+        })
+    }
 }
 
 /// Parses `location.pathname` and `location.hash`.
@@ -118,6 +142,25 @@ mod tests {
             panic!()
         };
         assert!(none.token().is_none());
+    }
+
+    #[test]
+    fn a_reset_answer_becomes_the_new_links_of_the_same_room() {
+        let Page::Room(old) = parse("/r/abc", "#edit=E1&view=V1") else {
+            panic!()
+        };
+        let new = old.after_reset("/r/abc#edit=E2", "/r/abc#view=V2").unwrap();
+        assert_eq!(new.edit_url().unwrap(), "/r/abc#edit=E2&view=V2");
+        assert_eq!(new.token().unwrap().as_str(), "E2");
+        assert!(
+            old.after_reset("/r/other#edit=E2", "/r/abc#view=V2")
+                .is_none()
+        );
+        assert!(
+            old.after_reset("/r/abc#view=E2", "/r/abc#view=V2")
+                .is_none()
+        );
+        assert!(old.after_reset("/r/abc#edit=E2", "").is_none());
     }
 
     #[test]

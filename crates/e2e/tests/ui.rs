@@ -518,3 +518,112 @@ return [...document.querySelectorAll('button, a, input, textarea, select, [role=
   .filter(e => !(e.getAttribute('aria-label') || '').trim() && !(e.getAttribute('title') || '').trim())
   .map(e => e.outerHTML.slice(0, 80));
 "#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resetting_the_links_closes_the_old_ones_with_an_explanation_and_keeps_the_resetter() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let driver = Driver::start().await;
+    let (edit, _) = node.create_room().await;
+    let old = format!("{}{edit}", node.url());
+    let ada = driver.browser(W, H).await;
+    ada.goto(&old).await;
+    ada.wait_status("connected").await;
+    let bob = driver.browser(W, H).await;
+    bob.goto(&old).await;
+    bob.wait_status("connected").await;
+
+    // Ada resets the links from the share menu, and confirms.
+    ada.js("window.confirm = () => true;", json!([])).await;
+    ada.click_on("[aria-label='Share this board']").await;
+    open(&ada, json!(["Share this board"])).await;
+    ada.click_on("[aria-label='Reset links']").await;
+    let moved = "return location.hash.startsWith('#edit=') && location.href !== arguments[0];";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut said = Vec::new();
+    while ada.js(moved, json!([old])).await != json!(true) {
+        let page = ada.js("return document.body.innerText;", json!([])).await;
+        if said.last() != Some(&page) {
+            said.push(page);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the address still holds the old link; the page said: {said:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The menu shows the new links; her tab goes on with them.
+    open(&ada, json!(["Share this board"])).await;
+    ada.wait_status("connected").await;
+    let new = ada.js("return location.href;", json!([])).await;
+    let new = new.as_str().unwrap().to_owned();
+
+    // Bob's tab says why it was closed, for good.
+    bob.wait_status("closed").await;
+    let says = "const s = document.getElementById('banner'); return !!s && s.textContent.includes('link was reset');";
+    assert_eq!(bob.js(says, json!([])).await, json!(true));
+    bob.screenshot("ui-links-reset").await;
+
+    // The old link no longer opens the board; the new one does.
+    bob.goto(&format!("{}/", node.url())).await;
+    bob.goto(&old).await;
+    bob.wait_status("closed").await;
+    // (Through another page: a change of the fragment alone would not load the board anew.)
+    bob.goto(&format!("{}/", node.url())).await;
+    bob.goto(&new).await;
+    bob.wait_status("connected").await;
+    // Esc closes the menu, so that the next press draws.
+    ada.chord(&[], keys::ESCAPE).await;
+    open(&ada, json!([])).await;
+    ada.draw(&wave(200, 400, 300)).await;
+    bob.wait_ink("Ada's stroke after the reset", (150, 250, 450, 350), 50)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_on_request() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let driver = Driver::start().await;
+    let (first, _) = node.create_room().await;
+    let (second, _) = node.create_room().await;
+    let room_of = |link: &str| {
+        link.trim_start_matches("/r/")
+            .split('#')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let b = driver.browser(W, H).await;
+    for link in [&first, &second] {
+        b.goto(&format!("{}{link}", node.url())).await;
+        b.wait_status("connected").await;
+    }
+    b.goto(&format!("{}/", node.url())).await;
+    let listed = "return [...document.querySelectorAll('.recent li a')]
+        .map(a => a.textContent).join() === arguments[0];";
+    b.wait_for(
+        "both boards, newest first",
+        listed,
+        json!([format!("{},{}", room_of(&second), room_of(&first))]),
+    )
+    .await;
+    b.screenshot("ui-recent-boards").await;
+
+    // Forgetting one leaves the other, also after a reload.
+    b.click_on(&format!(
+        "[aria-label='Remove board {} from the list']",
+        room_of(&second)
+    ))
+    .await;
+    b.goto(&format!("{}/", node.url())).await;
+    b.wait_for("only the first board", listed, json!([room_of(&first)]))
+        .await;
+    // Its entry opens the board again.
+    b.click_on(".recent li a").await;
+    b.wait_status("connected").await;
+}

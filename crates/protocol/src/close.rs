@@ -27,3 +27,6 @@ pub const IDLE_TIMEOUT: u16 = 4003;
 /// Redis failed with them in flight), or fell behind the room's log. The client should
 /// reconnect at once and resume from its last position, resending what was not acknowledged.
 pub const RESUME: u16 = 4004;
+/// The room's links were reset by an editor: the link this client joined with no longer opens
+/// the room. It should not reconnect with it, and should ask for the new link.
+pub const LINKS_RESET: u16 = 4005;

@@ -5,6 +5,12 @@
 //! the key, so holding a token proves that someone who was given the link handed it over; the
 //! view token is a different hash, so it reveals nothing about the edit token.
 //!
+//! Links are revocable: each room has a link generation, 0 until its links are first reset,
+//! and a generation above 0 is hashed in after the room id (`"\0"` + its 8 bytes; room ids
+//! never hold a NUL, so no two inputs collide). Resetting the links advances it, and every
+//! token of an older generation stops matching. Generation 0 hashes exactly as before it
+//! existed, so links handed out then still open their rooms.
+//!
 //! Where the key comes from ([`Capabilities::load_or_create`] for a single node,
 //! [`Capabilities::for_cluster`] for a node of a cluster) is decided here too: every node of a
 //! cluster must derive the same key, from a shared secret or from the key the first node
@@ -147,8 +153,13 @@ impl Capabilities {
         Ok(Self::new(key))
     }
 
-    /// The token that grants `capability` in `room`.
+    /// The token that grants `capability` in `room` while its links are of generation 0.
     pub fn token(&self, room: &RoomId, capability: Capability) -> Token {
+        self.token_at(room, capability, 0)
+    }
+
+    /// The token that grants `capability` in `room` while its links are of `generation`.
+    pub fn token_at(&self, room: &RoomId, capability: Capability, generation: u64) -> Token {
         let label: &[u8] = match capability {
             Capability::Edit => b"edit\0",
             Capability::View => b"view\0",
@@ -156,6 +167,10 @@ impl Capabilities {
         let mut hasher = blake3::Hasher::new_keyed(&self.key);
         hasher.update(label);
         hasher.update(room.as_str().as_bytes());
+        if generation > 0 {
+            hasher.update(b"\0");
+            hasher.update(&generation.to_le_bytes());
+        }
         let mut text = URL_SAFE_NO_PAD.encode(hasher.finalize().as_bytes());
         text.truncate(ID_CHARS);
         Token::new(text).expect("base64url is a valid token")
@@ -176,13 +191,18 @@ impl Capabilities {
 
     /// What `token` grants in `room`, if anything. Both candidates are always compared in
     /// full, so the time taken says nothing about how much of a guess was right.
-    pub fn check(&self, room: &RoomId, token: &Token) -> Option<Capability> {
+    /// Tokens of another generation than `generation` grant nothing.
+    pub fn check(&self, room: &RoomId, token: &Token, generation: u64) -> Option<Capability> {
         let edit = constant_time_eq(
-            self.token(room, Capability::Edit).as_str().as_bytes(),
+            self.token_at(room, Capability::Edit, generation)
+                .as_str()
+                .as_bytes(),
             token.as_str().as_bytes(),
         );
         let view = constant_time_eq(
-            self.token(room, Capability::View).as_str().as_bytes(),
+            self.token_at(room, Capability::View, generation)
+                .as_str()
+                .as_bytes(),
             token.as_str().as_bytes(),
         );
         match (edit, view) {
@@ -275,15 +295,31 @@ mod tests {
         let c = caps(7);
         let edit = c.token(&room, Capability::Edit);
         let view = c.token(&room, Capability::View);
-        assert_eq!(c.check(&room, &edit), Some(Capability::Edit));
-        assert_eq!(c.check(&room, &view), Some(Capability::View));
-        assert_eq!(c.check(&other, &edit), None);
-        assert_eq!(caps(8).check(&room, &edit), None);
+        assert_eq!(c.check(&room, &edit, 0), Some(Capability::Edit));
+        assert_eq!(c.check(&room, &view, 0), Some(Capability::View));
+        assert_eq!(c.check(&other, &edit, 0), None);
+        assert_eq!(caps(8).check(&room, &edit, 0), None);
         let mut near = edit.as_str().to_owned();
         let last = if near.ends_with('A') { "B" } else { "A" };
         near.replace_range(ID_CHARS - 1.., last);
-        assert_eq!(c.check(&room, &Token::new(near).unwrap()), None);
-        assert_eq!(c.check(&room, &Token::new("short").unwrap()), None);
+        assert_eq!(c.check(&room, &Token::new(near).unwrap(), 0), None);
+        assert_eq!(c.check(&room, &Token::new("short").unwrap(), 0), None);
+    }
+
+    #[test]
+    fn a_reset_of_the_links_revokes_every_older_token() {
+        let room = RoomId::new("room_one").unwrap();
+        let c = caps(7);
+        let old = c.token(&room, Capability::Edit);
+        assert_eq!(old, c.token_at(&room, Capability::Edit, 0));
+        let new = c.token_at(&room, Capability::Edit, 1);
+        let view = c.token_at(&room, Capability::View, 1);
+        assert_ne!(old, new);
+        assert_eq!(c.check(&room, &old, 1), None);
+        assert_eq!(c.check(&room, &c.token(&room, Capability::View), 1), None);
+        assert_eq!(c.check(&room, &new, 1), Some(Capability::Edit));
+        assert_eq!(c.check(&room, &view, 1), Some(Capability::View));
+        assert_eq!(c.check(&room, &new, 2), None);
     }
 
     #[test]

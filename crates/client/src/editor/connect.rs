@@ -5,6 +5,7 @@ use kokuban_protocol::{ClientMsg, DecodeError, Name, Profile, decode_server, enc
 
 use super::{CURSOR_INTERVAL_MS, Command, Editor};
 use crate::connection::{FrameBudget, Next};
+use crate::link::RoomLink;
 use crate::prefs::clean_name;
 use crate::session::Notice;
 
@@ -90,6 +91,15 @@ impl Editor {
         self.session.disconnected();
         self.presence.clear();
         let next = self.connection.closed(code, online, now_ms, &mut self.rng);
+        self.bump();
+        next
+    }
+
+    /// This tab reset the room's links: `link` holds the new ones, which later Hellos use.
+    /// Returns what the socket owner must do (`RetryIn(0)`: connect again now).
+    pub fn relink(&mut self, link: RoomLink) -> Next {
+        self.link = Some(link);
+        let next = self.connection.relinked();
         self.bump();
         next
     }

@@ -25,8 +25,8 @@ use super::room::{
     new_epoch,
 };
 use super::{
-    Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull,
-    Sequencer, SequencerError, Unload, WriteRefused, vet,
+    Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, LinkGenerations,
+    Membership, QueueFull, Sequencer, SequencerError, Unload, WriteRefused, vet,
 };
 use crate::BoxFuture;
 use crate::metrics::Metrics;
@@ -51,6 +51,7 @@ struct Shared {
     rooms: HeldRooms<Room>,
     stop: CancellationToken,
     tasks: TaskTracker,
+    links: LinkGenerations,
 }
 
 #[derive(Debug)]
@@ -169,6 +170,7 @@ impl LocalSequencer {
             metrics,
             stop,
             tasks: TaskTracker::new(),
+            links: LinkGenerations::default(),
         });
         if let Some(ttl) = shared.settings.room_ttl {
             shared.tasks.spawn(sweep_expired(shared.clone(), ttl));
@@ -370,6 +372,35 @@ impl Sequencer for LocalSequencer {
             move |id| async move { shared.load(&id).await },
             move |room, request| shared.admit(room, request),
         ))
+    }
+
+    fn link_generation<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<u64, SequencerError>> {
+        Box::pin(async move {
+            let read = self.shared.store.link_generation(room).await;
+            read.map_err(|e| SequencerError(e.to_string()))
+        })
+    }
+
+    fn reset_links<'a>(
+        &'a self,
+        room: &'a RoomId,
+        from: u64,
+    ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>> {
+        Box::pin(async move {
+            let reset = self.shared.store.reset_links(room, from).await;
+            let generation = reset.map_err(|e| SequencerError(e.to_string()))?;
+            if let Some(g) = generation {
+                self.shared.links.advance(room, g);
+            }
+            Ok(generation)
+        })
+    }
+
+    fn link_generations(&self) -> &LinkGenerations {
+        &self.shared.links
     }
 
     fn rooms_loaded(&self) -> usize {

@@ -26,6 +26,7 @@
 
 mod cluster;
 mod link;
+mod links;
 mod local;
 pub(crate) mod room;
 
@@ -45,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cluster::RedisSequencer;
 pub use link::{KickReason, KickSignal, MemberLink, Outbox, Outgoing, QueueFull};
+pub use links::{LinkGenerations, LinkWatch};
 pub use local::LocalSequencer;
 pub use room::{Budget, RoomSettings};
 
@@ -68,6 +70,25 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
     /// Joins a member to a room: registers its link for live frames and returns the room as
     /// of that moment (see [`Joined`]).
     fn join(&self, request: JoinRequest) -> BoxFuture<'_, Result<Joined, JoinError>>;
+
+    /// The room's link generation (0 until its links are first reset), read from where the
+    /// backend keeps it: once per Hello, never per frame.
+    fn link_generation<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<u64, SequencerError>>;
+
+    /// Advances the room's link generation from `from` durably and tells every node holding
+    /// the room; resolves to the new generation (`None`: no such room, or its generation is no
+    /// longer `from`, so that of two resets with one link only the first succeeds).
+    fn reset_links<'a>(
+        &'a self,
+        room: &'a RoomId,
+        from: u64,
+    ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>>;
+
+    /// Where this node's sessions hear that their room's links were reset.
+    fn link_generations(&self) -> &LinkGenerations;
 
     /// Rooms held by this node now.
     fn rooms_loaded(&self) -> usize;

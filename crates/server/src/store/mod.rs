@@ -115,6 +115,17 @@ pub trait Store: Send + Sync + fmt::Debug {
         keep: Vec<RoomId>,
     ) -> BoxFuture<'static, Result<Vec<RoomId>, StoreError>>;
 
+    /// The room's link generation (0 until its links are first reset).
+    fn link_generation<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Advances the room's link generation from `from`; resolves, once that is durable, to
+    /// the new one (`None`: no such room, or its generation is no longer `from`).
+    fn reset_links<'a>(
+        &'a self,
+        room: &'a RoomId,
+        from: u64,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+
     /// Writes everything handed over, records a clean stop and closes.
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }

@@ -51,6 +51,9 @@ const AUTHORS: TableDefinition<(&str, u64), u64> = TableDefinition::new("authors
 /// and the sweeps that find it loaded. Rooms untouched for the configured time expire.
 const TOUCHED: TableDefinition<&str, u64> = TableDefinition::new("touched");
 
+/// Room id → its link generation (absent: 0), which a reset of the room's links advances.
+const LINKS: TableDefinition<&str, u64> = TableDefinition::new("links");
+
 /// Most writes put in one transaction, so that one commit stays short under a flood.
 const MAX_GROUP: usize = 8192;
 
@@ -100,6 +103,14 @@ enum Command {
         before: u64,
         keep: Vec<RoomId>,
         expired: Arc<Mutex<Vec<RoomId>>>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Advances the room's link generation from `from`, leaving the new one in `generation`
+    /// (nothing if the room does not exist or its generation is not `from`).
+    ResetLinks {
+        room: RoomId,
+        from: u64,
+        generation: Arc<Mutex<Option<u64>>>,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Resolves once everything queued before it is durable.
@@ -257,6 +268,7 @@ fn start_boot(db: &Database) -> Result<(u64, u64), ::redb::Error> {
         txn.open_table(SNAPSHOTS)?;
         txn.open_table(OPS)?;
         txn.open_table(AUTHORS)?;
+        txn.open_table(LINKS)?;
         result = (boot, last_unclean);
     }
     txn.commit()?;
@@ -411,6 +423,45 @@ impl Store for RedbStore {
         })
     }
 
+    fn link_generation<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            // A reset is awaited (durable) before anyone is told of it: no barrier needed.
+            let db = lock(&self.db)
+                .clone()
+                .ok_or_else(|| StoreError::Backend("the store is being reopened".into()))?;
+            let id = room.as_str().to_owned();
+            let read = move || -> Result<u64, ::redb::Error> {
+                let txn = db.begin_read()?;
+                let links = txn.open_table(LINKS)?;
+                Ok(links.get(id.as_str())?.map_or(0, |g| g.value()))
+            };
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+                .map_err(backend)
+        })
+    }
+
+    fn reset_links<'a>(
+        &'a self,
+        room: &'a RoomId,
+        from: u64,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            let generation = Arc::new(Mutex::new(None));
+            self.enqueue(Command::ResetLinks {
+                room: room.clone(),
+                from,
+                generation: generation.clone(),
+                done,
+            })?;
+            wait.await.map_err(|_| StoreError::Closed)??;
+            let g = *generation.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(g)
+        })
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let (done, wait) = oneshot::channel();
@@ -491,6 +542,7 @@ impl Writer {
                 match command {
                     Command::Create { done, .. }
                     | Command::Expire { done, .. }
+                    | Command::ResetLinks { done, .. }
                     | Command::Barrier(done)
                     | Command::Close(done) => {
                         let _ = done.send(result);
@@ -591,6 +643,7 @@ impl Writer {
                 let mut ops = txn.open_table(OPS)?;
                 let mut authors = txn.open_table(AUTHORS)?;
                 let mut touched = txn.open_table(TOUCHED)?;
+                let mut links = txn.open_table(LINKS)?;
                 let now = unix_ms();
                 // Rooms written in this group, touched once each after the loop.
                 let mut written: Vec<&str> = Vec::new();
@@ -652,7 +705,26 @@ impl Writer {
                                 touched: &mut touched,
                             };
                             let gone = expire(*before, keep, now, tables)?;
+                            for room in gone.iter() {
+                                links.remove(room.as_str())?;
+                            }
                             *expired.lock().unwrap_or_else(|p| p.into_inner()) = gone;
+                        }
+                        Command::ResetLinks {
+                            room,
+                            from,
+                            generation,
+                            ..
+                        } => {
+                            let id = room.as_str();
+                            let now_at = links.get(id)?.map_or(0, |g| g.value());
+                            let mut next = None;
+                            if rooms.get(id)?.is_some() && now_at == *from {
+                                links.insert(id, from + 1)?;
+                                next = Some(from + 1);
+                            }
+                            // Set on every attempt: a commit that failed is tried again whole.
+                            *generation.lock().unwrap_or_else(|p| p.into_inner()) = next;
                         }
                         Command::Barrier(_) | Command::Close(_) => {}
                     }

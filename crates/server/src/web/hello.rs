@@ -89,11 +89,20 @@ pub(super) async fn run(
 
 async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Opened>) {
     let state = conn.state.clone();
-    let room = RoomId::new(url_room).ok().filter(|r| *r == hello.room);
-    let capability = room
-        .as_ref()
-        .and_then(|r| state.capabilities.check(r, &hello.token));
-    let (Some(room), Some(capability)) = (room, capability) else {
+    let Some(room) = RoomId::new(url_room).ok().filter(|r| *r == hello.room) else {
+        return conn.refuse(&Refusal::Forbidden).await;
+    };
+    // Listening before the generation is read: a reset after the read still reaches this
+    // session, one before it refuses the token.
+    let links = state.sequencer.link_generations().watch(&room);
+    let generation = match state.sequencer.link_generation(&room).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(%room, "reading the link generation failed: {e}");
+            return conn.refuse(&Refusal::Unavailable).await;
+        }
+    };
+    let Some(capability) = state.capabilities.check(&room, &hello.token, generation) else {
         return conn.refuse(&Refusal::Forbidden).await;
     };
     let me = Member {
@@ -164,7 +173,14 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
         Instant::now(),
     );
     *opened = Some(Opened {
-        session: Session::new(conn, joined.membership, link, outbox, capability, limiter),
+        session: Session::new(
+            conn,
+            joined.membership,
+            (link, outbox),
+            capability,
+            (links, generation),
+            limiter,
+        ),
         room,
         member: me.id,
     });

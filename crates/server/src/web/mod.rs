@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kokuban_protocol::Capability;
+use kokuban_protocol::{Capability, RoomId, Token};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::compression::CompressionLayer;
@@ -110,6 +110,7 @@ pub(crate) fn router(state: AppState) -> Router {
         );
     let router = Router::new()
         .route("/api/rooms", post(create_room))
+        .route("/api/rooms/{room}/links", post(reset_links))
         .route("/ws/{room}", get(socket::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -272,6 +273,62 @@ async fn create_room(
         Json(body),
     )
         .into_response())
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Links {
+    edit_url: String,
+    view_url: String,
+}
+
+impl Links {
+    fn of(capabilities: &Capabilities, room: &RoomId, generation: u64) -> Self {
+        let edit = capabilities.token_at(room, Capability::Edit, generation);
+        let view = capabilities.token_at(room, Capability::View, generation);
+        Links {
+            edit_url: format!("/r/{room}#edit={edit}"),
+            view_url: format!("/r/{room}#view={view}"),
+        }
+    }
+}
+
+/// `POST /api/rooms/{room}/links` with `Authorization: Bearer <edit token>`: new links for
+/// the room. Every older link, edit and view alike, stops opening it, and members connected
+/// with one are closed with [`close::LINKS_RESET`](kokuban_protocol::close::LINKS_RESET), on
+/// every node. A wrong room, a view token or a stale one all get the same 403.
+async fn reset_links(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    const REFUSED: &str = "this room does not exist or the link is not valid";
+    check_origin(&state, &headers, "link reset")?;
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable("the server is shutting down"));
+    }
+    let room = RoomId::new(room).map_err(|_| ApiError::Forbidden(REFUSED))?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| Token::new(t.trim()).ok())
+        .ok_or(ApiError::Forbidden(REFUSED))?;
+    let generation = state
+        .sequencer
+        .link_generation(&room)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the links of room {room}: {e}")))?;
+    if state.capabilities.check(&room, &token, generation) != Some(Capability::Edit) {
+        return Err(ApiError::Forbidden(REFUSED));
+    }
+    let generation = state
+        .sequencer
+        .reset_links(&room, generation)
+        .await
+        .map_err(|e| ApiError::Internal(format!("resetting the links of room {room}: {e}")))?
+        .ok_or(ApiError::Forbidden(REFUSED))?;
+    tracing::info!(%room, generation, "room links reset");
+    Ok(Json(Links::of(&state.capabilities, &room, generation)).into_response())
 }
 
 /// `GET /healthz`: the process is alive and can work (503 once its store has been failing

@@ -27,7 +27,9 @@ use super::upgrade::{self, Socket};
 use super::{ApiError, AppState, check_origin};
 use crate::metrics::{Metrics, Rejection};
 use crate::rate::{RateLimiter, Verdict};
-use crate::sequencer::{KickReason, MemberLink, Membership, Outbox, Outgoing, WriteRefused};
+use crate::sequencer::{
+    KickReason, LinkWatch, MemberLink, Membership, Outbox, Outgoing, WriteRefused,
+};
 
 /// tungstenite reads the socket in chunks of this size, and every connection keeps (and
 /// zero-fills) a buffer of it for its whole life. Client frames are mostly point batches of
@@ -297,9 +299,9 @@ impl Session {
     pub fn new(
         conn: Conn,
         membership: Box<dyn Membership>,
-        link: MemberLink,
-        outbox: Outbox,
+        (link, outbox): (MemberLink, Outbox),
         capability: Capability,
+        (links, generation): (LinkWatch, u64),
         limiter: RateLimiter,
     ) -> Self {
         Self {
@@ -308,6 +310,8 @@ impl Session {
             link,
             outbox,
             capability,
+            links,
+            generation,
             limiter,
             malformed: 0,
             last_seen: Instant::now(),
@@ -366,6 +370,9 @@ pub(super) struct Session {
     link: MemberLink,
     outbox: Outbox,
     capability: Capability,
+    /// Resets of the room's links, and the generation of the link this member joined with.
+    links: LinkWatch,
+    generation: u64,
     limiter: RateLimiter,
     malformed: u32,
     /// When the peer last showed it is alive: a data message, or the answer to our latest
@@ -397,12 +404,17 @@ impl Session {
         let kicked = self.outbox.kicked.clone();
         let kick = kicked.wait();
         tokio::pin!(kick);
+        let revoked = self.links.reset_after(self.generation);
+        tokio::pin!(revoked);
         loop {
             tokio::select! {
                 _ = &mut stopping => {
                     return End::Close((close::GOING_AWAY, "server shutting down"));
                 }
                 reason = &mut kick => return End::Close(kick_close(reason)),
+                () = &mut revoked => {
+                    return End::Close((close::LINKS_RESET, "this link was reset"));
+                }
                 entry = self.outbox.queue.recv() => {
                     // The session holds a sender itself, so the queue never closes.
                     let Some(entry) = entry else { return End::Gone };

@@ -14,5 +14,6 @@ mod frames;
 mod hardening;
 mod http;
 mod inbound;
+mod links;
 mod protection;
 mod rooms;

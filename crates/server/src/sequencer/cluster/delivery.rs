@@ -135,7 +135,12 @@ pub(super) async fn run(
 
 async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Result<(), Unreachable> {
     match c {
-        Control::Resync => catch_up(shared, room).await.map(drop),
+        Control::Resync => {
+            // A link reset may be among the messages missed: its members must still go.
+            let generation = shared.db.link_generation(&room.keys).await?;
+            shared.links.advance(&room.id, generation);
+            catch_up(shared, room).await.map(drop)
+        }
         Control::Resolve {
             in_doubt,
             deadline,
@@ -204,6 +209,10 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
             }
         }
         Inbound::Reset => catch_up(shared, room).await.map(drop),
+        Inbound::Links { generation } => {
+            shared.links.advance(&room.id, generation);
+            Ok(())
+        }
         Inbound::Ephemeral { node, frame } => {
             if node != shared.db.node {
                 on_ephemeral(room, frame);

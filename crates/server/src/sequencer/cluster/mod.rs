@@ -47,7 +47,9 @@ use tracing::Instrument;
 use self::redis::{Db, Keys, Seed, Subscriber, Unreachable};
 use self::room::Room;
 use super::room::RoomSettings;
-use super::{Done, HeldRooms, JoinError, JoinRequest, Joined, Sequencer, SequencerError};
+use super::{
+    Done, HeldRooms, JoinError, JoinRequest, Joined, LinkGenerations, Sequencer, SequencerError,
+};
 use crate::BoxFuture;
 use crate::capability::SharedKeyStore;
 use crate::config::{ClusterConfig, Config};
@@ -88,6 +90,8 @@ struct Shared {
     writers: TaskTracker,
     /// The node's span, for the tasks it spawns.
     span: tracing::Span,
+    /// Link resets heard on the channels of the rooms this node holds.
+    links: LinkGenerations,
 }
 
 fn failed(e: Unreachable) -> SequencerError {
@@ -151,6 +155,7 @@ impl RedisSequencer {
             tasks,
             writers: TaskTracker::new(),
             span,
+            links: LinkGenerations::default(),
         });
         Ok(RedisSequencer { shared })
     }
@@ -183,6 +188,37 @@ impl Sequencer for RedisSequencer {
             open,
             move |held, request| room::admit(shared, held, request),
         ))
+    }
+
+    fn link_generation<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<u64, SequencerError>> {
+        Box::pin(async move {
+            let read = self.shared.db.link_generation(&Keys::of(room)).await;
+            read.map_err(failed)
+        })
+    }
+
+    fn reset_links<'a>(
+        &'a self,
+        room: &'a RoomId,
+        from: u64,
+    ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>> {
+        Box::pin(async move {
+            let reset = self.shared.db.reset_links(&Keys::of(room), from).await;
+            let generation = reset.map_err(failed)?;
+            // Every node holding the room hears it on the room's channel, this one too; told
+            // here as well, so that this node's sessions do not wait for the round trip.
+            if let Some(g) = generation {
+                self.shared.links.advance(room, g);
+            }
+            Ok(generation)
+        })
+    }
+
+    fn link_generations(&self) -> &LinkGenerations {
+        &self.shared.links
     }
 
     fn rooms_loaded(&self) -> usize {

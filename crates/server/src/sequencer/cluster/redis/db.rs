@@ -14,7 +14,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::keys::{Keys, SECRET_KEY};
-use super::scripts::{self, ANNOUNCE, COMPACT, DEPART, HEARTBEAT, READ, SEED, SEQUENCE, UNLOCK};
+use super::scripts::{
+    self, ANNOUNCE, COMPACT, DEPART, HEARTBEAT, LINKS, READ, SEED, SEQUENCE, UNLOCK,
+};
 use super::wire::{
     Command, Outcome, RoomRead, as_array, as_bytes, as_u64, ephemeral_message, malformed, outcome,
     parse_authors, parse_entries, parse_members,
@@ -429,6 +431,7 @@ impl Db {
                         .key(&keys.log)
                         .key(&keys.snap)
                         .key(&keys.authors)
+                        .key(&keys.links)
                         .arg(&ttl)
                         .arg(&node)
                         .arg(self.room_ttl_ms);
@@ -562,6 +565,39 @@ impl Db {
             })
             .await?;
         as_u64(&reply).map(Epoch).ok_or_else(|| malformed("SEED"))
+    }
+
+    /// The room's link generation (0 until its links are first reset).
+    pub async fn link_generation(&self, keys: &Keys) -> Result<u64, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| redis::cmd("GET").arg(&keys.links).query_async(conn).await)
+            .await?;
+        match reply {
+            Value::Nil => Ok(0),
+            other => as_u64(&other).ok_or_else(|| malformed("GET links")),
+        }
+    }
+
+    /// Advances the room's link generation from `from` and announces it on the room's
+    /// channel; the new generation, or `None` for a room without a history or whose
+    /// generation is no longer `from`.
+    pub async fn reset_links(&self, keys: &Keys, from: u64) -> Result<Option<u64>, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                LINKS
+                    .prepare_invoke()
+                    .key(&keys.links)
+                    .key(&keys.epoch)
+                    .arg(&keys.channel)
+                    .arg(from)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        match reply {
+            Value::Nil => Ok(None),
+            other => as_u64(&other).map(Some).ok_or_else(|| malformed("LINKS")),
+        }
     }
 
     /// Takes the room's compaction lock for `ttl`, if nobody holds it.

@@ -15,6 +15,7 @@ pub(crate) struct Keys {
     pub(super) members: String,
     pub(super) compact: String,
     pub(super) authors: String,
+    pub(super) links: String,
     /// The room's pub/sub channel.
     pub channel: String,
 }
@@ -37,6 +38,7 @@ impl Keys {
             members: format!("{base}:members"),
             compact: format!("{base}:compact"),
             authors: format!("{base}:authors"),
+            links: format!("{base}:links"),
             channel: base,
         }
     }
@@ -57,6 +59,7 @@ mod tests {
             &k.members,
             &k.compact,
             &k.authors,
+            &k.links,
             &k.ring(MemberId(3)),
             &k.channel,
         ] {

@@ -15,7 +15,8 @@
 //! | `kokuban:{ROOM}:compact` | string | the compaction lock (random token, with expiry)         |
 //! | `kokuban:{ROOM}:authors` | hash   | author id → its last op number applied (any history)    |
 //! | `kokuban:{ROOM}:ring:A`  | list   | author A's latest `n:epoch:seq`, newest first           |
-//! | channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`) |
+//! | `kokuban:{ROOM}:links`   | string | the room's link generation (decimal u64); absent = 0    |
+//! | channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`), link resets (`L…`) |
 //!
 //! `kokuban:secret` holds the cluster's capability key when no `--secret` is given.
 //!

@@ -60,8 +60,13 @@ pub(super) static DEPART: LazyLock<Script> =
 pub(super) static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/heartbeat.lua")));
 
+/// Advances a room's link generation and tells every node holding the room, in one step, so
+/// that no node hears of a generation Redis does not hold.
+pub(super) static LINKS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/links.lua")));
+
 /// Every script, to load on each new connection.
-pub(super) fn all() -> [&'static Script; 8] {
+pub(super) fn all() -> [&'static Script; 9] {
     [
         &*SEQUENCE,
         &*READ,
@@ -71,5 +76,6 @@ pub(super) fn all() -> [&'static Script; 8] {
         &*ANNOUNCE,
         &*DEPART,
         &*HEARTBEAT,
+        &*LINKS,
     ]
 }

@@ -19,6 +19,8 @@ pub(crate) enum Inbound {
     Reset,
     /// A presence or cursor frame from another node, to forward as it is.
     Ephemeral { node: u64, frame: Bytes },
+    /// The room's links were reset: tokens of older generations no longer open it.
+    Links { generation: u64 },
 }
 
 /// The `P` message for a presence or cursor frame from `node`.
@@ -51,6 +53,9 @@ pub(super) fn parse_inbound(payload: &[u8]) -> Option<Inbound> {
             })
         }
         b'E' => Some(Inbound::Reset),
+        b'L' => Some(Inbound::Links {
+            generation: parse_u64(rest)?,
+        }),
         b'P' if rest.len() >= 16 => {
             let node = u64::from_str_radix(std::str::from_utf8(&rest[..16]).ok()?, 16).ok()?;
             Some(Inbound::Ephemeral {
