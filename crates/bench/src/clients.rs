@@ -771,7 +771,8 @@ fn on_kokuban(
                 }
             }
         }
-        ServerMsg::Presence(_) => {}
+        // The load generator points no laser.
+        ServerMsg::Presence(_) | ServerMsg::Laser(_) => {}
     }
 }
 

@@ -126,6 +126,7 @@ pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (any::<u64>(), op()).prop_map(|(n, op)| ClientMsg::Op(Submit { n, op })),
         proptest::option::of(cursor()).prop_map(ClientMsg::Cursor),
         (name(), color()).prop_map(|(name, color)| ClientMsg::Profile(Profile { name, color })),
+        cursor().prop_map(ClientMsg::Laser),
     ]
 }
 
@@ -219,5 +220,7 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
             .prop_map(|(member, at)| ServerMsg::Cursor(CursorUpdate { member, at })),
         (error_code(), "[ -~]{0,80}")
             .prop_map(|(code, m)| ServerMsg::Error(ErrorFrame::new(code, m))),
+        (member_id(), cursor())
+            .prop_map(|(member, at)| ServerMsg::Laser(LaserUpdate { member, at })),
     ]
 }

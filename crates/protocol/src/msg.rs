@@ -22,6 +22,10 @@ pub enum ClientMsg {
     Cursor(Option<Cursor>),
     /// A new display name or colour.
     Profile(Profile),
+    /// A point of this member's laser pointer: a trail others see fade within a second.
+    /// Ephemeral like [`ClientMsg::Cursor`] (never an op, never stored) and allowed on a
+    /// view-only connection; it also moves the member's cursor there.
+    Laser(Cursor),
 }
 
 /// What a server sends.
@@ -53,6 +57,9 @@ pub enum ServerMsg {
     Cursor(CursorUpdate),
     /// Something the client sent was refused; when it was an op, that op was not applied.
     Error(ErrorFrame),
+    /// Someone's laser pointer moved. Ephemeral and coalesced with their cursor: only the
+    /// latest position per window is sent, so a trail is drawn between the points received.
+    Laser(LaserUpdate),
 }
 
 /// Opens a session on a room.
@@ -406,6 +413,15 @@ pub struct CursorUpdate {
     pub member: MemberId,
     /// Where (`None`: off the canvas).
     pub at: Option<Cursor>,
+}
+
+/// A member's latest laser pointer position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaserUpdate {
+    /// Whose.
+    pub member: MemberId,
+    /// Where.
+    pub at: Cursor,
 }
 
 /// Why something was refused.

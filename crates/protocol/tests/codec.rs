@@ -305,3 +305,30 @@ fn error_messages_are_cut_at_a_character_boundary() {
     let frame = encode_server(&ServerMsg::Error(e.clone()));
     assert_eq!(decode_server(&frame).unwrap(), ServerMsg::Error(e));
 }
+
+/// The laser messages were appended to their enums: the tags of the messages before them
+/// are unchanged, so the new variants take the next tag.
+#[test]
+fn laser_messages_take_the_last_tags_and_round_trip() {
+    let at = Cursor::new(-40, 16).unwrap();
+    let up = encode_client(&ClientMsg::Laser(at));
+    assert_eq!(up[1], 4, "after Hello, Op, Cursor, Profile");
+    assert_eq!(decode_client(&up).unwrap(), ClientMsg::Laser(at));
+    let down = ServerMsg::Laser(LaserUpdate {
+        member: MemberId(7),
+        at,
+    });
+    let frame = encode_server(&down);
+    assert_eq!(
+        frame[1], 7,
+        "after Welcome, BoardPart, Op, Ack, Presence, Cursor, Error"
+    );
+    assert_eq!(decode_server(&frame).unwrap(), down);
+    // Out of the world: refused like a cursor.
+    let mut far = vec![PROTOCOL_VERSION];
+    far.extend(postcard::to_allocvec(&(4u8, (COORD_LIMIT + 1, 0i32))).unwrap());
+    assert!(matches!(
+        decode_client(&far),
+        Err(DecodeError::Malformed(_))
+    ));
+}

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::room::{
-    BoardFull, CompactAfter, Departures, History, Locked, RoomSettings, Roster, Seen, frame,
-    new_epoch,
+    BoardFull, CompactAfter, Departures, History, Locked, Pointer, RoomSettings, Roster, Seen,
+    frame, new_epoch,
 };
 use super::{
     Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull,
@@ -484,7 +484,11 @@ impl Membership for LocalMembership {
     }
 
     fn cursor(&self, at: Option<Cursor>) {
-        self.room.core.cursor(self.member, at);
+        self.room.core.cursor(self.member, Pointer::Cursor(at));
+    }
+
+    fn laser(&self, at: Cursor) {
+        self.room.core.cursor(self.member, Pointer::Laser(at));
     }
 
     fn update_profile(&self, name: Name, color: Color) {

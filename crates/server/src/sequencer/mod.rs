@@ -97,6 +97,10 @@ pub trait Membership: Send + Sync + fmt::Debug {
     /// Moves this member's cursor. Coalesced: only the latest position is relayed.
     fn cursor(&self, at: Option<Cursor>);
 
+    /// Moves this member's laser pointer (and cursor) there. Coalesced with the cursor: only
+    /// the latest position is relayed. Allowed to every member: it changes nothing stored.
+    fn laser(&self, at: Cursor);
+
     /// Changes this member's display name and colour.
     fn update_profile(&self, name: Name, color: Color);
 }

@@ -543,6 +543,7 @@ impl Session {
                 Err(why) => self.refuse(Refusal::Write(why)),
             },
             ClientMsg::Cursor(at) => self.membership.cursor(at),
+            ClientMsg::Laser(at) => self.membership.laser(at),
             ClientMsg::Profile(p) => {
                 self.profile = Some((p.name, p.color));
                 if Instant::now() >= self.profile_due {

@@ -14,5 +14,6 @@ mod frames;
 mod hardening;
 mod http;
 mod inbound;
+mod laser;
 mod protection;
 mod rooms;

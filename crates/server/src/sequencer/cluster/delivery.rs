@@ -461,6 +461,7 @@ fn on_ephemeral(room: &Room, bytes: Bytes) {
             st.remote.remove(&id).is_some()
         }
         ServerMsg::Cursor(c) => st.remote.contains_key(&c.member),
+        ServerMsg::Laser(l) => st.remote.contains_key(&l.member),
         _ => false,
     };
     if forward {

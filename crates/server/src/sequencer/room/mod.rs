@@ -18,12 +18,12 @@ mod settings;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kokuban_protocol::{Cursor, Epoch, MemberId, ServerMsg, encode_server};
+use kokuban_protocol::{Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
 pub(crate) use history::{BoardFull, CompactAfter, History, Parts};
-pub(crate) use roster::{Departures, Roster, Seat};
+pub(crate) use roster::{Departures, Pointer, Roster, Seat};
 pub use settings::{Budget, RoomSettings};
 
 /// A backend's room state, which holds the room's local members.
@@ -99,7 +99,7 @@ impl<L> Locked<L> {
 
 impl<L: Seated> Locked<L> {
     /// Records a member's latest cursor, waking the task for the first one of a window.
-    pub fn cursor(&self, member: MemberId, at: Option<Cursor>) {
+    pub fn cursor(&self, member: MemberId, at: Pointer) {
         if self.lock().roster().cursor(member, at) {
             self.wake();
         }
