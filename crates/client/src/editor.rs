@@ -11,7 +11,7 @@ use crate::history::History;
 use crate::link::RoomLink;
 use crate::outbox::Outbox;
 use crate::prefs::{Prefs, SavedPrefs, Size, clean_name};
-use crate::presence::Presence;
+use crate::presence::{LaserTrail, Presence};
 use crate::rng::{Entropy, Xoshiro256};
 use crate::session::{Redraw, Session};
 use crate::spatial::IndexedBoard;
@@ -114,6 +114,12 @@ pub struct Editor {
     pointers: Vec<(i32, Pt, PointerKind)>,
     nav: Nav,
     tool_pointer: Option<i32>,
+    /// The pointer drawing with the laser, while it is down.
+    laser_pointer: Option<i32>,
+    /// Our own laser trail (shown at once; others get it through the room).
+    laser: LaserTrail,
+    /// The laser's latest point not sent yet.
+    laser_at: Option<Cursor>,
     space_held: bool,
     stylus_seen: bool,
     cursor: Option<Option<Cursor>>,
@@ -159,6 +165,9 @@ impl Editor {
             pointers: Vec::new(),
             nav: Nav::Idle,
             tool_pointer: None,
+            laser_pointer: None,
+            laser: LaserTrail::default(),
+            laser_at: None,
             space_held: false,
             stylus_seen: false,
             cursor: None,
@@ -199,6 +208,11 @@ impl Editor {
     /// Members and cursors.
     pub fn presence(&self) -> &Presence {
         &self.presence
+    }
+
+    /// Our own laser trail.
+    pub fn laser(&self) -> &LaserTrail {
+        &self.laser
     }
 
     /// Connection status.

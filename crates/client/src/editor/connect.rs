@@ -55,6 +55,7 @@ impl Editor {
                     self.bump();
                 }
                 Notice::Cursor(c) => self.presence.cursor(c, now_ms),
+                Notice::Laser(l) => self.presence.laser(l, now_ms),
                 Notice::Renamed { from, to } => self.history.rename(from, to),
                 Notice::Unconfirmed(_) => {
                     self.toasts.push(crate::session::UNCONFIRMED_TOAST.into());
@@ -156,6 +157,16 @@ impl Editor {
                 name,
                 color: self.prefs.color,
             })));
+        }
+        // A laser point moves the cursor too, so the two share one rate.
+        if let Some(at) = self.laser_at
+            && now_ms - self.cursor_sent_ms >= CURSOR_INTERVAL_MS
+            && self.budget.take(now_ms)
+        {
+            self.laser_at = None;
+            self.cursor = None;
+            self.cursor_sent_ms = now_ms;
+            frames.push(encode_client(&ClientMsg::Laser(at)));
         }
         if let Some(at) = self.cursor
             && now_ms - self.cursor_sent_ms >= CURSOR_INTERVAL_MS

@@ -138,6 +138,43 @@ fn a_view_only_link_pans_instead_of_drawing() {
 }
 
 #[test]
+fn a_view_only_member_points_with_the_laser_at_the_cursor_rate() {
+    let mut e = editor(false);
+    welcome(&mut e, Capability::View);
+    assert!(
+        e.key_down("k", false, false),
+        "the laser is open to viewers"
+    );
+    assert_eq!(e.tools().kind(), ToolKind::Laser);
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    let moves: Vec<_> = (1..=20)
+        .map(|i| {
+            input(
+                1,
+                10.0 + f64::from(i),
+                10.0,
+                PointerKind::Mouse,
+                f64::from(i),
+            )
+        })
+        .collect();
+    e.pointer_move(&moves);
+    assert_eq!(e.laser().len(20.0), 21, "our own trail has every sample");
+    assert_eq!(e.viewport().origin(), Pt::new(0.0, 0.0), "no pan");
+    let sent = ops(&e.outgoing(20.0));
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(sent[0], ClientMsg::Laser(at) if at.x() == 30 * 8));
+    e.pointer_move(&[input(1, 40.0, 10.0, PointerKind::Mouse, 25.0)]);
+    assert!(e.outgoing(30.0).is_empty(), "one position per 40 ms");
+    assert!(matches!(ops(&e.outgoing(60.0))[..], [ClientMsg::Laser(_)]));
+    e.pointer_up(input(1, 40.0, 10.0, PointerKind::Mouse, 61.0));
+    assert!(e.board().is_empty());
+    assert_eq!(e.session().outstanding(), 0, "never an op");
+    assert!(e.laser().is_empty(1_100.0), "faded within a second");
+    assert!(e.key_down("h", false, false));
+}
+
+#[test]
 fn palm_rejection_after_a_stylus_and_space_drag_pans() {
     let mut e = editor(true);
     e.pointer_down(input(1, 0.0, 0.0, PointerKind::Pen, 0.0));
