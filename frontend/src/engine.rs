@@ -400,8 +400,9 @@ fn run_frames(engine: Rc<Engine>) {
 }
 
 /// `window.kokuban`: a small surface for browser tests and debugging — the number of visible
-/// strokes and of their points, the own ops not settled yet, how long recent frames took to prepare, and a way to
-/// cut the connection as a network failure would.
+/// strokes and of their points, the own ops not settled yet, the points of the laser trails
+/// shown, how long recent frames took to prepare, and a way to cut the connection as a network
+/// failure would.
 fn expose_test_hooks(engine: &Rc<Engine>) {
     let hooks = js_sys::Object::new();
     let socket = engine.socket.clone();
@@ -433,6 +434,17 @@ fn expose_test_hooks(engine: &Rc<Engine>) {
     });
     let _ = js_sys::Reflect::set(&hooks, &"strokePoints".into(), points.as_ref());
     points.forget();
+    // The points of the laser trails this tab shows now (its own and others'): a test sees a
+    // trail arrive, then fade.
+    let editor = engine.editor.clone();
+    let laser = Closure::<dyn FnMut() -> u32>::new(move || {
+        let e = editor.borrow();
+        let t = now();
+        let others: usize = e.presence().laser_trails(t).map(|(l, _)| l.len(t)).sum();
+        (others + e.laser().len(t)) as u32
+    });
+    let _ = js_sys::Reflect::set(&hooks, &"laserPoints".into(), laser.as_ref());
+    laser.forget();
     let me = engine.clone();
     let frame_times = Closure::<dyn FnMut() -> JsValue>::new(move || {
         let times = std::mem::take(&mut *me.frame_times.borrow_mut());
