@@ -771,8 +771,8 @@ fn on_kokuban(
                 }
             }
         }
-        // The load generator points no laser.
-        ServerMsg::Presence(_) | ServerMsg::Laser(_) => {}
+        // The load generator points no laser and follows nobody.
+        ServerMsg::Presence(_) | ServerMsg::Laser(_) | ServerMsg::Camera(_) => {}
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::collections::VecDeque;
 
-use kokuban_protocol::{Color, Cursor, CursorUpdate, LaserUpdate, Member, MemberId, PresenceEvent};
+use kokuban_protocol::{
+    Camera, CameraUpdate, Color, Cursor, CursorUpdate, LaserUpdate, Member, MemberId, PresenceEvent,
+};
 
 use crate::geom::Pt;
 
@@ -78,6 +80,7 @@ pub struct Presence {
     members: Vec<Member>,
     cursors: Vec<RemoteCursor>,
     lasers: Vec<(MemberId, LaserTrail)>,
+    cameras: Vec<(MemberId, Camera)>,
 }
 
 impl Presence {
@@ -98,6 +101,7 @@ impl Presence {
         self.members = members;
         self.cursors.clear();
         self.lasers.clear();
+        self.cameras.clear();
     }
 
     /// We changed our name or colour: our own entry shows it at once, without waiting for
@@ -117,6 +121,7 @@ impl Presence {
         self.members.retain(|m| Some(m.id) == self.me);
         self.cursors.clear();
         self.lasers.clear();
+        self.cameras.clear();
     }
 
     /// Someone joined, changed or left.
@@ -135,6 +140,7 @@ impl Presence {
                 self.members.retain(|m| m.id != id);
                 self.cursors.retain(|c| c.member != id);
                 self.lasers.retain(|l| l.0 != id);
+                self.cameras.retain(|c| c.0 != id);
             }
         }
     }
@@ -175,6 +181,22 @@ impl Presence {
                 self.lasers.push((u.member, trail));
             }
         }
+    }
+
+    /// Someone's camera moved.
+    pub fn camera(&mut self, u: CameraUpdate) {
+        if Some(u.member) == self.me {
+            return;
+        }
+        match self.cameras.iter_mut().find(|c| c.0 == u.member) {
+            Some(c) => c.1 = u.camera,
+            None => self.cameras.push((u.member, u.camera)),
+        }
+    }
+
+    /// A member's latest camera, if they showed one.
+    pub fn camera_of(&self, id: MemberId) -> Option<Camera> {
+        self.cameras.iter().find(|c| c.0 == id).map(|c| c.1)
     }
 
     /// Others' laser trails still visible at `now_ms`, with their member's colour.

@@ -4,7 +4,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::limits::{COORD_LIMIT, MAX_WIDTH, MIN_WIDTH};
+use crate::limits::{COORD_LIMIT, MAX_WIDTH, MAX_ZOOM_MILLI, MIN_WIDTH, MIN_ZOOM_MILLI};
 use crate::*;
 
 /// Stroke ids drawn from a small pool, so that generated op sequences refer to the same strokes.
@@ -102,6 +102,11 @@ fn position() -> impl Strategy<Value = Position> {
     })
 }
 
+/// Cameras.
+pub fn camera() -> impl Strategy<Value = Camera> {
+    (cursor(), MIN_ZOOM_MILLI..=MAX_ZOOM_MILLI).prop_map(|(c, z)| Camera::new(c, z).unwrap())
+}
+
 /// Any client message.
 pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
@@ -127,6 +132,7 @@ pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
         proptest::option::of(cursor()).prop_map(ClientMsg::Cursor),
         (name(), color()).prop_map(|(name, color)| ClientMsg::Profile(Profile { name, color })),
         cursor().prop_map(ClientMsg::Laser),
+        camera().prop_map(ClientMsg::Camera),
     ]
 }
 

@@ -7,7 +7,10 @@ use crate::ids::{
     ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
     Width,
 };
-use crate::limits::{COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE};
+use crate::limits::{
+    COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE, MAX_ZOOM_MILLI,
+    MIN_ZOOM_MILLI,
+};
 use crate::point::{Point, Points};
 
 /// What a client sends.
@@ -26,6 +29,9 @@ pub enum ClientMsg {
     /// Ephemeral like [`ClientMsg::Cursor`] (never an op, never stored) and allowed on a
     /// view-only connection; it also moves the member's cursor there.
     Laser(Cursor),
+    /// What this member's screen shows, so that others may follow it. Ephemeral like
+    /// [`ClientMsg::Cursor`]: coalesced, never stored, allowed on a view-only connection.
+    Camera(Camera),
 }
 
 /// What a server sends.
@@ -60,6 +66,8 @@ pub enum ServerMsg {
     /// Someone's laser pointer moved. Ephemeral and coalesced with their cursor: only the
     /// latest position per window is sent, so a trail is drawn between the points received.
     Laser(LaserUpdate),
+    /// Someone's camera moved. Ephemeral and coalesced: only the latest one is sent.
+    Camera(CameraUpdate),
 }
 
 /// Opens a session on a room.
@@ -315,6 +323,48 @@ impl From<Cursor> for (i32, i32) {
     }
 }
 
+/// What a screen shows: the world point at its centre, and its zoom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "(Cursor, u16)", into = "(Cursor, u16)")]
+pub struct Camera {
+    center: Cursor,
+    zoom_milli: u16,
+}
+
+impl Camera {
+    /// Checks the zoom's bounds ([`MIN_ZOOM_MILLI`]..=[`MAX_ZOOM_MILLI`]).
+    pub fn new(center: Cursor, zoom_milli: u16) -> Result<Self, InvalidValue> {
+        if (MIN_ZOOM_MILLI..=MAX_ZOOM_MILLI).contains(&zoom_milli) {
+            Ok(Self { center, zoom_milli })
+        } else {
+            Err(InvalidValue("camera zoom out of bounds"))
+        }
+    }
+
+    /// The world point at the screen's centre.
+    pub fn center(self) -> Cursor {
+        self.center
+    }
+
+    /// Screen pixels per world pixel, in thousandths.
+    pub fn zoom_milli(self) -> u16 {
+        self.zoom_milli
+    }
+}
+
+impl TryFrom<(Cursor, u16)> for Camera {
+    type Error = InvalidValue;
+    fn try_from((center, zoom): (Cursor, u16)) -> Result<Self, InvalidValue> {
+        Self::new(center, zoom)
+    }
+}
+
+impl From<Camera> for (Cursor, u16) {
+    fn from(c: Camera) -> Self {
+        (c.center, c.zoom_milli)
+    }
+}
+
 /// A durable op with its place in the room's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequenced {
@@ -422,6 +472,15 @@ pub struct LaserUpdate {
     pub member: MemberId,
     /// Where.
     pub at: Cursor,
+}
+
+/// A member's latest camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraUpdate {
+    /// Whose.
+    pub member: MemberId,
+    /// What their screen shows.
+    pub camera: Camera,
 }
 
 /// Why something was refused.

@@ -332,3 +332,27 @@ fn laser_messages_take_the_last_tags_and_round_trip() {
         Err(DecodeError::Malformed(_))
     ));
 }
+
+#[test]
+fn camera_messages_come_after_the_laser_and_their_zoom_is_bounded() {
+    let at = Cursor::new(8, -8).unwrap();
+    let camera = Camera::new(at, 1500).unwrap();
+    let up = encode_client(&ClientMsg::Camera(camera));
+    assert_eq!(up[1], 5);
+    assert_eq!(decode_client(&up).unwrap(), ClientMsg::Camera(camera));
+    let down = ServerMsg::Camera(CameraUpdate {
+        member: MemberId(3),
+        camera,
+    });
+    let frame = encode_server(&down);
+    assert_eq!(frame[1], 8);
+    assert_eq!(decode_server(&frame).unwrap(), down);
+    assert!(Camera::new(at, MIN_ZOOM_MILLI - 1).is_err());
+    assert!(Camera::new(at, MAX_ZOOM_MILLI + 1).is_err());
+    let mut zero = vec![PROTOCOL_VERSION];
+    zero.extend(postcard::to_allocvec(&(5u8, ((8i32, -8i32), 0u16))).unwrap());
+    assert!(matches!(
+        decode_client(&zero),
+        Err(DecodeError::Malformed(_))
+    ));
+}

@@ -125,7 +125,7 @@ impl Editor {
                     id,
                     last: last.screen,
                 };
-                self.view_changed = true;
+                self.navigated();
                 return;
             }
             Nav::Pinch { a, b } if a.0 == last.id || b.0 == last.id => {
@@ -136,7 +136,7 @@ impl Editor {
                 };
                 navigate::pinch(&mut self.viewport, (a.1, b.1), (na.1, nb.1), self.screen.2);
                 self.nav = Nav::Pinch { a: na, b: nb };
-                self.view_changed = true;
+                self.navigated();
                 self.bump();
                 return;
             }
@@ -256,7 +256,10 @@ impl Editor {
             }
             Shortcut::Duplicate => self.duplicate(),
             Shortcut::Delete => self.delete_selection(),
-            Shortcut::Escape => self.tools.clear_selection(),
+            Shortcut::Escape => {
+                self.tools.clear_selection();
+                self.unfollow();
+            }
             Shortcut::Nudge { to, far } => self.nudge(to, far),
             Shortcut::HoldToPan => self.space_held = true,
             Shortcut::ZoomIn => self.zoom_in(),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced, ServerMsg,
-    decode_server,
+    Ack, Camera, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced,
+    ServerMsg, decode_server,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -489,6 +489,10 @@ impl Membership for LocalMembership {
 
     fn laser(&self, at: Cursor) {
         self.room.core.cursor(self.member, Pointer::Laser(at));
+    }
+
+    fn camera(&self, camera: Camera) {
+        self.room.core.camera(self.member, camera);
     }
 
     fn update_profile(&self, name: Name, color: Color) {

@@ -10,6 +10,7 @@ mod cluster;
 mod durability;
 mod exactly_once;
 mod faults;
+mod follow;
 mod frames;
 mod hardening;
 mod http;

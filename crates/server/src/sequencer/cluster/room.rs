@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Bounded, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position,
+    Ack, Bounded, Camera, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position,
     PresenceEvent, RoomId, Seq, Sequenced, ServerMsg, Submit, decode_client, decode_server,
     encode_client,
 };
@@ -607,6 +607,10 @@ impl Membership for ClusterMembership {
 
     fn laser(&self, at: Cursor) {
         self.room.core.cursor(self.member, Pointer::Laser(at));
+    }
+
+    fn camera(&self, camera: Camera) {
+        self.room.core.camera(self.member, camera);
     }
 }
 

@@ -18,7 +18,7 @@ mod settings;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kokuban_protocol::{Epoch, MemberId, ServerMsg, encode_server};
+use kokuban_protocol::{Camera, Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
@@ -101,6 +101,13 @@ impl<L: Seated> Locked<L> {
     /// Records a member's latest cursor, waking the task for the first one of a window.
     pub fn cursor(&self, member: MemberId, at: Pointer) {
         if self.lock().roster().cursor(member, at) {
+            self.wake();
+        }
+    }
+
+    /// Records a member's latest camera, waking the task for the first one of a window.
+    pub fn camera(&self, member: MemberId, camera: Camera) {
+        if self.lock().roster().camera(member, camera) {
             self.wake();
         }
     }

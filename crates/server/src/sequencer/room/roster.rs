@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Color, Cursor, CursorUpdate, LaserUpdate, Member, MemberId, Name, PresenceEvent, ServerMsg,
+    Camera, CameraUpdate, Color, Cursor, CursorUpdate, LaserUpdate, Member, MemberId, Name,
+    PresenceEvent, ServerMsg,
 };
 
 use super::frame;
@@ -76,6 +77,8 @@ pub(crate) struct Roster<E> {
     /// Latest cursor or laser point per member since the last flush (coalesced): one window
     /// relays one position per member, whichever it was, so a laser costs what a cursor does.
     cursors: HashMap<MemberId, Pointer>,
+    /// Latest camera per member since the last flush (coalesced the same way).
+    cameras: HashMap<MemberId, Camera>,
     empty_since: Option<Instant>,
     metrics: Arc<Metrics>,
 }
@@ -86,6 +89,7 @@ impl<E> Roster<E> {
         Self {
             seats: HashMap::new(),
             cursors: HashMap::new(),
+            cameras: HashMap::new(),
             empty_since: Some(Instant::now()),
             metrics,
         }
@@ -248,14 +252,24 @@ impl<E> Roster<E> {
         if !self.seats.contains_key(&id) {
             return false;
         }
-        let first = self.cursors.is_empty();
+        let first = !self.has_cursors();
         self.cursors.insert(id, at);
         first
     }
 
-    /// Whether cursors wait to be sent.
+    /// Records a member's latest camera, like [`Roster::cursor`] (the same window).
+    pub fn camera(&mut self, id: MemberId, camera: Camera) -> bool {
+        if !self.seats.contains_key(&id) {
+            return false;
+        }
+        let first = !self.has_cursors();
+        self.cameras.insert(id, camera);
+        first
+    }
+
+    /// Whether cursors or cameras wait to be sent.
     pub fn has_cursors(&self) -> bool {
-        !self.cursors.is_empty()
+        !self.cursors.is_empty() || !self.cameras.is_empty()
     }
 
     /// Sends every waiting cursor to the other members; returns the frames sent, for the
@@ -272,12 +286,19 @@ impl<E> Roster<E> {
             out.absorb(self.broadcast(&f, Some(member)));
             frames.push(f);
         }
+        let cameras: Vec<_> = self.cameras.drain().collect();
+        for (member, camera) in cameras {
+            let f = frame(&ServerMsg::Camera(CameraUpdate { member, camera }));
+            out.absorb(self.broadcast(&f, Some(member)));
+            frames.push(f);
+        }
         (frames, out)
     }
 
     fn remove(&mut self, id: MemberId) -> Option<Seat<E>> {
         let seat = self.seats.remove(&id)?;
         self.cursors.remove(&id);
+        self.cameras.remove(&id);
         self.metrics.members.fetch_sub(1, Relaxed);
         Some(seat)
     }
@@ -425,6 +446,26 @@ mod tests {
             received(&mut b)[..],
             [ServerMsg::Laser(LaserUpdate { member: MemberId(1), at })] if at.x() == 199
         ));
+    }
+
+    #[test]
+    fn cameras_are_coalesced_per_member_beside_cursors() {
+        let (mut r, _) = roster();
+        let _a = join(&mut r, 1, 64);
+        let mut b = join(&mut r, 2, 64);
+        let at = Cursor::new(0, 0).unwrap();
+        assert!(r.camera(MemberId(1), Camera::new(at, 1000).unwrap()));
+        assert!(
+            !r.cursor(MemberId(1), Pointer::Cursor(Some(at))),
+            "same window"
+        );
+        assert!(!r.camera(MemberId(1), Camera::new(at, 2000).unwrap()));
+        let (frames, _) = r.flush_cursors();
+        assert_eq!(frames.len(), 2, "the cursor and the last camera");
+        let got = received(&mut b);
+        assert!(got.iter().any(|m| matches!(m,
+            ServerMsg::Camera(CameraUpdate { member: MemberId(1), camera }) if camera.zoom_milli() == 2000)));
+        assert!(!r.has_cursors());
     }
 
     #[test]
