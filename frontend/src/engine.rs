@@ -41,6 +41,8 @@ pub struct MemberView {
     pub me: bool,
     /// View-only member.
     pub viewer: bool,
+    /// Our camera follows theirs.
+    pub followed: bool,
 }
 
 /// What the toolbar, the status and the presence list show.
@@ -76,6 +78,8 @@ pub struct Ui {
     pub selection: bool,
     /// The connection gave up for good: what the user can do.
     pub closed: Option<Remedy>,
+    /// The name of the member whose camera ours follows.
+    pub following: Option<String>,
 }
 
 impl Ui {
@@ -91,6 +95,7 @@ impl Ui {
                 color: hex(m.color),
                 me: Some(m.id) == me,
                 viewer: m.capability == Capability::View,
+                followed: e.following() == Some(m.id),
             })
             .collect();
         if members.is_empty() {
@@ -102,6 +107,7 @@ impl Ui {
                 color: hex(p.color),
                 me: true,
                 viewer: !e.can_edit(),
+                followed: false,
             });
         }
         let p = e.prefs();
@@ -121,6 +127,10 @@ impl Ui {
             has_content: !e.board().is_empty(),
             selection: e.has_selection(),
             closed: e.closed(),
+            following: e
+                .following()
+                .and_then(|id| e.presence().member(id))
+                .map(|m| m.name.as_str().to_string()),
         }
     }
 }

@@ -80,6 +80,11 @@ pub fn Room(link: RoomLink) -> impl IntoView {
                 <SelectionBar engine=engine/>
             </Show>
         </Show>
+        {move || ui.with(|u| u.following.clone()).map(|name| view! {
+            <div class="bar badge following" role="status" aria-live="polite">
+                {format!("Following {name} — Esc to stop")}
+            </div>
+        })}
         <div class="bar corner top-right">
             <Presence engine=engine/>
             <Share engine=engine/>

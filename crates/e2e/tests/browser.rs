@@ -162,6 +162,82 @@ async fn a_viewers_laser_on_one_node_shows_on_the_other_and_fades_leaving_the_bo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let (edit, view) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let (ada, viewer) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await;
+    let zoom = "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent;";
+    let badge = "return document.querySelector('.badge.following')?.textContent ?? null;";
+    ada.press("[aria-label='Zoom in']").await;
+    ada.press("[aria-label='Zoom in']").await;
+    let ada_zoom = ada.js(zoom, json!([])).await;
+    assert_ne!(ada_zoom, json!("100%"));
+    assert_eq!(viewer.js(zoom, json!([])).await, json!("100%"));
+
+    // The viewer follows Ada (her avatar is the only "Follow …" one it shows).
+    assert_eq!(viewer.count("[aria-label^='Follow ']").await, 1);
+    viewer.press("[aria-label^='Follow ']").await;
+    viewer
+        .wait_for(
+            "the viewer at Ada's zoom",
+            &format!(
+                "return {} === arguments[0];",
+                zoom.trim_start_matches("return ").trim_end_matches(';')
+            ),
+            json!([ada_zoom]),
+        )
+        .await;
+    let text = viewer.js(badge, json!([])).await;
+    let text = text.as_str().expect("a following badge");
+    assert!(
+        text.starts_with("Following ") && text.ends_with(" — Esc to stop"),
+        "{text}"
+    );
+    viewer.screenshot("cluster-following").await;
+
+    // Ada zooms out: the viewer goes along.
+    ada.press("[aria-label='Zoom out']").await;
+    let ada_zoom = ada.js(zoom, json!([])).await;
+    viewer
+        .wait_for(
+            "the viewer at Ada's new zoom",
+            &format!(
+                "return {} === arguments[0];",
+                zoom.trim_start_matches("return ").trim_end_matches(';')
+            ),
+            json!([ada_zoom]),
+        )
+        .await;
+
+    // Escape stops following: the badge goes, and Ada's next zoom stays hers.
+    viewer.type_keys("\u{E00C}").await;
+    viewer
+        .wait_for(
+            "the badge gone",
+            "return !document.querySelector('.badge.following');",
+            json!([]),
+        )
+        .await;
+    let before = viewer.js(zoom, json!([])).await;
+    ada.press("[aria-label='Zoom in']").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(viewer.js(zoom, json!([])).await, before);
+    ada.quit().await;
+    viewer.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tab_that_lost_its_node_catches_up_when_it_returns() {
     let Some(_lock) = prerequisites().await else {
         return;
