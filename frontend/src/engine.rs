@@ -41,6 +41,8 @@ pub struct MemberView {
     pub me: bool,
     /// View-only member.
     pub viewer: bool,
+    /// Our camera follows theirs.
+    pub followed: bool,
 }
 
 /// What the toolbar, the status and the presence list show.
@@ -76,6 +78,8 @@ pub struct Ui {
     pub selection: bool,
     /// The connection gave up for good: what the user can do.
     pub closed: Option<Remedy>,
+    /// The name of the member whose camera ours follows.
+    pub following: Option<String>,
 }
 
 impl Ui {
@@ -91,6 +95,7 @@ impl Ui {
                 color: hex(m.color),
                 me: Some(m.id) == me,
                 viewer: m.capability == Capability::View,
+                followed: e.following() == Some(m.id),
             })
             .collect();
         if members.is_empty() {
@@ -102,6 +107,7 @@ impl Ui {
                 color: hex(p.color),
                 me: true,
                 viewer: !e.can_edit(),
+                followed: false,
             });
         }
         let p = e.prefs();
@@ -121,6 +127,10 @@ impl Ui {
             has_content: !e.board().is_empty(),
             selection: e.has_selection(),
             closed: e.closed(),
+            following: e
+                .following()
+                .and_then(|id| e.presence().member(id))
+                .map(|m| m.name.as_str().to_string()),
         }
     }
 }
@@ -441,8 +451,9 @@ fn run_frames(engine: Rc<Engine>) {
 }
 
 /// `window.kokuban`: a small surface for browser tests and debugging — the number of visible
-/// strokes and of their points, the own ops not settled yet, how long recent frames took to prepare, and a way to
-/// cut the connection as a network failure would.
+/// strokes and of their points, the own ops not settled yet, the points of the laser trails
+/// shown, how long recent frames took to prepare, and a way to cut the connection as a network
+/// failure would.
 fn expose_test_hooks(engine: &Rc<Engine>) {
     let hooks = js_sys::Object::new();
     let socket = engine.socket.clone();
@@ -474,6 +485,17 @@ fn expose_test_hooks(engine: &Rc<Engine>) {
     });
     let _ = js_sys::Reflect::set(&hooks, &"strokePoints".into(), points.as_ref());
     points.forget();
+    // The points of the laser trails this tab shows now (its own and others'): a test sees a
+    // trail arrive, then fade.
+    let editor = engine.editor.clone();
+    let laser = Closure::<dyn FnMut() -> u32>::new(move || {
+        let e = editor.borrow();
+        let t = now();
+        let others: usize = e.presence().laser_trails(t).map(|(l, _)| l.len(t)).sum();
+        (others + e.laser().len(t)) as u32
+    });
+    let _ = js_sys::Reflect::set(&hooks, &"laserPoints".into(), laser.as_ref());
+    laser.forget();
     let me = engine.clone();
     let frame_times = Closure::<dyn FnMut() -> JsValue>::new(move || {
         let times = std::mem::take(&mut *me.frame_times.borrow_mut());

@@ -42,7 +42,7 @@ pub fn Presence(engine: EngineRef) -> impl IntoView {
         <div class="presence" data-panel="profile">
             <For
                 each=shown
-                key=|m| (m.id, m.name.clone(), m.color.clone(), m.me)
+                key=|m| (m.id, m.name.clone(), m.color.clone(), m.me, m.followed)
                 children=move |m| {
                     let style = format!("--avatar:{}", m.color);
                     if m.me {
@@ -62,17 +62,21 @@ pub fn Presence(engine: EngineRef) -> impl IntoView {
                         }
                         .into_any()
                     } else {
+                        let label = format!("Follow {}", m.name);
+                        let id = kokuban_protocol::MemberId(m.id);
                         view! {
-                            <span
+                            <button
                                 class="avatar"
                                 class:viewer=m.viewer
-                                role="img"
-                                title=m.name.clone()
-                                aria-label=m.name.clone()
+                                class:followed=m.followed
+                                title=label.clone()
+                                aria-label=label
+                                aria-pressed=m.followed.to_string()
                                 style=style
+                                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.follow(id)))
                             >
                                 {m.initials.clone()}
-                            </span>
+                            </button>
                         }
                         .into_any()
                     }

@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use crate::engine::{Engine, Ui};
 use crate::menus::{Menu, Presence, Share};
 use crate::sheet::ShortcutSheet;
-use crate::toolbar::{SelectionBar, Toolbar};
+use crate::toolbar::{SelectionBar, Toolbar, ViewerBar};
 
 /// The room's engine, shared by its components.
 pub type EngineRef = StoredValue<Rc<Engine>, LocalStorage>;
@@ -69,12 +69,22 @@ pub fn Room(link: RoomLink) -> impl IntoView {
         <Show when=open>
             <Show
                 when=can_edit
-                fallback=|| view! { <div class="bar badge">{icon("eye")}"View only"</div> }
+                fallback=move || {
+                    view! {
+                        <div class="bar badge">{icon("eye")}"View only"</div>
+                        <ViewerBar engine=engine/>
+                    }
+                }
             >
                 <Toolbar engine=engine/>
                 <SelectionBar engine=engine/>
             </Show>
         </Show>
+        {move || ui.with(|u| u.following.clone()).map(|name| view! {
+            <div class="bar badge following" role="status" aria-live="polite">
+                {format!("Following {name} — Esc to stop")}
+            </div>
+        })}
         <div class="bar corner top-right">
             <Presence engine=engine/>
             <Share engine=engine/>

@@ -18,6 +18,32 @@ const SHAPES: [ToolKind; 4] = [
     ToolKind::Ellipse,
 ];
 
+/// The tools of a view-only member: what changes nothing on the board.
+#[component]
+pub fn ViewerBar(engine: EngineRef) -> impl IntoView {
+    let ui = engine.with_value(|e| e.ui());
+    let tool = move |k: ToolKind| {
+        let title = format!("{} — {}", k.label(), k.shortcut().to_ascii_uppercase());
+        view! {
+            <button
+                class="btn tool"
+                class:active=move || ui.with(|u| u.tool == k)
+                data-tool=k.name()
+                title=title
+                aria-label=k.label()
+                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_tool(k)))
+            >
+                {icon(k.name())}
+            </button>
+        }
+    };
+    view! {
+        <nav class="bar toolbar" aria-label="Tools">
+            <div class="group tools">{[ToolKind::Hand, ToolKind::Laser].map(tool)}</div>
+        </nav>
+    }
+}
+
 /// The toolbar of an editor.
 #[component]
 pub fn Toolbar(engine: EngineRef) -> impl IntoView {
@@ -53,6 +79,7 @@ pub fn Toolbar(engine: EngineRef) -> impl IntoView {
     .map(tool);
     let shapes = SHAPES.map(tool);
     let text = tool(ToolKind::Text);
+    let laser = tool(ToolKind::Laser);
     let shape = move || ui.with(|u| SHAPES.contains(&u.tool).then_some(u.tool));
     let shapes_open = move || panels.with(|p| p.is_open(Panel::Shapes));
     let style_open = move || panels.with(|p| p.is_open(Panel::Style));
@@ -76,6 +103,7 @@ pub fn Toolbar(engine: EngineRef) -> impl IntoView {
                     </div>
                 </div>
                 {text}
+                {laser}
             </div>
             <div class="sep"></div>
             <div class="collapsible style" data-panel="style">

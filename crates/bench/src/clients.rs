@@ -771,7 +771,8 @@ fn on_kokuban(
                 }
             }
         }
-        ServerMsg::Presence(_) => {}
+        // The load generator points no laser and follows nobody.
+        ServerMsg::Presence(_) | ServerMsg::Laser(_) | ServerMsg::Camera(_) => {}
     }
 }
 

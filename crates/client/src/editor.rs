@@ -3,7 +3,8 @@
 //! draws what it holds; every decision about them is made (and tested) here.
 
 use kokuban_board::{Board, Shape};
-use kokuban_protocol::{Color, Cursor, Op, StrokeId, Width};
+use kokuban_protocol::limits::{MAX_ZOOM_MILLI, MIN_ZOOM_MILLI};
+use kokuban_protocol::{Camera, Color, Cursor, MemberId, Op, StrokeId, Width};
 
 use crate::connection::{Connection, FrameBudget, Remedy, Status, WriteRetry};
 use crate::geom::{Pt, Rect};
@@ -11,7 +12,7 @@ use crate::history::History;
 use crate::link::RoomLink;
 use crate::outbox::Outbox;
 use crate::prefs::{Prefs, SavedPrefs, Size, clean_name};
-use crate::presence::Presence;
+use crate::presence::{LaserTrail, Presence};
 use crate::rng::{Entropy, Xoshiro256};
 use crate::session::{Redraw, Session};
 use crate::spatial::IndexedBoard;
@@ -28,6 +29,9 @@ use input::Nav;
 
 /// Cursor positions are sent at most this often (the server relays them at 25 Hz anyway).
 const CURSOR_INTERVAL_MS: f64 = 40.0;
+/// Our camera is sent when it moved, at most this often: followers see a pan at 10 Hz, and
+/// a still camera costs nothing.
+const CAMERA_INTERVAL_MS: f64 = 100.0;
 /// Margin around the drawing when zooming to fit, in screen pixels.
 const FIT_MARGIN: f64 = 48.0;
 /// Zoom buttons and keys change the zoom by this factor.
@@ -114,6 +118,18 @@ pub struct Editor {
     pointers: Vec<(i32, Pt, PointerKind)>,
     nav: Nav,
     tool_pointer: Option<i32>,
+    /// The pointer drawing with the laser, while it is down.
+    laser_pointer: Option<i32>,
+    /// Our own laser trail (shown at once; others get it through the room).
+    laser: LaserTrail,
+    /// The laser's latest point not sent yet.
+    laser_at: Option<Cursor>,
+    /// The member whose camera ours follows, until we navigate ourselves or press Escape.
+    following: Option<MemberId>,
+    /// The camera we last sent, when, and whether to send it again anyway (someone joined).
+    camera_sent: Option<Camera>,
+    camera_sent_ms: f64,
+    camera_due: bool,
     space_held: bool,
     stylus_seen: bool,
     cursor: Option<Option<Cursor>>,
@@ -159,6 +175,13 @@ impl Editor {
             pointers: Vec::new(),
             nav: Nav::Idle,
             tool_pointer: None,
+            laser_pointer: None,
+            laser: LaserTrail::default(),
+            laser_at: None,
+            following: None,
+            camera_sent: None,
+            camera_sent_ms: f64::NEG_INFINITY,
+            camera_due: true,
             space_held: false,
             stylus_seen: false,
             cursor: None,
@@ -199,6 +222,11 @@ impl Editor {
     /// Members and cursors.
     pub fn presence(&self) -> &Presence {
         &self.presence
+    }
+
+    /// Our own laser trail.
+    pub fn laser(&self) -> &LaserTrail {
+        &self.laser
     }
 
     /// Connection status.
@@ -406,8 +434,66 @@ impl Editor {
     pub fn zoom_by(&mut self, factor: f64) {
         let c = Pt::new(self.screen.0 / 2.0, self.screen.1 / 2.0);
         self.viewport.zoom_at(c, factor);
-        self.view_changed = true;
+        self.navigated();
         self.bump();
+    }
+
+    /// We moved the camera ourselves: that ends following.
+    fn navigated(&mut self) {
+        self.view_changed = true;
+        self.unfollow();
+    }
+
+    /// Follows `member`'s camera (pan and zoom) until we pan or zoom ourselves, or press
+    /// Escape. Nothing happens for ourselves or someone not in the room.
+    pub fn follow(&mut self, member: MemberId) {
+        if Some(member) == self.presence.me() || self.presence.member(member).is_none() {
+            return;
+        }
+        self.following = Some(member);
+        if let Some(c) = self.presence.camera_of(member) {
+            self.show_camera(c);
+        }
+        self.bump();
+    }
+
+    /// Stops following.
+    pub fn unfollow(&mut self) {
+        if self.following.take().is_some() {
+            self.bump();
+        }
+    }
+
+    /// Whom we follow.
+    pub fn following(&self) -> Option<MemberId> {
+        self.following
+    }
+
+    /// Shows what `camera` shows: the same world point at the centre of our screen (whatever
+    /// its size), at the same zoom.
+    fn show_camera(&mut self, camera: Camera) {
+        let zoom = Viewport::new(Pt::new(0.0, 0.0), f64::from(camera.zoom_milli()) / 1000.0).zoom();
+        let c = camera.center();
+        let center = Pt::new(f64::from(c.x()) / 8.0, f64::from(c.y()) / 8.0);
+        let origin = Pt::new(
+            center.x - self.screen.0 / 2.0 / zoom,
+            center.y - self.screen.1 / 2.0 / zoom,
+        );
+        self.viewport = Viewport::new(origin, zoom);
+        self.view_changed = true;
+        // The zoom percentage on screen.
+        self.bump();
+    }
+
+    /// Our camera as others may follow it.
+    fn camera(&self) -> Option<Camera> {
+        let c = self
+            .viewport
+            .to_world(Pt::new(self.screen.0 / 2.0, self.screen.1 / 2.0));
+        let zoom = (self.viewport.zoom() * 1000.0)
+            .round()
+            .clamp(f64::from(MIN_ZOOM_MILLI), f64::from(MAX_ZOOM_MILLI)) as u16;
+        Camera::new(Cursor::new(units(c.x), units(c.y)).ok()?, zoom).ok()
     }
 
     /// Zooms in one step.
@@ -431,7 +517,7 @@ impl Editor {
         let content = content_bounds(self.session.view());
         self.viewport
             .fit(content, self.screen.0, self.screen.1, FIT_MARGIN);
-        self.view_changed = true;
+        self.navigated();
         self.bump();
     }
 

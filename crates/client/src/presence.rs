@@ -1,6 +1,10 @@
 //! Who is in the room and where their pointers are. Ephemeral: nothing here is stored.
 
-use kokuban_protocol::{Color, Cursor, CursorUpdate, Member, MemberId, PresenceEvent};
+use std::collections::VecDeque;
+
+use kokuban_protocol::{
+    Camera, CameraUpdate, Color, Cursor, CursorUpdate, LaserUpdate, Member, MemberId, PresenceEvent,
+};
 
 use crate::geom::Pt;
 
@@ -8,6 +12,50 @@ use crate::geom::Pt;
 pub const CURSOR_IDLE_MS: f64 = 3_000.0;
 /// ...then fades out over this long.
 pub const CURSOR_FADE_MS: f64 = 2_000.0;
+
+/// A laser trail's points fade out over this long after they were drawn.
+pub const LASER_TRAIL_MS: f64 = 1_000.0;
+/// A trail keeps at most this many points (a local one gets one per pointer sample).
+const MAX_TRAIL_POINTS: usize = 256;
+
+/// The last second of a laser pointer: points with the time each was drawn, oldest first.
+///
+/// Invariant: at most [`MAX_TRAIL_POINTS`] points; points older than [`LASER_TRAIL_MS`] are
+/// never shown (and are dropped at the next push).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaserTrail {
+    points: VecDeque<(Pt, f64)>,
+}
+
+impl LaserTrail {
+    /// The laser was at `at` (world pixels) at `now_ms`.
+    pub fn push(&mut self, at: Pt, now_ms: f64) {
+        self.points.retain(|&(_, t)| now_ms - t < LASER_TRAIL_MS);
+        if self.points.len() == MAX_TRAIL_POINTS {
+            self.points.pop_front();
+        }
+        self.points.push_back((at, now_ms));
+    }
+
+    /// The points still visible at `now_ms`, oldest first, with their opacity (1 when new, 0
+    /// once [`LASER_TRAIL_MS`] old).
+    pub fn visible(&self, now_ms: f64) -> impl Iterator<Item = (Pt, f64)> + '_ {
+        self.points.iter().filter_map(move |&(p, t)| {
+            let alpha = 1.0 - (now_ms - t) / LASER_TRAIL_MS;
+            (alpha > 0.0).then_some((p, alpha.min(1.0)))
+        })
+    }
+
+    /// How many points are visible at `now_ms`.
+    pub fn len(&self, now_ms: f64) -> usize {
+        self.visible(now_ms).count()
+    }
+
+    /// Whether nothing is visible at `now_ms`.
+    pub fn is_empty(&self, now_ms: f64) -> bool {
+        self.len(now_ms) == 0
+    }
+}
 
 /// A remote pointer.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +79,8 @@ pub struct Presence {
     former: Vec<MemberId>,
     members: Vec<Member>,
     cursors: Vec<RemoteCursor>,
+    lasers: Vec<(MemberId, LaserTrail)>,
+    cameras: Vec<(MemberId, Camera)>,
 }
 
 impl Presence {
@@ -50,6 +100,8 @@ impl Presence {
         members.retain(|m| !self.former.contains(&m.id));
         self.members = members;
         self.cursors.clear();
+        self.lasers.clear();
+        self.cameras.clear();
     }
 
     /// We changed our name or colour: our own entry shows it at once, without waiting for
@@ -68,6 +120,8 @@ impl Presence {
     pub fn clear(&mut self) {
         self.members.retain(|m| Some(m.id) == self.me);
         self.cursors.clear();
+        self.lasers.clear();
+        self.cameras.clear();
     }
 
     /// Someone joined, changed or left.
@@ -85,6 +139,8 @@ impl Presence {
             PresenceEvent::Left(id) => {
                 self.members.retain(|m| m.id != id);
                 self.cursors.retain(|c| c.member != id);
+                self.lasers.retain(|l| l.0 != id);
+                self.cameras.retain(|c| c.0 != id);
             }
         }
     }
@@ -102,6 +158,53 @@ impl Presence {
                 moved_ms: now_ms,
             });
         }
+    }
+
+    /// Someone's laser pointer moved: its trail grows, and its cursor follows.
+    pub fn laser(&mut self, u: LaserUpdate, now_ms: f64) {
+        if Some(u.member) == self.me {
+            return;
+        }
+        self.cursor(
+            CursorUpdate {
+                member: u.member,
+                at: Some(u.at),
+            },
+            now_ms,
+        );
+        let at = cursor_px(u.at);
+        match self.lasers.iter_mut().find(|l| l.0 == u.member) {
+            Some(l) => l.1.push(at, now_ms),
+            None => {
+                let mut trail = LaserTrail::default();
+                trail.push(at, now_ms);
+                self.lasers.push((u.member, trail));
+            }
+        }
+    }
+
+    /// Someone's camera moved.
+    pub fn camera(&mut self, u: CameraUpdate) {
+        if Some(u.member) == self.me {
+            return;
+        }
+        match self.cameras.iter_mut().find(|c| c.0 == u.member) {
+            Some(c) => c.1 = u.camera,
+            None => self.cameras.push((u.member, u.camera)),
+        }
+    }
+
+    /// A member's latest camera, if they showed one.
+    pub fn camera_of(&self, id: MemberId) -> Option<Camera> {
+        self.cameras.iter().find(|c| c.0 == id).map(|c| c.1)
+    }
+
+    /// Others' laser trails still visible at `now_ms`, with their member's colour.
+    pub fn laser_trails(&self, now_ms: f64) -> impl Iterator<Item = (&LaserTrail, Color)> {
+        self.lasers.iter().filter_map(move |(id, trail)| {
+            let m = self.member(*id)?;
+            (!trail.is_empty(now_ms)).then_some((trail, m.color))
+        })
     }
 
     /// Everyone, us first, then in order of arrival.
@@ -141,6 +244,7 @@ impl Presence {
         self.cursors
             .iter()
             .any(|c| now_ms - c.moved_ms < CURSOR_IDLE_MS + CURSOR_FADE_MS)
+            || self.lasers.iter().any(|l| !l.1.is_empty(now_ms))
     }
 }
 
@@ -272,6 +376,57 @@ mod tests {
             1.0,
         );
         assert_eq!(p.visible_cursors(2.0).count(), 0);
+    }
+
+    #[test]
+    fn laser_trails_fade_within_a_second_and_move_the_cursor() {
+        let mut p = Presence::new();
+        p.welcome(MemberId(2), vec![member(1, "Bob"), member(2, "Ada")]);
+        for (i, x) in [8, 16, 24].into_iter().enumerate() {
+            let t = i as f64 * 100.0;
+            p.laser(
+                LaserUpdate {
+                    member: MemberId(1),
+                    at: Cursor::new(x, 0).unwrap(),
+                },
+                t,
+            );
+            p.laser(
+                LaserUpdate {
+                    member: MemberId(2),
+                    at: Cursor::new(x, 0).unwrap(),
+                },
+                t,
+            );
+        }
+        let trails: Vec<_> = p.laser_trails(250.0).collect();
+        assert_eq!(trails.len(), 1, "ours is not shown as someone else's");
+        let points: Vec<_> = trails[0].0.visible(250.0).collect();
+        assert_eq!(points.len(), 3);
+        assert_eq!(points[2].0, Pt::new(3.0, 0.0));
+        assert!(points[0].1 < points[2].1, "older points are fainter");
+        assert_eq!(
+            p.visible_cursors(250.0).next().unwrap().0.at,
+            Pt::new(3.0, 0.0)
+        );
+        assert!(p.is_animating(1_100.0));
+        assert_eq!(
+            p.laser_trails(1_200.0).count(),
+            0,
+            "gone a second after the last point"
+        );
+        p.event(PresenceEvent::Left(MemberId(1)));
+        assert_eq!(p.laser_trails(250.0).count(), 0);
+    }
+
+    #[test]
+    fn a_trail_is_bounded() {
+        let mut t = LaserTrail::default();
+        for i in 0..1000 {
+            t.push(Pt::new(f64::from(i), 0.0), f64::from(i) / 10.0);
+        }
+        assert_eq!(t.len(100.0), MAX_TRAIL_POINTS);
+        assert!(t.is_empty(100.0 + LASER_TRAIL_MS));
     }
 
     #[test]

@@ -47,8 +47,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use kokuban_board::{Board, Change};
 use kokuban_protocol::{
-    Capability, ClientKey, ClientMsg, Color, CursorUpdate, Hello, Member, MemberId, Name, Op,
-    PresenceEvent, RoomId, Sequenced, ServerMsg, StrokeId, Submit, Token,
+    CameraUpdate, Capability, ClientKey, ClientMsg, Color, CursorUpdate, Hello, LaserUpdate,
+    Member, MemberId, Name, Op, PresenceEvent, RoomId, Sequenced, ServerMsg, StrokeId, Submit,
+    Token,
 };
 
 use crate::outbox::{Kept, Outbox};
@@ -106,6 +107,10 @@ pub enum Notice {
     Presence(PresenceEvent),
     /// Someone's pointer moved.
     Cursor(CursorUpdate),
+    /// Someone's laser pointer moved.
+    Laser(LaserUpdate),
+    /// Someone's camera moved.
+    Camera(CameraUpdate),
     /// A stroke of ours that the room does not hold as the user sees it (a part of it, or
     /// none, after refusals) is sent again whole under a new id (see `bridge.rs`); what refers
     /// to it (the undo history) should follow.
@@ -462,6 +467,8 @@ impl Session {
             ServerMsg::Ack(ack) => self.ack(ack),
             ServerMsg::Presence(p) => return vec![Notice::Presence(p)],
             ServerMsg::Cursor(c) => return vec![Notice::Cursor(c)],
+            ServerMsg::Laser(l) => return vec![Notice::Laser(l)],
+            ServerMsg::Camera(c) => return vec![Notice::Camera(c)],
             ServerMsg::Error(e) => self.error(e),
         };
         // An answer or a Welcome may be what the strokes to bring in line were waiting for.

@@ -46,11 +46,14 @@ pub enum ToolKind {
     Ellipse,
     /// Text.
     Text,
+    /// A laser pointer: a trail others see fade; draws nothing on the board. The one tool
+    /// a view-only member may pick.
+    Laser,
 }
 
 impl ToolKind {
     /// In toolbar order.
-    pub const ALL: [ToolKind; 10] = [
+    pub const ALL: [ToolKind; 11] = [
         ToolKind::Select,
         ToolKind::Hand,
         ToolKind::Pen,
@@ -61,6 +64,7 @@ impl ToolKind {
         ToolKind::Rect,
         ToolKind::Ellipse,
         ToolKind::Text,
+        ToolKind::Laser,
     ];
 
     /// Stored name, icon file name and `data-tool` attribute.
@@ -76,6 +80,7 @@ impl ToolKind {
             ToolKind::Rect => "rect",
             ToolKind::Ellipse => "ellipse",
             ToolKind::Text => "text",
+            ToolKind::Laser => "laser",
         }
     }
 
@@ -97,6 +102,7 @@ impl ToolKind {
             ToolKind::Rect => "Rectangle",
             ToolKind::Ellipse => "Ellipse",
             ToolKind::Text => "Text",
+            ToolKind::Laser => "Laser pointer",
         }
     }
 
@@ -113,6 +119,7 @@ impl ToolKind {
             ToolKind::Rect => 'r',
             ToolKind::Ellipse => 'o',
             ToolKind::Text => 't',
+            ToolKind::Laser => 'k',
         }
     }
 
@@ -311,7 +318,8 @@ impl Tools {
             return out;
         }
         match self.kind {
-            ToolKind::Hand => {}
+            // The laser is the editor's: it never reaches the tools.
+            ToolKind::Hand | ToolKind::Laser => {}
             ToolKind::Pen | ToolKind::Highlighter => {
                 let (tool, profile, width) = if self.kind == ToolKind::Pen {
                     (Tool::Pen, Profile::pen(input.device), self.size.pen())

@@ -85,9 +85,10 @@ async fn a_view_only_tab_on_the_other_node_sees_the_board_but_cannot_draw() {
         )
         .await;
 
-    // No drawing tools for a viewer.
-    assert_eq!(viewer.count("[data-tool]").await, 0);
-    assert_eq!(ada.count("[data-tool]").await, 10);
+    // No drawing tools for a viewer: only the hand and the laser pointer.
+    assert_eq!(viewer.count("[data-tool]").await, 2);
+    assert_eq!(viewer.count("[data-tool=hand], [data-tool=laser]").await, 2);
+    assert_eq!(ada.count("[data-tool]").await, 11);
 
     // Ada's ink reaches the viewer live.
     let top = (300, 150, 700, 250);
@@ -106,6 +107,132 @@ async fn a_view_only_tab_on_the_other_node_sees_the_board_but_cannot_draw() {
     assert_eq!(ada.js(count, json!([])).await, json!(1));
     assert_eq!(ada.ink(bottom.0, bottom.1, bottom.2, bottom.3).await, 0);
     viewer.screenshot("cluster-view-only-on-other-node").await;
+    ada.quit().await;
+    viewer.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_laser_on_one_node_shows_on_the_other_and_fades_leaving_the_board_as_it_was() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let (edit, view) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let (ada, viewer) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await;
+    ada.draw(&wave(320, 680, 200)).await;
+    let count = "return window.kokuban.strokeCount();";
+    viewer
+        .wait_for(
+            "Ada's stroke on the viewer's tab",
+            "return window.kokuban.strokeCount() === 1;",
+            json!([]),
+        )
+        .await;
+    let laser = "return window.kokuban.laserPoints();";
+    assert_eq!(ada.js(laser, json!([])).await, json!(0));
+
+    // The viewer picks the laser by its name and points with it on node B.
+    viewer.press("[aria-label='Laser pointer']").await;
+    viewer.draw_paced(&wave(320, 680, 420), 16).await;
+    ada.wait_for(
+        "the viewer's laser trail on Ada's tab on node A",
+        "return window.kokuban.laserPoints() > 0;",
+        json!([]),
+    )
+    .await;
+    ada.screenshot("cluster-laser-on-other-node").await;
+    // Gone within about a second of the last point, on both tabs.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(ada.js(laser, json!([])).await, json!(0));
+    assert_eq!(viewer.js(laser, json!([])).await, json!(0));
+    // The board is as it was: one stroke on both tabs, nothing under the trail.
+    assert_eq!(ada.js(count, json!([])).await, json!(1));
+    assert_eq!(viewer.js(count, json!([])).await, json!(1));
+    assert_eq!(ada.ink(300, 370, 700, 470).await, 0);
+    ada.quit().await;
+    viewer.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let (edit, view) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let (ada, viewer) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await;
+    let zoom = "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent;";
+    let badge = "return document.querySelector('.badge.following')?.textContent ?? null;";
+    ada.press("[aria-label='Zoom in']").await;
+    ada.press("[aria-label='Zoom in']").await;
+    let ada_zoom = ada.js(zoom, json!([])).await;
+    assert_ne!(ada_zoom, json!("100%"));
+    assert_eq!(viewer.js(zoom, json!([])).await, json!("100%"));
+
+    // The viewer follows Ada (her avatar is the only "Follow …" one it shows).
+    assert_eq!(viewer.count("[aria-label^='Follow ']").await, 1);
+    viewer.press("[aria-label^='Follow ']").await;
+    viewer
+        .wait_for(
+            "the viewer at Ada's zoom",
+            &format!(
+                "return {} === arguments[0];",
+                zoom.trim_start_matches("return ").trim_end_matches(';')
+            ),
+            json!([ada_zoom]),
+        )
+        .await;
+    let text = viewer.js(badge, json!([])).await;
+    let text = text.as_str().expect("a following badge");
+    assert!(
+        text.starts_with("Following ") && text.ends_with(" — Esc to stop"),
+        "{text}"
+    );
+    viewer.screenshot("cluster-following").await;
+
+    // Ada zooms out: the viewer goes along.
+    ada.press("[aria-label='Zoom out']").await;
+    let ada_zoom = ada.js(zoom, json!([])).await;
+    viewer
+        .wait_for(
+            "the viewer at Ada's new zoom",
+            &format!(
+                "return {} === arguments[0];",
+                zoom.trim_start_matches("return ").trim_end_matches(';')
+            ),
+            json!([ada_zoom]),
+        )
+        .await;
+
+    // Escape stops following: the badge goes, and Ada's next zoom stays hers.
+    viewer.type_keys("\u{E00C}").await;
+    viewer
+        .wait_for(
+            "the badge gone",
+            "return !document.querySelector('.badge.following');",
+            json!([]),
+        )
+        .await;
+    let before = viewer.js(zoom, json!([])).await;
+    ada.press("[aria-label='Zoom in']").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(viewer.js(zoom, json!([])).await, before);
     ada.quit().await;
     viewer.quit().await;
 }

@@ -475,7 +475,7 @@ async fn a_link_without_a_token_says_so_for_good_and_offers_a_new_board() {
     // "New board" makes one and opens it, ready to draw.
     b.click_on("#new-board").await;
     b.wait_status("connected").await;
-    assert_eq!(b.count("[data-tool]").await, 10);
+    assert_eq!(b.count("[data-tool]").await, 11);
     assert!(
         b.js("return location.hash;", json!([]))
             .await

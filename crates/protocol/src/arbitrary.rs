@@ -4,7 +4,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::limits::{COORD_LIMIT, MAX_WIDTH, MIN_WIDTH};
+use crate::limits::{COORD_LIMIT, MAX_WIDTH, MAX_ZOOM_MILLI, MIN_WIDTH, MIN_ZOOM_MILLI};
 use crate::*;
 
 /// Stroke ids drawn from a small pool, so that generated op sequences refer to the same strokes.
@@ -102,6 +102,11 @@ fn position() -> impl Strategy<Value = Position> {
     })
 }
 
+/// Cameras.
+pub fn camera() -> impl Strategy<Value = Camera> {
+    (cursor(), MIN_ZOOM_MILLI..=MAX_ZOOM_MILLI).prop_map(|(c, z)| Camera::new(c, z).unwrap())
+}
+
 /// Any client message.
 pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
@@ -126,6 +131,8 @@ pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (any::<u64>(), op()).prop_map(|(n, op)| ClientMsg::Op(Submit { n, op })),
         proptest::option::of(cursor()).prop_map(ClientMsg::Cursor),
         (name(), color()).prop_map(|(name, color)| ClientMsg::Profile(Profile { name, color })),
+        cursor().prop_map(ClientMsg::Laser),
+        camera().prop_map(ClientMsg::Camera),
     ]
 }
 
@@ -219,5 +226,7 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
             .prop_map(|(member, at)| ServerMsg::Cursor(CursorUpdate { member, at })),
         (error_code(), "[ -~]{0,80}")
             .prop_map(|(code, m)| ServerMsg::Error(ErrorFrame::new(code, m))),
+        (member_id(), cursor())
+            .prop_map(|(member, at)| ServerMsg::Laser(LaserUpdate { member, at })),
     ]
 }

@@ -27,8 +27,8 @@ pub use ids::{
 };
 pub use limits::PROTOCOL_VERSION;
 pub use msg::{
-    Ack, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame, Hello, Member, Op,
-    Placement, Position, PresenceEvent, Profile, RoomState, Sequenced, ServerMsg, StrokePoints,
-    Submit, Tool, Welcome,
+    Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
+    Hello, LaserUpdate, Member, Op, Placement, Position, PresenceEvent, Profile, RoomState,
+    Sequenced, ServerMsg, StrokePoints, Submit, Tool, Welcome,
 };
 pub use point::{DeltaPoints, Path, Point, Points};

@@ -40,6 +40,11 @@ pub const MIN_WIDTH: u16 = 1;
 /// See [`MIN_WIDTH`].
 pub const MAX_WIDTH: u16 = 256 * SUBPIXELS as u16;
 
+/// A camera's zoom bounds, in thousandths (1/100 .. 64×): wider than any client's own.
+pub const MIN_ZOOM_MILLI: u16 = 10;
+/// See [`MIN_ZOOM_MILLI`].
+pub const MAX_ZOOM_MILLI: u16 = 64_000;
+
 /// Room ids and capability tokens: URL-safe base64 alphabet, at most this many characters.
 pub const MAX_ID_CHARS: usize = 64;
 

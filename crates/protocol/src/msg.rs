@@ -7,7 +7,10 @@ use crate::ids::{
     ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
     Width,
 };
-use crate::limits::{COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE};
+use crate::limits::{
+    COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE, MAX_ZOOM_MILLI,
+    MIN_ZOOM_MILLI,
+};
 use crate::point::{Point, Points};
 
 /// What a client sends.
@@ -22,6 +25,13 @@ pub enum ClientMsg {
     Cursor(Option<Cursor>),
     /// A new display name or colour.
     Profile(Profile),
+    /// A point of this member's laser pointer: a trail others see fade within a second.
+    /// Ephemeral like [`ClientMsg::Cursor`] (never an op, never stored) and allowed on a
+    /// view-only connection; it also moves the member's cursor there.
+    Laser(Cursor),
+    /// What this member's screen shows, so that others may follow it. Ephemeral like
+    /// [`ClientMsg::Cursor`]: coalesced, never stored, allowed on a view-only connection.
+    Camera(Camera),
 }
 
 /// What a server sends.
@@ -53,6 +63,11 @@ pub enum ServerMsg {
     Cursor(CursorUpdate),
     /// Something the client sent was refused; when it was an op, that op was not applied.
     Error(ErrorFrame),
+    /// Someone's laser pointer moved. Ephemeral and coalesced with their cursor: only the
+    /// latest position per window is sent, so a trail is drawn between the points received.
+    Laser(LaserUpdate),
+    /// Someone's camera moved. Ephemeral and coalesced: only the latest one is sent.
+    Camera(CameraUpdate),
 }
 
 /// Opens a session on a room.
@@ -308,6 +323,48 @@ impl From<Cursor> for (i32, i32) {
     }
 }
 
+/// What a screen shows: the world point at its centre, and its zoom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "(Cursor, u16)", into = "(Cursor, u16)")]
+pub struct Camera {
+    center: Cursor,
+    zoom_milli: u16,
+}
+
+impl Camera {
+    /// Checks the zoom's bounds ([`MIN_ZOOM_MILLI`]..=[`MAX_ZOOM_MILLI`]).
+    pub fn new(center: Cursor, zoom_milli: u16) -> Result<Self, InvalidValue> {
+        if (MIN_ZOOM_MILLI..=MAX_ZOOM_MILLI).contains(&zoom_milli) {
+            Ok(Self { center, zoom_milli })
+        } else {
+            Err(InvalidValue("camera zoom out of bounds"))
+        }
+    }
+
+    /// The world point at the screen's centre.
+    pub fn center(self) -> Cursor {
+        self.center
+    }
+
+    /// Screen pixels per world pixel, in thousandths.
+    pub fn zoom_milli(self) -> u16 {
+        self.zoom_milli
+    }
+}
+
+impl TryFrom<(Cursor, u16)> for Camera {
+    type Error = InvalidValue;
+    fn try_from((center, zoom): (Cursor, u16)) -> Result<Self, InvalidValue> {
+        Self::new(center, zoom)
+    }
+}
+
+impl From<Camera> for (Cursor, u16) {
+    fn from(c: Camera) -> Self {
+        (c.center, c.zoom_milli)
+    }
+}
+
 /// A durable op with its place in the room's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequenced {
@@ -406,6 +463,24 @@ pub struct CursorUpdate {
     pub member: MemberId,
     /// Where (`None`: off the canvas).
     pub at: Option<Cursor>,
+}
+
+/// A member's latest laser pointer position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaserUpdate {
+    /// Whose.
+    pub member: MemberId,
+    /// Where.
+    pub at: Cursor,
+}
+
+/// A member's latest camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraUpdate {
+    /// Whose.
+    pub member: MemberId,
+    /// What their screen shows.
+    pub camera: Camera,
 }
 
 /// Why something was refused.

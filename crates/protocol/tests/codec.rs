@@ -305,3 +305,54 @@ fn error_messages_are_cut_at_a_character_boundary() {
     let frame = encode_server(&ServerMsg::Error(e.clone()));
     assert_eq!(decode_server(&frame).unwrap(), ServerMsg::Error(e));
 }
+
+/// The laser messages were appended to their enums: the tags of the messages before them
+/// are unchanged, so the new variants take the next tag.
+#[test]
+fn laser_messages_take_the_last_tags_and_round_trip() {
+    let at = Cursor::new(-40, 16).unwrap();
+    let up = encode_client(&ClientMsg::Laser(at));
+    assert_eq!(up[1], 4, "after Hello, Op, Cursor, Profile");
+    assert_eq!(decode_client(&up).unwrap(), ClientMsg::Laser(at));
+    let down = ServerMsg::Laser(LaserUpdate {
+        member: MemberId(7),
+        at,
+    });
+    let frame = encode_server(&down);
+    assert_eq!(
+        frame[1], 7,
+        "after Welcome, BoardPart, Op, Ack, Presence, Cursor, Error"
+    );
+    assert_eq!(decode_server(&frame).unwrap(), down);
+    // Out of the world: refused like a cursor.
+    let mut far = vec![PROTOCOL_VERSION];
+    far.extend(postcard::to_allocvec(&(4u8, (COORD_LIMIT + 1, 0i32))).unwrap());
+    assert!(matches!(
+        decode_client(&far),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn camera_messages_come_after_the_laser_and_their_zoom_is_bounded() {
+    let at = Cursor::new(8, -8).unwrap();
+    let camera = Camera::new(at, 1500).unwrap();
+    let up = encode_client(&ClientMsg::Camera(camera));
+    assert_eq!(up[1], 5);
+    assert_eq!(decode_client(&up).unwrap(), ClientMsg::Camera(camera));
+    let down = ServerMsg::Camera(CameraUpdate {
+        member: MemberId(3),
+        camera,
+    });
+    let frame = encode_server(&down);
+    assert_eq!(frame[1], 8);
+    assert_eq!(decode_server(&frame).unwrap(), down);
+    assert!(Camera::new(at, MIN_ZOOM_MILLI - 1).is_err());
+    assert!(Camera::new(at, MAX_ZOOM_MILLI + 1).is_err());
+    let mut zero = vec![PROTOCOL_VERSION];
+    zero.extend(postcard::to_allocvec(&(5u8, ((8i32, -8i32), 0u16))).unwrap());
+    assert!(matches!(
+        decode_client(&zero),
+        Err(DecodeError::Malformed(_))
+    ));
+}

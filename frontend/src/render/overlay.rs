@@ -1,9 +1,12 @@
-//! The overlay above the board: the selection, the marquee and others' cursors. It is a layer
+//! The overlay above the board: the selection, the marquee, laser trails and others' cursors. It is a layer
 //! of its own so that the board's pixels are only ink and background.
 
 use kokuban_client::Editor;
 use kokuban_client::geom::{Pt, visual_bounds};
 use kokuban_client::prefs::hex;
+use kokuban_client::presence::LaserTrail;
+use kokuban_client::viewport::Viewport;
+use web_sys::CanvasRenderingContext2d;
 
 use super::layer::Layer;
 
@@ -15,8 +18,10 @@ const ACCENT: &str = "#4c6ef5";
 pub fn draw(layer: &Layer, editor: &Editor, now: f64, ratio: f64, drawn: &mut bool) {
     let presence = editor.presence();
     let tools = editor.tools();
-    let busy =
-        presence.is_animating(now) || !tools.selection().is_empty() || tools.marquee().is_some();
+    let busy = presence.is_animating(now)
+        || !editor.laser().is_empty(now)
+        || !tools.selection().is_empty()
+        || tools.marquee().is_some();
     if !busy && !*drawn {
         return;
     }
@@ -50,6 +55,10 @@ pub fn draw(layer: &Layer, editor: &Editor, now: f64, ratio: f64, drawn: &mut bo
         ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
     }
     let _ = ctx.set_line_dash(&js_sys::Array::new());
+    let own = (editor.laser(), editor.prefs().color);
+    for (trail, color) in presence.laser_trails(now).chain(std::iter::once(own)) {
+        draw_trail(ctx, view, trail, &hex(color), now);
+    }
     ctx.set_font("600 12px system-ui, sans-serif");
     for (cursor, alpha, name, color) in presence.visible_cursors(now) {
         let p = view.to_screen(cursor.at);
@@ -72,6 +81,39 @@ pub fn draw(layer: &Layer, editor: &Editor, now: f64, ratio: f64, drawn: &mut bo
         ctx.fill_rect(x, y, width + 10.0, 18.0);
         ctx.set_fill_style_str("#ffffff");
         let _ = ctx.fill_text(name, x + 5.0, y + 13.0);
+    }
+    ctx.set_global_alpha(1.0);
+}
+
+/// A laser trail: segments that fade with the age of their newer end, and a dot at its head.
+fn draw_trail(
+    ctx: &CanvasRenderingContext2d,
+    view: &Viewport,
+    trail: &LaserTrail,
+    color: &str,
+    now: f64,
+) {
+    let points: Vec<_> = trail
+        .visible(now)
+        .map(|(p, alpha)| (view.to_screen(p), alpha))
+        .collect();
+    ctx.set_stroke_style_str(color);
+    ctx.set_fill_style_str(color);
+    ctx.set_line_cap("round");
+    ctx.set_line_width(4.0);
+    for pair in points.windows(2) {
+        let ((a, _), (b, alpha)) = (pair[0], pair[1]);
+        ctx.set_global_alpha(alpha * 0.8);
+        ctx.begin_path();
+        ctx.move_to(a.x, a.y);
+        ctx.line_to(b.x, b.y);
+        ctx.stroke();
+    }
+    if let Some(&(head, alpha)) = points.last() {
+        ctx.set_global_alpha(alpha);
+        ctx.begin_path();
+        let _ = ctx.arc(head.x, head.y, 4.0, 0.0, std::f64::consts::TAU);
+        ctx.fill();
     }
     ctx.set_global_alpha(1.0);
 }

@@ -1,9 +1,11 @@
 //! The editor's side of the connection: the Hello, what the server sends, what goes out each
 //! frame, and what a lost or returning network means.
 
-use kokuban_protocol::{ClientMsg, DecodeError, Name, Profile, decode_server, encode_client};
+use kokuban_protocol::{
+    ClientMsg, DecodeError, Name, PresenceEvent, Profile, decode_server, encode_client,
+};
 
-use super::{CURSOR_INTERVAL_MS, Command, Editor};
+use super::{CAMERA_INTERVAL_MS, CURSOR_INTERVAL_MS, Command, Editor};
 use crate::connection::{FrameBudget, Next};
 use crate::link::RoomLink;
 use crate::prefs::clean_name;
@@ -47,15 +49,29 @@ impl Editor {
                     self.presence.welcome(member, members);
                     self.connection.welcomed(now_ms);
                     self.tools.prune_selection(self.session.view());
-                    // Others should see where our pointer is right away.
+                    // Others should see where our pointer is, and what we look at, right away.
                     self.cursor_sent_ms = f64::NEG_INFINITY;
+                    self.camera_due = true;
                     self.bump();
                 }
                 Notice::Presence(e) => {
+                    match e {
+                        // A newcomer should know where everyone looks, to follow them.
+                        PresenceEvent::Joined(_) => self.camera_due = true,
+                        PresenceEvent::Left(id) if self.following == Some(id) => self.unfollow(),
+                        _ => {}
+                    }
                     self.presence.event(e);
                     self.bump();
                 }
                 Notice::Cursor(c) => self.presence.cursor(c, now_ms),
+                Notice::Laser(l) => self.presence.laser(l, now_ms),
+                Notice::Camera(c) => {
+                    self.presence.camera(c);
+                    if self.following == Some(c.member) {
+                        self.show_camera(c.camera);
+                    }
+                }
                 Notice::Renamed { from, to } => self.history.rename(from, to),
                 Notice::Unconfirmed(_) => {
                     self.toasts.push(crate::session::UNCONFIRMED_TOAST.into());
@@ -167,6 +183,16 @@ impl Editor {
                 color: self.prefs.color,
             })));
         }
+        // A laser point moves the cursor too, so the two share one rate.
+        if let Some(at) = self.laser_at
+            && now_ms - self.cursor_sent_ms >= CURSOR_INTERVAL_MS
+            && self.budget.take(now_ms)
+        {
+            self.laser_at = None;
+            self.cursor = None;
+            self.cursor_sent_ms = now_ms;
+            frames.push(encode_client(&ClientMsg::Laser(at)));
+        }
         if let Some(at) = self.cursor
             && now_ms - self.cursor_sent_ms >= CURSOR_INTERVAL_MS
             && self.budget.take(now_ms)
@@ -174,6 +200,17 @@ impl Editor {
             self.cursor = None;
             self.cursor_sent_ms = now_ms;
             frames.push(encode_client(&ClientMsg::Cursor(at)));
+        }
+        // Last: what we look at matters less than where we point.
+        if let Some(camera) = self.camera()
+            && (self.camera_due || self.camera_sent != Some(camera))
+            && now_ms - self.camera_sent_ms >= CAMERA_INTERVAL_MS
+            && self.budget.take(now_ms)
+        {
+            self.camera_due = false;
+            self.camera_sent = Some(camera);
+            self.camera_sent_ms = now_ms;
+            frames.push(encode_client(&ClientMsg::Camera(camera)));
         }
         frames
     }

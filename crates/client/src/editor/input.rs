@@ -43,7 +43,16 @@ impl Editor {
             };
             return;
         }
-        if !matches!(self.nav, Nav::Idle) || self.tool_pointer.is_some() {
+        if !matches!(self.nav, Nav::Idle)
+            || self.tool_pointer.is_some()
+            || self.laser_pointer.is_some()
+        {
+            return;
+        }
+        // The laser changes nothing on the board, so a view-only member may point with it too.
+        if self.tools.kind() == ToolKind::Laser && input.button == 0 && !self.space_held {
+            self.laser_pointer = Some(input.id);
+            self.laser_point(input.screen, input.time_ms);
             return;
         }
         let pan = input.button == 1
@@ -92,6 +101,13 @@ impl Editor {
         if let Some(p) = self.pointers.iter_mut().find(|p| p.0 == last.id) {
             p.1 = last.screen;
         }
+        if self.laser_pointer == Some(last.id) {
+            for s in samples {
+                self.laser_point(s.screen, s.time_ms);
+            }
+            self.hover = Some(last.screen);
+            return;
+        }
         let world = self.viewport.to_world(last.screen);
         if last.kind != PointerKind::Touch || self.tool_pointer == Some(last.id) {
             self.cursor = Some(Cursor::new(units(world.x), units(world.y)).ok());
@@ -109,7 +125,7 @@ impl Editor {
                     id,
                     last: last.screen,
                 };
-                self.view_changed = true;
+                self.navigated();
                 return;
             }
             Nav::Pinch { a, b } if a.0 == last.id || b.0 == last.id => {
@@ -120,7 +136,7 @@ impl Editor {
                 };
                 navigate::pinch(&mut self.viewport, (a.1, b.1), (na.1, nb.1), self.screen.2);
                 self.nav = Nav::Pinch { a: na, b: nb };
-                self.view_changed = true;
+                self.navigated();
                 self.bump();
                 return;
             }
@@ -136,9 +152,23 @@ impl Editor {
         }
     }
 
+    /// The laser was at `screen` at `time_ms`: our trail grows at once, and the room hears
+    /// of it (the latest point, at the cursor's rate). It also moves our cursor there.
+    fn laser_point(&mut self, screen: Pt, time_ms: f64) {
+        let world = self.viewport.to_world(screen);
+        self.laser.push(world, time_ms);
+        if let Ok(at) = Cursor::new(units(world.x), units(world.y)) {
+            self.laser_at = Some(at);
+            self.cursor = None;
+        }
+    }
+
     /// A pointer went up.
     pub fn pointer_up(&mut self, input: Input) {
         self.pointers.retain(|p| p.0 != input.id);
+        if self.laser_pointer == Some(input.id) {
+            self.laser_pointer = None;
+        }
         match self.nav {
             Nav::Pan { id, .. } if id == input.id => self.nav = Nav::Idle,
             Nav::Pinch { a, b } if a.0 == input.id || b.0 == input.id => self.nav = Nav::Idle,
@@ -161,6 +191,9 @@ impl Editor {
     /// The browser took a pointer away (`pointercancel`).
     pub fn pointer_cancel(&mut self, id: i32) {
         self.pointers.retain(|p| p.0 != id);
+        if self.laser_pointer == Some(id) {
+            self.laser_pointer = None;
+        }
         if self.tool_pointer == Some(id) {
             self.tool_pointer = None;
             let out = self.tools.cancel();
@@ -208,7 +241,10 @@ impl Editor {
         let edit = self.can_edit();
         match s {
             Shortcut::Copy | Shortcut::Cut | Shortcut::Paste | Shortcut::Help => return false,
-            Shortcut::Tool(tool) if edit => self.set_tool(tool),
+            // Pointing and panning change nothing on the board: view-only members may too.
+            Shortcut::Tool(tool) if edit || matches!(tool, ToolKind::Laser | ToolKind::Hand) => {
+                self.set_tool(tool)
+            }
             Shortcut::Tool(_) => return false,
             Shortcut::Undo => self.undo(),
             Shortcut::Redo => self.redo(),
@@ -220,7 +256,10 @@ impl Editor {
             }
             Shortcut::Duplicate => self.duplicate(),
             Shortcut::Delete => self.delete_selection(),
-            Shortcut::Escape => self.tools.clear_selection(),
+            Shortcut::Escape => {
+                self.tools.clear_selection();
+                self.unfollow();
+            }
             Shortcut::Nudge { to, far } => self.nudge(to, far),
             Shortcut::HoldToPan => self.space_held = true,
             Shortcut::ZoomIn => self.zoom_in(),

@@ -91,7 +91,11 @@ fn a_drag_draws_a_stroke_that_is_sent_once_welcomed() {
         })
     ));
     assert!(matches!(sent[3], ClientMsg::Cursor(Some(_))));
-    assert_eq!(sent.len(), 4);
+    assert!(
+        matches!(sent[4], ClientMsg::Camera(_)),
+        "what we look at, once"
+    );
+    assert_eq!(sent.len(), 5);
     for seq in 1..=3 {
         let ack = encode_server(&ServerMsg::Ack(Ack {
             epoch: Epoch(1),
@@ -105,6 +109,91 @@ fn a_drag_draws_a_stroke_that_is_sent_once_welcomed() {
     assert!(e.board().is_empty());
     assert!(e.key_down("Z", true, true));
     assert_eq!(e.board().len(), 1);
+}
+
+fn camera_of(member: u64, x_px: i32, zoom_milli: u16) -> Vec<u8> {
+    encode_server(&ServerMsg::Camera(kokuban_protocol::CameraUpdate {
+        member: MemberId(member),
+        camera: kokuban_protocol::Camera::new(Cursor::new(x_px * 8, 0).unwrap(), zoom_milli)
+            .unwrap(),
+    }))
+}
+
+#[test]
+fn following_a_member_shows_their_camera_until_we_navigate_or_press_escape() {
+    let mut e = editor(false);
+    welcome(&mut e, Capability::View);
+    e.set_screen(800.0, 600.0, 1.0);
+    let bob = kokuban_protocol::Member {
+        id: MemberId(9),
+        name: kokuban_protocol::Name::new("Bob").unwrap(),
+        color: e.prefs().color,
+        capability: Capability::Edit,
+    };
+    let joined = ServerMsg::Presence(kokuban_protocol::PresenceEvent::Joined(bob));
+    assert_eq!(e.receive(&encode_server(&joined), 0.0), None);
+    assert_eq!(e.receive(&camera_of(9, 100, 2000), 0.0), None);
+    assert_eq!(e.viewport().zoom(), 1.0, "not followed yet");
+    let centre = |e: &Editor| e.viewport().to_world(Pt::new(400.0, 300.0));
+
+    e.follow(MemberId(5));
+    assert_eq!(e.following(), None, "not ourselves");
+    e.follow(MemberId(9));
+    assert_eq!(e.following(), Some(MemberId(9)));
+    assert_eq!(
+        (e.viewport().zoom(), centre(&e)),
+        (2.0, Pt::new(100.0, 0.0))
+    );
+    // Bob pans: we go along.
+    assert_eq!(e.receive(&camera_of(9, -50, 2000), 1.0), None);
+    assert_eq!(centre(&e), Pt::new(-50.0, 0.0));
+    // Our own zoom ends it; Bob's next move no longer moves us.
+    e.zoom_in();
+    assert_eq!(e.following(), None);
+    let ours = *e.viewport();
+    assert_eq!(e.receive(&camera_of(9, 300, 1000), 2.0), None);
+    assert_eq!(*e.viewport(), ours);
+    // Escape ends it too, and so does Bob leaving.
+    e.follow(MemberId(9));
+    assert_eq!(centre(&e), Pt::new(300.0, 0.0));
+    assert!(e.key_down("Escape", false, false));
+    assert_eq!(e.following(), None);
+    e.follow(MemberId(9));
+    let left = ServerMsg::Presence(kokuban_protocol::PresenceEvent::Left(MemberId(9)));
+    assert_eq!(e.receive(&encode_server(&left), 3.0), None);
+    assert_eq!(e.following(), None);
+}
+
+#[test]
+fn our_camera_is_sent_when_it_moves_and_again_for_a_newcomer() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    let cameras = |frames: Vec<Vec<u8>>| {
+        ops(&frames)
+            .into_iter()
+            .filter(|m| matches!(m, ClientMsg::Camera(_)))
+            .count()
+    };
+    assert_eq!(cameras(e.outgoing(0.0)), 1);
+    assert_eq!(cameras(e.outgoing(500.0)), 0, "still");
+    e.wheel(Pt::new(10.0, 10.0), 0.0, 40.0, false, false);
+    assert_eq!(cameras(e.outgoing(520.0)), 1, "moved");
+    e.wheel(Pt::new(10.0, 10.0), 0.0, 40.0, false, false);
+    assert_eq!(cameras(e.outgoing(550.0)), 0, "at most every 100 ms");
+    assert_eq!(cameras(e.outgoing(620.0)), 1);
+    let cy = kokuban_protocol::Member {
+        id: MemberId(11),
+        name: kokuban_protocol::Name::new("Cy").unwrap(),
+        color: e.prefs().color,
+        capability: Capability::View,
+    };
+    let joined = ServerMsg::Presence(kokuban_protocol::PresenceEvent::Joined(cy));
+    assert_eq!(e.receive(&encode_server(&joined), 700.0), None);
+    assert_eq!(
+        cameras(e.outgoing(750.0)),
+        1,
+        "a newcomer learns where we look"
+    );
 }
 
 #[test]
@@ -135,6 +224,44 @@ fn a_view_only_link_pans_instead_of_drawing() {
     assert!(e.board().is_empty());
     assert_eq!(e.viewport().origin(), Pt::new(-50.0, 0.0));
     assert!(!e.key_down("p", false, false));
+}
+
+#[test]
+fn a_view_only_member_points_with_the_laser_at_the_cursor_rate() {
+    let mut e = editor(false);
+    welcome(&mut e, Capability::View);
+    assert!(
+        e.key_down("k", false, false),
+        "the laser is open to viewers"
+    );
+    assert_eq!(e.tools().kind(), ToolKind::Laser);
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    let moves: Vec<_> = (1..=20)
+        .map(|i| {
+            input(
+                1,
+                10.0 + f64::from(i),
+                10.0,
+                PointerKind::Mouse,
+                f64::from(i),
+            )
+        })
+        .collect();
+    e.pointer_move(&moves);
+    assert_eq!(e.laser().len(20.0), 21, "our own trail has every sample");
+    assert_eq!(e.viewport().origin(), Pt::new(0.0, 0.0), "no pan");
+    let sent = ops(&e.outgoing(20.0));
+    assert_eq!(sent.len(), 2);
+    assert!(matches!(sent[0], ClientMsg::Laser(at) if at.x() == 30 * 8));
+    assert!(matches!(sent[1], ClientMsg::Camera(_)));
+    e.pointer_move(&[input(1, 40.0, 10.0, PointerKind::Mouse, 25.0)]);
+    assert!(e.outgoing(30.0).is_empty(), "one position per 40 ms");
+    assert!(matches!(ops(&e.outgoing(60.0))[..], [ClientMsg::Laser(_)]));
+    e.pointer_up(input(1, 40.0, 10.0, PointerKind::Mouse, 61.0));
+    assert!(e.board().is_empty());
+    assert_eq!(e.session().outstanding(), 0, "never an op");
+    assert!(e.laser().is_empty(1_100.0), "faded within a second");
+    assert!(e.key_down("h", false, false));
 }
 
 #[test]

@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced, ServerMsg,
-    decode_server,
+    Ack, Camera, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced,
+    ServerMsg, decode_server,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::room::{
-    BoardFull, CompactAfter, Departures, History, Locked, RoomSettings, Roster, Seen, frame,
-    new_epoch,
+    BoardFull, CompactAfter, Departures, History, Locked, Pointer, RoomSettings, Roster, Seen,
+    frame, new_epoch,
 };
 use super::{
     Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, LinkGenerations,
@@ -515,7 +515,15 @@ impl Membership for LocalMembership {
     }
 
     fn cursor(&self, at: Option<Cursor>) {
-        self.room.core.cursor(self.member, at);
+        self.room.core.cursor(self.member, Pointer::Cursor(at));
+    }
+
+    fn laser(&self, at: Cursor) {
+        self.room.core.cursor(self.member, Pointer::Laser(at));
+    }
+
+    fn camera(&self, camera: Camera) {
+        self.room.core.camera(self.member, camera);
     }
 
     fn update_profile(&self, name: Name, color: Color) {

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use kokuban_board::{Board, Refusal};
 use kokuban_protocol::{
-    Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId, RoomState,
+    Camera, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId, RoomState,
 };
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -117,6 +117,14 @@ pub trait Membership: Send + Sync + fmt::Debug {
 
     /// Moves this member's cursor. Coalesced: only the latest position is relayed.
     fn cursor(&self, at: Option<Cursor>);
+
+    /// Moves this member's laser pointer (and cursor) there. Coalesced with the cursor: only
+    /// the latest position is relayed. Allowed to every member: it changes nothing stored.
+    fn laser(&self, at: Cursor);
+
+    /// Shows this member's camera to the others (who may follow it). Coalesced like the
+    /// cursor; allowed to every member.
+    fn camera(&self, camera: Camera);
 
     /// Changes this member's display name and colour.
     fn update_profile(&self, name: Name, color: Color);

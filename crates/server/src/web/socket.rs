@@ -555,6 +555,8 @@ impl Session {
                 Err(why) => self.refuse(Refusal::Write(why)),
             },
             ClientMsg::Cursor(at) => self.membership.cursor(at),
+            ClientMsg::Laser(at) => self.membership.laser(at),
+            ClientMsg::Camera(c) => self.membership.camera(c),
             ClientMsg::Profile(p) => {
                 self.profile = Some((p.name, p.color));
                 if Instant::now() >= self.profile_due {

@@ -470,6 +470,8 @@ fn on_ephemeral(room: &Room, bytes: Bytes) {
             st.remote.remove(&id).is_some()
         }
         ServerMsg::Cursor(c) => st.remote.contains_key(&c.member),
+        ServerMsg::Laser(l) => st.remote.contains_key(&l.member),
+        ServerMsg::Camera(c) => st.remote.contains_key(&c.member),
         _ => false,
     };
     if forward {

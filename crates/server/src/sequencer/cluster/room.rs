@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Bounded, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position,
+    Ack, Bounded, Camera, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position,
     PresenceEvent, RoomId, Seq, Sequenced, ServerMsg, Submit, decode_client, decode_server,
     encode_client,
 };
@@ -23,7 +23,8 @@ use super::delivery::{self, Control};
 use super::redis::{Announced, Command, Keys, LogEntry, Route, Seed, Unreachable};
 use super::writer::{self, Job};
 use crate::sequencer::room::{
-    BoardFull, CompactAfter, Departures, History, Locked, Roster, Seat, Seen, frame, new_epoch,
+    BoardFull, CompactAfter, Departures, History, Locked, Pointer, Roster, Seat, Seen, frame,
+    new_epoch,
 };
 use crate::sequencer::{
     Admission, JoinError, JoinRequest, Joined, KickReason, Membership, QueueFull, Unload,
@@ -601,7 +602,15 @@ impl Membership for ClusterMembership {
     }
 
     fn cursor(&self, at: Option<Cursor>) {
-        self.room.core.cursor(self.member, at);
+        self.room.core.cursor(self.member, Pointer::Cursor(at));
+    }
+
+    fn laser(&self, at: Cursor) {
+        self.room.core.cursor(self.member, Pointer::Laser(at));
+    }
+
+    fn camera(&self, camera: Camera) {
+        self.room.core.camera(self.member, camera);
     }
 }
 

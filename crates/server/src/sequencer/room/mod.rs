@@ -18,12 +18,12 @@ mod settings;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kokuban_protocol::{Cursor, Epoch, MemberId, ServerMsg, encode_server};
+use kokuban_protocol::{Camera, Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
 pub(crate) use history::{BoardFull, CompactAfter, History, Parts};
-pub(crate) use roster::{Departures, Roster, Seat};
+pub(crate) use roster::{Departures, Pointer, Roster, Seat};
 pub use settings::{Budget, RoomSettings};
 
 /// A backend's room state, which holds the room's local members.
@@ -99,8 +99,15 @@ impl<L> Locked<L> {
 
 impl<L: Seated> Locked<L> {
     /// Records a member's latest cursor, waking the task for the first one of a window.
-    pub fn cursor(&self, member: MemberId, at: Option<Cursor>) {
+    pub fn cursor(&self, member: MemberId, at: Pointer) {
         if self.lock().roster().cursor(member, at) {
+            self.wake();
+        }
+    }
+
+    /// Records a member's latest camera, waking the task for the first one of a window.
+    pub fn camera(&self, member: MemberId, camera: Camera) {
+        if self.lock().roster().camera(member, camera) {
             self.wake();
         }
     }

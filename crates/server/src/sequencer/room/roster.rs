@@ -7,12 +7,22 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Color, Cursor, CursorUpdate, Member, MemberId, Name, PresenceEvent, ServerMsg,
+    Camera, CameraUpdate, Color, Cursor, CursorUpdate, LaserUpdate, Member, MemberId, Name,
+    PresenceEvent, ServerMsg,
 };
 
 use super::frame;
 use crate::metrics::Metrics;
 use crate::sequencer::{KickReason, MemberLink, QueueFull};
+
+/// Where a member points: its cursor, or its laser pointer (which moves the cursor too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pointer {
+    /// The cursor (`None`: off the canvas).
+    Cursor(Option<Cursor>),
+    /// A point of the laser's trail.
+    Laser(Cursor),
+}
 
 /// A member of this node, with what its backend keeps beside it (`extra`).
 #[derive(Debug)]
@@ -64,8 +74,11 @@ pub(crate) struct ProfileChanged {
 #[derive(Debug)]
 pub(crate) struct Roster<E> {
     seats: HashMap<MemberId, Seat<E>>,
-    /// Latest cursor per member since the last flush (coalesced).
-    cursors: HashMap<MemberId, Option<Cursor>>,
+    /// Latest cursor or laser point per member since the last flush (coalesced): one window
+    /// relays one position per member, whichever it was, so a laser costs what a cursor does.
+    cursors: HashMap<MemberId, Pointer>,
+    /// Latest camera per member since the last flush (coalesced the same way).
+    cameras: HashMap<MemberId, Camera>,
     empty_since: Option<Instant>,
     metrics: Arc<Metrics>,
 }
@@ -76,6 +89,7 @@ impl<E> Roster<E> {
         Self {
             seats: HashMap::new(),
             cursors: HashMap::new(),
+            cameras: HashMap::new(),
             empty_since: Some(Instant::now()),
             metrics,
         }
@@ -234,18 +248,28 @@ impl<E> Roster<E> {
 
     /// Records a member's latest cursor. True if it is the first one waiting to be sent: the
     /// caller starts the coalescing window then.
-    pub fn cursor(&mut self, id: MemberId, at: Option<Cursor>) -> bool {
+    pub fn cursor(&mut self, id: MemberId, at: Pointer) -> bool {
         if !self.seats.contains_key(&id) {
             return false;
         }
-        let first = self.cursors.is_empty();
+        let first = !self.has_cursors();
         self.cursors.insert(id, at);
         first
     }
 
-    /// Whether cursors wait to be sent.
+    /// Records a member's latest camera, like [`Roster::cursor`] (the same window).
+    pub fn camera(&mut self, id: MemberId, camera: Camera) -> bool {
+        if !self.seats.contains_key(&id) {
+            return false;
+        }
+        let first = !self.has_cursors();
+        self.cameras.insert(id, camera);
+        first
+    }
+
+    /// Whether cursors or cameras wait to be sent.
     pub fn has_cursors(&self) -> bool {
-        !self.cursors.is_empty()
+        !self.cursors.is_empty() || !self.cameras.is_empty()
     }
 
     /// Sends every waiting cursor to the other members; returns the frames sent, for the
@@ -255,7 +279,16 @@ impl<E> Roster<E> {
         let mut out = Departures::default();
         let cursors: Vec<_> = self.cursors.drain().collect();
         for (member, at) in cursors {
-            let f = frame(&ServerMsg::Cursor(CursorUpdate { member, at }));
+            let f = frame(&match at {
+                Pointer::Cursor(at) => ServerMsg::Cursor(CursorUpdate { member, at }),
+                Pointer::Laser(at) => ServerMsg::Laser(LaserUpdate { member, at }),
+            });
+            out.absorb(self.broadcast(&f, Some(member)));
+            frames.push(f);
+        }
+        let cameras: Vec<_> = self.cameras.drain().collect();
+        for (member, camera) in cameras {
+            let f = frame(&ServerMsg::Camera(CameraUpdate { member, camera }));
             out.absorb(self.broadcast(&f, Some(member)));
             frames.push(f);
         }
@@ -265,6 +298,7 @@ impl<E> Roster<E> {
     fn remove(&mut self, id: MemberId) -> Option<Seat<E>> {
         let seat = self.seats.remove(&id)?;
         self.cursors.remove(&id);
+        self.cameras.remove(&id);
         self.metrics.members.fetch_sub(1, Relaxed);
         Some(seat)
     }
@@ -378,12 +412,15 @@ mod tests {
         let mut a = join(&mut r, 1, 64);
         let mut b = join(&mut r, 2, 64);
         received(&mut a);
-        assert!(r.cursor(MemberId(1), Cursor::new(1, 1).ok()));
+        assert!(r.cursor(MemberId(1), Pointer::Cursor(Cursor::new(1, 1).ok())));
         assert!(
-            !r.cursor(MemberId(1), Cursor::new(2, 2).ok()),
+            !r.cursor(MemberId(1), Pointer::Cursor(Cursor::new(2, 2).ok())),
             "already waiting"
         );
-        assert!(!r.cursor(MemberId(7), None), "not a member");
+        assert!(
+            !r.cursor(MemberId(7), Pointer::Cursor(None)),
+            "not a member"
+        );
         let (frames, _) = r.flush_cursors();
         assert_eq!(frames.len(), 1);
         assert!(received(&mut a).is_empty());
@@ -391,6 +428,43 @@ mod tests {
             received(&mut b)[..],
             [ServerMsg::Cursor(CursorUpdate { member: MemberId(1), at: Some(c) })] if c.x() == 2
         ));
+        assert!(!r.has_cursors());
+    }
+
+    #[test]
+    fn laser_points_are_coalesced_with_the_cursor() {
+        let (mut r, _) = roster();
+        let _a = join(&mut r, 1, 64);
+        let mut b = join(&mut r, 2, 64);
+        assert!(r.cursor(MemberId(1), Pointer::Cursor(Cursor::new(1, 1).ok())));
+        for x in 2..200 {
+            r.cursor(MemberId(1), Pointer::Laser(Cursor::new(x, 0).unwrap()));
+        }
+        let (frames, _) = r.flush_cursors();
+        assert_eq!(frames.len(), 1, "one position per member and window");
+        assert!(matches!(
+            received(&mut b)[..],
+            [ServerMsg::Laser(LaserUpdate { member: MemberId(1), at })] if at.x() == 199
+        ));
+    }
+
+    #[test]
+    fn cameras_are_coalesced_per_member_beside_cursors() {
+        let (mut r, _) = roster();
+        let _a = join(&mut r, 1, 64);
+        let mut b = join(&mut r, 2, 64);
+        let at = Cursor::new(0, 0).unwrap();
+        assert!(r.camera(MemberId(1), Camera::new(at, 1000).unwrap()));
+        assert!(
+            !r.cursor(MemberId(1), Pointer::Cursor(Some(at))),
+            "same window"
+        );
+        assert!(!r.camera(MemberId(1), Camera::new(at, 2000).unwrap()));
+        let (frames, _) = r.flush_cursors();
+        assert_eq!(frames.len(), 2, "the cursor and the last camera");
+        let got = received(&mut b);
+        assert!(got.iter().any(|m| matches!(m,
+            ServerMsg::Camera(CameraUpdate { member: MemberId(1), camera }) if camera.zoom_milli() == 2000)));
         assert!(!r.has_cursors());
     }
 
