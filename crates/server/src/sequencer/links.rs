@@ -11,15 +11,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kokuban_protocol::RoomId;
 use tokio::sync::watch;
 
+/// A room's generation as heard, and whether it was ever heard from the backend (a new
+/// entry starts at 0 before anything was read).
+#[derive(Debug)]
+struct Heard {
+    sender: watch::Sender<u64>,
+    confirmed: bool,
+}
+
 /// Rooms with sessions on this node → the newest link generation heard for each.
 #[derive(Debug, Default, Clone)]
 pub struct LinkGenerations {
-    rooms: Arc<Mutex<HashMap<RoomId, watch::Sender<u64>>>>,
+    rooms: Arc<Mutex<HashMap<RoomId, Heard>>>,
 }
 
 impl LinkGenerations {
-    fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, watch::Sender<u64>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, Heard>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The generation last heard from the backend for `room`, while sessions of this node
+    /// are in it: what a Hello checks its token against when the backend cannot be asked
+    /// (Redis unreachable), so that members of a room this node holds can come back.
+    pub fn known(&self, room: &RoomId) -> Option<u64> {
+        let rooms = self.lock();
+        let heard = rooms.get(room).filter(|h| h.confirmed)?;
+        Some(*heard.sender.borrow())
     }
 
     /// Starts listening to `room`'s resets. Call it before reading the generation a session
@@ -28,7 +45,11 @@ impl LinkGenerations {
         let mut rooms = self.lock();
         let receiver = rooms
             .entry(room.clone())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| Heard {
+                sender: watch::channel(0).0,
+                confirmed: false,
+            })
+            .sender
             .subscribe();
         LinkWatch {
             room: room.clone(),
@@ -37,11 +58,13 @@ impl LinkGenerations {
         }
     }
 
-    /// Tells the sessions in `room` on this node that its links are now of `generation`.
-    /// Older news (a message overtaken by a newer reset) changes nothing.
+    /// Tells the sessions in `room` on this node that its links are now of `generation`, as
+    /// read from or announced by the backend. Older news (a message overtaken by a newer
+    /// reset) changes nothing.
     pub fn advance(&self, room: &RoomId, generation: u64) {
-        if let Some(sender) = self.lock().get(room) {
-            sender.send_if_modified(|g| {
+        if let Some(heard) = self.lock().get_mut(room) {
+            heard.confirmed = true;
+            heard.sender.send_if_modified(|g| {
                 let newer = generation > *g;
                 if newer {
                     *g = generation;
@@ -80,7 +103,7 @@ impl Drop for LinkWatch {
         // This receiver still counts: it is the last when the count is 1.
         if rooms
             .get(&self.room)
-            .is_some_and(|s| s.receiver_count() <= 1)
+            .is_some_and(|h| h.sender.receiver_count() <= 1)
         {
             rooms.remove(&self.room);
         }
@@ -103,8 +126,10 @@ mod tests {
         let pending =
             tokio::time::timeout(std::time::Duration::from_millis(20), watch.reset_after(1)).await;
         assert!(pending.is_err(), "nothing newer than 1 yet");
+        assert_eq!(links.known(&room), Some(1));
         drop(watch);
         assert!(links.lock().is_empty());
+        assert_eq!(links.known(&room), None);
         // A room nobody watches keeps no entry.
         links.advance(&room, 2);
         assert!(links.lock().is_empty());

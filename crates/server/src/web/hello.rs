@@ -94,13 +94,22 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
     };
     // Listening before the generation is read: a reset after the read still reaches this
     // session, one before it refuses the token.
-    let links = state.sequencer.link_generations().watch(&room);
+    let registry = state.sequencer.link_generations();
+    let links = registry.watch(&room);
     let generation = match state.sequencer.link_generation(&room).await {
-        Ok(g) => g,
-        Err(e) => {
-            tracing::error!(%room, "reading the link generation failed: {e}");
-            return conn.refuse(&Refusal::Unavailable).await;
+        Ok(g) => {
+            registry.advance(&room, g);
+            g
         }
+        // Redis unreachable: a room this node holds goes on read-only, and its members may
+        // come back with the links it last knew.
+        Err(e) => match registry.known(&room) {
+            Some(g) => g,
+            None => {
+                tracing::error!(%room, "reading the link generation failed: {e}");
+                return conn.refuse(&Refusal::Unavailable).await;
+            }
+        },
     };
     let Some(capability) = state.capabilities.check(&room, &hello.token, generation) else {
         return conn.refuse(&Refusal::Forbidden).await;

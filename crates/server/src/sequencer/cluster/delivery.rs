@@ -136,10 +136,17 @@ pub(super) async fn run(
 async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Result<(), Unreachable> {
     match c {
         Control::Resync => {
+            // Caught up first: it clears the request, so that a failure below can ask again.
+            catch_up(shared, room).await?;
             // A link reset may be among the messages missed: its members must still go.
-            let generation = shared.db.link_generation(&room.keys).await?;
-            shared.links.advance(&room.id, generation);
-            catch_up(shared, room).await.map(drop)
+            match shared.db.link_generation(&room.keys).await {
+                Ok(generation) => shared.links.advance(&room.id, generation),
+                Err(e) => {
+                    room.request_resync();
+                    return Err(e);
+                }
+            }
+            Ok(())
         }
         Control::Resolve {
             in_doubt,
