@@ -391,11 +391,7 @@ impl Sequencer for LocalSequencer {
     ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>> {
         Box::pin(async move {
             let reset = self.shared.store.reset_links(room, from).await;
-            let generation = reset.map_err(|e| SequencerError(e.to_string()))?;
-            if let Some(g) = generation {
-                self.shared.links.advance(room, g);
-            }
-            Ok(generation)
+            reset.map_err(|e| SequencerError(e.to_string()))
         })
     }
 

@@ -78,8 +78,9 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
         room: &'a RoomId,
     ) -> BoxFuture<'a, Result<u64, SequencerError>>;
 
-    /// Advances the room's link generation from `from` durably and tells every node holding
-    /// the room; resolves to the new generation (`None`: no such room, or its generation is no
+    /// Advances the room's link generation from `from` durably and tells every other node
+    /// holding the room (this node's sessions are the caller's to tell, through
+    /// [`Sequencer::link_generations`]); resolves to the new generation (`None`: no such room, or its generation is no
     /// longer `from`, so that of two resets with one link only the first succeeds).
     fn reset_links<'a>(
         &'a self,

@@ -327,6 +327,11 @@ async fn reset_links(
         .await
         .map_err(|e| ApiError::Internal(format!("resetting the links of room {room}: {e}")))?
         .ok_or(ApiError::Forbidden(REFUSED))?;
+    // This node's sessions on older links go at once, on either backend.
+    state
+        .sequencer
+        .link_generations()
+        .advance(&room, generation);
     tracing::info!(%room, generation, "room links reset");
     Ok(Json(Links::of(&state.capabilities, &room, generation)).into_response())
 }

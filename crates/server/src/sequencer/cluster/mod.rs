@@ -206,14 +206,9 @@ impl Sequencer for RedisSequencer {
         from: u64,
     ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>> {
         Box::pin(async move {
+            // Every node holding the room hears it on the room's channel, this one too.
             let reset = self.shared.db.reset_links(&Keys::of(room), from).await;
-            let generation = reset.map_err(failed)?;
-            // Every node holding the room hears it on the room's channel, this one too; told
-            // here as well, so that this node's sessions do not wait for the round trip.
-            if let Some(g) = generation {
-                self.shared.links.advance(room, g);
-            }
-            Ok(generation)
+            reset.map_err(failed)
         })
     }
 
