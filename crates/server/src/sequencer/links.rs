@@ -7,35 +7,53 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use kokuban_protocol::RoomId;
 use tokio::sync::watch;
 
-/// A room's generation as heard, and whether it was ever heard from the backend (a new
-/// entry starts at 0 before anything was read).
+/// A room's generation as heard, whether it was ever heard from the backend (a new entry
+/// starts at 0 before anything was read), and since when no session watches it.
 #[derive(Debug)]
 struct Heard {
     sender: watch::Sender<u64>,
     confirmed: bool,
+    unwatched_since: Option<Instant>,
 }
 
 /// Rooms with sessions on this node → the newest link generation heard for each.
-#[derive(Debug, Default, Clone)]
+///
+/// A room's entry outlives its last session by `keep` (the time an empty room stays held):
+/// a member told to reconnect during a Redis outage, who was the room's only one here, must
+/// find the generation its token was checked against when it comes back a moment later.
+#[derive(Debug, Clone)]
 pub struct LinkGenerations {
     rooms: Arc<Mutex<HashMap<RoomId, Heard>>>,
+    keep: Duration,
 }
 
 impl LinkGenerations {
+    /// A registry whose rooms are remembered for `keep` after their last session left.
+    pub fn new(keep: Duration) -> Self {
+        Self {
+            rooms: Arc::default(),
+            keep,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, Heard>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The generation last heard from the backend for `room`, while sessions of this node
-    /// are in it: what a Hello checks its token against when the backend cannot be asked
-    /// (Redis unreachable), so that members of a room this node holds can come back.
+    /// are in it or left it less than `keep` ago: what a Hello checks its token against when
+    /// the backend cannot be asked (Redis unreachable), so that members of a room this node
+    /// holds can come back.
     pub fn known(&self, room: &RoomId) -> Option<u64> {
         let rooms = self.lock();
-        let heard = rooms.get(room).filter(|h| h.confirmed)?;
+        let heard = rooms
+            .get(room)
+            .filter(|h| h.confirmed && !h.expired(self.keep))?;
         Some(*heard.sender.borrow())
     }
 
@@ -43,14 +61,14 @@ impl LinkGenerations {
     /// checks its token with, so that a reset in between is not missed.
     pub fn watch(&self, room: &RoomId) -> LinkWatch {
         let mut rooms = self.lock();
-        let receiver = rooms
-            .entry(room.clone())
-            .or_insert_with(|| Heard {
-                sender: watch::channel(0).0,
-                confirmed: false,
-            })
-            .sender
-            .subscribe();
+        rooms.retain(|_, h| !h.expired(self.keep));
+        let heard = rooms.entry(room.clone()).or_insert_with(|| Heard {
+            sender: watch::channel(0).0,
+            confirmed: false,
+            unwatched_since: None,
+        });
+        heard.unwatched_since = None;
+        let receiver = heard.sender.subscribe();
         LinkWatch {
             room: room.clone(),
             receiver,
@@ -97,14 +115,25 @@ impl LinkWatch {
     }
 }
 
+impl Heard {
+    fn expired(&self, keep: Duration) -> bool {
+        self.unwatched_since.is_some_and(|t| t.elapsed() >= keep)
+    }
+}
+
 impl Drop for LinkWatch {
     fn drop(&mut self) {
         let mut rooms = self.registry.lock();
         // This receiver still counts: it is the last when the count is 1.
-        if rooms
-            .get(&self.room)
-            .is_some_and(|h| h.sender.receiver_count() <= 1)
-        {
+        let Some(heard) = rooms
+            .get_mut(&self.room)
+            .filter(|h| h.sender.receiver_count() <= 1)
+        else {
+            return;
+        };
+        if heard.confirmed {
+            heard.unwatched_since = Some(Instant::now());
+        } else {
             rooms.remove(&self.room);
         }
     }
@@ -115,8 +144,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_session_hears_a_newer_generation_and_the_last_watch_forgets_the_room() {
-        let links = LinkGenerations::default();
+    async fn a_session_hears_a_newer_generation_and_the_room_is_forgotten_after_its_last_watch() {
+        let links = LinkGenerations::new(Duration::from_millis(50));
         let room = RoomId::new("room_one").unwrap();
         let watch = links.watch(&room);
         links.advance(&room, 1);
@@ -128,10 +157,21 @@ mod tests {
         assert!(pending.is_err(), "nothing newer than 1 yet");
         assert_eq!(links.known(&room), Some(1));
         drop(watch);
-        assert!(links.lock().is_empty());
-        assert_eq!(links.known(&room), None);
-        // A room nobody watches keeps no entry.
+        // Kept a while for a member coming back, and still told of resets meanwhile.
+        assert_eq!(links.known(&room), Some(1));
         links.advance(&room, 2);
+        assert_eq!(links.known(&room), Some(2));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(links.known(&room), None);
+        // The next watch of any room sweeps it away.
+        let other = RoomId::new("room_two").unwrap();
+        drop(links.watch(&other));
+        assert!(
+            links.lock().is_empty(),
+            "an unconfirmed room is forgotten at once"
+        );
+        // A room nobody watches keeps no entry.
+        links.advance(&room, 3);
         assert!(links.lock().is_empty());
     }
 }

@@ -163,6 +163,7 @@ impl LocalSequencer {
     pub fn new(store: Arc<dyn Store>, settings: RoomSettings, metrics: Arc<Metrics>) -> Self {
         let stop = CancellationToken::new();
         let max_rooms = settings.max_rooms;
+        let links = LinkGenerations::new(settings.room_grace);
         let shared = Arc::new(Shared {
             store,
             settings,
@@ -170,7 +171,7 @@ impl LocalSequencer {
             metrics,
             stop,
             tasks: TaskTracker::new(),
-            links: LinkGenerations::default(),
+            links,
         });
         if let Some(ttl) = shared.settings.room_ttl {
             shared.tasks.spawn(sweep_expired(shared.clone(), ttl));

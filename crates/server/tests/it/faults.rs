@@ -201,6 +201,48 @@ async fn draw_both(
     }
 }
 
+/// The editor is the room's only member on a node cut off from Redis. Told to resume while
+/// its ops are in doubt, it comes back at once, since the node still holds the room and the
+/// link generation its token was checked against, and hears that the board is read-only
+/// (rather than being refused as if the room could not be opened, and left reconnecting).
+#[tokio::test]
+async fn the_only_member_on_a_node_cut_off_from_redis_comes_back_read_only() {
+    let FaultyPair {
+        proxy,
+        faulty,
+        healthy,
+        room,
+    } = FaultyPair::start().await;
+    let mut ada = Pen::new("ada", &room, &room.edit);
+    ada.connect(faulty.addr).await.unwrap();
+    let mut bob = Pen::new("bob", &room, &room.edit);
+    bob.connect(healthy.addr).await.unwrap();
+    let (a, b) = (faulty.addr, healthy.addr);
+    draw_both(&mut ada, a, &mut bob, b, Duration::from_secs(1)).await;
+    ada.settle(a, harness::TIMEOUT).await;
+
+    proxy.cut();
+    let deadline = Instant::now() + REDIS_TIMEOUT * 5;
+    while ada.closes.is_empty() || ada.refused.is_empty() || !ada.connected() {
+        assert!(
+            Instant::now() < deadline,
+            "ada was told to resume {:?}, refused {} ops, connected: {}",
+            ada.closes,
+            ada.refused.len(),
+            ada.connected()
+        );
+        draw_both(&mut ada, a, &mut bob, b, Duration::from_millis(200)).await;
+    }
+    assert!(
+        ada.closes.iter().all(|c| *c == Some(close::RESUME)),
+        "only ever told to resume: {:?}",
+        ada.closes
+    );
+    ada.settle(a, REDIS_TIMEOUT * 5).await;
+    assert!(ada.connected(), "back, read-only");
+    proxy.heal();
+}
+
 #[tokio::test]
 async fn a_node_cut_off_from_redis_stays_connected_read_only_then_recovers_without_a_gap() {
     let FaultyPair {

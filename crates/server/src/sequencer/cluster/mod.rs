@@ -144,6 +144,7 @@ impl RedisSequencer {
             room,
         };
         let max_rooms = settings.room.max_rooms;
+        let links = LinkGenerations::new(settings.room.room_grace);
         let shared = Arc::new(Shared {
             db,
             subscriber,
@@ -155,7 +156,7 @@ impl RedisSequencer {
             tasks,
             writers: TaskTracker::new(),
             span,
-            links: LinkGenerations::default(),
+            links,
         });
         Ok(RedisSequencer { shared })
     }
