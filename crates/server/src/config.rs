@@ -253,6 +253,9 @@ pub struct ClusterConfig {
     pub presence_ttl: Duration,
     /// A Redis command not answered within this is taken as Redis being unreachable.
     pub redis_timeout: Duration,
+    /// Redis replicas that must hold an op before its author is acknowledged (0: the primary
+    /// alone).
+    pub replicas: u32,
 }
 
 impl ClusterConfig {
@@ -267,6 +270,7 @@ impl ClusterConfig {
             // Redis answers in well under a millisecond on a healthy network; two seconds of
             // silence means it is gone or stuck, and writes should be refused, not queued.
             redis_timeout: Duration::from_secs(2),
+            replicas: 0,
         }
     }
 }
@@ -283,6 +287,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("presence_ttl", &self.presence_ttl)
             .field("redis_timeout", &self.redis_timeout)
+            .field("replicas", &self.replicas)
             .finish()
     }
 }

@@ -97,6 +97,17 @@ struct Args {
         value_name = "SECONDS"
     )]
     presence_ttl: f64,
+    /// Cluster mode: an op is acknowledged only once this many Redis replicas hold it (Redis
+    /// `WAIT`); 0 acknowledges as soon as the primary has it. While fewer replicas answer,
+    /// ops are still sequenced and seen, but their authors' acknowledgements wait.
+    #[arg(
+        long,
+        env = "KOKUBAN_REDIS_REPLICAS",
+        default_value_t = 0,
+        value_name = "N",
+        requires = "redis_url"
+    )]
+    redis_replicas: u32,
     /// Open connections one client address may hold (0: no cap). Off by default: behind a
     /// proxy or load balancer every client shares the proxy's address, and a cap here would
     /// lock everyone out together; set it only when the node faces clients directly, and cap
@@ -184,6 +195,7 @@ async fn main() -> anyhow::Result<()> {
             .ok()
             .filter(|t| !t.is_zero())
             .context("--presence-ttl must be a positive number of seconds")?;
+        cluster.replicas = args.redis_replicas;
         config.cluster = Some(cluster);
     }
     config.listen = args.listen;

@@ -204,6 +204,10 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     /// Cluster mode: Redis connections (commands or subscription) found dead or unanswering.
     pub redis_disconnects: AtomicU64,
+    /// Cluster mode with `--redis-replicas`: rounds that asked the replicas to confirm writes.
+    pub replica_rounds: AtomicU64,
+    /// Cluster mode with `--redis-replicas`: rounds that found fewer replicas than wanted.
+    pub replica_shortfalls: AtomicU64,
     /// Cluster mode: members disconnected to resume because Redis stayed unreachable while
     /// their ops were in flight (whether those were sequenced could not be known in time).
     pub in_doubt_disconnects: AtomicU64,
@@ -376,6 +380,18 @@ impl Metrics {
             "counter",
             "Redis connections (commands or subscription) found dead or unanswering.",
             &self.redis_disconnects,
+        );
+        one(
+            "kokuban_replica_rounds_total",
+            "counter",
+            "Rounds that asked the Redis replicas to confirm the latest writes.",
+            &self.replica_rounds,
+        );
+        one(
+            "kokuban_replica_shortfalls_total",
+            "counter",
+            "Rounds that found fewer Redis replicas holding the latest writes than wanted.",
+            &self.replica_shortfalls,
         );
         one(
             "kokuban_in_doubt_disconnects_total",

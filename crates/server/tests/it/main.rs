@@ -18,4 +18,5 @@ mod inbound;
 mod laser;
 mod links;
 mod protection;
+mod replicas;
 mod rooms;

@@ -186,8 +186,8 @@ async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Resul
 async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Result<(), Unreachable> {
     match m {
         Inbound::Op { epoch, entry } => {
-            let (in_order, compaction) = {
-                let mut st = room.lock();
+            let (in_order, due) = {
+                let st = room.lock();
                 let head = st.history.position();
                 let next = head.seq.next();
                 // An op this node has already delivered must be the one it holds there: if
@@ -199,21 +199,30 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
                         .authors()
                         .at(entry.seq)
                         .is_none_or(|at| at == (entry.author, entry.n));
-                let in_order = epoch == head.epoch && entry.seq <= next && known;
-                let compaction = if in_order && entry.seq == next {
-                    deliver(room, &mut st, epoch, &entry)
-                } else {
-                    None
-                };
-                (in_order, compaction)
+                (
+                    epoch == head.epoch && entry.seq <= next && known,
+                    entry.seq == next,
+                )
+            };
+            if !in_order {
+                // Another history, a gap, or a history that went back: the log says which.
+                return catch_up(shared, room).await.map(drop);
+            }
+            if !due {
+                return Ok(());
+            }
+            // Until the replicas hold it, the op stays in the log: a refusal here leaves the
+            // room behind, and the catch-up that follows delivers it once they do.
+            shared.replicas.confirm().await?;
+            let compaction = {
+                let mut st = room.lock();
+                let head = st.history.position();
+                (head.epoch == epoch && head.seq.next() == entry.seq)
+                    .then(|| deliver(room, &mut st, epoch, &entry))
+                    .flatten()
             };
             store_compaction(shared, room, compaction);
-            if in_order {
-                Ok(())
-            } else {
-                // Another history, a gap, or a history that went back: the log says which.
-                catch_up(shared, room).await.map(drop)
-            }
+            Ok(())
         }
         Inbound::Reset => catch_up(shared, room).await.map(drop),
         Inbound::Links { generation } => {
@@ -358,6 +367,7 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreach
             return reload(shared, room).await;
         }
         tracing::debug!(room = %room.id, from = head.0 + 1, ops = read.entries.len(), "delivering missed ops from the log");
+        shared.replicas.confirm().await?;
         let mut compaction = None;
         {
             let mut st = room.lock();

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use self::redis::{Db, Keys, Seed, Subscriber, Unreachable};
+use self::redis::{Db, Keys, Replicas, Seed, Subscriber, Unreachable};
 use self::room::Room;
 use super::room::RoomSettings;
 use super::{
@@ -92,6 +92,8 @@ struct Shared {
     span: tracing::Span,
     /// Link resets heard on the channels of the rooms this node holds.
     links: LinkGenerations,
+    /// Confirmations that Redis replicas hold what is delivered (`--redis-replicas`).
+    replicas: Arc<Replicas>,
 }
 
 fn failed(e: Unreachable) -> SequencerError {
@@ -126,9 +128,20 @@ impl RedisSequencer {
         let subscriber = Arc::new(subscriber);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
+        // A round waits half the timeout for slow replicas: the room asking is behind until
+        // it is answered, and retries.
+        let (replicas, replica_rounds) = Replicas::new(
+            &cluster.redis_url,
+            cluster.replicas,
+            cluster.redis_timeout / 2,
+            metrics.clone(),
+            stop.clone(),
+        )
+        .map_err(failed)?;
         // Every log line of the cluster's tasks names the node: several run side by side.
         let span = tracing::info_span!("node", id = %config.node_id);
         tasks.spawn(db.clone().maintain(stop.clone()).instrument(span.clone()));
+        tasks.spawn(replica_rounds.instrument(span.clone()));
         tasks.spawn(
             subscriber
                 .clone()
@@ -157,6 +170,7 @@ impl RedisSequencer {
             writers: TaskTracker::new(),
             span,
             links,
+            replicas,
         });
         Ok(RedisSequencer { shared })
     }

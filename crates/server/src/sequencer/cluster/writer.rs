@@ -106,8 +106,9 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
         if batch.is_empty() {
             continue;
         }
-        if !shared.db.is_up() {
-            // Nothing is sent while Redis is down: these ops were certainly not sequenced.
+        if !shared.db.is_up() || !shared.replicas.enough() {
+            // Nothing is sent while Redis is down, or while fewer replicas than wanted hold
+            // its latest writes: these ops were certainly not sequenced.
             for job in batch.drain(..) {
                 if let Some((member, entry)) = job.entry {
                     room.settle_entry(member, entry, READ_ONLY);

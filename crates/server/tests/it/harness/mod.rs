@@ -14,7 +14,7 @@ pub use watch::{Watch, mib, under_attack};
 /// The test kit's Redis launcher, under the name the tests have always used.
 pub mod redis {
     pub use kokuban_testkit::free_port;
-    pub use kokuban_testkit::redis::RedisServer;
+    pub use kokuban_testkit::redis::{RedisConfig, RedisServer};
 }
 /// The test kit's fault proxy.
 pub mod faults {

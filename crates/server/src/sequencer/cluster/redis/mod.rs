@@ -18,17 +18,20 @@
 //! | `kokuban:{ROOM}:links`   | string | the room's link generation (decimal u64); absent = 0    |
 //! | channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`), link resets (`L…`) |
 //!
-//! `kokuban:secret` holds the cluster's capability key when no `--secret` is given.
+//! `kokuban:secret` holds the cluster's capability key when no `--secret` is given;
+//! `kokuban:replicated` is a counter written before each wait for replicas.
 //!
 //! - [`keys`]: the names of a room's keys and channel;
 //! - [`scripts`]: the Lua scripts (in `scripts/*.lua`);
 //! - [`wire`]: channel messages, script replies, the writer's commands;
 //! - [`db`]: the command connection;
+//! - [`replicas`]: waiting for replicas to hold the latest writes (`--redis-replicas`);
 //! - [`shared_key`]: the cluster's capability key, when no secret is given;
 //! - [`subscriber`]: the pub/sub connection.
 
 mod db;
 mod keys;
+mod replicas;
 mod scripts;
 mod shared_key;
 mod subscriber;
@@ -40,6 +43,7 @@ use redis::RedisError;
 
 pub(super) use self::db::{Db, Seed};
 pub(super) use self::keys::Keys;
+pub(super) use self::replicas::Replicas;
 pub(super) use self::subscriber::{Route, Subscriber};
 pub(super) use self::wire::{Announced, Command, Inbound, LogEntry, Outcome};
 
