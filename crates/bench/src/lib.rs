@@ -5,6 +5,7 @@
 //! run, and writes the figures (`BENCHMARKS.md`, `bench/results.json`, SVG plots). Every
 //! figure comes from a measurement of this run; nothing is hard-coded.
 
+pub mod acks;
 pub mod clients;
 pub mod engineio;
 pub mod http;

@@ -80,6 +80,17 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// What an Ack costs beyond delivery: one author adds items one at a time, watched from
+    /// another node; on a single node, two nodes + Redis, and two nodes + Redis waiting for a
+    /// replica (`--redis-replicas 1`). Printed as JSON.
+    Acks {
+        /// The `kokuban` binary.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Ops measured per deployment.
+        #[arg(long, default_value_t = 500)]
+        ops: usize,
+    },
     /// Many viewers joining a large board at the same moment, printed as JSON (for
     /// development).
     JoinStorm {
@@ -222,6 +233,27 @@ async fn main() -> anyhow::Result<()> {
             let result = scenario::run(&mut dep, &load, perf.as_ref(), coalescing).await;
             dep.stop().await;
             println!("{}", serde_json::to_string_pretty(&result?)?);
+        }
+        Command::Acks { kokuban_bin, ops } => {
+            let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
+            let mut results = Vec::new();
+            // The same ops, each deployment in turn, in one run.
+            for (nodes, cluster, replicas) in [(1, false, 0), (2, true, 0), (2, true, 1)] {
+                let dep = Deployment::kokuban_with(&bin, nodes, cluster, replicas).await?;
+                let result = kokuban_bench::acks::run(&dep, ops).await;
+                dep.stop().await;
+                let result = result?;
+                eprintln!(
+                    "{:<45} Ack p50 {:6.2} ms p99 {:6.2} ms | seen p50 {:6.2} ms p99 {:6.2} ms",
+                    result.mode,
+                    result.ack_ms.p50,
+                    result.ack_ms.p99,
+                    result.seen_ms.p50,
+                    result.seen_ms.p99
+                );
+                results.push(result);
+            }
+            println!("{}", serde_json::to_string_pretty(&results)?);
         }
         Command::JoinStorm {
             kokuban_bin,

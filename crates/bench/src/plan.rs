@@ -9,12 +9,13 @@ use anyhow::Context;
 use serde::Serialize;
 use tokio::process::Command;
 
+use crate::acks::{self, AcksResult};
 use crate::join::{self, JoinResult};
 use crate::joinstorm::{self, JoinStormResult};
 use crate::pentrace::{self, BytesPerPoint};
 use crate::procfs::{self, Machine};
 use crate::procs::{self, Adapter, FloorRuntime};
-use crate::scenario::{Load, Programs, RunResult};
+use crate::scenario::{Deployment, Load, Programs, RunResult};
 use crate::sweep::{Runner, Setup};
 use crate::syscalls::Perf;
 use crate::targets::{self, Ratios};
@@ -87,6 +88,8 @@ pub struct Results {
     pub join: Vec<JoinResult>,
     /// Many clients joining a large board at once.
     pub join_storm: Vec<JoinStormResult>,
+    /// What an Ack costs beyond delivery, per deployment.
+    pub acks: Vec<AcksResult>,
     /// Bytes per point of a pen trace.
     pub pen: Option<BytesPerPoint>,
     /// The ratios and targets computed from all of the above.
@@ -110,6 +113,8 @@ struct Sizes {
     join_points: u64,
     joins: usize,
     storm_joiners: usize,
+    /// Ops the Ack scenario measures per deployment.
+    ack_ops: usize,
     storm_board_bytes: usize,
     pen_strokes: usize,
     sharded_clients: usize,
@@ -134,6 +139,7 @@ impl Sizes {
                 join_points: 100_000,
                 joins: 3,
                 storm_joiners: 30,
+                ack_ops: 100,
                 storm_board_bytes: 1 << 20,
                 pen_strokes: 2,
                 sharded_clients: 100,
@@ -161,6 +167,7 @@ impl Sizes {
                 join_points: 1_000_000,
                 joins: 5,
                 storm_joiners: 150,
+                ack_ops: 1_000,
                 storm_board_bytes: 4_000_000,
                 pen_strokes: 6,
                 sharded_clients: 400,
@@ -424,6 +431,34 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
             .into(),
     );
 
+    eprintln!("what an Ack costs");
+    let mut acks_results = Vec::new();
+    if let Some(bin) = runner.programs.kokuban.clone().filter(|_| kokuban_ok) {
+        for (nodes, cluster, replicas) in [(1, false, 0), (2, true, 0), (2, true, 1)] {
+            if cluster && !cluster_ok {
+                continue;
+            }
+            let run = async {
+                let dep = Deployment::kokuban_with(&bin, nodes, cluster, replicas).await?;
+                let r = acks::run(&dep, sizes.ack_ops).await;
+                dep.stop().await;
+                r
+            };
+            match run.await {
+                Ok(r) => {
+                    eprintln!(
+                        "  acks ({}): Ack p50 {:.2} ms p99 {:.2} ms; seen p50 {:.2} ms p99 {:.2} ms",
+                        r.mode, r.ack_ms.p50, r.ack_ms.p99, r.seen_ms.p50, r.seen_ms.p99
+                    );
+                    acks_results.push(r);
+                }
+                Err(e) => runner.notes.push(format!(
+                    "the Ack scenario ({nodes} node(s), {replicas} replica(s)) failed: {e:#}"
+                )),
+            }
+        }
+    }
+
     eprintln!("bytes per point");
     let mut pen = None;
     if let Some(setup) = single {
@@ -465,6 +500,7 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         idle,
         join: join_results,
         join_storm,
+        acks: acks_results,
         pen,
         ratios: Ratios::default(),
     };

@@ -103,13 +103,23 @@ where
 
 /// A Redis server of our own (never the machine's shared one).
 pub async fn start_redis(dir: &Path) -> anyhow::Result<(Proc, u16)> {
+    start_redis_with(dir, &[]).await
+}
+
+/// A Redis server of our own with more arguments (`--replicaof`, say), in a directory of its
+/// own under `dir`.
+pub async fn start_redis_with(dir: &Path, extra: &[String]) -> anyhow::Result<(Proc, u16)> {
     let port = free_port()?;
+    let dir = dir.join(format!("redis-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    let dir = dir.as_path();
     let mut cmd = Command::new("redis-server");
     // The append-only file is on, as the deployment guide configures it; snapshots are off.
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "yes", "--dir"])
         .arg(dir)
         .args(["--daemonize", "no", "--logfile", ""])
+        .args(extra)
         .stdout(Stdio::null());
     let mut proc = Proc::spawn(&format!("redis-{port}"), cmd, dir)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -251,7 +261,21 @@ pub async fn start_kokuban(
     node_id: &str,
     log_dir: &Path,
 ) -> anyhow::Result<Proc> {
+    start_kokuban_with(bin, listen, data_dir, redis_port, node_id, log_dir, &[]).await
+}
+
+/// One Kokuban node with more arguments; ready when `/readyz` answers 200.
+pub async fn start_kokuban_with(
+    bin: &Path,
+    listen: SocketAddr,
+    data_dir: &Path,
+    redis_port: Option<u16>,
+    node_id: &str,
+    log_dir: &Path,
+    extra: &[String],
+) -> anyhow::Result<Proc> {
     let mut cmd = Command::new(bin);
+    cmd.args(extra);
     cmd.args(["--listen", &listen.to_string()])
         .arg("--data-dir")
         .arg(data_dir)

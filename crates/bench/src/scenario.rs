@@ -62,18 +62,47 @@ pub struct Deployment {
     pub nodes: Vec<SocketAddr>,
     servers: Vec<Proc>,
     redis: Option<Proc>,
+    /// Redis replicas, when the deployment has any.
+    replicas: Vec<Proc>,
     _dir: tempfile::TempDir,
 }
 
 impl Deployment {
     /// Starts `nodes` Kokuban nodes; with `cluster`, they share a Redis of their own.
     pub async fn kokuban(bin: &Path, nodes: usize, cluster: bool) -> anyhow::Result<Self> {
+        Self::kokuban_with(bin, nodes, cluster, 0).await
+    }
+
+    /// Starts `nodes` Kokuban nodes; with `cluster`, they share a Redis of their own, which has
+    /// `replicas` replicas that must hold every op before it is shown (`--redis-replicas`).
+    pub async fn kokuban_with(
+        bin: &Path,
+        nodes: usize,
+        cluster: bool,
+        replicas: u32,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let (redis, redis_port) = if cluster {
             let (p, port) = procs::start_redis(dir.path()).await?;
             (Some(p), Some(port))
         } else {
             (None, None)
+        };
+        let mut replica_procs = Vec::new();
+        if let Some(port) = redis_port {
+            let of = [
+                "--replicaof".to_owned(),
+                "127.0.0.1".into(),
+                port.to_string(),
+            ];
+            for _ in 0..replicas {
+                replica_procs.push(procs::start_redis_with(dir.path(), &of).await?.0);
+            }
+        }
+        let extra = if replicas > 0 {
+            vec!["--redis-replicas".to_owned(), replicas.to_string()]
+        } else {
+            Vec::new()
         };
         let mut servers = Vec::new();
         let mut addrs = Vec::new();
@@ -83,11 +112,22 @@ impl Deployment {
             std::fs::create_dir_all(&data)?;
             let node_id = format!("bench-{i}");
             servers.push(
-                procs::start_kokuban(bin, addr, &data, redis_port, &node_id, dir.path()).await?,
+                procs::start_kokuban_with(
+                    bin,
+                    addr,
+                    &data,
+                    redis_port,
+                    &node_id,
+                    dir.path(),
+                    &extra,
+                )
+                .await?,
             );
             addrs.push(addr);
         }
-        let mode = if cluster {
+        let mode = if replicas > 0 {
+            format!("{nodes} node(s) + Redis, {replicas} replica(s) waited for")
+        } else if cluster {
             format!("{nodes} node(s) + Redis")
         } else {
             "single node".to_string()
@@ -98,6 +138,7 @@ impl Deployment {
             nodes: addrs,
             servers,
             redis,
+            replicas: replica_procs,
             _dir: dir,
         })
     }
@@ -113,6 +154,7 @@ impl Deployment {
             nodes: vec![addr],
             servers: vec![server],
             redis: None,
+            replicas: Vec::new(),
             _dir: dir,
         })
     }
@@ -165,6 +207,7 @@ impl Deployment {
             nodes: addrs,
             servers,
             redis,
+            replicas: Vec::new(),
             _dir: tmp,
         })
     }
@@ -184,7 +227,12 @@ impl Deployment {
 
     /// Fails if a server or Redis has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        for p in self.servers.iter_mut().chain(self.redis.as_mut()) {
+        for p in self
+            .servers
+            .iter_mut()
+            .chain(self.redis.as_mut())
+            .chain(self.replicas.iter_mut())
+        {
             p.check_alive()?;
         }
         Ok(())
@@ -196,6 +244,9 @@ impl Deployment {
             p.stop().await;
         }
         if let Some(r) = self.redis {
+            r.stop().await;
+        }
+        for r in self.replicas {
             r.stop().await;
         }
     }

@@ -741,6 +741,7 @@ mod tests {
             idle: Vec::new(),
             join: Vec::new(),
             join_storm: Vec::new(),
+            acks: Vec::new(),
             pen: None,
             ratios: Ratios::default(),
         }

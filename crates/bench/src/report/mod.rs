@@ -245,6 +245,7 @@ impl<'a> View<'a> {
         self.idle_section(&mut md);
         self.join_section(&mut md);
         self.storm_section(&mut md);
+        self.acks_section(&mut md);
         self.bytes_section(&mut md);
         self.single_vs_cluster(&mut md);
         self.limits(&mut md);

@@ -193,6 +193,45 @@ impl View<'_> {
         md.push('\n');
     }
 
+    pub(super) fn acks_section(&self, md: &mut String) {
+        let _ = writeln!(md, "## What an Ack costs\n");
+        if self.r.acks.is_empty() {
+            let _ = writeln!(md, "Not measured (see notes).\n");
+            return;
+        }
+        let _ = writeln!(
+            md,
+            "One author adds {} items one at a time (the next once the last is acknowledged) \
+             through the first node, while a viewer on the last node watches. \"Ack\" is the \
+             author's round trip to its Ack, \"seen\" the time until the viewer has the op, for \
+             the same ops: what the Ack waits for beyond delivery is the difference. On a single \
+             node the Ack follows the store's commit to disk (others see the op at once); in a \
+             cluster it follows Redis (its append-only file fsynced every second), and with \
+             `--redis-replicas 1` a replica's confirmation too, which every node also waits for \
+             before showing the op.\n",
+            thousands(self.r.acks[0].ops as f64)
+        );
+        let _ = writeln!(
+            md,
+            "| mode | Ack p50 / p99 / max ms | seen p50 / p99 / max ms | Ack p50 − seen p50 |\n|---|---:|---:|---:|"
+        );
+        for a in &self.r.acks {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {:.2} ms |",
+                a.mode,
+                a.ack_ms.p50,
+                a.ack_ms.p99,
+                a.ack_ms.max,
+                a.seen_ms.p50,
+                a.seen_ms.p99,
+                a.seen_ms.max,
+                a.ack_ms.p50 - a.seen_ms.p50
+            );
+        }
+        md.push('\n');
+    }
+
     pub(super) fn storm_section(&self, md: &mut String) {
         let _ = writeln!(md, "## Join storm\n");
         let Some(first) = self.r.join_storm.first() else {
