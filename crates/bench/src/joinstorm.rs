@@ -90,23 +90,7 @@ pub async fn run(
     let links = Arc::new(create_room(upload).await?);
     let sources = SourceAddrs::default();
 
-    // Learn the weight of a point, then draw the rest, and top up if the estimate fell short
-    // (the wire format may change; the size asked for is what is measured).
-    let mut points = 0;
-    let mut size = 0;
-    for round in 0..3 {
-        let more = if round == 0 {
-            PROBE_POINTS
-        } else if size >= board_bytes {
-            break;
-        } else {
-            let per_point = size as f64 / points as f64;
-            ((board_bytes - size) as f64 / per_point).ceil() as u64
-        };
-        draw(upload, &links, more, &sources, round).await?;
-        points += more;
-        size = welcome_size(upload, &sources, &links).await?;
-    }
+    let (points, mut size) = draw_board(upload, &links, &sources, board_bytes).await?;
 
     // Everyone connected and waiting, then the Hellos at once.
     let mut sockets = Vec::with_capacity(joiners);
@@ -185,6 +169,34 @@ pub async fn run(
         rss_before,
         peak_rss,
     })
+}
+
+/// Draws a board of about `board_bytes` (as a Welcome) into the room through `upload`:
+/// learns the weight of a point, draws the rest, and tops up if the estimate fell short (the
+/// wire format may change; the size asked for is what is measured). Returns the points drawn
+/// and the Welcome's size.
+pub(crate) async fn draw_board(
+    upload: std::net::SocketAddr,
+    links: &crate::http::RoomLinks,
+    sources: &SourceAddrs,
+    board_bytes: usize,
+) -> anyhow::Result<(u64, usize)> {
+    let mut points = 0;
+    let mut size = 0;
+    for round in 0..3 {
+        let more = if round == 0 {
+            PROBE_POINTS
+        } else if size >= board_bytes {
+            break;
+        } else {
+            let per_point = size as f64 / points as f64;
+            ((board_bytes - size) as f64 / per_point).ceil() as u64
+        };
+        draw(upload, links, more, sources, round).await?;
+        points += more;
+        size = welcome_size(upload, sources, links).await?;
+    }
+    Ok((points, size))
 }
 
 fn ms(d: Duration) -> f64 {

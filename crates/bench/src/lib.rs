@@ -8,6 +8,7 @@
 pub mod acks;
 pub mod clients;
 pub mod engineio;
+pub mod holds;
 pub mod http;
 pub mod join;
 pub mod joinstorm;

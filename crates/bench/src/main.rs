@@ -91,6 +91,26 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         ops: usize,
     },
+    /// Memory under holding attacks on one node: viewers of a large board that never read,
+    /// and connections holding an unfinished message, each against its budget. Printed as
+    /// JSON; exits non-zero if a budget is broken.
+    Holds {
+        /// The `kokuban` binary.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Size of the board's Welcome, bytes.
+        #[arg(long, default_value_t = 16_000_000)]
+        board_bytes: usize,
+        /// Viewers that never read.
+        #[arg(long, default_value_t = 20)]
+        joiners: usize,
+        /// Connections holding an unfinished message.
+        #[arg(long, default_value_t = 1000)]
+        holders: usize,
+        /// The first fragment each holder sends, bytes.
+        #[arg(long, default_value_t = 64 * 1024)]
+        fragment_bytes: usize,
+    },
     /// Many viewers joining a large board at the same moment, printed as JSON (for
     /// development).
     JoinStorm {
@@ -254,6 +274,23 @@ async fn main() -> anyhow::Result<()> {
                 results.push(result);
             }
             println!("{}", serde_json::to_string_pretty(&results)?);
+        }
+        Command::Holds {
+            kokuban_bin,
+            board_bytes,
+            joiners,
+            holders,
+            fragment_bytes,
+        } => {
+            let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
+            let dep = Deployment::kokuban(&bin, 1, false).await?;
+            let result =
+                kokuban_bench::holds::run(&dep, board_bytes, joiners, holders, fragment_bytes)
+                    .await;
+            dep.stop().await;
+            let result = result?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            anyhow::ensure!(result.within_budgets(), "a memory budget was broken");
         }
         Command::JoinStorm {
             kokuban_bin,

@@ -58,11 +58,24 @@ impl SourceAddrs {
 
 /// Opens a TCP connection to `to` from `from` (port chosen by the kernel).
 pub async fn connect_from(from: Ipv4Addr, to: SocketAddr) -> anyhow::Result<TcpStream> {
+    connect_with_buffer(from, to, None).await
+}
+
+/// [`connect_from`], with the receive buffer set to `recv_buffer` bytes if given (a client
+/// that reads nothing then takes almost nothing off the server).
+async fn connect_with_buffer(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    recv_buffer: Option<u32>,
+) -> anyhow::Result<TcpStream> {
     anyhow::ensure!(
         to.ip().is_loopback(),
         "benchmark targets must be loopback addresses"
     );
     let socket = TcpSocket::new_v4()?;
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     socket.bind(SocketAddr::V4(SocketAddrV4::new(from, 0)))?;
     let stream = socket
         .connect(to)
@@ -98,6 +111,13 @@ pub async fn ws_connect_bulk(from: Ipv4Addr, to: SocketAddr, path: &str) -> anyh
     ws_connect_with(from, to, path, ws_config().read_buffer_size(256 << 10)).await
 }
 
+/// [`ws_connect`] over a socket with a receive buffer of a few kilobytes, for a client that
+/// will stop reading.
+pub async fn ws_connect_stalling(from: Ipv4Addr, to: SocketAddr, path: &str) -> anyhow::Result<Ws> {
+    let stream = connect_with_buffer(from, to, Some(4096)).await?;
+    handshake(stream, to, path, ws_config()).await
+}
+
 async fn ws_connect_with(
     from: Ipv4Addr,
     to: SocketAddr,
@@ -105,6 +125,15 @@ async fn ws_connect_with(
     config: WebSocketConfig,
 ) -> anyhow::Result<Ws> {
     let stream = connect_from(from, to).await?;
+    handshake(stream, to, path, config).await
+}
+
+async fn handshake(
+    stream: TcpStream,
+    to: SocketAddr,
+    path: &str,
+    config: WebSocketConfig,
+) -> anyhow::Result<Ws> {
     let request = format!("ws://{to}{path}").into_client_request()?;
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::process::Command;
 
 use crate::acks::{self, AcksResult};
+use crate::holds::{self, HoldsResult};
 use crate::join::{self, JoinResult};
 use crate::joinstorm::{self, JoinStormResult};
 use crate::pentrace::{self, BytesPerPoint};
@@ -90,6 +91,8 @@ pub struct Results {
     pub join_storm: Vec<JoinStormResult>,
     /// What an Ack costs beyond delivery, per deployment.
     pub acks: Vec<AcksResult>,
+    /// Memory under holding attacks (single node).
+    pub holds: Vec<HoldsResult>,
     /// Bytes per point of a pen trace.
     pub pen: Option<BytesPerPoint>,
     /// The ratios and targets computed from all of the above.
@@ -115,6 +118,10 @@ struct Sizes {
     storm_joiners: usize,
     /// Ops the Ack scenario measures per deployment.
     ack_ops: usize,
+    /// The holding attacks: board, stalled joiners, fragment holders.
+    hold_board_bytes: usize,
+    hold_joiners: usize,
+    hold_holders: usize,
     storm_board_bytes: usize,
     pen_strokes: usize,
     sharded_clients: usize,
@@ -140,6 +147,9 @@ impl Sizes {
                 joins: 3,
                 storm_joiners: 30,
                 ack_ops: 100,
+                hold_board_bytes: 2_000_000,
+                hold_joiners: 5,
+                hold_holders: 100,
                 storm_board_bytes: 1 << 20,
                 pen_strokes: 2,
                 sharded_clients: 100,
@@ -168,6 +178,9 @@ impl Sizes {
                 joins: 5,
                 storm_joiners: 150,
                 ack_ops: 1_000,
+                hold_board_bytes: 16_000_000,
+                hold_joiners: 20,
+                hold_holders: 1_000,
                 storm_board_bytes: 4_000_000,
                 pen_strokes: 6,
                 sharded_clients: 400,
@@ -459,6 +472,39 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         }
     }
 
+    eprintln!("holding attacks");
+    let mut holds_results = Vec::new();
+    if let Some(bin) = runner.programs.kokuban.clone().filter(|_| kokuban_ok) {
+        let run = async {
+            let dep = Deployment::kokuban(&bin, 1, false).await?;
+            let r = holds::run(
+                &dep,
+                sizes.hold_board_bytes,
+                sizes.hold_joiners,
+                sizes.hold_holders,
+                64 * 1024,
+            )
+            .await;
+            dep.stop().await;
+            r
+        };
+        match run.await {
+            Ok(h) => {
+                eprintln!(
+                    "  stalled joiners: {} B each after the first; fragment hold: {} of {} closed after {:.1} s",
+                    h.per_extra_stalled_joiner,
+                    h.fragment_closed,
+                    h.fragment_holders,
+                    h.fragment_closed_after_s
+                );
+                holds_results.push(h);
+            }
+            Err(e) => runner
+                .notes
+                .push(format!("the holding attacks failed: {e:#}")),
+        }
+    }
+
     eprintln!("bytes per point");
     let mut pen = None;
     if let Some(setup) = single {
@@ -501,6 +547,7 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         join: join_results,
         join_storm,
         acks: acks_results,
+        holds: holds_results,
         pen,
         ratios: Ratios::default(),
     };

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::holds::HoldsResult;
 use crate::joinstorm::JoinStormResult;
 use crate::plan::Results;
 use crate::scenario::{RunResult, System};
@@ -472,6 +473,15 @@ pub fn compute(r: &Results) -> Ratios {
         },
     });
 
+    out.targets.extend(r.holds.iter().flat_map(hold_targets));
+    if r.holds.is_empty() {
+        out.targets.push(Target {
+            name: "Holding attacks: stalled joiners and unfinished messages within memory budgets"
+                .into(),
+            measured: "not measured (see notes)".into(),
+            met: None,
+        });
+    }
     out.targets.push(presence_target(&r.presence));
     out.targets.push(fanout_target(&r.fanout));
     out.targets.extend(r.join_storm.iter().map(storm_target));
@@ -614,6 +624,52 @@ fn storm_target(s: &JoinStormResult) -> Target {
     }
 }
 
+fn hold_targets(h: &HoldsResult) -> [Target; 2] {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / f64::from(1 << 20));
+    [
+        Target {
+            name: format!(
+                "Stalled joiners ({}): each of {} viewers of a {:.1} MB board that never read, after the first, costs ≤ {}",
+                h.mode,
+                h.stalled_joiners,
+                h.board_bytes as f64 / 1e6,
+                mib(h.per_extra_stalled_joiner_budget)
+            ),
+            measured: format!(
+                "{} bytes each (RSS {} before, {} with one, {} with all)",
+                h.per_extra_stalled_joiner,
+                mib(h.stalled_rss_before),
+                mib(h.stalled_rss_first),
+                mib(h.stalled_rss_all)
+            ),
+            met: Some(h.per_extra_stalled_joiner <= h.per_extra_stalled_joiner_budget),
+        },
+        Target {
+            name: format!(
+                "Fragment hold ({}): {} connections each holding {} KiB of an unfinished message are all closed within {:.0} s, RSS held and after ≤ {}",
+                h.mode,
+                h.fragment_holders,
+                h.fragment_bytes / 1024,
+                h.fragment_closed_after_budget_s,
+                mib(h.fragment_rss_budget)
+            ),
+            measured: format!(
+                "{} closed after {:.1} s; RSS {} before, {} held, {} after",
+                h.fragment_closed,
+                h.fragment_closed_after_s,
+                mib(h.fragment_rss_before),
+                mib(h.fragment_rss_held),
+                mib(h.fragment_rss_after)
+            ),
+            met: Some(
+                h.fragment_closed == h.fragment_holders
+                    && h.fragment_closed_after_s <= h.fragment_closed_after_budget_s
+                    && h.fragment_rss_held.max(h.fragment_rss_after) <= h.fragment_rss_budget,
+            ),
+        },
+    ]
+}
+
 /// Targets set before the floor existed, still held.
 fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
     let mut out = Vec::new();
@@ -742,6 +798,7 @@ mod tests {
             join: Vec::new(),
             join_storm: Vec::new(),
             acks: Vec::new(),
+            holds: Vec::new(),
             pen: None,
             ratios: Ratios::default(),
         }
