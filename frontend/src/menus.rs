@@ -27,17 +27,8 @@ pub fn Presence(engine: EngineRef) -> impl IntoView {
                 .collect::<Vec<MemberView>>()
         })
     };
-    let rest = move || {
-        ui.with(|u| {
-            let names: Vec<&str> = u
-                .members
-                .iter()
-                .skip(AVATARS)
-                .map(|m| m.name.as_str())
-                .collect();
-            (!names.is_empty()).then(|| (names.len(), names.join(", ")))
-        })
-    };
+    let rest = move || ui.with(|u| u.members.len().saturating_sub(AVATARS));
+    let members_open = move || panels.with(|p| p.is_open(Panel::Members));
     view! {
         <div class="presence" data-panel="profile">
             <For
@@ -82,14 +73,94 @@ pub fn Presence(engine: EngineRef) -> impl IntoView {
                     }
                 }
             />
-            {move || rest().map(|(n, names)| view! {
-                <span class="avatar more" role="img" title=names.clone() aria-label=format!("{n} more: {names}")>
-                    {format!("+{n}")}
-                </span>
+            {move || (rest() > 0).then(|| {
+                let n = rest();
+                let label = format!("{n} more: everyone in this board");
+                view! {
+                    <span class="more-wrap" data-panel="members">
+                        <button
+                            class="avatar more"
+                            title=label.clone()
+                            aria-label=label
+                            aria-expanded=move || members_open().to_string()
+                            on:click=move |_| panels.update(|p| p.toggle(Panel::Members))
+                        >
+                            {format!("+{n}")}
+                        </button>
+                        <Show when=members_open>
+                            <Members engine=engine/>
+                        </Show>
+                    </span>
+                }
             })}
             <Show when=open>
                 <Profile engine=engine/>
             </Show>
+        </div>
+    }
+}
+
+/// Everyone in the room, in a list that scrolls: a room of hundreds fits, and each other
+/// member can be followed from it as from their avatar.
+#[component]
+fn Members(engine: EngineRef) -> impl IntoView {
+    let (ui, panels) = engine.with_value(|e| (e.ui(), e.panels()));
+    // Us first, then by name: someone looked for is found where the alphabet says.
+    let everyone = move || {
+        let mut all = ui.with(|u| u.members.clone());
+        all.sort_by_cached_key(|m| (!m.me, m.name.to_lowercase(), m.id));
+        all
+    };
+    let count = move || ui.with(|u| u.members.len());
+    view! {
+        <div class="popover members" role="dialog" aria-label="Everyone in this board">
+            <p class="members-count">{move || format!("{} here", count())}</p>
+            <ul>
+                <For
+                    each=everyone
+                    key=|m| (m.id, m.name.clone(), m.color.clone(), m.me, m.followed, m.viewer)
+                    children=move |m| {
+                        let style = format!("--avatar:{}", m.color);
+                        let dot = view! { <span class="dot" style=style></span> };
+                        let tag = match (m.me, m.viewer) {
+                            (true, _) => " (you)",
+                            (false, true) => " (viewing)",
+                            (false, false) => "",
+                        };
+                        let text = format!("{}{tag}", m.name);
+                        if m.me {
+                            view! { <li class="member me">{dot}<span>{text}</span></li> }.into_any()
+                        } else {
+                            let id = kokuban_protocol::MemberId(m.id);
+                            let label = if m.followed {
+                                format!("Stop following {}", m.name)
+                            } else {
+                                format!("Follow {}", m.name)
+                            };
+                            view! {
+                                <li class="member">
+                                    <button
+                                        class:followed=m.followed
+                                        title=label.clone()
+                                        aria-label=label
+                                        aria-pressed=m.followed.to_string()
+                                        on:click=move |_| {
+                                            engine.with_value(|e| {
+                                                e.act(|ed| if m.followed { ed.unfollow() } else { ed.follow(id) })
+                                            });
+                                            panels.update(|p| { p.close(); });
+                                        }
+                                    >
+                                        {dot}
+                                        <span>{text}</span>
+                                    </button>
+                                </li>
+                            }
+                            .into_any()
+                        }
+                    }
+                />
+            </ul>
         </div>
     }
 }

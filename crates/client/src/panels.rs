@@ -18,17 +18,20 @@ pub enum Panel {
     Profile,
     /// The shortcut sheet.
     Help,
+    /// Everyone in the room, when there are more than the avatars shown.
+    Members,
 }
 
 impl Panel {
     /// Every panel.
-    pub const ALL: [Panel; 6] = [
+    pub const ALL: [Panel; 7] = [
         Panel::Style,
         Panel::Shapes,
         Panel::Share,
         Panel::Menu,
         Panel::Profile,
         Panel::Help,
+        Panel::Members,
     ];
 
     /// Its `data-panel` attribute: the element holding a panel and its toggle carries it, so
@@ -41,6 +44,7 @@ impl Panel {
             Panel::Menu => "menu",
             Panel::Profile => "profile",
             Panel::Help => "help",
+            Panel::Members => "members",
         }
     }
 

@@ -11,7 +11,10 @@ mod common;
 use std::time::Duration;
 
 use common::{Browser, Cluster, Driver, Node, keys, prerequisites, wave};
+use futures_util::{SinkExt, StreamExt};
+use kokuban_protocol::{ClientKey, ClientMsg, Color, Hello, Name, RoomId, Token, encode_client};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 
 const W: u32 = 1000;
 const H: u32 = 760;
@@ -626,4 +629,76 @@ async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_o
     // Its entry opens the board again.
     b.click_on(".recent li a").await;
     b.wait_status("connected").await;
+}
+
+/// Members named `Member 1` … `Member n` join the room of `edit` (a path with its token) over
+/// the protocol and stay, reading whatever comes, until the returned tasks are dropped.
+async fn crowd(node: &Node, edit: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let (path, token) = edit.split_once("#edit=").expect("an edit link");
+    let room = RoomId::new(path.trim_start_matches("/r/")).unwrap();
+    let token = Token::new(token).unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=n {
+        let url = format!("ws://{}/ws/{room}", node.addr);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connects");
+        let hello = ClientMsg::Hello(Hello {
+            room: room.clone(),
+            token: token.clone(),
+            resume: None,
+            name: Name::new(format!("Member {i}")).unwrap(),
+            color: Color::rgb(40, (i * 7 % 200) as u8, 160),
+            client: ClientKey(*uuid::Uuid::new_v4().as_bytes()),
+        });
+        ws.send(Message::Binary(encode_client(&hello).into()))
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = ws.next().await {}
+        }));
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowded_room_lists_everyone_behind_plus_n_and_follows_from_the_list() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let driver = Driver::start().await;
+    let (edit, _) = node.create_room().await;
+    let crowd = crowd(&node, &edit, 40).await;
+    let b = driver.browser(W, H).await;
+    b.goto(&format!("{}{edit}", node.url())).await;
+    b.wait_status("connected").await;
+
+    // Us and two others as avatars; the other 38 behind one button.
+    b.wait_for(
+        "the avatars to collapse to +38",
+        "const more = document.querySelector('.avatar.more');
+         return document.querySelectorAll('.presence > .avatar').length === 3
+             && more !== null && more.textContent.trim() === '+38';",
+        json!([]),
+    )
+    .await;
+    b.press("[aria-label='38 more: everyone in this board']")
+        .await;
+    open(&b, json!(["Everyone in this board"])).await;
+    assert_eq!(b.count(".members li.member").await, 41);
+    assert_eq!(b.text(".members .members-count").await, "41 here");
+    b.screenshot("ui-crowded-room-list").await;
+
+    // Following someone from the list: the list closes and the badge says who.
+    b.press(".members [aria-label='Follow Member 37']").await;
+    open(&b, json!([])).await;
+    assert_eq!(
+        b.text(".badge.following").await,
+        "Following Member 37 — Esc to stop"
+    );
+    b.quit().await;
+    for member in crowd {
+        member.abort();
+    }
 }
