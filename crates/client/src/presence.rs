@@ -248,6 +248,17 @@ impl Presence {
     }
 }
 
+/// How far outside the screen a cursor may be and still be drawn, in CSS pixels: its arrow
+/// and name label reach this far to the right of and below its point.
+const CURSOR_REACH: f64 = 240.0;
+
+/// Whether a cursor at screen point `p` can show on a screen of `(width, height)` CSS pixels.
+/// Others are not drawn: in a room of hundreds most cursors are far away, and each drawn one
+/// costs a text measurement.
+pub fn cursor_on_screen(p: Pt, (width, height): (f64, f64)) -> bool {
+    p.x > -CURSOR_REACH && p.y > -CURSOR_REACH && p.x < width && p.y < height
+}
+
 /// Opacity of a cursor idle for `idle_ms`.
 pub fn cursor_alpha(idle_ms: f64) -> f64 {
     if idle_ms <= CURSOR_IDLE_MS {
@@ -278,6 +289,7 @@ pub fn initials(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
     use kokuban_protocol::{Capability, Name};
 
     use super::*;
@@ -436,5 +448,16 @@ mod tests {
         assert_eq!(initials("Jean de la Fontaine"), "JF");
         assert_eq!(initials("  "), "?");
         assert_eq!(initials("élodie"), "ÉL");
+    }
+
+    #[test]
+    fn only_cursors_that_can_show_on_screen_are_drawn() {
+        let screen = (800.0, 600.0);
+        assert!(cursor_on_screen(Pt::new(400.0, 300.0), screen));
+        // Its label still reaches in from just above and left of the screen.
+        assert!(cursor_on_screen(Pt::new(-100.0, -100.0), screen));
+        assert!(!cursor_on_screen(Pt::new(-500.0, 300.0), screen));
+        assert!(!cursor_on_screen(Pt::new(400.0, 601.0), screen));
+        assert!(!cursor_on_screen(Pt::new(5000.0, 5000.0), screen));
     }
 }

@@ -4,7 +4,7 @@
 use kokuban_client::Editor;
 use kokuban_client::geom::{Pt, visual_bounds};
 use kokuban_client::prefs::hex;
-use kokuban_client::presence::LaserTrail;
+use kokuban_client::presence::{LaserTrail, cursor_on_screen};
 use kokuban_client::viewport::Viewport;
 use web_sys::CanvasRenderingContext2d;
 
@@ -60,8 +60,12 @@ pub fn draw(layer: &Layer, editor: &Editor, now: f64, ratio: f64, drawn: &mut bo
         draw_trail(ctx, view, trail, &hex(color), now);
     }
     ctx.set_font("600 12px system-ui, sans-serif");
+    let screen = layer.css_size();
     for (cursor, alpha, name, color) in presence.visible_cursors(now) {
         let p = view.to_screen(cursor.at);
+        if !cursor_on_screen(p, screen) {
+            continue;
+        }
         let color = hex(color);
         ctx.set_global_alpha(alpha);
         ctx.set_fill_style_str(&color);
