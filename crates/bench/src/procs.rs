@@ -252,20 +252,8 @@ pub async fn start_floor(
     ready_line(proc).await
 }
 
-/// One Kokuban node; ready when `/readyz` answers 200.
+/// One Kokuban node, with `extra` arguments; ready when `/readyz` answers 200.
 pub async fn start_kokuban(
-    bin: &Path,
-    listen: SocketAddr,
-    data_dir: &Path,
-    redis_port: Option<u16>,
-    node_id: &str,
-    log_dir: &Path,
-) -> anyhow::Result<Proc> {
-    start_kokuban_with(bin, listen, data_dir, redis_port, node_id, log_dir, &[]).await
-}
-
-/// One Kokuban node with more arguments; ready when `/readyz` answers 200.
-pub async fn start_kokuban_with(
     bin: &Path,
     listen: SocketAddr,
     data_dir: &Path,

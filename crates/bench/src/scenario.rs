@@ -112,16 +112,8 @@ impl Deployment {
             std::fs::create_dir_all(&data)?;
             let node_id = format!("bench-{i}");
             servers.push(
-                procs::start_kokuban_with(
-                    bin,
-                    addr,
-                    &data,
-                    redis_port,
-                    &node_id,
-                    dir.path(),
-                    &extra,
-                )
-                .await?,
+                procs::start_kokuban(bin, addr, &data, redis_port, &node_id, dir.path(), &extra)
+                    .await?,
             );
             addrs.push(addr);
         }

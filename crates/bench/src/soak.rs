@@ -234,8 +234,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<bool> {
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir)?;
     let node = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
-    let mut server =
-        procs::start_kokuban(&opts.kokuban_bin, node, &data_dir, None, "soak", dir.path()).await?;
+    let mut server = procs::start_kokuban(
+        &opts.kokuban_bin,
+        node,
+        &data_dir,
+        None,
+        "soak",
+        dir.path(),
+        &[],
+    )
+    .await?;
     let outcome = soak(opts, node, &mut server).await;
     let alive = server.check_alive();
     server.stop().await;
