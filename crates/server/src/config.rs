@@ -240,11 +240,38 @@ impl Default for Config {
     }
 }
 
+/// The Redis a cluster's nodes share.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisAt {
+    /// One Redis (it may have replicas), e.g. `redis://redis:6379`.
+    One(String),
+    /// A Redis Cluster, found from these seed nodes (any of its nodes will do): rooms spread
+    /// over its masters by slot.
+    Cluster(Vec<String>),
+}
+
+impl RedisAt {
+    /// The URLs given, for display: without their passwords.
+    fn redacted(&self) -> Vec<String> {
+        let hide = |url: &String| match url.rsplit_once('@') {
+            Some((scheme_user, host)) => {
+                let scheme = scheme_user.split("://").next().unwrap_or("redis");
+                format!("{scheme}://…@{host}")
+            }
+            None => url.clone(),
+        };
+        match self {
+            RedisAt::One(url) => vec![hide(url)],
+            RedisAt::Cluster(seeds) => seeds.iter().map(hide).collect(),
+        }
+    }
+}
+
 /// What a node of a cluster needs besides the single-node settings.
 #[derive(Clone)]
 pub struct ClusterConfig {
-    /// The Redis every node of the cluster uses, e.g. `redis://redis:6379`.
-    pub redis_url: String,
+    /// The Redis every node of the cluster uses.
+    pub redis: RedisAt,
     /// The secret every node derives the capability key from. Without it, the first node
     /// stores a random key in Redis and the others read it.
     pub secret: Option<String>,
@@ -259,10 +286,19 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Production defaults for a cluster on `redis_url`.
+    /// Production defaults for a cluster on the Redis at `redis_url`.
     pub fn new(redis_url: impl Into<String>) -> Self {
+        Self::on(RedisAt::One(redis_url.into()))
+    }
+
+    /// Production defaults for a cluster on the Redis Cluster found from `seeds`.
+    pub fn sharded(seeds: Vec<String>) -> Self {
+        Self::on(RedisAt::Cluster(seeds))
+    }
+
+    fn on(redis: RedisAt) -> Self {
         Self {
-            redis_url: redis_url.into(),
+            redis,
             secret: None,
             // Refreshed every ~3 s: a dead node's members are gone within about ten seconds,
             // while a few lost heartbeats do not make anyone flicker.
@@ -275,15 +311,20 @@ impl ClusterConfig {
     }
 }
 
+impl std::fmt::Debug for RedisAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisAt::One(_) => f.debug_tuple("One").field(&self.redacted()[0]).finish(),
+            RedisAt::Cluster(_) => f.debug_tuple("Cluster").field(&self.redacted()).finish(),
+        }
+    }
+}
+
 impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a password and the secret mints links: neither goes to logs.
-        let url = match self.redis_url.rsplit_once('@') {
-            Some((_, host)) => format!("redis://…@{host}"),
-            None => self.redis_url.clone(),
-        };
         f.debug_struct("ClusterConfig")
-            .field("redis_url", &url)
+            .field("redis", &self.redis)
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("presence_ttl", &self.presence_ttl)
             .field("redis_timeout", &self.redis_timeout)

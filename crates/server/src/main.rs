@@ -21,8 +21,19 @@ struct Args {
     #[arg(long, env = "KOKUBAN_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
     /// Redis URL: run as one node of a cluster (absent: a single node).
-    #[arg(long, env = "KOKUBAN_REDIS_URL")]
+    #[arg(long, env = "KOKUBAN_REDIS_URL", group = "redis")]
     redis_url: Option<String>,
+    /// A Redis Cluster's seed nodes, comma-separated (`redis://h1:7000,redis://h2:7001`): run as
+    /// one node of a cluster whose rooms spread over the Redis Cluster's masters.
+    #[arg(
+        long,
+        env = "KOKUBAN_REDIS_CLUSTER",
+        group = "redis",
+        value_delimiter = ',',
+        num_args = 1..,
+        value_name = "URLS"
+    )]
+    redis_cluster: Vec<String>,
     /// An origin allowed to open WebSockets besides the server's own and localhost
     /// (repeatable; comma-separated in the environment variable).
     #[arg(
@@ -85,7 +96,7 @@ struct Args {
         long,
         env = "KOKUBAN_SECRET",
         hide_env_values = true,
-        requires = "redis_url"
+        requires = "redis"
     )]
     secret: Option<String>,
     /// Cluster mode: seconds after which the members of a node that stopped (or lost Redis)
@@ -105,7 +116,7 @@ struct Args {
         env = "KOKUBAN_REDIS_REPLICAS",
         default_value_t = 0,
         value_name = "N",
-        requires = "redis_url"
+        requires = "redis"
     )]
     redis_replicas: u32,
     /// Open connections one client address may hold (0: no cap). Off by default: behind a
@@ -185,8 +196,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut config = Config::new(args.data_dir);
-    if let Some(url) = args.redis_url {
-        let mut cluster = ClusterConfig::new(url);
+    let redis = match (args.redis_url, args.redis_cluster) {
+        (Some(url), _) => Some(ClusterConfig::new(url)),
+        (None, seeds) if !seeds.is_empty() => Some(ClusterConfig::sharded(seeds)),
+        _ => None,
+    };
+    if let Some(mut cluster) = redis {
         if let Some(secret) = &args.secret {
             kokuban_server::capability::check_secret(secret)?;
         }

@@ -158,6 +158,31 @@ impl Histogram {
 }
 
 /// Every counter of a node. Shared by `Arc`; all fields are updated with relaxed atomics.
+/// What this node's connections to one Redis shard (a master of a Redis Cluster, or the one
+/// Redis) did, rendered with a `shard` label (its address).
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    pub shard: String,
+    /// Round trips (a pipeline of a room's ops counts once).
+    pub requests: AtomicU64,
+    /// Round trips that failed: no answer, a dropped connection, or a redirect (`MOVED`,
+    /// `ASK`, `TRYAGAIN`, `CLUSTERDOWN`).
+    pub errors: AtomicU64,
+    /// Connections (commands or subscription) found dead and reopened.
+    pub reconnects: AtomicU64,
+    /// Room channels this node is subscribed to there.
+    pub subscriptions: AtomicU64,
+}
+
+impl ShardMetrics {
+    pub fn new(shard: impl Into<String>) -> Self {
+        Self {
+            shard: shard.into(),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// WebSocket sessions open now.
@@ -204,6 +229,11 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     /// Cluster mode: Redis connections (commands or subscription) found dead or unanswering.
     pub redis_disconnects: AtomicU64,
+    /// Cluster mode: the shards in use, each with its own counters.
+    pub redis_shards: std::sync::Mutex<Vec<std::sync::Arc<ShardMetrics>>>,
+    /// Cluster mode on a Redis Cluster: changes of which master serves which slots seen
+    /// (failovers, migrations).
+    pub redis_topology_changes: AtomicU64,
     /// Cluster mode with `--redis-replicas`: rounds that asked the replicas to confirm writes.
     pub replica_rounds: AtomicU64,
     /// Cluster mode with `--redis-replicas`: rounds that found fewer replicas than wanted.
@@ -382,6 +412,12 @@ impl Metrics {
             &self.redis_disconnects,
         );
         one(
+            "kokuban_redis_topology_changes_total",
+            "counter",
+            "Changes of which Redis Cluster master serves which slots (failovers, migrations).",
+            &self.redis_topology_changes,
+        );
+        one(
             "kokuban_replica_rounds_total",
             "counter",
             "Rounds that asked the Redis replicas to confirm the latest writes.",
@@ -412,6 +448,7 @@ impl Metrics {
                 self.rejected(why)
             );
         }
+        self.render_shards(&mut out);
         self.store_write_latency.render(
             &mut out,
             "kokuban_store_write_seconds",
@@ -426,6 +463,64 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         out
+    }
+}
+
+/// A series family of [`ShardMetrics`]: name, type, help, and the counter.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ShardMetrics) -> &AtomicU64,
+);
+
+impl Metrics {
+    fn render_shards(&self, out: &mut String) {
+        let shards = self
+            .redis_shards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if shards.is_empty() {
+            return;
+        }
+        let families: [Family; 4] = [
+            (
+                "kokuban_redis_shard_requests_total",
+                "counter",
+                "Round trips to a Redis shard (a pipeline of a room's ops counts once).",
+                |m| &m.requests,
+            ),
+            (
+                "kokuban_redis_shard_errors_total",
+                "counter",
+                "Round trips to a Redis shard that failed (no answer, dropped, redirected).",
+                |m| &m.errors,
+            ),
+            (
+                "kokuban_redis_shard_reconnects_total",
+                "counter",
+                "Connections to a Redis shard found dead and reopened.",
+                |m| &m.reconnects,
+            ),
+            (
+                "kokuban_redis_shard_subscriptions",
+                "gauge",
+                "Room channels this node is subscribed to on a Redis shard.",
+                |m| &m.subscriptions,
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for m in &shards {
+                let _ = writeln!(
+                    out,
+                    "{name}{{shard=\"{}\"}} {}",
+                    m.shard.replace(['"', '\\', '\n'], "_"),
+                    value(m).load(Relaxed)
+                );
+            }
+        }
     }
 }
 

@@ -99,7 +99,7 @@ pub(super) async fn run(
             // A catch-up failed: retried as soon as Redis answers again.
             _ = async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                shared.db.wait_up().await;
+                shared.redis.wait_up(&room.keys).await;
             }, if behind => {
                 let r = catch_up(&shared, &room).await.map(drop);
                 behind = r.is_err();
@@ -139,7 +139,12 @@ async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Resul
             // Caught up first: it clears the request, so that a failure below can ask again.
             catch_up(shared, room).await?;
             // A link reset may be among the messages missed: its members must still go.
-            match shared.db.link_generation(&room.keys).await {
+            match shared
+                .redis
+                .db(&room.keys)
+                .link_generation(&room.keys)
+                .await
+            {
                 Ok(generation) => shared.links.advance(&room.id, generation),
                 Err(e) => {
                     room.request_resync();
@@ -163,7 +168,7 @@ async fn on_control(shared: &Arc<Shared>, room: &Arc<Room>, c: Control) -> Resul
                     }
                     Err(_) => tokio::select! {
                         _ = shared.stop.cancelled() => return Ok(()),
-                        _ = shared.db.wait_up() => {
+                        _ = shared.redis.wait_up(&room.keys) => {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
                     },
@@ -213,7 +218,7 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
             }
             // Until the replicas hold it, the op stays in the log: a refusal here leaves the
             // room behind, and the catch-up that follows delivers it once they do.
-            shared.replicas.confirm().await?;
+            shared.redis.replicas(&room.keys).confirm().await?;
             let compaction = {
                 let mut st = room.lock();
                 let head = st.history.position();
@@ -230,7 +235,7 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
             Ok(())
         }
         Inbound::Ephemeral { node, frame } => {
-            if node != shared.db.node {
+            if node != shared.redis.node {
                 on_ephemeral(room, frame);
             }
             Ok(())
@@ -302,7 +307,7 @@ fn store_compaction(shared: &Arc<Shared>, room: &Arc<Room>, compaction: Option<C
 /// Writes the node's snapshot to Redis and trims the log, if no other node is doing it.
 async fn compact(shared: &Shared, room: &Room, c: Compaction) {
     let token = format!("{:016x}", rand::random::<u64>());
-    let db = &shared.db;
+    let db = shared.redis.db(&room.keys);
     // The lock outlives a slow snapshot upload but not a node that died holding it.
     let ttl = shared.settings.redis_timeout * 5;
     if let Ok(true) = db.lock_compaction(&room.keys, &token, ttl).await {
@@ -332,7 +337,11 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreach
             let head = st.history.position();
             (head.epoch, head.seq, st.history.authors().at(head.seq))
         };
-        let read = shared.db.read_room(&room.keys, Some(head)).await?;
+        let read = shared
+            .redis
+            .db(&room.keys)
+            .read_room(&room.keys, Some(head))
+            .await?;
         match read.epoch {
             Some(e) if e == epoch && read.head >= head => {}
             Some(e) if e != epoch => return reload(shared, room).await,
@@ -344,9 +353,8 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreach
                 let mut board = room.lock().history.board().clone();
                 board.begin_epoch(new);
                 let board = board.snapshot();
-                let seeded = shared
-                    .db
-                    .seed(&room.keys, new, &board, Seed::Reseed(epoch, head));
+                let db = shared.redis.db(&room.keys);
+                let seeded = db.seed(&room.keys, new, &board, Seed::Reseed(epoch, head));
                 if seeded.await? == new {
                     tracing::warn!(room = %room.id, "Redis lost the room's history; it starts a new one from this node's board");
                 }
@@ -367,7 +375,7 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreach
             return reload(shared, room).await;
         }
         tracing::debug!(room = %room.id, from = head.0 + 1, ops = read.entries.len(), "delivering missed ops from the log");
-        shared.replicas.confirm().await?;
+        shared.redis.replicas(&room.keys).confirm().await?;
         let mut compaction = None;
         {
             let mut st = room.lock();
@@ -393,7 +401,8 @@ async fn fork(shared: &Arc<Shared>, room: &Arc<Room>, epoch: Epoch) -> Result<u6
         let new = new_epoch(Some(epoch));
         let board = fetched.history.begin_epoch(new);
         let seeded = shared
-            .db
+            .redis
+            .db(&room.keys)
             .seed(&room.keys, new, &board, Seed::Fork(epoch))
             .await?;
         if seeded == new {
@@ -501,7 +510,7 @@ fn on_ephemeral(room: &Room, bytes: Bytes) {
 /// the difference: this is how the members of a node that died disappear, once their entries
 /// expire.
 fn on_members(shared: &Shared, room: &Room, list: Vec<Announced>, asked: Instant) {
-    let mine = shared.db.node;
+    let mine = shared.redis.node;
     let live: HashMap<MemberId, Announced> = list
         .into_iter()
         .filter(|a| a.node != mine)
@@ -545,7 +554,7 @@ fn on_members(shared: &Shared, room: &Room, list: Vec<Announced>, asked: Instant
 
 /// Refreshes this node's members in Redis and asks who else is there.
 fn heartbeat(shared: &Arc<Shared>, room: &Arc<Room>) {
-    if !shared.db.is_up() {
+    if !shared.redis.db(&room.keys).is_up() {
         return;
     }
     let st = room.lock();
@@ -580,7 +589,7 @@ fn flush_cursors(shared: &Shared, room: &Room) {
     let mut st = room.lock();
     let (frames, departures) = st.roster.flush_cursors();
     // Ephemeral: if the writer is full or Redis down, these moves are simply not relayed.
-    if shared.db.is_up() {
+    if shared.redis.db(&room.keys).is_up() {
         for frame in frames {
             st.push(Command::Publish { frame });
         }

@@ -4,8 +4,11 @@
 //!   capped stream and publishes it on the room's channel, atomically. Every node delivers a
 //!   room's ops strictly in seq order; a node that sees a seq jump, or whose subscription
 //!   dropped, reads the missing range from the stream before delivering anything newer.
-//! - **Routing.** One pub/sub connection per node, subscribed to exactly the channels of the
-//!   rooms it holds; commands go over a separate multiplexed connection, pipelined per room.
+//! - **Routing.** Per Redis shard (one Redis, or each master of a Redis Cluster), one pub/sub
+//!   connection per node, subscribed (sharded pub/sub) to exactly the channels of the rooms it
+//!   holds there; commands go over a separate multiplexed connection, pipelined per room. A
+//!   room's keys and channel share one slot, so a room lives on one shard; when its slot moves
+//!   (a failover, a migration) the node follows it and the room catches up from its log.
 //! - **Histories.** When Redis loses a room's history (restarted without persistence), the
 //!   first node that notices starts a new epoch from the board it holds, and every node sends
 //!   its members a new Welcome with that board; a room nobody holds starts over empty.
@@ -42,9 +45,8 @@ use bytes::Bytes;
 use kokuban_protocol::{Epoch, RoomId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
-use self::redis::{Db, Keys, Replicas, Seed, Subscriber, Unreachable};
+use self::redis::{Keys, Seed, ShardSettings, Shards, Unreachable};
 use self::room::Room;
 use super::room::RoomSettings;
 use super::{
@@ -52,7 +54,7 @@ use super::{
 };
 use crate::BoxFuture;
 use crate::capability::SharedKeyStore;
-use crate::config::{ClusterConfig, Config};
+use crate::config::{ClusterConfig, Config, RedisAt};
 use crate::metrics::Metrics;
 
 /// How a cluster node's rooms behave: the settings of every room, and what Redis adds.
@@ -77,8 +79,8 @@ pub struct RedisSequencer {
 
 #[derive(Debug)]
 struct Shared {
-    db: Arc<Db>,
-    subscriber: Arc<Subscriber>,
+    /// The Redis shards and which rooms each serves.
+    redis: Arc<Shards>,
     settings: Settings,
     metrics: Arc<Metrics>,
     rooms: HeldRooms<Room>,
@@ -92,8 +94,16 @@ struct Shared {
     span: tracing::Span,
     /// Link resets heard on the channels of the rooms this node holds.
     links: LinkGenerations,
-    /// Confirmations that Redis replicas hold what is delivered (`--redis-replicas`).
-    replicas: Arc<Replicas>,
+}
+
+/// `kokuban:<node id>`, with what a Redis client name cannot hold (spaces, newlines) replaced.
+fn client_name(node_id: &str) -> String {
+    let id: String = node_id
+        .chars()
+        .take(64)
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("kokuban:{id}")
 }
 
 fn failed(e: Unreachable) -> SequencerError {
@@ -111,43 +121,34 @@ impl RedisSequencer {
         // The stream's length cap is a safety net far above compaction, which keeps it short:
         // trimming by length would cut history that no snapshot holds yet.
         let log_cap = room.compact_after_ops.saturating_mul(8).max(10_000);
-        let db = Arc::new(
-            Db::new(
-                &cluster.redis_url,
-                cluster.redis_timeout,
-                log_cap,
-                cluster.presence_ttl,
-                metrics.clone(),
-            )
-            .map_err(failed)?
-            .with_room_ttl(config.room_ttl),
-        );
-        let (subscriber, requests) =
-            Subscriber::new(&cluster.redis_url, cluster.redis_timeout, metrics.clone())
-                .map_err(failed)?;
-        let subscriber = Arc::new(subscriber);
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        // A round waits half the timeout for slow replicas: the room asking is behind until
-        // it is answered, and retries.
-        let (replicas, replica_rounds) = Replicas::new(
-            &cluster.redis_url,
-            cluster.replicas,
-            cluster.redis_timeout / 2,
-            metrics.clone(),
-            stop.clone(),
-        )
-        .map_err(failed)?;
         // Every log line of the cluster's tasks names the node: several run side by side.
         let span = tracing::info_span!("node", id = %config.node_id);
-        tasks.spawn(db.clone().maintain(stop.clone()).instrument(span.clone()));
-        tasks.spawn(replica_rounds.instrument(span.clone()));
-        tasks.spawn(
-            subscriber
-                .clone()
-                .run(requests, db.clone(), stop.clone())
-                .instrument(span.clone()),
-        );
+        let (url, seeds) = match &cluster.redis {
+            RedisAt::One(url) => (url.clone(), None),
+            RedisAt::Cluster(seeds) => (
+                seeds.first().cloned().unwrap_or_default(),
+                Some(seeds.clone()),
+            ),
+        };
+        let redis = Shards::start(
+            &url,
+            seeds,
+            ShardSettings {
+                timeout: cluster.redis_timeout,
+                log_cap,
+                presence_ttl: cluster.presence_ttl,
+                room_ttl: config.room_ttl,
+                replicas: cluster.replicas,
+                metrics: metrics.clone(),
+                client_name: client_name(&config.node_id),
+            },
+            stop.clone(),
+            tasks.clone(),
+            span.clone(),
+        )
+        .map_err(failed)?;
         let settings = Settings {
             keep_before_snapshot: (room.compact_after_ops / 2).max(256),
             max_outstanding: config.member_queue_frames.max(1),
@@ -159,8 +160,7 @@ impl RedisSequencer {
         let max_rooms = settings.room.max_rooms;
         let links = LinkGenerations::new(settings.room.room_grace);
         let shared = Arc::new(Shared {
-            db,
-            subscriber,
+            redis,
             settings,
             rooms: HeldRooms::new(max_rooms, stop.clone(), metrics.clone()),
             metrics,
@@ -170,14 +170,13 @@ impl RedisSequencer {
             writers: TaskTracker::new(),
             span,
             links,
-            replicas,
         });
         Ok(RedisSequencer { shared })
     }
 
     /// Where the cluster's shared capability key lives.
     pub(crate) fn key_store(&self) -> &dyn SharedKeyStore {
-        &*self.shared.db
+        &*self.shared.redis
     }
 }
 
@@ -187,7 +186,12 @@ impl Sequencer for RedisSequencer {
             let (epoch, board) = first;
             // Only if the room has no history yet (a room id is never reused anyway).
             let keys = Keys::of(room);
-            let seeded = self.shared.db.seed(&keys, epoch, &board, Seed::Init).await;
+            let seeded = self
+                .shared
+                .redis
+                .db(&keys)
+                .seed(&keys, epoch, &board, Seed::Init)
+                .await;
             seeded.map(|_| ()).map_err(failed)
         })
     }
@@ -210,7 +214,8 @@ impl Sequencer for RedisSequencer {
         room: &'a RoomId,
     ) -> BoxFuture<'a, Result<u64, SequencerError>> {
         Box::pin(async move {
-            let read = self.shared.db.link_generation(&Keys::of(room)).await;
+            let keys = Keys::of(room);
+            let read = self.shared.redis.db(&keys).link_generation(&keys).await;
             read.map_err(failed)
         })
     }
@@ -222,7 +227,8 @@ impl Sequencer for RedisSequencer {
     ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>> {
         Box::pin(async move {
             // Every node holding the room hears it on the room's channel, this one too.
-            let reset = self.shared.db.reset_links(&Keys::of(room), from).await;
+            let keys = Keys::of(room);
+            let reset = self.shared.redis.db(&keys).reset_links(&keys, from).await;
             reset.map_err(failed)
         })
     }
@@ -237,7 +243,7 @@ impl Sequencer for RedisSequencer {
 
     fn is_ready(&self) -> bool {
         let s = &self.shared;
-        !s.stop.is_cancelled() && s.db.is_up() && s.subscriber.is_up()
+        !s.stop.is_cancelled() && s.redis.is_up()
     }
 
     fn shutdown(&self) -> Done<'_> {

@@ -240,7 +240,7 @@ pub(super) async fn fetch(
     keys: &Keys,
     id: &RoomId,
 ) -> Result<Fetched, Unreachable> {
-    let db = &shared.db;
+    let db = shared.redis.db(keys);
     let compact_after = CompactAfter::from(&shared.settings.room);
     let start_over = |e| History::start(e, compact_after).compact();
     // The history can change while it is read (a node re-seeds it): start over then.
@@ -333,10 +333,10 @@ pub(super) async fn fetch(
 /// overlap is dropped by seq).
 pub(super) async fn open(shared: &Arc<Shared>, id: &RoomId) -> Result<Arc<Room>, JoinError> {
     let unavailable = |e: Unreachable| JoinError::Unavailable(e.to_string());
-    if !shared.db.is_up() {
+    let keys = Keys::of(id);
+    if !shared.redis.db(&keys).is_up() {
         return Err(JoinError::Unavailable("Redis is unreachable".into()));
     }
-    let keys = Keys::of(id);
     let serial = shared.serial.fetch_add(1, Relaxed);
     let (inbox_tx, inbox) = mpsc::channel(INBOX_FRAMES);
     let (control_tx, control) = mpsc::unbounded_channel();
@@ -350,9 +350,9 @@ pub(super) async fn open(shared: &Arc<Shared>, id: &RoomId) -> Result<Arc<Room>,
         })
     };
     shared
-        .subscriber
+        .redis
         .subscribe(
-            &keys.channel,
+            &keys,
             Route {
                 serial,
                 inbox: inbox_tx,
@@ -364,7 +364,7 @@ pub(super) async fn open(shared: &Arc<Shared>, id: &RoomId) -> Result<Arc<Room>,
     let fetched = match fetch(shared, &keys, id).await {
         Ok(f) => f,
         Err(e) => {
-            shared.subscriber.unsubscribe(&keys.channel, serial);
+            shared.redis.unsubscribe(&keys, serial);
             return Err(unavailable(e));
         }
     };
@@ -406,7 +406,7 @@ pub(super) async fn open(shared: &Arc<Shared>, id: &RoomId) -> Result<Arc<Room>,
 pub(super) fn set_remote(shared: &Shared, st: &mut Live, list: Vec<Announced>) {
     st.remote.clear();
     for a in list {
-        if a.node == shared.db.node {
+        if a.node == shared.redis.node {
             continue;
         }
         if let Some(info) = joined_member(&a.frame) {
@@ -491,9 +491,7 @@ pub(super) fn try_unload(shared: &Shared, room: &Arc<Room>) -> bool {
             st.writer = None;
             drop(st);
             // The last member left a while ago: the node stops receiving the room's traffic.
-            shared
-                .subscriber
-                .unsubscribe(&room.keys.channel, room.serial);
+            shared.redis.unsubscribe(&room.keys, room.serial);
             true
         }
         Unload::Already => true,
@@ -543,7 +541,9 @@ impl Membership for ClusterMembership {
             return Err(WriteRefused::Gone);
         };
         let unanswered = seat.extra.answers.len();
-        if !shared.db.is_up() || unanswered >= shared.settings.max_outstanding {
+        if !shared.redis.db(&self.room.keys).is_up()
+            || unanswered >= shared.settings.max_outstanding
+        {
             return Self::refuse(&mut st, self.member, WriteRefused::ReadOnly);
         }
         // What this node has delivered already tells most retries apart; Redis decides for

@@ -61,7 +61,7 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
         // What the link to Redis carries in time now (it shrinks on a slow link).
-        let budget = shared.db.budget();
+        let budget = shared.redis.db(&room.keys).budget();
         let mut bytes = weight(&first.command);
         batch.push(first);
         while batch.len() < MAX_BATCH && bytes < budget {
@@ -106,7 +106,8 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
         if batch.is_empty() {
             continue;
         }
-        if !shared.db.is_up() || !shared.replicas.enough() {
+        let db = shared.redis.db(&room.keys);
+        if !db.is_up() || !shared.redis.replicas(&room.keys).enough() {
             // Nothing is sent while Redis is down, or while fewer replicas than wanted hold
             // its latest writes: these ops were certainly not sequenced.
             for job in batch.drain(..) {
@@ -118,14 +119,14 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
         }
         // Each op may be applied only until this moment on Redis's clock: once Redis's clock
         // is past it, an op whose answer was lost can be refused for good.
-        let deadline = shared.db.redis_now_ms() + shared.settings.redis_timeout.as_millis() as u64;
+        let deadline = db.redis_now_ms() + shared.settings.redis_timeout.as_millis() as u64;
         for job in &mut batch {
             if let Command::Sequence { deadline_ms, .. } = &mut job.command {
                 *deadline_ms = deadline;
             }
         }
         let commands: Vec<&Command> = batch.iter().map(|j| &j.command).collect();
-        match shared.db.execute(&room.keys, &commands, bytes).await {
+        match db.execute(&room.keys, &commands, bytes).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     conclude(&shared, &room, job, outcome);
@@ -160,7 +161,7 @@ async fn resolve(
     deadline: u64,
 ) -> bool {
     let resolution = async {
-        shared.db.wait_up().await;
+        shared.redis.wait_up(&room.keys).await;
         let (done, resolved) = oneshot::channel();
         if room
             .control

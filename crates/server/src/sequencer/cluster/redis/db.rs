@@ -24,7 +24,7 @@ use super::wire::{
 use super::{
     Backoff, MAX_ROUND_TRIP_BYTES, MIN_ROUND_TRIP_BYTES, PING_EVERY, READ_CHUNK, Unreachable,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ShardMetrics};
 
 /// A multiplexed connection for commands (many in flight at once, answers in order), kept
 /// open by a background task that pings it and reconnects with backoff.
@@ -45,6 +45,7 @@ pub(crate) struct Db {
     /// that a Redis that restarted empty hands later nodes the key the running ones use.
     pub(super) key: std::sync::OnceLock<[u8; 32]>,
     metrics: Arc<Metrics>,
+    shard: Arc<ShardMetrics>,
     /// Bytes a round trip may carry now (see [`MAX_ROUND_TRIP_BYTES`]).
     budget: std::sync::atomic::AtomicUsize,
     /// Redis's clock minus the local one, in ms, as last observed.
@@ -54,6 +55,8 @@ pub(crate) struct Db {
     /// Rooms' keys expire this many ms after the last heartbeat of a node holding the room
     /// (0: never).
     room_ttl_ms: u64,
+    /// Told when Redis says a key is served by another shard: the topology is stale.
+    moved: Arc<tokio::sync::Notify>,
 }
 
 /// When a new history replaces the room's (see [`Db::seed`]).
@@ -84,6 +87,8 @@ impl Db {
         log_cap: usize,
         presence_ttl: Duration,
         metrics: Arc<Metrics>,
+        node: u64,
+        moved: Arc<tokio::sync::Notify>,
     ) -> Result<Db, Unreachable> {
         let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
         Ok(Db {
@@ -98,11 +103,19 @@ impl Db {
             presence_ttl,
             key: std::sync::OnceLock::new(),
             metrics,
+            shard: Arc::default(),
             budget: std::sync::atomic::AtomicUsize::new(MAX_ROUND_TRIP_BYTES),
             clock_offset_ms: AtomicI64::new(0),
-            node: rand::random(),
+            node,
             room_ttl_ms: 0,
+            moved,
         })
+    }
+
+    /// Counts this connection's requests, errors and reconnects in `shard`.
+    pub fn with_shard_metrics(mut self, shard: Arc<ShardMetrics>) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// Rooms' keys expire once no node has held the room for `ttl` (`None`: never).
@@ -181,6 +194,7 @@ impl Db {
             self.metrics
                 .redis_disconnects
                 .fetch_add(1, Ordering::Relaxed);
+            self.shard.reconnects.fetch_add(1, Ordering::Relaxed);
             if !self.logged_down.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "Redis connection lost ({why}); rooms are read-only until it is back"
@@ -204,14 +218,16 @@ impl Db {
         for s in scripts::all() {
             pipe.load_script(s);
         }
+        pipe.query_async::<Vec<String>>(&mut conn).await?;
         if let Some(key) = self.key.get() {
-            pipe.cmd("SET")
+            // Refused (MOVED) by the shards of a Redis Cluster that do not serve the key.
+            let _ = redis::cmd("SET")
                 .arg(SECRET_KEY)
                 .arg(&key[..])
                 .arg("NX")
-                .ignore();
+                .query_async::<Value>(&mut conn)
+                .await;
         }
-        pipe.query_async::<Vec<String>>(&mut conn).await?;
         Ok(conn)
     }
 
@@ -284,9 +300,26 @@ impl Db {
         f: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, Unreachable> {
         let (generation, mut conn) = self.connection()?;
-        match tokio::time::timeout(self.timeout, f(&mut conn)).await {
+        self.shard.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.run_on(generation, &mut conn, f).await;
+        if result.is_err() {
+            self.shard.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn run_on<T>(
+        &self,
+        generation: u64,
+        conn: &mut MultiplexedConnection,
+        f: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
+    ) -> Result<T, Unreachable> {
+        match tokio::time::timeout(self.timeout, f(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
+                if is_redirect(&e) {
+                    self.moved.notify_one();
+                }
                 if e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_timeout()
@@ -315,6 +348,13 @@ impl Db {
         bytes: usize,
     ) -> Result<Vec<Outcome>, Unreachable> {
         let mut outcomes = match self.execute_once(keys, commands, false).await {
+            // The room's slot is served elsewhere, or moving: nothing ran here (every command
+            // is the room's, on its slot). Retried once the topology is refreshed.
+            Ok(o) if o.iter().any(|r| matches!(r, Err(e) if is_redirect(e))) => {
+                self.shard.errors.fetch_add(1, Ordering::Relaxed);
+                self.moved.notify_one();
+                return Err(Unreachable("the room's Redis slot moved".into()));
+            }
             Ok(o) => {
                 if bytes * 2 >= self.budget() {
                     self.widen();
@@ -420,7 +460,7 @@ impl Db {
                         .arg(ephemeral_message(self.node, frame)),
                 ),
                 Command::Publish { frame } => pipe
-                    .cmd("PUBLISH")
+                    .cmd("SPUBLISH")
                     .arg(&keys.channel)
                     .arg(ephemeral_message(self.node, frame)),
                 Command::Heartbeat { members } => {
@@ -675,6 +715,20 @@ impl Db {
 /// from a client whose ops were in flight when its link failed: a few seconds of drawing.
 const RING_OPS: usize = 256;
 
+/// Whether Redis said that a key is served by another shard (`MOVED`), is being migrated
+/// (`ASK`, `TRYAGAIN`), or that the cluster cannot serve it now (`CLUSTERDOWN`).
+pub(super) fn is_redirect(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+        )
+    )
+}
+
 /// The local clock, in ms since the Unix epoch.
 fn unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -755,6 +809,8 @@ mod tests {
                 10_000,
                 Duration::from_secs(10),
                 Arc::new(Metrics::default()),
+                7,
+                Arc::default(),
             )
             .unwrap(),
         );

@@ -16,8 +16,10 @@ pub(crate) struct Keys {
     pub(super) compact: String,
     pub(super) authors: String,
     pub(super) links: String,
-    /// The room's pub/sub channel.
+    /// The room's sharded pub/sub channel.
     pub channel: String,
+    /// The Redis Cluster slot of every key and the channel.
+    pub slot: u16,
 }
 
 impl Keys {
@@ -40,8 +42,41 @@ impl Keys {
             authors: format!("{base}:authors"),
             links: format!("{base}:links"),
             channel: base,
+            slot: slot_of(room.as_str().as_bytes()),
         }
     }
+}
+
+/// Slots of a Redis Cluster.
+pub(crate) const SLOTS: usize = 16384;
+
+/// The Redis Cluster slot of a key whose hash tag (or whole name, without one) is `tag`:
+/// CRC16 (XMODEM) modulo the slot count, as Redis computes it.
+pub(crate) fn slot_of(tag: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in tag {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % SLOTS as u16
+}
+
+/// The slot of a whole key name: its hash tag's (the part between the first `{` and the next
+/// `}`, when not empty), or else the whole name's.
+pub(crate) fn key_slot(key: &str) -> u16 {
+    let tag = key
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(key);
+    slot_of(tag.as_bytes())
 }
 
 #[cfg(test)]
@@ -64,6 +99,16 @@ mod tests {
             &k.channel,
         ] {
             assert!(key.starts_with("kokuban:{abc_DEF-1}"), "{key}");
+            assert_eq!(key_slot(key), k.slot, "{key}");
         }
+    }
+
+    #[test]
+    fn slots_are_the_ones_redis_computes() {
+        // From the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot_of(b"123456789"), 0x31C3);
+        assert_eq!(key_slot("foo"), 12182);
+        assert_eq!(key_slot("{user1000}.following"), key_slot("user1000"));
+        assert_eq!(key_slot("foo{}{bar}"), slot_of(b"foo{}{bar}"));
     }
 }

@@ -16,23 +16,32 @@
 //! | `kokuban:{ROOM}:authors` | hash   | author id → its last op number applied (any history)    |
 //! | `kokuban:{ROOM}:ring:A`  | list   | author A's latest `n:epoch:seq`, newest first           |
 //! | `kokuban:{ROOM}:links`   | string | the room's link generation (decimal u64); absent = 0    |
-//! | channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`), link resets (`L…`) |
+//! | shard channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`), link resets (`L…`) |
+//!
+//! The channel is a sharded one (`SPUBLISH`/`SSUBSCRIBE`, Redis 7.0 or later): in a Redis
+//! Cluster its messages stay on the room's shard.
 //!
 //! `kokuban:secret` holds the cluster's capability key when no `--secret` is given;
-//! `kokuban:replicated` is a counter written before each wait for replicas.
+//! `kokuban:replicated:{TAG}` is a counter written before each wait for replicas, with a tag
+//! that puts it on the shard asked.
 //!
 //! - [`keys`]: the names of a room's keys and channel;
 //! - [`scripts`]: the Lua scripts (in `scripts/*.lua`);
 //! - [`wire`]: channel messages, script replies, the writer's commands;
-//! - [`db`]: the command connection;
+//! - [`shards`]: which shard (a single Redis, or a master of a Redis Cluster) serves each
+//!   room, and each shard's connections;
+//! - [`db`]: a shard's command connection;
 //! - [`replicas`]: waiting for replicas to hold the latest writes (`--redis-replicas`);
 //! - [`shared_key`]: the cluster's capability key, when no secret is given;
-//! - [`subscriber`]: the pub/sub connection.
+//! - [`subscriber`]: a shard's pub/sub connection;
+//! - [`resp`]: the Redis protocol as the pub/sub connection speaks it.
 
 mod db;
 mod keys;
 mod replicas;
+mod resp;
 mod scripts;
+mod shards;
 mod shared_key;
 mod subscriber;
 mod wire;
@@ -41,10 +50,10 @@ use std::time::Duration;
 
 use redis::RedisError;
 
-pub(super) use self::db::{Db, Seed};
+pub(super) use self::db::Seed;
 pub(super) use self::keys::Keys;
-pub(super) use self::replicas::Replicas;
-pub(super) use self::subscriber::{Route, Subscriber};
+pub(super) use self::shards::{ShardSettings, Shards};
+pub(super) use self::subscriber::Route;
 pub(super) use self::wire::{Announced, Command, Inbound, LogEntry, Outcome};
 
 /// Log entries read per round trip when catching up: bounded replies keep Redis responsive

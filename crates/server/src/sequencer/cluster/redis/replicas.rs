@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 use super::Unreachable;
 use crate::metrics::Metrics;
 
-/// The probe each round writes, so that the round's `WAIT` has a write of its own to count.
-const PROBE_KEY: &str = "kokuban:replicated";
+/// The probe each round writes, so that the round's `WAIT` has a write of its own to count
+/// (in a Redis Cluster, with a hash tag that puts it on the shard asked).
+pub(super) const PROBE_KEY: &str = "kokuban:replicated";
 
 type Waiter = oneshot::Sender<Result<(), Unreachable>>;
 
@@ -33,6 +34,8 @@ pub(crate) struct Replicas {
     requests: mpsc::UnboundedSender<Waiter>,
     /// False since a round found fewer replicas than wanted, until one finds enough.
     enough: AtomicBool,
+    /// The key each round writes: one the Redis asked serves.
+    probe: std::sync::Mutex<String>,
 }
 
 impl Replicas {
@@ -51,6 +54,7 @@ impl Replicas {
             wanted,
             requests,
             enough: AtomicBool::new(true),
+            probe: std::sync::Mutex::new(PROBE_KEY.to_owned()),
         });
         let round = Round {
             client,
@@ -59,6 +63,15 @@ impl Replicas {
             timeout,
         };
         Ok((replicas.clone(), run(replicas, round, rx, metrics, stop)))
+    }
+
+    /// Rounds write `key` from now on (the shard's slots changed).
+    pub fn set_probe(&self, key: String) {
+        *self.probe.lock().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+
+    fn probe(&self) -> String {
+        self.probe.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// False while the last round found fewer replicas than wanted: writes are refused then,
@@ -92,7 +105,7 @@ struct Round {
 
 impl Round {
     /// Writes the probe and waits for it: how many replicas hold it.
-    async fn ask(&mut self) -> Result<u32, Unreachable> {
+    async fn ask(&mut self, probe: &str) -> Result<u32, Unreachable> {
         let conn = match &mut self.conn {
             Some(c) => c,
             None => {
@@ -109,7 +122,7 @@ impl Round {
         };
         let held: Result<(u32,), _> = redis::pipe()
             .cmd("INCR")
-            .arg(PROBE_KEY)
+            .arg(probe)
             .ignore()
             .cmd("WAIT")
             .arg(self.wanted)
@@ -147,9 +160,10 @@ async fn run(
         while let Ok(w) = rx.try_recv() {
             waiting.push(w);
         }
+        let probe = replicas.probe();
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
-            held = round.ask() => held,
+            held = round.ask(&probe) => held,
         };
         metrics.replica_rounds.fetch_add(1, Ordering::Relaxed);
         let result = match outcome {

@@ -8,5 +8,5 @@ local generation = redis.call('INCR', KEYS[1])
 -- generation that expired alone would make the links it revoked valid again.
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-redis.call('PUBLISH', ARGV[1], 'L' .. generation)
+redis.call('SPUBLISH', ARGV[1], 'L' .. generation)
 return generation

@@ -19,5 +19,5 @@ redis.call('HSET', KEYS[4], 'epoch', ARGV[2], 'seq', '0', 'board', ARGV[3])
 if tonumber(ARGV[7]) > 0 then
   for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[7]) end
 end
-redis.call('PUBLISH', ARGV[6], 'E' .. ARGV[2])
+redis.call('SPUBLISH', ARGV[6], 'E' .. ARGV[2])
 return ARGV[2]

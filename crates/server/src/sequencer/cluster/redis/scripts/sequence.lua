@@ -23,6 +23,6 @@ redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 redis.call('LPUSH', KEYS[5], ARGV[4] .. ':' .. epoch .. ':' .. seq)
 redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[9]) - 1)
 if tonumber(ARGV[10]) > 0 then redis.call('PEXPIRE', KEYS[5], ARGV[10]) end
-redis.call('PUBLISH', ARGV[7],
+redis.call('SPUBLISH', ARGV[7],
            'O' .. epoch .. '\n' .. seq .. '\n' .. ARGV[3] .. '\n' .. ARGV[4] .. '\n' .. ARGV[5])
 return {'ok', seq}
