@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio::sync::OnceCell;
+
 use crate::redis::{RedisConfig, RedisServer, installed};
 use crate::{free_port, wait_until};
 
@@ -39,6 +41,10 @@ async fn start_node() -> RedisServer {
                 // more replicas to share the transfer.
                 "--repl-diskless-sync-delay",
                 "0",
+                // A shard without a master stops only its own slots, as in production setups
+                // where rooms on other shards must not notice.
+                "--cluster-require-full-coverage",
+                "no",
                 // The bus port is port + 10000 unless set, which may be out of range: set it.
                 "--cluster-port",
                 &free_port().to_string(),
@@ -109,6 +115,14 @@ impl RedisCluster {
         cluster
     }
 
+    /// One cluster for the whole test binary, started by the first test that asks, for tests
+    /// that never kill its nodes (rooms have random ids, so such tests do not see each other;
+    /// moving a slot they own is fine). It dies with the test process.
+    pub async fn shared() -> &'static RedisCluster {
+        static SHARED: OnceCell<RedisCluster> = OnceCell::const_new();
+        SHARED.get_or_init(RedisCluster::start).await
+    }
+
     /// Every node, by index.
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
@@ -151,12 +165,102 @@ impl RedisCluster {
 
     /// The index of the master that serves `key`'s slot now.
     pub async fn master_of(&self, key: &str) -> usize {
-        let slot = match self.nodes[0].command(&["CLUSTER", "KEYSLOT", key]).await {
-            redis::Value::Int(s) => s,
+        self.master_of_slot(self.slot_of(key).await).await
+    }
+
+    /// Node `i`'s id in the cluster (`CLUSTER MYID`).
+    pub async fn node_id(&self, i: usize) -> String {
+        match self.nodes[i].command(&["CLUSTER", "MYID"]).await {
+            redis::Value::BulkString(id) => String::from_utf8_lossy(&id).into_owned(),
+            other => panic!("CLUSTER MYID answered {other:?}"),
+        }
+    }
+
+    /// `CLUSTER KEYSLOT key`.
+    pub async fn slot_of(&self, key: &str) -> u16 {
+        let running = self
+            .nodes
+            .iter()
+            .find(|n| n.pid().is_some())
+            .expect("a node runs");
+        match running.command(&["CLUSTER", "KEYSLOT", key]).await {
+            redis::Value::Int(s) => s as u16,
             other => panic!("CLUSTER KEYSLOT answered {other:?}"),
+        }
+    }
+
+    /// Moves `slot` from the master serving it to master `to`, as `redis-cli --cluster
+    /// reshard` does: the slot is marked importing and migrating, its keys are `MIGRATE`d one
+    /// at a time with `pause` between them (so that clients meet `ASK` and `TRYAGAIN` for a
+    /// while), and then every master is told its new owner.
+    pub async fn move_slot(&self, slot: u16, to: usize, pause: Duration) {
+        let from = self.master_of_slot(slot).await;
+        assert_ne!(from, to, "slot {slot} is already on node {to}");
+        let (from_id, to_id) = (self.node_id(from).await, self.node_id(to).await);
+        let slot_arg = slot.to_string();
+        let ok = |what: &str, v: redis::Value| {
+            assert!(
+                matches!(v, redis::Value::Okay | redis::Value::SimpleString(_)),
+                "{what} answered {v:?}"
+            );
         };
+        ok(
+            "SETSLOT IMPORTING",
+            self.nodes[to]
+                .command(&["CLUSTER", "SETSLOT", &slot_arg, "IMPORTING", &from_id])
+                .await,
+        );
+        ok(
+            "SETSLOT MIGRATING",
+            self.nodes[from]
+                .command(&["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &to_id])
+                .await,
+        );
+        let target = self.nodes[to].addr();
+        let (host, port) = (target.ip().to_string(), target.port().to_string());
+        loop {
+            let keys = self.nodes[from]
+                .command(&["CLUSTER", "GETKEYSINSLOT", &slot_arg, "1"])
+                .await;
+            let key = match keys {
+                redis::Value::Array(keys) if keys.is_empty() => break,
+                redis::Value::Array(keys) => match &keys[0] {
+                    redis::Value::BulkString(k) => String::from_utf8_lossy(k).into_owned(),
+                    other => panic!("GETKEYSINSLOT gave {other:?}"),
+                },
+                other => panic!("GETKEYSINSLOT answered {other:?}"),
+            };
+            let moved = self.nodes[from]
+                .command(&["MIGRATE", &host, &port, "", "0", "5000", "KEYS", &key])
+                .await;
+            assert!(
+                matches!(moved, redis::Value::Okay | redis::Value::SimpleString(_)),
+                "MIGRATE {key} answered {moved:?}"
+            );
+            tokio::time::sleep(pause).await;
+        }
+        // The new owner first, then the old one, then the rest, as redis-cli does.
+        let mut order = vec![to, from];
+        order.extend(
+            self.masters()
+                .await
+                .into_iter()
+                .filter(|m| *m != to && *m != from),
+        );
+        for i in order {
+            ok(
+                "SETSLOT NODE",
+                self.nodes[i]
+                    .command(&["CLUSTER", "SETSLOT", &slot_arg, "NODE", &to_id])
+                    .await,
+            );
+        }
+    }
+
+    /// The index of the master that serves `slot` now.
+    pub async fn master_of_slot(&self, slot: u16) -> usize {
         for i in self.masters().await {
-            if owns_slot(&self.nodes[i], slot).await {
+            if owns_slot(&self.nodes[i], i64::from(slot)).await {
                 return i;
             }
         }
@@ -166,6 +270,12 @@ impl RedisCluster {
     /// SIGKILL node `i`, as a crashed host: the others fail it over after the node timeout.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].kill();
+    }
+
+    /// Starts killed node `i` again on its port and directory: it rejoins the cluster from its
+    /// `nodes.conf` (as a replica, once a replica took its place as master).
+    pub async fn restart(&mut self, i: usize) {
+        self.nodes[i].restart().await;
     }
 
     /// Waits until every running node reports `cluster_state:ok` (after a failover, say).

@@ -18,5 +18,6 @@ mod inbound;
 mod laser;
 mod links;
 mod protection;
+mod redis_cluster;
 mod replicas;
 mod rooms;
