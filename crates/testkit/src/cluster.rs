@@ -101,7 +101,20 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes };
         cluster.wait_ok().await;
         for i in 0..cluster.nodes.len() {
-            if !cluster.is_master(i).await {
+            if cluster.is_master(i).await {
+                // A master counts a replica (for WAIT) only once it is online on its side,
+                // up to a second after the replica says its link is up.
+                let node = &cluster.nodes[i];
+                wait_until(
+                    || format!("master {} never saw its replica online", node.addr()),
+                    || async {
+                        info_field(node, "replication", "slave0")
+                            .await
+                            .contains("state=online")
+                    },
+                )
+                .await;
+            } else {
                 let node = &cluster.nodes[i];
                 wait_until(
                     || format!("replica {} never synced with its master", node.addr()),
