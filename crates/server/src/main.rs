@@ -211,6 +211,9 @@ async fn main() -> anyhow::Result<()> {
             .filter(|t| !t.is_zero())
             .context("--presence-ttl must be a positive number of seconds")?;
         cluster.replicas = args.redis_replicas;
+        kokuban_server::sequencer::check_redis(&cluster.redis)
+            .await
+            .map_err(anyhow::Error::msg)?;
         config.cluster = Some(cluster);
     }
     config.listen = args.listen;

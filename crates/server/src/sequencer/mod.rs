@@ -44,7 +44,7 @@ use kokuban_protocol::{
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-pub use cluster::RedisSequencer;
+pub use cluster::{RedisSequencer, check_redis};
 pub use link::{KickReason, KickSignal, MemberLink, Outbox, Outgoing, QueueFull};
 pub use links::{LinkGenerations, LinkWatch};
 pub use local::LocalSequencer;

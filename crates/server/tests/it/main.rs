@@ -18,6 +18,7 @@ mod inbound;
 mod laser;
 mod links;
 mod protection;
+mod redis_auth;
 mod redis_cluster;
 mod replicas;
 mod rooms;

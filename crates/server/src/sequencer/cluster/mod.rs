@@ -46,6 +46,7 @@ use kokuban_protocol::{Epoch, RoomId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::redis::check_redis;
 use self::redis::{Keys, Seed, ShardSettings, Shards, Unreachable};
 use self::room::Room;
 use super::room::RoomSettings;

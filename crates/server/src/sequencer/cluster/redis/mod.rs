@@ -36,6 +36,7 @@
 //! - [`subscriber`]: a shard's pub/sub connection;
 //! - [`resp`]: the Redis protocol as the pub/sub connection speaks it.
 
+mod check;
 mod db;
 mod keys;
 mod replicas;
@@ -50,6 +51,7 @@ use std::time::Duration;
 
 use redis::RedisError;
 
+pub use self::check::check as check_redis;
 pub(super) use self::db::Seed;
 pub(super) use self::keys::Keys;
 pub(super) use self::shards::{ShardSettings, Shards};
