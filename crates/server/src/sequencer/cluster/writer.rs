@@ -20,6 +20,8 @@ use crate::sequencer::WriteRefused;
 pub(super) const QUEUE: usize = 4096;
 /// Commands in one pipeline.
 const MAX_BATCH: usize = 512;
+/// How soon a command Redis redirected is sent again (the topology is read again at once).
+const FOLLOW_SLOT_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// How an op that Redis did not apply is refused: the board is read-only for now.
 const READ_ONLY: Settled = Settled::Refused(WriteRefused::ReadOnly);
 
@@ -128,8 +130,9 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
         let commands: Vec<&Command> = batch.iter().map(|j| &j.command).collect();
         match db.execute(&room.keys, &commands, bytes).await {
             Ok(outcomes) => {
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    conclude(&shared, &room, job, outcome);
+                let moved = conclude_all(&shared, &room, &mut batch, outcomes);
+                if !moved.is_empty() && !follow_slot(&shared, &room, moved).await {
+                    return;
                 }
             }
             Err(e) => {
@@ -145,6 +148,67 @@ pub(super) async fn run(shared: Arc<Shared>, room: Arc<Room>, mut jobs: mpsc::Re
             }
         }
     }
+}
+
+/// Concludes every job of `batch` but those whose command was redirected (the room's slot is
+/// served elsewhere, or moving), which are returned to be sent again.
+fn conclude_all(
+    shared: &Shared,
+    room: &Room,
+    batch: &mut Vec<Job>,
+    outcomes: Vec<Outcome>,
+) -> Vec<Job> {
+    let mut moved = Vec::new();
+    for (job, outcome) in batch.drain(..).zip(outcomes) {
+        match outcome {
+            Outcome::Moved => moved.push(job),
+            outcome => conclude(shared, room, job, outcome),
+        }
+    }
+    moved
+}
+
+/// Sends commands Redis redirected again, to whichever master serves the room's slot once the
+/// topology is read again, for up to the Redis timeout (a slot being migrated answers
+/// `TRYAGAIN` until its keys have moved). None of them ran where it was sent, so nothing can
+/// be applied twice; an op that never finds its slot in time is refused as read-only (its
+/// author sends it again later). False if the node is stopping.
+async fn follow_slot(shared: &Shared, room: &Room, mut jobs: Vec<Job>) -> bool {
+    let until = tokio::time::Instant::now() + shared.settings.redis_timeout;
+    while !jobs.is_empty() && tokio::time::Instant::now() < until {
+        tokio::select! {
+            _ = shared.stop.cancelled() => return false,
+            _ = tokio::time::sleep(FOLLOW_SLOT_EVERY) => {}
+        }
+        let db = shared.redis.db(&room.keys);
+        if !db.is_up() || !shared.redis.replicas(&room.keys).enough() {
+            continue;
+        }
+        let deadline = db.redis_now_ms() + shared.settings.redis_timeout.as_millis() as u64;
+        for job in &mut jobs {
+            if let Command::Sequence { deadline_ms, .. } = &mut job.command {
+                *deadline_ms = deadline;
+            }
+        }
+        let commands: Vec<&Command> = jobs.iter().map(|j| &j.command).collect();
+        let bytes = jobs.iter().map(|j| weight(&j.command)).sum();
+        match db.execute(&room.keys, &commands, bytes).await {
+            Ok(outcomes) => jobs = conclude_all(shared, room, &mut jobs, outcomes),
+            Err(e) => {
+                shared.metrics.store_errors.fetch_add(1, Relaxed);
+                tracing::debug!(room = %room.id, "pipeline failed: {e}");
+                let in_doubt: Vec<_> = jobs.drain(..).filter_map(|j| j.entry).collect();
+                if in_doubt.is_empty() {
+                    return true;
+                }
+                return resolve(shared, room, in_doubt, deadline).await;
+            }
+        }
+    }
+    for job in jobs {
+        conclude(shared, room, job, Outcome::Moved);
+    }
+    true
 }
 
 /// Waits out ops whose pipeline failed: whether they were sequenced is unknown until Redis
@@ -213,6 +277,10 @@ fn conclude(shared: &Shared, room: &Room, job: Job, outcome: Outcome) {
         }
         (Some((member, entry)), Outcome::Refused(why)) => {
             tracing::warn!(room = %room.id, "Redis refused an op: {why}");
+            shared.metrics.store_errors.fetch_add(1, Relaxed);
+            room.settle_entry(member, entry, READ_ONLY);
+        }
+        (Some((member, entry)), Outcome::Moved) => {
             shared.metrics.store_errors.fetch_add(1, Relaxed);
             room.settle_entry(member, entry, READ_ONLY);
         }

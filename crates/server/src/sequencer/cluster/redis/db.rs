@@ -348,14 +348,14 @@ impl Db {
         bytes: usize,
     ) -> Result<Vec<Outcome>, Unreachable> {
         let mut outcomes = match self.execute_once(keys, commands, false).await {
-            // The room's slot is served elsewhere, or moving: nothing ran here (every command
-            // is the room's, on its slot). Retried once the topology is refreshed.
-            Ok(o) if o.iter().any(|r| matches!(r, Err(e) if is_redirect(e))) => {
-                self.shard.errors.fetch_add(1, Ordering::Relaxed);
-                self.moved.notify_one();
-                return Err(Unreachable("the room's Redis slot moved".into()));
-            }
             Ok(o) => {
+                // The room's slot is served elsewhere, or moving: the commands redirected did
+                // not run here, and the topology is read again for the writer to send them
+                // where the slot is now.
+                if o.iter().any(|r| matches!(r, Err(e) if is_redirect(e))) {
+                    self.shard.errors.fetch_add(1, Ordering::Relaxed);
+                    self.moved.notify_one();
+                }
                 if bytes * 2 >= self.budget() {
                     self.widen();
                 }
@@ -388,6 +388,7 @@ impl Db {
                 Ok(v) => {
                     outcome(c, &v).unwrap_or_else(|| Outcome::Refused("unexpected reply".into()))
                 }
+                Err(e) if is_redirect(&e) => Outcome::Moved,
                 Err(e) => Outcome::Refused(e.to_string()),
             })
             .collect())

@@ -255,6 +255,9 @@ pub(crate) enum Outcome {
     Members(Vec<Announced>),
     /// Redis refused it (e.g. out of memory): not done.
     Refused(String),
+    /// The room's slot is served by another master, or is moving (`MOVED`, `ASK`, `TRYAGAIN`,
+    /// `CLUSTERDOWN`): not done, and to be sent again where the slot is served.
+    Moved,
 }
 
 /// What became of `command`, from its reply (`None`: a reply it cannot have).
