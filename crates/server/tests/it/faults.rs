@@ -223,7 +223,10 @@ async fn the_only_member_on_a_node_cut_off_from_redis_comes_back_read_only() {
 
     proxy.cut();
     let deadline = Instant::now() + REDIS_TIMEOUT * 5;
-    while ada.closes.is_empty() || ada.refused.is_empty() || !ada.connected() {
+    // Whether one of her ops was in flight at the cut (in doubt: she is told to resume) or
+    // only queued behind a heartbeat (refused unsent: she stays) is a matter of timing; either
+    // way she ends up connected and told the board is read-only.
+    while ada.refused.is_empty() || !ada.connected() {
         assert!(
             Instant::now() < deadline,
             "ada was told to resume {:?}, refused {} ops, connected: {}",
