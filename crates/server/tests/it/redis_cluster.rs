@@ -29,6 +29,15 @@ async fn node_on(cluster: &RedisCluster, name: &str, replicas: u32) -> TestServe
     .await
 }
 
+/// Two editors of `room`: ada on node `a`, bob on node `b`, both joined.
+async fn editors(room: &TestRoom, a: &TestServer, b: &TestServer) -> (Pen, Pen) {
+    let mut ada = Pen::new("ada", room, &room.edit);
+    let mut bob = Pen::new("bob", room, &room.edit);
+    ada.connect(a.addr).await.unwrap();
+    bob.connect(b.addr).await.unwrap();
+    (ada, bob)
+}
+
 /// A node name no other test of this binary uses (they share one cluster).
 fn unique(name: &str) -> String {
     format!("{name}-{:08x}", rand::random::<u32>())
@@ -181,10 +190,7 @@ async fn rooms_spread_over_every_master_and_each_keeps_one_order_across_nodes() 
     let until = Instant::now() + Duration::from_millis(1500);
     let mut drawing = Vec::new();
     for room in rooms.values().flatten() {
-        let mut ada = Pen::new("ada", room, &room.edit);
-        let mut bob = Pen::new("bob", room, &room.edit);
-        ada.connect(a.addr).await.unwrap();
-        bob.connect(b.addr).await.unwrap();
+        let (ada, bob) = editors(room, &a, &b).await;
         drawing.push((
             tokio::spawn(scribble(ada, a.addr, until)),
             tokio::spawn(scribble(bob, b.addr, until)),
@@ -242,10 +248,7 @@ async fn a_room_whose_slot_moves_to_another_master_keeps_every_acknowledged_op_o
     let a = node_on(cluster, &unique("move-a"), 0).await;
     let b = node_on(cluster, &unique("move-b"), 0).await;
     let room = create_room_at(a.addr).await;
-    let mut ada = Pen::new("ada", &room, &room.edit);
-    let mut bob = Pen::new("bob", &room, &room.edit);
-    ada.connect(a.addr).await.unwrap();
-    bob.connect(b.addr).await.unwrap();
+    let (ada, bob) = editors(&room, &a, &b).await;
     let slot = cluster.slot_of(&seq_key(&room)).await;
     let from = cluster.master_of_slot(slot).await;
     let to = cluster
@@ -312,10 +315,7 @@ async fn a_killed_master_fails_over_and_no_op_its_replica_acknowledged_is_lost()
 
     let mut joined = Vec::new();
     for room in [doomed, calm] {
-        let mut ada = Pen::new("ada", room, &room.edit);
-        let mut bob = Pen::new("bob", room, &room.edit);
-        ada.connect(a.addr).await.unwrap();
-        bob.connect(b.addr).await.unwrap();
+        let (mut ada, mut bob) = editors(room, &a, &b).await;
         until_taken(&mut ada, a.addr).await;
         until_taken(&mut bob, b.addr).await;
         joined.push((ada, bob));
@@ -397,10 +397,7 @@ async fn without_replicas_a_failover_that_loses_the_tail_still_leaves_everyone_o
     let b = node_on(&cluster, "lossy-b", 0).await;
     let room = create_room_at(a.addr).await;
     let victim = cluster.master_of(&seq_key(&room)).await;
-    let mut ada = Pen::new("ada", &room, &room.edit);
-    let mut bob = Pen::new("bob", &room, &room.edit);
-    ada.connect(a.addr).await.unwrap();
-    bob.connect(b.addr).await.unwrap();
+    let (ada, bob) = editors(&room, &a, &b).await;
 
     // Both draw through the master's death and its replica's promotion, and on after it.
     let until = Instant::now() + Duration::from_secs(7);
