@@ -9,6 +9,8 @@
 //! Exactly once, as a user sees it: a stroke drawn while Redis is stopped ends whole on both
 //! tabs (or nowhere, and its author is told), and a stroke drawn while the tab's node is down
 //! is sent by the tab reopened after the first one was closed.
+//! On a Redis Cluster, strokes cross nodes the same, and keep crossing after the master of
+//! the room's slot is killed and its replica takes over.
 //! Screenshots of the end states are named `cluster-…`.
 
 mod common;
@@ -426,13 +428,13 @@ async fn redis_paused_mid_stroke_leaves_both_tabs_with_the_same_whole_stroke() {
     let stroke = long_stroke(400, 150);
     let outage = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        cluster.redis.pause();
+        cluster.one_redis().pause();
     };
     tokio::join!(ada.draw_paced(&stroke, 40), outage);
     let drawn = ada.js(POINTS, json!([])).await;
     ada.wait_status("read-only").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    cluster.redis.resume();
+    cluster.one_redis().resume();
 
     // Everything settles: Ada's tab has nothing left to send, and both tabs agree.
     ada.wait_for(
@@ -545,6 +547,65 @@ async fn a_stroke_drawn_while_the_node_was_down_is_sent_by_the_tab_reopened_afte
     assert_eq!(ada.js(count, json!([])).await, json!(1));
     assert_eq!(bob.js(count, json!([])).await, json!(1));
     ada.screenshot("cluster-stroke-from-a-reopened-tab").await;
+    ada.quit().await;
+    bob.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_strokes_cross_nodes_live_and_after_the_rooms_master_fails_over() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let mut cluster = Cluster::on_redis_cluster().await;
+    let (edit, _) = cluster.a.create_room().await;
+    let driver = Driver::start().await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{edit}", cluster.b.url()),
+        )
+        .await;
+    let first = (300, 250, 700, 350);
+    ada.draw(&wave(320, 680, 300)).await;
+    bob.wait_ink("Ada's stroke on Bob's canvas on the other node", first, 200)
+        .await;
+
+    // The master serving the room's slot dies; its replica takes over after the cluster's
+    // node timeout. Ada draws meanwhile: her stroke reaches Bob once the room is served again.
+    let room = edit
+        .trim_start_matches("/r/")
+        .split('#')
+        .next()
+        .expect("a room path")
+        .to_owned();
+    let redis = cluster.redis_cluster();
+    let master = redis.master_of(&format!("kokuban:{{{room}}}:seq")).await;
+    redis.kill(master);
+    let second = (300, 450, 700, 550);
+    ada.draw(&wave(320, 680, 500)).await;
+    cluster.redis_cluster().wait_failover().await;
+    bob.wait_ink(
+        "the stroke drawn during the failover on Bob's canvas",
+        second,
+        200,
+    )
+    .await;
+    ada.wait_ink("Ada's stroke drawn during the failover", second, 200)
+        .await;
+    ada.wait_for(
+        "Ada's changes to be settled",
+        "return window.kokuban.outstanding() === 0;",
+        json!([]),
+    )
+    .await;
+    let (a_points, b_points) = (
+        ada.js(POINTS, json!([])).await,
+        bob.js(POINTS, json!([])).await,
+    );
+    assert_eq!(a_points, b_points, "both tabs show the same strokes");
+    bob.screenshot("cluster-redis-cluster-failover").await;
     ada.quit().await;
     bob.quit().await;
 }

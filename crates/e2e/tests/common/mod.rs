@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, MutexGuard};
 
+use kokuban_testkit::cluster::RedisCluster;
 use kokuban_testkit::http::Request;
 use kokuban_testkit::proxy::FaultProxy;
 
@@ -199,22 +200,52 @@ impl Node {
 pub struct Cluster {
     pub a: Node,
     pub b: Node,
-    pub redis: RedisServer,
+    pub redis: Redis,
+}
+
+/// The Redis a test cluster's nodes share.
+pub enum Redis {
+    One(RedisServer),
+    /// Three masters and a replica of each.
+    Cluster(RedisCluster),
 }
 
 impl Cluster {
     /// Starts Redis (no persistence: nothing outlives the test) and nodes `e2e-a` and `e2e-b`.
     pub async fn start() -> Cluster {
         let redis = RedisServer::start(false).await;
-        let secret = format!("e2e-{}", uuid::Uuid::new_v4());
-        let config = || {
-            let mut c = ClusterConfig::new(redis.url());
-            c.secret = Some(secret.clone());
-            c
-        };
-        let a = Node::start_with("e2e-a", Some(config())).await;
-        let b = Node::start_with("e2e-b", Some(config())).await;
+        let config = ClusterConfig::new(redis.url());
+        Cluster::with(config, Redis::One(redis)).await
+    }
+
+    /// Starts a Redis Cluster of six processes and nodes `e2e-a` and `e2e-b` on it.
+    pub async fn on_redis_cluster() -> Cluster {
+        let redis = RedisCluster::start().await;
+        let config = ClusterConfig::sharded(redis.seed_urls());
+        Cluster::with(config, Redis::Cluster(redis)).await
+    }
+
+    async fn with(mut config: ClusterConfig, redis: Redis) -> Cluster {
+        config.secret = Some(format!("e2e-{}", uuid::Uuid::new_v4()));
+        let a = Node::start_with("e2e-a", Some(config.clone())).await;
+        let b = Node::start_with("e2e-b", Some(config)).await;
         Cluster { a, b, redis }
+    }
+
+    /// The one Redis of a cluster [`start`](Self::start)ed.
+    pub fn one_redis(&self) -> &RedisServer {
+        match &self.redis {
+            Redis::One(r) => r,
+            Redis::Cluster(_) => panic!("this cluster runs on a Redis Cluster"),
+        }
+    }
+
+    /// The Redis Cluster of a cluster started [`on_redis_cluster`](Self::on_redis_cluster).
+    pub fn redis_cluster(&mut self) -> &mut RedisCluster {
+        match &mut self.redis {
+            Redis::Cluster(r) => r,
+            Redis::One(_) => panic!("this cluster runs on one Redis"),
+        }
     }
 
     /// Opens a tab of `width`×`height` on `a_url` (node A) and one on `b_url` (node B, or a

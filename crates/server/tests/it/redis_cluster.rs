@@ -13,7 +13,7 @@ use kokuban_testkit::cluster::{MASTERS, RedisCluster};
 
 use crate::harness::cluster::{PRESENCE_TTL, create_room_at, metric_at};
 use crate::harness::pen::{Pen, op_id, text_op};
-use crate::harness::{TIMEOUT, TestRoom, TestServer};
+use crate::harness::{TIMEOUT, TestRoom, TestServer, http};
 
 /// An in-process node of a cluster whose Redis is `cluster`, with `replicas` wanted per write.
 async fn node_on(cluster: &RedisCluster, name: &str, replicas: u32) -> TestServer {
@@ -330,6 +330,16 @@ async fn a_killed_master_fails_over_and_no_op_its_replica_acknowledged_is_lost()
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     cluster.kill(victim);
+    // Both nodes stay ready meanwhile: they serve the rooms of the other shards.
+    let a_addr = a.addr;
+    let watching = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for _ in 0..30 {
+            statuses.push(http(a_addr, "GET", "/readyz", &[]).await.status);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        statuses
+    });
     cluster.wait_failover().await;
     let promoted = cluster.master_of(&seq_key(doomed)).await;
     assert_ne!(promoted, victim);
@@ -342,6 +352,8 @@ async fn a_killed_master_fails_over_and_no_op_its_replica_acknowledged_is_lost()
     for (ada, bob) in pens {
         results.push((ada.await.unwrap(), bob.await.unwrap()));
     }
+    let statuses = watching.await.unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "/readyz: {statuses:?}");
     let (mut calm_a, mut calm_b) = results.pop().unwrap();
     let (mut doomed_a, mut doomed_b) = results.pop().unwrap();
     eprintln!(

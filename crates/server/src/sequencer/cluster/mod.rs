@@ -244,7 +244,7 @@ impl Sequencer for RedisSequencer {
 
     fn is_ready(&self) -> bool {
         let s = &self.shared;
-        !s.stop.is_cancelled() && s.redis.is_up()
+        !s.stop.is_cancelled() && s.redis.serves_any()
     }
 
     fn shutdown(&self) -> Done<'_> {

@@ -193,6 +193,16 @@ impl Shards {
         !map.owner.contains(&NOBODY) && map.shards.iter().all(|s| s.db.is_up() && s.sub.is_up())
     }
 
+    /// Whether this node can serve rooms: it knows the topology and reaches at least one
+    /// shard. A shard without a master turns only its own rooms read-only; taking the node out
+    /// of a load balancer for it would take every room out (each node sees the same outage).
+    pub fn serves_any(&self) -> bool {
+        self.map()
+            .shards
+            .iter()
+            .any(|s| s.db.is_up() && s.sub.is_up())
+    }
+
     /// Routes a room's channel on its shard and subscribes; resolves once Redis confirmed it.
     pub async fn subscribe(&self, keys: &Keys, route: Route) -> Result<(), Unreachable> {
         let (sub, confirmed) = {
