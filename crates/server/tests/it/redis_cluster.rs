@@ -11,8 +11,9 @@ use kokuban_protocol::Op;
 use kokuban_server::config::ClusterConfig;
 use kokuban_testkit::cluster::{MASTERS, RedisCluster};
 
-use crate::harness::cluster::{PRESENCE_TTL, create_room_at, metric_at};
-use crate::harness::pen::{Pen, op_id, text_op};
+use crate::harness::cluster::{NodeProcess, PRESENCE_TTL, create_room_at, metric_at};
+use crate::harness::pen::{Got, Pen, op_id, text_op};
+use crate::harness::redis::free_port;
 use crate::harness::{TIMEOUT, TestRoom, TestServer, http};
 
 /// An in-process node of a cluster whose Redis is `cluster`, with `replicas` wanted per write.
@@ -85,7 +86,10 @@ async fn scribble(mut pen: Pen, addr: SocketAddr, until: Instant) -> Pen {
         loop {
             tokio::select! {
                 _ = &mut next => break,
-                _ = pen.read(Duration::from_millis(100)) => {}
+                // Closed: reconnect first (a closed pen's read returns at once).
+                got = pen.read(Duration::from_millis(100)) => if matches!(got, Got::Closed) {
+                    break;
+                }
             }
         }
     }
@@ -440,4 +444,52 @@ async fn without_replicas_a_failover_that_loses_the_tail_still_leaves_everyone_o
     assert_eq!(ada.acked.last(), Some(&op));
     bob.sync_to(ada.head().unwrap(), TIMEOUT).await;
     assert!(bob.board.get(&op_id(&op)).is_some());
+}
+
+#[tokio::test]
+async fn a_node_killed_and_restarted_while_the_rooms_slot_moves_loses_nothing_acknowledged() {
+    let cluster = RedisCluster::shared().await;
+    let seeds = cluster.seed_urls();
+    let secret = format!("resharding-{:032x}", rand::random::<u128>());
+    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let (a_addr, b_addr) = (loopback(free_port()), loopback(free_port()));
+    let _a = NodeProcess::start_sharded(&seeds, &secret, &unique("reshard-a"), a_addr).await;
+    let b_name = unique("reshard-b");
+    let mut b = NodeProcess::start_sharded(&seeds, &secret, &b_name, b_addr).await;
+    let room = create_room_at(a_addr).await;
+    let mut ada = Pen::new("ada", &room, &room.edit);
+    let mut bob = Pen::new("bob", &room, &room.edit);
+    ada.connect(a_addr).await.unwrap();
+    bob.connect(b_addr).await.unwrap();
+    let slot = cluster.slot_of(&seq_key(&room)).await;
+    let from = cluster.master_of_slot(slot).await;
+    let to = cluster
+        .masters()
+        .await
+        .into_iter()
+        .find(|m| *m != from)
+        .expect("another master");
+
+    // The slot moves slowly; Bob's node is killed early in the move and started again (on
+    // the same address, from the seeds) while it is still under way.
+    let until = Instant::now() + Duration::from_secs(7);
+    let drawing = (
+        tokio::spawn(scribble(ada, a_addr, until)),
+        tokio::spawn(scribble(bob, b_addr, until)),
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let moving = cluster.move_slot(slot, to, Duration::from_millis(250));
+    let crash = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        NodeProcess::start_sharded(&seeds, &secret, &b_name, b_addr).await
+    };
+    let ((), restarted) = tokio::join!(moving, crash);
+    b = restarted;
+    let (mut ada, mut bob) = (drawing.0.await.unwrap(), drawing.1.await.unwrap());
+    assert_eq!(cluster.master_of_slot(slot).await, to);
+    assert!(!bob.closes.is_empty(), "bob's node went away under him");
+    assert_converged(&mut ada, a_addr, &mut bob, b_addr).await;
+    assert!(b.is_running());
 }

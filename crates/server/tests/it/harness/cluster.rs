@@ -122,14 +122,28 @@ impl NodeProcess {
     /// Starts a node on `addr` (the address of a node stopped before, say) whose Redis is at
     /// `url`, and waits until it is ready.
     pub async fn start_at(url: &str, secret: &str, name: &str, addr: SocketAddr) -> NodeProcess {
+        Self::launch(["--redis-url", url], secret, name, addr).await
+    }
+
+    /// Starts a node on `addr` whose Redis is the Redis Cluster found from `seeds`, and waits
+    /// until it is ready.
+    pub async fn start_sharded(
+        seeds: &[String],
+        secret: &str,
+        name: &str,
+        addr: SocketAddr,
+    ) -> NodeProcess {
+        Self::launch(["--redis-cluster", &seeds.join(",")], secret, name, addr).await
+    }
+
+    async fn launch(redis: [&str; 2], secret: &str, name: &str, addr: SocketAddr) -> NodeProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let child = Command::new(env!("CARGO_BIN_EXE_kokuban"))
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--data-dir")
             .arg(dir.path())
-            .arg("--redis-url")
-            .arg(url)
+            .args(redis)
             .arg("--secret")
             .arg(secret)
             .arg("--node-id")
@@ -144,13 +158,16 @@ impl NodeProcess {
             .stdin(Stdio::null())
             .spawn()
             .expect("the kokuban binary starts");
-        let node = NodeProcess {
+        let mut node = NodeProcess {
             addr,
             child,
             _dir: dir,
         };
         let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!("node {name} exited at start ({status})");
+            }
             if tokio::net::TcpStream::connect(addr).await.is_ok()
                 && http(addr, "GET", "/readyz", &[]).await.status == 200
             {
