@@ -216,7 +216,10 @@ impl Sequencer for RedisSequencer {
     ) -> BoxFuture<'a, Result<u64, SequencerError>> {
         Box::pin(async move {
             let keys = Keys::of(room);
-            let read = self.shared.redis.db(&keys).link_generation(&keys).await;
+            let redis = &self.shared.redis;
+            let read = redis
+                .following(|| async { redis.db(&keys).link_generation(&keys).await })
+                .await;
             read.map_err(failed)
         })
     }
@@ -229,7 +232,10 @@ impl Sequencer for RedisSequencer {
         Box::pin(async move {
             // Every node holding the room hears it on the room's channel, this one too.
             let keys = Keys::of(room);
-            let reset = self.shared.redis.db(&keys).reset_links(&keys, from).await;
+            let redis = &self.shared.redis;
+            let reset = redis
+                .following(|| async { redis.db(&keys).reset_links(&keys, from).await })
+                .await;
             reset.map_err(failed)
         })
     }

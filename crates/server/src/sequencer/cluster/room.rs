@@ -240,6 +240,13 @@ pub(super) async fn fetch(
     keys: &Keys,
     id: &RoomId,
 ) -> Result<Fetched, Unreachable> {
+    shared
+        .redis
+        .following(|| fetch_once(shared, keys, id))
+        .await
+}
+
+async fn fetch_once(shared: &Shared, keys: &Keys, id: &RoomId) -> Result<Fetched, Unreachable> {
     let db = shared.redis.db(keys);
     let compact_after = CompactAfter::from(&shared.settings.room);
     let start_over = |e| History::start(e, compact_after).compact();

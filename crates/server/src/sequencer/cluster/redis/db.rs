@@ -319,6 +319,7 @@ impl Db {
             Ok(Err(e)) => {
                 if is_redirect(&e) {
                     self.moved.notify_one();
+                    return Err(Unreachable::moved(&e));
                 }
                 if e.is_io_error()
                     || e.is_connection_dropped()

@@ -80,6 +80,21 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 #[error("Redis is unreachable: {0}")]
 pub(crate) struct Unreachable(pub String);
 
+impl Unreachable {
+    const MOVED: &str = "the room's slot is served elsewhere, or moving";
+
+    /// Redis redirected a command (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`): it did not run.
+    pub(crate) fn moved(e: &RedisError) -> Self {
+        Unreachable(format!("{} ({e})", Self::MOVED))
+    }
+
+    /// Whether Redis redirected the command: sent again once the topology is read again, it
+    /// may succeed.
+    pub(crate) fn is_moved(&self) -> bool {
+        self.0.starts_with(Self::MOVED)
+    }
+}
+
 impl From<RedisError> for Unreachable {
     fn from(e: RedisError) -> Self {
         Unreachable(e.to_string())

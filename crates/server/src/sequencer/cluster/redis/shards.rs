@@ -32,6 +32,8 @@ const POLL_EVERY: Duration = Duration::from_secs(5);
 const POLL_UNHEALTHY: Duration = Duration::from_millis(250);
 /// No slot has an owner.
 const NOBODY: u16 = u16::MAX;
+/// How soon what Redis redirected is tried again (the topology is read again at once).
+const FOLLOW_EVERY: Duration = Duration::from_millis(50);
 
 /// What every shard's connections are made with.
 #[derive(Debug, Clone)]
@@ -191,6 +193,24 @@ impl Shards {
     pub fn is_up(&self) -> bool {
         let map = self.map();
         !map.owner.contains(&NOBODY) && map.shards.iter().all(|s| s.db.is_up() && s.sub.is_up())
+    }
+
+    /// Runs `f` (a room's reads or writes on its shard) and, while Redis redirects it (the
+    /// room's slot moved or is moving), runs it again once the topology is read again, for up
+    /// to the Redis timeout.
+    pub async fn following<T, F>(&self, f: impl Fn() -> F) -> Result<T, Unreachable>
+    where
+        F: Future<Output = Result<T, Unreachable>>,
+    {
+        let until = tokio::time::Instant::now() + self.settings.timeout;
+        loop {
+            match f().await {
+                Err(e) if e.is_moved() && tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(FOLLOW_EVERY).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Whether this node can serve rooms: it knows the topology and reaches at least one
