@@ -39,6 +39,14 @@ async fn editors(room: &TestRoom, a: &TestServer, b: &TestServer) -> (Pen, Pen) 
     (ada, bob)
 }
 
+/// The room's slot, and a master that does not serve it.
+async fn slot_and_another_master(cluster: &RedisCluster, room: &TestRoom) -> (u16, usize) {
+    let slot = cluster.slot_of(&seq_key(room)).await;
+    let from = cluster.master_of_slot(slot).await;
+    let to = cluster.masters().await.into_iter().find(|m| *m != from);
+    (slot, to.expect("another master"))
+}
+
 /// A node name no other test of this binary uses (they share one cluster).
 fn unique(name: &str) -> String {
     format!("{name}-{:08x}", rand::random::<u32>())
@@ -253,14 +261,7 @@ async fn a_room_whose_slot_moves_to_another_master_keeps_every_acknowledged_op_o
     let b = node_on(cluster, &unique("move-b"), 0).await;
     let room = create_room_at(a.addr).await;
     let (ada, bob) = editors(&room, &a, &b).await;
-    let slot = cluster.slot_of(&seq_key(&room)).await;
-    let from = cluster.master_of_slot(slot).await;
-    let to = cluster
-        .masters()
-        .await
-        .into_iter()
-        .find(|m| *m != from)
-        .expect("another master");
+    let (slot, to) = slot_and_another_master(cluster, &room).await;
 
     // Both draw before, during and after the move; the move takes a while (its keys go one
     // at a time), so ops meet the slot half moved (ASK, TRYAGAIN) and then moved (MOVED), and
@@ -461,14 +462,7 @@ async fn a_node_killed_and_restarted_while_the_rooms_slot_moves_loses_nothing_ac
     let mut bob = Pen::new("bob", &room, &room.edit);
     ada.connect(a_addr).await.unwrap();
     bob.connect(b_addr).await.unwrap();
-    let slot = cluster.slot_of(&seq_key(&room)).await;
-    let from = cluster.master_of_slot(slot).await;
-    let to = cluster
-        .masters()
-        .await
-        .into_iter()
-        .find(|m| *m != from)
-        .expect("another master");
+    let (slot, to) = slot_and_another_master(cluster, &room).await;
 
     // The slot moves slowly; Bob's node is killed early in the move and started again (on
     // the same address, from the seeds) while it is still under way.
