@@ -693,6 +693,13 @@ async fn a_crowded_room_lists_everyone_behind_plus_n_and_follows_from_the_list()
     // Following someone from the list: the list closes and the badge says who.
     b.press(".members [aria-label='Follow Member 37']").await;
     open(&b, json!([])).await;
+    b.wait_for(
+        "the following badge",
+        "const b = document.querySelector('.badge.following');
+         return b !== null && b.textContent.trim() !== '';",
+        json!([]),
+    )
+    .await;
     assert_eq!(
         b.text(".badge.following").await,
         "Following Member 37 — Esc to stop"
