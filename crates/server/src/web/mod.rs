@@ -252,11 +252,11 @@ async fn create_room(
         ));
     }
     let room = new_room_id();
-    state
-        .sequencer
-        .create_room(&room)
-        .await
-        .map_err(|e| ApiError::Internal(format!("creating room {room}: {e}")))?;
+    state.sequencer.create_room(&room).await.map_err(|e| {
+        // The store's own words are for the log; the client learns it may try again.
+        tracing::error!(%room, "creating the room failed: {e}");
+        ApiError::Unavailable("the board store is unreachable; try again shortly")
+    })?;
     let edit = state.capabilities.token(&room, Capability::Edit);
     let view = state.capabilities.token(&room, Capability::View);
     let body = CreatedRoom {

@@ -334,6 +334,13 @@ async fn a_node_cut_off_from_redis_stays_connected_read_only_then_recovers_witho
         };
         assert_eq!(message.code, ErrorCode::TemporarilyReadOnly);
         assert!(message.message.contains("try again"), "{message:?}");
+        // A new board cannot be stored either: the answer says to try again, after the
+        // Redis timeout the node gives the store to come back.
+        let asked = Instant::now();
+        let created = http(faulty.addr, "POST", "/api/rooms", &[]).await;
+        assert_eq!(created.status, 503, "{fault}: {}", created.body);
+        assert!(created.body.contains("try again"), "{}", created.body);
+        assert!(asked.elapsed() < REDIS_TIMEOUT * 4, "{:?}", asked.elapsed());
         others
             .check(&format!("another room while a node is {fault}"))
             .await;

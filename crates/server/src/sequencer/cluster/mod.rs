@@ -186,12 +186,21 @@ impl Sequencer for RedisSequencer {
         Box::pin(async move {
             let (epoch, board) = first;
             // Only if the room has no history yet (a room id is never reused anyway).
+            // A shard that is still connecting (a node just started) or failing over gets the
+            // Redis timeout to come back before the creation is refused.
             let keys = Keys::of(room);
-            let seeded = self
-                .shared
-                .redis
-                .db(&keys)
-                .seed(&keys, epoch, &board, Seed::Init)
+            let redis = &self.shared.redis;
+            let timeout = self.shared.settings.redis_timeout;
+            let seeded = redis
+                .following(|| async {
+                    if tokio::time::timeout(timeout, redis.wait_up(&keys))
+                        .await
+                        .is_err()
+                    {
+                        return Err(Unreachable("the room's Redis shard is down".into()));
+                    }
+                    redis.db(&keys).seed(&keys, epoch, &board, Seed::Init).await
+                })
                 .await;
             seeded.map(|_| ()).map_err(failed)
         })
