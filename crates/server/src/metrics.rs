@@ -172,6 +172,9 @@ pub struct ShardMetrics {
     pub reconnects: AtomicU64,
     /// Room channels this node is subscribed to there.
     pub subscriptions: AtomicU64,
+    /// Failovers seen: topology reads in which this master took over slots whose master had
+    /// left the masters (a promoted replica). A slot moved between masters is not counted.
+    pub failovers: AtomicU64,
 }
 
 impl ShardMetrics {
@@ -484,7 +487,7 @@ impl Metrics {
         if shards.is_empty() {
             return;
         }
-        let families: [Family; 4] = [
+        let families: [Family; 5] = [
             (
                 "kokuban_redis_shard_requests_total",
                 "counter",
@@ -502,6 +505,12 @@ impl Metrics {
                 "counter",
                 "Connections to a Redis shard found dead and reopened.",
                 |m| &m.reconnects,
+            ),
+            (
+                "kokuban_redis_shard_failovers_total",
+                "counter",
+                "Failovers seen: this master took over slots of a master that left the masters.",
+                |m| &m.failovers,
             ),
             (
                 "kokuban_redis_shard_subscriptions",

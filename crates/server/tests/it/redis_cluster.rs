@@ -304,7 +304,27 @@ async fn a_room_whose_slot_moves_to_another_master_keeps_every_acknowledged_op_o
     assert!(bob.board.get(&op_id(&op)).is_some());
     for node in [&a, &b] {
         assert!(metric_at(node.addr, "kokuban_redis_topology_changes_total").await >= 1.0);
+        // Both masters stayed masters: a move, not a failover.
+        let failovers = by_shard(node.addr, "kokuban_redis_shard_failovers_total").await;
+        assert!(failovers.values().all(|n| *n == 0.0), "{failovers:?}");
     }
+}
+
+/// A per-shard family of `/metrics`: each shard's value, by its `host:port`.
+async fn by_shard(addr: SocketAddr, family: &str) -> HashMap<String, f64> {
+    let r = http(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    let prefix = format!("{family}{{shard=\"");
+    let series: HashMap<String, f64> = r
+        .body
+        .lines()
+        .filter_map(|l| {
+            let (shard, value) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((shard.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect();
+    assert!(!series.is_empty(), "no series {family}");
+    series
 }
 
 #[tokio::test]
@@ -402,8 +422,13 @@ async fn a_killed_master_fails_over_and_no_op_its_replica_acknowledged_is_lost()
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     doomed_b.sync_to(doomed_a.head().unwrap(), TIMEOUT).await;
+    // Each node saw one failover, and names the shard it happened to by its new master.
+    let promoted_at = cluster.node(promoted).addr().to_string();
     for node in [&a, &b] {
         assert!(metric_at(node.addr, "kokuban_redis_topology_changes_total").await >= 1.0);
+        let failovers = by_shard(node.addr, "kokuban_redis_shard_failovers_total").await;
+        assert_eq!(failovers.get(&promoted_at), Some(&1.0), "{failovers:?}");
+        assert_eq!(failovers.values().sum::<f64>(), 1.0, "{failovers:?}");
     }
 }
 

@@ -408,6 +408,11 @@ impl Shards {
                 .redis_topology_changes
                 .fetch_add(1, Ordering::Relaxed);
         }
+        for (i, shard) in shards.iter().enumerate() {
+            if took_over_from_a_gone_master(&map, &owner, &urls, i) {
+                shard.counters.failovers.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         tracing::info!(
             masters = shards.len(),
             served = owner.iter().filter(|o| **o != NOBODY).count(),
@@ -522,6 +527,18 @@ fn shard(
 }
 
 /// The `host:port` of a Redis URL: what names a shard on `/metrics`.
+/// Whether master `i` of a new map (`owner` by slot, `urls` by master) serves slots that a
+/// master of the old `map` served which is no master any more: a failover promoted it. Slots
+/// moved between masters that both stay masters are a migration, not a failover.
+fn took_over_from_a_gone_master(map: &Map, owner: &[u16], urls: &[String], i: usize) -> bool {
+    owner.iter().zip(&map.owner).any(|(&new, &old)| {
+        usize::from(new) == i
+            && old != NOBODY
+            && new != NOBODY
+            && !urls.contains(&map.shards[usize::from(old)].url)
+    })
+}
+
 fn host_port(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
