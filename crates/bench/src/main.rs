@@ -61,6 +61,10 @@ enum Command {
         /// Nodes (more than one: a cluster sharing a Redis of its own).
         #[arg(long, default_value_t = 2)]
         nodes: usize,
+        /// Kokuban's Redis as a Redis Cluster of this many masters (`--redis-cluster`)
+        /// instead of one Redis.
+        #[arg(long)]
+        redis_masters: Option<usize>,
         /// Rooms.
         #[arg(long, default_value_t = 10)]
         rooms: usize,
@@ -202,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
             floor_bin,
             floor_runtime,
             nodes,
+            redis_masters,
             rooms,
             room_size,
             editors,
@@ -217,7 +222,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 "kokuban" => {
                     let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
-                    Deployment::kokuban(&bin, nodes, nodes > 1).await?
+                    match redis_masters {
+                        Some(masters) => {
+                            Deployment::kokuban_on_redis_cluster(&bin, nodes, masters).await?
+                        }
+                        None => Deployment::kokuban(&bin, nodes, nodes > 1).await?,
+                    }
                 }
                 "floor" => {
                     let bin = floor_bin.unwrap_or_else(|| sibling("kokuban-floor"));

@@ -140,6 +140,55 @@ pub async fn start_redis_with(dir: &Path, extra: &[String]) -> anyhow::Result<(P
     Ok((proc, port))
 }
 
+/// A Redis Cluster of `masters` masters and no replicas, each a Redis server of our own under
+/// `dir`; returns them once every one reports the cluster's state `ok`.
+pub async fn start_redis_cluster(dir: &Path, masters: usize) -> anyhow::Result<Vec<(Proc, u16)>> {
+    let mut shards = Vec::with_capacity(masters);
+    for _ in 0..masters {
+        let cluster = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ];
+        let args: Vec<String> = cluster.iter().map(|a| (*a).to_owned()).collect();
+        shards.push(start_redis_with(dir, &args).await?);
+    }
+    let mut create = Command::new("redis-cli");
+    create.arg("--cluster").arg("create");
+    for (_, port) in &shards {
+        create.arg(format!("127.0.0.1:{port}"));
+    }
+    let out = create
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + READY_TIMEOUT;
+    for (_, port) in &shards {
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "cluster", "info"])
+                .output()
+                .await?;
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the Redis Cluster never became ok"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(shards)
+}
+
 /// The Redis adapter variant of the Socket.IO baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Adapter {

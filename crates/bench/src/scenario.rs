@@ -62,6 +62,8 @@ pub struct Deployment {
     pub nodes: Vec<SocketAddr>,
     servers: Vec<Proc>,
     redis: Option<Proc>,
+    /// The other masters, when Redis is a Redis Cluster (`redis` is its first).
+    shards: Vec<Proc>,
     /// Redis replicas, when the deployment has any.
     replicas: Vec<Proc>,
     _dir: tempfile::TempDir,
@@ -130,7 +132,48 @@ impl Deployment {
             nodes: addrs,
             servers,
             redis,
+            shards: Vec::new(),
             replicas: replica_procs,
+            _dir: dir,
+        })
+    }
+
+    /// Starts `nodes` Kokuban nodes on a Redis Cluster of their own with `masters` masters
+    /// (`--redis-cluster`); Redis's figures are those of all its masters together.
+    pub async fn kokuban_on_redis_cluster(
+        bin: &Path,
+        nodes: usize,
+        masters: usize,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut shards: Vec<Proc> = Vec::new();
+        let mut seeds = Vec::new();
+        for (proc, port) in procs::start_redis_cluster(dir.path(), masters).await? {
+            shards.push(proc);
+            seeds.push(format!("redis://127.0.0.1:{port}"));
+        }
+        let extra = vec!["--redis-cluster".to_owned(), seeds.join(",")];
+        let mut servers = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 0..nodes {
+            let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+            let data = dir.path().join(format!("data-{i}"));
+            std::fs::create_dir_all(&data)?;
+            let node_id = format!("bench-{i}");
+            servers.push(
+                procs::start_kokuban(bin, addr, &data, None, &node_id, dir.path(), &extra).await?,
+            );
+            addrs.push(addr);
+        }
+        let first = shards.remove(0);
+        Ok(Self {
+            system: System::Kokuban,
+            mode: format!("{nodes} node(s) + Redis Cluster of {masters} masters"),
+            nodes: addrs,
+            servers,
+            redis: Some(first),
+            shards,
+            replicas: Vec::new(),
             _dir: dir,
         })
     }
@@ -146,16 +189,21 @@ impl Deployment {
             nodes: vec![addr],
             servers: vec![server],
             redis: None,
+            shards: Vec::new(),
             replicas: Vec::new(),
             _dir: dir,
         })
     }
 
-    /// Process ids of the servers, then of Redis if there is one.
-    pub fn pids(&self) -> (Vec<u32>, Option<u32>) {
+    /// Process ids of the servers, then of Redis (every master of a Redis Cluster).
+    pub fn pids(&self) -> (Vec<u32>, Vec<u32>) {
         (
             self.servers.iter().map(|p| p.pid).collect(),
-            self.redis.as_ref().map(|r| r.pid),
+            self.redis
+                .iter()
+                .chain(&self.shards)
+                .map(|r| r.pid)
+                .collect(),
         )
     }
 
@@ -199,6 +247,7 @@ impl Deployment {
             nodes: addrs,
             servers,
             redis,
+            shards: Vec::new(),
             replicas: Vec::new(),
             _dir: tmp,
         })
@@ -211,10 +260,20 @@ impl Deployment {
             .iter()
             .map(|p| procfs::sample(p.pid).unwrap_or_default())
             .collect();
-        (
-            servers,
-            self.redis.as_ref().and_then(|r| procfs::sample(r.pid)),
-        )
+        // A Redis Cluster's masters count as one Redis: their sum.
+        let redis = self.redis.as_ref().and_then(|r| procfs::sample(r.pid));
+        let redis = redis.map(|first| {
+            self.shards
+                .iter()
+                .filter_map(|p| procfs::sample(p.pid))
+                .fold(first, |sum, s| ProcSample {
+                    cpu_ticks: sum.cpu_ticks + s.cpu_ticks,
+                    sys_ticks: sum.sys_ticks + s.sys_ticks,
+                    context_switches: sum.context_switches + s.context_switches,
+                    rss_bytes: sum.rss_bytes + s.rss_bytes,
+                })
+        });
+        (servers, redis)
     }
 
     /// Fails if a server or Redis has exited.
@@ -223,6 +282,7 @@ impl Deployment {
             .servers
             .iter_mut()
             .chain(self.redis.as_mut())
+            .chain(self.shards.iter_mut())
             .chain(self.replicas.iter_mut())
         {
             p.check_alive()?;
@@ -238,7 +298,7 @@ impl Deployment {
         if let Some(r) = self.redis {
             r.stop().await;
         }
-        for r in self.replicas {
+        for r in self.shards.into_iter().chain(self.replicas) {
             r.stop().await;
         }
     }
