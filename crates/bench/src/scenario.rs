@@ -276,6 +276,15 @@ impl Deployment {
         (servers, redis)
     }
 
+    /// CPU and memory of each Redis master now (one, unless Redis is a Redis Cluster).
+    pub fn redis_masters(&self) -> Vec<ProcSample> {
+        self.redis
+            .iter()
+            .chain(&self.shards)
+            .map(|p| procfs::sample(p.pid).unwrap_or_default())
+            .collect()
+    }
+
     /// Fails if a server or Redis has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         for p in self
@@ -417,6 +426,9 @@ pub struct RunResult {
     pub redis_cpu_s: Option<f64>,
     /// Redis CPU per delivered message, microseconds.
     pub redis_cpu_us_per_msg: Option<f64>,
+    /// On a Redis Cluster, the busiest master's CPU in the window over the masters' mean (1:
+    /// the rooms' work is spread evenly; the masters' count: it all fell on one).
+    pub redis_cpu_spread: Option<f64>,
     /// CPU of the load generator itself, percent of one core (it shares the machine).
     pub generator_cpu_pct: f64,
     /// CPU of the whole machine, percent of one core: servers, Redis, the generator, and
@@ -581,10 +593,12 @@ pub async fn run(
     let at = |us: u64| tokio::time::Instant::from_std(shared.clock + Duration::from_micros(us));
     tokio::time::sleep_until(at(schedule.window_start_us)).await;
     let (s0, r0) = dep.sample();
+    let masters0 = dep.redis_masters();
     let g0 = procfs::sample(std::process::id()).unwrap_or_default();
     let m0 = procfs::machine_cpu().unwrap_or_default();
     tokio::time::sleep_until(at(schedule.window_end_us)).await;
     let (s1, r1) = dep.sample();
+    let masters1 = dep.redis_masters();
     let g1 = procfs::sample(std::process::id()).unwrap_or_default();
     let m1 = procfs::machine_cpu().unwrap_or_default();
     let calls = match perf {
@@ -627,6 +641,18 @@ pub async fn run(
     let redis_cpu = r0
         .zip(r1)
         .map(|(a, b)| procfs::cpu_between(a, b).as_secs_f64());
+    let redis_cpu_spread = (masters0.len() > 1 && masters0.len() == masters1.len())
+        .then(|| {
+            let each: Vec<f64> = masters0
+                .iter()
+                .zip(&masters1)
+                .map(|(a, b)| procfs::cpu_between(*a, *b).as_secs_f64())
+                .collect();
+            let mean = each.iter().sum::<f64>() / each.len() as f64;
+            let max = each.iter().copied().fold(0.0, f64::max);
+            (mean > 0.0).then_some(max / mean)
+        })
+        .flatten();
     let server_sys: f64 = s0
         .iter()
         .zip(&s1)
@@ -699,6 +725,7 @@ pub async fn run(
         redis_syscalls_per_msg: redis_calls,
         cursors,
         redis_cpu_s: redis_cpu,
+        redis_cpu_spread,
         redis_cpu_us_per_msg: redis_cpu.and_then(per_msg),
         generator_cpu_pct: procfs::cpu_between(g0, g1).as_secs_f64() * 100.0 / window_s,
         machine_cpu_pct: procfs::machine_cpu_pct(
@@ -914,6 +941,7 @@ impl RunResult {
             cursors: None,
             redis_cpu_s: None,
             redis_cpu_us_per_msg: None,
+            redis_cpu_spread: None,
             generator_cpu_pct: 0.0,
             machine_cpu_pct: 0.0,
             server_rss_before: 0,
