@@ -106,19 +106,7 @@ impl Deployment {
         } else {
             Vec::new()
         };
-        let mut servers = Vec::new();
-        let mut addrs = Vec::new();
-        for i in 0..nodes {
-            let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
-            let data = dir.path().join(format!("data-{i}"));
-            std::fs::create_dir_all(&data)?;
-            let node_id = format!("bench-{i}");
-            servers.push(
-                procs::start_kokuban(bin, addr, &data, redis_port, &node_id, dir.path(), &extra)
-                    .await?,
-            );
-            addrs.push(addr);
-        }
+        let (servers, addrs) = start_nodes(bin, nodes, dir.path(), redis_port, &extra).await?;
         let mode = if replicas > 0 {
             format!("{nodes} node(s) + Redis, {replicas} replica(s) waited for")
         } else if cluster {
@@ -153,18 +141,7 @@ impl Deployment {
             seeds.push(format!("redis://127.0.0.1:{port}"));
         }
         let extra = vec!["--redis-cluster".to_owned(), seeds.join(",")];
-        let mut servers = Vec::new();
-        let mut addrs = Vec::new();
-        for i in 0..nodes {
-            let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
-            let data = dir.path().join(format!("data-{i}"));
-            std::fs::create_dir_all(&data)?;
-            let node_id = format!("bench-{i}");
-            servers.push(
-                procs::start_kokuban(bin, addr, &data, None, &node_id, dir.path(), &extra).await?,
-            );
-            addrs.push(addr);
-        }
+        let (servers, addrs) = start_nodes(bin, nodes, dir.path(), None, &extra).await?;
         let first = shards.remove(0);
         Ok(Self {
             system: System::Kokuban,
@@ -311,6 +288,29 @@ impl Deployment {
             r.stop().await;
         }
     }
+}
+
+/// Starts `nodes` Kokuban nodes, each with a data directory under `dir`, on the Redis at
+/// `redis_port` if any, with `extra` arguments; returns them and their addresses.
+async fn start_nodes(
+    bin: &Path,
+    nodes: usize,
+    dir: &Path,
+    redis_port: Option<u16>,
+    extra: &[String],
+) -> anyhow::Result<(Vec<Proc>, Vec<SocketAddr>)> {
+    let mut servers = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..nodes {
+        let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+        let data = dir.join(format!("data-{i}"));
+        std::fs::create_dir_all(&data)?;
+        let node_id = format!("bench-{i}");
+        servers
+            .push(procs::start_kokuban(bin, addr, &data, redis_port, &node_id, dir, extra).await?);
+        addrs.push(addr);
+    }
+    Ok((servers, addrs))
 }
 
 /// The shape of a run.
