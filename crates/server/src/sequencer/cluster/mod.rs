@@ -185,7 +185,6 @@ impl Sequencer for RedisSequencer {
     fn store_new_room<'a>(&'a self, room: &'a RoomId, first: (Epoch, Bytes)) -> Done<'a> {
         Box::pin(async move {
             let (epoch, board) = first;
-            // Only if the room has no history yet (a room id is never reused anyway).
             // A shard that is still connecting (a node just started) or failing over gets the
             // Redis timeout to come back before the creation is refused.
             let keys = Keys::of(room);
@@ -199,6 +198,7 @@ impl Sequencer for RedisSequencer {
                     {
                         return Err(Unreachable("the room's Redis shard is down".into()));
                     }
+                    // Only if the room has no history yet (a room id is never reused anyway).
                     redis.db(&keys).seed(&keys, epoch, &board, Seed::Init).await
                 })
                 .await;

@@ -526,7 +526,6 @@ fn shard(
     ))
 }
 
-/// The `host:port` of a Redis URL: what names a shard on `/metrics`.
 /// Whether master `i` of a new map (`owner` by slot, `urls` by master) serves slots that a
 /// master of the old `map` served which is no master any more: a failover promoted it. Slots
 /// moved between masters that both stay masters are a migration, not a failover.
@@ -539,6 +538,7 @@ fn took_over_from_a_gone_master(map: &Map, owner: &[u16], urls: &[String], i: us
     })
 }
 
+/// The `host:port` of a Redis URL: what names a shard on `/metrics`.
 fn host_port(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
