@@ -36,7 +36,7 @@ struct SystemTool {
     also_in: &'static [&'static str],
 }
 
-const SYSTEM_TOOLS: [SystemTool; 4] = [
+const SYSTEM_TOOLS: [SystemTool; 5] = [
     // The tests start their own Redis servers on free ports; nothing here starts one.
     SystemTool {
         binary: "redis-server",
@@ -58,12 +58,18 @@ const SYSTEM_TOOLS: [SystemTool; 4] = [
         package: "nginx-light",
         also_in: &["/usr/sbin"],
     },
+    // The `rediss://` tests make a throwaway CA and sign their Redis's certificate with it.
+    SystemTool {
+        binary: "openssl",
+        package: "openssl",
+        also_in: &[],
+    },
 ];
 
 const APT_GET: &str = "/usr/bin/apt-get";
 
 /// Everything `cargo xtask test` runs: the web tools, rustfmt and clippy, cargo-deny, and the
-/// programs the integration and browser tests start.
+/// programs the integration and browser tests start (and `openssl`, which makes their certificates).
 pub fn ensure_test_tools(root: &Path) -> Result<()> {
     ensure_system_tools()?;
     ensure_rust_components()?;

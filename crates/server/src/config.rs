@@ -283,6 +283,9 @@ pub struct ClusterConfig {
     /// Redis replicas that must hold an op before its author is acknowledged (0: the primary
     /// alone).
     pub replicas: u32,
+    /// The CA certificates (PEM) that `rediss://` servers' certificates must be signed by;
+    /// `None`: the system's CAs.
+    pub redis_ca: Option<Vec<u8>>,
 }
 
 impl ClusterConfig {
@@ -307,6 +310,7 @@ impl ClusterConfig {
             // silence means it is gone or stuck, and writes should be refused, not queued.
             redis_timeout: Duration::from_secs(2),
             replicas: 0,
+            redis_ca: None,
         }
     }
 }
@@ -329,6 +333,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("presence_ttl", &self.presence_ttl)
             .field("redis_timeout", &self.redis_timeout)
             .field("replicas", &self.replicas)
+            .field("redis_ca", &self.redis_ca.as_ref().map(|_| "<given>"))
             .finish()
     }
 }

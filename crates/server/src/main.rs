@@ -119,6 +119,15 @@ struct Args {
         requires = "redis"
     )]
     redis_replicas: u32,
+    /// Cluster mode: a PEM file of the CA certificates that sign the certificates of the Redis
+    /// servers reached over `rediss://` (absent: the system's CAs are trusted).
+    #[arg(
+        long,
+        env = "KOKUBAN_REDIS_CA_FILE",
+        value_name = "PATH",
+        requires = "redis"
+    )]
+    redis_ca_file: Option<PathBuf>,
     /// Open connections one client address may hold (0: no cap). Off by default: behind a
     /// proxy or load balancer every client shares the proxy's address, and a cap here would
     /// lock everyone out together; set it only when the node faces clients directly, and cap
@@ -211,7 +220,12 @@ async fn main() -> anyhow::Result<()> {
             .filter(|t| !t.is_zero())
             .context("--presence-ttl must be a positive number of seconds")?;
         cluster.replicas = args.redis_replicas;
-        kokuban_server::sequencer::check_redis(&cluster.redis)
+        if let Some(path) = &args.redis_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading --redis-ca-file {}", path.display()))?;
+            cluster.redis_ca = Some(pem);
+        }
+        kokuban_server::sequencer::check_redis(&cluster)
             .await
             .map_err(anyhow::Error::msg)?;
         config.cluster = Some(cluster);

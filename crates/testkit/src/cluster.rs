@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use crate::redis::{RedisConfig, RedisServer, installed};
+use crate::tls::Certs;
 use crate::{free_port, wait_until};
 
 /// Masters (each with one replica) in a test cluster: the fewest Redis Cluster accepts.
@@ -23,12 +24,13 @@ fn cli() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-cli"))
 }
 
-/// One cluster-enabled server. Its bus port is picked free like its client port, so either
-/// may be taken by another process first; a few attempts make that harmless.
-async fn start_node() -> RedisServer {
+/// One cluster-enabled server, and its TLS port if `certs` are given (its bus and replication
+/// links then speak TLS too). Its bus port is picked free like its client port, so either may
+/// be taken by another process first; a few attempts make that harmless.
+async fn start_node(certs: Option<&Certs>) -> (RedisServer, Option<u16>) {
     let mut failures = Vec::new();
     for _ in 0..5 {
-        let config = RedisConfig {
+        let mut config = RedisConfig {
             append_only: false,
             args: [
                 "--cluster-enabled",
@@ -52,8 +54,16 @@ async fn start_node() -> RedisServer {
             .map(String::from)
             .to_vec(),
         };
+        let tls_port = certs.map(|certs| {
+            let port = free_port();
+            config.args.extend(certs.redis_args(port));
+            config
+                .args
+                .extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+            port
+        });
         match RedisServer::try_start_with(config).await {
-            Ok(node) => return node,
+            Ok(node) => return (node, tls_port),
             Err(e) => failures.push(e),
         }
     }
@@ -68,6 +78,8 @@ async fn start_node() -> RedisServer {
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// Each node's TLS port, by index, for a cluster started with [`RedisCluster::start_tls`].
+    tls_ports: Vec<u16>,
 }
 
 impl RedisCluster {
@@ -79,9 +91,23 @@ impl RedisCluster {
     /// Starts six nodes, makes them a cluster with one replica per master, and waits until
     /// every node reports `cluster_state:ok` and every replica is in sync with its master.
     pub async fn start() -> RedisCluster {
+        Self::start_with(None).await
+    }
+
+    /// As [`start`](Self::start), each node also serving TLS with the certificate of `certs`
+    /// on a port of its own ([`tls_seed_urls`](Self::tls_seed_urls)); the nodes' bus and
+    /// replication links speak TLS. The test's own connections stay plain.
+    pub async fn start_tls(certs: &Certs) -> RedisCluster {
+        Self::start_with(Some(certs)).await
+    }
+
+    async fn start_with(certs: Option<&Certs>) -> RedisCluster {
         let mut nodes = Vec::with_capacity(MASTERS * 2);
+        let mut tls_ports = Vec::new();
         for _ in 0..MASTERS * 2 {
-            nodes.push(start_node().await);
+            let (node, tls_port) = start_node(certs).await;
+            nodes.push(node);
+            tls_ports.extend(tls_port);
         }
         let addrs: Vec<String> = nodes.iter().map(|n| n.addr().to_string()).collect();
         let out = tokio::process::Command::new(cli())
@@ -98,7 +124,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, tls_ports };
         cluster.wait_ok().await;
         for i in 0..cluster.nodes.len() {
             if cluster.is_master(i).await {
@@ -149,6 +175,15 @@ impl RedisCluster {
     /// `redis://` URLs of every node: the seeds a cluster client starts from.
     pub fn seed_urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// `rediss://` URLs of every node's TLS port (none unless started with
+    /// [`start_tls`](Self::start_tls)).
+    pub fn tls_seed_urls(&self) -> Vec<String> {
+        self.tls_ports
+            .iter()
+            .map(|port| format!("rediss://127.0.0.1:{port}/"))
+            .collect()
     }
 
     /// Whether node `i` is running and a master now.

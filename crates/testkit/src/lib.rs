@@ -7,6 +7,7 @@
 //! - [`cluster::RedisCluster`]: six of them as a Redis Cluster (3 masters, 3 replicas).
 //! - [`http`]: one HTTP/1.1 client for tests (hyper's, one connection per request).
 //! - [`proxy::FaultProxy`]: one TCP proxy that injects network faults at run time.
+//! - [`tls::Certs`]: a throwaway CA and a certificate it signed, for `rediss://`.
 //! - [`free_port`]: a loopback port nobody listens on.
 //!
 //! Every process the kit starts dies with the test process, even when that one is killed.
@@ -16,6 +17,7 @@ pub mod http;
 mod lifeline;
 pub mod proxy;
 pub mod redis;
+pub mod tls;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -10,15 +10,22 @@ use std::time::{Duration, Instant};
 use kokuban_protocol::Op;
 use kokuban_server::config::ClusterConfig;
 use kokuban_testkit::cluster::{MASTERS, RedisCluster};
+use kokuban_testkit::tls::Certs;
 
-use crate::harness::cluster::{NodeProcess, PRESENCE_TTL, create_room_at, metric_at};
+use crate::harness::cluster::{
+    NodeProcess, PRESENCE_TTL, an_op_crosses, create_room_at, metric_at,
+};
 use crate::harness::pen::{Got, Pen, op_id, text_op};
 use crate::harness::redis::free_port;
 use crate::harness::{TIMEOUT, TestRoom, TestServer, http};
 
 /// An in-process node of a cluster whose Redis is `cluster`, with `replicas` wanted per write.
 async fn node_on(cluster: &RedisCluster, name: &str, replicas: u32) -> TestServer {
-    let mut redis = ClusterConfig::sharded(cluster.seed_urls());
+    node_of(ClusterConfig::sharded(cluster.seed_urls()), name, replicas).await
+}
+
+/// An in-process node of the cluster `redis` says, with `replicas` wanted per write.
+async fn node_of(mut redis: ClusterConfig, name: &str, replicas: u32) -> TestServer {
     redis.presence_ttl = PRESENCE_TTL;
     redis.redis_timeout = Duration::from_secs(1);
     redis.replicas = replicas;
@@ -250,6 +257,32 @@ async fn rooms_spread_over_every_master_and_each_keeps_one_order_across_nodes() 
                 cluster.node(master).addr()
             );
             assert_eq!(metric_at(node.addr, &series).await, rooms.len() as f64);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_cluster_reached_over_tls_serves_rooms_on_every_master() {
+    let certs = Certs::new();
+    let cluster = RedisCluster::start_tls(&certs).await;
+    let tls_seeds = cluster.tls_seed_urls();
+    let node = |name: &'static str| {
+        let mut redis = ClusterConfig::sharded(tls_seeds.clone());
+        redis.redis_ca = Some(std::fs::read(&certs.ca).unwrap());
+        node_of(redis, name, 0)
+    };
+    let (a, b) = (node("tls-a").await, node("tls-b").await);
+    let rooms = rooms_on_every_master(&cluster, a.addr, 1).await;
+    for (&master, rooms) in &rooms {
+        an_op_crosses(&rooms[0], a.addr, b.addr).await;
+        // The shard the nodes use is the master's TLS port, found from CLUSTER SLOTS asked
+        // over TLS: nothing reached a plain port.
+        let tls_addr = tls_seeds[master]
+            .trim_start_matches("rediss://")
+            .trim_end_matches('/');
+        for node in [&a, &b] {
+            let series = format!("kokuban_redis_shard_subscriptions{{shard=\"{tls_addr}\"}}");
+            assert_eq!(metric_at(node.addr, &series).await, 1.0, "{series}");
         }
     }
 }

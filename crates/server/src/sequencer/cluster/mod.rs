@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::redis::check_redis;
-use self::redis::{Keys, Seed, ShardSettings, Shards, Unreachable};
+use self::redis::{Keys, Seed, ShardSettings, Shards, Tls, Unreachable};
 use self::room::Room;
 use super::room::RoomSettings;
 use super::{
@@ -133,6 +133,8 @@ impl RedisSequencer {
                 Some(seeds.clone()),
             ),
         };
+        let tls = Tls::new(cluster.redis_ca.as_deref())
+            .map_err(|e| SequencerError(format!("--redis-ca-file: {e}")))?;
         let redis = Shards::start(
             &url,
             seeds,
@@ -144,6 +146,7 @@ impl RedisSequencer {
                 replicas: cluster.replicas,
                 metrics: metrics.clone(),
                 client_name: client_name(&config.node_id),
+                tls,
             },
             stop.clone(),
             tasks.clone(),

@@ -12,6 +12,7 @@ use kokuban_server::config::ClusterConfig;
 
 pub use super::create_room_at;
 use super::faults::FaultProxy;
+use super::pen::{Pen, op_id, text_op};
 use super::redis::{RedisServer, free_port};
 use super::{TIMEOUT, TestClient, TestRoom, TestServer, http};
 
@@ -282,4 +283,18 @@ impl FaultyPair {
             room,
         }
     }
+}
+
+/// One op drawn by a member on `a` in `room`: it is acknowledged, and a member on `b` gets it.
+pub async fn an_op_crosses(room: &TestRoom, a: SocketAddr, b: SocketAddr) {
+    let mut ada = Pen::new("ada", room, &room.edit);
+    let mut bob = Pen::new("bob", room, &room.edit);
+    ada.connect(a).await.unwrap();
+    bob.connect(b).await.unwrap();
+    let op = text_op(40);
+    ada.draw(op.clone()).await;
+    ada.settle(a, TIMEOUT).await;
+    assert_eq!(ada.acked, vec![op.clone()], "sequenced");
+    bob.sync_to(ada.head().unwrap(), TIMEOUT).await;
+    assert!(bob.board.get(&op_id(&op)).is_some(), "it crossed nodes");
 }

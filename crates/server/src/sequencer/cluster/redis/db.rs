@@ -81,17 +81,17 @@ impl fmt::Debug for Db {
 }
 
 impl Db {
+    /// The commands of this node to the Redis `client` reaches.
     pub fn new(
-        url: &str,
+        client: Client,
         timeout: Duration,
         log_cap: usize,
         presence_ttl: Duration,
         metrics: Arc<Metrics>,
         node: u64,
         moved: Arc<tokio::sync::Notify>,
-    ) -> Result<Db, Unreachable> {
-        let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
-        Ok(Db {
+    ) -> Db {
+        Db {
             client,
             conn: Mutex::new(None),
             generation: AtomicU64::new(0),
@@ -109,7 +109,7 @@ impl Db {
             node,
             room_ttl_ms: 0,
             moved,
-        })
+        }
     }
 
     /// Counts this connection's requests, errors and reconnects in `shard`.
@@ -804,18 +804,15 @@ mod tests {
     #[tokio::test]
     async fn an_op_is_applied_once_and_never_after_its_deadline() {
         let redis = Redis::start().await;
-        let db = Arc::new(
-            Db::new(
-                &redis.url,
-                Duration::from_secs(2),
-                10_000,
-                Duration::from_secs(10),
-                Arc::new(Metrics::default()),
-                7,
-                Arc::default(),
-            )
-            .unwrap(),
-        );
+        let db = Arc::new(Db::new(
+            Client::open(redis.url.as_str()).unwrap(),
+            Duration::from_secs(2),
+            10_000,
+            Duration::from_secs(10),
+            Arc::new(Metrics::default()),
+            7,
+            Arc::default(),
+        ));
         let stop = CancellationToken::new();
         tokio::spawn(db.clone().maintain(stop.clone()));
         tokio::time::timeout(Duration::from_secs(5), db.wait_up())

@@ -45,6 +45,7 @@ mod scripts;
 mod shards;
 mod shared_key;
 mod subscriber;
+mod tls;
 mod wire;
 
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub(super) use self::db::Seed;
 pub(super) use self::keys::Keys;
 pub(super) use self::shards::{ShardSettings, Shards};
 pub(super) use self::subscriber::Route;
+pub(super) use self::tls::Tls;
 pub(super) use self::wire::{Announced, Command, Inbound, LogEntry, Outcome};
 
 /// Log entries read per round trip when catching up: bounded replies keep Redis responsive

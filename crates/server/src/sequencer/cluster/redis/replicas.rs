@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::Unreachable;
+use super::tls::Tls;
 use crate::metrics::Metrics;
 
 /// The probe each round writes, so that the round's `WAIT` has a write of its own to count
@@ -43,12 +44,13 @@ impl Replicas {
     /// at most `timeout` for them; and the task that runs them until `stop`.
     pub fn new(
         url: &str,
+        tls: &Tls,
         wanted: u32,
         timeout: Duration,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Result<(Arc<Replicas>, impl Future<Output = ()> + Send + 'static), Unreachable> {
-        let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
+        let client = tls.client(url)?;
         let (requests, rx) = mpsc::unbounded_channel();
         let replicas = Arc::new(Replicas {
             wanted,

@@ -2,18 +2,18 @@
 //! sharded pub/sub (`SSUBSCRIBE`), and does not surface the `sunsubscribe` Redis pushes
 //! unasked when a slot moves away, which is exactly what a node must act on.
 //!
-//! Only what a subscriber needs: connecting (with `AUTH` from the URL), writing commands as
-//! arrays of bulk strings, and reading replies.
+//! Only what a subscriber needs: connecting (over TLS for `rediss://`, with `AUTH` from the
+//! URL), writing commands as arrays of bulk strings, and reading replies.
 
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use redis::{ConnectionAddr, IntoConnectionInfo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::Unreachable;
+use super::tls::Tls;
 
 /// A reply, as far as a subscriber needs to tell them apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,41 +132,97 @@ pub(super) fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
 
 /// What reads replies from a connection.
 pub(super) struct Reader {
-    half: OwnedReadHalf,
+    half: Box<dyn AsyncRead + Send + Unpin>,
     buf: BytesMut,
+    /// Whether any reply was read yet: a Redis that closes before its first one is told apart.
+    answered: bool,
 }
 
 /// What writes commands to a connection.
-pub(super) struct Writer(OwnedWriteHalf);
+pub(super) struct Writer(Box<dyn AsyncWrite + Send + Unpin>);
 
-/// Connects to the Redis at `url`, authenticates as the URL says and names the connection
-/// `name`, within `timeout`.
+/// How the error of a connection closed before its first reply starts: what a TLS-only Redis
+/// does to a client speaking plain text.
+pub(super) const CLOSED_UNANSWERED: &str = "Redis closed the connection without answering";
+
+/// The host and port of a Redis URL, and whether it asks for TLS.
+fn address(info: &redis::ConnectionInfo) -> Result<(String, u16, bool), Unreachable> {
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => Ok((host.clone(), *port, false)),
+        ConnectionAddr::TcpTls { host, port, .. } => Ok((host.clone(), *port, true)),
+        other => Err(Unreachable(format!(
+            "unsupported Redis address for pub/sub: {other}"
+        ))),
+    }
+}
+
+/// Whether whatever listens at `url`'s host and port speaks TLS, or plain RESP, the other way
+/// round from what the URL asks for: `Some(true)` when a `redis://` URL names a TLS-only
+/// Redis, `Some(false)` when a `rediss://` URL names a plain one; `None` when it cannot tell.
+pub(super) async fn speaks_the_other_way(url: &str, tls: &Tls, timeout: Duration) -> Option<bool> {
+    let info = url.into_connection_info().ok()?;
+    let (host, port, secure) = address(&info).ok()?;
+    let probe = async {
+        let stream = TcpStream::connect((host.as_str(), port)).await.ok()?;
+        if secure {
+            // A plain Redis answers an inline PING with a reply; a TLS one waits for a handshake
+            // (or closes).
+            let (r, mut w) = stream.into_split();
+            w.write_all(b"PING\r\n").await.ok()?;
+            let mut reader = Reader {
+                half: Box::new(r),
+                buf: BytesMut::new(),
+                answered: false,
+            };
+            reader.read().await.ok().map(|_| false)
+        } else {
+            // A handshake that gets as far as the certificate (trusted or not) is a TLS server's.
+            match tls.connect(stream, &host).await {
+                Ok(_) => Some(true),
+                Err(e) if e.0.starts_with(super::tls::CERTIFICATE_REFUSED) => Some(true),
+                Err(_) => None,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, probe).await.ok().flatten()
+}
+
+/// Connects to the Redis at `url` (over TLS, trusting `tls`, for `rediss://`), authenticates
+/// as the URL says and names the connection `name`, within `timeout`.
 pub(super) async fn open(
     url: &str,
+    tls: &Tls,
     name: &str,
     timeout: Duration,
 ) -> Result<(Reader, Writer), Unreachable> {
     let info = url
         .into_connection_info()
         .map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
-    let (host, port) = match info.addr() {
-        ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
-        other => {
-            return Err(Unreachable(format!(
-                "unsupported Redis address for pub/sub: {other}"
-            )));
-        }
-    };
+    let (host, port, secure) = address(&info)?;
     let settings = info.redis_settings();
     let open = async {
         let stream = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| Unreachable(format!("{host}:{port}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let (half, write) = stream.into_split();
+        let (half, write): (
+            Box<dyn AsyncRead + Send + Unpin>,
+            Box<dyn AsyncWrite + Send + Unpin>,
+        ) = if secure {
+            let stream = tls
+                .connect(stream, &host)
+                .await
+                .map_err(|e| Unreachable(format!("{host}:{port}: {}", e.0)))?;
+            let (r, w) = tokio::io::split(stream);
+            (Box::new(r), Box::new(w))
+        } else {
+            let (r, w) = stream.into_split();
+            (Box::new(r), Box::new(w))
+        };
         let mut reader = Reader {
             half,
             buf: BytesMut::with_capacity(64 * 1024),
+            answered: false,
         };
         let mut writer = Writer(write);
         let mut out = Vec::new();
@@ -201,10 +257,12 @@ pub(super) async fn open(
 impl Writer {
     /// Writes commands already encoded.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), Unreachable> {
-        self.0
-            .write_all(bytes)
-            .await
-            .map_err(|e| Unreachable(e.to_string()))
+        // A TLS stream holds records until flushed; a TCP stream's flush does nothing.
+        let written = async {
+            self.0.write_all(bytes).await?;
+            self.0.flush().await
+        };
+        written.await.map_err(|e| Unreachable(e.to_string()))
     }
 }
 
@@ -213,13 +271,17 @@ impl Reader {
     pub async fn read(&mut self) -> Result<Reply, Unreachable> {
         loop {
             if let Some(r) = parse(&mut self.buf).map_err(Unreachable)? {
+                self.answered = true;
                 return Ok(r);
             }
-            let n = self
-                .half
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| Unreachable(e.to_string()))?;
+            let unanswered = !self.answered && self.buf.is_empty();
+            let n = match self.half.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) if unanswered => {
+                    return Err(Unreachable(CLOSED_UNANSWERED.into()));
+                }
+                Ok(n) => n,
+                Err(e) => return Err(Unreachable(e.to_string())),
+            };
             if n == 0 {
                 return Err(Unreachable("Redis closed the connection".into()));
             }

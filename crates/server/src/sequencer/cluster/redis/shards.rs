@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use redis::{AsyncConnectionConfig, Client, Value};
+use redis::{AsyncConnectionConfig, Value};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,6 +22,7 @@ use super::db::Db;
 use super::keys::{Keys, SECRET_KEY, SLOTS, key_slot, slot_of};
 use super::replicas::{PROBE_KEY, Replicas};
 use super::subscriber::{Route, Subscriber, redacted};
+use super::tls::Tls;
 use crate::BoxFuture;
 use crate::capability::{KEY_BYTES, SharedKeyStore};
 use crate::metrics::{Metrics, ShardMetrics};
@@ -46,6 +47,8 @@ pub(crate) struct ShardSettings {
     pub metrics: Arc<Metrics>,
     /// What this node's connections call themselves (`CLIENT SETNAME`).
     pub client_name: String,
+    /// Whom `rediss://` connections trust.
+    pub tls: Tls,
 }
 
 /// One Redis (a master of a cluster) and this node's connections to it.
@@ -443,7 +446,7 @@ impl Shards {
 
     /// `CLUSTER SLOTS` as the node at `url` sees it.
     async fn slots_of(&self, url: &str) -> Result<Vec<(u16, u16, String)>, Unreachable> {
-        let client = Client::open(url).map_err(|e| Unreachable(format!("bad Redis URL: {e}")))?;
+        let client = self.settings.tls.client(url)?;
         let timeout = self.settings.timeout;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
@@ -484,19 +487,20 @@ fn shard(
     let counters = Arc::new(ShardMetrics::new(host_port(url)));
     let db = Arc::new(
         Db::new(
-            url,
+            settings.tls.client(url)?,
             settings.timeout,
             settings.log_cap,
             settings.presence_ttl,
             settings.metrics.clone(),
             node,
             moved.clone(),
-        )?
+        )
         .with_room_ttl(settings.room_ttl)
         .with_shard_metrics(counters.clone()),
     );
     let (sub, requests) = Subscriber::new(
         url,
+        &settings.tls,
         &settings.client_name,
         settings.timeout,
         settings.metrics.clone(),
@@ -507,6 +511,7 @@ fn shard(
     // answered, and retries.
     let (replicas, rounds) = Replicas::new(
         url,
+        &settings.tls,
         settings.replicas,
         settings.timeout / 2,
         settings.metrics.clone(),

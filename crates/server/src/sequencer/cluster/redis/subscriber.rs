@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::db::Db;
 use super::resp::{self, Reply};
+use super::tls::Tls;
 use super::wire::{Inbound, parse_inbound};
 use super::{Backoff, PING_EVERY, Unreachable};
 use crate::metrics::{Metrics, ShardMetrics};
@@ -63,6 +64,7 @@ const RETRY_MOVED: Duration = Duration::from_millis(200);
 /// holds on that shard (never a pattern, so it receives only its rooms' traffic), in batches.
 pub(crate) struct Subscriber {
     url: String,
+    tls: Tls,
     /// The connection's `CLIENT SETNAME`, so that an operator can tell nodes apart.
     name: String,
     routes: Mutex<HashMap<String, RouteSlot>>,
@@ -87,6 +89,7 @@ impl Subscriber {
     /// The subscriber of the Redis at `url` and the receiver its task needs.
     pub fn new(
         url: &str,
+        tls: &Tls,
         name: &str,
         timeout: Duration,
         metrics: Arc<Metrics>,
@@ -97,6 +100,7 @@ impl Subscriber {
         (
             Subscriber {
                 url: url.to_owned(),
+                tls: tls.clone(),
                 name: name.to_owned(),
                 routes: Mutex::new(HashMap::new()),
                 requests,
@@ -226,7 +230,7 @@ impl Subscriber {
         loop {
             let connected = tokio::select! {
                 _ = stop.cancelled() => return,
-                c = resp::open(&self.url, &self.name, self.timeout) => c,
+                c = resp::open(&self.url, &self.tls, &self.name, self.timeout) => c,
             };
             let (mut reader, mut writer) = match connected {
                 Ok(c) => c,
