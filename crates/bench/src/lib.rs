@@ -20,6 +20,7 @@ pub mod procfs;
 pub mod procs;
 pub mod report;
 pub mod scenario;
+pub mod shards;
 pub mod stamp;
 pub mod stats;
 pub mod sweep;

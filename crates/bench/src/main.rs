@@ -19,26 +19,51 @@ struct Cli {
     command: Command,
 }
 
+/// Where a report goes and what it measures.
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Directory that receives BENCHMARKS.md (and bench/ beneath it).
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// The workspace root (holds bench/socketio); defaults to the one this tool was built in.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Small loads and short windows, for development.
+    #[arg(long)]
+    quick: bool,
+    /// A `kokuban` binary to measure instead of building one.
+    #[arg(long)]
+    kokuban_bin: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    fn options(self, floor_bin: Option<PathBuf>) -> Options {
+        Options {
+            out: self.out,
+            root: self.root.unwrap_or_else(default_root),
+            quick: self.quick,
+            kokuban_bin: self.kokuban_bin,
+            floor_bin,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Every scenario on Kokuban, the floor and the Socket.IO baseline; writes BENCHMARKS.md,
     /// bench/results.json and the plots under --out.
     All {
-        /// Directory that receives BENCHMARKS.md (and bench/ beneath it).
-        #[arg(long, default_value = ".")]
-        out: PathBuf,
-        /// The workspace root (holds bench/socketio); defaults to the one this tool was built in.
-        #[arg(long)]
-        root: Option<PathBuf>,
-        /// Small loads and short windows, for development.
-        #[arg(long)]
-        quick: bool,
-        /// A `kokuban` binary to measure instead of building one.
-        #[arg(long)]
-        kokuban_bin: Option<PathBuf>,
+        #[command(flatten)]
+        report: ReportArgs,
         /// A `kokuban-floor` binary to measure instead of building one.
         #[arg(long)]
         floor_bin: Option<PathBuf>,
+    },
+    /// Only the relay on a Redis Cluster beside one Redis: replaces that section of
+    /// BENCHMARKS.md (the full run takes over an hour) and writes bench/redis-cluster.json.
+    RedisCluster {
+        #[command(flatten)]
+        report: ReportArgs,
     },
     /// One relay run, printed as JSON (for development).
     Relay {
@@ -177,26 +202,24 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     kokuban_bench::net::raise_open_file_limit();
     match cli.command {
-        Command::All {
-            out,
-            root,
-            quick,
-            kokuban_bin,
-            floor_bin,
-        } => {
-            let opts = Options {
-                out: out.clone(),
-                root: root.unwrap_or_else(default_root),
-                quick,
-                kokuban_bin,
-                floor_bin,
-            };
+        Command::All { report, floor_bin } => {
+            let opts = report.options(floor_bin);
             let results = plan::all(&opts).await?;
             eprintln!(
                 "wrote {} and {} in {:.0} s",
-                out.join("BENCHMARKS.md").display(),
-                out.join("bench").join("results.json").display(),
+                opts.out.join("BENCHMARKS.md").display(),
+                opts.out.join("bench").join("results.json").display(),
                 results.duration_s
+            );
+        }
+        Command::RedisCluster { report } => {
+            let opts = report.options(None);
+            let result = plan::redis_cluster_only(&opts).await?;
+            eprintln!(
+                "wrote {} runs into {} in {:.0} s",
+                result.runs.len(),
+                opts.out.join("BENCHMARKS.md").display(),
+                result.duration_s
             );
         }
         Command::Relay {

@@ -17,6 +17,7 @@ use crate::pentrace::{self, BytesPerPoint};
 use crate::procfs::{self, Machine};
 use crate::procs::{self, Adapter, FloorRuntime};
 use crate::scenario::{Deployment, Load, Programs, RunResult};
+use crate::shards::{self, ShardsResult};
 use crate::sweep::{Runner, Setup};
 use crate::syscalls::Perf;
 use crate::targets::{self, Ratios};
@@ -95,6 +96,8 @@ pub struct Results {
     pub holds: Vec<HoldsResult>,
     /// Bytes per point of a pen trace.
     pub pen: Option<BytesPerPoint>,
+    /// The relay on a Redis Cluster beside one Redis.
+    pub redis_cluster: Option<ShardsResult>,
     /// The ratios and targets computed from all of the above.
     #[serde(flatten)]
     pub ratios: Ratios,
@@ -125,6 +128,8 @@ struct Sizes {
     storm_board_bytes: usize,
     pen_strokes: usize,
     sharded_clients: usize,
+    /// Loads of the Redis Cluster comparison, in clients.
+    shard_loads: Vec<usize>,
 }
 
 impl Sizes {
@@ -153,6 +158,7 @@ impl Sizes {
                 storm_board_bytes: 1 << 20,
                 pen_strokes: 2,
                 sharded_clients: 100,
+                shard_loads: vec![100],
             }
         } else {
             Sizes {
@@ -184,6 +190,7 @@ impl Sizes {
                 storm_board_bytes: 4_000_000,
                 pen_strokes: 6,
                 sharded_clients: 400,
+                shard_loads: vec![200, 800],
             }
         }
     }
@@ -526,6 +533,16 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         }
     }
 
+    let redis_cluster = if cluster_ok {
+        eprintln!("on a Redis Cluster");
+        let loads: Vec<Load> = sizes.shard_loads.iter().map(|&n| sizes.relay(n)).collect();
+        let mut result = shards::run(&mut runner, &loads).await;
+        result.commit = commit(&opts.root).await;
+        Some(result)
+    } else {
+        None
+    };
+
     let mut results = Results {
         quick: opts.quick,
         duration_s: started.elapsed().as_secs_f64(),
@@ -549,11 +566,41 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
         acks: acks_results,
         holds: holds_results,
         pen,
+        redis_cluster,
         ratios: Ratios::default(),
     };
     results.ratios = targets::compute(&results);
     crate::report::write(&opts.out, &results)?;
     Ok(results)
+}
+
+/// Only the Redis Cluster comparison: replaces its section of the BENCHMARKS.md under
+/// `opts.out` and writes its runs to `bench/redis-cluster.json` there.
+pub async fn redis_cluster_only(opts: &Options) -> anyhow::Result<ShardsResult> {
+    crate::net::raise_open_file_limit();
+    let sizes = Sizes::new(opts.quick);
+    let mut notes = Vec::new();
+    let (kokuban, _) = build(opts, &mut notes).await;
+    anyhow::ensure!(kokuban.is_some(), "no kokuban binary: {}", notes.join("; "));
+    let mut runner = Runner {
+        programs: Programs {
+            kokuban,
+            socketio: opts.root.join("bench").join("socketio"),
+            floor: None,
+        },
+        perf: Perf::probe().await.ok(),
+        kokuban_coalescing: kokuban_server::Config::default().cursor_interval,
+        notes,
+    };
+    let loads: Vec<Load> = sizes.shard_loads.iter().map(|&n| sizes.relay(n)).collect();
+    let mut result = shards::run(&mut runner, &loads).await;
+    result.commit = commit(&opts.root).await;
+    for n in &runner.notes {
+        eprintln!("note: {n}");
+    }
+    anyhow::ensure!(!result.runs.is_empty(), "every run failed");
+    shards::write(&opts.out, &result)?;
+    Ok(result)
 }
 
 /// Builds the server and the floor with the same cargo that built this tool (the binaries land
@@ -681,14 +728,19 @@ fn npm_package_version(dir: &Path, package: &str) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-async fn versions(root: &Path, programs: &Programs) -> Vec<(String, String)> {
-    let commit = Command::new("git")
+/// The short commit the workspace at `root` is on (empty outside git).
+pub(crate) async fn commit(root: &Path) -> String {
+    Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .current_dir(root)
         .output()
         .await
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+async fn versions(root: &Path, programs: &Programs) -> Vec<(String, String)> {
+    let commit = commit(root).await;
     let mut v = vec![
         (
             "kokuban".to_string(),

@@ -189,6 +189,23 @@ pub async fn start_redis_cluster(dir: &Path, masters: usize) -> anyhow::Result<V
     Ok(shards)
 }
 
+/// How many times the Redis on `port` ran `command` since it started, scripts' calls included
+/// (`INFO commandstats`); `None` if it does not answer.
+pub async fn command_calls(port: u16, command: &str) -> Option<u64> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "info", "commandstats"])
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("cmdstat_{command}:calls=");
+    match text.lines().find_map(|l| l.strip_prefix(&prefix)) {
+        Some(rest) => rest.split(',').next()?.trim().parse().ok(),
+        // Never run: Redis lists only the commands it ran.
+        None => out.status.success().then_some(0),
+    }
+}
+
 /// The Redis adapter variant of the Socket.IO baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Adapter {

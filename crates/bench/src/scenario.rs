@@ -64,6 +64,8 @@ pub struct Deployment {
     redis: Option<Proc>,
     /// The other masters, when Redis is a Redis Cluster (`redis` is its first).
     shards: Vec<Proc>,
+    /// Every master's port, when Redis is a Redis Cluster.
+    master_ports: Vec<u16>,
     /// Redis replicas, when the deployment has any.
     replicas: Vec<Proc>,
     _dir: tempfile::TempDir,
@@ -121,6 +123,7 @@ impl Deployment {
             servers,
             redis,
             shards: Vec::new(),
+            master_ports: Vec::new(),
             replicas: replica_procs,
             _dir: dir,
         })
@@ -136,9 +139,11 @@ impl Deployment {
         let dir = tempfile::tempdir()?;
         let mut shards: Vec<Proc> = Vec::new();
         let mut seeds = Vec::new();
+        let mut master_ports = Vec::new();
         for (proc, port) in procs::start_redis_cluster(dir.path(), masters).await? {
             shards.push(proc);
             seeds.push(format!("redis://127.0.0.1:{port}"));
+            master_ports.push(port);
         }
         let extra = vec!["--redis-cluster".to_owned(), seeds.join(",")];
         let (servers, addrs) = start_nodes(bin, nodes, dir.path(), None, &extra).await?;
@@ -150,6 +155,7 @@ impl Deployment {
             servers,
             redis: Some(first),
             shards,
+            master_ports,
             replicas: Vec::new(),
             _dir: dir,
         })
@@ -167,6 +173,7 @@ impl Deployment {
             servers: vec![server],
             redis: None,
             shards: Vec::new(),
+            master_ports: Vec::new(),
             replicas: Vec::new(),
             _dir: dir,
         })
@@ -225,6 +232,7 @@ impl Deployment {
             servers,
             redis,
             shards: Vec::new(),
+            master_ports: Vec::new(),
             replicas: Vec::new(),
             _dir: tmp,
         })
@@ -260,6 +268,20 @@ impl Deployment {
             .chain(&self.shards)
             .map(|p| procfs::sample(p.pid).unwrap_or_default())
             .collect()
+    }
+
+    /// On a Redis Cluster, the messages the busiest master published so far over the masters'
+    /// mean.
+    pub async fn published_spread(&self) -> Option<f64> {
+        if self.master_ports.len() < 2 {
+            return None;
+        }
+        let mut each = Vec::new();
+        for &port in &self.master_ports {
+            each.push(procs::command_calls(port, "spublish").await? as f64);
+        }
+        let mean = each.iter().sum::<f64>() / each.len() as f64;
+        (mean > 0.0).then(|| each.iter().copied().fold(0.0, f64::max) / mean)
     }
 
     /// Fails if a server or Redis has exited.
@@ -429,6 +451,9 @@ pub struct RunResult {
     /// On a Redis Cluster, the busiest master's CPU in the window over the masters' mean (1:
     /// the rooms' work is spread evenly; the masters' count: it all fell on one).
     pub redis_cpu_spread: Option<f64>,
+    /// On a Redis Cluster, the messages the busiest master published (`SPUBLISH`: ops,
+    /// presence, cursors) over the masters' mean, for the whole run.
+    pub redis_ops_spread: Option<f64>,
     /// CPU of the load generator itself, percent of one core (it shares the machine).
     pub generator_cpu_pct: f64,
     /// CPU of the whole machine, percent of one core: servers, Redis, the generator, and
@@ -629,6 +654,7 @@ pub async fn run(
         tasks.abort_all();
     }
     dep.check_alive()?;
+    let redis_ops_spread = dep.published_spread().await;
 
     let window_s = load.measure.as_secs_f64();
     let hists = shared.histograms();
@@ -726,6 +752,7 @@ pub async fn run(
         cursors,
         redis_cpu_s: redis_cpu,
         redis_cpu_spread,
+        redis_ops_spread,
         redis_cpu_us_per_msg: redis_cpu.and_then(per_msg),
         generator_cpu_pct: procfs::cpu_between(g0, g1).as_secs_f64() * 100.0 / window_s,
         machine_cpu_pct: procfs::machine_cpu_pct(
@@ -942,6 +969,7 @@ impl RunResult {
             redis_cpu_s: None,
             redis_cpu_us_per_msg: None,
             redis_cpu_spread: None,
+            redis_ops_spread: None,
             generator_cpu_pct: 0.0,
             machine_cpu_pct: 0.0,
             server_rss_before: 0,

@@ -17,6 +17,8 @@ pub const P99_LIMIT_MS: f64 = 50.0;
 pub enum Setup {
     /// Two Kokuban nodes sharing a Redis.
     KokubanCluster,
+    /// Two Kokuban nodes sharing a Redis Cluster of this many masters.
+    KokubanShards(usize),
     /// One Kokuban node with its embedded store.
     KokubanSingle,
     /// Socket.IO: two nodes with this Redis adapter, or one node without.
@@ -33,6 +35,10 @@ impl Setup {
                 let bin = programs.kokuban.as_ref().context("no kokuban binary")?;
                 let cluster = self == Setup::KokubanCluster;
                 Deployment::kokuban(bin, if cluster { nodes } else { 1 }, cluster).await
+            }
+            Setup::KokubanShards(masters) => {
+                let bin = programs.kokuban.as_ref().context("no kokuban binary")?;
+                Deployment::kokuban_on_redis_cluster(bin, nodes, masters).await
             }
             Setup::SocketIo(adapter) => {
                 let n = if adapter.is_some() { nodes } else { 1 };
@@ -65,8 +71,11 @@ impl Runner {
     pub async fn once(&self, setup: Setup, load: &Load) -> anyhow::Result<RunResult> {
         let mut dep = setup.start(&self.programs, 2).await?;
         let started = Instant::now();
-        let coalescing = matches!(setup, Setup::KokubanCluster | Setup::KokubanSingle)
-            .then_some(self.kokuban_coalescing);
+        let coalescing = matches!(
+            setup,
+            Setup::KokubanCluster | Setup::KokubanSingle | Setup::KokubanShards(_)
+        )
+        .then_some(self.kokuban_coalescing);
         let result = scenario::run(&mut dep, load, self.perf.as_ref(), coalescing).await;
         dep.stop().await;
         let r = result?;

@@ -800,6 +800,7 @@ mod tests {
             acks: Vec::new(),
             holds: Vec::new(),
             pen: None,
+            redis_cluster: None,
             ratios: Ratios::default(),
         }
     }

@@ -45,7 +45,7 @@ fn bytes(b: f64) -> String {
     }
 }
 
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let s = format!("{:.0}", v.round());
     let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
     let mut out = String::new();
@@ -58,7 +58,7 @@ fn thousands(v: f64) -> String {
     format!("{sign}{out}")
 }
 
-fn opt(v: Option<f64>, digits: usize) -> String {
+pub(crate) fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".to_string(), |v| format!("{v:.digits$}"))
 }
 
@@ -248,6 +248,10 @@ impl<'a> View<'a> {
         self.acks_section(&mut md);
         self.bytes_section(&mut md);
         self.single_vs_cluster(&mut md);
+        if let Some(s) = &r.redis_cluster {
+            md.push_str(&crate::shards::section(s));
+            md.push('\n');
+        }
         self.limits(&mut md);
         self.method(&mut md);
         if !r.notes.is_empty() {
