@@ -46,6 +46,7 @@ mod shards;
 mod shared_key;
 mod subscriber;
 mod tls;
+mod topology;
 mod wire;
 
 use std::time::Duration;
