@@ -7,6 +7,7 @@
 
 pub mod acks;
 pub mod clients;
+pub mod deployment;
 pub mod engineio;
 pub mod holds;
 pub mod http;
