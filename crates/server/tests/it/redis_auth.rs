@@ -124,9 +124,16 @@ async fn a_redis_cluster_given_as_one_redis_or_the_other_way_round_stops_the_nod
 /// A Redis that speaks TLS, with the certificate of `certs`, on the port returned (and plain
 /// text on its own port, for the test's own connections only), and asks for the password `pw`.
 async fn tls_redis(certs: &Certs) -> (RedisServer, u16) {
+    tls_redis_with(certs, &[]).await
+}
+
+/// [`tls_redis`] with more `redis-server` arguments.
+async fn tls_redis_with(certs: &Certs, more: &[&str]) -> (RedisServer, u16) {
     let tls_port = free_port();
+    let mut args = certs.redis_args(tls_port);
+    args.extend(more.iter().map(|a| a.to_string()));
     let redis = RedisServer::start_with(RedisConfig {
-        args: certs.redis_args(tls_port),
+        args,
         ..RedisConfig::default()
     })
     .await;
@@ -166,7 +173,14 @@ async fn tls_settings_that_cannot_work_stop_the_node_at_start_saying_so() {
     let plain_to_tls = format!("redis://:pw@127.0.0.1:{tls_port}/");
     let tls_to_plain = format!("rediss://:pw@127.0.0.1:{}/", redis.port);
     let plain = format!("redis://:pw@127.0.0.1:{}/", redis.port);
-    let cases: [(Vec<&str>, &str); 7] = [
+    // A Redis that asks clients for a certificate of their own (a node has none to give).
+    let (_mutual, mutual_port) = tls_redis_with(&certs, &["--tls-auth-clients", "yes"]).await;
+    let mutual = format!("rediss://:pw@127.0.0.1:{mutual_port}/");
+    let cases: [(Vec<&str>, &str); 8] = [
+        (
+            vec![&mutual, "--redis-ca-file", &ca],
+            "tls-auth-clients to no",
+        ),
         (vec![&tls_url, "--redis-ca-file", &other_ca], "not trusted"),
         (
             vec![&tls_url],

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::resp::{self, Reply};
 use super::subscriber::redacted;
-use super::tls::{self, CERTIFICATE_REFUSED, Tls};
+use super::tls::{self, CERTIFICATE_REFUSED, CLIENT_CERTIFICATE_ASKED, Tls};
 use crate::config::{ClusterConfig, RedisAt};
 
 /// How long each Redis given may take to answer the checks.
@@ -77,6 +77,13 @@ async fn check_one(url: &str, cluster: bool, tls: &Tls) -> Result<(), Failure> {
                  host as the URL gives it"
             };
             return Err(Failure::Fatal(format!("Redis at {shown}: {}: {fix}", e.0)));
+        }
+        Err(e) if e.0.contains(CLIENT_CERTIFICATE_ASKED) => {
+            return Err(Failure::Fatal(format!(
+                "Redis at {shown}: {}: a node presents no client certificate; set \
+                 tls-auth-clients to no (or optional) on Redis",
+                e.0
+            )));
         }
         Err(e) if e.0.contains("NOAUTH") => {
             return Err(Failure::Fatal(format!(

@@ -276,11 +276,17 @@ impl Reader {
             }
             let unanswered = !self.answered && self.buf.is_empty();
             let n = match self.half.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) if unanswered => {
-                    return Err(Unreachable(CLOSED_UNANSWERED.into()));
-                }
+                Ok(0) if unanswered => return Err(Unreachable(CLOSED_UNANSWERED.into())),
                 Ok(n) => n,
-                Err(e) => return Err(Unreachable(e.to_string())),
+                Err(e) => {
+                    // A TLS refusal says why; a reset before any reply is what a TLS-only
+                    // Redis does to plain text.
+                    let why = super::tls::failure(&e).unwrap_or_else(|| match unanswered {
+                        true => CLOSED_UNANSWERED.into(),
+                        false => e.to_string(),
+                    });
+                    return Err(Unreachable(why));
+                }
             };
             if n == 0 {
                 return Err(Unreachable("Redis closed the connection".into()));

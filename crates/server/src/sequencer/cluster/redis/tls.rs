@@ -140,25 +140,33 @@ pub(crate) fn is_tls(url: &str) -> bool {
 /// (the start check stops on it); a peer that answered with something other than TLS, as a
 /// Redis without TLS.
 fn handshake_failure(e: &std::io::Error) -> String {
-    let tls = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match tls {
-        Some(rustls::Error::InvalidCertificate(why)) => {
-            format!("{CERTIFICATE_REFUSED} ({why:?})")
-        }
-        Some(rustls::Error::InvalidMessage(_))
-        | Some(rustls::Error::InappropriateMessage { .. }) => {
+    failure(e).unwrap_or_else(|| format!("TLS handshake failed: {e}"))
+}
+
+/// What a TLS failure means for the operator, if `e` is one (it may also come after the
+/// handshake: with TLS 1.3 a server refuses a client's missing certificate only then).
+pub(super) fn failure(e: &std::io::Error) -> Option<String> {
+    use rustls::AlertDescription as Alert;
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(match tls {
+        rustls::Error::InvalidCertificate(why) => format!("{CERTIFICATE_REFUSED} ({why:?})"),
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             format!("{NOT_TLS} ({e})")
         }
-        _ => format!("TLS handshake failed: {e}"),
-    }
+        rustls::Error::AlertReceived(
+            Alert::CertificateRequired | Alert::HandshakeFailure | Alert::BadCertificate,
+        ) => format!("{CLIENT_CERTIFICATE_ASKED} ({e})"),
+        _ => format!("TLS failed: {e}"),
+    })
 }
 
 /// How a refused certificate starts its message.
 pub(super) const CERTIFICATE_REFUSED: &str = "its TLS certificate is not trusted";
 /// How an answer that is not TLS starts its message.
 const NOT_TLS: &str = "it does not answer in TLS";
+/// How a refusal of the node's (missing) client certificate starts its message.
+pub(super) const CLIENT_CERTIFICATE_ASKED: &str =
+    "it refused the TLS handshake, as a Redis asking clients for a certificate does";
 
 #[cfg(test)]
 mod tests {
