@@ -242,13 +242,15 @@ async fn rooms_spread_over_every_master_and_each_keeps_one_order_across_nodes() 
             );
         }
         for name in [&a_name, &b_name] {
-            let subscribers: Vec<String> = clients_named(cluster, master, name)
-                .await
-                .into_iter()
-                .filter(|l| field(l, "ssub") != "0")
-                .collect();
+            let (subscribers, commands): (Vec<String>, Vec<String>) =
+                clients_named(cluster, master, name)
+                    .await
+                    .into_iter()
+                    .partition(|l| field(l, "ssub") != "0");
             assert_eq!(subscribers.len(), 1, "one subscriber per node per master");
             assert_eq!(field(&subscribers[0], "ssub"), rooms.len().to_string());
+            // The command connection carries the node's name too, for operators.
+            assert_eq!(commands.len(), 1, "one command connection: {commands:?}");
         }
         // Operators see the same per shard.
         for node in [&a, &b] {

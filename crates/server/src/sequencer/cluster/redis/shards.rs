@@ -497,6 +497,7 @@ fn shard(
             moved.clone(),
         )
         .with_room_ttl(settings.room_ttl)
+        .named(&settings.client_name)
         .with_shard_metrics(counters.clone()),
     );
     let (sub, requests) = Subscriber::new(

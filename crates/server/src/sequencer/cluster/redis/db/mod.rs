@@ -51,6 +51,8 @@ pub(crate) struct Db {
     room_ttl_ms: u64,
     /// Told when Redis says a key is served by another shard: the topology is stale.
     moved: Arc<tokio::sync::Notify>,
+    /// What the connection calls itself (`CLIENT SETNAME`), if anything.
+    name: Option<String>,
 }
 
 /// When a new history replaces the room's (see [`Db::seed`]).
@@ -103,7 +105,15 @@ impl Db {
             node,
             room_ttl_ms: 0,
             moved,
+            name: None,
         }
+    }
+
+    /// Names each connection `name` (`CLIENT SETNAME`), so that an operator can tell nodes
+    /// apart in `CLIENT LIST`.
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
     }
 
     /// Counts this connection's requests, errors and reconnects in `shard`.
@@ -213,6 +223,14 @@ impl Db {
             pipe.load_script(s);
         }
         pipe.query_async::<Vec<String>>(&mut conn).await?;
+        if let Some(name) = &self.name {
+            // A name is for operators only: an ACL user denied it still gets a connection.
+            let _ = redis::cmd("CLIENT")
+                .arg("SETNAME")
+                .arg(name)
+                .query_async::<Value>(&mut conn)
+                .await;
+        }
         if let Some(key) = self.key.get() {
             // Refused (MOVED) by the shards of a Redis Cluster that do not serve the key.
             let _ = redis::cmd("SET")
