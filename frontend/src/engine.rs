@@ -80,6 +80,8 @@ pub struct Ui {
     pub closed: Option<Remedy>,
     /// The name of the member whose camera ours follows.
     pub following: Option<String>,
+    /// The name of the member who asks everyone to follow them, until we answer.
+    pub asked_by: Option<String>,
 }
 
 impl Ui {
@@ -129,6 +131,10 @@ impl Ui {
             closed: e.closed(),
             following: e
                 .following()
+                .and_then(|id| e.presence().member(id))
+                .map(|m| m.name.as_str().to_string()),
+            asked_by: e
+                .asked_to_follow()
                 .and_then(|id| e.presence().member(id))
                 .map(|m| m.name.as_str().to_string()),
         }

@@ -383,6 +383,14 @@ pub fn Menu(engine: EngineRef) -> impl IntoView {
                     >
                         {icon("keyboard")}"Keyboard shortcuts"
                     </button>
+                    <button
+                        role="menuitem"
+                        title="Ask everyone to follow your view (each may decline)"
+                        aria-label="Ask everyone to follow me"
+                        on:click=item(|e| e.act(|ed| ed.ask_everyone_to_follow()))
+                    >
+                        {icon("eye")}"Ask everyone to follow me"
+                    </button>
                     <Show when=move || ui.with(|u| u.can_edit && u.has_content)>
                         <hr/>
                         <button role="menuitem" class="danger" title="Erase everything, for everyone" on:click=clear>

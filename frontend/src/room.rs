@@ -85,6 +85,22 @@ pub fn Room(link: RoomLink) -> impl IntoView {
                 {format!("Following {name} — Esc to stop")}
             </div>
         })}
+        {move || ui.with(|u| u.asked_by.clone()).map(|name| {
+            let answer = move |follow: bool| {
+                move |_| engine.with_value(|e| e.act(|ed| ed.answer_ask_to_follow(follow)))
+            };
+            view! {
+                <div class="bar badge asked" role="alert">
+                    <span>{format!("{name} asks everyone to follow")}</span>
+                    <button class="btn" aria-label=format!("Follow {name} as asked") on:click=answer(true)>
+                        "Follow"
+                    </button>
+                    <button class="btn" aria-label=format!("Decline to follow {name}") on:click=answer(false)>
+                        "Decline"
+                    </button>
+                </div>
+            }
+        })}
         <div class="bar corner top-right">
             <Presence engine=engine/>
             <Share engine=engine/>

@@ -126,6 +126,10 @@ pub struct Editor {
     laser_at: Option<Cursor>,
     /// The member whose camera ours follows, until we navigate ourselves or press Escape.
     following: Option<MemberId>,
+    /// The member who asked everyone to follow them, until we answer (follow or decline).
+    asked_to_follow: Option<MemberId>,
+    /// Whether our own ask to follow us waits to be sent.
+    ask_pending: bool,
     /// The camera we last sent, when, and whether to send it again anyway (someone joined).
     camera_sent: Option<Camera>,
     camera_sent_ms: f64,
@@ -179,6 +183,8 @@ impl Editor {
             laser: LaserTrail::default(),
             laser_at: None,
             following: None,
+            asked_to_follow: None,
+            ask_pending: false,
             camera_sent: None,
             camera_sent_ms: f64::NEG_INFINITY,
             camera_due: true,
@@ -467,6 +473,42 @@ impl Editor {
     /// Whom we follow.
     pub fn following(&self) -> Option<MemberId> {
         self.following
+    }
+
+    /// Asks everyone else to follow our camera (sent with our camera, so that they see at once
+    /// what we see).
+    pub fn ask_everyone_to_follow(&mut self) {
+        self.ask_pending = true;
+        self.camera_due = true;
+    }
+
+    /// The member who asks us to follow them, while we have not answered and they are here.
+    pub fn asked_to_follow(&self) -> Option<MemberId> {
+        self.asked_to_follow
+            .filter(|m| self.presence.member(*m).is_some())
+    }
+
+    /// Answers an ask to follow: follows the member who asked, or declines.
+    pub fn answer_ask_to_follow(&mut self, follow: bool) {
+        if let Some(member) = self.asked_to_follow.take() {
+            if follow {
+                self.follow(member);
+            }
+            self.bump();
+        }
+    }
+
+    /// Someone asked everyone to follow them: we are asked unless we already follow them (or
+    /// it is us, or someone not in the room).
+    fn asked_by(&mut self, member: MemberId) {
+        if Some(member) == self.presence.me()
+            || self.presence.member(member).is_none()
+            || self.following == Some(member)
+        {
+            return;
+        }
+        self.asked_to_follow = Some(member);
+        self.bump();
     }
 
     /// Shows what `camera` shows: the same world point at the centre of our screen (whatever

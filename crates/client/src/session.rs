@@ -111,6 +111,8 @@ pub enum Notice {
     Laser(LaserUpdate),
     /// Someone's camera moved.
     Camera(CameraUpdate),
+    /// Someone asks everyone to follow their camera.
+    AskToFollow(MemberId),
     /// A stroke of ours that the room does not hold as the user sees it (a part of it, or
     /// none, after refusals) is sent again whole under a new id (see `bridge.rs`); what refers
     /// to it (the undo history) should follow.
@@ -469,6 +471,7 @@ impl Session {
             ServerMsg::Cursor(c) => return vec![Notice::Cursor(c)],
             ServerMsg::Laser(l) => return vec![Notice::Laser(l)],
             ServerMsg::Camera(c) => return vec![Notice::Camera(c)],
+            ServerMsg::AskToFollow(m) => return vec![Notice::AskToFollow(m)],
             ServerMsg::Error(e) => self.error(e),
         };
         // An answer or a Welcome may be what the strokes to bring in line were waiting for.

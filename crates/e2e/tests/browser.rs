@@ -17,7 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Driver, Proxy, TIMEOUT, prerequisites, wave};
+use common::{Browser, Cluster, Driver, Proxy, TIMEOUT, prerequisites, wave};
 use serde_json::json;
 
 /// The number of points of each stroke a tab shows.
@@ -25,6 +25,23 @@ const POINTS: &str = "return Array.from(window.kokuban.strokePoints());";
 
 const W: u32 = 1000;
 const H: u32 = 860;
+/// The zoom a tab shows, and whether it is `arguments[0]`.
+const ZOOM: &str = "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent;";
+const AT_ZOOM: &str =
+    "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent === arguments[0];";
+
+/// A tab editing a new room through node A and a view-only tab of it through node B.
+async fn editor_on_a_viewer_on_b(cluster: &Cluster, driver: &Driver) -> (Browser, Browser) {
+    let (edit, view) = cluster.a.create_room().await;
+    cluster
+        .two_tabs(
+            driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stroke_on_one_node_appears_on_a_tab_of_the_other_and_undo_removes_it() {
@@ -119,16 +136,8 @@ async fn a_viewers_laser_on_one_node_shows_on_the_other_and_fades_leaving_the_bo
         return;
     };
     let cluster = Cluster::start().await;
-    let (edit, view) = cluster.a.create_room().await;
     let driver = Driver::start().await;
-    let (ada, viewer) = cluster
-        .two_tabs(
-            &driver,
-            (W, H),
-            &format!("{}{edit}", cluster.a.url()),
-            &format!("{}{view}", cluster.b.url()),
-        )
-        .await;
+    let (ada, viewer) = editor_on_a_viewer_on_b(&cluster, &driver).await;
     ada.draw(&wave(320, 680, 200)).await;
     let count = "return window.kokuban.strokeCount();";
     viewer
@@ -164,41 +173,89 @@ async fn a_viewers_laser_on_one_node_shows_on_the_other_and_fades_leaving_the_bo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decline() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let driver = Driver::start().await;
+    let (ada, presenter) = editor_on_a_viewer_on_b(&cluster, &driver).await;
+    let asked = "return document.querySelector('.badge.asked')?.textContent ?? null;";
+    let shown = "return !!document.querySelector('.badge.asked');";
+    // The presenter (view-only, on node B) zooms in and asks from the menu.
+    presenter.press("[aria-label='Zoom in']").await;
+    presenter.press("[aria-label='Zoom in']").await;
+    let presenter_zoom = presenter.js(ZOOM, json!([])).await;
+    let ask = async |tab: &Browser| {
+        tab.press("[aria-label='Menu: export, theme, shortcuts']")
+            .await;
+        tab.press("[aria-label='Ask everyone to follow me']").await;
+    };
+    ask(&presenter).await;
+    ada.wait_for("the ask shown", shown, json!([])).await;
+    let text = ada.js(asked, json!([])).await;
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.contains("asks everyone to follow")),
+        "{text}"
+    );
+    assert_eq!(
+        ada.js(ZOOM, json!([])).await,
+        json!("100%"),
+        "nobody follows unasked"
+    );
+    ada.screenshot("cluster-asked-to-follow").await;
+
+    // Declining leaves Ada where she is.
+    ada.press("[aria-label^='Decline to follow ']").await;
+    ada.wait_for(
+        "the ask gone",
+        "return !document.querySelector('.badge.asked');",
+        json!([]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ada.js(ZOOM, json!([])).await, json!("100%"));
+
+    // Asked again, Ada follows: she sees the presenter's zoom, and goes along with it.
+    ask(&presenter).await;
+    ada.wait_for("asked again", shown, json!([])).await;
+    ada.press("[aria-label$=' as asked']").await;
+    ada.wait_for(
+        "Ada at the presenter's zoom",
+        AT_ZOOM,
+        json!([presenter_zoom]),
+    )
+    .await;
+    presenter.press("[aria-label='Zoom out']").await;
+    let presenter_zoom = presenter.js(ZOOM, json!([])).await;
+    ada.wait_for("Ada along with it", AT_ZOOM, json!([presenter_zoom]))
+        .await;
+    assert_eq!(ada.js(asked, json!([])).await, json!(null));
+    ada.quit().await;
+    presenter.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
     let Some(_lock) = prerequisites().await else {
         return;
     };
     let cluster = Cluster::start().await;
-    let (edit, view) = cluster.a.create_room().await;
     let driver = Driver::start().await;
-    let (ada, viewer) = cluster
-        .two_tabs(
-            &driver,
-            (W, H),
-            &format!("{}{edit}", cluster.a.url()),
-            &format!("{}{view}", cluster.b.url()),
-        )
-        .await;
-    let zoom = "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent;";
+    let (ada, viewer) = editor_on_a_viewer_on_b(&cluster, &driver).await;
     let badge = "return document.querySelector('.badge.following')?.textContent ?? null;";
     ada.press("[aria-label='Zoom in']").await;
     ada.press("[aria-label='Zoom in']").await;
-    let ada_zoom = ada.js(zoom, json!([])).await;
+    let ada_zoom = ada.js(ZOOM, json!([])).await;
     assert_ne!(ada_zoom, json!("100%"));
-    assert_eq!(viewer.js(zoom, json!([])).await, json!("100%"));
+    assert_eq!(viewer.js(ZOOM, json!([])).await, json!("100%"));
 
     // The viewer follows Ada (her avatar is the only "Follow …" one it shows).
     assert_eq!(viewer.count("[aria-label^='Follow ']").await, 1);
     viewer.press("[aria-label^='Follow ']").await;
     viewer
-        .wait_for(
-            "the viewer at Ada's zoom",
-            &format!(
-                "return {} === arguments[0];",
-                zoom.trim_start_matches("return ").trim_end_matches(';')
-            ),
-            json!([ada_zoom]),
-        )
+        .wait_for("the viewer at Ada's zoom", AT_ZOOM, json!([ada_zoom]))
         .await;
     let text = viewer.js(badge, json!([])).await;
     let text = text.as_str().expect("a following badge");
@@ -210,16 +267,9 @@ async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
 
     // Ada zooms out: the viewer goes along.
     ada.press("[aria-label='Zoom out']").await;
-    let ada_zoom = ada.js(zoom, json!([])).await;
+    let ada_zoom = ada.js(ZOOM, json!([])).await;
     viewer
-        .wait_for(
-            "the viewer at Ada's new zoom",
-            &format!(
-                "return {} === arguments[0];",
-                zoom.trim_start_matches("return ").trim_end_matches(';')
-            ),
-            json!([ada_zoom]),
-        )
+        .wait_for("the viewer at Ada's new zoom", AT_ZOOM, json!([ada_zoom]))
         .await;
 
     // Escape stops following: the badge goes, and Ada's next zoom stays hers.
@@ -231,10 +281,10 @@ async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
             json!([]),
         )
         .await;
-    let before = viewer.js(zoom, json!([])).await;
+    let before = viewer.js(ZOOM, json!([])).await;
     ada.press("[aria-label='Zoom in']").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(viewer.js(zoom, json!([])).await, before);
+    assert_eq!(viewer.js(ZOOM, json!([])).await, before);
     ada.quit().await;
     viewer.quit().await;
 }

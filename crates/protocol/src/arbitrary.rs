@@ -133,6 +133,7 @@ pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
         (name(), color()).prop_map(|(name, color)| ClientMsg::Profile(Profile { name, color })),
         cursor().prop_map(ClientMsg::Laser),
         camera().prop_map(ClientMsg::Camera),
+        Just(ClientMsg::AskToFollow),
     ]
 }
 
@@ -228,5 +229,6 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
             .prop_map(|(code, m)| ServerMsg::Error(ErrorFrame::new(code, m))),
         (member_id(), cursor())
             .prop_map(|(member, at)| ServerMsg::Laser(LaserUpdate { member, at })),
+        member_id().prop_map(ServerMsg::AskToFollow),
     ]
 }

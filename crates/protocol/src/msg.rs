@@ -32,6 +32,9 @@ pub enum ClientMsg {
     /// What this member's screen shows, so that others may follow it. Ephemeral like
     /// [`ClientMsg::Cursor`]: coalesced, never stored, allowed on a view-only connection.
     Camera(Camera),
+    /// Asks everyone else in the room to follow this member's camera (each may decline).
+    /// Ephemeral and coalesced like [`ClientMsg::Camera`]; allowed on a view-only connection.
+    AskToFollow,
 }
 
 /// What a server sends.
@@ -68,6 +71,8 @@ pub enum ServerMsg {
     Laser(LaserUpdate),
     /// Someone's camera moved. Ephemeral and coalesced: only the latest one is sent.
     Camera(CameraUpdate),
+    /// This member asks everyone to follow their camera.
+    AskToFollow(MemberId),
 }
 
 /// Opens a session on a room.

@@ -72,6 +72,7 @@ impl Editor {
                         self.show_camera(c.camera);
                     }
                 }
+                Notice::AskToFollow(m) => self.asked_by(m),
                 Notice::Renamed { from, to } => self.history.rename(from, to),
                 Notice::Unconfirmed(_) => {
                     self.toasts.push(crate::session::UNCONFIRMED_TOAST.into());
@@ -211,6 +212,11 @@ impl Editor {
             self.camera_sent = Some(camera);
             self.camera_sent_ms = now_ms;
             frames.push(encode_client(&ClientMsg::Camera(camera)));
+        }
+        // After our camera, so that whoever follows us sees it at once.
+        if self.ask_pending && !self.camera_due && self.budget.take(now_ms) {
+            self.ask_pending = false;
+            frames.push(encode_client(&ClientMsg::AskToFollow));
         }
         frames
     }

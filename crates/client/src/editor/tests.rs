@@ -165,6 +165,55 @@ fn following_a_member_shows_their_camera_until_we_navigate_or_press_escape() {
 }
 
 #[test]
+fn an_ask_to_follow_is_sent_after_our_camera_and_answered_by_following_or_declining() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::View);
+    e.set_screen(800.0, 600.0, 1.0);
+    let _ = e.outgoing(0.0);
+    e.ask_everyone_to_follow();
+    let sent = ops(&e.outgoing(200.0));
+    let at = |want: fn(&ClientMsg) -> bool| sent.iter().position(want);
+    let camera = at(|m| matches!(m, ClientMsg::Camera(_))).expect("our camera, again");
+    let ask = at(|m| matches!(m, ClientMsg::AskToFollow)).expect("the ask");
+    assert!(camera < ask, "the camera first: {sent:?}");
+    assert!(ops(&e.outgoing(400.0)).is_empty(), "asked once");
+
+    let bob = kokuban_protocol::Member {
+        id: MemberId(9),
+        name: kokuban_protocol::Name::new("Bob").unwrap(),
+        color: e.prefs().color,
+        capability: Capability::View,
+    };
+    let joined = ServerMsg::Presence(kokuban_protocol::PresenceEvent::Joined(bob));
+    assert_eq!(e.receive(&encode_server(&joined), 500.0), None);
+    let ask = encode_server(&ServerMsg::AskToFollow(MemberId(9)));
+    assert_eq!(e.receive(&camera_of(9, 100, 2000), 510.0), None);
+    assert_eq!(e.receive(&ask, 510.0), None);
+    assert_eq!(e.asked_to_follow(), Some(MemberId(9)));
+    assert_eq!(e.following(), None, "nobody is followed unasked");
+    e.answer_ask_to_follow(false);
+    assert_eq!(
+        (e.asked_to_follow(), e.following()),
+        (None, None),
+        "declined"
+    );
+    assert_eq!(e.receive(&ask, 520.0), None);
+    e.answer_ask_to_follow(true);
+    assert_eq!(e.asked_to_follow(), None);
+    assert_eq!(e.following(), Some(MemberId(9)));
+    assert_eq!(e.viewport().zoom(), 2.0, "where Bob looks");
+    // Asked again while following: nothing to answer.
+    assert_eq!(e.receive(&ask, 530.0), None);
+    assert_eq!(e.asked_to_follow(), None);
+    // An ask from someone who then leaves is withdrawn.
+    e.unfollow();
+    assert_eq!(e.receive(&ask, 540.0), None);
+    let left = ServerMsg::Presence(kokuban_protocol::PresenceEvent::Left(MemberId(9)));
+    assert_eq!(e.receive(&encode_server(&left), 550.0), None);
+    assert_eq!(e.asked_to_follow(), None);
+}
+
+#[test]
 fn our_camera_is_sent_when_it_moves_and_again_for_a_newcomer() {
     let mut e = editor(true);
     welcome(&mut e, Capability::Edit);

@@ -523,6 +523,10 @@ impl Membership for LocalMembership {
         self.room.core.camera(self.member, camera);
     }
 
+    fn ask_to_follow(&self) {
+        self.room.core.ask_to_follow(self.member);
+    }
+
     fn update_profile(&self, name: Name, color: Color) {
         let changed = self
             .room

@@ -127,6 +127,10 @@ pub trait Membership: Send + Sync + fmt::Debug {
     /// cursor; allowed to every member.
     fn camera(&self, camera: Camera);
 
+    /// Asks the others to follow this member's camera (each may decline). Coalesced like the
+    /// camera; allowed to every member.
+    fn ask_to_follow(&self);
+
     /// Changes this member's display name and colour.
     fn update_profile(&self, name: Name, color: Color);
 }

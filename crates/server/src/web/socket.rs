@@ -557,6 +557,7 @@ impl Session {
             ClientMsg::Cursor(at) => self.membership.cursor(at),
             ClientMsg::Laser(at) => self.membership.laser(at),
             ClientMsg::Camera(c) => self.membership.camera(c),
+            ClientMsg::AskToFollow => self.membership.ask_to_follow(),
             ClientMsg::Profile(p) => {
                 self.profile = Some((p.name, p.color));
                 if Instant::now() >= self.profile_due {

@@ -498,6 +498,7 @@ fn on_ephemeral(room: &Room, bytes: Bytes) {
         ServerMsg::Cursor(c) => st.remote.contains_key(&c.member),
         ServerMsg::Laser(l) => st.remote.contains_key(&l.member),
         ServerMsg::Camera(c) => st.remote.contains_key(&c.member),
+        ServerMsg::AskToFollow(m) => st.remote.contains_key(&m),
         _ => false,
     };
     if forward {

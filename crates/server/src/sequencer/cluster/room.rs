@@ -619,6 +619,10 @@ impl Membership for ClusterMembership {
     fn camera(&self, camera: Camera) {
         self.room.core.camera(self.member, camera);
     }
+
+    fn ask_to_follow(&self) {
+        self.room.core.ask_to_follow(self.member);
+    }
 }
 
 impl Drop for ClusterMembership {

@@ -111,6 +111,13 @@ impl<L: Seated> Locked<L> {
             self.wake();
         }
     }
+
+    /// Records that a member asks everyone to follow them, like a camera.
+    pub fn ask_to_follow(&self, member: MemberId) {
+        if self.lock().roster().ask_to_follow(member) {
+            self.wake();
+        }
+    }
 }
 
 /// A server message encoded once, to be shared by every queue it goes to.

@@ -1,6 +1,6 @@
 //! The members a node holds in a room: who they are, where their frames go, their cursors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -79,6 +79,9 @@ pub(crate) struct Roster<E> {
     cursors: HashMap<MemberId, Pointer>,
     /// Latest camera per member since the last flush (coalesced the same way).
     cameras: HashMap<MemberId, Camera>,
+    /// Members who asked everyone to follow them since the last flush (coalesced the same
+    /// way: asking twice in a window asks once).
+    asks: HashSet<MemberId>,
     empty_since: Option<Instant>,
     metrics: Arc<Metrics>,
 }
@@ -90,6 +93,7 @@ impl<E> Roster<E> {
             seats: HashMap::new(),
             cursors: HashMap::new(),
             cameras: HashMap::new(),
+            asks: HashSet::new(),
             empty_since: Some(Instant::now()),
             metrics,
         }
@@ -267,9 +271,20 @@ impl<E> Roster<E> {
         first
     }
 
-    /// Whether cursors or cameras wait to be sent.
+    /// Records that a member asks everyone to follow them, like [`Roster::cursor`] (the same
+    /// window).
+    pub fn ask_to_follow(&mut self, id: MemberId) -> bool {
+        if !self.seats.contains_key(&id) {
+            return false;
+        }
+        let first = !self.has_cursors();
+        self.asks.insert(id);
+        first
+    }
+
+    /// Whether cursors, cameras or asks to follow wait to be sent.
     pub fn has_cursors(&self) -> bool {
-        !self.cursors.is_empty() || !self.cameras.is_empty()
+        !self.cursors.is_empty() || !self.cameras.is_empty() || !self.asks.is_empty()
     }
 
     /// Sends every waiting cursor to the other members; returns the frames sent, for the
@@ -292,6 +307,13 @@ impl<E> Roster<E> {
             out.absorb(self.broadcast(&f, Some(member)));
             frames.push(f);
         }
+        // After the cameras: whoever follows the asker at once sees where they are.
+        let asks: Vec<_> = self.asks.drain().collect();
+        for member in asks {
+            let f = frame(&ServerMsg::AskToFollow(member));
+            out.absorb(self.broadcast(&f, Some(member)));
+            frames.push(f);
+        }
         (frames, out)
     }
 
@@ -299,6 +321,7 @@ impl<E> Roster<E> {
         let seat = self.seats.remove(&id)?;
         self.cursors.remove(&id);
         self.cameras.remove(&id);
+        self.asks.remove(&id);
         self.metrics.members.fetch_sub(1, Relaxed);
         Some(seat)
     }
