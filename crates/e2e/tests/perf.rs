@@ -1,6 +1,7 @@
 //! Rendering with a big board: seeds a room with 10,000 strokes over the protocol, opens it in
 //! headless Chromium, and reports frame times while panning, drawing and zoomed out to show
-//! everything. Headless Chromium renders in software on a shared CI core, so this reports
+//! everything. And with a crowd: the same tab's frame times alone in a room, then with 199
+//! other members whose cursors and cameras keep moving. Headless Chromium renders in software on a shared CI core, so this reports
 //! numbers rather than asserting a frame rate:
 //!
 //! ```sh
@@ -11,11 +12,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Browser, Driver, Node, prerequisites, wave};
+use common::{Browser, Driver, Node, member_of, prerequisites, wave};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::{
-    ClientMsg, Color, Hello, Name, Op, Point, Points, RoomId, StrokeId, StrokePoints, Token, Tool,
-    Width, encode_client,
+    Camera, ClientMsg, Color, Cursor, Hello, Name, Op, Point, Points, RoomId, StrokeId,
+    StrokePoints, Token, Tool, Width, encode_client,
 };
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -238,5 +239,98 @@ async fn ten_thousand_strokes() {
     .await;
     report("panning, all 10k visible", frames(&b, b.draw(&pan)).await);
     b.screenshot("perf-10k").await;
+    b.quit().await;
+}
+
+/// Members besides the tab in the crowded room.
+const CROWD: usize = 199;
+
+/// `n` members of the room of `edit` (a link), each moving its cursor ten times a second over
+/// the tab's screen and its camera once a second, until the tasks are aborted.
+async fn restless_crowd(node: &Node, edit: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (mut tx, mut rx) = member_of(node, edit, i).await.split();
+        tasks.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = rx.next().await {}
+        }));
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            for k in 0u64.. {
+                tick.tick().await;
+                // Over the tab's 1280×860 screen at 100 %, in eighths of a pixel.
+                let x = ((i as u64 * 97 + k * 13) % 1280) as i32 * 8;
+                let y = ((i as u64 * 53 + k * 7) % 860) as i32 * 8;
+                let at = Cursor::new(x, y).unwrap();
+                let mut frames = vec![ClientMsg::Cursor(Some(at))];
+                if k % 10 == 0 {
+                    frames.push(ClientMsg::Camera(Camera::new(at, 1000).unwrap()));
+                }
+                for f in frames {
+                    if tx
+                        .send(Message::Binary(encode_client(&f).into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    tasks
+}
+
+/// Frame times panning and drawing, and idle for two seconds.
+async fn pan_draw_idle(b: &Browser, who: &str) {
+    b.js(
+        "document.querySelector('[data-tool=hand]').click();",
+        json!([]),
+    )
+    .await;
+    let pan: Vec<(i64, i64)> = (0..120).map(|i| (900 - i * 4, 500 - i * 2)).collect();
+    report(&format!("{who}: panning"), frames(b, b.draw(&pan)).await);
+    b.js(
+        "document.querySelector('[data-tool=pen]').click();",
+        json!([]),
+    )
+    .await;
+    report(
+        &format!("{who}: drawing"),
+        frames(b, b.draw(&wave(200, 1100, 400))).await,
+    );
+    report(
+        &format!("{who}: idle"),
+        frames(b, tokio::time::sleep(Duration::from_secs(2))).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture"]
+async fn two_hundred_members_moving() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start().await;
+    let (edit, _) = node.create_room().await;
+    let driver = Driver::start().await;
+    let b = driver.browser(1280, 860).await;
+    b.goto(&format!("{}{edit}", node.url())).await;
+    b.wait_status("connected").await;
+    pan_draw_idle(&b, "alone").await;
+
+    let crowd = restless_crowd(&node, &edit, CROWD).await;
+    b.wait_for(
+        "everyone in the room",
+        "const more = document.querySelector('.avatar.more');
+         return more !== null && more.textContent.trim() === '+' + arguments[0];",
+        json!([CROWD - 2]),
+    )
+    .await;
+    pan_draw_idle(&b, &format!("with {CROWD} others moving")).await;
+    b.screenshot("perf-200-members").await;
+    for t in crowd {
+        t.abort();
+    }
     b.quit().await;
 }

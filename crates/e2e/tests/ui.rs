@@ -10,11 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Browser, Cluster, Driver, Node, keys, prerequisites, wave};
-use futures_util::{SinkExt, StreamExt};
-use kokuban_protocol::{ClientKey, ClientMsg, Color, Hello, Name, RoomId, Token, encode_client};
+use common::{Browser, Cluster, Driver, Node, keys, member_of, prerequisites, wave};
+use futures_util::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 const W: u32 = 1000;
 const H: u32 = 760;
@@ -634,26 +632,9 @@ async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_o
 /// Members named `Member 1` … `Member n` join the room of `edit` (a path with its token) over
 /// the protocol and stay, reading whatever comes, until the returned tasks are dropped.
 async fn crowd(node: &Node, edit: &str, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
-    let (path, token) = edit.split_once("#edit=").expect("an edit link");
-    let room = RoomId::new(path.trim_start_matches("/r/")).unwrap();
-    let token = Token::new(token).unwrap();
     let mut tasks = Vec::new();
     for i in 1..=n {
-        let url = format!("ws://{}/ws/{room}", node.addr);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connects");
-        let hello = ClientMsg::Hello(Hello {
-            room: room.clone(),
-            token: token.clone(),
-            resume: None,
-            name: Name::new(format!("Member {i}")).unwrap(),
-            color: Color::rgb(40, (i * 7 % 200) as u8, 160),
-            client: ClientKey(*uuid::Uuid::new_v4().as_bytes()),
-        });
-        ws.send(Message::Binary(encode_client(&hello).into()))
-            .await
-            .unwrap();
+        let mut ws = member_of(node, edit, i).await;
         tasks.push(tokio::spawn(async move {
             while let Some(Ok(_)) = ws.next().await {}
         }));

@@ -858,3 +858,35 @@ impl Browser {
         .to_string()
     }
 }
+
+/// A protocol connection to the room of `edit` (a path with its edit token) on `node`, as a
+/// member named `Member i`: its Hello is sent, nothing is read yet.
+pub async fn member_of(
+    node: &Node,
+    edit: &str,
+    i: usize,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures_util::SinkExt;
+    use kokuban_protocol::{ClientKey, ClientMsg, Color, Hello, Name, RoomId, Token};
+    let (path, token) = edit.split_once("#edit=").expect("an edit link");
+    let room = RoomId::new(path.trim_start_matches("/r/")).unwrap();
+    let url = format!("ws://{}/ws/{room}", node.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connects");
+    let hello = ClientMsg::Hello(Hello {
+        room,
+        token: Token::new(token).unwrap(),
+        resume: None,
+        name: Name::new(format!("Member {i}")).unwrap(),
+        color: Color::rgb(40, (i * 7 % 200) as u8, 160),
+        client: ClientKey(*uuid::Uuid::new_v4().as_bytes()),
+    });
+    let hello = kokuban_protocol::encode_client(&hello);
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        hello.into(),
+    ))
+    .await
+    .expect("the Hello is sent");
+    ws
+}
