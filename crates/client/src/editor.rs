@@ -32,6 +32,9 @@ const CURSOR_INTERVAL_MS: f64 = 40.0;
 /// Our camera is sent when it moved, at most this often: followers see a pan at 10 Hz, and
 /// a still camera costs nothing.
 const CAMERA_INTERVAL_MS: f64 = 100.0;
+/// After declining someone's ask to follow, their asks are not shown again for this long: a
+/// member asking over and over cannot nag the others.
+const DECLINED_QUIET_MS: f64 = 60_000.0;
 /// Margin around the drawing when zooming to fit, in screen pixels.
 const FIT_MARGIN: f64 = 48.0;
 /// Zoom buttons and keys change the zoom by this factor.
@@ -126,8 +129,11 @@ pub struct Editor {
     laser_at: Option<Cursor>,
     /// The member whose camera ours follows, until we navigate ourselves or press Escape.
     following: Option<MemberId>,
-    /// The member who asked everyone to follow them, until we answer (follow or decline).
-    asked_to_follow: Option<MemberId>,
+    /// The member who asked everyone to follow them, and when (ms), until we answer.
+    asked_to_follow: Option<(MemberId, f64)>,
+    /// The member whose ask we declined last, and when they asked: their asks within
+    /// [`DECLINED_QUIET_MS`] of it are not shown.
+    declined: Option<(MemberId, f64)>,
     /// Whether our own ask to follow us waits to be sent.
     ask_pending: bool,
     /// The camera we last sent, when, and whether to send it again anyway (someone joined).
@@ -184,6 +190,7 @@ impl Editor {
             laser_at: None,
             following: None,
             asked_to_follow: None,
+            declined: None,
             ask_pending: false,
             camera_sent: None,
             camera_sent_ms: f64::NEG_INFINITY,
@@ -485,29 +492,37 @@ impl Editor {
     /// The member who asks us to follow them, while we have not answered and they are here.
     pub fn asked_to_follow(&self) -> Option<MemberId> {
         self.asked_to_follow
+            .map(|(m, _)| m)
             .filter(|m| self.presence.member(*m).is_some())
     }
 
-    /// Answers an ask to follow: follows the member who asked, or declines.
+    /// Answers an ask to follow: follows the member who asked, or declines (and their asks of
+    /// the next minute are not shown).
     pub fn answer_ask_to_follow(&mut self, follow: bool) {
-        if let Some(member) = self.asked_to_follow.take() {
+        if let Some((member, at)) = self.asked_to_follow.take() {
             if follow {
                 self.follow(member);
+            } else {
+                self.declined = Some((member, at));
             }
             self.bump();
         }
     }
 
-    /// Someone asked everyone to follow them: we are asked unless we already follow them (or
-    /// it is us, or someone not in the room).
-    fn asked_by(&mut self, member: MemberId) {
+    /// Someone asked everyone to follow them at `now_ms`: we are asked unless we already follow
+    /// them, declined them within the last minute, or it is us or someone not in the room.
+    fn asked_by(&mut self, member: MemberId, now_ms: f64) {
+        let declined_lately = self
+            .declined
+            .is_some_and(|(m, at)| m == member && now_ms - at < DECLINED_QUIET_MS);
         if Some(member) == self.presence.me()
             || self.presence.member(member).is_none()
             || self.following == Some(member)
+            || declined_lately
         {
             return;
         }
-        self.asked_to_follow = Some(member);
+        self.asked_to_follow = Some((member, now_ms));
         self.bump();
     }
 

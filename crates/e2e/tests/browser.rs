@@ -206,20 +206,7 @@ async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decl
     );
     ada.screenshot("cluster-asked-to-follow").await;
 
-    // Declining leaves Ada where she is.
-    ada.press("[aria-label^='Decline to follow ']").await;
-    ada.wait_for(
-        "the ask gone",
-        "return !document.querySelector('.badge.asked');",
-        json!([]),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(ada.js(ZOOM, json!([])).await, json!("100%"));
-
-    // Asked again, Ada follows: she sees the presenter's zoom, and goes along with it.
-    ask(&presenter).await;
-    ada.wait_for("asked again", shown, json!([])).await;
+    // Ada follows: she sees the presenter's zoom, and goes along with it.
     ada.press("[aria-label$=' as asked']").await;
     ada.wait_for(
         "Ada at the presenter's zoom",
@@ -232,6 +219,30 @@ async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decl
     ada.wait_for("Ada along with it", AT_ZOOM, json!([presenter_zoom]))
         .await;
     assert_eq!(ada.js(asked, json!([])).await, json!(null));
+
+    // Ada stops following (Esc); asked again, she declines and stays where she is.
+    ada.type_keys("\u{E00C}").await;
+    ada.wait_for(
+        "following stopped",
+        "return !document.querySelector('.badge.following');",
+        json!([]),
+    )
+    .await;
+    ask(&presenter).await;
+    ada.wait_for("asked again", shown, json!([])).await;
+    ada.press("[aria-label^='Decline to follow ']").await;
+    ada.wait_for(
+        "the ask gone",
+        "return !document.querySelector('.badge.asked');",
+        json!([]),
+    )
+    .await;
+    presenter.press("[aria-label='Zoom in']").await;
+    // A third ask right away is not shown: a declined presenter cannot nag.
+    ask(&presenter).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(ada.js(asked, json!([])).await, json!(null));
+    assert_eq!(ada.js(ZOOM, json!([])).await, presenter_zoom, "not along");
     ada.quit().await;
     presenter.quit().await;
 }

@@ -72,7 +72,7 @@ impl Editor {
                         self.show_camera(c.camera);
                     }
                 }
-                Notice::AskToFollow(m) => self.asked_by(m),
+                Notice::AskToFollow(m) => self.asked_by(m, now_ms),
                 Notice::Renamed { from, to } => self.history.rename(from, to),
                 Notice::Unconfirmed(_) => {
                     self.toasts.push(crate::session::UNCONFIRMED_TOAST.into());

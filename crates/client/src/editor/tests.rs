@@ -197,19 +197,28 @@ fn an_ask_to_follow_is_sent_after_our_camera_and_answered_by_following_or_declin
         (None, None),
         "declined"
     );
-    assert_eq!(e.receive(&ask, 520.0), None);
+    // Asking again at once is not shown: a declined member cannot nag.
+    assert_eq!(e.receive(&ask, 5_000.0), None);
+    assert_eq!(e.asked_to_follow(), None, "quiet after a decline");
+    assert_eq!(e.receive(&ask, 70_000.0), None);
+    assert_eq!(
+        e.asked_to_follow(),
+        Some(MemberId(9)),
+        "asked again a minute later"
+    );
     e.answer_ask_to_follow(true);
     assert_eq!(e.asked_to_follow(), None);
     assert_eq!(e.following(), Some(MemberId(9)));
     assert_eq!(e.viewport().zoom(), 2.0, "where Bob looks");
     // Asked again while following: nothing to answer.
-    assert_eq!(e.receive(&ask, 530.0), None);
+    assert_eq!(e.receive(&ask, 70_030.0), None);
     assert_eq!(e.asked_to_follow(), None);
     // An ask from someone who then leaves is withdrawn.
     e.unfollow();
-    assert_eq!(e.receive(&ask, 540.0), None);
+    assert_eq!(e.receive(&ask, 70_040.0), None);
+    assert_eq!(e.asked_to_follow(), Some(MemberId(9)));
     let left = ServerMsg::Presence(kokuban_protocol::PresenceEvent::Left(MemberId(9)));
-    assert_eq!(e.receive(&encode_server(&left), 550.0), None);
+    assert_eq!(e.receive(&encode_server(&left), 70_050.0), None);
     assert_eq!(e.asked_to_follow(), None);
 }
 
