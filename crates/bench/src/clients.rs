@@ -772,7 +772,10 @@ fn on_kokuban(
             }
         }
         // The load generator points no laser and follows nobody.
-        ServerMsg::Presence(_) | ServerMsg::Laser(_) | ServerMsg::Camera(_) => {}
+        ServerMsg::Presence(_)
+        | ServerMsg::Laser(_)
+        | ServerMsg::Camera(_)
+        | ServerMsg::AskToFollow(_) => {}
     }
 }
 
