@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Browser, Cluster, Driver, Proxy, TIMEOUT, prerequisites, wave};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The number of points of each stroke a tab shows.
 const POINTS: &str = "return Array.from(window.kokuban.strokePoints());";
@@ -29,6 +29,20 @@ const H: u32 = 860;
 const ZOOM: &str = "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent;";
 const AT_ZOOM: &str =
     "return document.querySelector('[aria-label=\"Zoom to 100%\"]').textContent === arguments[0];";
+
+/// Presses the zoom button labelled `button` on `tab` and waits until the zoom shown changes
+/// (a click is handled, and the label redrawn, a frame or more later): the new zoom.
+async fn zoomed(tab: &Browser, button: &str) -> Value {
+    let before = tab.js(ZOOM, json!([])).await;
+    tab.press(&format!("[aria-label='{button}']")).await;
+    tab.wait_for(
+        &format!("the zoom to change after {button}"),
+        &format!("{} !== arguments[0];", ZOOM.trim_end_matches(';')),
+        json!([before]),
+    )
+    .await;
+    tab.js(ZOOM, json!([])).await
+}
 
 /// A tab editing a new room through node A and a view-only tab of it through node B.
 async fn editor_on_a_viewer_on_b(cluster: &Cluster, driver: &Driver) -> (Browser, Browser) {
@@ -183,13 +197,19 @@ async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decl
     let asked = "return document.querySelector('.badge.asked')?.textContent ?? null;";
     let shown = "return !!document.querySelector('.badge.asked');";
     // The presenter (view-only, on node B) zooms in and asks from the menu.
-    presenter.press("[aria-label='Zoom in']").await;
-    presenter.press("[aria-label='Zoom in']").await;
-    let presenter_zoom = presenter.js(ZOOM, json!([])).await;
+    zoomed(&presenter, "Zoom in").await;
+    let presenter_zoom = zoomed(&presenter, "Zoom in").await;
     let ask = async |tab: &Browser| {
         tab.press("[aria-label='Menu: export, theme, shortcuts']")
             .await;
-        tab.press("[aria-label='Ask everyone to follow me']").await;
+        let item = "[aria-label='Ask everyone to follow me']";
+        tab.wait_for(
+            "the menu open",
+            "return !!document.querySelector(arguments[0]);",
+            json!([item]),
+        )
+        .await;
+        tab.press(item).await;
     };
     ask(&presenter).await;
     ada.wait_for("the ask shown", shown, json!([])).await;
@@ -214,8 +234,7 @@ async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decl
         json!([presenter_zoom]),
     )
     .await;
-    presenter.press("[aria-label='Zoom out']").await;
-    let presenter_zoom = presenter.js(ZOOM, json!([])).await;
+    let presenter_zoom = zoomed(&presenter, "Zoom out").await;
     ada.wait_for("Ada along with it", AT_ZOOM, json!([presenter_zoom]))
         .await;
     assert_eq!(ada.js(asked, json!([])).await, json!(null));
@@ -237,7 +256,7 @@ async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decl
         json!([]),
     )
     .await;
-    presenter.press("[aria-label='Zoom in']").await;
+    zoomed(&presenter, "Zoom in").await;
     // A third ask right away is not shown: a declined presenter cannot nag.
     ask(&presenter).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -256,9 +275,8 @@ async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
     let driver = Driver::start().await;
     let (ada, viewer) = editor_on_a_viewer_on_b(&cluster, &driver).await;
     let badge = "return document.querySelector('.badge.following')?.textContent ?? null;";
-    ada.press("[aria-label='Zoom in']").await;
-    ada.press("[aria-label='Zoom in']").await;
-    let ada_zoom = ada.js(ZOOM, json!([])).await;
+    zoomed(&ada, "Zoom in").await;
+    let ada_zoom = zoomed(&ada, "Zoom in").await;
     assert_ne!(ada_zoom, json!("100%"));
     assert_eq!(viewer.js(ZOOM, json!([])).await, json!("100%"));
 
@@ -277,8 +295,7 @@ async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
     viewer.screenshot("cluster-following").await;
 
     // Ada zooms out: the viewer goes along.
-    ada.press("[aria-label='Zoom out']").await;
-    let ada_zoom = ada.js(ZOOM, json!([])).await;
+    let ada_zoom = zoomed(&ada, "Zoom out").await;
     viewer
         .wait_for("the viewer at Ada's new zoom", AT_ZOOM, json!([ada_zoom]))
         .await;
@@ -293,7 +310,7 @@ async fn following_a_member_on_the_other_node_shows_their_zoom_until_escape() {
         )
         .await;
     let before = viewer.js(ZOOM, json!([])).await;
-    ada.press("[aria-label='Zoom in']").await;
+    zoomed(&ada, "Zoom in").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(viewer.js(ZOOM, json!([])).await, before);
     ada.quit().await;
