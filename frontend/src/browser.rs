@@ -32,6 +32,15 @@ pub fn remember_board(link: &kokuban_client::link::RoomLink) {
     store(KEY, &recent.to_stored());
 }
 
+/// Remembers in this browser's list of recent boards the title `room`'s board has now.
+pub fn remember_title(room: &str, title: Option<&str>) {
+    use kokuban_client::recent::{KEY, RecentBoards};
+    let mut recent = RecentBoards::parse(load(KEY).as_deref());
+    if recent.titled(room, title) {
+        store(KEY, &recent.to_stored());
+    }
+}
+
 /// Whether the browser believes it has a network.
 pub fn online() -> bool {
     window().navigator().on_line()

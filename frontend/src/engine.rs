@@ -82,6 +82,8 @@ pub struct Ui {
     pub following: Option<String>,
     /// The name of the member who asks everyone to follow them, until we answer.
     pub asked_by: Option<String>,
+    /// The board's title (`None`: untitled).
+    pub title: Option<String>,
 }
 
 impl Ui {
@@ -137,6 +139,7 @@ impl Ui {
                 .asked_to_follow()
                 .and_then(|id| e.presence().member(id))
                 .map(|m| m.name.as_str().to_string()),
+            title: e.title().map(str::to_owned),
         }
     }
 }

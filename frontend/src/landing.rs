@@ -62,16 +62,23 @@ fn Recent() -> impl IntoView {
                 .map(|b| {
                     let room = b.room.clone();
                     let when = ago(b.opened_ms, now);
+                    // A board is named by its title where it has one, else by its id.
+                    let name = b.title.clone().unwrap_or_else(|| b.room.clone());
+                    let label = name.clone();
                     view! {
                         <li>
-                            <a href=b.link.clone() title="Open this board">
-                                {b.room.clone()}
+                            <a
+                                href=b.link.clone()
+                                class:untitled=b.title.is_none()
+                                title=format!("Open board {}", b.room)
+                            >
+                                {name}
                             </a>
                             <span class="when">{when}</span>
                             <button
                                 class="forget"
                                 title="Remove this board from the list (the board itself stays)"
-                                aria-label=format!("Remove board {room} from the list")
+                                aria-label=format!("Remove board {label} from the list")
                                 on:click=move |_| forget(&room)
                             >
                                 "×"

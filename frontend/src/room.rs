@@ -52,6 +52,17 @@ pub fn Room(link: RoomLink) -> impl IntoView {
             .and_then(|name| Panel::from_name(&name));
         panels.maybe_update(|p| p.pointer_down(inside));
     });
+    // The title names the browser tab and the board in this browser's list of recent boards.
+    let title = Memo::new(move |_| ui.with(|u| u.title.clone()));
+    let room = link_room(engine);
+    Effect::new(move |_| {
+        let title = title.get();
+        crate::browser::document().set_title(&match &title {
+            Some(t) => format!("{t} — Kokuban"),
+            None => "Kokuban".into(),
+        });
+        crate::browser::remember_title(&room, title.as_deref());
+    });
     let open = move || ui.with(|u| u.closed.is_none());
     let can_edit = move || ui.with(|u| u.can_edit);
 
@@ -63,6 +74,7 @@ pub fn Room(link: RoomLink) -> impl IntoView {
                 <img src="/icons/kokuban.svg" alt="" width="24" height="24"/>
                 <span>"Kokuban"</span>
             </a>
+            <BoardTitle engine=engine ui=ui/>
             <Status ui=ui/>
         </header>
         // A board that cannot be reached shows no tools: the banner says what to do instead.
@@ -129,6 +141,80 @@ pub fn Room(link: RoomLink) -> impl IntoView {
         <ShortcutSheet engine=engine/>
         <Toasts engine=engine/>
         <TextEditor engine=engine/>
+    }
+}
+
+/// The room id of the engine's link.
+fn link_room(engine: EngineRef) -> String {
+    engine.with_value(|e| {
+        e.editor
+            .borrow()
+            .link()
+            .map(|l| l.room.as_str().to_owned())
+            .unwrap_or_default()
+    })
+}
+
+/// The board's title: a field an editor renames the board with (Enter or leaving the field
+/// sets it for everyone, Esc puts back what it was), plain text for a viewer.
+#[component]
+fn BoardTitle(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
+    let title = Memo::new(move |_| ui.with(|u| u.title.clone().unwrap_or_default()));
+    let field = NodeRef::<html::Input>::new();
+    let now =
+        move || engine.with_value(|e| e.editor.borrow().title().unwrap_or_default().to_owned());
+    // A rename by someone else shows at once, except while this field is being typed in:
+    // what is typed is not overwritten, and leaving the field shows the title again.
+    Effect::new(move |_| {
+        let title = title.get();
+        if let Some(input) = field.get() {
+            let typing = crate::browser::document()
+                .active_element()
+                .is_some_and(|a| &a == input.unchecked_ref::<web_sys::Element>());
+            if !typing {
+                input.set_value(&title);
+            }
+        }
+    });
+    let set = move |ev: ev::Event| {
+        let value = event_target_value(&ev);
+        engine.with_value(|e| e.act(|ed| ed.set_title(&value)));
+    };
+    view! {
+        <Show
+            when=move || ui.with(|u| u.can_edit)
+            fallback=move || view! {
+                <span class="title" aria-label="Board title">{title}</span>
+            }
+        >
+            <input
+                class="title"
+                type="text"
+                node_ref=field
+                placeholder="Untitled board"
+                title="Board title: everyone sees it"
+                aria-label="Board title"
+                on:change=set
+                on:blur=move |_| {
+                    if let Some(input) = field.get() {
+                        input.set_value(&now());
+                    }
+                }
+                on:keydown=move |ev: ev::KeyboardEvent| {
+                    let Some(input) = field.get() else { return };
+                    match ev.key().as_str() {
+                        "Enter" => {
+                            let _ = input.blur();
+                        }
+                        "Escape" => {
+                            input.set_value(&now());
+                            let _ = input.blur();
+                        }
+                        _ => {}
+                    }
+                }
+            />
+        </Show>
     }
 }
 

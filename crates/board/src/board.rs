@@ -3,7 +3,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
     Color, Epoch, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints, Text,
-    Tool, Width,
+    Title, Tool, Width,
 };
 
 /// How many erased strokes a board keeps so that undo can restore them. Beyond this the
@@ -83,6 +83,8 @@ pub enum Change {
     Moved(Vec<StrokeId>),
     /// Everything disappeared.
     Cleared,
+    /// The board's title changed.
+    Retitled,
 }
 
 /// A sequenced op that does not follow the board's position.
@@ -166,6 +168,8 @@ pub struct Board {
     pub(crate) index: HashMap<StrokeId, u64>,
     pub(crate) tombstones: VecDeque<StrokeId>,
     pub(crate) next_order: u64,
+    /// The board's name (`None`: untitled; never an empty title).
+    pub(crate) title: Option<Title>,
 }
 
 impl Board {
@@ -192,6 +196,11 @@ impl Board {
     /// The last sequenced op applied.
     pub fn position(&self) -> Option<Position> {
         self.position
+    }
+
+    /// The board's title, if it has one.
+    pub fn title(&self) -> Option<&Title> {
+        self.title.as_ref()
     }
 
     /// Visible strokes, bottom first.
@@ -372,6 +381,14 @@ impl Board {
                 self.tombstones.clear();
                 Change::Cleared
             }
+            Op::Title { title } => {
+                let title = Some(title).filter(|t| !t.as_str().is_empty());
+                if self.title.as_ref() == title {
+                    return Change::None;
+                }
+                self.title = title.cloned();
+                Change::Retitled
+            }
         }
     }
 
@@ -434,6 +451,11 @@ impl Board {
                 }
             }
             Op::Clear => {}
+            Op::Title { title } => {
+                if self.title.as_ref().map_or("", |t| t.as_str()) == title.as_str() {
+                    return Err(Refusal::Repeat);
+                }
+            }
         }
         Ok(())
     }
@@ -693,6 +715,10 @@ mod tests {
         }
         ops.push(Op::Erase { ids: ids(&[9, 1]) });
         ops.push(Op::Restore { ids: ids(&[9, 3]) });
+        b.apply(BOB, &title("Plans"));
+        for t in ["", "Plans", "Plans 2"] {
+            ops.push(title(t));
+        }
         let mut checked = 0;
         for op in &ops {
             for author in [ADA, BOB] {
@@ -710,6 +736,30 @@ mod tests {
         assert!(Refusal::NotAuthor.is_final() && !Refusal::UnknownStroke.is_final());
         // Clearing is always allowed, even an empty board.
         assert_eq!(Board::new().vet(ADA, &Op::Clear), Ok(()));
+        assert_eq!(Board::new().vet(ADA, &title("")), Err(Refusal::Repeat));
+    }
+
+    fn title(t: &str) -> Op {
+        Op::Title {
+            title: Title::new(t).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_title_is_the_last_one_set_survives_clear_and_an_empty_one_removes_it() {
+        let mut b = Board::new();
+        assert_eq!(b.title(), None);
+        assert_eq!(b.apply(ADA, &title("Roadmap")), Change::Retitled);
+        assert_eq!(b.apply(BOB, &title("Roadmap")), Change::None);
+        assert_eq!(b.apply(BOB, &title("Roadmap 2027")), Change::Retitled);
+        b.apply(ADA, &begin(1));
+        b.apply(ADA, &Op::Clear);
+        assert_eq!(b.title().map(Title::as_str), Some("Roadmap 2027"));
+        let back = Board::from_snapshot(&b.snapshot()).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(b.apply(ADA, &title("")), Change::Retitled);
+        assert_eq!(b.title(), None);
+        assert_eq!(b.apply(ADA, &title("")), Change::None);
     }
 
     #[test]

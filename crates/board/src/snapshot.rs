@@ -1,18 +1,24 @@
 //! Snapshot encoding: a version byte, then a postcard body.
 //!
+//! Version 2 added the board's title at the end of the body. Version 1 snapshots (stores
+//! written before it) are still read, as untitled boards; only version 2 is written.
+//!
 //! A snapshot holds the whole state of a board, tombstones and drawing order included, so that
 //! `snapshot → board → snapshot` gives the same bytes and a board restored from a snapshot
 //! behaves exactly like the board that wrote it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use kokuban_protocol::{Color, List, MemberId, Path, Position, StrokeId, Text, Tool, Width};
+use kokuban_protocol::{Color, List, MemberId, Path, Position, StrokeId, Text, Title, Tool, Width};
 use serde::{Deserialize, Serialize};
 
 use crate::board::{Board, MAX_TOMBSTONES, Shape, Stroke};
 
-/// Version of the snapshot format. Bumped on any incompatible change.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Version of the snapshot format written. Bumped on any incompatible change.
+pub const SNAPSHOT_VERSION: u8 = 2;
+
+/// The oldest version still read.
+const OLDEST_READ: u8 = 1;
 
 /// Why bytes are not a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +27,9 @@ pub enum SnapshotError {
     #[error("empty snapshot")]
     Empty,
     /// Written by another version of the format.
-    #[error("snapshot format version {0} is not supported (this build reads {SNAPSHOT_VERSION})")]
+    #[error(
+        "snapshot format version {0} is not supported (this build reads {OLDEST_READ} to {SNAPSHOT_VERSION})"
+    )]
     Version(u8),
     /// Not a valid encoding.
     #[error("malformed snapshot: {0}")]
@@ -37,6 +45,28 @@ struct Body {
     next_order: u64,
     strokes: List<Record>,
     tombstones: List<StrokeId>,
+    title: Option<Title>,
+}
+
+/// The body of a version 1 snapshot: no title.
+#[derive(Deserialize)]
+struct BodyV1 {
+    position: Option<Position>,
+    next_order: u64,
+    strokes: List<Record>,
+    tombstones: List<StrokeId>,
+}
+
+impl From<BodyV1> for Body {
+    fn from(v1: BodyV1) -> Self {
+        Body {
+            position: v1.position,
+            next_order: v1.next_order,
+            strokes: v1.strokes,
+            tombstones: v1.tombstones,
+            title: None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,6 +118,7 @@ impl Board {
             next_order: self.next_order,
             strokes,
             tombstones: self.tombstones.iter().copied().collect(),
+            title: self.title.clone(),
         };
         let out = vec![SNAPSHOT_VERSION];
         postcard::to_extend(&body, out).expect("snapshot types always serialize")
@@ -96,10 +127,15 @@ impl Board {
     /// Decodes a snapshot, checking every invariant of the board.
     pub fn from_snapshot(bytes: &[u8]) -> Result<Board, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
-        if version != SNAPSHOT_VERSION {
-            return Err(SnapshotError::Version(version));
+        let body: Body = match version {
+            1 => postcard::from_bytes::<BodyV1>(body).map(Body::from),
+            SNAPSHOT_VERSION => postcard::from_bytes(body),
+            _ => return Err(SnapshotError::Version(version)),
         }
-        let body: Body = postcard::from_bytes(body).map_err(SnapshotError::Malformed)?;
+        .map_err(SnapshotError::Malformed)?;
+        if body.title.as_ref().is_some_and(|t| t.as_str().is_empty()) {
+            return Err(SnapshotError::Inconsistent("empty title"));
+        }
         if body.tombstones.len() > MAX_TOMBSTONES {
             return Err(SnapshotError::Inconsistent("too many tombstones"));
         }
@@ -152,6 +188,70 @@ impl Board {
             index,
             tombstones,
             next_order: body.next_order,
+            title: body.title,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kokuban_protocol::{Op, Point};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn drawn() -> Board {
+        let mut b = Board::new();
+        b.apply(
+            MemberId(1),
+            &Op::StrokeBegin {
+                id: StrokeId(Uuid::from_u128(7)),
+                tool: Tool::Pen,
+                color: Color::rgb(1, 2, 3),
+                width: Width::from_px(2.0),
+                first: Point::new(5, 6, 100).unwrap(),
+            },
+        );
+        b
+    }
+
+    /// A version 1 body is a version 2 body without its last field; an untitled board's
+    /// title encodes as one zero byte at the end.
+    #[test]
+    fn a_version_1_snapshot_is_read_as_an_untitled_board() {
+        let board = drawn();
+        let mut v1 = board.snapshot();
+        assert_eq!(
+            v1.pop(),
+            Some(0),
+            "an untitled board ends with an empty option"
+        );
+        v1[0] = 1;
+        assert_eq!(Board::from_snapshot(&v1), Ok(board));
+        v1[0] = SNAPSHOT_VERSION + 1;
+        let refused = Board::from_snapshot(&v1).unwrap_err();
+        assert!(refused.to_string().contains("reads 1 to 2"), "{refused}");
+    }
+
+    #[test]
+    fn a_titled_board_keeps_its_title_and_an_empty_title_is_inconsistent() {
+        let mut board = drawn();
+        board.apply(
+            MemberId(2),
+            &Op::Title {
+                title: Title::new("Q3 plan").unwrap(),
+            },
+        );
+        let bytes = board.snapshot();
+        let back = Board::from_snapshot(&bytes).unwrap();
+        assert_eq!(back.title().map(Title::as_str), Some("Q3 plan"));
+        assert_eq!(back.snapshot(), bytes);
+        let mut empty = drawn().snapshot();
+        empty.pop();
+        empty.extend([1, 0]);
+        assert_eq!(
+            Board::from_snapshot(&empty),
+            Err(SnapshotError::Inconsistent("empty title"))
+        );
     }
 }

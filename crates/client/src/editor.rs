@@ -23,6 +23,7 @@ use crate::viewport::Viewport;
 mod connect;
 mod edit;
 mod input;
+mod title;
 
 pub use edit::{DUPLICATE_OFFSET_PX, NUDGE_PX};
 use input::Nav;

@@ -24,6 +24,9 @@ pub struct RecentBoard {
     pub link: String,
     /// When it was last opened, in ms since the Unix epoch.
     pub opened_ms: f64,
+    /// The board's title when it was last seen (`None`: untitled, or not seen yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// The boards, newest first.
@@ -60,6 +63,12 @@ impl RecentBoards {
             return;
         };
         let room = link.room.as_str();
+        // The title seen last time stands until the board tells its title again.
+        let title = self
+            .0
+            .iter()
+            .find(|b| b.room == room)
+            .and_then(|b| b.title.clone());
         self.0.retain(|b| b.room != room);
         self.0.insert(
             0,
@@ -67,9 +76,23 @@ impl RecentBoards {
                 room: room.to_owned(),
                 link: url,
                 opened_ms: now_ms,
+                title,
             },
         );
         self.0.truncate(MAX_BOARDS);
+    }
+
+    /// Records the title the board of `room` has now; returns whether that changed the list
+    /// (so that it is written back only then).
+    pub fn titled(&mut self, room: &str, title: Option<&str>) -> bool {
+        let Some(board) = self.0.iter_mut().find(|b| b.room == room) else {
+            return false;
+        };
+        if board.title.as_deref() == title {
+            return false;
+        }
+        board.title = title.map(str::to_owned);
+        true
     }
 
     /// Forgets the board of `room`.
@@ -116,6 +139,30 @@ mod tests {
         assert_eq!(back, r);
         r.remove("aaa");
         assert_eq!(r.boards().len(), 1);
+    }
+
+    #[test]
+    fn a_boards_title_is_kept_across_openings_and_lists_written_before_titles_still_read() {
+        let mut r =
+            RecentBoards::parse(Some(r#"[{"room":"a","link":"/r/a#view=V","opened_ms":1}]"#));
+        assert_eq!(r.boards()[0].title, None);
+        assert!(r.titled("a", Some("Roadmap")));
+        assert!(
+            !r.titled("a", Some("Roadmap")),
+            "unchanged: nothing to write"
+        );
+        assert!(
+            !r.titled("zzz", Some("Roadmap")),
+            "a board not listed is not added"
+        );
+        r.opened(&link("/r/a", "#edit=E"), 2.0);
+        let back = RecentBoards::parse(Some(&r.to_stored()));
+        assert_eq!(back.boards()[0].title.as_deref(), Some("Roadmap"));
+        assert!(r.titled("a", None));
+        assert!(
+            !r.to_stored().contains("title"),
+            "untitled boards store no title"
+        );
     }
 
     #[test]

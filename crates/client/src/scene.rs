@@ -110,7 +110,8 @@ impl Scene {
     pub fn note(&mut self, change: Change, board: &Board, dirty: &mut Rect) -> Noted {
         let mut noted = Noted::default();
         match change {
-            Change::None => {}
+            // The title is not drawn on the canvas.
+            Change::None | Change::Retitled => {}
             Change::Cleared => noted.full = true,
             Change::Added(ids) => {
                 for id in ids {

@@ -533,6 +533,10 @@ impl Session {
     fn conflicts(&self, op: &Op) -> bool {
         let ids: &[StrokeId] = match op {
             Op::Clear => return true,
+            // Ours, if we renamed the board too, must be replayed after it.
+            Op::Title { .. } => {
+                return self.ops.iter().any(|e| matches!(e.op, Op::Title { .. }));
+            }
             Op::Erase { ids } | Op::Restore { ids } => ids,
             Op::Move { to } => {
                 let ours = self.outstanding_ids();

@@ -153,7 +153,7 @@ impl SpatialIndex {
     /// Brings the index up to date with one change of `board` (the board after the op).
     pub fn update(&mut self, board: &Board, change: &Change) {
         match change {
-            Change::None => {}
+            Change::None | Change::Retitled => {}
             Change::Cleared => *self = Self::default(),
             Change::Added(ids) => {
                 for id in ids {

@@ -687,3 +687,73 @@ async fn on_a_redis_cluster_strokes_cross_nodes_live_and_after_the_rooms_master_
     ada.quit().await;
     bob.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_title_set_on_one_node_names_the_board_for_everyone_and_in_their_recent_boards() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let driver = Driver::start().await;
+    let (edit, view) = cluster.a.create_room().await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await;
+    let field = "input[aria-label='Board title']";
+    // Ada, an editor on node A, names the board.
+    ada.click_on(field).await;
+    ada.type_keys("Launch plan\u{E007}").await;
+    // Bob, view-only on node B, sees the title, as text he cannot change, and in his tab's name.
+    let titled = "return document.querySelector('.title')?.textContent === arguments[0]
+        && document.title === arguments[0] + ' — Kokuban';";
+    bob.wait_for("the title on node B", titled, json!(["Launch plan"]))
+        .await;
+    assert_eq!(
+        bob.js(
+            "return !!document.querySelector(arguments[0]);",
+            json!([field])
+        )
+        .await,
+        json!(false),
+        "a viewer has no title field"
+    );
+    bob.screenshot("cluster-board-title").await;
+
+    // Typing and then Esc puts the title back, and changes nothing for anyone.
+    ada.click_on(field).await;
+    ada.type_keys(" (draft)\u{E00C}").await;
+    let value = "return document.querySelector(arguments[0]).value === arguments[1];";
+    ada.wait_for("the title put back", value, json!([field, "Launch plan"]))
+        .await;
+
+    // A late joiner on node B gets the title with the board.
+    let carol = driver.browser(W, H).await;
+    carol.goto(&format!("{}{edit}", cluster.b.url())).await;
+    carol.wait_status("connected").await;
+    carol
+        .wait_for(
+            "the title for a late joiner",
+            value,
+            json!([field, "Launch plan"]),
+        )
+        .await;
+    let bob_sees = bob.js(
+        "return document.querySelector('.title').textContent;",
+        json!([]),
+    );
+    assert_eq!(bob_sees.await, json!("Launch plan"));
+
+    // Bob's landing page names the board by its title.
+    bob.goto(&format!("{}/", cluster.b.url())).await;
+    bob.wait_for(
+        "the board listed by its title",
+        "return document.querySelector('.recent li a')?.textContent === arguments[0];",
+        json!(["Launch plan"]),
+    )
+    .await;
+}

@@ -86,6 +86,7 @@ pub fn op() -> impl Strategy<Value = Op> {
             to: Bounded::new(v.into_iter().map(|(id, dx, dy)| Placement::new(id, dx, dy).unwrap()).collect()).unwrap()
         }),
         1 => Just(Op::Clear),
+        1 => "[a-zA-Z0-9 äö漢]{0,16}".prop_map(|s| Op::Title { title: Title::new(s).unwrap() }),
     ]
 }
 

@@ -6,7 +6,9 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::limits::{MAX_ID_CHARS, MAX_NAME_BYTES, MAX_TEXT_BYTES, MAX_WIDTH, MIN_WIDTH};
+use crate::limits::{
+    MAX_ID_CHARS, MAX_NAME_BYTES, MAX_TEXT_BYTES, MAX_TITLE_BYTES, MAX_WIDTH, MIN_WIDTH,
+};
 
 /// A value that is outside what the protocol allows; the text says which rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -288,6 +290,12 @@ bounded_text! {
 }
 
 bounded_text! {
+    /// A board's title, which every member sees (at most `MAX_TITLE_BYTES`, one line; empty:
+    /// the board has no title).
+    Title, MAX_TITLE_BYTES, "title", allow_newlines = false, plain = true
+}
+
+bounded_text! {
     /// The content of a text item (at most `MAX_TEXT_BYTES`; newlines allowed).
     Text, MAX_TEXT_BYTES, "text", allow_newlines = true, plain = false
 }
@@ -343,6 +351,10 @@ mod tests {
         assert!(Name::new("a\nb").is_err());
         assert!(Text::new("a\nb").is_ok());
         assert!(Name::new("x".repeat(MAX_NAME_BYTES + 1)).is_err());
+        assert!(Title::new("x".repeat(MAX_TITLE_BYTES)).is_ok());
+        assert!(Title::new("x".repeat(MAX_TITLE_BYTES + 1)).is_err());
+        assert!(Title::new("Plan\nB").is_err());
+        assert!(Title::new("Plan \u{202E}B").is_err());
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub use codec::{
     DecodeError, decode_client, decode_server, encode_client, encode_server, encode_server_into,
 };
 pub use ids::{
-    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
-    Width, is_hidden,
+    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Title,
+    Token, Width, is_hidden,
 };
 pub use limits::PROTOCOL_VERSION;
 pub use msg::{

@@ -32,6 +32,9 @@ pub const MAX_TEXT_BYTES: usize = 4 * 1024;
 /// Longest display name, in UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = 48;
 
+/// Longest board title, in UTF-8 bytes.
+pub const MAX_TITLE_BYTES: usize = 120;
+
 /// Most stroke ids in one Erase, Restore or Move.
 pub const MAX_IDS_PER_OP: usize = 1024;
 

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded::{Bounded, Bytes, List};
 use crate::ids::{
-    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Token,
-    Width,
+    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Title,
+    Token, Width,
 };
 use crate::limits::{
     COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE, MAX_ZOOM_MILLI,
@@ -205,8 +205,14 @@ pub enum Op {
         /// The new offsets.
         to: Bounded<Placement, MAX_IDS_PER_OP>,
     },
-    /// Removes every stroke of the board for good.
+    /// Removes every stroke of the board for good (its title stays).
     Clear,
+    /// Names the board for everyone (an empty title removes the name). Absolute, hence
+    /// idempotent; the room's order decides between two members renaming at once.
+    Title {
+        /// The new title.
+        title: Title,
+    },
 }
 
 impl Op {

@@ -35,9 +35,13 @@ impl Editor {
             Err(_) => return Some(Command::Reconnect),
         };
         let had_content = !self.session.view().is_empty();
+        let had_title = self.session.view().title().cloned();
         let notices = self.session.receive(msg, &mut self.rng);
-        if had_content == self.session.view().is_empty() {
-            // Others' drawing (or clearing) changes what the menu offers ("Clear board").
+        if had_content == self.session.view().is_empty()
+            || had_title.as_ref() != self.session.view().title()
+        {
+            // Others' drawing (or clearing) changes what the menu offers ("Clear board"),
+            // and a rename what the title says.
             self.bump();
         }
         let mut command = None;

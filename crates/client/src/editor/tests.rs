@@ -1,6 +1,6 @@
 use kokuban_protocol::{
     Ack, Bytes, Capability, ClientKey, ClientMsg, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId,
-    RoomState, Seq, ServerMsg, Submit, Token, Welcome, decode_client, encode_server,
+    RoomState, Seq, ServerMsg, Submit, Title, Token, Welcome, decode_client, encode_server,
 };
 
 use super::*;
@@ -729,4 +729,75 @@ fn a_store_outage_shows_read_only_once_retries_on_a_timer_and_ends_with_an_ack()
     // Writes flow again: the rest of the stroke goes out in the next frame.
     assert!(!ops(&e.outgoing(1_300.0)).is_empty());
     assert!(e.take_toasts().is_empty());
+}
+
+#[test]
+fn an_editor_renames_the_board_for_everyone_and_a_rename_by_another_shows_at_once() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.outgoing(0.0);
+    e.set_title("  Sprint review ");
+    assert_eq!(e.title(), Some("Sprint review"));
+    let sent = ops(&e.outgoing(1.0));
+    assert!(
+        sent.iter().any(|m| matches!(m, ClientMsg::Op(s)
+            if s.op == Op::Title { title: Title::new("Sprint review").unwrap() })),
+        "{sent:?}"
+    );
+    // Setting the same title again sends nothing.
+    e.set_title("Sprint review");
+    assert!(
+        ops(&e.outgoing(2.0))
+            .iter()
+            .all(|m| !matches!(m, ClientMsg::Op(_)))
+    );
+    // Someone else's rename, in the room's order, is what the title then says.
+    let before = e.ui_version();
+    e.receive(
+        &sequenced(
+            1,
+            8,
+            Op::Title {
+                title: Title::new("Retro").unwrap(),
+            },
+        ),
+        3.0,
+    );
+    assert_eq!(
+        e.title(),
+        Some("Sprint review"),
+        "ours is still in flight after theirs"
+    );
+    e.receive(
+        &encode_server(&ServerMsg::Ack(Ack {
+            epoch: Epoch(1),
+            seq: Seq(2),
+        })),
+        4.0,
+    );
+    e.receive(
+        &sequenced(
+            3,
+            8,
+            Op::Title {
+                title: Title::new("Retro").unwrap(),
+            },
+        ),
+        5.0,
+    );
+    assert_eq!(e.title(), Some("Retro"));
+    assert!(e.ui_version() > before, "the title on screen is refreshed");
+}
+
+#[test]
+fn a_view_only_tab_cannot_rename_the_board() {
+    let mut e = editor(false);
+    welcome(&mut e, Capability::View);
+    e.set_title("Mine now");
+    assert_eq!(e.title(), None);
+    assert!(
+        ops(&e.outgoing(1.0))
+            .iter()
+            .all(|m| !matches!(m, ClientMsg::Op(_)))
+    );
 }

@@ -198,6 +198,8 @@ impl Session {
                 .all(|p| room.get(&p.id).is_none_or(|s| s.offset == (p.dx, p.dy))),
             // Never sent again: late, it would wipe what others drew meanwhile.
             Op::Clear => true,
+            // Never sent again either: a title set since by someone else is the room's word.
+            Op::Title { .. } => true,
         };
         if holds {
             Verdict::Applied

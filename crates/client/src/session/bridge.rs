@@ -35,7 +35,7 @@ pub(super) fn op_ids(op: &Op) -> Vec<StrokeId> {
         Op::StrokePoints(b) => vec![b.id],
         Op::Erase { ids } | Op::Restore { ids } => ids.as_slice().to_vec(),
         Op::Move { to } => to.iter().map(|p| p.id).collect(),
-        Op::Clear => Vec::new(),
+        Op::Clear | Op::Title { .. } => Vec::new(),
     }
 }
 

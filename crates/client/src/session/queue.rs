@@ -65,6 +65,10 @@ impl Session {
                     *a = b.clone();
                     return;
                 }
+                (Op::Title { .. }, Op::Title { .. }) => {
+                    last.op = op;
+                    return;
+                }
                 (Op::Erase { ids: a }, Op::Erase { ids: b })
                     if a.len() + b.len() <= MAX_IDS_PER_OP =>
                 {

@@ -1,7 +1,7 @@
 //! Boards survive restarts; storage follows content, not history; shutdown is orderly.
 
 use crate::harness::{TestClient, TestServer, encoded_len, stroke_ops, unmetered};
-use kokuban_protocol::{Op, RoomState, ServerMsg, close};
+use kokuban_protocol::{ErrorCode, Op, RoomState, ServerMsg, Title, close};
 
 #[tokio::test]
 async fn a_restart_on_the_same_data_dir_keeps_every_acknowledged_op_and_the_epoch() {
@@ -40,6 +40,41 @@ async fn a_restart_on_the_same_data_dir_keeps_every_acknowledged_op_and_the_epoc
     // The links still work: the key survived with the data.
     let v = server.viewer(&room, "vi").await;
     assert_eq!(v.board.snapshot(), board);
+}
+
+fn title(t: &str) -> Op {
+    Op::Title {
+        title: Title::new(t).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_title_outlives_a_clear_reaches_late_joiners_and_survives_a_restart() {
+    let mut server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut a = server.editor(&room, "ada").await;
+    let mut v = server.viewer(&room, "vi").await;
+    a.draw_stroke(1, 20, 5).await;
+    a.send_op(title("Roadmap")).await;
+    a.send_op(Op::Clear).await;
+    a.settle().await;
+    // The same title again changes nothing, so it is refused before it costs a seq.
+    let at = a.position();
+    a.send_op(title("Roadmap")).await;
+    a.expect_error(ErrorCode::InvalidOp).await;
+    assert_eq!(a.position(), at);
+    // A viewer may not rename the board.
+    v.send_op(title("Mine now")).await;
+    v.expect_error(ErrorCode::ViewOnly).await;
+    let late = server.editor(&room, "bob").await;
+    assert_eq!(late.board.title().map(Title::as_str), Some("Roadmap"));
+    assert!(late.board.is_empty());
+    drop((late, v));
+    a.close().await;
+
+    server.restart().await;
+    let after = server.editor(&room, "cy").await;
+    assert_eq!(after.board.title().map(Title::as_str), Some("Roadmap"));
 }
 
 #[tokio::test]
