@@ -13,7 +13,8 @@ use std::collections::HashSet;
 use kokuban_board::{Board, Change, MAX_TOMBSTONES};
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
-    ClientMsg, Epoch, MemberId, Op, PROTOCOL_VERSION, Position, Seq, Sequenced, decode_client,
+    ClientMsg, Epoch, MemberId, Op, PROTOCOL_VERSION, Position, Seq, Sequenced, Submit,
+    decode_client,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -29,7 +30,7 @@ fn ops(mut data: &[u8]) -> Vec<(MemberId, Op)> {
         frame.push(PROTOCOL_VERSION);
         frame.extend_from_slice(body);
         // Few authors, so that ops often touch strokes of the same member.
-        if let Ok(ClientMsg::Op(op)) = decode_client(&frame) {
+        if let Ok(ClientMsg::Op(Submit { op, .. })) = decode_client(&frame) {
             ops.push((MemberId(u64::from(author % 4)), op));
         }
     }
@@ -70,6 +71,9 @@ fn check_change(board: &Board, change: &Change) {
         Change::Finished(id) => assert!(board.get(id).expect("finished stroke exists").finished),
         Change::Removed(ids) => assert!(!ids.iter().any(visible)),
         Change::Cleared => assert_eq!(board.all_strokes().count(), 0),
+        // A restyled stroke may be erased too, like a moved one.
+        Change::Restyled(ids) => assert!(ids.iter().all(|id| board.get(id).is_some())),
+        Change::Retitled => assert!(board.title().is_none_or(|t| !t.as_str().is_empty())),
     }
 }
 

@@ -2,8 +2,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
-    Color, Epoch, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints, Text,
-    Title, Tool, Width,
+    Color, Epoch, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints, Style,
+    Text, Title, Tool, Width,
 };
 
 /// How many erased strokes a board keeps so that undo can restore them. Beyond this the
@@ -85,6 +85,8 @@ pub enum Change {
     Cleared,
     /// The board's title changed.
     Retitled,
+    /// Strokes got another colour or width.
+    Restyled(Vec<StrokeId>),
 }
 
 /// A sequenced op that does not follow the board's position.
@@ -389,6 +391,27 @@ impl Board {
                 self.title = title.cloned();
                 Change::Retitled
             }
+            Op::Restyle { to } => {
+                let mut restyled = Vec::new();
+                // As for Move, an id listed twice takes its last style.
+                for style in last_of_each(to.as_slice()) {
+                    if let Some(s) = self
+                        .index
+                        .get(&style.id)
+                        .and_then(|o| self.strokes.get_mut(o))
+                        && (s.color, s.width) != (style.color, style.width)
+                    {
+                        s.color = style.color;
+                        s.width = style.width;
+                        restyled.push(style.id);
+                    }
+                }
+                if restyled.is_empty() {
+                    Change::None
+                } else {
+                    Change::Restyled(restyled)
+                }
+            }
         }
     }
 
@@ -456,6 +479,14 @@ impl Board {
                     return Err(Refusal::Repeat);
                 }
             }
+            Op::Restyle { to } => {
+                if !last_of_each(to.as_slice()).any(|style| {
+                    self.get(&style.id)
+                        .is_some_and(|s| (s.color, s.width) != (style.color, style.width))
+                }) {
+                    return Err(Refusal::NoTargets);
+                }
+            }
         }
         Ok(())
     }
@@ -521,6 +552,15 @@ impl Board {
             }
         }
     }
+}
+
+/// The styles of `to` that apply: the last one of each id.
+fn last_of_each(to: &[Style]) -> impl Iterator<Item = &Style> {
+    let last: HashMap<StrokeId, usize> = to.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    to.iter()
+        .enumerate()
+        .filter(move |(i, s)| last[&s.id] == *i)
+        .map(|(_, s)| s)
 }
 
 #[cfg(test)]
@@ -719,6 +759,12 @@ mod tests {
         for t in ["", "Plans", "Plans 2"] {
             ops.push(title(t));
         }
+        b.apply(ADA, &restyle(&[(2, 9)]));
+        for n in 1..=5 {
+            ops.push(restyle(&[(n, 9)]));
+            ops.push(restyle(&[(n, 8), (n, 9)]));
+            ops.push(restyle(&[(n, 9), (n, 8)]));
+        }
         let mut checked = 0;
         for op in &ops {
             for author in [ADA, BOB] {
@@ -737,6 +783,36 @@ mod tests {
         // Clearing is always allowed, even an empty board.
         assert_eq!(Board::new().vet(ADA, &Op::Clear), Ok(()));
         assert_eq!(Board::new().vet(ADA, &title("")), Err(Refusal::Repeat));
+    }
+
+    fn restyle(styles: &[(u8, u8)]) -> Op {
+        let to = styles.iter().map(|&(n, shade)| Style {
+            id: id(n),
+            color: Color::rgb(shade, shade, shade),
+            width: Width::from_px(f64::from(shade)),
+        });
+        Op::Restyle {
+            to: Bounded::new(to.collect()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn restyle_sets_colour_and_width_of_any_item_its_last_listing_winning() {
+        let mut b = Board::new();
+        b.apply(ADA, &begin(1));
+        b.apply(BOB, &begin(2));
+        assert_eq!(
+            b.apply(BOB, &restyle(&[(1, 5), (2, 7), (1, 6), (9, 1)])),
+            Change::Restyled(vec![id(2), id(1)])
+        );
+        let s = b.get(&id(1)).unwrap();
+        assert_eq!(
+            (s.color, s.width),
+            (Color::rgb(6, 6, 6), Width::from_px(6.0))
+        );
+        assert_eq!(b.apply(ADA, &restyle(&[(1, 6), (2, 7)])), Change::None);
+        let back = Board::from_snapshot(&b.snapshot()).unwrap();
+        assert_eq!(back, b);
     }
 
     fn title(t: &str) -> Op {

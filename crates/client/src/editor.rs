@@ -23,6 +23,7 @@ use crate::viewport::Viewport;
 mod connect;
 mod edit;
 mod input;
+mod style;
 mod title;
 
 pub use edit::{DUPLICATE_OFFSET_PX, NUDGE_PX};
@@ -343,16 +344,18 @@ impl Editor {
         self.bump();
     }
 
-    /// Picks an ink colour.
+    /// Picks an ink colour, and gives it to the selected items.
     pub fn set_ink(&mut self, ink: Color) {
+        self.restyle_selection(Some(ink), None);
         self.tools.ink = ink;
         self.prefs.ink = ink;
         self.prefs_changed = true;
         self.bump();
     }
 
-    /// Picks a size.
+    /// Picks a size, and gives it to the selected items.
     pub fn set_size(&mut self, size: Size) {
+        self.restyle_selection(None, Some(size));
         self.tools.size = size;
         self.prefs.size = size;
         self.prefs_changed = true;

@@ -2,14 +2,15 @@
 //!
 //! Undo never rewinds the room: it emits the op that reverses one of *your* actions (an
 //! `Erase` for a stroke you drew, a `Restore` for strokes you erased, a `Move` back for strokes
-//! you moved, the old text back for a text you edited), which every member applies in the
+//! you moved, a `Restyle` back for strokes you restyled, the old text back for a text you
+//! edited), which every member applies in the
 //! room's order like any other op. Others'
 //! actions are never undone by you. An action whose strokes are gone (cleared, or dropped from
 //! the tombstones) is skipped rather than producing an op that does nothing.
 
 use kokuban_board::Board;
 use kokuban_protocol::limits::MAX_IDS_PER_OP;
-use kokuban_protocol::{Bounded, Op, Placement, StrokeId};
+use kokuban_protocol::{Bounded, Color, Op, Placement, StrokeId, Style, Width};
 
 /// Undo steps kept; older ones are forgotten.
 pub const MAX_UNDO: usize = 200;
@@ -23,6 +24,8 @@ pub enum Action {
     Erased(Vec<StrokeId>),
     /// Strokes moved from one offset to another.
     Moved(Vec<Move>),
+    /// Strokes given another colour or width.
+    Restyled(Vec<Restyling>),
     /// A text item was edited: `old` was erased and `new`, the edited text, placed instead.
     Replaced {
         /// The item before the edit (a tombstone while the edit stands).
@@ -47,6 +50,11 @@ impl Action {
                     m.id = current(m.id);
                 }
             }
+            Action::Restyled(styles) => {
+                for s in styles {
+                    s.id = current(s.id);
+                }
+            }
             Action::Replaced { old, new } => {
                 *old = current(*old);
                 *new = current(*new);
@@ -65,6 +73,17 @@ pub struct Move {
     pub from: (i32, i32),
     /// Its offset after.
     pub to: (i32, i32),
+}
+
+/// One stroke's change of style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restyling {
+    /// The stroke.
+    pub id: StrokeId,
+    /// Its colour and width before.
+    pub from: (Color, Width),
+    /// Its colour and width after.
+    pub to: (Color, Width),
 }
 
 /// The undo and redo stacks.
@@ -138,6 +157,11 @@ impl History {
                         m.id = to;
                     }
                 }
+                Action::Restyled(styles) => {
+                    for s in styles.iter_mut().filter(|s| s.id == from) {
+                        s.id = to;
+                    }
+                }
                 Action::Replaced { old, new } => {
                     for id in [old, new].into_iter().filter(|id| **id == from) {
                         *id = to;
@@ -153,6 +177,7 @@ fn reverse(action: &Action, board: &Board) -> Vec<Op> {
         Action::Drew(ids) => erase(ids, board),
         Action::Erased(ids) => restore(ids, board),
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.from)), board),
+        Action::Restyled(styles) => style(styles.iter().map(|s| (s.id, s.from)), board),
         Action::Replaced { old, new } => swap(*new, *old, board),
     }
 }
@@ -162,6 +187,7 @@ fn replay(action: &Action, board: &Board) -> Vec<Op> {
         Action::Drew(ids) => restore(ids, board),
         Action::Erased(ids) => erase(ids, board),
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.to)), board),
+        Action::Restyled(styles) => style(styles.iter().map(|s| (s.id, s.to)), board),
         Action::Replaced { old, new } => swap(*old, *new, board),
     }
 }
@@ -206,6 +232,19 @@ fn place(to: impl Iterator<Item = (StrokeId, (i32, i32))>, board: &Board) -> Vec
         .filter_map(|(id, (dx, dy))| Placement::new(id, dx, dy).ok())
         .collect();
     chunks(placements, |to| Op::Move { to })
+}
+
+/// `Restyle` ops for those of the strokes that are visible and styled otherwise.
+pub fn style(to: impl Iterator<Item = (StrokeId, (Color, Width))>, board: &Board) -> Vec<Op> {
+    let styles: Vec<Style> = to
+        .filter(|(id, at)| {
+            board
+                .get(id)
+                .is_some_and(|s| !s.erased && (s.color, s.width) != *at)
+        })
+        .map(|(id, (color, width))| Style { id, color, width })
+        .collect();
+    chunks(styles, |to| Op::Restyle { to })
 }
 
 /// Splits a list into ops of at most [`MAX_IDS_PER_OP`] items.

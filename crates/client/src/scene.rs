@@ -159,6 +159,19 @@ impl Scene {
                     }
                 }
             }
+            // Drawn anew where it was (a thinner stroke leaves less) and where it now reaches,
+            // its geometry built anew (an outline's shape depends on the width).
+            Change::Restyled(ids) => {
+                for id in ids {
+                    if let Some(d) = self.drawn.remove(&id) {
+                        *dirty = dirty.union(d.placed());
+                    }
+                    if let Some(s) = board.get(&id) {
+                        *dirty = dirty.union(visual_bounds(s));
+                    }
+                    noted.compose |= self.live.contains(&id);
+                }
+            }
         }
         noted
     }

@@ -542,6 +542,10 @@ impl Session {
                 let ours = self.outstanding_ids();
                 return to.iter().any(|p| ours.contains(&p.id));
             }
+            Op::Restyle { to } => {
+                let ours = self.outstanding_ids();
+                return to.iter().any(|s| ours.contains(&s.id));
+            }
             // Others' strokes have ids of their own.
             Op::StrokeBegin { .. }
             | Op::StrokePoints(_)

@@ -178,6 +178,14 @@ impl SpatialIndex {
                     self.refresh(board, id);
                 }
             }
+            // A width reaches further or less far.
+            Change::Restyled(ids) => {
+                for id in ids {
+                    if let Some(s) = board.get(id).filter(|s| !s.erased) {
+                        self.insert(*id, unplaced_touch_bounds(s), s.offset);
+                    }
+                }
+            }
             Change::Removed(ids) => {
                 for id in ids {
                     self.hide(id);

@@ -757,3 +757,65 @@ async fn a_title_set_on_one_node_names_the_board_for_everyone_and_in_their_recen
     )
     .await;
 }
+
+/// Pixels of `#board` within the CSS rectangle `arguments[0..4]` that are clearly red
+/// (the palette's red, `#e03131`); with `arguments[4]`, whether there are at least that many
+/// (or, given 0, none).
+const RED_PIXELS: &str = r#"
+const [x0, y0, x1, y1, min] = arguments;
+const c = document.getElementById('board');
+const r = window.devicePixelRatio || 1;
+const d = c.getContext('2d').getImageData(Math.round(x0 * r), Math.round(y0 * r),
+  Math.round((x1 - x0) * r), Math.round((y1 - y0) * r)).data;
+let n = 0;
+for (let i = 0; i < d.length; i += 4) {
+  if (d[i] > 170 && d[i + 1] < 110 && d[i + 2] < 110) n++;
+}
+if (min === undefined) return n;
+return min === 0 ? n === 0 : n >= min;
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_restyled_on_one_node_changes_colour_and_width_on_the_other_and_undo_reverts_it()
+ {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let driver = Driver::start().await;
+    let (ada, bob) = editor_on_a_viewer_on_b(&cluster, &driver).await;
+    let area = (250, 250, 750, 350);
+    let rect = json!([area.0, area.1, area.2, area.3]);
+    let with = |min: u64| json!([area.0, area.1, area.2, area.3, min]);
+    ada.draw(&wave(300, 700, 300)).await;
+    bob.wait_ink("Ada's stroke", area, 50).await;
+    let thin = bob.ink(area.0, area.1, area.2, area.3).await;
+    assert_eq!(bob.js(RED_PIXELS, rect).await, json!(0));
+
+    // Ada selects everything and picks red, then the largest size.
+    ada.ctrl("a").await;
+    ada.wait_for(
+        "the selection bar",
+        "return !!document.querySelector('[aria-label=\"Selection\"]');",
+        json!([]),
+    )
+    .await;
+    ada.press("[aria-label='Ink colour: Red']").await;
+    bob.wait_for("the stroke red on node B", RED_PIXELS, with(thin / 2))
+        .await;
+    ada.press("[aria-label='Stroke size XL']").await;
+    bob.wait_for("the stroke wider on node B", RED_PIXELS, with(thin * 2))
+        .await;
+    bob.screenshot("cluster-restyled").await;
+
+    // Undo takes the size back, then the colour, on both tabs.
+    ada.press("[aria-label='Undo']").await;
+    ada.press("[aria-label='Undo']").await;
+    bob.wait_for("no red left on node B", RED_PIXELS, with(0))
+        .await;
+    let back = bob.ink(area.0, area.1, area.2, area.3).await;
+    assert!(
+        back < thin * 3 / 2,
+        "the width back too: {back} ink pixels, {thin} before"
+    );
+}

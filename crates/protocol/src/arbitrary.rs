@@ -87,6 +87,9 @@ pub fn op() -> impl Strategy<Value = Op> {
         }),
         1 => Just(Op::Clear),
         1 => "[a-zA-Z0-9 äö漢]{0,16}".prop_map(|s| Op::Title { title: Title::new(s).unwrap() }),
+        1 => vec((stroke_id(), color(), width()), 0..4).prop_map(|v| Op::Restyle {
+            to: Bounded::new(v.into_iter().map(|(id, color, width)| Style { id, color, width }).collect()).unwrap()
+        }),
     ]
 }
 

@@ -29,6 +29,6 @@ pub use limits::PROTOCOL_VERSION;
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
     Hello, LaserUpdate, Member, Op, Placement, Position, PresenceEvent, Profile, RoomState,
-    Sequenced, ServerMsg, StrokePoints, Submit, Tool, Welcome,
+    Sequenced, ServerMsg, StrokePoints, Style, Submit, Tool, Welcome,
 };
 pub use point::{DeltaPoints, Path, Point, Points};

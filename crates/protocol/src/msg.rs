@@ -213,6 +213,11 @@ pub enum Op {
         /// The new title.
         title: Title,
     },
+    /// Sets the colour and width (a text's font size) of items (absolute, hence idempotent).
+    Restyle {
+        /// The new styles.
+        to: Bounded<Style, MAX_IDS_PER_OP>,
+    },
 }
 
 impl Op {
@@ -294,6 +299,17 @@ impl From<Placement> for (StrokeId, i32, i32) {
     fn from(p: Placement) -> Self {
         (p.id, p.dx, p.dy)
     }
+}
+
+/// An item's colour and width (for a text item, its font size), as `Restyle` sets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Style {
+    /// The item.
+    pub id: StrokeId,
+    /// Its colour.
+    pub color: Color,
+    /// Its width or font size.
+    pub width: Width,
 }
 
 /// A pointer position in world space (no pressure).

@@ -801,3 +801,51 @@ fn a_view_only_tab_cannot_rename_the_board() {
             .all(|m| !matches!(m, ClientMsg::Op(_)))
     );
 }
+
+#[test]
+fn a_colour_or_size_picked_with_items_selected_restyles_them_undoably_for_everyone() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    draw(&mut e, (100.0, 100.0), (300.0, 160.0), 0.0);
+    e.set_tool(ToolKind::Text);
+    e.pointer_down(input(1, 500.0, 500.0, PointerKind::Mouse, 100.0));
+    e.pointer_up(input(1, 500.0, 500.0, PointerKind::Mouse, 110.0));
+    e.commit_text(Some("note"));
+    e.outgoing(200.0);
+    let styles = |e: &Editor| -> Vec<(Color, Width)> {
+        e.board().strokes().map(|s| (s.color, s.width)).collect()
+    };
+    let before = styles(&e);
+    let red = Color::rgb(224, 49, 49);
+
+    // Nothing selected: a colour is only the default for new items.
+    e.set_ink(red);
+    assert_eq!(styles(&e), before);
+
+    assert!(e.perform(crate::keymap::Shortcut::SelectAll));
+    e.set_ink(red);
+    e.set_size(Size::Xl);
+    let after = styles(&e);
+    assert!(after.iter().all(|(c, _)| *c == red), "{after:?}");
+    assert_eq!(
+        after[0].1,
+        Size::Xl.pen(),
+        "the stroke gets the pen's width"
+    );
+    assert_eq!(after[1].1, Size::Xl.text(), "the text gets the font size");
+    let sent = ops(&e.outgoing(300.0));
+    let restyles = sent
+        .iter()
+        .filter(|m| matches!(m, ClientMsg::Op(s) if matches!(s.op, Op::Restyle { .. })))
+        .count();
+    assert!(restyles >= 1, "{sent:?}");
+
+    // Undo takes back the size, then the colour; redo gives them again.
+    e.undo();
+    assert!(styles(&e).iter().all(|(c, _)| *c == red));
+    e.undo();
+    assert_eq!(styles(&e), before);
+    e.redo();
+    e.redo();
+    assert_eq!(styles(&e), after);
+}

@@ -196,6 +196,10 @@ impl Session {
             Op::Move { to } => to
                 .iter()
                 .all(|p| room.get(&p.id).is_none_or(|s| s.offset == (p.dx, p.dy))),
+            Op::Restyle { to } => to.iter().all(|t| {
+                room.get(&t.id)
+                    .is_none_or(|s| (s.color, s.width) == (t.color, t.width))
+            }),
             // Never sent again: late, it would wipe what others drew meanwhile.
             Op::Clear => true,
             // Never sent again either: a title set since by someone else is the room's word.

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 
 use kokuban_board::{Board, Shape, Stroke};
 use kokuban_protocol::limits::MAX_POINTS_PER_BATCH;
-use kokuban_protocol::{Bounded, Capability, Op, Placement, Points, StrokeId, StrokePoints};
+use kokuban_protocol::{Bounded, Capability, Op, Placement, Points, StrokeId, StrokePoints, Style};
 
 use super::{Entry, Fate, Notice, Session};
 use crate::history::chunks;
@@ -35,6 +35,7 @@ pub(super) fn op_ids(op: &Op) -> Vec<StrokeId> {
         Op::StrokePoints(b) => vec![b.id],
         Op::Erase { ids } | Op::Restore { ids } => ids.as_slice().to_vec(),
         Op::Move { to } => to.iter().map(|p| p.id).collect(),
+        Op::Restyle { to } => to.iter().map(|s| s.id).collect(),
         Op::Clear | Op::Title { .. } => Vec::new(),
     }
 }
@@ -146,6 +147,7 @@ impl Session {
 
         let (mut ops, mut erase, mut restore, mut moves, mut renames) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut styles = Vec::new();
         // In the view's stacking order, so that strokes sent again keep theirs.
         for v in self.view.all_strokes().filter(|s| dirty.contains(&s.id)) {
             match self.confirmed.get(&v.id) {
@@ -159,6 +161,13 @@ impl Session {
                         && let Ok(p) = Placement::new(v.id, v.offset.0, v.offset.1)
                     {
                         moves.push(p);
+                    }
+                    if (v.color, v.width) != (r.color, r.width) {
+                        styles.push(Style {
+                            id: v.id,
+                            color: v.color,
+                            width: v.width,
+                        });
                     }
                 }
                 room => {
@@ -178,6 +187,7 @@ impl Session {
         // Restores and moves before erases: a stroke sent again is whole before its part goes.
         ops.extend(chunks(restore, |ids| Op::Restore { ids }));
         ops.extend(chunks(moves, |to| Op::Move { to }));
+        ops.extend(chunks(styles, |to| Op::Restyle { to }));
         ops.extend(chunks(erase, |ids| Op::Erase { ids }));
 
         for i in absorbed.into_iter().rev() {

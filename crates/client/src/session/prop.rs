@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use kokuban_board::Shape;
-use kokuban_protocol::{Bounded, Placement, Point, Points, StrokePoints, Tool, Width};
+use kokuban_protocol::{Bounded, Placement, Point, Points, StrokePoints, Style, Tool, Width};
 use proptest::prelude::*;
 
 use super::sim::Room;
@@ -31,6 +31,8 @@ enum Act {
     Erase(u8),
     Restore(u8),
     Move(u8),
+    /// The user gives one of the strokes another colour and width.
+    Restyle(u8),
     /// The user places a text item.
     Text,
     /// Another member draws a stroke.
@@ -63,6 +65,7 @@ fn act() -> impl Strategy<Value = Act> {
         1 => any::<u8>().prop_map(Act::Erase),
         1 => any::<u8>().prop_map(Act::Restore),
         1 => any::<u8>().prop_map(Act::Move),
+        1 => any::<u8>().prop_map(Act::Restyle),
         1 => Just(Act::Text),
         1 => Just(Act::Other),
         6 => Just(Act::Send),
@@ -160,6 +163,17 @@ impl World {
                 to: Bounded::new(
                     to.iter()
                         .map(|p| Placement::new(self.current(p.id), p.dx, p.dy).unwrap())
+                        .collect(),
+                )
+                .unwrap(),
+            },
+            Op::Restyle { to } => Op::Restyle {
+                to: Bounded::new(
+                    to.iter()
+                        .map(|s| Style {
+                            id: self.current(s.id),
+                            ..*s
+                        })
                         .collect(),
                 )
                 .unwrap(),
@@ -266,6 +280,20 @@ impl World {
                     self.next_offset += 1;
                     self.user(Op::Move {
                         to: Bounded::new(vec![Placement::new(id, d * 8, -d * 8).unwrap()]).unwrap(),
+                    });
+                }
+            }
+            Act::Restyle(i) => {
+                if let Some(id) = self.target(i, false) {
+                    let shade = self.next_offset.rem_euclid(200) as u8;
+                    self.next_offset += 1;
+                    self.user(Op::Restyle {
+                        to: Bounded::new(vec![Style {
+                            id,
+                            color: Color::rgb(shade, 0, 0),
+                            width: Width::from_px(f64::from(shade % 40 + 1)),
+                        }])
+                        .unwrap(),
                     });
                 }
             }

@@ -2,7 +2,7 @@
 //! neither is on the wire.
 
 use kokuban_protocol::limits::{MAX_IDS_PER_OP, MAX_POINTS_PER_BATCH};
-use kokuban_protocol::{Bounded, Op, Placement, Points, StrokeId, StrokePoints};
+use kokuban_protocol::{Bounded, Op, Placement, Points, StrokeId, StrokePoints, Style};
 
 use super::{Entry, Fate, Session};
 
@@ -24,6 +24,19 @@ impl Session {
             Op::Restore { ids } => Op::Restore {
                 ids: remap_ids(ids, map),
             },
+            Op::Restyle { to } => {
+                let styled: Vec<Style> = to
+                    .iter()
+                    .map(|s| Style {
+                        id: map(s.id),
+                        ..*s
+                    })
+                    .collect();
+                match Bounded::new(styled) {
+                    Ok(to) => Op::Restyle { to },
+                    Err(_) => Op::Restyle { to },
+                }
+            }
             Op::Move { to } => {
                 let moved: Vec<Placement> = to
                     .iter()
@@ -60,6 +73,12 @@ impl Session {
                     }
                 }
                 (Op::Move { to: a }, Op::Move { to: b })
+                    if a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.id == y.id) =>
+                {
+                    *a = b.clone();
+                    return;
+                }
+                (Op::Restyle { to: a }, Op::Restyle { to: b })
                     if a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.id == y.id) =>
                 {
                     *a = b.clone();

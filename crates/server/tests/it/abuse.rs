@@ -7,8 +7,20 @@ use kokuban_protocol::Submit;
 use kokuban_protocol::limits::{COORD_LIMIT, MAX_POINTS_PER_STROKE};
 use kokuban_protocol::{
     Bounded, ClientMsg, Color, ErrorCode, Op, PROTOCOL_VERSION, Placement, Point, Points,
-    ServerMsg, StrokeId, StrokePoints, Tool, Width, encode_client,
+    ServerMsg, StrokeId, StrokePoints, Style, Tool, Width, encode_client,
 };
+
+/// Makes `id` red and 6 px wide.
+fn restyle(id: StrokeId) -> Op {
+    let to = vec![Style {
+        id,
+        color: Color::rgb(224, 49, 49),
+        width: Width::from_px(6.0),
+    }];
+    Op::Restyle {
+        to: Bounded::new(to).unwrap(),
+    }
+}
 
 fn ids(ids: &[StrokeId]) -> Bounded<StrokeId, { kokuban_protocol::limits::MAX_IDS_PER_OP }> {
     Bounded::new(ids.to_vec()).unwrap()
@@ -75,6 +87,7 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
         )
         .await,
         refused(&mut bob, batch(StrokeId(uuid::Uuid::new_v4()), 1, &[1])).await,
+        refused(&mut bob, restyle(StrokeId(uuid::Uuid::new_v4()))).await,
     ];
     assert!(
         messages.iter().any(|m| m.contains("author")),
@@ -91,10 +104,10 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
     ada.settle().await;
     refused(&mut ada, Op::StrokeEnd { id: stroke }).await;
     refused(&mut ada, batch(stroke, 3, &[3])).await;
-    let refusals = 11.0;
+    let refusals = 12.0;
     watch.check().await;
 
-    // Erasing, restoring and moving someone else's stroke is allowed (an eraser erases
+    // Erasing, restoring, moving and restyling someone else's stroke is allowed (an eraser erases
     // whatever it touches, and undoing that erase restores it).
     bob.send_op(Op::Erase {
         ids: ids(&[stroke]),
@@ -108,11 +121,12 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
         to: Bounded::new(vec![Placement::new(stroke, 16, 0).unwrap()]).unwrap(),
     })
     .await;
+    bob.send_op(restyle(stroke)).await;
     bob.settle().await;
     ada.sync_to(bob.position().seq).await;
 
-    // Only the accepted ops took seqs: the end, then Bob's three. Dense, and the same for both.
-    assert_eq!(bob.position().seq.0, head.0 + 4);
+    // Only the accepted ops took seqs: the end, then Bob's four. Dense, and the same for both.
+    assert_eq!(bob.position().seq.0, head.0 + 5);
     for client in [&ada, &bob] {
         let seqs: Vec<u64> = client.seen.iter().map(|s| s.seq.0).collect();
         let first = seqs[0];
@@ -129,7 +143,7 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
         .filter(|s| s.author == bob.author())
         .map(|s| &s.op)
         .collect();
-    assert_eq!(from_bob.len(), 3, "{from_bob:?}");
+    assert_eq!(from_bob.len(), 4, "{from_bob:?}");
     assert!(matches!(from_bob[0], Op::Erase { .. }));
     assert_eq!(
         ada.other
@@ -147,6 +161,7 @@ async fn ops_the_board_would_ignore_are_refused_before_they_are_sequenced() {
     assert_eq!(stroke_now.author, ada.author());
     assert_eq!(stroke_now.points.len(), 3);
     assert_eq!(stroke_now.offset, (16, 0));
+    assert_eq!(stroke_now.color, Color::rgb(224, 49, 49));
     assert_eq!(
         server
             .metric("kokuban_rejected_frames_total{reason=\"invalid_op\"}")
