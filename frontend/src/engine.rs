@@ -50,9 +50,9 @@ pub struct MemberView {
 pub struct Ui {
     /// Selected tool.
     pub tool: ToolKind,
-    /// Selected ink.
+    /// Selected ink (the selection's, when the selected items share one).
     pub ink: Color,
-    /// Selected size.
+    /// Selected size (likewise).
     pub size: Size,
     /// Theme.
     pub theme: Theme,
@@ -115,10 +115,12 @@ impl Ui {
             });
         }
         let p = e.prefs();
+        // With items selected, the toolbar shows the colour and size they share.
+        let (selected_ink, selected_size) = e.selection_style();
         Ui {
             tool: e.tools().kind(),
-            ink: p.ink,
-            size: p.size,
+            ink: selected_ink.unwrap_or(p.ink),
+            size: selected_size.unwrap_or(p.size),
             theme: p.theme,
             status: e.status().name(),
             status_label: e.status().label(),

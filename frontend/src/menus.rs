@@ -334,7 +334,9 @@ pub fn Menu(engine: EngineRef) -> impl IntoView {
     let clear = move |_| {
         panels.maybe_update(|p| p.close());
         let ok = crate::browser::window()
-            .confirm_with_message("Clear the board for everyone? This cannot be undone.")
+            .confirm_with_message(
+                "Clear the board for everyone? Undo (Ctrl+Z) in this tab draws it all again.",
+            )
             .unwrap_or(false);
         if ok {
             engine.with_value(|e| e.act(|ed| ed.clear_board()));
@@ -393,7 +395,7 @@ pub fn Menu(engine: EngineRef) -> impl IntoView {
                     </button>
                     <Show when=move || ui.with(|u| u.can_edit && u.has_content)>
                         <hr/>
-                        <button role="menuitem" class="danger" title="Erase everything, for everyone" on:click=clear>
+                        <button role="menuitem" class="danger" title="Erase everything, for everyone (undo in this tab brings it back)" aria-label="Clear board" on:click=clear>
                             {icon("trash")}"Clear board"
                         </button>
                     </Show>

@@ -97,6 +97,21 @@ impl Clip {
         (!items.is_empty()).then_some(Clip { items, bounds })
     }
 
+    /// Every visible, finished item of `board`, in drawing order, however many there are (to
+    /// draw the board again after a Clear; not for the clipboard). None on an empty board.
+    pub fn everything(board: &Board) -> Option<Clip> {
+        let items: Vec<Item> = board
+            .strokes()
+            .filter(|s| s.finished)
+            .map(Item::of)
+            .collect();
+        let bounds = items
+            .iter()
+            .map(Item::bounds)
+            .fold(Rect::EMPTY, Rect::union);
+        (!items.is_empty()).then_some(Clip { items, bounds })
+    }
+
     /// How many items it holds.
     pub fn len(&self) -> usize {
         self.items.len()

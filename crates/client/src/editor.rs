@@ -6,9 +6,10 @@ use kokuban_board::{Board, Shape};
 use kokuban_protocol::limits::{MAX_ZOOM_MILLI, MIN_ZOOM_MILLI};
 use kokuban_protocol::{Camera, Color, Cursor, MemberId, Op, StrokeId, Width};
 
+use crate::clipboard::Clip;
 use crate::connection::{Connection, FrameBudget, Remedy, Status, WriteRetry};
 use crate::geom::{Pt, Rect};
-use crate::history::History;
+use crate::history::{Action, History};
 use crate::link::RoomLink;
 use crate::outbox::Outbox;
 use crate::prefs::{Prefs, SavedPrefs, Size, clean_name};
@@ -409,11 +410,20 @@ impl Editor {
         self.apply(out);
     }
 
-    /// Removes everything from the board, for everyone (not undoable).
+    /// Removes everything from the board, for everyone. Undo (in this tab) draws what was
+    /// cleared again, as new items; redo erases them.
     pub fn clear_board(&mut self) {
         if self.can_edit() && !self.session.view().is_empty() {
+            let again = Clip::everything(self.session.view())
+                .map(|clip| clip.paste_moved((0, 0), &mut self.rng));
             self.local(vec![Op::Clear]);
-            self.history = History::new();
+            if let Some(again) = again {
+                self.history.record(Action::Cleared {
+                    ops: again.ops,
+                    ids: again.ids,
+                });
+            }
+            self.bump();
         }
     }
 

@@ -26,6 +26,14 @@ pub enum Action {
     Moved(Vec<Move>),
     /// Strokes given another colour or width.
     Restyled(Vec<Restyling>),
+    /// The board was cleared. Undo draws its items again as new items: `ids`, made by `ops`
+    /// (Clear removes items for good, so the old ids cannot be restored); redo erases them.
+    Cleared {
+        /// The ops that draw the cleared items again.
+        ops: Vec<Op>,
+        /// The items they make.
+        ids: Vec<StrokeId>,
+    },
     /// A text item was edited: `old` was erased and `new`, the edited text, placed instead.
     Replaced {
         /// The item before the edit (a tombstone while the edit stands).
@@ -40,7 +48,7 @@ impl Action {
     /// the tools took them, see [`History::rename`]).
     pub fn follow(mut self, current: impl Fn(StrokeId) -> StrokeId) -> Self {
         match &mut self {
-            Action::Drew(ids) | Action::Erased(ids) => {
+            Action::Drew(ids) | Action::Erased(ids) | Action::Cleared { ids, .. } => {
                 for id in ids {
                     *id = current(*id);
                 }
@@ -147,7 +155,7 @@ impl History {
     pub fn rename(&mut self, from: StrokeId, to: StrokeId) {
         for action in self.undo.iter_mut().chain(self.redo.iter_mut()) {
             match action {
-                Action::Drew(ids) | Action::Erased(ids) => {
+                Action::Drew(ids) | Action::Erased(ids) | Action::Cleared { ids, .. } => {
                     for id in ids.iter_mut().filter(|id| **id == from) {
                         *id = to;
                     }
@@ -179,6 +187,11 @@ fn reverse(action: &Action, board: &Board) -> Vec<Op> {
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.from)), board),
         Action::Restyled(styles) => style(styles.iter().map(|s| (s.id, s.from)), board),
         Action::Replaced { old, new } => swap(*new, *old, board),
+        // Drawn again the first time; restored after a redo erased them.
+        Action::Cleared { ops, ids } if !ids.iter().any(|id| board.get(id).is_some()) => {
+            ops.clone()
+        }
+        Action::Cleared { ids, .. } => restore(ids, board),
     }
 }
 
@@ -189,6 +202,7 @@ fn replay(action: &Action, board: &Board) -> Vec<Op> {
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.to)), board),
         Action::Restyled(styles) => style(styles.iter().map(|s| (s.id, s.to)), board),
         Action::Replaced { old, new } => swap(*old, *new, board),
+        Action::Cleared { ids, .. } => erase(ids, board),
     }
 }
 

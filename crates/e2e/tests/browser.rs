@@ -819,3 +819,48 @@ async fn a_selection_restyled_on_one_node_changes_colour_and_width_on_the_other_
         "the width back too: {back} ink pixels, {thin} before"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clear_on_one_node_is_undone_on_every_node_and_redone() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let driver = Driver::start().await;
+    let (ada, bob) = editor_on_a_viewer_on_b(&cluster, &driver).await;
+    let (top, bottom) = ((250, 250, 750, 350), (250, 450, 750, 550));
+    ada.draw(&wave(300, 700, 300)).await;
+    ada.draw(&wave(300, 700, 500)).await;
+    bob.wait_ink("the first stroke", top, 50).await;
+    bob.wait_ink("the second stroke", bottom, 50).await;
+    let drawn = (
+        bob.ink(top.0, top.1, top.2, top.3).await,
+        bob.ink(bottom.0, bottom.1, bottom.2, bottom.3).await,
+    );
+
+    // Ada clears the board from the menu and confirms.
+    ada.js("window.confirm = () => true;", json!([])).await;
+    ada.press("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    ada.wait_for(
+        "the menu open",
+        "return !!document.querySelector(\"[aria-label='Clear board']\");",
+        json!([]),
+    )
+    .await;
+    ada.press("[aria-label='Clear board']").await;
+    bob.wait_ink("the first stroke cleared", top, 0).await;
+    bob.wait_ink("the second stroke cleared", bottom, 0).await;
+
+    // Undo draws both again, for Bob on the other node too, as they were.
+    ada.press("[aria-label='Undo']").await;
+    bob.wait_ink("the first stroke back", top, drawn.0 * 9 / 10)
+        .await;
+    bob.wait_ink("the second stroke back", bottom, drawn.1 * 9 / 10)
+        .await;
+    bob.screenshot("cluster-clear-undone").await;
+    // Redo clears them again.
+    ada.press("[aria-label='Redo']").await;
+    bob.wait_ink("cleared again", top, 0).await;
+    bob.wait_ink("cleared again", bottom, 0).await;
+}

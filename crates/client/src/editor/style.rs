@@ -39,6 +39,31 @@ impl Editor {
     }
 }
 
+impl Editor {
+    /// The colour and the size the selected items share, if they share one (for the toolbar
+    /// to show them picked); `None` for each when nothing is selected or they differ.
+    pub fn selection_style(&self) -> (Option<Color>, Option<Size>) {
+        let board = self.session.view();
+        let selected: Vec<&Stroke> = self
+            .tools
+            .selection()
+            .iter()
+            .filter_map(|id| board.get(id).filter(|s| !s.erased))
+            .collect();
+        let Some(first) = selected.first() else {
+            return (None, None);
+        };
+        let ink = selected
+            .iter()
+            .all(|s| s.color == first.color)
+            .then_some(first.color);
+        let size = Size::ALL
+            .into_iter()
+            .find(|&z| selected.iter().all(|s| s.width == width_of(s, z)));
+        (ink, size)
+    }
+}
+
 /// The width `size` gives an item of this kind.
 fn width_of(stroke: &Stroke, size: Size) -> Width {
     match stroke.shape {

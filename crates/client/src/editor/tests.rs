@@ -849,3 +849,79 @@ fn a_colour_or_size_picked_with_items_selected_restyles_them_undoably_for_everyo
     e.redo();
     assert_eq!(styles(&e), after);
 }
+
+/// An item's colour, width and placed points.
+type Look = (Color, Width, Vec<(i32, i32)>);
+
+#[test]
+fn undo_after_clear_draws_everything_again_and_redo_clears_it_again() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    draw(&mut e, (100.0, 100.0), (300.0, 160.0), 0.0);
+    draw(&mut e, (100.0, 400.0), (300.0, 460.0), 100.0);
+    // Someone else's stroke is cleared too, and comes back with ours.
+    let theirs = kokuban_protocol::StrokeId(uuid::Uuid::from_u128(77));
+    let begin = Op::StrokeBegin {
+        id: theirs,
+        tool: kokuban_protocol::Tool::Rect,
+        color: Color::rgb(25, 113, 194),
+        width: Size::L.pen(),
+        first: kokuban_protocol::Point::new(8000, 8000, 0).unwrap(),
+    };
+    e.outgoing(200.0);
+    e.receive(&sequenced(1, 8, begin), 210.0);
+    e.receive(&sequenced(2, 8, Op::StrokeEnd { id: theirs }), 220.0);
+    let looks = |e: &Editor| -> Vec<Look> {
+        e.board()
+            .strokes()
+            .map(|s| {
+                let pts = s.placed_points().map(|p| (p.x(), p.y())).collect();
+                (s.color, s.width, pts)
+            })
+            .collect()
+    };
+    let before = looks(&e);
+    assert_eq!(before.len(), 3);
+
+    e.clear_board();
+    assert!(e.board().is_empty());
+    assert_eq!(e.can_undo(), (true, false));
+    e.undo();
+    assert_eq!(looks(&e), before, "every item back, where and as it was");
+    let sent = ops(&e.outgoing(300.0));
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, ClientMsg::Op(s) if s.op == Op::Clear))
+    );
+    assert!(
+        sent.iter()
+            .filter(|m| matches!(m, ClientMsg::Op(s) if matches!(s.op, Op::StrokeBegin { .. })))
+            .count()
+            >= 3,
+        "{sent:?}"
+    );
+    e.redo();
+    assert!(e.board().is_empty());
+    e.undo();
+    assert_eq!(looks(&e), before);
+}
+
+#[test]
+fn the_toolbar_shows_the_colour_and_size_the_selected_items_share() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    assert_eq!(e.selection_style(), (None, None));
+    e.set_ink(Color::rgb(47, 158, 68));
+    e.set_size(Size::S);
+    draw(&mut e, (100.0, 100.0), (300.0, 160.0), 0.0);
+    e.set_ink(Color::rgb(25, 113, 194));
+    draw(&mut e, (100.0, 400.0), (300.0, 460.0), 100.0);
+    e.set_ink(Color::rgb(224, 49, 49));
+    assert!(e.perform(crate::keymap::Shortcut::SelectAll));
+    assert_eq!(e.selection_style(), (None, Some(Size::S)), "colours differ");
+    e.set_ink(Color::rgb(224, 49, 49));
+    assert_eq!(
+        e.selection_style(),
+        (Some(Color::rgb(224, 49, 49)), Some(Size::S))
+    );
+}
