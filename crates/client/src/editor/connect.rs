@@ -27,7 +27,10 @@ impl Editor {
     pub fn receive(&mut self, bytes: &[u8], now_ms: f64) -> Option<Command> {
         let msg = match decode_server(bytes) {
             Ok(msg) => msg,
-            Err(DecodeError::Version { .. }) => {
+            // The server relays only what it decoded itself, so a frame of another version, or
+            // one this build cannot read (a message or an op added since), comes from a newer
+            // server: reconnecting would meet the same, only a newer app can go on.
+            Err(DecodeError::Version { .. } | DecodeError::Malformed(_)) => {
                 self.connection.outdated();
                 self.bump();
                 return Some(Command::Close);

@@ -925,3 +925,35 @@ fn the_toolbar_shows_the_colour_and_size_the_selected_items_share() {
         (Some(Color::rgb(224, 49, 49)), Some(Size::S))
     );
 }
+
+#[test]
+fn what_only_a_newer_server_writes_asks_for_a_reload_instead_of_reconnecting_forever() {
+    // A message this build does not know (a variant added since).
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    let unknown = vec![kokuban_protocol::PROTOCOL_VERSION, 0x7f];
+    assert_eq!(e.receive(&unknown, 1.0), Some(Command::Close));
+    e.disconnected(1000, true, 2.0);
+    assert_eq!(e.closed(), Some(Remedy::Reload));
+
+    // A board snapshot in a format written after this build.
+    let mut e = editor(true);
+    assert!(e.hello().is_some());
+    let mut board = Board::at_start_of(Epoch(1)).snapshot();
+    board[0] = kokuban_board::SNAPSHOT_VERSION + 1;
+    let msg = ServerMsg::Welcome(Welcome {
+        member: MemberId(5),
+        author: MemberId(6),
+        capability: Capability::Edit,
+        epoch: Epoch(1),
+        state: RoomState::Snapshot {
+            board: Bytes(board),
+            ops: Vec::new().into(),
+        },
+        members: Vec::new().into(),
+        decided: 0,
+    });
+    assert_eq!(e.receive(&encode_server(&msg), 1.0), Some(Command::Close));
+    e.disconnected(1000, true, 2.0);
+    assert_eq!(e.closed(), Some(Remedy::Reload));
+}

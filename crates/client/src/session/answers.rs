@@ -1,7 +1,7 @@
 //! How the server's answers settle our ops: the Welcome (what the last connection left in
 //! doubt), Acks, and refusals, each answering the lowest-numbered op on the wire.
 
-use kokuban_board::Board;
+use kokuban_board::{Board, SnapshotError};
 use kokuban_protocol::{Ack, Capability, ErrorCode, ErrorFrame, Op, RoomState, Sequenced, Welcome};
 
 use super::bridge::{self, op_ids};
@@ -35,6 +35,8 @@ impl Session {
             RoomState::Snapshot { board: bytes, ops } => {
                 match Board::from_snapshot(&bytes.0) {
                     Ok(b) => board = b,
+                    // Written by a newer server: only a newer app can read it.
+                    Err(SnapshotError::Version(_)) => return vec![Notice::Outdated],
                     Err(_) => return self.resync_from_scratch(),
                 }
                 (ops, false)
@@ -42,6 +44,7 @@ impl Session {
             RoomState::InParts { ops } => {
                 match Board::from_snapshot(&std::mem::take(&mut self.parts)) {
                     Ok(b) => board = b,
+                    Err(SnapshotError::Version(_)) => return vec![Notice::Outdated],
                     Err(_) => return self.resync_from_scratch(),
                 }
                 (ops, false)
