@@ -41,6 +41,15 @@ pub fn remember_title(room: &str, title: Option<&str>) {
     }
 }
 
+/// Remembers in this browser's list of recent boards a picture of `room`'s board.
+pub fn remember_thumbnail(room: &str, thumbnail: Option<String>) {
+    use kokuban_client::recent::{KEY, RecentBoards};
+    let mut recent = RecentBoards::parse(load(KEY).as_deref());
+    if recent.pictured(room, thumbnail) {
+        store(KEY, &recent.to_stored());
+    }
+}
+
 /// Whether the browser believes it has a network.
 pub fn online() -> bool {
     window().navigator().on_line()

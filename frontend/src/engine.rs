@@ -352,6 +352,24 @@ impl Engine {
         }
     }
 
+    /// A small picture of the whole drawing, as a `data:` URL, for the landing page's list
+    /// of boards (`None` for an empty board).
+    pub fn thumbnail(&self) -> Option<String> {
+        const WIDTH: f64 = 128.0;
+        const HEIGHT: f64 = 80.0;
+        let e = self.editor.borrow();
+        let area = content_bounds(e.board());
+        if area.is_empty() {
+            return None;
+        }
+        let area = area.inflate(svg::MARGIN);
+        let scale = (WIDTH / area.width()).min(HEIGHT / area.height()).min(1.0);
+        let canvas = render_offscreen(e.board(), area, scale, e.prefs().theme)?;
+        canvas
+            .to_data_url_with_type_and_encoder_options("image/webp", &JsValue::from_f64(0.7))
+            .ok()
+    }
+
     /// Exports PNG of the whole drawing or the current view.
     pub fn export_png(&self, whole: bool) {
         let canvas = if whole {

@@ -65,8 +65,17 @@ fn Recent() -> impl IntoView {
                     // A board is named by its title where it has one, else by its id.
                     let name = b.title.clone().unwrap_or_else(|| b.room.clone());
                     let label = name.clone();
+                    // An empty board keeps the picture's place, so that the names line up.
+                    let picture = match b.thumbnail.clone() {
+                        Some(src) => view! {
+                            <img class="thumb" src=src alt="" width="64" height="40"/>
+                        }
+                        .into_any(),
+                        None => view! { <span class="thumb" aria-hidden="true"></span> }.into_any(),
+                    };
                     view! {
                         <li>
+                            {picture}
                             <a
                                 href=b.link.clone()
                                 class:untitled=b.title.is_none()

@@ -63,6 +63,21 @@ pub fn Room(link: RoomLink) -> impl IntoView {
         });
         crate::browser::remember_title(&room, title.as_deref());
     });
+    // A picture of the board as it is left, for the landing page's list.
+    let picture = {
+        let room = link_room(engine);
+        move || {
+            let thumbnail = engine.with_value(|e| e.thumbnail());
+            crate::browser::remember_thumbnail(&room, thumbnail);
+        }
+    };
+    let on_hide = picture.clone();
+    let _ = window_event_listener_untyped("visibilitychange", move |_| {
+        if crate::browser::document().hidden() {
+            on_hide();
+        }
+    });
+    let _ = window_event_listener_untyped("pagehide", move |_| picture());
     let open = move || ui.with(|u| u.closed.is_none());
     let can_edit = move || ui.with(|u| u.can_edit);
 

@@ -27,7 +27,15 @@ pub struct RecentBoard {
     /// The board's title when it was last seen (`None`: untitled, or not seen yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// A small picture of the board as it was left (a `data:` URL of at most
+    /// [`MAX_THUMBNAIL_CHARS`]; `None`: empty, or not drawn yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
 }
+
+/// The longest thumbnail kept, in characters of its `data:` URL: twenty boards' pictures stay
+/// well within the few megabytes a browser gives a site's storage.
+pub const MAX_THUMBNAIL_CHARS: usize = 24 * 1024;
 
 /// The boards, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -63,12 +71,13 @@ impl RecentBoards {
             return;
         };
         let room = link.room.as_str();
-        // The title seen last time stands until the board tells its title again.
-        let title = self
+        // The title and picture of last time stand until the board is seen again.
+        let (title, thumbnail) = self
             .0
             .iter()
             .find(|b| b.room == room)
-            .and_then(|b| b.title.clone());
+            .map(|b| (b.title.clone(), b.thumbnail.clone()))
+            .unwrap_or_default();
         self.0.retain(|b| b.room != room);
         self.0.insert(
             0,
@@ -77,6 +86,7 @@ impl RecentBoards {
                 link: url,
                 opened_ms: now_ms,
                 title,
+                thumbnail,
             },
         );
         self.0.truncate(MAX_BOARDS);
@@ -92,6 +102,21 @@ impl RecentBoards {
             return false;
         }
         board.title = title.map(str::to_owned);
+        true
+    }
+
+    /// Records the picture of `room`'s board as it is left (`None`: it is empty; a picture
+    /// longer than [`MAX_THUMBNAIL_CHARS`] is not kept); returns whether that changed the list.
+    pub fn pictured(&mut self, room: &str, thumbnail: Option<String>) -> bool {
+        let thumbnail =
+            thumbnail.filter(|t| t.len() <= MAX_THUMBNAIL_CHARS && t.starts_with("data:image/"));
+        let Some(board) = self.0.iter_mut().find(|b| b.room == room) else {
+            return false;
+        };
+        if board.thumbnail == thumbnail {
+            return false;
+        }
+        board.thumbnail = thumbnail;
         true
     }
 
@@ -163,6 +188,28 @@ mod tests {
             !r.to_stored().contains("title"),
             "untitled boards store no title"
         );
+    }
+
+    #[test]
+    fn a_boards_picture_is_kept_only_when_small_and_an_image() {
+        let mut r = RecentBoards::default();
+        r.opened(&link("/r/a", "#view=V"), 1.0);
+        assert!(r.pictured("a", Some("data:image/webp;base64,AAAA".into())));
+        assert!(!r.pictured("a", Some("data:image/webp;base64,AAAA".into())));
+        r.opened(&link("/r/a", "#view=V"), 2.0);
+        assert!(
+            RecentBoards::parse(Some(&r.to_stored())).boards()[0]
+                .thumbnail
+                .is_some()
+        );
+        let huge = format!("data:image/png;base64,{}", "A".repeat(MAX_THUMBNAIL_CHARS));
+        assert!(
+            r.pictured("a", Some(huge)),
+            "too large: the old one is dropped"
+        );
+        assert_eq!(r.boards()[0].thumbnail, None);
+        assert!(!r.pictured("a", Some("javascript:alert(1)".into())));
+        assert_eq!(r.boards()[0].thumbnail, None);
     }
 
     #[test]

@@ -603,6 +603,11 @@ async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_o
     for link in [&first, &second] {
         b.goto(&format!("{}{link}", node.url())).await;
         b.wait_status("connected").await;
+        if link == &first {
+            // Something drawn on the first board, so that it is pictured in the list.
+            b.draw(&wave(300, 700, 300)).await;
+            b.wait_ink("the stroke", (250, 250, 750, 350), 50).await;
+        }
     }
     b.goto(&format!("{}/", node.url())).await;
     let listed = "return [...document.querySelectorAll('.recent li a')]
@@ -613,6 +618,10 @@ async fn the_landing_page_lists_the_boards_this_browser_opened_and_forgets_one_o
         json!([format!("{},{}", room_of(&second), room_of(&first))]),
     )
     .await;
+    // The drawn board has its picture beside it; the empty one has none.
+    let pictured = "return [...document.querySelectorAll('.recent li')]
+        .map(li => li.querySelector('img.thumb')?.src.startsWith('data:image/') ?? false);";
+    assert_eq!(b.js(pictured, json!([])).await, json!([false, true]));
     b.screenshot("ui-recent-boards").await;
 
     // Forgetting one leaves the other, also after a reload.
