@@ -2,8 +2,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
-    Color, Epoch, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints, Style,
-    Text, Title, Tool, Width,
+    Color, Epoch, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints, Text,
+    Title, Tool, Width,
 };
 
 /// How many erased strokes a board keeps so that undo can restore them. Beyond this the
@@ -319,7 +319,7 @@ impl Board {
             Op::Erase { ids } => {
                 let mut erased = Vec::new();
                 for id in ids.iter() {
-                    if let Some(s) = self.index.get(id).and_then(|o| self.strokes.get_mut(o))
+                    if let Some(s) = self.stroke_mut(id)
                         && !s.erased
                     {
                         s.erased = true;
@@ -337,7 +337,7 @@ impl Board {
             Op::Restore { ids } => {
                 let mut restored = Vec::new();
                 for id in ids.iter() {
-                    if let Some(s) = self.index.get(id).and_then(|o| self.strokes.get_mut(o))
+                    if let Some(s) = self.stroke_mut(id)
                         && s.erased
                     {
                         s.erased = false;
@@ -355,13 +355,8 @@ impl Board {
                 let mut moved = Vec::new();
                 // When an id is listed twice, its last placement wins; applying only that one
                 // keeps a repeated Move a no-op.
-                let last: HashMap<StrokeId, usize> =
-                    to.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
-                for (i, p) in to.iter().enumerate() {
-                    if last[&p.id] != i {
-                        continue;
-                    }
-                    if let Some(s) = self.index.get(&p.id).and_then(|o| self.strokes.get_mut(o))
+                for p in last_of_each(to.as_slice(), |p| p.id) {
+                    if let Some(s) = self.stroke_mut(&p.id)
                         && s.offset != (p.dx, p.dy)
                     {
                         s.offset = (p.dx, p.dy);
@@ -394,11 +389,8 @@ impl Board {
             Op::Restyle { to } => {
                 let mut restyled = Vec::new();
                 // As for Move, an id listed twice takes its last style.
-                for style in last_of_each(to.as_slice()) {
-                    if let Some(s) = self
-                        .index
-                        .get(&style.id)
-                        .and_then(|o| self.strokes.get_mut(o))
+                for style in last_of_each(to.as_slice(), |s| s.id) {
+                    if let Some(s) = self.stroke_mut(&style.id)
                         && (s.color, s.width) != (style.color, style.width)
                     {
                         s.color = style.color;
@@ -464,11 +456,8 @@ impl Board {
             }
             Op::Move { to } => {
                 // The last placement of an id is the one applied (see `apply`).
-                let last: HashMap<StrokeId, (i32, i32)> =
-                    to.iter().map(|p| (p.id, (p.dx, p.dy))).collect();
-                if !last
-                    .iter()
-                    .any(|(id, at)| self.get(id).is_some_and(|s| s.offset != *at))
+                if !last_of_each(to.as_slice(), |p| p.id)
+                    .any(|p| self.get(&p.id).is_some_and(|s| s.offset != (p.dx, p.dy)))
                 {
                     return Err(Refusal::NoTargets);
                 }
@@ -480,7 +469,7 @@ impl Board {
                 }
             }
             Op::Restyle { to } => {
-                if !last_of_each(to.as_slice()).any(|style| {
+                if !last_of_each(to.as_slice(), |s| s.id).any(|style| {
                     self.get(&style.id)
                         .is_some_and(|s| (s.color, s.width) != (style.color, style.width))
                 }) {
@@ -512,6 +501,10 @@ impl Board {
         self.index.insert(id, order);
         self.strokes.insert(order, stroke);
         Change::Added(vec![id])
+    }
+
+    fn stroke_mut(&mut self, id: &StrokeId) -> Option<&mut Stroke> {
+        self.strokes.get_mut(self.index.get(id)?)
     }
 
     fn stroke_of(&mut self, author: MemberId, id: &StrokeId) -> Option<&mut Stroke> {
@@ -554,13 +547,13 @@ impl Board {
     }
 }
 
-/// The styles of `to` that apply: the last one of each id.
-fn last_of_each(to: &[Style]) -> impl Iterator<Item = &Style> {
-    let last: HashMap<StrokeId, usize> = to.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+/// The entries of a Move or Restyle that apply: the last one of each id, in their order.
+fn last_of_each<T>(to: &[T], id: impl Fn(&T) -> StrokeId) -> impl Iterator<Item = &T> {
+    let last: HashMap<StrokeId, usize> = to.iter().enumerate().map(|(i, t)| (id(t), i)).collect();
     to.iter()
         .enumerate()
-        .filter(move |(i, s)| last[&s.id] == *i)
-        .map(|(_, s)| s)
+        .filter(move |(i, t)| last[&id(t)] == *i)
+        .map(|(_, t)| t)
 }
 
 #[cfg(test)]

@@ -531,31 +531,20 @@ impl Session {
 
     /// Whether a remote op touches a stroke our ops touch, or clears the board.
     fn conflicts(&self, op: &Op) -> bool {
-        let ids: &[StrokeId] = match op {
-            Op::Clear => return true,
+        match op {
+            Op::Clear => true,
             // Ours, if we renamed the board too, must be replayed after it.
-            Op::Title { .. } => {
-                return self.ops.iter().any(|e| matches!(e.op, Op::Title { .. }));
-            }
-            Op::Erase { ids } | Op::Restore { ids } => ids,
-            Op::Move { to } => {
+            Op::Title { .. } => self.ops.iter().any(|e| matches!(e.op, Op::Title { .. })),
+            Op::Erase { .. } | Op::Restore { .. } | Op::Move { .. } | Op::Restyle { .. } => {
                 let ours = self.outstanding_ids();
-                return to.iter().any(|p| ours.contains(&p.id));
-            }
-            Op::Restyle { to } => {
-                let ours = self.outstanding_ids();
-                return to.iter().any(|s| ours.contains(&s.id));
+                op_ids(op).iter().any(|id| ours.contains(id))
             }
             // Others' strokes have ids of their own.
             Op::StrokeBegin { .. }
             | Op::StrokePoints(_)
             | Op::StrokeEnd { .. }
-            | Op::Text { .. } => {
-                return false;
-            }
-        };
-        let ours = self.outstanding_ids();
-        ids.iter().any(|id| ours.contains(id))
+            | Op::Text { .. } => false,
+        }
     }
 
     fn outstanding_ids(&self) -> HashSet<StrokeId> {

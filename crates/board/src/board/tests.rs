@@ -1,4 +1,4 @@
-use kokuban_protocol::{Bounded, Placement, Points};
+use kokuban_protocol::{Bounded, Placement, Points, Style};
 use uuid::Uuid;
 
 use super::*;
