@@ -145,6 +145,12 @@ pub struct Config {
     pub room_ttl: Option<Duration>,
     /// How often a single node sweeps its store for expired rooms.
     pub room_sweep_interval: Duration,
+    /// A room being drawn in keeps its board as a checkpoint at least this often (and always
+    /// before a Clear), so that it can be brought back to an earlier version.
+    pub checkpoint_every: Duration,
+    /// Checkpoints kept per room; the oldest go first. Their bytes are also capped, at twice
+    /// the board's byte budget (`max_board_bytes`).
+    pub checkpoints_kept: usize,
 
     /// Cluster mode (`--redis-url`): rooms are ordered and stored in Redis and shared with the
     /// other nodes. `None`: a single node with its embedded store.
@@ -229,6 +235,10 @@ impl Config {
             max_members_per_room: 2_000,
             room_ttl: None,
             room_sweep_interval: Duration::from_secs(3600),
+            // A version every five minutes of drawing: a morning's workshop is a few dozen
+            // versions, and thirty of them reach back over two hours of activity.
+            checkpoint_every: Duration::from_secs(300),
+            checkpoints_kept: 30,
             cluster: None,
         }
     }

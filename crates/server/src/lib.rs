@@ -42,6 +42,13 @@ use crate::store::RedbStore;
 /// A boxed future, so that the sequencer and store traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The local clock, in ms since the Unix epoch (0 for a clock before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Name of the server key file inside the data directory.
 pub const KEY_FILE: &str = "server.key";
 

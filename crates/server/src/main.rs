@@ -72,6 +72,24 @@ struct Args {
         value_name = "DAYS"
     )]
     room_ttl_days: u32,
+    /// Keep a room's board as a version (a checkpoint its History panel lists) at least this
+    /// often while it is drawn in; a Clear always keeps one first.
+    #[arg(
+        long,
+        env = "KOKUBAN_CHECKPOINT_MINUTES",
+        default_value_t = 5.0,
+        value_name = "MINUTES"
+    )]
+    checkpoint_minutes: f64,
+    /// Versions kept per room (the oldest go first; their bytes are also capped at twice the
+    /// board's byte budget).
+    #[arg(
+        long,
+        env = "KOKUBAN_CHECKPOINTS_KEPT",
+        default_value_t = 30,
+        value_name = "N"
+    )]
+    checkpoints_kept: usize,
     /// On SIGTERM: seconds the node keeps serving its members after /readyz turned 503, before
     /// it closes every socket with 1001.
     #[arg(
@@ -248,6 +266,11 @@ async fn main() -> anyhow::Result<()> {
     config.rooms_per_ip_per_min = args.rooms_per_ip_per_min;
     config.room_ttl = (args.room_ttl_days > 0)
         .then(|| Duration::from_secs(u64::from(args.room_ttl_days) * 24 * 3600));
+    config.checkpoint_every = Duration::try_from_secs_f64(args.checkpoint_minutes * 60.0)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .context("--checkpoint-minutes must be a positive number of minutes")?;
+    config.checkpoints_kept = args.checkpoints_kept;
     // Unset flags keep the library's defaults, which are documented (and reasoned) there.
     let c = &mut config;
     c.inbound_frames_per_sec = args

@@ -21,16 +21,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::room::{
-    BoardFull, CompactAfter, Departures, History, Locked, Pointer, RoomSettings, Roster, Seen,
-    frame, new_epoch,
+    BoardFull, CheckpointInfo, CompactAfter, Departures, History, Locked, Pointer, RoomSettings,
+    Roster, Seen, frame, new_epoch,
 };
 use super::{
     Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, LinkGenerations,
     Membership, QueueFull, Sequencer, SequencerError, Unload, WriteRefused, vet,
 };
-use crate::BoxFuture;
 use crate::metrics::Metrics;
 use crate::store::{Durability, Store, StoredOp, StoredRoom};
+use crate::{BoxFuture, unix_ms};
 
 /// Bytes of a room's ops handed to the store and not yet on disk beyond which the room refuses
 /// writes (temporarily read-only) until the disk catches up: a room that floods the store
@@ -66,7 +66,8 @@ struct Room {
 #[derive(Debug)]
 struct Live {
     history: History,
-    roster: Roster<()>,
+    /// Each member with its author.
+    roster: Roster<MemberId>,
     /// Ops up to this seq are on disk.
     durable: Seq,
     /// Members whose queue is held behind the Ack of the op at that seq, oldest first.
@@ -79,7 +80,7 @@ struct Live {
     unloaded: bool,
 }
 
-super::room::held_room!(Room, Live, ());
+super::room::held_room!(Room, Live, MemberId);
 
 impl Durability for Room {
     fn durable(&self, epoch: Epoch, seq: Seq) {
@@ -300,7 +301,9 @@ impl Shared {
         let me = request.member.id;
         // Registered first, under the same lock as the state read below: every op sequenced
         // after this point lands in the member's queue, every op before it is in the state.
-        let (_, departures) = st.roster.admit(request.member, request.link, ());
+        let (_, departures) = st
+            .roster
+            .admit(request.member, request.link, request.author);
         room.settle(departures);
         let (state, parts) = st.history.welcome_for(request.resume);
         let joined = Joined {
@@ -396,6 +399,27 @@ impl Sequencer for LocalSequencer {
         })
     }
 
+    fn checkpoints<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Vec<CheckpointInfo>, SequencerError>> {
+        Box::pin(async move {
+            let listed = self.shared.store.checkpoints(room).await;
+            listed.map_err(|e| SequencerError(e.to_string()))
+        })
+    }
+
+    fn checkpoint_board<'a>(
+        &'a self,
+        room: &'a RoomId,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, SequencerError>> {
+        Box::pin(async move {
+            let board = self.shared.store.checkpoint_board(room, id).await;
+            board.map_err(|e| SequencerError(e.to_string()))
+        })
+    }
+
     fn link_generations(&self) -> &LinkGenerations {
         &self.shared.links
     }
@@ -468,6 +492,14 @@ impl Membership for LocalMembership {
         st.history
             .admits(&op)
             .map_err(|BoardFull| WriteRefused::BoardFull)?;
+        // The board before the op, when a version of it is due: in the store before the op.
+        let now = unix_ms();
+        if let Some(due) = st.history.checkpoint_before(self.author, &op, now) {
+            let version = due.named(now, |a| st.roster.name_of(|author| *author == a));
+            shared
+                .store
+                .checkpoint(&self.room.id, version, shared.settings.checkpoints);
+        }
         let seq = head.next();
         let sequenced = Sequenced {
             epoch,
@@ -568,6 +600,11 @@ mod tests {
             max_members_per_room: 0,
             room_ttl: None,
             room_sweep_interval: Duration::from_secs(3600),
+            checkpoints: crate::sequencer::room::Retention {
+                every: Duration::ZERO,
+                kept: 10,
+                bytes: usize::MAX,
+            },
         }
     }
 

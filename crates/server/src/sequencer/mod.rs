@@ -88,6 +88,19 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
         from: u64,
     ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>>;
 
+    /// The room's versions of its board, newest first (see [`room::Checkpoint`]).
+    fn checkpoints<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Vec<room::CheckpointInfo>, SequencerError>>;
+
+    /// The board (an encoded snapshot) of the room's version `id` (`None`: no such version).
+    fn checkpoint_board<'a>(
+        &'a self,
+        room: &'a RoomId,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Option<bytes::Bytes>, SequencerError>>;
+
     /// Where this node's sessions hear that their room's links were reset.
     fn link_generations(&self) -> &LinkGenerations;
 

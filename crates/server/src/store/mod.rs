@@ -15,6 +15,7 @@ use bytes::Bytes;
 use kokuban_protocol::{Epoch, MemberId, RoomId, Seq};
 
 use crate::BoxFuture;
+use crate::sequencer::room::{Checkpoint, CheckpointInfo, Retention};
 
 pub use self::redb::RedbStore;
 
@@ -104,6 +105,25 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Replaces the room's snapshot by one taken at `(epoch, seq)` and forgets every op up to
     /// it (with a new epoch: every op of the old one). Never waits.
     fn compact(&self, room: &RoomId, epoch: Epoch, seq: Seq, snapshot: Bytes);
+
+    /// Keeps a version of the room's board, unless one at the same place is kept already,
+    /// then drops the oldest versions while more than `keep.kept` are kept or they weigh more
+    /// than `keep.bytes`. Its id is its time, made one later while another version has it.
+    /// Never waits; in order with the room's other writes.
+    fn checkpoint(&self, room: &RoomId, checkpoint: Checkpoint, keep: Retention);
+
+    /// The room's versions, newest first, after every write handed over before this call.
+    fn checkpoints<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Vec<CheckpointInfo>, StoreError>>;
+
+    /// The board of the room's version `id` (`None`: no such version).
+    fn checkpoint_board<'a>(
+        &'a self,
+        room: &'a RoomId,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>>;
 
     /// Deletes every room last written before `before_ms` (ms since the Unix epoch), except
     /// those in `keep` (held now), which count as written now; resolves to the rooms deleted.

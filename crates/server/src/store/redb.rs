@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Durability, Store, StoreError, StoredOp, StoredRoom};
 use crate::BoxFuture;
 use crate::metrics::Metrics;
+use crate::sequencer::room::{Checkpoint, CheckpointInfo, Retention};
 
 mod writer;
 
@@ -54,6 +55,9 @@ const AUTHORS: TableDefinition<(&str, u64), u64> = TableDefinition::new("authors
 /// Room id → when it was last written (ms since the Unix epoch): creation, ops, snapshots,
 /// and the sweeps that find it loaded. Rooms untouched for the configured time expire.
 const TOUCHED: TableDefinition<&str, u64> = TableDefinition::new("touched");
+
+/// (room id, version id) → a version of its board ([`Checkpoint::encode`]).
+const CHECKPOINTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("checkpoints");
 
 /// Room id → its link generation (absent: 0), which a reset of the room's links advances.
 const LINKS: TableDefinition<&str, u64> = TableDefinition::new("links");
@@ -100,6 +104,12 @@ enum Command {
         epoch: Epoch,
         seq: Seq,
         snapshot: Bytes,
+    },
+    /// Keeps a version of the room's board, within `keep`.
+    Checkpoint {
+        room: RoomId,
+        checkpoint: Checkpoint,
+        keep: Retention,
     },
     /// Deletes every room last touched before `before` (ms since the Unix epoch) except
     /// `keep` (rooms held now, which count as touched), naming them in `expired`.
@@ -245,6 +255,43 @@ impl RedbStore {
         self.queue.send(command).map_err(|_| StoreError::Closed)
     }
 
+    /// What `pick` takes of each of the room's versions (by id and stored bytes), oldest
+    /// first, after every write handed over before.
+    async fn read_checkpoints<T: Send + 'static>(
+        &self,
+        room: &RoomId,
+        pick: impl Fn(u64, &[u8]) -> Option<T> + Send + 'static,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = self.settled().await?;
+        let id = room.as_str().to_owned();
+        let read = move || -> Result<Vec<T>, ::redb::Error> {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(CHECKPOINTS)?;
+            let mut out = Vec::new();
+            for entry in table.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
+                let (key, stored) = entry?;
+                out.extend(pick(key.value().1, stored.value()));
+            }
+            Ok(out)
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_err(backend)
+    }
+
+    /// The database, once every write handed over before is in it: a room unloaded a moment
+    /// ago may still have writes in the queue. (Creates are awaited by their callers, so an
+    /// empty backlog means nothing is.)
+    async fn settled(&self) -> Result<Arc<Database>, StoreError> {
+        if self.backlog.load(Ordering::Acquire) > 0 {
+            self.barrier().await?;
+        }
+        lock(&self.db)
+            .clone()
+            .ok_or_else(|| StoreError::Backend("the store is being reopened".into()))
+    }
+
     async fn barrier(&self) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.enqueue(Command::Barrier(done))?;
@@ -273,6 +320,7 @@ fn start_boot(db: &Database) -> Result<(u64, u64), ::redb::Error> {
         txn.open_table(OPS)?;
         txn.open_table(AUTHORS)?;
         txn.open_table(LINKS)?;
+        txn.open_table(CHECKPOINTS)?;
         result = (boot, last_unclean);
     }
     txn.commit()?;
@@ -342,14 +390,7 @@ impl Store for RedbStore {
         room: &'a RoomId,
     ) -> BoxFuture<'a, Result<Option<StoredRoom>, StoreError>> {
         Box::pin(async move {
-            // A room unloaded a moment ago may still have writes in the queue: wait for them.
-            // (Creates are awaited by their callers, so an empty backlog means nothing is.)
-            if self.backlog.load(Ordering::Acquire) > 0 {
-                self.barrier().await?;
-            }
-            let db = lock(&self.db)
-                .clone()
-                .ok_or_else(|| StoreError::Backend("the store is being reopened".into()))?;
+            let db = self.settled().await?;
             let id = room.as_str().to_owned();
             let last_unclean = self.last_unclean_boot;
             tokio::task::spawn_blocking(move || read_room(&db, &id, last_unclean))
@@ -399,6 +440,48 @@ impl Store for RedbStore {
         if sent.is_err() {
             tracing::error!(%room, seq = seq.0, "snapshot handed to a closed store");
         }
+    }
+
+    fn checkpoint(&self, room: &RoomId, checkpoint: Checkpoint, keep: Retention) {
+        self.backlog.fetch_add(1, Ordering::AcqRel);
+        let sent = self.enqueue(Command::Checkpoint {
+            room: room.clone(),
+            checkpoint,
+            keep,
+        });
+        if sent.is_err() {
+            self.backlog.fetch_sub(1, Ordering::AcqRel);
+            tracing::error!(%room, "version handed to a closed store");
+        }
+    }
+
+    fn checkpoints<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Vec<CheckpointInfo>, StoreError>> {
+        Box::pin(async move {
+            let listed = self
+                .read_checkpoints(room, |_, stored| Checkpoint::info_of(stored))
+                .await?;
+            Ok(listed.into_iter().rev().collect())
+        })
+    }
+
+    fn checkpoint_board<'a>(
+        &'a self,
+        room: &'a RoomId,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, StoreError>> {
+        Box::pin(async move {
+            let found = self
+                .read_checkpoints(room, move |at, stored| {
+                    (at == id)
+                        .then(|| Checkpoint::board_of(stored).map(Bytes::copy_from_slice))
+                        .flatten()
+                })
+                .await?;
+            Ok(found.into_iter().next())
+        })
     }
 
     fn expire(

@@ -5,7 +5,8 @@
 //!   bytes are written;
 //! - [`hello`]: the Hello, the capability check, the join and the Welcome;
 //! - [`refusal`]: every refusal (error code, text, close code, metric) in one table;
-//! - [`upgrade`]: the WebSocket handshake, which hands the connection to [`inbound`]'s meter.
+//! - [`upgrade`]: the WebSocket handshake, which hands the connection to [`inbound`]'s meter;
+//! - [`versions`]: the versions of a room's board, for its History panel.
 
 mod assets;
 mod hello;
@@ -13,6 +14,7 @@ mod inbound;
 mod refusal;
 mod socket;
 mod upgrade;
+mod versions;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -111,6 +113,8 @@ pub(crate) fn router(state: AppState) -> Router {
     let router = Router::new()
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{room}/links", post(reset_links))
+        .route("/api/rooms/{room}/checkpoints", get(versions::list))
+        .route("/api/rooms/{room}/checkpoints/{id}", get(versions::board))
         .route("/ws/{room}", get(socket::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -306,19 +310,8 @@ async fn reset_links(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::Unavailable("the server is shutting down"));
     }
-    let room = RoomId::new(room).map_err(|_| ApiError::Forbidden(REFUSED))?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| Token::new(t.trim()).ok())
-        .ok_or(ApiError::Forbidden(REFUSED))?;
-    let generation = state
-        .sequencer
-        .link_generation(&room)
-        .await
-        .map_err(|e| ApiError::Internal(format!("reading the links of room {room}: {e}")))?;
-    if state.capabilities.check(&room, &token, generation) != Some(Capability::Edit) {
+    let (room, capability, generation) = bearer(&state, room, &headers, REFUSED).await?;
+    if capability != Capability::Edit {
         return Err(ApiError::Forbidden(REFUSED));
     }
     let generation = state
@@ -334,6 +327,34 @@ async fn reset_links(
         .advance(&room, generation);
     tracing::info!(%room, generation, "room links reset");
     Ok(Json(Links::of(&state.capabilities, &room, generation)).into_response())
+}
+
+/// The room a request names and what its `Authorization: Bearer <token>` may do there, with
+/// the room's link generation; `refused` (403) for a malformed room, a missing or invalid
+/// token, a stale one and a room that does not exist alike.
+async fn bearer(
+    state: &AppState,
+    room: String,
+    headers: &HeaderMap,
+    refused: &'static str,
+) -> Result<(RoomId, Capability, u64), ApiError> {
+    let room = RoomId::new(room).map_err(|_| ApiError::Forbidden(refused))?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| Token::new(t.trim()).ok())
+        .ok_or(ApiError::Forbidden(refused))?;
+    let generation = state
+        .sequencer
+        .link_generation(&room)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the links of room {room}: {e}")))?;
+    let capability = state
+        .capabilities
+        .check(&room, &token, generation)
+        .ok_or(ApiError::Forbidden(refused))?;
+    Ok((room, capability, generation))
 }
 
 /// `GET /healthz`: the process is alive and can work (503 once its store has been failing

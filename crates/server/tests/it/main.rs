@@ -22,3 +22,4 @@ mod redis_auth;
 mod redis_cluster;
 mod replicas;
 mod rooms;
+mod versions;

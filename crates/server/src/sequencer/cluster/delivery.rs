@@ -25,8 +25,9 @@ use super::room::{
     try_unload,
 };
 use super::writer::Job;
-use crate::sequencer::room::{frame, new_epoch};
+use crate::sequencer::room::{Checkpoint, frame, new_epoch};
 use crate::sequencer::{KickReason, WriteRefused};
+use crate::unix_ms;
 
 /// What the room task is told besides channel messages.
 #[derive(Debug)]
@@ -223,7 +224,7 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
                 let mut st = room.lock();
                 let head = st.history.position();
                 (head.epoch == epoch && head.seq.next() == entry.seq)
-                    .then(|| deliver(room, &mut st, epoch, &entry))
+                    .then(|| deliver(shared, room, &mut st, epoch, &entry))
                     .flatten()
             };
             store_compaction(shared, room, compaction);
@@ -247,13 +248,25 @@ async fn on_inbound(shared: &Arc<Shared>, room: &Arc<Room>, m: Inbound) -> Resul
 /// the Ack instead when it is the op the author waits for. A pipeline that timed out may still
 /// reach Redis later (its bytes were in flight), and its ops, already refused, then arrive like
 /// anyone else's, not as Acks. Returns the new base when compaction is due.
-fn deliver(room: &Room, st: &mut Live, epoch: Epoch, entry: &LogEntry) -> Option<Compaction> {
+fn deliver(
+    shared: &Arc<Shared>,
+    room: &Room,
+    st: &mut Live,
+    epoch: Epoch,
+    entry: &LogEntry,
+) -> Option<Compaction> {
     let (seq, author) = (entry.seq, entry.author);
+    let op = decode_op(entry);
+    let now = unix_ms();
+    if let Some(due) = st.history.checkpoint_before(author, &op, now) {
+        let version = due.named(now, |a| st.roster.name_of(|local| local.author == a));
+        store_version(shared, room, version);
+    }
     let sequenced = Sequenced {
         epoch,
         seq,
         author,
-        op: decode_op(entry),
+        op,
     };
     let op_frame = match st.history.append(sequenced, entry.n) {
         Ok(f) => f,
@@ -290,6 +303,20 @@ fn deliver(room: &Room, st: &mut Live, epoch: Epoch, entry: &LogEntry) -> Option
         epoch,
         seq,
     })
+}
+
+/// Keeps a version of the room's board in Redis in the background. Every node holding the room
+/// keeps the same versions; Redis keeps each once.
+fn store_version(shared: &Arc<Shared>, room: &Room, version: Checkpoint) {
+    let (s, keys, id) = (shared.clone(), room.keys.clone(), room.id.clone());
+    let keep = shared.settings.room.checkpoints;
+    let store = async move {
+        let db = s.redis.db(&keys);
+        if let Err(e) = db.checkpoint(&keys, &version, keep).await {
+            tracing::warn!(room = %id, seq = version.info.seq, "version not kept: {e}");
+        }
+    };
+    shared.tasks.spawn(store.instrument(shared.span.clone()));
 }
 
 /// Stores a compaction in Redis in the background, unless one is being stored already.
@@ -384,7 +411,7 @@ async fn catch_up(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreach
                 if at.epoch != epoch || e.seq != at.seq.next() {
                     break;
                 }
-                compaction = deliver(room, &mut st, epoch, e).or(compaction);
+                compaction = deliver(shared, room, &mut st, epoch, e).or(compaction);
             }
         }
         store_compaction(shared, room, compaction);

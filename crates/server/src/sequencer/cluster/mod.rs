@@ -49,7 +49,7 @@ use tokio_util::task::TaskTracker;
 pub use self::redis::check_redis;
 use self::redis::{Keys, Seed, ShardSettings, Shards, Tls, Unreachable};
 use self::room::Room;
-use super::room::RoomSettings;
+use super::room::{CheckpointInfo, RoomSettings};
 use super::{
     Done, HeldRooms, JoinError, JoinRequest, Joined, LinkGenerations, Sequencer, SequencerError,
 };
@@ -249,6 +249,35 @@ impl Sequencer for RedisSequencer {
                 .following(|| async { redis.db(&keys).reset_links(&keys, from).await })
                 .await;
             reset.map_err(failed)
+        })
+    }
+
+    fn checkpoints<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<Vec<CheckpointInfo>, SequencerError>> {
+        Box::pin(async move {
+            let keys = Keys::of(room);
+            let redis = &self.shared.redis;
+            let listed = redis
+                .following(|| async { redis.db(&keys).checkpoints(&keys).await })
+                .await;
+            listed.map_err(failed)
+        })
+    }
+
+    fn checkpoint_board<'a>(
+        &'a self,
+        room: &'a RoomId,
+        id: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, SequencerError>> {
+        Box::pin(async move {
+            let keys = Keys::of(room);
+            let redis = &self.shared.redis;
+            let board = redis
+                .following(|| async { redis.db(&keys).checkpoint_board(&keys, id).await })
+                .await;
+            board.map_err(failed)
         })
     }
 

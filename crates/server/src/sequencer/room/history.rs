@@ -5,9 +5,10 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use kokuban_board::Board;
-use kokuban_protocol::{List, Op, Position, RoomState, Seq, Sequenced, ServerMsg};
+use kokuban_protocol::{List, MemberId, Op, Position, RoomState, Seq, Sequenced, ServerMsg};
 
 use super::authors::Authors;
+use super::checkpoints::{Due, Schedule};
 use super::settings::Budget;
 use super::{RoomSettings, frame};
 
@@ -20,6 +21,8 @@ pub(crate) struct CompactAfter {
     pub bytes: usize,
     /// What the board may hold.
     pub budget: Budget,
+    /// A version of the board is kept at least this often (ms) while it is drawn in.
+    pub checkpoint_every_ms: u64,
 }
 
 impl From<&RoomSettings> for CompactAfter {
@@ -28,6 +31,7 @@ impl From<&RoomSettings> for CompactAfter {
             ops: s.compact_after_ops.max(1),
             bytes: s.compact_after_bytes.max(1),
             budget: s.budget,
+            checkpoint_every_ms: s.checkpoints.every.as_millis() as u64,
         }
     }
 }
@@ -69,6 +73,8 @@ pub(crate) struct History {
     points: usize,
     /// The base as `BoardPart` frames, built at the first Welcome that needs them.
     parts: OnceLock<Parts>,
+    /// When the next version of the board is kept.
+    versions: Schedule,
 }
 
 /// An op that does not continue the history at its head.
@@ -102,6 +108,7 @@ impl History {
             items: 0,
             points: 0,
             parts: OnceLock::new(),
+            versions: Schedule::every(compact_after.checkpoint_every_ms),
         }
         .counted()
     }
@@ -132,6 +139,7 @@ impl History {
             items: 0,
             points: 0,
             parts: OnceLock::new(),
+            versions: Schedule::every(compact_after.checkpoint_every_ms),
         }
         .counted())
     }
@@ -188,6 +196,22 @@ impl History {
     #[cfg(test)]
     pub fn tail_len(&self) -> usize {
         self.tail.len()
+    }
+
+    /// The version of the board to keep before `op` by `author` is applied at `now_ms` (ms
+    /// since the Unix epoch), when one is due: before a Clear, or once an interval of drawing
+    /// has passed since the last one (see [`Schedule`]).
+    pub fn checkpoint_before(&mut self, author: MemberId, op: &Op, now_ms: u64) -> Option<Due> {
+        let at = self.position();
+        let live = self.board.len();
+        let (reason, authors, items) = self.versions.before(at, author, op, now_ms, live)?;
+        Some(Due {
+            at,
+            reason,
+            authors,
+            items,
+            board: Bytes::from(self.board.snapshot()),
+        })
     }
 
     /// Applies the op that follows the head and appends it to the tail. `weight`: the bytes it
@@ -351,6 +375,7 @@ mod tests {
             ops,
             bytes,
             budget: Budget::UNLIMITED,
+            checkpoint_every_ms: 0,
         }
     }
 

@@ -5,12 +5,15 @@
 //!   numbers each author has applied (so that a retried op is applied once).
 //! - [`Roster`]: the members of this node, their cursors, admission, broadcast, eviction and
 //!   departure; when the room became empty.
+//! - [`Checkpoint`]s: versions of the board kept so that it can be brought back to one; the
+//!   history decides when one is due, the backend names its authors and stores it.
 //! - [`RoomSettings`]: how rooms behave, taken from the node's configuration.
 //!
 //! The single-node sequencer is this core plus the embedded store and one task per room; the
 //! cluster sequencer is this core plus Redis. Both call the same methods for the same idea.
 
 mod authors;
+mod checkpoints;
 mod history;
 mod roster;
 mod settings;
@@ -22,9 +25,10 @@ use kokuban_protocol::{Camera, Epoch, MemberId, ServerMsg, encode_server};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
+pub use checkpoints::{Checkpoint, CheckpointInfo, Reason};
 pub(crate) use history::{BoardFull, CompactAfter, History, Parts};
 pub(crate) use roster::{Departures, Pointer, Roster, Seat};
-pub use settings::{Budget, RoomSettings};
+pub use settings::{Budget, Retention, RoomSettings};
 
 /// A backend's room state, which holds the room's local members.
 pub(crate) trait Seated {

@@ -144,6 +144,14 @@ impl<E> Roster<E> {
         self.seats.iter_mut().map(|(id, s)| (*id, s))
     }
 
+    /// The name of a member here whose backend state passes `is` (say, of a given author).
+    pub fn name_of(&self, is: impl Fn(&E) -> bool) -> Option<String> {
+        self.seats
+            .values()
+            .find(|s| is(&s.extra))
+            .map(|s| s.info.name.as_str().to_owned())
+    }
+
     /// Every member here, as the others see them.
     pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
         self.seats.values().map(|s| s.info.clone())

@@ -26,6 +26,8 @@ pub struct RoomSettings {
     pub room_ttl: Option<Duration>,
     /// How often a single node looks for expired rooms.
     pub room_sweep_interval: Duration,
+    /// When a room keeps a version of its board, and how many.
+    pub checkpoints: Retention,
 }
 
 impl From<&Config> for RoomSettings {
@@ -44,6 +46,11 @@ impl From<&Config> for RoomSettings {
             max_members_per_room: c.max_members_per_room,
             room_ttl: c.room_ttl,
             room_sweep_interval: c.room_sweep_interval,
+            checkpoints: Retention {
+                every: c.checkpoint_every,
+                kept: c.checkpoints_kept,
+                bytes: cap(c.max_board_bytes).saturating_mul(2),
+            },
         }
     }
 }
@@ -66,6 +73,17 @@ impl Budget {
         points: usize::MAX,
         bytes: usize::MAX,
     };
+}
+
+/// When a room keeps a version of its board (a checkpoint), and how many it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// At least this often while the room is drawn in (and always before a Clear).
+    pub every: Duration,
+    /// At most this many per room (0: none are kept); the oldest go first...
+    pub kept: usize,
+    /// ...and while they weigh more than this, all together.
+    pub bytes: usize,
 }
 
 /// A configured cap, where 0 means none.

@@ -3,6 +3,7 @@
 //! writes.
 
 use super::*;
+use crate::unix_ms;
 
 pub(super) struct Writer {
     pub(super) busy_since: Arc<AtomicU64>,
@@ -47,7 +48,10 @@ impl Writer {
                 .filter(|c| {
                     matches!(
                         c,
-                        Command::Append { .. } | Command::Compact { .. } | Command::Expire { .. }
+                        Command::Append { .. }
+                            | Command::Compact { .. }
+                            | Command::Checkpoint { .. }
+                            | Command::Expire { .. }
                     )
                 })
                 .count();
@@ -62,7 +66,9 @@ impl Writer {
                     | Command::Close(done) => {
                         let _ = done.send(result);
                     }
-                    Command::Append { .. } | Command::Compact { .. } => {}
+                    Command::Append { .. }
+                    | Command::Compact { .. }
+                    | Command::Checkpoint { .. } => {}
                 }
             }
             if closing {
@@ -159,6 +165,7 @@ impl Writer {
                 let mut authors = txn.open_table(AUTHORS)?;
                 let mut touched = txn.open_table(TOUCHED)?;
                 let mut links = txn.open_table(LINKS)?;
+                let mut checkpoints = txn.open_table(CHECKPOINTS)?;
                 let now = unix_ms();
                 // Rooms written in this group, touched once each after the loop.
                 let mut written: Vec<&str> = Vec::new();
@@ -202,6 +209,14 @@ impl Writer {
                             rooms.insert(id, (epoch.0, self.boot, seq.0))?;
                             touched.insert(id, now)?;
                         }
+                        Command::Checkpoint {
+                            room,
+                            checkpoint,
+                            keep,
+                        } => {
+                            keep_version(&mut checkpoints, room.as_str(), checkpoint, *keep)?;
+                            written.push(room.as_str());
+                        }
                         Command::Expire {
                             before,
                             keep,
@@ -218,6 +233,7 @@ impl Writer {
                                 ops: &mut ops,
                                 authors: &mut authors,
                                 touched: &mut touched,
+                                checkpoints: &mut checkpoints,
                             };
                             let gone = expire(*before, keep, now, tables)?;
                             for room in gone.iter() {
@@ -262,13 +278,6 @@ impl Writer {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 for a clock before it).
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The tables a room's data lives in, open in one write transaction.
 struct RoomTables<'a, 't> {
     rooms: &'a mut ::redb::Table<'t, &'static str, (u64, u64, u64)>,
@@ -276,6 +285,48 @@ struct RoomTables<'a, 't> {
     ops: &'a mut ::redb::Table<'t, (&'static str, u64), &'static [u8]>,
     authors: &'a mut ::redb::Table<'t, (&'static str, u64), u64>,
     touched: &'a mut ::redb::Table<'t, &'static str, u64>,
+    checkpoints: &'a mut ::redb::Table<'t, (&'static str, u64), &'static [u8]>,
+}
+
+/// Keeps `checkpoint` of room `id` unless a version at its place is kept, then drops the
+/// oldest versions beyond `keep`.
+fn keep_version(
+    table: &mut ::redb::Table<'_, (&'static str, u64), &'static [u8]>,
+    id: &str,
+    checkpoint: &Checkpoint,
+    keep: Retention,
+) -> Result<(), ::redb::Error> {
+    // (version id, bytes), oldest first.
+    let mut kept: Vec<(u64, usize)> = Vec::new();
+    let mut known = false;
+    for entry in table.range((id, 0u64)..=(id, u64::MAX))? {
+        let (key, stored) = entry?;
+        let stored = stored.value();
+        known |= Checkpoint::info_of(stored)
+            .is_some_and(|i| (i.epoch, i.seq) == (checkpoint.info.epoch, checkpoint.info.seq));
+        kept.push((key.value().1, stored.len()));
+    }
+    if !known {
+        let mut version = checkpoint.clone();
+        while kept.iter().any(|(at, _)| *at == version.info.id) {
+            version.info.id += 1;
+        }
+        let stored = version.encode();
+        table.insert((id, version.info.id), stored.as_slice())?;
+        kept.push((version.info.id, stored.len()));
+        kept.sort_unstable();
+    }
+    let mut bytes: usize = kept.iter().map(|(_, b)| b).sum();
+    let mut count = kept.len();
+    for (at, b) in kept {
+        if count <= keep.kept && bytes <= keep.bytes {
+            break;
+        }
+        table.remove((id, at))?;
+        count -= 1;
+        bytes -= b;
+    }
+    Ok(())
 }
 
 /// Deletes the rooms last touched before `before`, except `keep`; rooms without a record
@@ -292,6 +343,7 @@ fn expire(
         ops,
         authors,
         touched,
+        checkpoints,
     } = t;
     for room in keep {
         touched.insert(room.as_str(), now)?;
@@ -321,6 +373,7 @@ fn expire(
         touched.remove(key)?;
         ops.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
         authors.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+        checkpoints.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
         if let Ok(room) = RoomId::new(id) {
             gone.push(room);
         }

@@ -16,6 +16,10 @@ pub(crate) struct Keys {
     pub(super) compact: String,
     pub(super) authors: String,
     pub(super) links: String,
+    /// Versions of the board: ids by place, listings, and boards.
+    pub(super) versions: String,
+    pub(super) version_info: String,
+    pub(super) version_board: String,
     /// The room's sharded pub/sub channel.
     pub channel: String,
     /// The Redis Cluster slot of every key and the channel.
@@ -41,6 +45,9 @@ impl Keys {
             compact: format!("{base}:compact"),
             authors: format!("{base}:authors"),
             links: format!("{base}:links"),
+            versions: format!("{base}:versions"),
+            version_info: format!("{base}:version-info"),
+            version_board: format!("{base}:version-board"),
             channel: base,
             slot: slot_of(room.as_str().as_bytes()),
         }

@@ -65,8 +65,13 @@ pub(super) static HEARTBEAT: LazyLock<Script> =
 pub(super) static LINKS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/links.lua")));
 
+/// Keeps a version of a room's board once per place (every node holding the room decides
+/// alike when one is due), within the room's retention.
+pub(super) static CHECKPOINT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
+
 /// Every script, to load on each new connection.
-pub(super) fn all() -> [&'static Script; 9] {
+pub(super) fn all() -> [&'static Script; 10] {
     [
         &*SEQUENCE,
         &*READ,
@@ -77,5 +82,6 @@ pub(super) fn all() -> [&'static Script; 9] {
         &*DEPART,
         &*HEARTBEAT,
         &*LINKS,
+        &*CHECKPOINT,
     ]
 }

@@ -1,6 +1,7 @@
 //! The command connection: one multiplexed connection per node, kept open by a task that
 //! pings it and reconnects with backoff; every room's commands and reads go through it.
 
+use crate::unix_ms;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -486,6 +487,9 @@ impl Db {
                         .key(&keys.snap)
                         .key(&keys.authors)
                         .key(&keys.links)
+                        .key(&keys.versions)
+                        .key(&keys.version_info)
+                        .key(&keys.version_board)
                         .arg(&ttl)
                         .arg(&node)
                         .arg(self.room_ttl_ms);
@@ -526,13 +530,6 @@ pub(super) fn is_redirect(e: &RedisError) -> bool {
                 | ServerErrorKind::ClusterDown
         )
     )
-}
-
-/// The local clock, in ms since the Unix epoch.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

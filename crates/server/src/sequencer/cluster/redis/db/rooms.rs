@@ -9,12 +9,13 @@ use kokuban_protocol::{Epoch, Seq};
 use redis::Value;
 
 use super::super::keys::Keys;
-use super::super::scripts::{COMPACT, LINKS, READ, SEED, UNLOCK};
+use super::super::scripts::{CHECKPOINT, COMPACT, LINKS, READ, SEED, UNLOCK};
 use super::super::wire::{
     RoomRead, as_array, as_bytes, as_u64, malformed, parse_authors, parse_entries, parse_members,
 };
 use super::super::{READ_CHUNK, Unreachable};
 use super::{Db, Seed};
+use crate::sequencer::room::{Checkpoint, CheckpointInfo, Reason, Retention};
 
 impl Db {
     /// Reads a room: after `after` (or from its snapshot when `None`, with the snapshot's
@@ -166,6 +167,75 @@ impl Db {
             Value::Nil => Ok(None),
             other => as_u64(&other).map(Some).ok_or_else(|| malformed("LINKS")),
         }
+    }
+
+    /// Keeps a version of the room's board (see the script); true if this call kept it.
+    pub async fn checkpoint(
+        &self,
+        keys: &Keys,
+        version: &Checkpoint,
+        keep: Retention,
+    ) -> Result<bool, Unreachable> {
+        let info = &version.info;
+        let listing = serde_json::to_string(info).unwrap_or_default();
+        let reply: Value = self
+            .run(async |conn| {
+                CHECKPOINT
+                    .prepare_invoke()
+                    .key(&keys.versions)
+                    .key(&keys.version_info)
+                    .key(&keys.version_board)
+                    .key(&keys.epoch)
+                    .arg(format!("{}:{}", info.epoch, info.seq))
+                    .arg(info.id)
+                    .arg(&listing)
+                    .arg(&version.board[..])
+                    .arg(keep.kept)
+                    .arg(keep.bytes)
+                    .arg(keep.every.as_millis() as u64)
+                    .arg(u8::from(info.reason == Reason::Clear))
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(as_u64(&reply).is_some())
+    }
+
+    /// The room's versions, newest first.
+    pub async fn checkpoints(&self, keys: &Keys) -> Result<Vec<CheckpointInfo>, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                redis::cmd("HVALS")
+                    .arg(&keys.version_info)
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        let mut listed: Vec<CheckpointInfo> = as_array(&reply)
+            .ok_or_else(|| malformed("HVALS versions"))?
+            .iter()
+            .filter_map(|v| serde_json::from_slice(as_bytes(v)?).ok())
+            .collect();
+        listed.sort_unstable_by_key(|v| std::cmp::Reverse(v.id));
+        Ok(listed)
+    }
+
+    /// The board of the room's version `id`.
+    pub async fn checkpoint_board(
+        &self,
+        keys: &Keys,
+        id: u64,
+    ) -> Result<Option<Bytes>, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                redis::cmd("HGET")
+                    .arg(&keys.version_board)
+                    .arg(id)
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(as_bytes(&reply).map(Bytes::copy_from_slice))
     }
 
     /// Takes the room's compaction lock for `ttl`, if nobody holds it.

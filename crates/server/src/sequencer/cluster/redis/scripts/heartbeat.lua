@@ -1,10 +1,11 @@
--- KEYS: members, then the room's epoch, seq, log, snap, authors, links. ARGV: ttl ms, node, the room's
+-- KEYS: members, then the room's epoch, seq, log, snap, authors, links, versions, their
+-- listings and boards. ARGV: ttl ms, node, the room's
 -- ttl ms (0: none), then member/frame pairs of this node.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local expiry = now + tonumber(ARGV[1])
 if tonumber(ARGV[3]) > 0 then
-  for i = 2, 7 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 end
 for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], expiry .. '|' .. ARGV[2] .. '|' .. ARGV[i + 1])

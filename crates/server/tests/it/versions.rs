@@ -1,0 +1,186 @@
+//! Versions of a board (checkpoints): kept before every Clear and at intervals of drawing,
+//! listed and read by anyone with a link, within the room's retention, on either backend.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kokuban_board::Board;
+use kokuban_protocol::{Op, RoomId};
+
+use crate::harness::cluster::{join_at, node};
+use crate::harness::redis::RedisServer;
+use crate::harness::{TestServer, http};
+
+/// `GET /api/rooms/{room}/checkpoints` with `token`: its status and the listing.
+async fn list(addr: SocketAddr, room: &RoomId, token: &str) -> (u16, Vec<serde_json::Value>) {
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/rooms/{room}/checkpoints");
+    let r = http(addr, "GET", &path, &[("Authorization", &auth)]).await;
+    if r.status != 200 {
+        return (r.status, Vec::new());
+    }
+    let json: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+    (200, json["checkpoints"].as_array().expect("a list").clone())
+}
+
+/// `GET /api/rooms/{room}/checkpoints/{id}` with `token`: its status and the board.
+async fn board(addr: SocketAddr, room: &RoomId, token: &str, id: u64) -> (u16, Option<Board>) {
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/rooms/{room}/checkpoints/{id}");
+    let r = kokuban_testkit::http::request(addr, "GET", &path, &[("Authorization", &auth)]).await;
+    let board = (r.status == 200).then(|| Board::from_snapshot(&r.body).expect("a snapshot"));
+    (r.status, board)
+}
+
+fn ids(listing: &[serde_json::Value]) -> Vec<u64> {
+    listing.iter().map(|v| v["id"].as_u64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_clear_keeps_the_board_before_it_which_anyone_with_a_link_can_read_after_a_restart() {
+    let mut server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut a = server.editor(&room, "ada").await;
+    a.draw_stroke(1, 30, 10).await;
+    a.draw_stroke(2, 30, 10).await;
+    a.settle().await;
+    let before = a.board.clone();
+    a.send_op(Op::Clear).await;
+    a.settle().await;
+    assert!(a.board.is_empty());
+    // A Clear of the empty board keeps nothing more.
+    a.draw_stroke(3, 5, 5).await;
+    a.settle().await;
+    assert_eq!(a.board.len(), 1);
+    a.send_op(Op::Erase {
+        ids: kokuban_protocol::Bounded::new(a.board.strokes().map(|s| s.id).collect()).unwrap(),
+    })
+    .await;
+    a.send_op(Op::Clear).await;
+    a.settle().await;
+
+    let (status, listed) = list(server.addr, &room.id, room.view.as_str()).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let v = &listed[0];
+    assert_eq!(v["reason"], "clear");
+    assert_eq!(v["items"], 2);
+    assert_eq!(v["authors"], serde_json::json!(["ada"]));
+    let id = v["id"].as_u64().unwrap();
+    let (status, kept) = board(server.addr, &room.id, room.view.as_str(), id).await;
+    assert_eq!(status, 200);
+    let kept = kept.unwrap();
+    assert_eq!(kept.len(), 2);
+    for s in before.strokes() {
+        assert_eq!(kept.get(&s.id).map(|k| &k.points), Some(&s.points));
+    }
+
+    // No link, a wrong one or another room's: 403 alike; an unknown version: 404.
+    assert_eq!(list(server.addr, &room.id, "nope").await.0, 403);
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("/api/rooms/{}/checkpoints", room.id),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let other = server.create_room().await;
+    assert_eq!(
+        list(server.addr, &other.id, room.edit.as_str()).await.0,
+        403
+    );
+    assert_eq!(
+        board(server.addr, &room.id, room.edit.as_str(), id + 1)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        list(server.addr, &other.id, other.view.as_str())
+            .await
+            .1
+            .len(),
+        0
+    );
+
+    a.close().await;
+    server.restart().await;
+    let (_, listed) = list(server.addr, &room.id, room.edit.as_str()).await;
+    assert_eq!(ids(&listed), vec![id]);
+}
+
+#[tokio::test]
+async fn versions_are_kept_at_intervals_of_drawing_newest_first_within_the_retention() {
+    let server = TestServer::start_with(|c| {
+        c.checkpoint_every = Duration::from_millis(40);
+        c.checkpoints_kept = 3;
+    })
+    .await;
+    let room = server.create_room().await;
+    let mut a = server.editor(&room, "ada").await;
+    for seed in 0..6 {
+        a.draw_stroke(seed, 10, 10).await;
+        a.settle().await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    a.draw_stroke(99, 10, 10).await;
+    a.settle().await;
+    let (_, listed) = list(server.addr, &room.id, room.edit.as_str()).await;
+    assert_eq!(listed.len(), 3, "only the newest are kept: {listed:?}");
+    let kept = ids(&listed);
+    assert!(
+        kept.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {kept:?}"
+    );
+    // Each is the board before the op that found it due: the newest holds six strokes.
+    let items: Vec<u64> = listed
+        .iter()
+        .map(|v| v["items"].as_u64().unwrap())
+        .collect();
+    assert_eq!(items, vec![6, 5, 4]);
+    assert!(listed.iter().all(|v| v["reason"] == "interval"));
+    let (_, newest) = board(server.addr, &room.id, room.view.as_str(), kept[0]).await;
+    assert_eq!(newest.unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn a_clear_on_one_node_keeps_one_version_that_both_nodes_serve() {
+    let redis = RedisServer::shared().await;
+    let a = node(redis, "versions-a").await;
+    let b = node(redis, "versions-b").await;
+    let room = a.create_room().await;
+    let mut ada = join_at(a.addr, &room, &room.edit, None).await;
+    let mut bob = join_at(b.addr, &room, &room.edit, None).await;
+    ada.draw_stroke(1, 20, 10).await;
+    ada.settle().await;
+    bob.sync_to(ada.position().seq).await;
+    bob.draw_stroke(2, 20, 10).await;
+    bob.settle().await;
+    ada.sync_to(bob.position().seq).await;
+    bob.send_op(Op::Clear).await;
+    bob.settle().await;
+    ada.sync_to(bob.position().seq).await;
+    assert!(ada.board.is_empty());
+
+    // Both nodes held the room and found the version due; Redis keeps it once.
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        listed = list(a.addr, &room.id, room.view.as_str()).await.1;
+        if !listed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, from_b) = list(b.addr, &room.id, room.view.as_str()).await;
+    assert_eq!(from_b.len(), 1, "{from_b:?}");
+    assert_eq!(ids(&listed), ids(&from_b));
+    assert_eq!(from_b[0]["reason"], "clear");
+    assert_eq!(from_b[0]["items"], 2);
+    for addr in [a.addr, b.addr] {
+        let (status, kept) = board(addr, &room.id, room.edit.as_str(), ids(&from_b)[0]).await;
+        assert_eq!(status, 200);
+        assert_eq!(kept.unwrap().len(), 2);
+    }
+}
