@@ -26,6 +26,7 @@ mod edit;
 mod input;
 mod style;
 mod title;
+mod version;
 
 pub use edit::{DUPLICATE_OFFSET_PX, NUDGE_PX};
 use input::Nav;
@@ -157,6 +158,10 @@ pub struct Editor {
     /// Where and when the primary button last went down (screen), for double clicks.
     last_click: Option<(Pt, f64)>,
     view_changed: bool,
+    /// A version of the board shown in place of the live one, read-only.
+    shown: Option<version::Shown>,
+    /// The board on screen became another one (a version, or the live board again).
+    board_swapped: bool,
     ui_version: u64,
 }
 
@@ -209,6 +214,8 @@ impl Editor {
             text_open: None,
             last_click: None,
             view_changed: true,
+            shown: None,
+            board_swapped: false,
             ui_version: 0,
         }
     }
@@ -265,9 +272,15 @@ impl Editor {
         &self.tools
     }
 
-    /// Whether this tab may draw: it has an edit token, the server did not say otherwise, and
-    /// the connection has not given up for good (drawing would then go nowhere).
+    /// Whether this tab may draw: it has an edit token, the server did not say otherwise, the
+    /// connection has not given up for good (drawing would then go nowhere), and it shows the
+    /// live board (not a version of it).
     pub fn can_edit(&self) -> bool {
+        self.may_write() && self.shown.is_none()
+    }
+
+    /// Whether this tab may write to the room (whatever it shows).
+    fn may_write(&self) -> bool {
         let token_edits = self.link.as_ref().is_none_or(|l| l.edit.is_some());
         token_edits
             && self.session.capability() != Some(kokuban_protocol::Capability::View)
@@ -421,6 +434,7 @@ impl Editor {
                 self.history.record(Action::Cleared {
                     ops: again.ops,
                     ids: again.ids,
+                    drawn: Vec::new(),
                 });
             }
             self.bump();

@@ -26,13 +26,17 @@ pub enum Action {
     Moved(Vec<Move>),
     /// Strokes given another colour or width.
     Restyled(Vec<Restyling>),
-    /// The board was cleared. Undo draws its items again as new items: `ids`, made by `ops`
-    /// (Clear removes items for good, so the old ids cannot be restored); redo erases them.
+    /// The board was cleared, and `drawn` drawn on it (a version of the board brought back;
+    /// nothing after a plain Clear). Undo erases `drawn` and draws the cleared items again as
+    /// new items: `ids`, made by `ops` (Clear removes items for good, so the old ids cannot be
+    /// restored); redo erases them and restores `drawn`.
     Cleared {
         /// The ops that draw the cleared items again.
         ops: Vec<Op>,
         /// The items they make.
         ids: Vec<StrokeId>,
+        /// The items drawn after the Clear.
+        drawn: Vec<StrokeId>,
     },
     /// A text item was edited: `old` was erased and `new`, the edited text, placed instead.
     Replaced {
@@ -48,8 +52,13 @@ impl Action {
     /// the tools took them, see [`History::rename`]).
     pub fn follow(mut self, current: impl Fn(StrokeId) -> StrokeId) -> Self {
         match &mut self {
-            Action::Drew(ids) | Action::Erased(ids) | Action::Cleared { ids, .. } => {
+            Action::Drew(ids) | Action::Erased(ids) => {
                 for id in ids {
+                    *id = current(*id);
+                }
+            }
+            Action::Cleared { ids, drawn, .. } => {
+                for id in ids.iter_mut().chain(drawn) {
                     *id = current(*id);
                 }
             }
@@ -155,8 +164,13 @@ impl History {
     pub fn rename(&mut self, from: StrokeId, to: StrokeId) {
         for action in self.undo.iter_mut().chain(self.redo.iter_mut()) {
             match action {
-                Action::Drew(ids) | Action::Erased(ids) | Action::Cleared { ids, .. } => {
+                Action::Drew(ids) | Action::Erased(ids) => {
                     for id in ids.iter_mut().filter(|id| **id == from) {
+                        *id = to;
+                    }
+                }
+                Action::Cleared { ids, drawn, .. } => {
+                    for id in ids.iter_mut().chain(drawn).filter(|id| **id == from) {
                         *id = to;
                     }
                 }
@@ -187,11 +201,16 @@ fn reverse(action: &Action, board: &Board) -> Vec<Op> {
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.from)), board),
         Action::Restyled(styles) => style(styles.iter().map(|s| (s.id, s.from)), board),
         Action::Replaced { old, new } => swap(*new, *old, board),
-        // Drawn again the first time; restored after a redo erased them.
-        Action::Cleared { ops, ids } if !ids.iter().any(|id| board.get(id).is_some()) => {
-            ops.clone()
+        Action::Cleared { ops, ids, drawn } => {
+            let mut out = erase(drawn, board);
+            // Drawn again the first time; restored after a redo erased them.
+            if ids.iter().any(|id| board.get(id).is_some()) {
+                out.extend(restore(ids, board));
+            } else {
+                out.extend(ops.iter().cloned());
+            }
+            out
         }
-        Action::Cleared { ids, .. } => restore(ids, board),
     }
 }
 
@@ -202,7 +221,11 @@ fn replay(action: &Action, board: &Board) -> Vec<Op> {
         Action::Moved(moves) => place(moves.iter().map(|m| (m.id, m.to)), board),
         Action::Restyled(styles) => style(styles.iter().map(|s| (s.id, s.to)), board),
         Action::Replaced { old, new } => swap(*old, *new, board),
-        Action::Cleared { ids, .. } => erase(ids, board),
+        Action::Cleared { ids, drawn, .. } => {
+            let mut out = erase(ids, board);
+            out.extend(restore(drawn, board));
+            out
+        }
     }
 }
 

@@ -259,6 +259,7 @@ impl Editor {
             Shortcut::Escape => {
                 self.tools.clear_selection();
                 self.unfollow();
+                self.show_live();
             }
             Shortcut::Nudge { to, far } => self.nudge(to, far),
             Shortcut::HoldToPan => self.space_held = true,

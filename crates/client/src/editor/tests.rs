@@ -957,3 +957,72 @@ fn what_only_a_newer_server_writes_asks_for_a_reload_instead_of_reconnecting_for
     e.disconnected(1000, true, 2.0);
     assert_eq!(e.closed(), Some(Remedy::Reload));
 }
+
+#[test]
+fn a_version_is_shown_read_only_and_brought_back_as_one_undoable_step() {
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    let looks = |b: &Board| -> Vec<Look> {
+        b.strokes()
+            .map(|s| {
+                let pts = s.placed_points().map(|p| (p.x(), p.y())).collect();
+                (s.color, s.width, pts)
+            })
+            .collect()
+    };
+    // The version: one stroke; then the board moves on to two others.
+    draw(&mut e, (100.0, 100.0), (300.0, 160.0), 0.0);
+    let version = e.board().clone();
+    e.undo();
+    draw(&mut e, (100.0, 400.0), (300.0, 460.0), 100.0);
+    draw(&mut e, (500.0, 400.0), (600.0, 460.0), 200.0);
+    let live = looks(e.board());
+    assert_eq!(live.len(), 2);
+    e.outgoing(250.0);
+
+    e.show_version(42, version.clone());
+    assert_eq!(e.version_shown(), Some(42));
+    assert!(e.take_board_swapped());
+    assert!(!e.can_edit(), "a version is read-only");
+    assert!(e.can_restore());
+    assert_eq!(looks(e.shown().board()), looks(&version));
+    assert_eq!(looks(e.board()), live, "the live board goes on underneath");
+    // Escape shows the live board again, as it is.
+    assert!(e.key_down("Escape", false, false));
+    assert_eq!(e.version_shown(), None);
+    assert!(e.can_edit());
+    assert_eq!(looks(e.shown().board()), live);
+
+    e.show_version(42, version.clone());
+    e.restore_version();
+    assert_eq!(e.version_shown(), None);
+    assert_eq!(
+        looks(e.board()),
+        looks(&version),
+        "the version, for everyone"
+    );
+    let sent = ops(&e.outgoing(300.0));
+    let first = sent.iter().find_map(|m| match m {
+        ClientMsg::Op(s) => Some(&s.op),
+        _ => None,
+    });
+    assert_eq!(first, Some(&Op::Clear), "{sent:?}");
+    // One undo: the board as it was before; redo: the version again.
+    e.undo();
+    assert_eq!(looks(e.board()), live);
+    e.redo();
+    assert_eq!(looks(e.board()), looks(&version));
+
+    // A view-only tab may look at versions, never bring one back.
+    let mut v = editor(true);
+    welcome(&mut v, Capability::View);
+    v.show_version(42, version);
+    assert!(!v.can_restore());
+    v.restore_version();
+    assert!(v.board().is_empty());
+    let sent = ops(&v.outgoing(10.0));
+    assert!(
+        !sent.iter().any(|m| matches!(m, ClientMsg::Op(_))),
+        "{sent:?}"
+    );
+}
