@@ -84,6 +84,10 @@ pub struct Ui {
     pub asked_by: Option<String>,
     /// The board's title (`None`: untitled).
     pub title: Option<String>,
+    /// The version of the board shown in place of the live one (its id).
+    pub version: Option<u64>,
+    /// Whether this tab may bring a version back.
+    pub can_restore: bool,
 }
 
 impl Ui {
@@ -142,6 +146,8 @@ impl Ui {
                 .and_then(|id| e.presence().member(id))
                 .map(|m| m.name.as_str().to_string()),
             title: e.title().map(str::to_owned),
+            version: e.version_shown(),
+            can_restore: e.can_restore(),
         }
     }
 }
@@ -171,6 +177,8 @@ pub struct Engine {
     panels: RwSignal<Panels>,
     toasts: RwSignal<Vec<(u64, String)>>,
     text: RwSignal<Option<TextEdit>>,
+    /// What the History panel lists.
+    versions: RwSignal<crate::versions::Versions>,
     last_ui: Cell<u64>,
     next_toast: Cell<u64>,
     /// How long recent frames took to prepare (ms), for `window.kokuban.frameTimes()`.
@@ -220,6 +228,7 @@ impl Engine {
             panels: RwSignal::new(Panels::new()),
             toasts: RwSignal::new(Vec::new()),
             text: RwSignal::new(None),
+            versions: RwSignal::new(Default::default()),
             last_ui: Cell::new(u64::MAX),
             next_toast: Cell::new(0),
             frame_times: RefCell::new(Vec::new()),
@@ -242,6 +251,11 @@ impl Engine {
     /// Toasts on screen.
     pub fn toasts(&self) -> RwSignal<Vec<(u64, String)>> {
         self.toasts
+    }
+
+    /// What the History panel lists.
+    pub fn versions(&self) -> RwSignal<crate::versions::Versions> {
+        self.versions
     }
 
     /// The open text editor.

@@ -15,6 +15,7 @@ mod room;
 mod sheet;
 mod socket;
 mod toolbar;
+mod versions;
 
 fn main() {
     // Panics become readable messages in the browser console instead of "unreachable executed".

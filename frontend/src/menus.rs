@@ -387,6 +387,14 @@ pub fn Menu(engine: EngineRef) -> impl IntoView {
                     </button>
                     <button
                         role="menuitem"
+                        title="Earlier versions of the board, kept before every Clear and every few minutes"
+                        aria-label="History"
+                        on:click=move |_| engine.with_value(|e| e.toggle_history())
+                    >
+                        {icon("history")}"History"
+                    </button>
+                    <button
+                        role="menuitem"
                         title="Ask everyone to follow your view (each may decline)"
                         aria-label="Ask everyone to follow me"
                         on:click=item(|e| e.act(|ed| ed.ask_everyone_to_follow()))

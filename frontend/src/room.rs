@@ -14,6 +14,7 @@ use crate::engine::{Engine, Ui};
 use crate::menus::{Menu, Presence, Share};
 use crate::sheet::ShortcutSheet;
 use crate::toolbar::{SelectionBar, Toolbar, ViewerBar};
+use crate::versions::{HistoryPanel, VersionBar};
 
 /// The room's engine, shared by its components.
 pub type EngineRef = StoredValue<Rc<Engine>, LocalStorage>;
@@ -95,6 +96,10 @@ pub fn Room(link: RoomLink) -> impl IntoView {
         // A board that cannot be reached shows no tools: the banner says what to do instead.
         <Show when=open>
             <Show
+                when=move || ui.with(|u| u.version.is_none())
+                fallback=move || view! { <VersionBar engine=engine ui=ui/> }
+            >
+            <Show
                 when=can_edit
                 fallback=move || {
                     view! {
@@ -105,6 +110,7 @@ pub fn Room(link: RoomLink) -> impl IntoView {
             >
                 <Toolbar engine=engine/>
                 <SelectionBar engine=engine/>
+            </Show>
             </Show>
         </Show>
         {move || ui.with(|u| u.following.clone()).map(|name| view! {
@@ -154,6 +160,7 @@ pub fn Room(link: RoomLink) -> impl IntoView {
         <Zoom engine=engine ui=ui/>
         <Banner engine=engine ui=ui/>
         <ShortcutSheet engine=engine/>
+        <HistoryPanel engine=engine ui=ui/>
         <Toasts engine=engine/>
         <TextEditor engine=engine/>
     }

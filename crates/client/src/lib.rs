@@ -32,6 +32,7 @@ pub mod smooth;
 pub mod spatial;
 pub mod svg;
 pub mod tools;
+pub mod versions;
 pub mod viewport;
 
 pub use editor::{

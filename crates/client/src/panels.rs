@@ -20,11 +20,13 @@ pub enum Panel {
     Help,
     /// Everyone in the room, when there are more than the avatars shown.
     Members,
+    /// The versions of the board.
+    History,
 }
 
 impl Panel {
     /// Every panel.
-    pub const ALL: [Panel; 7] = [
+    pub const ALL: [Panel; 8] = [
         Panel::Style,
         Panel::Shapes,
         Panel::Share,
@@ -32,6 +34,7 @@ impl Panel {
         Panel::Profile,
         Panel::Help,
         Panel::Members,
+        Panel::History,
     ];
 
     /// Its `data-panel` attribute: the element holding a panel and its toggle carries it, so
@@ -45,6 +48,7 @@ impl Panel {
             Panel::Profile => "profile",
             Panel::Help => "help",
             Panel::Members => "members",
+            Panel::History => "history",
         }
     }
 

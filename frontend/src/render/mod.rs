@@ -75,16 +75,23 @@ impl Renderer {
         let resized = self.fit(editor);
         let mut full = resized;
         let theme = editor.prefs().theme;
-        if theme != self.theme {
+        // Another board on screen (a version of it, or the live one again) is drawn afresh,
+        // like a new theme: the same ids may look otherwise there.
+        let swapped = editor.take_board_swapped();
+        if theme != self.theme || swapped {
             self.theme = theme;
             self.paths.clear();
             self.scene.forget();
             full = true;
         }
-        let redraw = editor.take_redraw();
+        let mut redraw = editor.take_redraw();
+        if editor.version_shown().is_some() {
+            // Changes of the live board, underneath: it is drawn afresh when shown again.
+            redraw = Redraw::Nothing;
+        }
         let view_moved = editor.take_view_changed();
         let view = *editor.viewport();
-        let board = editor.indexed();
+        let board = editor.shown();
         let mut dirty = self.scene.hide(editor.editing_text(), board);
         match redraw {
             Redraw::Nothing => {}

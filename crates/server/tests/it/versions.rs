@@ -178,6 +178,9 @@ async fn a_clear_on_one_node_keeps_one_version_that_both_nodes_serve() {
     assert_eq!(ids(&listed), ids(&from_b));
     assert_eq!(from_b[0]["reason"], "clear");
     assert_eq!(from_b[0]["items"], 2);
+    // Named by a node that holds one of those who drew (each node names its own members).
+    let authors = from_b[0]["authors"].as_array().unwrap();
+    assert!(!authors.is_empty(), "{from_b:?}");
     for addr in [a.addr, b.addr] {
         let (status, kept) = board(addr, &room.id, room.edit.as_str(), ids(&from_b)[0]).await;
         assert_eq!(status, 200);

@@ -57,6 +57,10 @@ struct Compaction {
     board: Bytes,
 }
 
+/// How long a node that can name none of a version's authors waits before it stores the
+/// version, so that the node holding them stores it first (with their names).
+const UNNAMED_VERSION_DELAY: Duration = Duration::from_millis(500);
+
 /// The room task: delivery in order, catch-up, presence heartbeats, cursors, unloading.
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -306,11 +310,15 @@ fn deliver(
 }
 
 /// Keeps a version of the room's board in Redis in the background. Every node holding the room
-/// keeps the same versions; Redis keeps each once.
+/// finds the same versions due; Redis keeps each once, from the first node to store it. A node
+/// names only the authors it holds, so one that can name nobody lets the others go first.
 fn store_version(shared: &Arc<Shared>, room: &Room, version: Checkpoint) {
     let (s, keys, id) = (shared.clone(), room.keys.clone(), room.id.clone());
     let keep = shared.settings.room.checkpoints;
     let store = async move {
+        if version.info.authors.is_empty() {
+            tokio::time::sleep(UNNAMED_VERSION_DELAY).await;
+        }
         let db = s.redis.db(&keys);
         if let Err(e) = db.checkpoint(&keys, &version, keep).await {
             tracing::warn!(room = %id, seq = version.info.seq, "version not kept: {e}");

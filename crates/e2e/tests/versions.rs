@@ -1,0 +1,123 @@
+//! Versions of a board, as a team uses them across two nodes of a cluster (each test starts
+//! its own `redis-server` and two `kokuban` nodes, and puts Ada's tab on node A and the other
+//! on node B). A board cleared by mistake is found in the History panel by anyone with a
+//! link, shown read-only in the canvas, and brought back for everyone by an editor, in one
+//! step that undo takes back. Screenshots are named `versions-…`.
+
+mod common;
+
+use common::{Browser, Cluster, Driver, prerequisites, wave};
+use serde_json::json;
+
+const W: u32 = 1000;
+const H: u32 = 860;
+
+/// Opens the History panel from the menu and shows its newest version.
+async fn show_newest_version(tab: &Browser) {
+    tab.press("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    tab.wait_for(
+        "the menu open",
+        "return !!document.querySelector(\"[aria-label='History']\");",
+        json!([]),
+    )
+    .await;
+    tab.press("[aria-label='History']").await;
+    tab.wait_for(
+        "a version listed",
+        "return !!document.querySelector(\"#history [aria-label^='Show the version of']\");",
+        json!([]),
+    )
+    .await;
+    tab.press("#history [aria-label^='Show the version of']")
+        .await;
+    tab.wait_for(
+        "the version shown",
+        "return !!document.querySelector(\"[aria-label='Back to the live board']\");",
+        json!([]),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleared_board_is_found_in_the_history_on_either_node_and_restored_for_everyone() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let cluster = Cluster::start().await;
+    let driver = Driver::start().await;
+    let (edit, view) = cluster.a.create_room().await;
+    let (ada, bob) = cluster
+        .two_tabs(
+            &driver,
+            (W, H),
+            &format!("{}{edit}", cluster.a.url()),
+            &format!("{}{view}", cluster.b.url()),
+        )
+        .await;
+    let (top, bottom) = ((250, 250, 750, 350), (250, 450, 750, 550));
+    ada.draw(&wave(300, 700, 300)).await;
+    ada.draw(&wave(300, 700, 500)).await;
+    bob.wait_ink("the first stroke", top, 50).await;
+    bob.wait_ink("the second stroke", bottom, 50).await;
+    let drawn = (
+        bob.ink(top.0, top.1, top.2, top.3).await,
+        bob.ink(bottom.0, bottom.1, bottom.2, bottom.3).await,
+    );
+
+    // Ada clears the board.
+    for tab in [&ada, &bob] {
+        tab.js("window.confirm = () => true;", json!([])).await;
+    }
+    ada.press("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    ada.wait_for(
+        "the menu open",
+        "return !!document.querySelector(\"[aria-label='Clear board']\");",
+        json!([]),
+    )
+    .await;
+    ada.press("[aria-label='Clear board']").await;
+    bob.wait_ink("the board cleared", top, 0).await;
+    bob.wait_ink("the board cleared", bottom, 0).await;
+
+    // Bob, view-only on node B, finds the board as it was before the Clear, and may look but
+    // not bring it back.
+    show_newest_version(&bob).await;
+    bob.wait_ink("the version's first stroke", top, drawn.0 * 9 / 10)
+        .await;
+    bob.wait_ink("the version's second stroke", bottom, drawn.1 * 9 / 10)
+        .await;
+    let restore = "return !!document.querySelector(\"[aria-label='Restore this version']\");";
+    assert_eq!(bob.js(restore, json!([])).await, json!(false));
+    bob.screenshot("versions-viewer-looks-back").await;
+    bob.press("[aria-label='Back to the live board']").await;
+    bob.wait_ink("the live, empty board again", top, 0).await;
+
+    // Ada, on node A, brings it back for everyone.
+    show_newest_version(&ada).await;
+    ada.wait_ink("the version on Ada's tab", top, drawn.0 * 9 / 10)
+        .await;
+    ada.press("[aria-label='Restore this version']").await;
+    bob.wait_ink("the first stroke restored", top, drawn.0 * 9 / 10)
+        .await;
+    bob.wait_ink("the second stroke restored", bottom, drawn.1 * 9 / 10)
+        .await;
+    ada.wait_for(
+        "Ada's tab back on the live board, drawing",
+        "return !document.querySelector(\"[aria-label='Back to the live board']\") \
+         && !!document.querySelector(\"[aria-label='Undo']\");",
+        json!([]),
+    )
+    .await;
+    bob.screenshot("versions-restored").await;
+
+    // One undo takes the restore back, for Bob too; redo brings it again.
+    ada.press("[aria-label='Undo']").await;
+    bob.wait_ink("the restore undone", top, 0).await;
+    bob.wait_ink("the restore undone", bottom, 0).await;
+    ada.press("[aria-label='Redo']").await;
+    bob.wait_ink("restored again", top, drawn.0 * 9 / 10).await;
+    bob.wait_ink("restored again", bottom, drawn.1 * 9 / 10)
+        .await;
+}
