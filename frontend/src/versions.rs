@@ -200,7 +200,7 @@ pub fn HistoryPanel(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
     };
     view! {
         <Show when=open>
-            <aside id="history" class="history" role="dialog" aria-label="History" data-panel="history">
+            <aside id="history" class="versions" role="dialog" aria-label="History" data-panel="history">
                 <header>
                     <h2>"History"</h2>
                     <button

@@ -288,6 +288,7 @@ impl Server {
                 config.upgrade_burst_per_ip,
             ),
             room_creations: rate::PerAddress::per_minute(config.rooms_per_ip_per_min),
+            version_reads: rate::PerAddress::per_minute(web::VERSION_READS_PER_MIN),
             config,
             sequencer,
             capabilities,

@@ -16,6 +16,8 @@ mod socket;
 mod upgrade;
 mod versions;
 
+pub(crate) use versions::VERSION_READS_PER_MIN;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -61,6 +63,8 @@ pub(crate) struct App {
     pub upgrades: crate::rate::PerAddress,
     /// Room creations per client address ([`Config::rooms_per_ip_per_min`]).
     pub room_creations: crate::rate::PerAddress,
+    /// Reads of a room's versions per client address ([`VERSION_READS_PER_MIN`]).
+    pub version_reads: crate::rate::PerAddress,
 }
 
 impl App {
@@ -422,6 +426,7 @@ mod tests {
             sessions: TaskTracker::new(),
             upgrades: crate::rate::PerAddress::new(0, 1),
             room_creations: crate::rate::PerAddress::per_minute(0),
+            version_reads: crate::rate::PerAddress::per_minute(0),
             config,
         })
     }

@@ -9,10 +9,14 @@
 //!   (`application/octet-stream`, the board model's format), or 404.
 //!
 //! Both need `Authorization: Bearer <view or edit token>`; without a valid one: 403, the same
-//! answer as for a room that does not exist.
+//! answer as for a room that does not exist. A version weighs up to twice a board, so one
+//! client address may make [`VERSION_READS_PER_MIN`] reads a minute (429 beyond).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -22,6 +26,22 @@ use crate::sequencer::room::CheckpointInfo;
 
 const REFUSED: &str = "this room does not exist or the link is not valid";
 
+/// Reads (listings and boards) one client address may make per minute, as many at once: a
+/// History panel opened and a dozen versions looked at cost 13.
+pub(crate) const VERSION_READS_PER_MIN: u32 = 120;
+
+/// Takes one read from the client's allowance.
+fn admit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
+    let client = state.client_ip(peer, headers);
+    if state.version_reads.admit(client, Instant::now()) {
+        return Ok(());
+    }
+    Err(ApiError::TooManyRequests(
+        "too many reads of this board's versions from this address; try again shortly",
+        1,
+    ))
+}
+
 #[derive(Serialize)]
 struct Listing {
     checkpoints: Vec<CheckpointInfo>,
@@ -30,9 +50,11 @@ struct Listing {
 /// `GET /api/rooms/{room}/checkpoints`.
 pub(super) async fn list(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    admit(&state, peer, &headers)?;
     let (room, _, _) = bearer(&state, room, &headers, REFUSED).await?;
     let checkpoints = state
         .sequencer
@@ -49,9 +71,11 @@ pub(super) async fn list(
 /// `GET /api/rooms/{room}/checkpoints/{id}`.
 pub(super) async fn board(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    admit(&state, peer, &headers)?;
     let (room, _, _) = bearer(&state, room, &headers, REFUSED).await?;
     let id: u64 = id.parse().map_err(|_| ApiError::NotFound)?;
     let board = state

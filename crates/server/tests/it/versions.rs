@@ -142,6 +142,19 @@ async fn versions_are_kept_at_intervals_of_drawing_newest_first_within_the_reten
     assert!(listed.iter().all(|v| v["reason"] == "interval"));
     let (_, newest) = board(server.addr, &room.id, room.view.as_str(), kept[0]).await;
     assert_eq!(newest.unwrap().len(), 6);
+
+    // One address may read versions 120 times a minute, as many at once; then 429.
+    let mut refused = None;
+    for n in 0..130 {
+        let (status, _) = list(server.addr, &room.id, room.view.as_str()).await;
+        if status != 200 {
+            refused = Some((n, status));
+            break;
+        }
+    }
+    let (n, status) = refused.expect("a 429 within 130 reads");
+    assert_eq!(status, 429);
+    assert!((110..=120).contains(&n), "refused after {n} reads");
 }
 
 #[tokio::test]
@@ -186,4 +199,102 @@ async fn a_clear_on_one_node_keeps_one_version_that_both_nodes_serve() {
         assert_eq!(status, 200);
         assert_eq!(kept.unwrap().len(), 2);
     }
+}
+
+#[tokio::test]
+async fn a_restore_is_ordered_with_everyone_elses_ops_and_keeps_the_board_it_replaced() {
+    use kokuban_client::clipboard::Clip;
+    use kokuban_client::rng::Xoshiro256;
+
+    let redis = RedisServer::shared().await;
+    let keep_two = |c: &mut kokuban_server::config::Config| c.checkpoints_kept = 2;
+    let a = crate::harness::cluster::node_with(redis, "restore-a", keep_two).await;
+    let b = crate::harness::cluster::node_with(redis, "restore-b", keep_two).await;
+    let room = a.create_room().await;
+    let mut ada = join_at(a.addr, &room, &room.edit, None).await;
+    let mut bob = join_at(b.addr, &room, &room.edit, None).await;
+    // A first version, which the retention lets go later.
+    ada.draw_stroke(9, 20, 10).await;
+    ada.send_op(Op::Clear).await;
+    ada.settle().await;
+    ada.draw_stroke(1, 20, 10).await;
+    ada.draw_stroke(2, 20, 10).await;
+    ada.settle().await;
+    let version = ada.board.clone();
+    ada.send_op(Op::Clear).await;
+    ada.settle().await;
+    bob.sync_to(ada.position().seq).await;
+    bob.draw_stroke(3, 20, 10).await;
+    bob.settle().await;
+    ada.sync_to(bob.position().seq).await;
+
+    // Ada brings the version back (as the app does: a Clear, then its items drawn again under
+    // new ids) while Bob draws on the other node.
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = list(a.addr, &room.id, room.edit.as_str()).await.1;
+        if listed.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let first = ids(&listed)[1];
+    let id = ids(&listed)[0];
+    let (_, kept) = board(a.addr, &room.id, room.edit.as_str(), id).await;
+    let kept = kept.unwrap();
+    assert_eq!(kept.len(), version.len());
+    let again = Clip::everything(&kept)
+        .unwrap()
+        .paste_moved((0, 0), &mut Xoshiro256::from_seed([7; 32]));
+    ada.send_op(Op::Clear).await;
+    let drawing = async {
+        bob.draw_stroke(4, 40, 5).await;
+        bob.settle().await;
+    };
+    let restoring = async {
+        for op in again.ops.clone() {
+            ada.send_op(op).await;
+        }
+        ada.settle().await;
+    };
+    tokio::join!(drawing, restoring);
+    let head = ada.position().seq.max(bob.position().seq);
+    ada.sync_to(head).await;
+    bob.sync_to(head).await;
+
+    // One order for both: the version's items all there, whole, and Bob's stroke either
+    // cleared with the rest or drawn after the Clear — never half.
+    let looks = |b: &Board| -> Vec<(kokuban_protocol::StrokeId, Vec<kokuban_protocol::Point>)> {
+        b.strokes().map(|s| (s.id, s.points.to_vec())).collect()
+    };
+    assert_eq!(looks(&ada.board), looks(&bob.board));
+    for id in &again.ids {
+        let s = ada.board.get(id).expect("a restored item");
+        assert!(s.finished && !s.erased);
+    }
+    let others: Vec<_> = ada
+        .board
+        .strokes()
+        .filter(|s| !again.ids.contains(&s.id))
+        .collect();
+    assert!(
+        others.len() <= 1 && others.iter().all(|s| s.finished),
+        "{others:?}"
+    );
+    assert_eq!(ada.board.len(), version.len() + others.len());
+
+    // The board the restore replaced is a version too; with two kept, the oldest went.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (_, listed) = list(b.addr, &room.id, room.view.as_str()).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[1]["id"].as_u64(), Some(id));
+    assert!(!ids(&listed).contains(&first));
+    // Bob's stroke, before the restore's Clear (and his next one, if it began before it).
+    let items = listed[0]["items"].as_u64().unwrap();
+    assert!((1..=2).contains(&items), "{listed:?}");
+    assert_eq!(
+        board(b.addr, &room.id, room.view.as_str(), first).await.0,
+        404
+    );
 }
