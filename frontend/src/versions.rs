@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use kokuban_board::Board;
 use kokuban_client::panels::Panel;
-use kokuban_client::versions::{Version, parse};
+use kokuban_client::versions::{Listing, parse};
 use kokuban_protocol::{RoomId, Token};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -24,8 +24,8 @@ pub enum Versions {
     /// Asked for, not there yet.
     #[default]
     Loading,
-    /// The versions, newest first.
-    Listed(Vec<Version>),
+    /// The versions, newest first, and whether view links may read them.
+    Listed(Listing),
     /// Why they could not be read.
     Failed(String),
 }
@@ -79,6 +79,26 @@ impl Engine {
         });
     }
 
+    /// Lets view links read the versions, or not (an editor's choice, for everyone).
+    pub fn set_history_for_viewers(self: &Rc<Self>, allowed: bool) {
+        let Some((room, token)) = self.room_and_token() else {
+            return;
+        };
+        let me = self.clone();
+        leptos::task::spawn_local(async move {
+            let path = format!("/api/rooms/{room}/history");
+            let body = format!("{{\"viewers\": {allowed}}}");
+            match put(&path, &token, &body).await {
+                Ok(_) => me.versions().update(|v| {
+                    if let Versions::Listed(listing) = v {
+                        listing.viewers = allowed;
+                    }
+                }),
+                Err(e) => me.toast(format!("The history's access was not changed: {e}")),
+            }
+        });
+    }
+
     /// The room and the token of the link this tab opened it with.
     fn room_and_token(&self) -> Option<(RoomId, Token)> {
         let editor = self.editor.borrow();
@@ -102,14 +122,52 @@ async fn get(path: &str, token: &Token) -> Result<Response, String> {
         .map_err(|_| "the server cannot be reached.".to_string())?
         .dyn_into()
         .map_err(|_| "unexpected answer from the server.".to_string())?;
+    answer(response).await
+}
+
+/// The response if it is a 200; otherwise what went wrong, in the server's words where it
+/// gives some.
+async fn answer(response: Response) -> Result<Response, String> {
     match response.status() {
         200 => Ok(response),
-        403 => Err("this link may no longer open the board.".into()),
+        403 => {
+            let said = text(response).await.ok().and_then(|t| {
+                let json = js_sys::JSON::parse(&t).ok()?;
+                js_sys::Reflect::get(&json, &"error".into())
+                    .ok()?
+                    .as_string()
+            });
+            Err(said
+                .filter(|s| s.contains("history"))
+                .map(|s| format!("{s}."))
+                .unwrap_or_else(|| "this link may no longer open the board.".into()))
+        }
         404 => Err("the server no longer keeps it.".into()),
+        429 => Err("too many requests; try again in a moment.".into()),
         status => Err(format!(
             "the server answered {status}; try again in a moment."
         )),
     }
+}
+
+/// A `PUT` of JSON with the token as its bearer; the response if it is a 200.
+async fn put(path: &str, token: &Token, json: &str) -> Result<Response, String> {
+    let init = RequestInit::new();
+    init.set_method("PUT");
+    init.set_body(&json.into());
+    let request = Request::new_with_str_and_init(path, &init)
+        .map_err(|_| "Could not prepare the request.".to_string())?;
+    let headers = request.headers();
+    headers
+        .set("Authorization", &format!("Bearer {}", token.as_str()))
+        .and_then(|()| headers.set("Content-Type", "application/json"))
+        .map_err(|_| "Could not prepare the request.".to_string())?;
+    let response: Response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(|_| "the server cannot be reached.".to_string())?
+        .dyn_into()
+        .map_err(|_| "unexpected answer from the server.".to_string())?;
+    answer(response).await
 }
 
 async fn text(response: Response) -> Result<String, String> {
@@ -163,7 +221,7 @@ pub fn HistoryPanel(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
             view! { <p class="note">{format!("The versions could not be read: {e}")}</p> }
                 .into_any()
         }
-        Versions::Listed(list) if list.is_empty() => view! {
+        Versions::Listed(list) if list.versions.is_empty() => view! {
             <p class="note">
                 "No versions yet. The board is kept before every Clear, and every few minutes \
                  while people draw."
@@ -171,6 +229,7 @@ pub fn HistoryPanel(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
         }
         .into_any(),
         Versions::Listed(list) => list
+            .versions
             .into_iter()
             .map(|v| {
                 let id = v.id;
@@ -213,6 +272,20 @@ pub fn HistoryPanel(engine: EngineRef, ui: RwSignal<Ui>) -> impl IntoView {
                     </button>
                 </header>
                 <ul>{list}</ul>
+                <Show when=move || ui.with(|u| u.can_restore)>
+                    <label class="access">
+                        <input
+                            type="checkbox"
+                            aria-label="View links may see the history"
+                            prop:checked=move || versions.with(|v| !matches!(v, Versions::Listed(l) if !l.viewers))
+                            on:change=move |ev| {
+                                let allowed = event_target_checked(&ev);
+                                engine.with_value(|e| e.set_history_for_viewers(allowed));
+                            }
+                        />
+                        "View links may see the history"
+                    </label>
+                </Show>
             </aside>
         </Show>
     }

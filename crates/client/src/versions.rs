@@ -24,17 +24,27 @@ pub struct Version {
     pub items: usize,
 }
 
-#[derive(Deserialize)]
-struct Listing {
-    checkpoints: Vec<Version>,
+/// The server's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Listing {
+    /// The versions, newest first.
+    #[serde(rename = "checkpoints")]
+    pub versions: Vec<Version>,
+    /// Whether view links may read them.
+    #[serde(default = "yes")]
+    pub viewers: bool,
 }
 
-/// The versions in the server's answer, newest first; an error for anything else.
-pub fn parse(json: &str) -> Result<Vec<Version>, String> {
+fn yes() -> bool {
+    true
+}
+
+/// The server's answer, its versions newest first; an error for anything else.
+pub fn parse(json: &str) -> Result<Listing, String> {
     let mut listing: Listing =
-        serde_json::from_str(json).map_err(|_| "Unexpected answer from the server.".to_string())?;
-    listing.checkpoints.sort_by_key(|v| std::cmp::Reverse(v.id));
-    Ok(listing.checkpoints)
+        serde_json::from_str(json).map_err(|_| "unexpected answer from the server.".to_string())?;
+    listing.versions.sort_by_key(|v| std::cmp::Reverse(v.id));
+    Ok(listing)
 }
 
 impl Version {
@@ -76,8 +86,10 @@ mod tests {
         let json = r#"{"checkpoints":[
             {"id":5,"epoch":1,"seq":3,"reason":"interval","authors":["Ada"],"items":1,"bytes":9},
             {"id":9,"epoch":1,"seq":7,"reason":"clear","authors":["Ada","Bo","Cy","Di","Ed"],"items":12,"bytes":99}
-        ]}"#;
-        let v = parse(json).unwrap();
+        ],"viewers":false}"#;
+        let listing = parse(json).unwrap();
+        assert!(!listing.viewers);
+        let v = listing.versions;
         assert_eq!(v.iter().map(|v| v.id).collect::<Vec<_>>(), vec![9, 5]);
         assert_eq!(v[0].what(), "Before a Clear · 12 items");
         assert_eq!(v[1].what(), "1 item");
@@ -88,6 +100,7 @@ mod tests {
             ..v[1].clone()
         };
         assert_eq!(two.by(), "Ada and Bo");
+        assert!(parse(r#"{"checkpoints":[]}"#).unwrap().viewers);
         assert!(parse("{\"error\":\"nope\"}").is_err());
         assert!(parse("<html>").is_err());
     }

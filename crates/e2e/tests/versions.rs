@@ -12,8 +12,8 @@ use serde_json::json;
 const W: u32 = 1000;
 const H: u32 = 860;
 
-/// Opens the History panel from the menu and shows its newest version.
-async fn show_newest_version(tab: &Browser) {
+/// Opens the History panel from the menu.
+async fn open_history(tab: &Browser) {
     tab.press("[aria-label='Menu: export, theme, shortcuts']")
         .await;
     tab.wait_for(
@@ -23,6 +23,11 @@ async fn show_newest_version(tab: &Browser) {
     )
     .await;
     tab.press("[aria-label='History']").await;
+}
+
+/// Opens the History panel from the menu and shows its newest version.
+async fn show_newest_version(tab: &Browser) {
+    open_history(tab).await;
     tab.wait_for(
         "a version listed",
         "return !!document.querySelector(\"#history [aria-label^='Show the version of']\");",
@@ -120,4 +125,29 @@ async fn a_cleared_board_is_found_in_the_history_on_either_node_and_restored_for
     bob.wait_ink("restored again", top, drawn.0 * 9 / 10).await;
     bob.wait_ink("restored again", bottom, drawn.1 * 9 / 10)
         .await;
+
+    // Ada keeps the history to the editors; Bob's view link is told so.
+    open_history(&ada).await;
+    let allowed = "return !!document.querySelector(\"[aria-label='View links may see the history']\")?.checked;";
+    ada.wait_for("the history open, viewers allowed", allowed, json!([]))
+        .await;
+    ada.press("[aria-label='View links may see the history']")
+        .await;
+    ada.wait_for(
+        "viewers no longer allowed",
+        &allowed.replace("return !!", "return !"),
+        json!([]),
+    )
+    .await;
+    open_history(&bob).await;
+    bob.wait_for(
+        "Bob told the history is the editors'",
+        "return (document.querySelector('#history')?.textContent || '')\
+           .includes('keep its history to themselves');",
+        json!([]),
+    )
+    .await;
+    let listed = "return document.querySelectorAll(\"#history [aria-label^='Show the version of']\").length;";
+    assert_eq!(bob.js(listed, json!([])).await, json!(0));
+    bob.screenshot("versions-kept-from-viewers").await;
 }

@@ -420,6 +420,31 @@ impl Sequencer for LocalSequencer {
         })
     }
 
+    fn history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<bool, SequencerError>> {
+        Box::pin(async move {
+            let read = self.shared.store.history_for_viewers(room).await;
+            read.map_err(|e| SequencerError(e.to_string()))
+        })
+    }
+
+    fn set_history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+        allowed: bool,
+    ) -> BoxFuture<'a, Result<bool, SequencerError>> {
+        Box::pin(async move {
+            let set = self
+                .shared
+                .store
+                .set_history_for_viewers(room, allowed)
+                .await;
+            set.map_err(|e| SequencerError(e.to_string()))
+        })
+    }
+
     fn link_generations(&self) -> &LinkGenerations {
         &self.shared.links
     }

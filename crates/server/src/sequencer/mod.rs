@@ -101,6 +101,20 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
         id: u64,
     ) -> BoxFuture<'a, Result<Option<bytes::Bytes>, SequencerError>>;
 
+    /// Whether view links may read the room's versions (yes, unless an editor said no).
+    fn history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<bool, SequencerError>>;
+
+    /// Lets view links read the room's versions, or not, durably; resolves to whether the
+    /// room exists.
+    fn set_history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+        allowed: bool,
+    ) -> BoxFuture<'a, Result<bool, SequencerError>>;
+
     /// Where this node's sessions hear that their room's links were reset.
     fn link_generations(&self) -> &LinkGenerations;
 

@@ -146,6 +146,20 @@ pub trait Store: Send + Sync + fmt::Debug {
         from: u64,
     ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
 
+    /// Whether view links may read the room's versions (yes, unless an editor said no).
+    fn history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Lets view links read the room's versions, or not; resolves, once that is durable, to
+    /// whether the room exists.
+    fn set_history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+        allowed: bool,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
     /// Writes everything handed over, records a clean stop and closes.
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }

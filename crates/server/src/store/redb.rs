@@ -59,6 +59,9 @@ const TOUCHED: TableDefinition<&str, u64> = TableDefinition::new("touched");
 /// (room id, version id) → a version of its board ([`Checkpoint::encode`]).
 const CHECKPOINTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("checkpoints");
 
+/// Room id → 1 when view links may not read the room's versions (absent: they may).
+const PRIVATE_HISTORY: TableDefinition<&str, u64> = TableDefinition::new("private_history");
+
 /// Room id → its link generation (absent: 0), which a reset of the room's links advances.
 const LINKS: TableDefinition<&str, u64> = TableDefinition::new("links");
 
@@ -125,6 +128,14 @@ enum Command {
         room: RoomId,
         from: u64,
         generation: Arc<Mutex<Option<u64>>>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Lets view links read the room's versions, or not, leaving in `found` whether the room
+    /// exists.
+    HistoryForViewers {
+        room: RoomId,
+        allowed: bool,
+        found: Arc<AtomicBool>,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Resolves once everything queued before it is durable.
@@ -280,6 +291,28 @@ impl RedbStore {
             .map_err(backend)
     }
 
+    /// The room's value in `table` (`absent` if it has none), as committed.
+    async fn read_room_value(
+        &self,
+        room: &RoomId,
+        table: TableDefinition<'static, &'static str, u64>,
+        absent: u64,
+    ) -> Result<u64, StoreError> {
+        let db = lock(&self.db)
+            .clone()
+            .ok_or_else(|| StoreError::Backend("the store is being reopened".into()))?;
+        let id = room.as_str().to_owned();
+        let read = move || -> Result<u64, ::redb::Error> {
+            let txn = db.begin_read()?;
+            let values = txn.open_table(table)?;
+            Ok(values.get(id.as_str())?.map_or(absent, |g| g.value()))
+        };
+        tokio::task::spawn_blocking(read)
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .map_err(backend)
+    }
+
     /// The database, once every write handed over before is in it: a room unloaded a moment
     /// ago may still have writes in the queue. (Creates are awaited by their callers, so an
     /// empty backlog means nothing is.)
@@ -321,6 +354,7 @@ fn start_boot(db: &Database) -> Result<(u64, u64), ::redb::Error> {
         txn.open_table(AUTHORS)?;
         txn.open_table(LINKS)?;
         txn.open_table(CHECKPOINTS)?;
+        txn.open_table(PRIVATE_HISTORY)?;
         result = (boot, last_unclean);
     }
     txn.commit()?;
@@ -511,21 +545,36 @@ impl Store for RedbStore {
     }
 
     fn link_generation<'a>(&'a self, room: &'a RoomId) -> BoxFuture<'a, Result<u64, StoreError>> {
+        // A reset is awaited (durable) before anyone is told of it: no barrier needed.
+        Box::pin(self.read_room_value(room, LINKS, 0))
+    }
+
+    fn history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            // A reset is awaited (durable) before anyone is told of it: no barrier needed.
-            let db = lock(&self.db)
-                .clone()
-                .ok_or_else(|| StoreError::Backend("the store is being reopened".into()))?;
-            let id = room.as_str().to_owned();
-            let read = move || -> Result<u64, ::redb::Error> {
-                let txn = db.begin_read()?;
-                let links = txn.open_table(LINKS)?;
-                Ok(links.get(id.as_str())?.map_or(0, |g| g.value()))
-            };
-            tokio::task::spawn_blocking(read)
-                .await
-                .map_err(|e| StoreError::Backend(e.to_string()))?
-                .map_err(backend)
+            let private = self.read_room_value(room, PRIVATE_HISTORY, 0).await?;
+            Ok(private == 0)
+        })
+    }
+
+    fn set_history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+        allowed: bool,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            let found = Arc::new(AtomicBool::new(false));
+            self.enqueue(Command::HistoryForViewers {
+                room: room.clone(),
+                allowed,
+                found: found.clone(),
+                done,
+            })?;
+            wait.await.map_err(|_| StoreError::Closed)??;
+            Ok(found.load(Ordering::Acquire))
         })
     }
 

@@ -26,7 +26,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use kokuban_protocol::{Capability, RoomId, Token};
 use tokio_util::sync::CancellationToken;
@@ -119,6 +119,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/rooms/{room}/links", post(reset_links))
         .route("/api/rooms/{room}/checkpoints", get(versions::list))
         .route("/api/rooms/{room}/checkpoints/{id}", get(versions::board))
+        .route("/api/rooms/{room}/history", put(versions::set_access))
         .route("/ws/{room}", get(socket::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

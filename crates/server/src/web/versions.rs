@@ -8,8 +8,13 @@
 //! - `GET /api/rooms/{room}/checkpoints/{id}` → `200` with the board as an encoded snapshot
 //!   (`application/octet-stream`, the board model's format), or 404.
 //!
-//! Both need `Authorization: Bearer <view or edit token>`; without a valid one: 403, the same
-//! answer as for a room that does not exist. A version weighs up to twice a board, so one
+//! - `PUT /api/rooms/{room}/history` with `{"viewers": false}` (or `true`) and an edit token:
+//!   whether view links may read the versions (yes until an editor says no) → `200
+//!   {"viewers": …}`.
+//!
+//! Both reads need `Authorization: Bearer <view or edit token>`; without a valid one: 403, the
+//! same answer as for a room that does not exist. A view token of a room whose editors keep
+//! its history to themselves gets 403 too, saying so. A version weighs up to twice a board, so one
 //! client address may make [`VERSION_READS_PER_MIN`] reads a minute (429 beyond).
 
 use axum::Json;
@@ -19,9 +24,10 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use kokuban_protocol::{Capability, RoomId};
+use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, bearer};
+use super::{ApiError, AppState, bearer, check_origin};
 use crate::sequencer::room::CheckpointInfo;
 
 const REFUSED: &str = "this room does not exist or the link is not valid";
@@ -42,9 +48,37 @@ fn admit(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), 
     ))
 }
 
+const PRIVATE: &str = "the editors of this board keep its history to themselves";
+
 #[derive(Serialize)]
 struct Listing {
     checkpoints: Vec<CheckpointInfo>,
+    /// Whether view links may read them.
+    viewers: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Access {
+    viewers: bool,
+}
+
+/// The room a read names, if the request's token may read its versions; and whether view
+/// links may.
+async fn readable(
+    state: &AppState,
+    room: String,
+    headers: &HeaderMap,
+) -> Result<(RoomId, bool), ApiError> {
+    let (room, capability, _) = bearer(state, room, headers, REFUSED).await?;
+    let viewers = state
+        .sequencer
+        .history_for_viewers(&room)
+        .await
+        .map_err(|e| ApiError::Internal(format!("reading the settings of room {room}: {e}")))?;
+    if capability == Capability::View && !viewers {
+        return Err(ApiError::Forbidden(PRIVATE));
+    }
+    Ok((room, viewers))
 }
 
 /// `GET /api/rooms/{room}/checkpoints`.
@@ -55,13 +89,17 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admit(&state, peer, &headers)?;
-    let (room, _, _) = bearer(&state, room, &headers, REFUSED).await?;
+    let (room, viewers) = readable(&state, room, &headers).await?;
     let checkpoints = state
         .sequencer
         .checkpoints(&room)
         .await
         .map_err(|e| ApiError::Internal(format!("listing the versions of room {room}: {e}")))?;
-    let mut response = Json(Listing { checkpoints }).into_response();
+    let mut response = Json(Listing {
+        checkpoints,
+        viewers,
+    })
+    .into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -76,7 +114,7 @@ pub(super) async fn board(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     admit(&state, peer, &headers)?;
-    let (room, _, _) = bearer(&state, room, &headers, REFUSED).await?;
+    let (room, _) = readable(&state, room, &headers).await?;
     let id: u64 = id.parse().map_err(|_| ApiError::NotFound)?;
     let board = state
         .sequencer
@@ -99,4 +137,31 @@ pub(super) async fn board(
         board,
     )
         .into_response())
+}
+
+/// `PUT /api/rooms/{room}/history`.
+pub(super) async fn set_access(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    check_origin(&state, &headers, "history access")?;
+    let (room, capability, _) = bearer(&state, room, &headers, REFUSED).await?;
+    if capability != Capability::Edit {
+        return Err(ApiError::Forbidden(REFUSED));
+    }
+    let access: Access = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::BadRequest("the body must be {\"viewers\": true} or {\"viewers\": false}")
+    })?;
+    let found = state
+        .sequencer
+        .set_history_for_viewers(&room, access.viewers)
+        .await
+        .map_err(|e| ApiError::Internal(format!("setting the history of room {room}: {e}")))?;
+    if !found {
+        return Err(ApiError::Forbidden(REFUSED));
+    }
+    tracing::info!(%room, viewers = access.viewers, "history access set");
+    Ok(Json(access).into_response())
 }

@@ -298,3 +298,86 @@ async fn a_restore_is_ordered_with_everyone_elses_ops_and_keeps_the_board_it_rep
         404
     );
 }
+
+/// `PUT /api/rooms/{room}/history` with `token` and `body`: the status.
+async fn set_access(addr: SocketAddr, room: &RoomId, token: &str, body: &str) -> u16 {
+    kokuban_testkit::http::Request::new("PUT", addr, &format!("/api/rooms/{room}/history"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status
+}
+
+#[tokio::test]
+async fn editors_may_keep_the_history_from_view_links_after_a_restart_and_on_every_node() {
+    let mut server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut a = server.editor(&room, "ada").await;
+    a.draw_stroke(1, 10, 10).await;
+    a.send_op(Op::Clear).await;
+    a.settle().await;
+    let view = room.view.as_str();
+    let (status, listed) = list(server.addr, &room.id, view).await;
+    assert_eq!((status, listed.len()), (200, 1));
+    let id = ids(&listed)[0];
+
+    // A view link may not change it; a malformed body is a 400; an editor's word holds.
+    let off = r#"{"viewers": false}"#;
+    assert_eq!(set_access(server.addr, &room.id, view, off).await, 403);
+    assert_eq!(
+        set_access(server.addr, &room.id, room.edit.as_str(), "{}").await,
+        400
+    );
+    assert_eq!(
+        set_access(server.addr, &room.id, room.edit.as_str(), off).await,
+        200
+    );
+    server.restart().await;
+    assert_eq!(list(server.addr, &room.id, view).await.0, 403);
+    assert_eq!(board(server.addr, &room.id, view, id).await.0, 403);
+    let r = http(
+        server.addr,
+        "GET",
+        &format!("/api/rooms/{}/checkpoints", room.id),
+        &[("Authorization", &format!("Bearer {view}"))],
+    )
+    .await;
+    assert!(
+        r.body.contains("keep its history to themselves"),
+        "{}",
+        r.body
+    );
+    let (status, listed) = list(server.addr, &room.id, room.edit.as_str()).await;
+    assert_eq!(
+        (status, ids(&listed)),
+        (200, vec![id]),
+        "editors still read it"
+    );
+    let on = r#"{"viewers": true}"#;
+    assert_eq!(
+        set_access(server.addr, &room.id, room.edit.as_str(), on).await,
+        200
+    );
+    assert_eq!(list(server.addr, &room.id, view).await.0, 200);
+
+    // In a cluster, set through one node, it holds on the other.
+    let redis = RedisServer::shared().await;
+    let a = node(redis, "access-a").await;
+    let b = node(redis, "access-b").await;
+    let room = a.create_room().await;
+    assert_eq!(list(b.addr, &room.id, room.view.as_str()).await.0, 200);
+    assert_eq!(
+        set_access(a.addr, &room.id, room.edit.as_str(), off).await,
+        200
+    );
+    assert_eq!(list(b.addr, &room.id, room.view.as_str()).await.0, 403);
+    assert_eq!(list(b.addr, &room.id, room.edit.as_str()).await.0, 200);
+    let nowhere = RoomId::new("no_such_room").unwrap();
+    assert_eq!(
+        set_access(b.addr, &nowhere, room.edit.as_str(), off).await,
+        403
+    );
+}

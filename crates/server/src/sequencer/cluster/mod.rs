@@ -281,6 +281,40 @@ impl Sequencer for RedisSequencer {
         })
     }
 
+    fn history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+    ) -> BoxFuture<'a, Result<bool, SequencerError>> {
+        Box::pin(async move {
+            let keys = Keys::of(room);
+            let redis = &self.shared.redis;
+            let read = redis
+                .following(|| async { redis.db(&keys).history_for_viewers(&keys).await })
+                .await;
+            read.map_err(failed)
+        })
+    }
+
+    fn set_history_for_viewers<'a>(
+        &'a self,
+        room: &'a RoomId,
+        allowed: bool,
+    ) -> BoxFuture<'a, Result<bool, SequencerError>> {
+        Box::pin(async move {
+            let keys = Keys::of(room);
+            let redis = &self.shared.redis;
+            let set = redis
+                .following(|| async {
+                    redis
+                        .db(&keys)
+                        .set_history_for_viewers(&keys, allowed)
+                        .await
+                })
+                .await;
+            set.map_err(failed)
+        })
+    }
+
     fn link_generations(&self) -> &LinkGenerations {
         &self.shared.links
     }

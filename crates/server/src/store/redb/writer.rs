@@ -62,6 +62,7 @@ impl Writer {
                     Command::Create { done, .. }
                     | Command::Expire { done, .. }
                     | Command::ResetLinks { done, .. }
+                    | Command::HistoryForViewers { done, .. }
                     | Command::Barrier(done)
                     | Command::Close(done) => {
                         let _ = done.send(result);
@@ -166,6 +167,7 @@ impl Writer {
                 let mut touched = txn.open_table(TOUCHED)?;
                 let mut links = txn.open_table(LINKS)?;
                 let mut checkpoints = txn.open_table(CHECKPOINTS)?;
+                let mut private_history = txn.open_table(PRIVATE_HISTORY)?;
                 let now = unix_ms();
                 // Rooms written in this group, touched once each after the loop.
                 let mut written: Vec<&str> = Vec::new();
@@ -238,6 +240,7 @@ impl Writer {
                             let gone = expire(*before, keep, now, tables)?;
                             for room in gone.iter() {
                                 links.remove(room.as_str())?;
+                                private_history.remove(room.as_str())?;
                             }
                             *expired.lock().unwrap_or_else(|p| p.into_inner()) = gone;
                         }
@@ -256,6 +259,21 @@ impl Writer {
                             }
                             // Set on every attempt: a commit that failed is tried again whole.
                             *generation.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                        }
+                        Command::HistoryForViewers {
+                            room,
+                            allowed,
+                            found,
+                            ..
+                        } => {
+                            let id = room.as_str();
+                            let exists = rooms.get(id)?.is_some();
+                            if exists && *allowed {
+                                private_history.remove(id)?;
+                            } else if exists {
+                                private_history.insert(id, 1)?;
+                            }
+                            found.store(exists, Ordering::Release);
                         }
                         Command::Barrier(_) | Command::Close(_) => {}
                     }

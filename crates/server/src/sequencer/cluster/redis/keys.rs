@@ -20,6 +20,8 @@ pub(crate) struct Keys {
     pub(super) versions: String,
     pub(super) version_info: String,
     pub(super) version_board: String,
+    /// Set while view links may not read the versions.
+    pub(super) private_history: String,
     /// The room's sharded pub/sub channel.
     pub channel: String,
     /// The Redis Cluster slot of every key and the channel.
@@ -48,6 +50,7 @@ impl Keys {
             versions: format!("{base}:versions"),
             version_info: format!("{base}:version-info"),
             version_board: format!("{base}:version-board"),
+            private_history: format!("{base}:private-history"),
             channel: base,
             slot: slot_of(room.as_str().as_bytes()),
         }

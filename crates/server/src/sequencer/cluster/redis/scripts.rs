@@ -70,8 +70,12 @@ pub(super) static LINKS: LazyLock<Script> =
 pub(super) static CHECKPOINT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/checkpoint.lua")));
 
+/// Lets view links read a room's versions, or not, if the room exists.
+pub(super) static HISTORY_ACCESS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/history_access.lua")));
+
 /// Every script, to load on each new connection.
-pub(super) fn all() -> [&'static Script; 10] {
+pub(super) fn all() -> [&'static Script; 11] {
     [
         &*SEQUENCE,
         &*READ,
@@ -83,5 +87,6 @@ pub(super) fn all() -> [&'static Script; 10] {
         &*HEARTBEAT,
         &*LINKS,
         &*CHECKPOINT,
+        &*HISTORY_ACCESS,
     ]
 }

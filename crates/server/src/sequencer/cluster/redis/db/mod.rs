@@ -490,6 +490,7 @@ impl Db {
                         .key(&keys.versions)
                         .key(&keys.version_info)
                         .key(&keys.version_board)
+                        .key(&keys.private_history)
                         .arg(&ttl)
                         .arg(&node)
                         .arg(self.room_ttl_ms);

@@ -9,7 +9,7 @@ use kokuban_protocol::{Epoch, Seq};
 use redis::Value;
 
 use super::super::keys::Keys;
-use super::super::scripts::{CHECKPOINT, COMPACT, LINKS, READ, SEED, UNLOCK};
+use super::super::scripts::{CHECKPOINT, COMPACT, HISTORY_ACCESS, LINKS, READ, SEED, UNLOCK};
 use super::super::wire::{
     RoomRead, as_array, as_bytes, as_u64, malformed, parse_authors, parse_entries, parse_members,
 };
@@ -236,6 +236,39 @@ impl Db {
             })
             .await?;
         Ok(as_bytes(&reply).map(Bytes::copy_from_slice))
+    }
+
+    /// Whether view links may read the room's versions.
+    pub async fn history_for_viewers(&self, keys: &Keys) -> Result<bool, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                redis::cmd("EXISTS")
+                    .arg(&keys.private_history)
+                    .query_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(as_u64(&reply) == Some(0))
+    }
+
+    /// Lets view links read the room's versions, or not; false for a room without a history.
+    pub async fn set_history_for_viewers(
+        &self,
+        keys: &Keys,
+        allowed: bool,
+    ) -> Result<bool, Unreachable> {
+        let reply: Value = self
+            .run(async |conn| {
+                HISTORY_ACCESS
+                    .prepare_invoke()
+                    .key(&keys.private_history)
+                    .key(&keys.epoch)
+                    .arg(u8::from(allowed))
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        Ok(as_u64(&reply) == Some(1))
     }
 
     /// Takes the room's compaction lock for `ttl`, if nobody holds it.
