@@ -214,7 +214,7 @@ fn bench(root: &Path, quick: bool) -> Result<()> {
 /// `cargo xtask test`: the whole check, failing at the first step that fails.
 fn test(root: &Path) -> Result<()> {
     tools::ensure_test_tools(root)?;
-    let mut steps = Steps::new(9);
+    let mut steps = Steps::new(10);
     steps.run(
         "format",
         cargo(root).args(["fmt", "--all", "--", "--check"]),
@@ -260,6 +260,18 @@ fn test(root: &Path) -> Result<()> {
             "kokuban-client",
             "--target",
             WASM_TARGET,
+        ]),
+    )?;
+    // The fuzz targets are their own workspace (they run on nightly, under the fuzzer's
+    // instrumentation), so nothing above builds them: checked here on stable, they follow
+    // every change of the protocol and the board instead of breaking unnoticed.
+    steps.run(
+        "fuzz targets (check)",
+        cargo(root).args([
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
         ]),
     )?;
     // Before the tests: the browser tests load the app from `dist/`.
