@@ -267,12 +267,7 @@ fn test(root: &Path) -> Result<()> {
     // every change of the protocol and the board instead of breaking unnoticed.
     steps.run(
         "fuzz targets (check)",
-        cargo(root).args([
-            "check",
-            "--manifest-path",
-            "fuzz/Cargo.toml",
-            "--bins",
-        ]),
+        cargo(root).args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
     )?;
     // Before the tests: the browser tests load the app from `dist/`.
     steps.run("web app", &mut trunk_build(root))?;

@@ -228,6 +228,8 @@ pub struct Metrics {
     pub rooms_expired: AtomicU64,
     /// Snapshots written by compaction.
     pub compactions: AtomicU64,
+    /// Versions of boards kept (checkpoints, before a Clear or after an interval of drawing).
+    pub versions_kept: AtomicU64,
     /// Store commits that failed.
     pub store_errors: AtomicU64,
     /// Cluster mode: Redis connections (commands or subscription) found dead or unanswering.
@@ -401,6 +403,12 @@ impl Metrics {
             "counter",
             "Snapshots written by compaction.",
             &self.compactions,
+        );
+        one(
+            "kokuban_versions_kept_total",
+            "counter",
+            "Versions of boards this node kept (before a Clear, or after an interval of drawing).",
+            &self.versions_kept,
         );
         one(
             "kokuban_store_errors_total",

@@ -524,6 +524,7 @@ impl Membership for LocalMembership {
             shared
                 .store
                 .checkpoint(&self.room.id, version, shared.settings.checkpoints);
+            shared.metrics.versions_kept.fetch_add(1, Relaxed);
         }
         let seq = head.next();
         let sequenced = Sequenced {

@@ -194,6 +194,9 @@ async fn a_clear_on_one_node_keeps_one_version_that_both_nodes_serve() {
     // Named by a node that holds one of those who drew (each node names its own members).
     let authors = from_b[0]["authors"].as_array().unwrap();
     assert!(!authors.is_empty(), "{from_b:?}");
+    let kept_by = a.metric("kokuban_versions_kept_total").await
+        + b.metric("kokuban_versions_kept_total").await;
+    assert_eq!(kept_by, 1.0, "one node kept it, the other found it kept");
     for addr in [a.addr, b.addr] {
         let (status, kept) = board(addr, &room.id, room.edit.as_str(), ids(&from_b)[0]).await;
         assert_eq!(status, 200);

@@ -320,8 +320,13 @@ fn store_version(shared: &Arc<Shared>, room: &Room, version: Checkpoint) {
             tokio::time::sleep(UNNAMED_VERSION_DELAY).await;
         }
         let db = s.redis.db(&keys);
-        if let Err(e) = db.checkpoint(&keys, &version, keep).await {
-            tracing::warn!(room = %id, seq = version.info.seq, "version not kept: {e}");
+        match db.checkpoint(&keys, &version, keep).await {
+            Ok(true) => {
+                s.metrics.versions_kept.fetch_add(1, Relaxed);
+            }
+            // Another node kept it first.
+            Ok(false) => {}
+            Err(e) => tracing::warn!(room = %id, seq = version.info.seq, "version not kept: {e}"),
         }
     };
     shared.tasks.spawn(store.instrument(shared.span.clone()));
