@@ -109,14 +109,38 @@ impl Engine {
 
 /// A `GET` with the token as its bearer; the response if it is a 200.
 async fn get(path: &str, token: &Token) -> Result<Response, String> {
+    send("GET", path, token, None).await
+}
+
+/// A `PUT` of JSON with the token as its bearer; the response if it is a 200.
+async fn put(path: &str, token: &Token, json: &str) -> Result<Response, String> {
+    send("PUT", path, token, Some(json)).await
+}
+
+/// `method path` with the token as its bearer, and `json` as its body if given; the response
+/// if it is a 200.
+async fn send(
+    method: &str,
+    path: &str,
+    token: &Token,
+    json: Option<&str>,
+) -> Result<Response, String> {
+    let unprepared = |_| "Could not prepare the request.".to_string();
     let init = RequestInit::new();
-    init.set_method("GET");
-    let request = Request::new_with_str_and_init(path, &init)
-        .map_err(|_| "Could not prepare the request.".to_string())?;
-    request
-        .headers()
+    init.set_method(method);
+    if let Some(json) = json {
+        init.set_body(&json.into());
+    }
+    let request = Request::new_with_str_and_init(path, &init).map_err(unprepared)?;
+    let headers = request.headers();
+    headers
         .set("Authorization", &format!("Bearer {}", token.as_str()))
-        .map_err(|_| "Could not prepare the request.".to_string())?;
+        .map_err(unprepared)?;
+    if json.is_some() {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(unprepared)?;
+    }
     let response: Response = JsFuture::from(window().fetch_with_request(&request))
         .await
         .map_err(|_| "the server cannot be reached.".to_string())?
@@ -148,26 +172,6 @@ async fn answer(response: Response) -> Result<Response, String> {
             "the server answered {status}; try again in a moment."
         )),
     }
-}
-
-/// A `PUT` of JSON with the token as its bearer; the response if it is a 200.
-async fn put(path: &str, token: &Token, json: &str) -> Result<Response, String> {
-    let init = RequestInit::new();
-    init.set_method("PUT");
-    init.set_body(&json.into());
-    let request = Request::new_with_str_and_init(path, &init)
-        .map_err(|_| "Could not prepare the request.".to_string())?;
-    let headers = request.headers();
-    headers
-        .set("Authorization", &format!("Bearer {}", token.as_str()))
-        .and_then(|()| headers.set("Content-Type", "application/json"))
-        .map_err(|_| "Could not prepare the request.".to_string())?;
-    let response: Response = JsFuture::from(window().fetch_with_request(&request))
-        .await
-        .map_err(|_| "the server cannot be reached.".to_string())?
-        .dyn_into()
-        .map_err(|_| "unexpected answer from the server.".to_string())?;
-    answer(response).await
 }
 
 async fn text(response: Response) -> Result<String, String> {

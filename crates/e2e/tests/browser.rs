@@ -46,15 +46,7 @@ async fn zoomed(tab: &Browser, button: &str) -> Value {
 
 /// A tab editing a new room through node A and a view-only tab of it through node B.
 async fn editor_on_a_viewer_on_b(cluster: &Cluster, driver: &Driver) -> (Browser, Browser) {
-    let (edit, view) = cluster.a.create_room().await;
-    cluster
-        .two_tabs(
-            driver,
-            (W, H),
-            &format!("{}{edit}", cluster.a.url()),
-            &format!("{}{view}", cluster.b.url()),
-        )
-        .await
+    cluster.editor_on_a_viewer_on_b(driver, (W, H)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,18 +191,7 @@ async fn a_presenter_on_the_other_node_asks_everyone_to_follow_and_each_may_decl
     // The presenter (view-only, on node B) zooms in and asks from the menu.
     zoomed(&presenter, "Zoom in").await;
     let presenter_zoom = zoomed(&presenter, "Zoom in").await;
-    let ask = async |tab: &Browser| {
-        tab.press("[aria-label='Menu: export, theme, shortcuts']")
-            .await;
-        let item = "[aria-label='Ask everyone to follow me']";
-        tab.wait_for(
-            "the menu open",
-            "return !!document.querySelector(arguments[0]);",
-            json!([item]),
-        )
-        .await;
-        tab.press(item).await;
-    };
+    let ask = async |tab: &Browser| tab.choose_from_menu("Ask everyone to follow me").await;
     ask(&presenter).await;
     ada.wait_for("the ask shown", shown, json!([])).await;
     let text = ada.js(asked, json!([])).await;
@@ -840,15 +821,7 @@ async fn a_clear_on_one_node_is_undone_on_every_node_and_redone() {
 
     // Ada clears the board from the menu and confirms.
     ada.js("window.confirm = () => true;", json!([])).await;
-    ada.press("[aria-label='Menu: export, theme, shortcuts']")
-        .await;
-    ada.wait_for(
-        "the menu open",
-        "return !!document.querySelector(\"[aria-label='Clear board']\");",
-        json!([]),
-    )
-    .await;
-    ada.press("[aria-label='Clear board']").await;
+    ada.choose_from_menu("Clear board").await;
     bob.wait_ink("the first stroke cleared", top, 0).await;
     bob.wait_ink("the second stroke cleared", bottom, 0).await;
 

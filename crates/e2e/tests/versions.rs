@@ -14,15 +14,7 @@ const H: u32 = 860;
 
 /// Opens the History panel from the menu.
 async fn open_history(tab: &Browser) {
-    tab.press("[aria-label='Menu: export, theme, shortcuts']")
-        .await;
-    tab.wait_for(
-        "the menu open",
-        "return !!document.querySelector(\"[aria-label='History']\");",
-        json!([]),
-    )
-    .await;
-    tab.press("[aria-label='History']").await;
+    tab.choose_from_menu("History").await;
 }
 
 /// Opens the History panel from the menu and shows its newest version.
@@ -51,15 +43,7 @@ async fn a_cleared_board_is_found_in_the_history_on_either_node_and_restored_for
     };
     let cluster = Cluster::start().await;
     let driver = Driver::start().await;
-    let (edit, view) = cluster.a.create_room().await;
-    let (ada, bob) = cluster
-        .two_tabs(
-            &driver,
-            (W, H),
-            &format!("{}{edit}", cluster.a.url()),
-            &format!("{}{view}", cluster.b.url()),
-        )
-        .await;
+    let (ada, bob) = cluster.editor_on_a_viewer_on_b(&driver, (W, H)).await;
     let (top, bottom) = ((250, 250, 750, 350), (250, 450, 750, 550));
     ada.draw(&wave(300, 700, 300)).await;
     ada.draw(&wave(300, 700, 500)).await;
@@ -74,15 +58,7 @@ async fn a_cleared_board_is_found_in_the_history_on_either_node_and_restored_for
     for tab in [&ada, &bob] {
         tab.js("window.confirm = () => true;", json!([])).await;
     }
-    ada.press("[aria-label='Menu: export, theme, shortcuts']")
-        .await;
-    ada.wait_for(
-        "the menu open",
-        "return !!document.querySelector(\"[aria-label='Clear board']\");",
-        json!([]),
-    )
-    .await;
-    ada.press("[aria-label='Clear board']").await;
+    ada.choose_from_menu("Clear board").await;
     bob.wait_ink("the board cleared", top, 0).await;
     bob.wait_ink("the board cleared", bottom, 0).await;
 

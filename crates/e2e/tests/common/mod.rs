@@ -268,6 +268,19 @@ impl Cluster {
         self.b.wait_members(1).await;
         (a, b)
     }
+
+    /// A tab of `size` editing a new room through node A, and a view-only tab of it through
+    /// node B.
+    pub async fn editor_on_a_viewer_on_b(
+        &self,
+        driver: &Driver,
+        size: (u32, u32),
+    ) -> (Browser, Browser) {
+        let (edit, view) = self.a.create_room().await;
+        let a_url = format!("{}{edit}", self.a.url());
+        let b_url = format!("{}{view}", self.b.url());
+        self.two_tabs(driver, size, &a_url, &b_url).await
+    }
 }
 
 impl Drop for Node {
@@ -493,6 +506,20 @@ impl Browser {
             json!([status]),
         )
         .await;
+    }
+
+    /// Opens the menu and chooses its item labelled `label`.
+    pub async fn choose_from_menu(&self, label: &str) {
+        self.press("[aria-label='Menu: export, theme, shortcuts']")
+            .await;
+        let item = format!("[aria-label='{label}']");
+        self.wait_for(
+            &format!("the menu open, offering {label}"),
+            "return !!document.querySelector(arguments[0]);",
+            json!([item]),
+        )
+        .await;
+        self.press(&item).await;
     }
 
     /// Pixels of `#board` within the CSS rectangle that are clearly not background.
