@@ -809,15 +809,8 @@ async fn a_clear_on_one_node_is_undone_on_every_node_and_redone() {
     let cluster = Cluster::start().await;
     let driver = Driver::start().await;
     let (ada, bob) = editor_on_a_viewer_on_b(&cluster, &driver).await;
-    let (top, bottom) = ((250, 250, 750, 350), (250, 450, 750, 550));
-    ada.draw(&wave(300, 700, 300)).await;
-    ada.draw(&wave(300, 700, 500)).await;
-    bob.wait_ink("the first stroke", top, 50).await;
-    bob.wait_ink("the second stroke", bottom, 50).await;
-    let drawn = (
-        bob.ink(top.0, top.1, top.2, top.3).await,
-        bob.ink(bottom.0, bottom.1, bottom.2, bottom.3).await,
-    );
+    let ([top, bottom], [first, second]) = ada.draw_two_strokes_seen_by(&bob).await;
+    let drawn = (first, second);
 
     // Ada clears the board from the menu and confirms.
     ada.js("window.confirm = () => true;", json!([])).await;

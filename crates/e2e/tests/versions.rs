@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Browser, Cluster, Driver, prerequisites, wave};
+use common::{Browser, Cluster, Driver, prerequisites};
 use serde_json::json;
 
 const W: u32 = 1000;
@@ -44,15 +44,8 @@ async fn a_cleared_board_is_found_in_the_history_on_either_node_and_restored_for
     let cluster = Cluster::start().await;
     let driver = Driver::start().await;
     let (ada, bob) = cluster.editor_on_a_viewer_on_b(&driver, (W, H)).await;
-    let (top, bottom) = ((250, 250, 750, 350), (250, 450, 750, 550));
-    ada.draw(&wave(300, 700, 300)).await;
-    ada.draw(&wave(300, 700, 500)).await;
-    bob.wait_ink("the first stroke", top, 50).await;
-    bob.wait_ink("the second stroke", bottom, 50).await;
-    let drawn = (
-        bob.ink(top.0, top.1, top.2, top.3).await,
-        bob.ink(bottom.0, bottom.1, bottom.2, bottom.3).await,
-    );
+    let ([top, bottom], [first, second]) = ada.draw_two_strokes_seen_by(&bob).await;
+    let drawn = (first, second);
 
     // Ada clears the board.
     for tab in [&ada, &bob] {

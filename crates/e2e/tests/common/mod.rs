@@ -508,6 +508,24 @@ impl Browser {
         .await;
     }
 
+    /// Draws two waves, one above the other, and waits until `other` shows both: their areas
+    /// (CSS pixels) and the ink `other` shows in each.
+    pub async fn draw_two_strokes_seen_by(
+        &self,
+        other: &Browser,
+    ) -> ([(u32, u32, u32, u32); 2], [u64; 2]) {
+        let areas = [(250, 250, 750, 350), (250, 450, 750, 550)];
+        self.draw(&wave(300, 700, 300)).await;
+        self.draw(&wave(300, 700, 500)).await;
+        other.wait_ink("the first stroke", areas[0], 50).await;
+        other.wait_ink("the second stroke", areas[1], 50).await;
+        let mut drawn = [0; 2];
+        for (ink, a) in drawn.iter_mut().zip(areas) {
+            *ink = other.ink(a.0, a.1, a.2, a.3).await;
+        }
+        (areas, drawn)
+    }
+
     /// Opens the menu and chooses its item labelled `label`.
     pub async fn choose_from_menu(&self, label: &str) {
         self.press("[aria-label='Menu: export, theme, shortcuts']")
