@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
-    ClientMsg, Color, Cursor, Hello, Name, Op, Point, RoomId, RoomState, ServerMsg, StrokeId,
-    Token, Tool, Width, decode_client, decode_server, encode_client,
+    ClientMsg, Color, Cursor, Handles, Hello, Name, Op, Point, RoomId, RoomState, ServerMsg,
+    StrokeId, Token, Tool, Width, decode_client, decode_server, encode_client,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -289,6 +289,10 @@ struct Pen {
     batches_in_stroke: u32,
     /// The number of the last op sent (ops are numbered by their author).
     n: u64,
+    /// The stroke's last point sent.
+    last: Point,
+    /// What the connection carried, for batches by handle (as the app sends them).
+    handles: Handles,
     rng: SmallRng,
     buf: Vec<u8>,
 }
@@ -297,7 +301,8 @@ impl Pen {
     /// The next op, numbered and encoded.
     fn encode(&mut self, op: Op) -> Vec<u8> {
         self.n += 1;
-        encode_client(&ClientMsg::Op(Submit { n: self.n, op }))
+        self.handles
+            .encode(&ClientMsg::Op(Submit { n: self.n, op }))
     }
 
     fn new(editor: u32, seed: u64) -> Self {
@@ -309,6 +314,8 @@ impl Pen {
             next_point: 0,
             batches_in_stroke: 0,
             n: 0,
+            last: Point::new(0, 0, 0).expect("the origin is in bounds"),
+            handles: Handles::new(),
             rng,
             buf: Vec::new(),
         }
@@ -349,25 +356,38 @@ impl Pen {
                 first,
             };
             frames.push(self.encode(begin));
+            self.last = first;
             self.next_point = 1;
             self.batches_in_stroke = 0;
         }
         let target = self.target_len(shared);
         let stamp = self.stamp(shared);
-        // Size the batch: encode the two stamp points alone, then add pen-trace points of
-        // three bytes each until the frame reaches the target size.
-        let bare = encode_client(&ClientMsg::Op(Submit {
+        // Size the batch: encode the stamp's points alone as they would be sent, then add
+        // pen-trace points of three bytes each until the frame reaches the target size.
+        let bare = self.handles.clone().encode(&ClientMsg::Op(Submit {
             n: self.n + 1,
             op: Op::StrokePoints(stamp.stroke_points(
                 self.stroke,
                 self.next_point,
+                self.last,
                 0,
                 &mut self.rng,
             )),
         }));
         let fillers = target.saturating_sub(bare.len()).div_ceil(3);
-        let batch = stamp.stroke_points(self.stroke, self.next_point, fillers, &mut self.rng);
+        let batch = stamp.stroke_points(
+            self.stroke,
+            self.next_point,
+            self.last,
+            fillers,
+            &mut self.rng,
+        );
         self.next_point += batch.points.len() as u32;
+        self.last = *batch
+            .points
+            .as_slice()
+            .last()
+            .expect("batches are not empty");
         frames.push(self.encode(Op::StrokePoints(batch)));
         self.batches_in_stroke += 1;
         if self.batches_in_stroke >= shared.batches_per_stroke {
@@ -755,6 +775,13 @@ fn on_kokuban(
                 }
             }
         }
+        ServerMsg::Points(live) => {
+            report.seq.observe_low(live.check);
+            match Stamp::read_offsets(&live.points) {
+                Some(stamp) => report.arrive(shared, schedule, node, stamp),
+                None => report.error("batch without stamp"),
+            }
+        }
         ServerMsg::Ack(a) => {
             if Some(a.epoch.0) != epoch {
                 report.error("epoch changed");
@@ -792,6 +819,10 @@ fn on_floor(
             op: Op::StrokePoints(batch),
             ..
         }) => match Stamp::read_points(batch.points.as_slice()) {
+            Some(stamp) => report.arrive(shared, schedule, node, stamp),
+            None => report.error("batch without stamp"),
+        },
+        ClientMsg::Points(more) => match Stamp::read_offsets(&more.points) {
             Some(stamp) => report.arrive(shared, schedule, node, stamp),
             None => report.error("batch without stamp"),
         },

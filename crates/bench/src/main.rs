@@ -140,6 +140,19 @@ enum Command {
         #[arg(long, default_value_t = 64 * 1024)]
         fragment_bytes: usize,
     },
+    /// What a point of a handwritten pen trace costs on the wire, both ways, and at rest,
+    /// printed as JSON (the full run's bytes per point alone).
+    Pen {
+        /// The `kokuban` binary.
+        #[arg(long)]
+        kokuban_bin: Option<PathBuf>,
+        /// Nodes (more than one: a cluster sharing a Redis of its own; drawn on the first).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Strokes drawn.
+        #[arg(long, default_value_t = 40)]
+        strokes: usize,
+    },
     /// Many viewers joining a large board at the same moment, printed as JSON (for
     /// development).
     JoinStorm {
@@ -324,6 +337,17 @@ async fn main() -> anyhow::Result<()> {
             let result = result?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             anyhow::ensure!(result.within_budgets(), "a memory budget was broken");
+        }
+        Command::Pen {
+            kokuban_bin,
+            nodes,
+            strokes,
+        } => {
+            let bin = kokuban_bin.unwrap_or_else(|| sibling("kokuban"));
+            let dep = Deployment::kokuban(&bin, nodes, nodes > 1).await?;
+            let result = kokuban_bench::pentrace::run(&dep, strokes).await;
+            dep.stop().await;
+            println!("{}", serde_json::to_string_pretty(&result?)?);
         }
         Command::JoinStorm {
             kokuban_bin,

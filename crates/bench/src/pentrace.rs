@@ -4,7 +4,8 @@
 //! The trace is handwriting with a stylus: cursive loops about 30 px tall written at a few
 //! hundred pixels a second, sampled at 240 Hz, smoothed and decimated by the app's own
 //! [`Smoother`], and sent as the app sends it — `StrokeBegin` with the first point, one
-//! `StrokePoints` batch per 60 Hz animation frame (four samples), `StrokeEnd`.
+//! `StrokePoints` batch per 60 Hz animation frame (four samples; after the first, by the
+//! stroke's handle), `StrokeEnd`.
 
 use std::f64::consts::TAU;
 use std::time::Duration;
@@ -15,8 +16,8 @@ use kokuban_client::geom::Pt;
 use kokuban_client::smooth::{Device, Profile, Sample, Smoother};
 use kokuban_protocol::Submit;
 use kokuban_protocol::{
-    ClientMsg, Color, Op, Point, Points, ServerMsg, StrokeId, StrokePoints, Tool, Welcome, Width,
-    decode_server, encode_client,
+    ClientMsg, Color, Handles, Op, Point, Points, ServerMsg, StrokeId, StrokePoints, Tool, Welcome,
+    Width, decode_server,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -172,7 +173,7 @@ pub async fn run(dep: &Deployment, strokes: usize) -> anyhow::Result<BytesPerPoi
         while got < expected {
             match viewer.next().await.context("viewer closed")?? {
                 Message::Binary(b) => {
-                    if let ServerMsg::Op(_) = decode_server(&b)? {
+                    if let ServerMsg::Op(_) | ServerMsg::Points(_) = decode_server(&b)? {
                         bytes += b.len() + ws_header_bytes(b.len(), false);
                         got += 1;
                     }
@@ -184,6 +185,8 @@ pub async fn run(dep: &Deployment, strokes: usize) -> anyhow::Result<BytesPerPoi
         anyhow::Ok(bytes)
     });
     let mut upstream = 0usize;
+    // Later batches of a stroke go by handle, as the app sends them.
+    let mut handles = Handles::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / FRAME_HZ));
     let mut n = 0;
     for stroke in &trace {
@@ -191,7 +194,7 @@ pub async fn run(dep: &Deployment, strokes: usize) -> anyhow::Result<BytesPerPoi
             tick.tick().await;
             for op in frame {
                 n += 1;
-                let bytes = encode_client(&ClientMsg::Op(Submit { n, op: op.clone() }));
+                let bytes = handles.encode(&ClientMsg::Op(Submit { n, op: op.clone() }));
                 upstream += bytes.len() + ws_header_bytes(bytes.len(), true);
                 editor.feed(Message::binary(bytes)).await?;
             }

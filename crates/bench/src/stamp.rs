@@ -8,18 +8,21 @@
 //! hundreds of thousands of deliveries per second and distort the figures it measures.
 //!
 //! - Socket.IO carries opaque bytes: the stamp is the first 16 bytes of the attachment.
-//! - Kokuban carries points, which the server relays untouched: the stamp is written into the
-//!   coordinates of the batch's first two points (`x` and `y` are within ±2^27, so the send
-//!   time in microseconds is split into 26 low bits and the rest). The other points are a
-//!   plausible pen trace with small steps, as a real batch would hold.
+//! - Kokuban carries points, whose pressures the server relays untouched (their coordinates it
+//!   may send as offsets from the stroke's last point): the stamp is the pressures of the
+//!   batch's first 16 points. The points are a plausible pen trace with small steps, as a real
+//!   batch would hold.
 
-use kokuban_protocol::{Point, Points, StrokeId, StrokePoints};
+use kokuban_protocol::{Offsets, Point, Points, StrokeId, StrokePoints};
 use rand::Rng;
 
 /// Size of the stamp at the start of a Socket.IO attachment.
 pub const STAMP_BYTES: usize = 16;
 
-/// The low bits of the send time that go into the first point's `x`.
+/// Points of a Kokuban batch whose pressures carry the stamp.
+pub const STAMP_POINTS: usize = STAMP_BYTES;
+
+/// The low bits of the send time that a cursor's `x` carries.
 const LOW_BITS: u32 = 26;
 
 /// Identifies one batch and its send time.
@@ -55,52 +58,61 @@ impl Stamp {
         })
     }
 
-    /// The two points that carry the stamp.
-    fn points(&self) -> [Point; 2] {
-        let low = (self.sent_us & ((1 << LOW_BITS) - 1)) as i32;
-        let high = (self.sent_us >> LOW_BITS) as i32;
-        // Both halves and both indices are far below the coordinate limit of 2^27 for any
-        // run shorter than a century, so `Point::new` cannot refuse them.
-        [
-            Point::new(low, high, 128).expect("send time fits the coordinate range"),
-            Point::new(self.editor as i32, self.batch as i32, 128)
-                .expect("indices fit the coordinate range"),
-        ]
+    /// The stamp as the pressures of a batch's first [`STAMP_POINTS`] points.
+    fn pressures(&self) -> [u8; STAMP_BYTES] {
+        let mut out = [0; STAMP_BYTES];
+        out[0..8].copy_from_slice(&self.sent_us.to_le_bytes());
+        out[8..12].copy_from_slice(&self.editor.to_le_bytes());
+        out[12..16].copy_from_slice(&self.batch.to_le_bytes());
+        out
     }
 
-    /// A batch of the two stamp points followed by `fillers` points of a pen trace, each a
-    /// small step from the previous one.
+    /// A batch of [`STAMP_POINTS`] points whose pressures carry the stamp, then `fillers`
+    /// more; all a pen trace from `from`, each point a small step from the one before.
     pub fn stroke_points(
         &self,
         id: StrokeId,
         start: u32,
+        from: Point,
         fillers: usize,
         rng: &mut impl Rng,
     ) -> StrokePoints {
-        let [a, b] = self.points();
-        let mut points = Vec::with_capacity(2 + fillers);
-        points.push(a);
-        points.push(b);
-        let mut last = b;
-        for _ in 0..fillers {
+        let stamp = self.pressures();
+        let mut points = Vec::with_capacity(STAMP_POINTS + fillers);
+        let mut last = from;
+        for i in 0..STAMP_POINTS + fillers {
             // Steps below 64 units keep each coordinate delta a one-byte varint, as most
             // steps of a real pen sampled per animation frame are.
-            last = last.offset(rng.random_range(-40..=40), rng.random_range(-40..=40));
+            let next = last.offset(rng.random_range(-40..=40), rng.random_range(-40..=40));
+            let pressure = stamp.get(i).copied().unwrap_or_else(|| rng.random());
+            last = Point::new(next.x(), next.y(), pressure).expect("offset keeps it in bounds");
             points.push(last);
         }
         let points = Points::new(points).expect("a batch of a few dozen points is within bounds");
         StrokePoints::new(id, start, points).expect("strokes stay far below the point limit")
     }
 
+    /// Reads the stamp from the pressures of a batch built by [`Stamp::stroke_points`].
+    pub fn read_pressures(pressures: impl Iterator<Item = u8>) -> Option<Stamp> {
+        let mut bytes = [0; STAMP_BYTES];
+        let mut n = 0;
+        for (slot, p) in bytes.iter_mut().zip(pressures) {
+            *slot = p;
+            n += 1;
+        }
+        (n == STAMP_BYTES)
+            .then(|| Stamp::read_bytes(&bytes))
+            .flatten()
+    }
+
     /// Reads the stamp from a batch built by [`Stamp::stroke_points`].
     pub fn read_points(points: &[Point]) -> Option<Stamp> {
-        let (a, b) = (points.first()?, points.get(1)?);
-        let (low, high) = (u64::try_from(a.x()).ok()?, u64::try_from(a.y()).ok()?);
-        Some(Stamp {
-            sent_us: (high << LOW_BITS) | low,
-            editor: u32::try_from(b.x()).ok()?,
-            batch: u32::try_from(b.y()).ok()?,
-        })
+        Self::read_pressures(points.iter().map(|p| p.pressure()))
+    }
+
+    /// Reads the stamp from a batch by handle, as Kokuban relays a stroke's later batches.
+    pub fn read_offsets(offsets: &Offsets) -> Option<Stamp> {
+        Self::read_pressures(offsets.as_slice().iter().map(|&(_, _, p)| p))
     }
 }
 
@@ -201,10 +213,11 @@ mod tests {
                 editor: 12_345,
                 batch: 67_890,
             };
-            let batch = stamp.stroke_points(id, 1, 20, &mut rng);
+            let from = Point::new(4000, 4000, 0).unwrap();
+            let batch = stamp.stroke_points(id, 1, from, 6, &mut rng);
             let frame = encode_client(&ClientMsg::Op(Submit {
                 n: 1,
-                op: Op::StrokePoints(batch),
+                op: Op::StrokePoints(batch.clone()),
             }));
             let Ok(ClientMsg::Op(Submit {
                 op: Op::StrokePoints(back),
@@ -215,6 +228,9 @@ mod tests {
             };
             assert_eq!(back.points.len(), 22);
             assert_eq!(Stamp::read_points(back.points.as_slice()), Some(stamp));
+            let offsets = Offsets::between(from, &batch.points);
+            assert_eq!(Stamp::read_offsets(&offsets), Some(stamp));
+            assert_eq!(Stamp::read_points(&back.points.as_slice()[..15]), None);
         }
     }
 }

@@ -164,6 +164,14 @@ impl SeqCheck {
         }
     }
 
+    /// Notes the next seq, known by its low byte only (a batch of points by handle): the
+    /// first seq after the last seen that ends in it.
+    pub fn observe_low(&mut self, low: u8) {
+        let next = self.last.map_or(1, |l| l + 1);
+        let skipped = low.wrapping_sub(next as u8);
+        self.observe(next + u64::from(skipped));
+    }
+
     /// Notes the next seq.
     pub fn observe(&mut self, seq: u64) {
         match self.last {

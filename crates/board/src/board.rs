@@ -108,6 +108,9 @@ pub enum SequenceError {
         /// The op's seq.
         got: Seq,
     },
+    /// Points by handle that do not fit this board (it is not where the room's was).
+    #[error("points by handle: {0}")]
+    Handle(&'static str),
 }
 
 /// Why [`Board::vet`] refuses an op.

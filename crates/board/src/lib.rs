@@ -5,6 +5,7 @@
 //! copy of a board is identical, down to its snapshot bytes.
 
 mod board;
+mod live;
 mod snapshot;
 
 pub use board::{Board, Change, MAX_TOMBSTONES, Refusal, SequenceError, Shape, Stroke};

@@ -2,7 +2,7 @@
 
 use kokuban_board::{Board, Change, SequenceError};
 use kokuban_protocol::arbitrary::{member_id, op};
-use kokuban_protocol::{Epoch, MemberId, Op, Seq, Sequenced};
+use kokuban_protocol::{Epoch, MemberId, Op, Points, Seq, Sequenced, StrokePoints};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -140,4 +140,61 @@ fn out_of_order_and_foreign_ops_are_refused_not_applied() {
         Err(SequenceError::Epoch { board: None, .. })
     ));
     assert_eq!(board.position().unwrap().seq, Seq(1));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// What the room relays by handle, a member's board at the same op reads back as the op
+    /// itself, and a member joining from a snapshot midway reads it the same.
+    #[test]
+    fn ops_relayed_by_handle_come_back_as_sent(
+        ops in ops(),
+        join in any::<prop::sample::Index>(),
+    ) {
+        let mut seq = sequence(&ops);
+        let joins_at = join.index(seq.len() + 1);
+        let mut room = Board::at_start_of(EPOCH);
+        let mut short = 0;
+        let mut member = Board::at_start_of(EPOCH);
+        let mut joiner: Option<Board> = None;
+        for (i, s) in seq.iter_mut().enumerate() {
+            // Mostly batches that continue their stroke, by its author, as drawing sends them.
+            if let Op::StrokePoints(b) = &mut s.op
+                && let Some(stroke) = room.get(&b.id)
+                && i % 4 != 0
+            {
+                let points = Points::new(b.points.as_slice().to_vec()).unwrap();
+                if let Ok(next) = StrokePoints::new(b.id, stroke.points.len() as u32, points) {
+                    *b = next;
+                    s.author = stroke.author;
+                }
+            }
+            let s = &*s;
+            if i == joins_at {
+                joiner = Some(Board::from_snapshot(&room.snapshot()).unwrap());
+            }
+            if let Some(live) = room.live_points(s) {
+                short += 1;
+                prop_assert_eq!(&member.expand(&live).unwrap(), s);
+                if let Some(j) = &joiner {
+                    prop_assert_eq!(&j.expand(&live).unwrap(), s);
+                }
+            }
+            room.apply_sequenced(s).unwrap();
+            member.apply_sequenced(s).unwrap();
+            if let Some(j) = &mut joiner {
+                j.apply_sequenced(s).unwrap();
+            }
+        }
+        SHORT.fetch_add(short, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+static SHORT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn relays_by_handle_are_tried() {
+    ops_relayed_by_handle_come_back_as_sent();
+    assert!(SHORT.load(std::sync::atomic::Ordering::Relaxed) > 100);
 }

@@ -4,7 +4,7 @@
 
 use kokuban_board::{Board, Shape};
 use kokuban_protocol::limits::{MAX_ZOOM_MILLI, MIN_ZOOM_MILLI};
-use kokuban_protocol::{Camera, Color, Cursor, MemberId, Op, StrokeId, Width};
+use kokuban_protocol::{Camera, Color, Cursor, Handles, MemberId, Op, StrokeId, Width};
 
 use crate::clipboard::Clip;
 use crate::connection::{Connection, FrameBudget, Remedy, Status, WriteRetry};
@@ -113,6 +113,8 @@ pub struct Editor {
     presence: Presence,
     connection: Connection,
     budget: FrameBudget,
+    /// What this connection carried, so that point batches go by handle.
+    handles: Handles,
     /// When to try a write again while the room refuses them.
     write_retry: WriteRetry,
     rng: Xoshiro256,
@@ -183,6 +185,7 @@ impl Editor {
             presence: Presence::new(),
             connection,
             budget: FrameBudget::new(),
+            handles: Handles::new(),
             write_retry: WriteRetry::default(),
             rng: Xoshiro256::from_seed(seed),
             saved: SavedPrefs::new(&prefs),

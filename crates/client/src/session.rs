@@ -466,6 +466,12 @@ impl Session {
                 return Vec::new();
             }
             ServerMsg::Op(s) => return self.remote(s),
+            // A batch by handle reads as an op on the board the room's order has reached.
+            ServerMsg::Points(live) if self.welcomed => match self.confirmed.expand(&live) {
+                Ok(s) => return self.remote(s),
+                Err(_) => return vec![Notice::Resync],
+            },
+            ServerMsg::Points(_) => return Vec::new(),
             ServerMsg::Ack(ack) => self.ack(ack),
             ServerMsg::Presence(p) => return vec![Notice::Presence(p)],
             ServerMsg::Cursor(c) => return vec![Notice::Cursor(c)],

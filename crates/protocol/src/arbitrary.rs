@@ -111,6 +111,15 @@ pub fn camera() -> impl Strategy<Value = Camera> {
     (cursor(), MIN_ZOOM_MILLI..=MAX_ZOOM_MILLI).prop_map(|(c, z)| Camera::new(c, z).unwrap())
 }
 
+/// Point offsets, small like a pen's and now and then anything.
+pub fn offsets() -> impl Strategy<Value = Offsets> {
+    let offset = prop_oneof![
+        4 => (-200i32..200, -200i32..200, any::<u8>()),
+        1 => (any::<i32>(), any::<i32>(), any::<u8>()),
+    ];
+    vec(offset, 1..12).prop_map(|o| Offsets::new(o).unwrap())
+}
+
 /// Any client message.
 pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
@@ -138,6 +147,8 @@ pub fn client_msg() -> impl Strategy<Value = ClientMsg> {
         cursor().prop_map(ClientMsg::Laser),
         camera().prop_map(ClientMsg::Camera),
         Just(ClientMsg::AskToFollow),
+        (0u32..20, offsets())
+            .prop_map(|(stroke, points)| ClientMsg::Points(MorePoints { stroke, points })),
     ]
 }
 
@@ -234,5 +245,12 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (member_id(), cursor())
             .prop_map(|(member, at)| ServerMsg::Laser(LaserUpdate { member, at })),
         member_id().prop_map(ServerMsg::AskToFollow),
+        (any::<u8>(), 0u32..70, offsets()).prop_map(|(check, stroke, points)| {
+            ServerMsg::Points(LivePoints {
+                check,
+                stroke,
+                points,
+            })
+        }),
     ]
 }

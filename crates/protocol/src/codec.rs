@@ -34,6 +34,10 @@ pub enum DecodeError {
     /// Bytes left over after a complete message.
     #[error("{0} unexpected bytes after the message")]
     Trailing(usize),
+    /// Points by a handle this connection does not know (see [`crate::live`]): the two ends
+    /// no longer agree on what the connection carried, so it cannot go on.
+    #[error("points by handle: {0}")]
+    Handle(&'static str),
 }
 
 fn encode_into<T: Serialize>(msg: &T, out: &mut Vec<u8>) {

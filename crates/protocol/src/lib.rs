@@ -14,6 +14,7 @@ pub mod close;
 mod codec;
 mod ids;
 pub mod limits;
+pub mod live;
 mod msg;
 mod point;
 
@@ -26,6 +27,7 @@ pub use ids::{
     Token, Width, is_hidden,
 };
 pub use limits::PROTOCOL_VERSION;
+pub use live::{Handles, LivePoints, MorePoints, Offsets};
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
     Hello, LaserUpdate, Member, Op, Placement, Position, PresenceEvent, Profile, RoomState,

@@ -11,6 +11,7 @@ use crate::limits::{
     COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE, MAX_ZOOM_MILLI,
     MIN_ZOOM_MILLI,
 };
+use crate::live::{LivePoints, MorePoints};
 use crate::point::{Point, Points};
 
 /// What a client sends.
@@ -35,6 +36,9 @@ pub enum ClientMsg {
     /// Asks everyone else in the room to follow this member's camera (each may decline).
     /// Ephemeral and coalesced like [`ClientMsg::Camera`]; allowed on a view-only connection.
     AskToFollow,
+    /// An [`Op::StrokePoints`] by handle: numbered after the last op sent on this connection,
+    /// continuing a stroke it began (see [`crate::live`]).
+    Points(MorePoints),
 }
 
 /// What a server sends.
@@ -73,6 +77,9 @@ pub enum ServerMsg {
     Camera(CameraUpdate),
     /// This member asks everyone to follow their camera.
     AskToFollow(MemberId),
+    /// Another member's [`Op::StrokePoints`], in the room's order, by handle: the op after
+    /// the last one the member's board holds (see [`crate::live`]).
+    Points(LivePoints),
 }
 
 /// Opens a session on a room.

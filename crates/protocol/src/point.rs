@@ -113,6 +113,33 @@ impl<'de> Deserialize<'de> for Point {
     }
 }
 
+/// Reads a run of steps as [`DeltaPoints`] writes them: the count (1 to `max`), then each
+/// step's `(dx, dy)` and pressure.
+pub(crate) fn read_steps<'de, A: SeqAccess<'de>>(
+    seq: &mut A,
+    max: usize,
+    expecting: &dyn de::Expected,
+) -> Result<Vec<(i32, i32, u8)>, A::Error> {
+    let len: u32 = seq
+        .next_element()?
+        .ok_or_else(|| de::Error::invalid_length(0, expecting))?;
+    let len = len as usize;
+    if len == 0 || len > max {
+        return Err(de::Error::invalid_length(len, expecting));
+    }
+    let mut steps = Vec::with_capacity(len.min(MAX_PREALLOCATED_ELEMENTS));
+    for i in 0..len {
+        let (dx, dy): (i32, i32) = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(i, expecting))?;
+        let pressure: u8 = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(i, expecting))?;
+        steps.push((dx, dy, pressure));
+    }
+    Ok(steps)
+}
+
 /// A non-empty run of at most `MAX` points, delta-encoded on the wire.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DeltaPoints<const MAX: usize>(Vec<Point>);
@@ -190,22 +217,10 @@ impl<'de, const MAX: usize> Deserialize<'de> for DeltaPoints<MAX> {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let len: u32 = seq
-                    .next_element()?
-                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-                let len = len as usize;
-                if len == 0 || len > MAX {
-                    return Err(de::Error::invalid_length(len, &self));
-                }
-                let mut points = Vec::with_capacity(len.min(MAX_PREALLOCATED_ELEMENTS));
+                let steps = read_steps(&mut seq, MAX, &self)?;
+                let mut points = Vec::with_capacity(steps.len());
                 let mut prev = (0i32, 0i32);
-                for i in 0..len {
-                    let (dx, dy): (i32, i32) = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
-                    let pressure: u8 = seq
-                        .next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &self))?;
+                for (dx, dy, pressure) in steps {
                     let x = prev.0.checked_add(dx);
                     let y = prev.1.checked_add(dy);
                     let (Some(x), Some(y)) = (x, y) else {

@@ -105,6 +105,7 @@ impl Rejection {
             D::Version { .. } => Rejection::Version,
             D::Malformed(_) => Rejection::Malformed,
             D::Trailing(_) => Rejection::Trailing,
+            D::Handle(_) => Rejection::Malformed,
         }
     }
 }

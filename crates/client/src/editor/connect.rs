@@ -2,7 +2,7 @@
 //! frame, and what a lost or returning network means.
 
 use kokuban_protocol::{
-    ClientMsg, DecodeError, Name, PresenceEvent, Profile, decode_server, encode_client,
+    ClientMsg, DecodeError, Handles, Name, PresenceEvent, Profile, decode_server, encode_client,
 };
 
 use super::{CAMERA_INTERVAL_MS, CURSOR_INTERVAL_MS, Command, Editor};
@@ -20,6 +20,7 @@ impl Editor {
         let name = Name::new(clean_name(&self.prefs.name)).ok()?;
         let msg = self.session.hello(room, token, name, self.prefs.color);
         self.budget = FrameBudget::new();
+        self.handles = Handles::new();
         Some(encode_client(&msg))
     }
 
@@ -179,7 +180,7 @@ impl Editor {
                 break;
             };
             self.budget.take(now_ms);
-            frames.push(encode_client(&msg));
+            frames.push(self.handles.encode(&msg));
         }
         if self.profile_changed
             && let Ok(name) = Name::new(clean_name(&self.prefs.name))

@@ -1,6 +1,6 @@
 use kokuban_protocol::{
     Ack, Bytes, Capability, ClientKey, ClientMsg, Epoch, ErrorCode, ErrorFrame, MemberId, RoomId,
-    RoomState, Seq, ServerMsg, Submit, Title, Token, Welcome, decode_client, encode_server,
+    RoomState, Seq, ServerMsg, Submit, Title, Token, Welcome, encode_server,
 };
 
 use super::*;
@@ -34,7 +34,7 @@ fn welcome(e: &mut Editor, capability: Capability) {
         members: Vec::new().into(),
         decided: 0,
     });
-    assert!(e.hello().is_some());
+    assert!(hello(e).is_some());
     assert_eq!(e.receive(&encode_server(&msg), 0.0), None);
 }
 
@@ -50,8 +50,23 @@ fn input(id: i32, x: f64, y: f64, kind: PointerKind, t: f64) -> Input {
     }
 }
 
+thread_local! {
+    /// The server's side of the connection's handles (see [`hello`]).
+    static SERVER: std::cell::RefCell<Handles> = std::cell::RefCell::new(Handles::new());
+}
+
+/// The editor's Hello, on a new connection.
+fn hello(e: &mut Editor) -> Option<Vec<u8>> {
+    SERVER.with(|s| *s.borrow_mut() = Handles::new());
+    e.hello()
+}
+
+/// The messages of `frames` as the server reads them (point batches by handle in full).
 fn ops(frames: &[Vec<u8>]) -> Vec<ClientMsg> {
-    frames.iter().map(|f| decode_client(f).unwrap()).collect()
+    SERVER.with(|s| {
+        let mut server = s.borrow_mut();
+        frames.iter().map(|f| server.decode(f).unwrap()).collect()
+    })
 }
 
 #[test]
@@ -345,7 +360,7 @@ fn palm_rejection_after_a_stylus_and_space_drag_pans() {
 #[test]
 fn a_forbidden_link_stops_reconnecting_and_errors_become_toasts() {
     let mut e = editor(true);
-    e.hello();
+    hello(&mut e);
     let forbidden = encode_server(&ServerMsg::Error(ErrorFrame::new(
         ErrorCode::Forbidden,
         "no",
@@ -594,7 +609,7 @@ fn a_link_without_a_token_says_so_for_good_and_offers_a_new_board() {
     assert_eq!(e.status().label(), crate::NO_TOKEN);
     assert_eq!(e.closed(), Some(crate::connection::Remedy::NewBoard));
     assert!(!e.can_edit());
-    assert!(e.hello().is_none());
+    assert!(hello(&mut e).is_none());
     assert_eq!(e.online(), Next::Stop);
     assert_eq!(e.status().label(), crate::NO_TOKEN);
 }
@@ -602,7 +617,7 @@ fn a_link_without_a_token_says_so_for_good_and_offers_a_new_board() {
 #[test]
 fn an_invalid_link_hides_the_tools_and_offers_a_new_board() {
     let mut e = editor(true);
-    e.hello();
+    hello(&mut e);
     let forbidden = encode_server(&ServerMsg::Error(ErrorFrame::new(
         ErrorCode::Forbidden,
         "no",
@@ -656,7 +671,7 @@ fn others_drawing_and_our_renaming_refresh_what_the_page_shows() {
         members: vec![me].into(),
         decided: 0,
     });
-    e.hello();
+    hello(&mut e);
     e.receive(&encode_server(&msg), 0.0);
 
     // Someone else's first stroke: the page must learn that the board has content now.
@@ -938,7 +953,7 @@ fn what_only_a_newer_server_writes_asks_for_a_reload_instead_of_reconnecting_for
 
     // A board snapshot in a format written after this build.
     let mut e = editor(true);
-    assert!(e.hello().is_some());
+    assert!(hello(&mut e).is_some());
     let mut board = Board::at_start_of(Epoch(1)).snapshot();
     board[0] = kokuban_board::SNAPSHOT_VERSION + 1;
     let msg = ServerMsg::Welcome(Welcome {

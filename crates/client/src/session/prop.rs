@@ -362,10 +362,11 @@ impl World {
                 if let Some(s) = self.stale.pop_front() {
                     // Its answer goes to a dead connection; others (our new connection among
                     // them) receive the op if it was applied.
-                    if let (_, Some(relay)) = self.room.submit(self.key(), s)
+                    if let (_, Some(_)) = self.room.submit(self.key(), s)
                         && self.connected
+                        && let Some(live) = self.room.live.clone()
                     {
-                        self.down.push_back(ServerMsg::Op(relay));
+                        self.down.push_back(live);
                     }
                 }
             }

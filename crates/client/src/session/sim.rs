@@ -29,6 +29,9 @@ pub(super) struct Room {
     pub read_only: bool,
     /// Every op applied: its author, its number, itself, and whether it changed the board.
     pub applied: Vec<(MemberId, u64, Op, bool)>,
+    /// The last op applied as the others are sent it (a batch of points by handle where it
+    /// can be, as the server sends them).
+    pub live: Option<ServerMsg>,
 }
 
 impl Room {
@@ -41,6 +44,7 @@ impl Room {
             authors: HashMap::new(),
             read_only: false,
             applied: Vec::new(),
+            live: None,
         }
     }
 
@@ -149,6 +153,10 @@ impl Room {
             author: author_id,
             op,
         };
+        self.live = Some(match self.board.live_points(&s) {
+            Some(live) => ServerMsg::Points(live),
+            None => ServerMsg::Op(s.clone()),
+        });
         let change = self.board.apply_sequenced(&s).expect("in order");
         self.log.push(s.clone());
         self.applied

@@ -151,8 +151,10 @@ fn deliver(room: &mut Room, from: &mut Tab, others: &mut [&mut Tab]) -> Vec<Noti
             let (answer, relay) = room.submit(from.key(), s);
             notices.extend(from.recv(answer));
             for o in others.iter_mut() {
-                if let Some(r) = &relay {
-                    o.recv(ServerMsg::Op(r.clone()));
+                if relay.is_some()
+                    && let Some(live) = &room.live
+                {
+                    o.recv(live.clone());
                 }
             }
         }
@@ -798,4 +800,33 @@ fn a_change_the_full_board_refused_leaves_the_view_and_the_user_is_told() {
     // Never tried again.
     ada.session.retry_writes(&mut ada.rng);
     assert_eq!(ada.flush(), []);
+}
+
+#[test]
+fn batches_relayed_by_handle_draw_like_the_ops_they_stand_for() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    let mut bob = Tab::join(&mut room, 2);
+    ada.session.local(begin(1));
+    deliver(&mut room, &mut ada, &mut [&mut bob]);
+    for (start, xs) in [(1, [1, 2]), (3, [3, 4])] {
+        ada.session.local(points(1, start, &xs));
+        let sent = ada.flush();
+        let (answer, _) = room.submit(ada.key(), sent[0].clone());
+        ada.recv(answer);
+        let live = room.live.clone().unwrap();
+        assert!(matches!(live, ServerMsg::Points(_)), "{live:?}");
+        assert!(bob.recv(live).is_empty());
+    }
+    assert_same(bob.session.confirmed(), &room.board);
+    assert_eq!(bob.session.view().point_count(), 5);
+    // A batch that does not follow bob's board (one op of the room missed) is not misread:
+    // bob starts afresh from the room.
+    ada.session.local(points(1, 5, &[5]));
+    let (answer, _) = room.submit(ada.key(), ada.flush()[0].clone());
+    ada.recv(answer);
+    ada.session.local(points(1, 6, &[6]));
+    room.submit(ada.key(), ada.flush()[0].clone());
+    let skipped = room.live.clone().unwrap();
+    assert_eq!(bob.recv(skipped), vec![Notice::Resync]);
 }

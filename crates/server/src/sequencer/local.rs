@@ -533,7 +533,7 @@ impl Membership for LocalMembership {
             author: self.author,
             op,
         };
-        let op_frame = match st.history.append(sequenced, n) {
+        let frames = match st.history.append(sequenced, n) {
             Ok(f) => f,
             Err(e) => {
                 // The history is at its head under this lock: this is a bug, not bad input.
@@ -545,9 +545,10 @@ impl Membership for LocalMembership {
         let me = self.member;
         let mut departures = st
             .roster
-            .deliver(&op_frame, |id, _| (id == me).then_some(Ok(())));
+            .deliver(&frames.live, |id, _| (id == me).then_some(Ok(())));
         let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
         departures.absorb(self.room.answer(&mut st, me, seq, ack));
+        let op_frame = frames.stored;
         st.undurable.push_back((seq, op_frame.len()));
         st.undurable_bytes += op_frame.len();
         let op = StoredOp {

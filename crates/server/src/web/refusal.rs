@@ -121,6 +121,9 @@ impl Refusal {
                 "protocol version mismatch; reload the app",
             ),
             Refusal::Decode(DecodeError::TooLarge { .. }) => (close::TOO_BIG, "message too large"),
+            Refusal::Decode(DecodeError::Handle(_)) => {
+                (close::INVALID_PAYLOAD, "points by an unknown stroke handle")
+            }
             Refusal::Decode(_) => (close::INVALID_PAYLOAD, "malformed frame"),
         }
     }
@@ -130,7 +133,7 @@ impl Refusal {
     pub fn ends_session(&self) -> bool {
         matches!(
             self,
-            Refusal::Decode(DecodeError::Version { .. }) | Refusal::Text
+            Refusal::Decode(DecodeError::Version { .. } | DecodeError::Handle(_)) | Refusal::Text
         )
     }
 

@@ -12,7 +12,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES};
 use kokuban_protocol::{
-    Capability, ClientMsg, Color, MemberId, Name, RoomId, Submit, close, decode_client,
+    Capability, ClientMsg, Color, DecodeError, Handles, MemberId, Name, RoomId, Submit, close,
 };
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
@@ -313,6 +313,7 @@ impl Session {
             links,
             generation,
             limiter,
+            handles: Handles::new(),
             malformed: 0,
             last_seen: Instant::now(),
             profile: None,
@@ -374,6 +375,8 @@ pub(super) struct Session {
     links: LinkWatch,
     generation: u64,
     limiter: RateLimiter,
+    /// What this connection carried that its point batches by handle refer to.
+    handles: Handles,
     malformed: u32,
     /// When the peer last showed it is alive: a data message, or the answer to our latest
     /// ping. Control frames of its own choosing (its pings, unsolicited pongs) and empty
@@ -518,6 +521,12 @@ impl Session {
                 if notify {
                     self.refuse(Refusal::RateLimited);
                 }
+                // Dropped, but read: later batches may name a stroke it began.
+                if let Err(e @ DecodeError::Handle(_)) = self.handles.decode(&data) {
+                    let refusal = Refusal::Decode(e);
+                    self.refuse(refusal.clone());
+                    return Some(refusal.close());
+                }
                 return None;
             }
             Verdict::Close => {
@@ -527,7 +536,7 @@ impl Session {
                 return Some((close::POLICY, "rate limit exceeded"));
             }
         }
-        let msg = match decode_client(&data) {
+        let msg = match self.handles.decode(&data) {
             Ok(msg) => msg,
             Err(e) => {
                 let refusal = Refusal::Decode(e);
@@ -564,6 +573,8 @@ impl Session {
                     self.change_profile();
                 }
             }
+            // Never here: the handles give every batch in full.
+            ClientMsg::Points(_) => {}
         }
         None
     }

@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use kokuban_protocol::{
+    Capability, ClientMsg, MorePoints, Offsets, Op, PresenceEvent, RoomState, Seq, ServerMsg,
+    close, decode_server, encode_client,
+};
+use tokio_tungstenite::tungstenite::Message;
+
 use crate::harness::{TestClient, TestServer, stroke_ops};
-use kokuban_protocol::{Capability, Op, PresenceEvent, RoomState, Seq, ServerMsg};
 
 #[tokio::test]
 async fn two_editors_see_each_others_strokes_in_one_order_while_they_are_drawn() {
@@ -247,4 +253,86 @@ async fn an_empty_room_is_unloaded_and_comes_back_intact() {
     );
     let c = server.editor(&room, "cy").await;
     assert_eq!(c.board.snapshot(), before);
+}
+
+#[tokio::test]
+async fn batches_go_by_handle_both_ways_and_every_board_holds_them_in_full() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut ada = server.editor(&room, "ada").await;
+    let mut bob = server.viewer(&room, "bob").await;
+    let (id, ops) = stroke_ops(3, 25, 4);
+    let (end, drawing) = ops.split_last().unwrap();
+    for op in drawing {
+        ada.send_op(op.clone()).await;
+    }
+    ada.settle().await;
+    // Bob's socket, read raw: every batch arrives by handle, a few bytes beside its points.
+    let mut batches = 0;
+    while batches < drawing.len() - 1 {
+        let frame = match bob.ws.next().await.expect("open").expect("a frame") {
+            Message::Binary(b) => b,
+            _ => continue,
+        };
+        match decode_server(&frame).unwrap() {
+            ServerMsg::Points(live) => {
+                assert!(
+                    frame.len() <= 5 + 3 * live.points.len() + 4,
+                    "{} bytes",
+                    frame.len()
+                );
+                let s = bob.board.expand(&live).unwrap();
+                assert_eq!(s.author, ada.author());
+                bob.board.apply_sequenced(&s).unwrap();
+                batches += 1;
+            }
+            ServerMsg::Op(s) => {
+                assert!(!s.op.is_points(), "a batch in full: {s:?}");
+                bob.board.apply_sequenced(&s).unwrap();
+            }
+            _ => {}
+        }
+    }
+    ada.send_op(end.clone()).await;
+    ada.settle().await;
+    bob.sync_to(ada.position().seq).await;
+    let late = TestClient::join(&server, &room, &room.view, "late", None).await;
+    assert_eq!(late.board.get(&id).unwrap().points.len(), 25);
+    assert_eq!(late.board.snapshot(), bob.board.snapshot());
+    assert_eq!(late.board.snapshot(), ada.board.snapshot());
+    for c in [ada, bob, late] {
+        c.close().await;
+    }
+}
+
+#[tokio::test]
+async fn points_by_a_handle_the_connection_never_gave_close_it_and_change_nothing() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut ada = server.editor(&room, "ada").await;
+    let mut bob = server.viewer(&room, "bob").await;
+    let (id, ops) = stroke_ops(4, 9, 4);
+    ada.send_op(ops[0].clone()).await;
+    ada.settle().await;
+    // Handle 0 is the stroke just begun; handle 1 names nothing on this connection.
+    let unknown = ClientMsg::Points(MorePoints {
+        stroke: 1,
+        points: Offsets::new(vec![(8, 8, 1)]).unwrap(),
+    });
+    ada.send_raw(encode_client(&unknown)).await;
+    assert_eq!(ada.expect_close().await, Some(close::INVALID_PAYLOAD));
+    // Nothing reached the board: the stroke holds its first point, on every board.
+    let late = TestClient::join(&server, &room, &room.view, "late", None).await;
+    assert_eq!(late.board.get(&id).unwrap().points.len(), 1);
+    bob.sync_to(late.position().seq).await;
+    assert_eq!(bob.board.snapshot(), late.board.snapshot());
+    assert!(
+        server
+            .metric("kokuban_rejected_frames_total{reason=\"malformed\"}")
+            .await
+            >= 1.0
+    );
+    for c in [bob, late] {
+        c.close().await;
+    }
 }

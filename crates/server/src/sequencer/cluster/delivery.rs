@@ -273,7 +273,7 @@ fn deliver(
         op,
     };
     let op_frame = match st.history.append(sequenced, entry.n) {
-        Ok(f) => f,
+        Ok(frames) => frames.live,
         Err(e) => {
             tracing::error!(room = %room.id, "op out of order not delivered: {e}");
             return None;

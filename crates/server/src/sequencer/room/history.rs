@@ -77,6 +77,14 @@ pub(crate) struct History {
     versions: Schedule,
 }
 
+/// The frames of an op appended to the history ([`History::append`]), each encoded once.
+pub(crate) struct Frames {
+    /// The op in full, as the store keeps it.
+    pub stored: Bytes,
+    /// The op as members are sent it live: a batch of points by handle, when it can be.
+    pub live: Bytes,
+}
+
 /// An op that does not continue the history at its head.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("op {got:?} does not follow the head {head:?}")]
@@ -240,18 +248,26 @@ impl History {
     }
 
     /// Applies the op that follows the head, like [`History::apply`], records it as op `n` of
-    /// its author, and returns its frame: encoded once, for every member it goes to (and the
-    /// store).
-    pub fn append(&mut self, op: Sequenced, n: u64) -> Result<Bytes, OutOfOrder> {
+    /// its author, and returns its frames, each encoded once: in full for the store, and as
+    /// every member it goes to is sent it (a batch of points by handle, when it can be).
+    pub fn append(&mut self, op: Sequenced, n: u64) -> Result<Frames, OutOfOrder> {
         let (seq, author) = (op.seq, op.author);
+        // Members' boards are where this one is now, before the op.
+        let live = self
+            .board
+            .live_points(&op)
+            .map(|l| frame(&ServerMsg::Points(l)));
         let msg = ServerMsg::Op(op);
-        let op_frame = frame(&msg);
+        let stored = frame(&msg);
         let ServerMsg::Op(op) = msg else {
             unreachable!("built as an op just above")
         };
-        self.apply(op, op_frame.len())?;
+        self.apply(op, stored.len())?;
         self.authors.record(seq, author, n);
-        Ok(op_frame)
+        Ok(Frames {
+            live: live.unwrap_or_else(|| stored.clone()),
+            stored,
+        })
     }
 
     /// The op numbers applied, per author.

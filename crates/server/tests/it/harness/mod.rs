@@ -26,11 +26,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use kokuban_board::Board;
+use kokuban_board::{Board, SequenceError};
 use kokuban_protocol::{
-    ClientKey, ClientMsg, Color, Cursor, Epoch, ErrorCode, Hello, MemberId, Name, Op, Point,
-    Points, Position, RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints, Submit,
-    Token, Tool, Welcome, Width, decode_server, encode_client,
+    ClientKey, ClientMsg, Color, Cursor, Epoch, ErrorCode, Handles, Hello, MemberId, Name, Op,
+    Point, Points, Position, RoomId, RoomState, Seq, Sequenced, ServerMsg, StrokeId, StrokePoints,
+    Submit, Token, Tool, Welcome, Width, decode_server,
 };
 use kokuban_server::{Config, Server, ShutdownHandle};
 use tokio::net::{TcpSocket, TcpStream};
@@ -62,6 +62,15 @@ pub fn whole(msg: ServerMsg, parts: &mut Vec<u8>) -> Option<ServerMsg> {
             Some(ServerMsg::Welcome(w))
         }
         other => Some(other),
+    }
+}
+
+/// A batch of points by handle as the op it stands for on `board` (the board the messages
+/// before it were applied to); other messages as they are.
+pub fn in_full(board: &Board, msg: ServerMsg) -> Result<ServerMsg, SequenceError> {
+    match msg {
+        ServerMsg::Points(live) => board.expand(&live).map(ServerMsg::Op),
+        other => Ok(other),
     }
 }
 
@@ -345,6 +354,8 @@ pub struct TestClient {
     parts: Vec<u8>,
     /// The number of its next op.
     pub next_n: u64,
+    /// What this connection carried, for point batches by handle (sent as the app sends them).
+    handles: Handles,
 }
 
 impl TestClient {
@@ -393,6 +404,7 @@ impl TestClient {
             key: ClientKey(rand::random()),
             parts: Vec::new(),
             next_n: 1,
+            handles: Handles::new(),
         }
     }
 
@@ -501,11 +513,20 @@ impl TestClient {
         self.board.position().expect("joined")
     }
 
+    /// Sends a message as the app does: a batch of points by handle where it can be.
     pub async fn send(&mut self, msg: &ClientMsg) {
-        self.send_raw(encode_client(msg)).await;
+        let frame = self.handles.encode(msg);
+        self.send_frame(frame).await;
     }
 
+    /// Sends bytes as they are. The server reads every frame, so what it decodes of these
+    /// counts toward handles as it does there.
     pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        let _ = self.handles.decode(&bytes);
+        self.send_frame(bytes).await;
+    }
+
+    async fn send_frame(&mut self, bytes: Vec<u8>) {
         self.ws
             .send(Message::Binary(bytes.into()))
             .await
@@ -544,6 +565,8 @@ impl TestClient {
                     let Some(msg) = whole(msg, &mut self.parts) else {
                         continue;
                     };
+                    let msg =
+                        in_full(&self.board, msg).unwrap_or_else(|e| panic!("{}: {e}", self.name));
                     match &msg {
                         ServerMsg::Op(op) => self.apply(op.clone()),
                         ServerMsg::Ack(ack) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_board::Board;
 use kokuban_protocol::{
-    ClientKey, ClientMsg, Color, ErrorCode, Hello, MemberId, Name, Op, Point, Position,
+    ClientKey, ClientMsg, Color, ErrorCode, Handles, Hello, MemberId, Name, Op, Point, Position,
     PresenceEvent, RoomState, Sequenced, ServerMsg, StrokeId, Submit, Text, Token, Width,
     decode_server, encode_client,
 };
@@ -61,6 +61,8 @@ pub struct Pen {
     pub decided: Vec<Op>,
     /// `BoardPart`s received for the next Welcome.
     parts: Vec<u8>,
+    /// What the connection carried, for point batches by handle.
+    handles: Handles,
     pub acked: Vec<Op>,
     pub refused: Vec<Op>,
     /// The longest wait from sending an op to its answer, or to the close that told us to
@@ -98,6 +100,7 @@ impl Pen {
             author: None,
             decided: Vec::new(),
             parts: Vec::new(),
+            handles: Handles::new(),
             acked: Vec::new(),
             refused: Vec::new(),
             slowest_answer: Duration::ZERO,
@@ -181,6 +184,7 @@ impl Pen {
         self.author = Some(welcome.author);
         self.apply_state(&welcome.state);
         self.ws = Some(ws);
+        self.handles = Handles::new();
         // Ops not answered on the last connection may or may not have been sequenced: those
         // the Welcome says are decided are settled (applied ones are in its state), the rest
         // are sent again under their numbers, so none is applied twice.
@@ -243,7 +247,7 @@ impl Pen {
     pub async fn write(&mut self, n: u64, op: &Op) {
         let Some(ws) = self.ws.as_mut() else { return };
         let msg = ClientMsg::Op(Submit { n, op: op.clone() });
-        let frame = Message::Binary(encode_client(&msg).into());
+        let frame = Message::Binary(self.handles.encode(&msg).into());
         if ws.send(frame).await.is_err() {
             self.lost(None);
         }
@@ -282,9 +286,15 @@ impl Pen {
                 Err(_) => return Got::Nothing,
                 Ok(Some(Ok(Message::Binary(b)))) => {
                     let msg = decode_server(&b).expect("server frames decode");
-                    match super::whole(msg, &mut self.parts) {
-                        Some(msg) => break msg,
-                        None => continue,
+                    let Some(msg) = super::whole(msg, &mut self.parts) else {
+                        continue;
+                    };
+                    match super::in_full(&self.board, msg) {
+                        Ok(msg) => break msg,
+                        Err(e) => {
+                            self.misplaced.push(format!("{}: {e}", self.name));
+                            continue;
+                        }
                     }
                 }
                 Ok(Some(Ok(Message::Close(f)))) => {
