@@ -302,6 +302,56 @@ mod tests {
         );
     }
 
+    /// The same handwriting encoded both ways, in full (every batch with its stroke's id, its
+    /// index, its number, the room's epoch and its author) and by handle, with the WebSocket
+    /// headers: what the handles save, without a server.
+    #[test]
+    fn batches_by_handle_cost_a_fraction_of_batches_in_full() {
+        use kokuban_board::Board;
+        use kokuban_protocol::{Epoch, MemberId, Seq, Sequenced, encode_client, encode_server};
+        let mut rng = SmallRng::seed_from_u64(0x9e11);
+        let (epoch, author) = (Epoch(rng.random()), MemberId(rng.random()));
+        let mut board = Board::new();
+        let mut handles = Handles::new();
+        let (mut points, mut n) = (0usize, 0u64);
+        let [mut up_full, mut up, mut down_full, mut down] = [0usize; 4];
+        for _ in 0..40 {
+            let id = StrokeId(uuid::Uuid::from_u128(rng.random()));
+            for op in handwriting(&mut rng, id).into_iter().flatten() {
+                points += points_in(&op) as usize;
+                n += 1;
+                let msg = ClientMsg::Op(Submit { n, op: op.clone() });
+                let full = encode_client(&msg).len();
+                up_full += full + ws_header_bytes(full, true);
+                let short = handles.encode(&msg).len();
+                up += short + ws_header_bytes(short, true);
+                let s = Sequenced {
+                    epoch,
+                    seq: Seq(n + 20_000),
+                    author,
+                    op,
+                };
+                let full = encode_server(&ServerMsg::Op(s.clone())).len();
+                down_full += full + ws_header_bytes(full, false);
+                let live = match board.live_points(&s) {
+                    Some(live) => encode_server(&ServerMsg::Points(live)).len(),
+                    None => full,
+                };
+                down += live + ws_header_bytes(live, false);
+                board.apply(author, &s.op);
+            }
+        }
+        let per = |b: usize| b as f64 / points as f64;
+        println!(
+            "{points} points: up {:.2} → {:.2} B/point, down {:.2} → {:.2} B/point",
+            per(up_full),
+            per(up),
+            per(down_full),
+            per(down)
+        );
+        assert!(up * 2 < up_full && down * 2 < down_full);
+    }
+
     #[test]
     fn websocket_headers() {
         assert_eq!(ws_header_bytes(0, false), 2);
