@@ -124,7 +124,7 @@ async fn join(
 async fn answer(ws: &mut Ws) -> anyhow::Result<bool> {
     loop {
         match next_server_msg(ws).await? {
-            ServerMsg::Ack(_) => return Ok(true),
+            ServerMsg::Ack(_) | ServerMsg::Acked(_) => return Ok(true),
             ServerMsg::Error(e) if e.code == ErrorCode::TemporarilyReadOnly => return Ok(false),
             ServerMsg::Error(e) => bail!("op refused: {:?} {}", e.code, e.message),
             _ => {}

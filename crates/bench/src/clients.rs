@@ -782,6 +782,7 @@ fn on_kokuban(
                 None => report.error("batch without stamp"),
             }
         }
+        ServerMsg::Acked(check) => report.seq.observe_low(check),
         ServerMsg::Ack(a) => {
             if Some(a.epoch.0) != epoch {
                 report.error("epoch changed");

@@ -230,7 +230,7 @@ async fn send_acked(ws: &mut Ws, n: &mut u64, op: Op) -> anyhow::Result<()> {
         let outcome = tokio::time::timeout(ACK_TIMEOUT, async {
             loop {
                 match next_server_msg(ws).await? {
-                    ServerMsg::Ack(_) => return anyhow::Ok(true),
+                    ServerMsg::Ack(_) | ServerMsg::Acked(_) => return anyhow::Ok(true),
                     ServerMsg::Error(e) if e.code == ErrorCode::RateLimited => {
                         return anyhow::Ok(false);
                     }

@@ -210,7 +210,7 @@ pub async fn run(dep: &Deployment, strokes: usize) -> anyhow::Result<BytesPerPoi
             .context("editor closed")??;
         if let Message::Binary(b) = msg {
             match decode_server(&b)? {
-                ServerMsg::Ack(_) => {
+                ServerMsg::Ack(_) | ServerMsg::Acked(_) => {
                     acks += b.len() + ws_header_bytes(b.len(), false);
                     acked += 1;
                 }

@@ -570,7 +570,7 @@ async fn session(
             let mut answered = 0;
             while answered < sent {
                 match next_msg(&mut ws).await? {
-                    ServerMsg::Ack(_) => answered += 1,
+                    ServerMsg::Ack(_) | ServerMsg::Acked(_) => answered += 1,
                     // Another member's Clear can remove a stroke while it is being drawn; the
                     // server then refuses the rest of it, which is an answer too.
                     ServerMsg::Error(e) if e.code == ErrorCode::InvalidOp => answered += 1,

@@ -4,7 +4,7 @@
 //! [`kokuban_protocol::live`].
 
 use kokuban_protocol::live::MAX_HANDLE_DEPTH;
-use kokuban_protocol::{LivePoints, Offsets, Op, Seq, Sequenced, StrokePoints};
+use kokuban_protocol::{Ack, LivePoints, Offsets, Op, Seq, Sequenced, StrokePoints};
 
 use crate::board::{Board, SequenceError};
 
@@ -31,6 +31,22 @@ impl Board {
             check: s.seq.0 as u8,
             stroke: above as u32,
             points: Offsets::between(*last, &b.points),
+        })
+    }
+
+    /// The place an [`kokuban_protocol::ServerMsg::Acked`] names on this board: the next one,
+    /// when its low byte is `check`.
+    pub fn acked(&self, check: u8) -> Result<Ack, SequenceError> {
+        let position = self
+            .position
+            .ok_or(SequenceError::Handle("no history yet"))?;
+        let seq = position.seq.next();
+        if seq.0 as u8 != check {
+            return Err(SequenceError::Handle("not the next place"));
+        }
+        Ok(Ack {
+            epoch: position.epoch,
+            seq,
         })
     }
 

@@ -473,6 +473,10 @@ impl Session {
             },
             ServerMsg::Points(_) => return Vec::new(),
             ServerMsg::Ack(ack) => self.ack(ack),
+            ServerMsg::Acked(check) => match self.confirmed.acked(check) {
+                Ok(ack) => self.ack(ack),
+                Err(_) => return vec![Notice::Resync],
+            },
             ServerMsg::Presence(p) => return vec![Notice::Presence(p)],
             ServerMsg::Cursor(c) => return vec![Notice::Cursor(c)],
             ServerMsg::Laser(l) => return vec![Notice::Laser(l)],

@@ -245,6 +245,7 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (member_id(), cursor())
             .prop_map(|(member, at)| ServerMsg::Laser(LaserUpdate { member, at })),
         member_id().prop_map(ServerMsg::AskToFollow),
+        any::<u8>().prop_map(ServerMsg::Acked),
         (any::<u8>(), 0u32..70, offsets()).prop_map(|(check, stroke, points)| {
             ServerMsg::Points(LivePoints {
                 check,

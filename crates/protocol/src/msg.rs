@@ -80,6 +80,9 @@ pub enum ServerMsg {
     /// Another member's [`Op::StrokePoints`], in the room's order, by handle: the op after
     /// the last one the member's board holds (see [`crate::live`]).
     Points(LivePoints),
+    /// Your own op took the place after the last one your board holds (an [`Ack`] without
+    /// its epoch and seq): the low byte of its seq, so that a board elsewhere is caught.
+    Acked(u8),
 }
 
 /// Opens a session on a room.

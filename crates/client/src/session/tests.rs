@@ -830,3 +830,26 @@ fn batches_relayed_by_handle_draw_like_the_ops_they_stand_for() {
     let skipped = room.live.clone().unwrap();
     assert_eq!(bob.recv(skipped), vec![Notice::Resync]);
 }
+
+#[test]
+fn a_short_ack_settles_the_oldest_op_at_the_next_place_or_asks_for_the_room() {
+    let mut room = Room::new();
+    let mut ada = Tab::join(&mut room, 1);
+    ada.session.local(begin(1));
+    let sent = ada.flush();
+    let (answer, _) = room.submit(ada.key(), sent[0].clone());
+    let ServerMsg::Ack(ack) = answer else {
+        panic!("{answer:?}")
+    };
+    assert!(ada.recv(ServerMsg::Acked(ack.seq.0 as u8)).is_empty());
+    assert_eq!(ada.session.outstanding(), 0);
+    assert_same(ada.session.confirmed(), &room.board);
+    // An Ack for a place that is not the next one is not taken for it.
+    ada.session.local(end(1));
+    let sent = ada.flush();
+    room.submit(ada.key(), sent[0].clone());
+    assert_eq!(
+        ada.recv(ServerMsg::Acked(ack.seq.0 as u8 + 2)),
+        vec![Notice::Resync]
+    );
+}

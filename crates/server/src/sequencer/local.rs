@@ -546,7 +546,8 @@ impl Membership for LocalMembership {
         let mut departures = st
             .roster
             .deliver(&frames.live, |id, _| (id == me).then_some(Ok(())));
-        let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
+        // The author's queue holds everything before it: its Ack names the next place.
+        let ack = frame(&ServerMsg::Acked(seq.0 as u8));
         departures.absorb(self.room.answer(&mut st, me, seq, ack));
         let op_frame = frames.stored;
         st.undurable.push_back((seq, op_frame.len()));

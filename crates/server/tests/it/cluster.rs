@@ -256,6 +256,8 @@ async fn a_killed_command_connection_mid_stream_answers_every_op_once_in_order()
     // One answer per op, in the order sent: its place (Ack) or a refusal, never both, never
     // none.
     let mut answers = Vec::new();
+    // Nobody else writes: an Ack by check byte names the place after Ada's last one.
+    let mut last = ada.position().seq;
     while answers.len() < ops.len() {
         let frame = tokio::time::timeout(harness::TIMEOUT, ada.ws.next())
             .await
@@ -266,7 +268,15 @@ async fn a_killed_command_connection_mid_stream_answers_every_op_once_in_order()
             continue;
         };
         match decode_server(&bytes).unwrap() {
-            ServerMsg::Ack(a) => answers.push(Some(a.seq)),
+            ServerMsg::Ack(a) => {
+                last = a.seq;
+                answers.push(Some(a.seq));
+            }
+            ServerMsg::Acked(check) => {
+                last = last.next();
+                assert_eq!(last.0 as u8, check, "the Ack of the next place");
+                answers.push(Some(last));
+            }
             ServerMsg::Error(e) if e.code == ErrorCode::TemporarilyReadOnly => answers.push(None),
             ServerMsg::Error(e) => panic!("unexpected error {e:?}"),
             _ => {}

@@ -366,7 +366,7 @@ async fn write_until_gone(addr: SocketAddr, room: TestRoom) -> Vec<StrokeId> {
         // Answers come in the order the ops were sent: an Ack, or a refusal (the node may turn
         // the room read-only while the disk catches up with this flood).
         match kokuban_protocol::decode_server(&b) {
-            Ok(ServerMsg::Ack(_)) => acked.extend(in_flight.pop_front()),
+            Ok(ServerMsg::Ack(_) | ServerMsg::Acked(_)) => acked.extend(in_flight.pop_front()),
             Ok(ServerMsg::Error(_)) => {
                 in_flight.pop_front();
             }

@@ -18,7 +18,6 @@ use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
 
 use super::Shared;
-use super::answers::Answer;
 use super::redis::{Announced, Command, Inbound, LogEntry, Outcome, Seed, Unreachable};
 use super::room::{
     Live, Remote, Room, Settled, decode_op, fetch, joined_member, send_answers, set_remote,
@@ -287,17 +286,14 @@ fn deliver(
         }
         // The author's own member: the op is its Ack if it is the one it waits for, and a
         // retry of it may now be owed its Ack too.
+        // Everything before it reached the member first: its Ack names the next place.
         let answers = &mut seat.extra.answers;
-        let mut owed = Vec::new();
-        if answers.delivered(entry.n) {
-            owed.push(Answer::Ack(seq));
-        }
-        let first = if owed.is_empty() {
-            seat.link.send(op_frame.clone())
+        let first = if answers.delivered(entry.n) {
+            seat.link.send(frame(&ServerMsg::Acked(seq.0 as u8)))
         } else {
-            Ok(())
+            seat.link.send(op_frame.clone())
         };
-        owed.extend(answers.due(seq));
+        let owed = answers.due(seq);
         Some(first.and_then(|()| send_answers(seat, epoch, owed)))
     });
     room.settle(st, departures);

@@ -65,11 +65,12 @@ pub fn whole(msg: ServerMsg, parts: &mut Vec<u8>) -> Option<ServerMsg> {
     }
 }
 
-/// A batch of points by handle as the op it stands for on `board` (the board the messages
-/// before it were applied to); other messages as they are.
+/// A batch of points by handle as the op it stands for, and a short Ack as the Ack, on
+/// `board` (the board the messages before it were applied to); other messages as they are.
 pub fn in_full(board: &Board, msg: ServerMsg) -> Result<ServerMsg, SequenceError> {
     match msg {
         ServerMsg::Points(live) => board.expand(&live).map(ServerMsg::Op),
+        ServerMsg::Acked(check) => board.acked(check).map(ServerMsg::Ack),
         other => Ok(other),
     }
 }
