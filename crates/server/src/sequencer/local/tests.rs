@@ -231,7 +231,7 @@ async fn a_full_queue_kicks_only_that_member() {
             continue;
         };
         match decode_server(&f).unwrap() {
-            ServerMsg::Ack(_) => acks += 1,
+            ServerMsg::Ack(_) | ServerMsg::Acked(_) => acks += 1,
             ServerMsg::Presence(PresenceEvent::Left(MemberId(2))) => left += 1,
             _ => {}
         }
