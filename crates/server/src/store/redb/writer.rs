@@ -19,6 +19,11 @@ pub(super) struct Writer {
     pub(super) failed_once: bool,
 }
 
+/// A group smaller than this waits [`GROUP_LINGER`] for more before it is committed.
+const LINGER_BELOW: usize = 16;
+/// How long a small group waits for more commands.
+const GROUP_LINGER: Duration = Duration::from_millis(1);
+
 /// What one command of a group came to.
 type Outcome = Result<(), StoreError>;
 
@@ -27,11 +32,13 @@ impl Writer {
         let mut group = Vec::with_capacity(256);
         while let Some(first) = self.rx.blocking_recv() {
             group.push(first);
-            while group.len() < MAX_GROUP {
-                match self.rx.try_recv() {
-                    Ok(c) => group.push(c),
-                    Err(_) => break,
-                }
+            self.take_waiting(&mut group);
+            // A small group is worth a moment's wait: a commit costs about as much for one op
+            // as for dozens, and only authors' Acks wait for it (everyone else already sees
+            // the ops).
+            if group.len() < LINGER_BELOW && !group.iter().any(|c| matches!(c, Command::Close(_))) {
+                std::thread::sleep(GROUP_LINGER);
+                self.take_waiting(&mut group);
             }
             let closing = group.iter().any(|c| matches!(c, Command::Close(_)));
             let writes_anything =
@@ -74,6 +81,16 @@ impl Writer {
             }
             if closing {
                 break;
+            }
+        }
+    }
+
+    /// Adds the commands waiting to `group`, up to [`MAX_GROUP`].
+    fn take_waiting(&mut self, group: &mut Vec<Command>) {
+        while group.len() < MAX_GROUP {
+            match self.rx.try_recv() {
+                Ok(c) => group.push(c),
+                Err(_) => break,
             }
         }
     }
