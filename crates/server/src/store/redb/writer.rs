@@ -19,7 +19,8 @@ pub(super) struct Writer {
     pub(super) failed_once: bool,
 }
 
-/// A group smaller than this waits [`GROUP_LINGER`] for more before it is committed.
+/// A group smaller than this, of a busy store, waits [`GROUP_LINGER`] for more before it is
+/// committed.
 const LINGER_BELOW: usize = 16;
 /// How long a small group waits for more commands.
 const GROUP_LINGER: Duration = Duration::from_millis(1);
@@ -30,13 +31,25 @@ type Outcome = Result<(), StoreError>;
 impl Writer {
     pub(super) fn run(mut self) {
         let mut group = Vec::with_capacity(256);
-        while let Some(first) = self.rx.blocking_recv() {
+        loop {
+            // Writes waiting already when the last commit ended: they come faster than the
+            // commits, so a moment's wait gathers more of them into the next one.
+            let (first, busy) = match self.rx.try_recv() {
+                Ok(c) => (c, true),
+                Err(mpsc::error::TryRecvError::Empty) => match self.rx.blocking_recv() {
+                    Some(c) => (c, false),
+                    None => break,
+                },
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
             group.push(first);
             self.take_waiting(&mut group);
-            // A small group is worth a moment's wait: a commit costs about as much for one op
-            // as for dozens, and only authors' Acks wait for it (everyone else already sees
-            // the ops).
-            if group.len() < LINGER_BELOW && !group.iter().any(|c| matches!(c, Command::Close(_))) {
+            // A commit costs about as much for one op as for dozens, and only authors' Acks
+            // wait for it (everyone else already sees the ops). An idle store never waits.
+            if busy
+                && group.len() < LINGER_BELOW
+                && !group.iter().any(|c| matches!(c, Command::Close(_)))
+            {
                 std::thread::sleep(GROUP_LINGER);
                 self.take_waiting(&mut group);
             }
