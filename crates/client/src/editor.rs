@@ -115,6 +115,10 @@ pub struct Editor {
     budget: FrameBudget,
     /// What this connection carried, so that point batches go by handle.
     handles: Handles,
+    /// The node has sent something only a node that reads handles sends (a short Ack or a
+    /// batch by handle): until then batches go in full, so that a node of an older version
+    /// (in the middle of an upgrade) is never sent what it cannot read.
+    node_reads_handles: bool,
     /// When to try a write again while the room refuses them.
     write_retry: WriteRetry,
     rng: Xoshiro256,
@@ -186,6 +190,7 @@ impl Editor {
             connection,
             budget: FrameBudget::new(),
             handles: Handles::new(),
+            node_reads_handles: false,
             write_retry: WriteRetry::default(),
             rng: Xoshiro256::from_seed(seed),
             saved: SavedPrefs::new(&prefs),

@@ -2,7 +2,8 @@
 //! frame, and what a lost or returning network means.
 
 use kokuban_protocol::{
-    ClientMsg, DecodeError, Handles, Name, PresenceEvent, Profile, decode_server, encode_client,
+    ClientMsg, DecodeError, Handles, Name, PresenceEvent, Profile, ServerMsg, decode_server,
+    encode_client,
 };
 
 use super::{CAMERA_INTERVAL_MS, CURSOR_INTERVAL_MS, Command, Editor};
@@ -21,6 +22,7 @@ impl Editor {
         let msg = self.session.hello(room, token, name, self.prefs.color);
         self.budget = FrameBudget::new();
         self.handles = Handles::new();
+        self.node_reads_handles = false;
         Some(encode_client(&msg))
     }
 
@@ -38,6 +40,9 @@ impl Editor {
             }
             Err(_) => return Some(Command::Reconnect),
         };
+        if matches!(msg, ServerMsg::Acked(_) | ServerMsg::Points(_)) {
+            self.node_reads_handles = true;
+        }
         let had_content = !self.session.view().is_empty();
         let had_title = self.session.view().title().cloned();
         let notices = self.session.receive(msg, &mut self.rng);
@@ -180,7 +185,11 @@ impl Editor {
                 break;
             };
             self.budget.take(now_ms);
-            frames.push(self.handles.encode(&msg));
+            let short = self.handles.shorten(&msg);
+            match short {
+                Some(short) if self.node_reads_handles => frames.push(encode_client(&short)),
+                _ => frames.push(encode_client(&msg)),
+            }
         }
         if self.profile_changed
             && let Ok(name) = Name::new(clean_name(&self.prefs.name))

@@ -1041,3 +1041,39 @@ fn a_version_is_shown_read_only_and_brought_back_as_one_undoable_step() {
         "{sent:?}"
     );
 }
+
+#[test]
+fn batches_go_by_handle_only_once_the_node_shows_it_reads_them() {
+    let by_handle = |frames: &[Vec<u8>]| {
+        frames.iter().any(|f| {
+            matches!(
+                kokuban_protocol::decode_client(f).unwrap(),
+                ClientMsg::Points(_)
+            )
+        })
+    };
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.pointer_down(input(1, 10.0, 10.0, PointerKind::Mouse, 0.0));
+    e.pointer_move(&[input(1, 20.0, 10.0, PointerKind::Mouse, 8.0)]);
+    let first = e.outgoing(20.0);
+    e.pointer_move(&[input(1, 30.0, 12.0, PointerKind::Mouse, 24.0)]);
+    let second = e.outgoing(40.0);
+    // A node of an older version would not read them: nothing by handle yet.
+    assert!(!by_handle(&first) && !by_handle(&second));
+    let sent = ops(&first).len() + ops(&second).len();
+    assert!(sent >= 3, "a Begin and two batches");
+    // The node's short Ack of the Begin shows it reads handles.
+    assert_eq!(e.receive(&encode_server(&ServerMsg::Acked(1)), 45.0), None);
+    e.pointer_move(&[input(1, 40.0, 14.0, PointerKind::Mouse, 50.0)]);
+    let third = e.outgoing(60.0);
+    assert!(by_handle(&third));
+    // The node reads it as the batch it stands for.
+    assert!(ops(&third).iter().any(|m| matches!(
+        m,
+        ClientMsg::Op(Submit {
+            op: Op::StrokePoints(_),
+            ..
+        })
+    )));
+}
