@@ -363,8 +363,11 @@ impl Shared {
 impl Sequencer for LocalSequencer {
     fn store_new_room<'a>(&'a self, room: &'a RoomId, first: (Epoch, Bytes)) -> Done<'a> {
         Box::pin(async move {
-            let created = self.shared.store.create_room(room, first.0, first.1).await;
-            created.map_err(|e| SequencerError(e.to_string()))
+            Ok(self
+                .shared
+                .store
+                .create_room(room, first.0, first.1)
+                .await?)
         })
     }
 
@@ -382,10 +385,7 @@ impl Sequencer for LocalSequencer {
         &'a self,
         room: &'a RoomId,
     ) -> BoxFuture<'a, Result<u64, SequencerError>> {
-        Box::pin(async move {
-            let read = self.shared.store.link_generation(room).await;
-            read.map_err(|e| SequencerError(e.to_string()))
-        })
+        Box::pin(async move { Ok(self.shared.store.link_generation(room).await?) })
     }
 
     fn reset_links<'a>(
@@ -393,20 +393,14 @@ impl Sequencer for LocalSequencer {
         room: &'a RoomId,
         from: u64,
     ) -> BoxFuture<'a, Result<Option<u64>, SequencerError>> {
-        Box::pin(async move {
-            let reset = self.shared.store.reset_links(room, from).await;
-            reset.map_err(|e| SequencerError(e.to_string()))
-        })
+        Box::pin(async move { Ok(self.shared.store.reset_links(room, from).await?) })
     }
 
     fn checkpoints<'a>(
         &'a self,
         room: &'a RoomId,
     ) -> BoxFuture<'a, Result<Vec<CheckpointInfo>, SequencerError>> {
-        Box::pin(async move {
-            let listed = self.shared.store.checkpoints(room).await;
-            listed.map_err(|e| SequencerError(e.to_string()))
-        })
+        Box::pin(async move { Ok(self.shared.store.checkpoints(room).await?) })
     }
 
     fn checkpoint_board<'a>(
@@ -414,20 +408,14 @@ impl Sequencer for LocalSequencer {
         room: &'a RoomId,
         id: u64,
     ) -> BoxFuture<'a, Result<Option<Bytes>, SequencerError>> {
-        Box::pin(async move {
-            let board = self.shared.store.checkpoint_board(room, id).await;
-            board.map_err(|e| SequencerError(e.to_string()))
-        })
+        Box::pin(async move { Ok(self.shared.store.checkpoint_board(room, id).await?) })
     }
 
     fn history_for_viewers<'a>(
         &'a self,
         room: &'a RoomId,
     ) -> BoxFuture<'a, Result<bool, SequencerError>> {
-        Box::pin(async move {
-            let read = self.shared.store.history_for_viewers(room).await;
-            read.map_err(|e| SequencerError(e.to_string()))
-        })
+        Box::pin(async move { Ok(self.shared.store.history_for_viewers(room).await?) })
     }
 
     fn set_history_for_viewers<'a>(
@@ -436,12 +424,11 @@ impl Sequencer for LocalSequencer {
         allowed: bool,
     ) -> BoxFuture<'a, Result<bool, SequencerError>> {
         Box::pin(async move {
-            let set = self
+            Ok(self
                 .shared
                 .store
                 .set_history_for_viewers(room, allowed)
-                .await;
-            set.map_err(|e| SequencerError(e.to_string()))
+                .await?)
         })
     }
 
@@ -468,11 +455,7 @@ impl Sequencer for LocalSequencer {
             shared.tasks.close();
             shared.tasks.wait().await;
             shared.rooms.unload_all(|_| {});
-            shared
-                .store
-                .close()
-                .await
-                .map_err(|e| SequencerError(e.to_string()))
+            Ok(shared.store.close().await?)
         })
     }
 }

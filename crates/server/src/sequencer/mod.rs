@@ -496,3 +496,10 @@ impl<R: HeldRoom> HeldRooms<R> {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct SequencerError(pub String);
+
+/// The embedded store failed (its own message).
+impl From<crate::store::StoreError> for SequencerError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.to_string())
+    }
+}
