@@ -15,7 +15,7 @@ use kokuban_client::prefs::{Prefs, Size, Theme, hex};
 use kokuban_client::presence::initials;
 use kokuban_client::svg::{self, content_bounds};
 use kokuban_client::tools::ToolKind;
-use kokuban_protocol::{Capability, Color};
+use kokuban_protocol::{Capability, Color, Look};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -54,6 +54,8 @@ pub struct Ui {
     pub ink: Color,
     /// Selected size (likewise).
     pub size: Size,
+    /// The look of the selection's first item, or the one new items get.
+    pub look: Look,
     /// Theme.
     pub theme: Theme,
     /// `data-status` of the status element.
@@ -125,6 +127,7 @@ impl Ui {
             tool: e.tools().kind(),
             ink: selected_ink.unwrap_or(p.ink),
             size: selected_size.unwrap_or(p.size),
+            look: e.shown_look(),
             theme: p.theme,
             status: e.status().name(),
             status_label: e.status().label(),

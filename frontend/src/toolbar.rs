@@ -3,9 +3,11 @@
 //! panels opened from the tray (the same buttons: the stylesheet decides), so that everything
 //! stays on screen without scrolling.
 
+use kokuban_client::LookPart;
 use kokuban_client::panels::Panel;
 use kokuban_client::prefs::{PALETTE, Size, hex};
 use kokuban_client::tools::ToolKind;
+use kokuban_protocol::{Align, Dash, Fill, Opacity};
 use leptos::prelude::*;
 
 use crate::room::{EngineRef, icon};
@@ -83,6 +85,7 @@ pub fn Toolbar(engine: EngineRef) -> impl IntoView {
     let shape = move || ui.with(|u| SHAPES.contains(&u.tool).then_some(u.tool));
     let shapes_open = move || panels.with(|p| p.is_open(Panel::Shapes));
     let style_open = move || panels.with(|p| p.is_open(Panel::Style));
+    let look_open = move || panels.with(|p| p.is_open(Panel::Look));
     view! {
         <nav class="bar toolbar" aria-label="Tools">
             <div class="group tools">
@@ -121,6 +124,20 @@ pub fn Toolbar(engine: EngineRef) -> impl IntoView {
                 </button>
                 <div class="tray" class:open=style_open role="group" aria-label="Ink colour and size">
                     <Style engine=engine/>
+                </div>
+            </div>
+            <div class="collapsible look" data-panel="look">
+                <button
+                    class="btn toggle"
+                    title="Fill, line and opacity"
+                    aria-label="Fill, line and opacity"
+                    aria-expanded=move || look_open().to_string()
+                    on:click=move |_| panels.update(|p| p.toggle(Panel::Look))
+                >
+                    {icon("look")}
+                </button>
+                <div class="tray" class:open=look_open role="group" aria-label="Fill, line and opacity">
+                    <LookPanel engine=engine/>
                 </div>
             </div>
             <div class="sep"></div>
@@ -189,6 +206,77 @@ fn Style(engine: EngineRef) -> impl IntoView {
         <div class="group swatches">{swatches}</div>
         <div class="sep"></div>
         <div class="group sizes">{sizes}</div>
+    }
+}
+
+/// Fill, line style, opacity and text alignment: of the selection, and of new items.
+#[component]
+fn LookPanel(engine: EngineRef) -> impl IntoView {
+    let ui = engine.with_value(|e| e.ui());
+    let choice = move |part: LookPart, label: &'static str, name: String| {
+        view! {
+            <button
+                class="btn choice"
+                class:active=move || ui.with(|u| part.on(u.look) == u.look)
+                title=name.clone()
+                aria-label=name
+                on:click=move |_| engine.with_value(|e| e.act(|ed| ed.set_look(part)))
+            >
+                {label}
+            </button>
+        }
+    };
+    let fills = [
+        (Fill::None, "None"),
+        (Fill::Tint, "Tint"),
+        (Fill::Solid, "Solid"),
+    ]
+    .map(|(f, l)| choice(LookPart::Fill(f), l, format!("Fill: {}", l.to_lowercase())));
+    let dashes = [
+        (Dash::Solid, "Solid"),
+        (Dash::Dashed, "Dashed"),
+        (Dash::Dotted, "Dotted"),
+    ]
+    .map(|(d, l)| choice(LookPart::Dash(d), l, format!("Line: {}", l.to_lowercase())));
+    let opacities = [100u8, 75, 50, 25].map(|o| {
+        let part = LookPart::Opacity(Opacity::new(o).unwrap_or_default());
+        let label: &'static str = match o {
+            100 => "100%",
+            75 => "75%",
+            50 => "50%",
+            _ => "25%",
+        };
+        choice(part, label, format!("Opacity {label}"))
+    });
+    let aligns = [
+        (Align::Left, "Left"),
+        (Align::Center, "Centre"),
+        (Align::Right, "Right"),
+    ]
+    .map(|(a, l)| {
+        choice(
+            LookPart::Align(a),
+            l,
+            format!("Align text: {}", l.to_lowercase()),
+        )
+    });
+    view! {
+        <div class="look-row" role="group" aria-label="Fill">
+            <span class="look-label">"Fill"</span>
+            {fills}
+        </div>
+        <div class="look-row" role="group" aria-label="Line">
+            <span class="look-label">"Line"</span>
+            {dashes}
+        </div>
+        <div class="look-row" role="group" aria-label="Opacity">
+            <span class="look-label">"Opacity"</span>
+            {opacities}
+        </div>
+        <div class="look-row" role="group" aria-label="Text alignment">
+            <span class="look-label">"Text"</span>
+            {aligns}
+        </div>
     }
 }
 

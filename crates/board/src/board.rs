@@ -2,8 +2,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
-    Color, Epoch, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints, Text,
-    Title, Tool, Width,
+    Color, Epoch, Look, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints,
+    Text, Title, Tool, Width,
 };
 
 /// How many erased strokes a board keeps so that undo can restore them. Beyond this the
@@ -41,6 +41,8 @@ pub struct Stroke {
     pub erased: bool,
     /// Offset from where it was drawn, set by Move.
     pub offset: (i32, i32),
+    /// Fill, stroke style, opacity and alignment, set by Look.
+    pub look: Look,
 }
 
 impl Stroke {
@@ -85,7 +87,7 @@ pub enum Change {
     Cleared,
     /// The board's title changed.
     Retitled,
-    /// Strokes got another colour or width.
+    /// Strokes got another colour, width or look.
     Restyled(Vec<StrokeId>),
 }
 
@@ -293,6 +295,7 @@ impl Board {
                 finished: false,
                 erased: false,
                 offset: (0, 0),
+                look: Look::default(),
             }),
             Op::Text {
                 id,
@@ -310,6 +313,7 @@ impl Board {
                 finished: true,
                 erased: false,
                 offset: (0, 0),
+                look: Look::default(),
             }),
             Op::StrokePoints(batch) => self.extend(author, batch),
             Op::StrokeEnd { id } => match self.stroke_of(author, id) {
@@ -407,6 +411,22 @@ impl Board {
                     Change::Restyled(restyled)
                 }
             }
+            Op::Look { to } => {
+                let mut restyled = Vec::new();
+                for look in last_of_each(to.as_slice(), |l| l.id) {
+                    if let Some(s) = self.stroke_mut(&look.id)
+                        && s.look != look.look
+                    {
+                        s.look = look.look;
+                        restyled.push(look.id);
+                    }
+                }
+                if restyled.is_empty() {
+                    Change::None
+                } else {
+                    Change::Restyled(restyled)
+                }
+            }
         }
     }
 
@@ -476,6 +496,13 @@ impl Board {
                     self.get(&style.id)
                         .is_some_and(|s| (s.color, s.width) != (style.color, style.width))
                 }) {
+                    return Err(Refusal::NoTargets);
+                }
+            }
+            Op::Look { to } => {
+                if !last_of_each(to.as_slice(), |l| l.id)
+                    .any(|look| self.get(&look.id).is_some_and(|s| s.look != look.look))
+                {
                     return Err(Refusal::NoTargets);
                 }
             }
@@ -550,7 +577,7 @@ impl Board {
     }
 }
 
-/// The entries of a Move or Restyle that apply: the last one of each id, in their order.
+/// The entries of a Move, Restyle or Look that apply: the last one of each id, in their order.
 fn last_of_each<T>(to: &[T], id: impl Fn(&T) -> StrokeId) -> impl Iterator<Item = &T> {
     let last: HashMap<StrokeId, usize> = to.iter().enumerate().map(|(i, t)| (id(t), i)).collect();
     to.iter()

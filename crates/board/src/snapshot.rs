@@ -1,7 +1,9 @@
 //! Snapshot encoding: a version byte, then a postcard body.
 //!
-//! Version 2 added the board's title at the end of the body. Version 1 snapshots (stores
-//! written before it) are still read, as untitled boards; only version 2 is written.
+//! Version 2 added the board's title at the end of the body, version 3 the looks of the items
+//! that have one other than the default after it. Versions 1 and 2 (stores written before
+//! them) are still read, as untitled boards and as items of the default look; only version 3
+//! is written.
 //!
 //! A snapshot holds the whole state of a board, tombstones and drawing order included, so that
 //! `snapshot → board → snapshot` gives the same bytes and a board restored from a snapshot
@@ -9,13 +11,15 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use kokuban_protocol::{Color, List, MemberId, Path, Position, StrokeId, Text, Title, Tool, Width};
+use kokuban_protocol::{
+    Color, List, Look, LookOf, MemberId, Path, Position, StrokeId, Text, Title, Tool, Width,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::board::{Board, MAX_TOMBSTONES, Shape, Stroke};
 
 /// Version of the snapshot format written. Bumped on any incompatible change.
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
 
 /// The oldest version still read.
 const OLDEST_READ: u8 = 1;
@@ -46,6 +50,31 @@ struct Body {
     strokes: List<Record>,
     tombstones: List<StrokeId>,
     title: Option<Title>,
+    /// Only the items whose look is not the default, in drawing order.
+    looks: List<LookOf>,
+}
+
+/// The body of a version 2 snapshot: no looks.
+#[derive(Deserialize)]
+struct BodyV2 {
+    position: Option<Position>,
+    next_order: u64,
+    strokes: List<Record>,
+    tombstones: List<StrokeId>,
+    title: Option<Title>,
+}
+
+impl From<BodyV2> for Body {
+    fn from(v2: BodyV2) -> Self {
+        Body {
+            position: v2.position,
+            next_order: v2.next_order,
+            strokes: v2.strokes,
+            tombstones: v2.tombstones,
+            title: v2.title,
+            looks: List::from(Vec::new()),
+        }
+    }
 }
 
 /// The body of a version 1 snapshot: no title.
@@ -65,6 +94,7 @@ impl From<BodyV1> for Body {
             strokes: v1.strokes,
             tombstones: v1.tombstones,
             title: None,
+            looks: List::from(Vec::new()),
         }
     }
 }
@@ -119,6 +149,15 @@ impl Board {
             strokes,
             tombstones: self.tombstones.iter().copied().collect(),
             title: self.title.clone(),
+            looks: self
+                .strokes
+                .values()
+                .filter(|s| s.look != Look::default())
+                .map(|s| LookOf {
+                    id: s.id,
+                    look: s.look,
+                })
+                .collect(),
         };
         let out = vec![SNAPSHOT_VERSION];
         postcard::to_extend(&body, out).expect("snapshot types always serialize")
@@ -129,6 +168,7 @@ impl Board {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
         let body: Body = match version {
             1 => postcard::from_bytes::<BodyV1>(body).map(Body::from),
+            2 => postcard::from_bytes::<BodyV2>(body).map(Body::from),
             SNAPSHOT_VERSION => postcard::from_bytes(body),
             _ => return Err(SnapshotError::Version(version)),
         }
@@ -166,8 +206,25 @@ impl Board {
                     finished: r.finished,
                     erased: r.erased,
                     offset: r.offset,
+                    look: Look::default(),
                 },
             );
+        }
+        let mut last = None;
+        for l in body.looks.into_inner() {
+            // Listed once each, in drawing order, and never the default: what `snapshot`
+            // writes, so that a board read back writes the same bytes.
+            let order = index.get(&l.id).copied();
+            let Some(order) = order.filter(|&o| last < Some(o)) else {
+                return Err(SnapshotError::Inconsistent("looks out of drawing order"));
+            };
+            if l.look == Look::default() {
+                return Err(SnapshotError::Inconsistent("a default look listed"));
+            }
+            last = Some(order);
+            if let Some(s) = strokes.get_mut(&order) {
+                s.look = l.look;
+            }
         }
         let tombstones: VecDeque<StrokeId> = body.tombstones.into_inner().into();
         let listed_erased = tombstones.iter().all(|id| {
@@ -215,22 +272,79 @@ mod tests {
         b
     }
 
-    /// A version 1 body is a version 2 body without its last field; an untitled board's
-    /// title encodes as one zero byte at the end.
+    /// A version 2 body is a version 3 body without its last field (an empty list of looks,
+    /// one zero byte), and a version 1 body is a version 2 body without the title (an
+    /// untitled board's title is one zero byte too).
     #[test]
-    fn a_version_1_snapshot_is_read_as_an_untitled_board() {
+    fn versions_1_and_2_are_read_as_untitled_boards_of_default_looks() {
         let board = drawn();
-        let mut v1 = board.snapshot();
+        let mut old = board.snapshot();
+        assert_eq!(old.pop(), Some(0), "no looks end with an empty list");
+        old[0] = 2;
+        assert_eq!(Board::from_snapshot(&old), Ok(board.clone()));
         assert_eq!(
-            v1.pop(),
+            old.pop(),
             Some(0),
             "an untitled board ends with an empty option"
         );
-        v1[0] = 1;
-        assert_eq!(Board::from_snapshot(&v1), Ok(board));
-        v1[0] = SNAPSHOT_VERSION + 1;
-        let refused = Board::from_snapshot(&v1).unwrap_err();
-        assert!(refused.to_string().contains("reads 1 to 2"), "{refused}");
+        old[0] = 1;
+        assert_eq!(Board::from_snapshot(&old), Ok(board));
+        old[0] = SNAPSHOT_VERSION + 1;
+        let refused = Board::from_snapshot(&old).unwrap_err();
+        assert!(refused.to_string().contains("reads 1 to 3"), "{refused}");
+    }
+
+    #[test]
+    fn looks_survive_a_snapshot_and_only_non_default_ones_are_listed() {
+        use kokuban_protocol::{Bounded, Dash, Fill, Opacity};
+        let mut board = drawn();
+        let plain = board.snapshot();
+        let look = Look {
+            fill: Fill::Solid,
+            dash: Dash::Dotted,
+            opacity: Opacity::new(40).unwrap(),
+            ..Look::default()
+        };
+        let id = StrokeId(Uuid::from_u128(7));
+        board.apply(
+            MemberId(2),
+            &Op::Look {
+                to: Bounded::new(vec![LookOf { id, look }]).unwrap(),
+            },
+        );
+        let bytes = board.snapshot();
+        assert!(bytes.len() > plain.len());
+        let back = Board::from_snapshot(&bytes).unwrap();
+        assert_eq!(back.get(&id).unwrap().look, look);
+        assert_eq!(back.snapshot(), bytes);
+        // A look of an item the board does not have, or the default look listed, is not
+        // what a board writes.
+        let mut stray = board.clone();
+        stray
+            .strokes
+            .values_mut()
+            .for_each(|s| s.look = Look::default());
+        let mut listed = stray.snapshot();
+        listed.pop();
+        let default = postcard::to_allocvec(&List::from(vec![LookOf {
+            id,
+            look: Look::default(),
+        }]))
+        .unwrap();
+        listed.extend(&default);
+        assert_eq!(
+            Board::from_snapshot(&listed),
+            Err(SnapshotError::Inconsistent("a default look listed"))
+        );
+        let mut unknown = stray.snapshot();
+        unknown.pop();
+        let other = StrokeId(Uuid::from_u128(8));
+        unknown
+            .extend(postcard::to_allocvec(&List::from(vec![LookOf { id: other, look }])).unwrap());
+        assert_eq!(
+            Board::from_snapshot(&unknown),
+            Err(SnapshotError::Inconsistent("looks out of drawing order"))
+        );
     }
 
     #[test]
@@ -247,8 +361,8 @@ mod tests {
         assert_eq!(back.title().map(Title::as_str), Some("Q3 plan"));
         assert_eq!(back.snapshot(), bytes);
         let mut empty = drawn().snapshot();
-        empty.pop();
-        empty.extend([1, 0]);
+        empty.truncate(empty.len() - 2);
+        empty.extend([1, 0, 0]);
         assert_eq!(
             Board::from_snapshot(&empty),
             Err(SnapshotError::Inconsistent("empty title"))

@@ -9,9 +9,14 @@
 //! {"kokuban": 1, "items": [
 //!   {"type": "ink", "tool": "pen", "color": "#1e1e1e", "width": 4.0,
 //!    "points": [[10.0, 20.0, 0.5], [11.5, 20.25, 0.6]]},
-//!   {"type": "text", "at": [40.0, 60.0], "color": "#e03131", "size": 24.0, "text": "Hello"}
+//!   {"type": "text", "at": [40.0, 60.0], "color": "#e03131", "size": 24.0, "text": "Hello",
+//!    "look": {"fill": "none", "dash": "solid", "opacity": 0.5, "align": "center"}}
 //! ]}
 //! ```
+//!
+//! `look` is left out for an item of the default look (no fill, solid, opaque, left-aligned);
+//! `fill` is one of `none`, `tint`, `solid`, `dash` one of `solid`, `dashed`, `dotted`, `align`
+//! one of `left`, `center`, `right`, and `opacity` lies in `0.1..=1`.
 //!
 //! `tool` is one of `pen`, `highlighter`, `line`, `arrow`, `rect`, `ellipse`; `points` are
 //! `[x, y, pressure]` with pressure in `0..=1`; colours are `#rrggbb` (or `#rrggbbaa`). A paste
@@ -22,7 +27,10 @@
 
 use kokuban_board::{Board, Shape, Stroke};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
-use kokuban_protocol::{Color, Op, Point, Points, StrokeId, StrokePoints, Text, Tool, Width};
+use kokuban_protocol::{
+    Align, Bounded, Color, Dash, Fill, Look, LookOf, Op, Opacity, Point, Points, StrokeId,
+    StrokePoints, Text, Tool, Width,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::geom::{Pt, Rect, visual_bounds};
@@ -46,7 +54,7 @@ pub const MAX_CLIP_BYTES: usize = 16 * 1024 * 1024;
 /// [`MAX_CLIP_ITEMS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clip {
-    items: Vec<Item>,
+    items: Vec<(Item, Look)>,
     /// Where the copied items were drawn, as the board showed them.
     bounds: Rect,
 }
@@ -92,7 +100,7 @@ impl Clip {
             }
             let item = Item::of(s);
             bounds = bounds.union(item.bounds());
-            items.push(item);
+            items.push((item, s.look));
         }
         (!items.is_empty()).then_some(Clip { items, bounds })
     }
@@ -100,14 +108,14 @@ impl Clip {
     /// Every visible, finished item of `board`, in drawing order, however many there are (to
     /// draw the board again after a Clear; not for the clipboard). None on an empty board.
     pub fn everything(board: &Board) -> Option<Clip> {
-        let items: Vec<Item> = board
+        let items: Vec<(Item, Look)> = board
             .strokes()
             .filter(|s| s.finished)
-            .map(Item::of)
+            .map(|s| (Item::of(s), s.look))
             .collect();
         let bounds = items
             .iter()
-            .map(Item::bounds)
+            .map(|(item, _)| item.bounds())
             .fold(Rect::EMPTY, Rect::union);
         (!items.is_empty()).then_some(Clip { items, bounds })
     }
@@ -131,7 +139,11 @@ impl Clip {
     pub fn to_json(&self) -> String {
         let json = Json {
             kokuban: CLIP_VERSION,
-            items: self.items.iter().map(Item::to_json).collect(),
+            items: self
+                .items
+                .iter()
+                .map(|(item, look)| item.to_json(*look))
+                .collect(),
         };
         serde_json::to_string(&json).unwrap_or_default()
     }
@@ -146,13 +158,13 @@ impl Clip {
         if json.kokuban != CLIP_VERSION || json.items.len() > MAX_CLIP_ITEMS {
             return None;
         }
-        let items: Vec<Item> = json.items.iter().filter_map(Item::from_json).collect();
+        let items: Vec<(Item, Look)> = json.items.iter().filter_map(Item::from_json).collect();
         if items.is_empty() {
             return None;
         }
         let bounds = items
             .iter()
-            .map(Item::bounds)
+            .map(|(item, _)| item.bounds())
             .fold(Rect::EMPTY, Rect::union);
         Some(Clip { items, bounds })
     }
@@ -175,9 +187,13 @@ impl Clip {
     /// New copies of the items, moved by `(dx, dy)` fixed-point units, each with a fresh id.
     pub fn paste_moved(&self, (dx, dy): (i32, i32), rng: &mut dyn Entropy) -> Pasted {
         let mut pasted = Pasted::default();
-        for item in &self.items {
+        for (item, look) in &self.items {
             let id = new_stroke_id(rng);
             pasted.ids.push(id);
+            let dressed = (*look != Look::default())
+                .then(|| Bounded::new(vec![LookOf { id, look: *look }]).ok())
+                .flatten()
+                .map(|to| Op::Look { to });
             match item {
                 Item::Ink {
                     tool,
@@ -203,19 +219,23 @@ impl Clip {
                         start += chunk.len() as u32;
                     }
                     pasted.ops.push(Op::StrokeEnd { id });
+                    pasted.ops.extend(dressed);
                 }
                 Item::Text {
                     at,
                     color,
                     size,
                     text,
-                } => pasted.ops.push(Op::Text {
-                    id,
-                    at: at.offset(dx, dy),
-                    color: *color,
-                    size: *size,
-                    text: text.clone(),
-                }),
+                } => {
+                    pasted.ops.push(Op::Text {
+                        id,
+                        at: at.offset(dx, dy),
+                        color: *color,
+                        size: *size,
+                        text: text.clone(),
+                    });
+                    pasted.ops.extend(dressed);
+                }
             }
         }
         pasted
@@ -271,10 +291,12 @@ impl Item {
             finished: true,
             erased: false,
             offset: (0, 0),
+            look: Look::default(),
         }
     }
 
-    fn to_json(&self) -> JsonItem {
+    fn to_json(&self, look: Look) -> JsonItem {
+        let look = (look != Look::default()).then(|| JsonLook::of(look));
         let point = |p: &Point| [p.x_px(), p.y_px(), p.pressure_unit()];
         match self {
             Item::Ink {
@@ -287,6 +309,7 @@ impl Item {
                 color: color_hex(*color),
                 width: width.px(),
                 points: points.iter().map(point).collect(),
+                look,
             },
             Item::Text {
                 at,
@@ -298,11 +321,13 @@ impl Item {
                 color: color_hex(*color),
                 size: size.px(),
                 text: text.as_str().to_string(),
+                look,
             },
         }
     }
 
-    fn from_json(item: &JsonItem) -> Option<Item> {
+    /// The item and its look (an opacity out of range is read as opaque).
+    fn from_json(item: &JsonItem) -> Option<(Item, Look)> {
         let width = |px: f64| (px.is_finite() && px > 0.0).then(|| Width::from_px(px));
         match item {
             JsonItem::Ink {
@@ -310,6 +335,7 @@ impl Item {
                 color,
                 width: w,
                 points,
+                look,
             } => {
                 if points.is_empty() || points.len() > MAX_POINTS_PER_STROKE as usize {
                     return None;
@@ -318,29 +344,36 @@ impl Item {
                     .iter()
                     .map(|&[x, y, p]| Point::from_px(x, y, p).ok())
                     .collect::<Option<Vec<Point>>>()?;
-                Some(Item::Ink {
-                    tool: tool.tool(),
-                    color: parse_color(color)?,
-                    width: width(*w)?,
-                    points,
-                })
+                Some((
+                    Item::Ink {
+                        tool: tool.tool(),
+                        color: parse_color(color)?,
+                        width: width(*w)?,
+                        points,
+                    },
+                    JsonLook::read(look.as_ref()),
+                ))
             }
             JsonItem::Text {
                 at,
                 color,
                 size,
                 text,
+                look,
             } => {
                 let text = Text::new(text.trim_end()).ok()?;
                 if text.as_str().trim().is_empty() {
                     return None;
                 }
-                Some(Item::Text {
-                    at: Point::from_px(at[0], at[1], 0.5).ok()?,
-                    color: parse_color(color)?,
-                    size: width(*size)?,
-                    text,
-                })
+                Some((
+                    Item::Text {
+                        at: Point::from_px(at[0], at[1], 0.5).ok()?,
+                        color: parse_color(color)?,
+                        size: width(*size)?,
+                        text,
+                    },
+                    JsonLook::read(look.as_ref()),
+                ))
             }
         }
     }
@@ -402,13 +435,108 @@ enum JsonItem {
         color: String,
         width: f64,
         points: Vec<[f64; 3]>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        look: Option<JsonLook>,
     },
     Text {
         at: [f64; 2],
         color: String,
         size: f64,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        look: Option<JsonLook>,
     },
+}
+
+/// A look by the names the format documents; a part left out is the default's.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct JsonLook {
+    fill: JsonFill,
+    dash: JsonDash,
+    opacity: f64,
+    align: JsonAlign,
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum JsonFill {
+    #[default]
+    None,
+    Tint,
+    Solid,
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum JsonDash {
+    #[default]
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum JsonAlign {
+    #[default]
+    Left,
+    Center,
+    Right,
+}
+
+impl JsonLook {
+    fn of(look: Look) -> JsonLook {
+        JsonLook {
+            fill: match look.fill {
+                Fill::None => JsonFill::None,
+                Fill::Tint => JsonFill::Tint,
+                Fill::Solid => JsonFill::Solid,
+            },
+            dash: match look.dash {
+                Dash::Solid => JsonDash::Solid,
+                Dash::Dashed => JsonDash::Dashed,
+                Dash::Dotted => JsonDash::Dotted,
+            },
+            opacity: look.opacity.unit(),
+            align: match look.align {
+                Align::Left => JsonAlign::Left,
+                Align::Center => JsonAlign::Center,
+                Align::Right => JsonAlign::Right,
+            },
+        }
+    }
+
+    fn read(json: Option<&JsonLook>) -> Look {
+        let Some(json) = json else {
+            return Look::default();
+        };
+        // Out of range, or left out (0): opaque.
+        let percent = (json.opacity * 100.0).round();
+        let opacity = if percent.is_finite() && (0.0..=100.0).contains(&percent) {
+            Opacity::new(percent as u8).unwrap_or_default()
+        } else {
+            Opacity::default()
+        };
+        Look {
+            fill: match json.fill {
+                JsonFill::None => Fill::None,
+                JsonFill::Tint => Fill::Tint,
+                JsonFill::Solid => Fill::Solid,
+            },
+            dash: match json.dash {
+                JsonDash::Solid => Dash::Solid,
+                JsonDash::Dashed => Dash::Dashed,
+                JsonDash::Dotted => Dash::Dotted,
+            },
+            opacity,
+            align: match json.align {
+                JsonAlign::Left => Align::Left,
+                JsonAlign::Center => Align::Center,
+                JsonAlign::Right => Align::Right,
+            },
+        }
+    }
 }
 
 /// The tools by the names the format documents (not the wire's encoding, which may change).

@@ -30,6 +30,7 @@ mod version;
 
 pub use edit::{DUPLICATE_OFFSET_PX, NUDGE_PX};
 use input::Nav;
+pub use style::LookPart;
 
 /// Cursor positions are sent at most this often (the server relays them at 25 Hz anyway).
 const CURSOR_INTERVAL_MS: f64 = 40.0;
@@ -368,7 +369,7 @@ impl Editor {
 
     /// Picks an ink colour, and gives it to the selected items.
     pub fn set_ink(&mut self, ink: Color) {
-        self.restyle_selection(Some(ink), None);
+        self.restyle_selection(Some(ink), None, None);
         self.tools.ink = ink;
         self.prefs.ink = ink;
         self.prefs_changed = true;
@@ -377,7 +378,7 @@ impl Editor {
 
     /// Picks a size, and gives it to the selected items.
     pub fn set_size(&mut self, size: Size) {
-        self.restyle_selection(None, Some(size));
+        self.restyle_selection(None, Some(size), None);
         self.tools.size = size;
         self.prefs.size = size;
         self.prefs_changed = true;

@@ -2,7 +2,7 @@
 //! bounds and whether a pointer touches it (eraser, selection).
 
 use kokuban_board::{Shape, Stroke};
-use kokuban_protocol::{Point, Tool};
+use kokuban_protocol::{Fill, Point, Tool};
 
 use crate::shape::{TEXT_LINE_HEIGHT, text_box};
 
@@ -284,9 +284,37 @@ pub fn hits(stroke: &Stroke, from: Pt, to: Pt, radius: f64) -> bool {
             return true;
         }
     }
+    if filled_contains(stroke, from) || filled_contains(stroke, to) {
+        return true;
+    }
     outline_segments(stroke)
         .into_iter()
         .any(|(a, b)| segment_distance(from, to, a, b) <= reach)
+}
+
+/// Whether `p` lies inside a filled rectangle or ellipse (a filled shape is picked, and
+/// erased, by its inside too, as it is seen).
+fn filled_contains(stroke: &Stroke, p: Pt) -> bool {
+    let Shape::Ink(tool @ (Tool::Rect | Tool::Ellipse)) = stroke.shape else {
+        return false;
+    };
+    if stroke.look.fill == Fill::None {
+        return false;
+    }
+    let mut placed = stroke.placed_points().map(Pt::of);
+    let (Some(a), Some(b)) = (placed.next(), placed.last()) else {
+        return false;
+    };
+    let r = Rect::spanning(a, b);
+    if tool == Tool::Rect {
+        return r.contains(p);
+    }
+    let (c, rx, ry) = (r.center(), r.width() / 2.0, r.height() / 2.0);
+    if rx <= 0.0 || ry <= 0.0 {
+        return false;
+    }
+    let (x, y) = ((p.x - c.x) / rx, (p.y - c.y) / ry);
+    x * x + y * y <= 1.0
 }
 
 /// The rectangle outside of which a pointer cannot touch a stroke (offset applied): a path
@@ -374,6 +402,13 @@ mod tests {
         let e = stroke(Tool::Ellipse, &[(0.0, 0.0), (100.0, 50.0)]);
         assert!(hits(&e, Pt::new(50.0, 1.0), Pt::new(50.0, 1.0), 3.0));
         assert!(!hits(&e, Pt::new(50.0, 25.0), Pt::new(50.0, 25.0), 3.0));
+        // Filled, their inside is ink too; outside an ellipse's curve, within its box, is not.
+        let (mut r, mut e) = (r, e);
+        r.look.fill = kokuban_protocol::Fill::Tint;
+        e.look.fill = kokuban_protocol::Fill::Solid;
+        assert!(hits(&r, Pt::new(50.0, 50.0), Pt::new(50.0, 50.0), 4.0));
+        assert!(hits(&e, Pt::new(50.0, 25.0), Pt::new(50.0, 25.0), 3.0));
+        assert!(!hits(&e, Pt::new(8.0, 4.0), Pt::new(8.0, 4.0), 1.0));
     }
 
     #[test]

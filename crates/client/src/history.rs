@@ -10,7 +10,7 @@
 
 use kokuban_board::Board;
 use kokuban_protocol::limits::MAX_IDS_PER_OP;
-use kokuban_protocol::{Bounded, Color, Op, Placement, StrokeId, Style, Width};
+use kokuban_protocol::{Bounded, Color, Look, LookOf, Op, Placement, StrokeId, Style, Width};
 
 /// Undo steps kept; older ones are forgotten.
 pub const MAX_UNDO: usize = 200;
@@ -24,7 +24,7 @@ pub enum Action {
     Erased(Vec<StrokeId>),
     /// Strokes moved from one offset to another.
     Moved(Vec<Move>),
-    /// Strokes given another colour or width.
+    /// Strokes given another colour, width or look.
     Restyled(Vec<Restyling>),
     /// The board was cleared, and `drawn` drawn on it (a version of the board brought back;
     /// nothing after a plain Clear). Undo erases `drawn` and draws the cleared items again as
@@ -97,10 +97,32 @@ pub struct Move {
 pub struct Restyling {
     /// The stroke.
     pub id: StrokeId,
-    /// Its colour and width before.
-    pub from: (Color, Width),
-    /// Its colour and width after.
-    pub to: (Color, Width),
+    /// How it looked before.
+    pub from: Dress,
+    /// How it looks after.
+    pub to: Dress,
+}
+
+/// What a restyle sets of an item: its colour, its width (a text's font size) and its look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dress {
+    /// Colour.
+    pub color: Color,
+    /// Width or font size.
+    pub width: Width,
+    /// Fill, stroke style, opacity and alignment.
+    pub look: Look,
+}
+
+impl Dress {
+    /// How `stroke` looks now.
+    pub fn of(stroke: &kokuban_board::Stroke) -> Self {
+        Self {
+            color: stroke.color,
+            width: stroke.width,
+            look: stroke.look,
+        }
+    }
 }
 
 /// The undo and redo stacks.
@@ -272,16 +294,29 @@ fn place(to: impl Iterator<Item = (StrokeId, (i32, i32))>, board: &Board) -> Vec
 }
 
 /// `Restyle` ops for those of the strokes that are visible and styled otherwise.
-pub fn style(to: impl Iterator<Item = (StrokeId, (Color, Width))>, board: &Board) -> Vec<Op> {
-    let styles: Vec<Style> = to
-        .filter(|(id, at)| {
-            board
-                .get(id)
-                .is_some_and(|s| !s.erased && (s.color, s.width) != *at)
-        })
-        .map(|(id, (color, width))| Style { id, color, width })
-        .collect();
-    chunks(styles, |to| Op::Restyle { to })
+pub fn style(to: impl Iterator<Item = (StrokeId, Dress)>, board: &Board) -> Vec<Op> {
+    let (mut styles, mut looks) = (Vec::new(), Vec::new());
+    for (id, dress) in to {
+        let Some(s) = board.get(&id).filter(|s| !s.erased) else {
+            continue;
+        };
+        if (s.color, s.width) != (dress.color, dress.width) {
+            styles.push(Style {
+                id,
+                color: dress.color,
+                width: dress.width,
+            });
+        }
+        if s.look != dress.look {
+            looks.push(LookOf {
+                id,
+                look: dress.look,
+            });
+        }
+    }
+    let mut ops = chunks(styles, |to| Op::Restyle { to });
+    ops.extend(chunks(looks, |to| Op::Look { to }));
+    ops
 }
 
 /// Splits a list into ops of at most [`MAX_IDS_PER_OP`] items.

@@ -36,7 +36,8 @@ pub mod versions;
 pub mod viewport;
 
 pub use editor::{
-    Command, DUPLICATE_OFFSET_PX, Editor, Input, NO_TOKEN, NUDGE_PX, PointerKind, TextRequest,
+    Command, DUPLICATE_OFFSET_PX, Editor, Input, LookPart, NO_TOKEN, NUDGE_PX, PointerKind,
+    TextRequest,
 };
 
 #[cfg(test)]
@@ -61,6 +62,7 @@ mod fixtures {
             finished: true,
             erased: false,
             offset: (0, 0),
+            look: Default::default(),
         }
     }
 }

@@ -22,11 +22,13 @@ pub enum Panel {
     Members,
     /// The versions of the board.
     History,
+    /// Fill, line style, opacity and text alignment.
+    Look,
 }
 
 impl Panel {
     /// Every panel.
-    pub const ALL: [Panel; 8] = [
+    pub const ALL: [Panel; 9] = [
         Panel::Style,
         Panel::Shapes,
         Panel::Share,
@@ -35,6 +37,7 @@ impl Panel {
         Panel::Help,
         Panel::Members,
         Panel::History,
+        Panel::Look,
     ];
 
     /// Its `data-panel` attribute: the element holding a panel and its toggle carries it, so
@@ -49,6 +52,7 @@ impl Panel {
             Panel::Help => "help",
             Panel::Members => "members",
             Panel::History => "history",
+            Panel::Look => "look",
         }
     }
 

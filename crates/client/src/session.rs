@@ -545,7 +545,11 @@ impl Session {
             Op::Clear => true,
             // Ours, if we renamed the board too, must be replayed after it.
             Op::Title { .. } => self.ops.iter().any(|e| matches!(e.op, Op::Title { .. })),
-            Op::Erase { .. } | Op::Restore { .. } | Op::Move { .. } | Op::Restyle { .. } => {
+            Op::Erase { .. }
+            | Op::Restore { .. }
+            | Op::Move { .. }
+            | Op::Restyle { .. }
+            | Op::Look { .. } => {
                 let ours = self.outstanding_ids();
                 op_ids(op).iter().any(|id| ours.contains(id))
             }

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use kokuban_board::{Shape, Stroke};
-use kokuban_protocol::Tool;
+use kokuban_protocol::{Align, Dash, Fill, Tool};
 
 use crate::geom::{Pt, Rect};
 
@@ -43,8 +43,35 @@ pub struct StrokeGeometry {
     pub d: String,
     /// Fill or stroke.
     pub paint: Paint,
-    /// Opacity multiplied into the stroke's colour.
+    /// Opacity multiplied into the stroke's colour (the item's opacity included).
     pub alpha: f64,
+    /// Dash and gap lengths of a stroked line (`None`: continuous).
+    pub dash: Option<(f64, f64)>,
+    /// Opacity of the fill inside a closed shape, before `alpha` (`None`: not filled).
+    pub fill: Option<f64>,
+}
+
+/// How opaque a tinted fill is, before the item's own opacity.
+pub const TINT_ALPHA: f64 = 0.22;
+
+/// The dash and gap lengths of `dash` for a line `w` wide (`None` for a continuous line). A
+/// dot is a zero-length dash, drawn round by the round caps every line has.
+pub fn dash_pattern(dash: Dash, w: f64) -> Option<(f64, f64)> {
+    match dash {
+        Dash::Solid => None,
+        Dash::Dashed => Some((w * 2.5 + 6.0, w * 1.5 + 6.0)),
+        Dash::Dotted => Some((0.0, w * 2.0 + 2.0)),
+    }
+}
+
+/// Where the lines of a text item `width` wide are anchored, from its left edge, and which
+/// side of them the anchor is.
+pub fn text_anchor(align: Align, width: f64) -> f64 {
+    match align {
+        Align::Left => 0.0,
+        Align::Center => width / 2.0,
+        Align::Right => width,
+    }
 }
 
 /// The radius of a pen stroke of nominal width `w` at `pressure` (0..=1). At the neutral
@@ -71,28 +98,43 @@ pub fn geometry(stroke: &Stroke) -> Option<StrokeGeometry> {
         .collect();
     let a = pts[0].0;
     let b = pts[pts.len() - 1].0;
+    let look = stroke.look;
+    let opacity = look.opacity.unit();
     let stroked = |d| StrokeGeometry {
         d,
         paint: Paint::Stroke { width: w },
-        alpha: 1.0,
+        alpha: opacity,
+        dash: dash_pattern(look.dash, w),
+        fill: None,
+    };
+    let filled = |d| StrokeGeometry {
+        fill: match look.fill {
+            Fill::None => None,
+            Fill::Tint => Some(TINT_ALPHA),
+            Fill::Solid => Some(1.0),
+        },
+        ..stroked(d)
     };
     Some(match tool {
         Tool::Pen => StrokeGeometry {
             d: pen_outline(&pts, w),
             paint: Paint::Fill,
-            alpha: 1.0,
+            alpha: opacity,
+            dash: None,
+            fill: None,
         },
         Tool::Highlighter => {
             let centre: Vec<Pt> = pts.iter().map(|p| p.0).collect();
             StrokeGeometry {
-                alpha: HIGHLIGHTER_ALPHA,
+                alpha: HIGHLIGHTER_ALPHA * opacity,
+                dash: None,
                 ..stroked(smooth_polyline(&centre))
             }
         }
         Tool::Line => stroked(line_path(a, b)),
         Tool::Arrow => stroked(arrow_path(a, b, w)),
-        Tool::Rect => stroked(rect_path(a, b)),
-        Tool::Ellipse => stroked(ellipse_path(a, b)),
+        Tool::Rect => filled(rect_path(a, b)),
+        Tool::Ellipse => filled(ellipse_path(a, b)),
     })
 }
 

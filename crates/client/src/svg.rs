@@ -4,10 +4,13 @@
 use std::fmt::Write as _;
 
 use kokuban_board::{Board, Shape};
+use kokuban_protocol::Align;
 
 use crate::geom::{Rect, visual_bounds};
 use crate::prefs::{Theme, hex};
-use crate::shape::{Paint, TEXT_FONT_FAMILY, geometry, num, text_baseline, text_lines};
+use crate::shape::{
+    Paint, TEXT_FONT_FAMILY, geometry, num, text_anchor, text_baseline, text_box, text_lines,
+};
 
 /// Space around the drawing when the whole board is exported, in pixels.
 pub const MARGIN: f64 = 24.0;
@@ -91,9 +94,27 @@ pub fn export(board: &Board, area: Option<Rect>, theme: Theme) -> String {
                         let _ = write!(out, " fill=\"{color}\"");
                     }
                     Paint::Stroke { width } => {
-                        let _ = write!(out, " fill=\"none\" stroke=\"{color}\" stroke-width=\"");
+                        match g.fill {
+                            None => out.push_str(" fill=\"none\""),
+                            Some(fill) => {
+                                let _ = write!(out, " fill=\"{color}\"");
+                                if fill < 1.0 {
+                                    out.push_str(" fill-opacity=\"");
+                                    n(&mut out, fill);
+                                    out.push('"');
+                                }
+                            }
+                        }
+                        let _ = write!(out, " stroke=\"{color}\" stroke-width=\"");
                         n(&mut out, width);
                         out.push_str("\" stroke-linecap=\"round\" stroke-linejoin=\"round\"");
+                        if let Some((on, off)) = g.dash {
+                            out.push_str(" stroke-dasharray=\"");
+                            n(&mut out, on);
+                            out.push(' ');
+                            n(&mut out, off);
+                            out.push('"');
+                        }
                     }
                 }
                 if g.alpha < 1.0 {
@@ -113,10 +134,22 @@ pub fn export(board: &Board, area: Option<Rect>, theme: Theme) -> String {
                     " fill=\"{color}\" font-family=\"{TEXT_FONT_FAMILY}\" font-size=\""
                 );
                 n(&mut out, size);
-                out.push_str("\">");
+                out.push('"');
+                let look = stroke.look;
+                if look.opacity.percent() < 100 {
+                    out.push_str(" opacity=\"");
+                    n(&mut out, look.opacity.unit());
+                    out.push('"');
+                }
+                out.push_str(match look.align {
+                    Align::Left => ">",
+                    Align::Center => " text-anchor=\"middle\">",
+                    Align::Right => " text-anchor=\"end\">",
+                });
+                let x = at.x_px() + text_anchor(look.align, text_box(text.as_str(), size).0);
                 for (i, line) in text_lines(text.as_str()).enumerate() {
                     out.push_str("<tspan x=\"");
-                    n(&mut out, at.x_px());
+                    n(&mut out, x);
                     out.push_str("\" y=\"");
                     n(&mut out, at.y_px() + text_baseline(i, size));
                     out.push_str("\">");
@@ -221,5 +254,41 @@ mod tests {
         let empty = export(&b, Some(far), Theme::Dark);
         assert!(!empty.contains("<path") && !empty.contains("<text"));
         assert!(export(&Board::new(), None, Theme::Light).contains("width=\"1\""));
+    }
+
+    #[test]
+    fn looks_show_as_fill_dashes_opacity_and_text_anchors() {
+        use kokuban_protocol::{Align, Dash, Fill, Look, LookOf, Opacity};
+        let mut b = board();
+        let look = Look {
+            fill: Fill::Tint,
+            dash: Dash::Dashed,
+            opacity: Opacity::new(50).unwrap(),
+            align: Align::Center,
+        };
+        let to = [1, 2].map(|n| LookOf {
+            id: stroke_id_from(n),
+            look,
+        });
+        b.apply(
+            MemberId(1),
+            &Op::Look {
+                to: Bounded::new(to.to_vec()).unwrap(),
+            },
+        );
+        let svg = export(&b, None, Theme::Light);
+        // A line has no inside to fill; its dashes follow its width (4 px).
+        assert!(
+            svg.contains("<path d=\"M0 0L100 50\" fill=\"none\" stroke=\"#1e1e1e\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("stroke-dasharray=\"16 12\" opacity=\"0.5\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("opacity=\"0.5\" text-anchor=\"middle\">"),
+            "{svg}"
+        );
     }
 }

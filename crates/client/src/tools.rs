@@ -7,7 +7,7 @@
 use kokuban_board::{Board, Shape};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
 use kokuban_protocol::{
-    Bounded, Color, Op, Placement, Point, Points, StrokeId, StrokePoints, Text, Tool,
+    Bounded, Color, Look, LookOf, Op, Placement, Point, Points, StrokeId, StrokePoints, Text, Tool,
 };
 
 use crate::geom::{Pt, Rect, hits, reach_area, visual_bounds};
@@ -228,6 +228,8 @@ pub struct Tools {
     pub ink: Color,
     /// Stroke size.
     pub size: Size,
+    /// The look new items get.
+    pub look: Look,
     gesture: Gesture,
     selection: Vec<StrokeId>,
 }
@@ -239,6 +241,7 @@ impl Tools {
             kind,
             ink,
             size,
+            look: Look::default(),
             gesture: Gesture::Idle,
             selection: Vec::new(),
         }
@@ -345,6 +348,7 @@ impl Tools {
                     width,
                     first,
                 });
+                out.ops.extend(dressed(id, self.look));
                 self.gesture = Gesture::Freehand {
                     tool,
                     color: self.ink,
@@ -563,14 +567,16 @@ impl Tools {
             return Output::default();
         }
         let id = new_stroke_id(rng);
+        let mut ops = vec![Op::Text {
+            id,
+            at,
+            color: self.ink,
+            size: self.size.text(),
+            text,
+        }];
+        ops.extend(dressed(id, self.look));
         Output {
-            ops: vec![Op::Text {
-                id,
-                at,
-                color: self.ink,
-                size: self.size.text(),
-                text,
-            }],
+            ops,
             action: Some(Action::Drew(vec![id])),
             text: None,
         }
@@ -611,18 +617,18 @@ impl Tools {
             return Output::default();
         };
         let new = new_stroke_id(rng);
+        // The new item first, so that no client ever shows neither.
+        let mut ops = vec![Op::Text {
+            id: new,
+            at,
+            color: old.color,
+            size: old.width,
+            text,
+        }];
+        ops.extend(dressed(new, old.look));
+        ops.push(Op::Erase { ids: erase });
         Output {
-            // The new item first, so that no client ever shows neither.
-            ops: vec![
-                Op::Text {
-                    id: new,
-                    at,
-                    color: old.color,
-                    size: old.width,
-                    text,
-                },
-                Op::Erase { ids: erase },
-            ],
+            ops,
             action: Some(Action::Replaced { old: id, new }),
             text: None,
         }
@@ -659,6 +665,7 @@ impl Tools {
                 width: *width,
                 first: *last,
             });
+            out.ops.extend(dressed(next, self.look));
             *id = next;
             *count = 1;
             ids.push(next);
@@ -712,6 +719,7 @@ impl Tools {
                 width: self.size.pen(),
                 first,
             });
+            out.ops.extend(dressed(new, self.look));
             *id = Some(new);
             *count = 1;
         }
@@ -763,6 +771,12 @@ pub fn pick_text(board: &IndexedBoard, at: Pt, radius: f64) -> Option<StrokeId> 
         .rev()
         .find(|s| matches!(s.shape, Shape::Text(_)) && hits(s, at, at, radius))
         .map(|s| s.id)
+}
+
+/// The op that gives a new item `look`, unless it is the look every item starts with.
+fn dressed(id: StrokeId, look: Look) -> Option<Op> {
+    let to = Bounded::new(vec![LookOf { id, look }]).ok()?;
+    (look != Look::default()).then_some(Op::Look { to })
 }
 
 fn points_op(id: StrokeId, start: u32, points: Vec<Point>) -> Op {

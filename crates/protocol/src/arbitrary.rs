@@ -90,6 +90,22 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => vec((stroke_id(), color(), width()), 0..4).prop_map(|v| Op::Restyle {
             to: Bounded::new(v.into_iter().map(|(id, color, width)| Style { id, color, width }).collect()).unwrap()
         }),
+        1 => vec((stroke_id(), look()), 0..4).prop_map(|v| Op::Look {
+            to: Bounded::new(v.into_iter().map(|(id, look)| LookOf { id, look }).collect()).unwrap()
+        }),
+    ]
+}
+
+/// Any look, the default often (what most items have).
+pub fn look() -> impl Strategy<Value = Look> {
+    let fill = prop_oneof![Just(Fill::None), Just(Fill::Tint), Just(Fill::Solid)];
+    let dash = prop_oneof![Just(Dash::Solid), Just(Dash::Dashed), Just(Dash::Dotted)];
+    let align = prop_oneof![Just(Align::Left), Just(Align::Center), Just(Align::Right)];
+    let opacity =
+        prop_oneof![Just(100u8), Opacity::MIN..=100u8].prop_map(|o| Opacity::new(o).unwrap());
+    prop_oneof![
+        1 => Just(Look::default()),
+        3 => (fill, dash, opacity, align).prop_map(|(fill, dash, opacity, align)| Look { fill, dash, opacity, align }),
     ]
 }
 

@@ -15,6 +15,7 @@ mod codec;
 mod ids;
 pub mod limits;
 pub mod live;
+mod look;
 mod msg;
 mod point;
 
@@ -28,6 +29,7 @@ pub use ids::{
 };
 pub use limits::PROTOCOL_VERSION;
 pub use live::{Handles, LivePoints, MorePoints, Offsets};
+pub use look::{Align, Dash, Fill, Look, LookOf, Opacity};
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
     Hello, LaserUpdate, Member, Op, Placement, Position, PresenceEvent, Profile, RoomState,

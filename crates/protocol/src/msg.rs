@@ -12,6 +12,7 @@ use crate::limits::{
     MIN_ZOOM_MILLI,
 };
 use crate::live::{LivePoints, MorePoints};
+use crate::look::LookOf;
 use crate::point::{Point, Points};
 
 /// What a client sends.
@@ -227,6 +228,12 @@ pub enum Op {
     Restyle {
         /// The new styles.
         to: Bounded<Style, MAX_IDS_PER_OP>,
+    },
+    /// Sets the fill, stroke style, opacity and text alignment of items (absolute, hence
+    /// idempotent). A new item given a look other than the default is followed by this op.
+    Look {
+        /// The new looks.
+        to: Bounded<LookOf, MAX_IDS_PER_OP>,
     },
 }
 

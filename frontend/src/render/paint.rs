@@ -6,8 +6,12 @@ use kokuban_board::{Board, Shape, Stroke};
 use kokuban_client::geom::{Pt, Rect};
 use kokuban_client::prefs::{Theme, hex};
 use kokuban_client::scene::{Draw, Scene, StrokeMap};
-use kokuban_client::shape::{Paint, TEXT_FONT_FAMILY, geometry, text_baseline, text_lines};
+use kokuban_client::shape::{
+    Paint, StrokeGeometry, TEXT_FONT_FAMILY, geometry, text_anchor, text_baseline, text_box,
+    text_lines,
+};
 use kokuban_client::viewport::Viewport;
+use kokuban_protocol::Align;
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, Path2d};
 
 use super::layer::Layer;
@@ -15,7 +19,7 @@ use super::layer::Layer;
 /// A stroke as the canvas draws it: its colour in the theme, and its path once built.
 struct Painted {
     color: String,
-    path: Option<(Path2d, Paint, f64)>,
+    path: Option<(Path2d, StrokeGeometry)>,
 }
 
 /// The built geometry of the strokes drawn so far.
@@ -84,14 +88,11 @@ impl Canvas<'_> {
             Shape::Text(text) => draw_text(ctx, &painted.color, s, text.as_str()),
             Shape::Ink(_) => {
                 if painted.path.is_none() {
-                    painted.path = geometry(s).and_then(|g| {
-                        Path2d::new_with_path_string(&g.d)
-                            .ok()
-                            .map(|p| (p, g.paint, g.alpha))
-                    });
+                    painted.path = geometry(s)
+                        .and_then(|g| Path2d::new_with_path_string(&g.d).ok().map(|p| (p, g)));
                 }
-                if let Some((path, paint, alpha)) = &painted.path {
-                    draw_path(ctx, &painted.color, path, *paint, *alpha);
+                if let Some((path, g)) = &painted.path {
+                    draw_path(ctx, &painted.color, path, g);
                 }
             }
         }
@@ -101,27 +102,47 @@ impl Canvas<'_> {
 fn draw_text(ctx: &CanvasRenderingContext2d, color: &str, s: &Stroke, text: &str) {
     let size = s.width.px();
     let at = s.points[0];
-    ctx.set_global_alpha(1.0);
+    ctx.set_global_alpha(s.look.opacity.unit());
     ctx.set_fill_style_str(color);
     ctx.set_font(&format!("{size}px {TEXT_FONT_FAMILY}"));
+    ctx.set_text_align(match s.look.align {
+        Align::Left => "left",
+        Align::Center => "center",
+        Align::Right => "right",
+    });
+    let x = at.x_px() + text_anchor(s.look.align, text_box(text, size).0);
     for (i, line) in text_lines(text).enumerate() {
-        let _ = ctx.fill_text(line, at.x_px(), at.y_px() + text_baseline(i, size));
+        let _ = ctx.fill_text(line, x, at.y_px() + text_baseline(i, size));
     }
+    ctx.set_text_align("left");
 }
 
-fn draw_path(ctx: &CanvasRenderingContext2d, color: &str, path: &Path2d, paint: Paint, alpha: f64) {
-    ctx.set_global_alpha(alpha);
-    match paint {
+fn draw_path(ctx: &CanvasRenderingContext2d, color: &str, path: &Path2d, g: &StrokeGeometry) {
+    match g.paint {
         Paint::Fill => {
+            ctx.set_global_alpha(g.alpha);
             ctx.set_fill_style_str(color);
             ctx.fill_with_path_2d(path);
         }
         Paint::Stroke { width } => {
+            if let Some(fill) = g.fill {
+                ctx.set_global_alpha(g.alpha * fill);
+                ctx.set_fill_style_str(color);
+                ctx.fill_with_path_2d(path);
+            }
+            ctx.set_global_alpha(g.alpha);
             ctx.set_stroke_style_str(color);
             ctx.set_line_width(width);
             ctx.set_line_cap("round");
             ctx.set_line_join("round");
+            if let Some((on, off)) = g.dash {
+                let pattern = js_sys::Array::of2(&on.into(), &off.into());
+                let _ = ctx.set_line_dash(&pattern);
+            }
             ctx.stroke_with_path(path);
+            if g.dash.is_some() {
+                let _ = ctx.set_line_dash(&js_sys::Array::new());
+            }
         }
     }
 }

@@ -216,3 +216,56 @@ fn plain_text_becomes_the_content_of_a_text_item() {
     assert_eq!(cut.len(), kokuban_protocol::limits::MAX_TEXT_BYTES);
     assert!(Text::new(cut).is_ok());
 }
+
+#[test]
+fn looks_travel_with_a_copy_and_an_opacity_out_of_range_is_opaque() {
+    use kokuban_protocol::{Align, Dash, Fill, Look, LookOf, Opacity};
+    let mut b = board();
+    let look = Look {
+        fill: Fill::Tint,
+        dash: Dash::Dotted,
+        opacity: Opacity::new(60).unwrap(),
+        align: Align::Right,
+    };
+    b.apply(
+        ME,
+        &Op::Look {
+            to: Bounded::new(vec![LookOf {
+                id: stroke_id_from(2),
+                look,
+            }])
+            .unwrap(),
+        },
+    );
+    let ids = [stroke_id_from(1), stroke_id_from(2)];
+    let json = Clip::of(&b, &ids).unwrap().to_json();
+    assert!(
+        json.contains(r#""look":{"fill":"tint","dash":"dotted","opacity":0.6,"align":"right"}"#),
+        "{json}"
+    );
+    assert_eq!(
+        json.matches("\"look\"").count(),
+        1,
+        "a default look is left out"
+    );
+    let pasted = Clip::from_json(&json)
+        .unwrap()
+        .paste_moved((0, 0), &mut Xoshiro256::seeded(1));
+    let mut copy = Board::new();
+    for op in &pasted.ops {
+        copy.apply(ME, op);
+    }
+    let looks: Vec<Look> = copy.strokes().map(|s| s.look).collect();
+    assert_eq!(looks, [Look::default(), look]);
+
+    // An opacity out of range is opaque; a name the format does not have is no clip.
+    let odd = json.replace("0.6", "7.5");
+    let clip = Clip::from_json(&odd).unwrap();
+    let pasted = clip.paste_moved((0, 0), &mut Xoshiro256::seeded(2));
+    let mut copy = Board::new();
+    for op in &pasted.ops {
+        copy.apply(ME, op);
+    }
+    assert_eq!(copy.strokes().nth(1).unwrap().look.opacity, Opacity::FULL);
+    assert!(Clip::from_json(&json.replace("dotted", "wavy")).is_none());
+}

@@ -865,6 +865,63 @@ fn a_colour_or_size_picked_with_items_selected_restyles_them_undoably_for_everyo
     assert_eq!(styles(&e), after);
 }
 
+#[test]
+fn a_look_picked_dresses_new_shapes_and_the_selection_undoably_and_comes_back_after_a_clear() {
+    use kokuban_protocol::{Align, Dash, Fill, Opacity};
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.set_tool(ToolKind::Rect);
+    e.set_look(LookPart::Fill(Fill::Solid));
+    e.set_look(LookPart::Dash(Dash::Dashed));
+    draw(&mut e, (100.0, 100.0), (300.0, 160.0), 0.0);
+    let dressed = kokuban_protocol::Look {
+        fill: Fill::Solid,
+        dash: Dash::Dashed,
+        ..Default::default()
+    };
+    let looks = |e: &Editor| -> Vec<kokuban_protocol::Look> {
+        e.board().strokes().map(|s| s.look).collect()
+    };
+    assert_eq!(looks(&e), [dressed], "a new rectangle gets the picked look");
+    let sent = ops(&e.outgoing(200.0));
+    let look_ops = |sent: &[ClientMsg]| {
+        sent.iter()
+            .filter(|m| matches!(m, ClientMsg::Op(s) if matches!(s.op, Op::Look { .. })))
+            .count()
+    };
+    assert_eq!(look_ops(&sent), 1, "{sent:?}");
+
+    // The selection takes a part of a look; undo gives its old look back, redo the new one.
+    assert!(e.perform(crate::keymap::Shortcut::SelectAll));
+    let half = Opacity::new(50).unwrap();
+    e.set_look(LookPart::Opacity(half));
+    let faded = kokuban_protocol::Look {
+        opacity: half,
+        ..dressed
+    };
+    assert_eq!(looks(&e), [faded]);
+    assert_eq!(e.shown_look(), faded);
+    assert_eq!(look_ops(&ops(&e.outgoing(300.0))), 1);
+    e.undo();
+    assert_eq!(looks(&e), [dressed]);
+    e.redo();
+    assert_eq!(looks(&e), [faded]);
+    assert_eq!(
+        look_ops(&ops(&e.outgoing(350.0))),
+        2,
+        "the undo and the redo"
+    );
+    // A part that changes nothing sends nothing.
+    e.set_look(LookPart::Align(Align::Left));
+    assert_eq!(look_ops(&ops(&e.outgoing(400.0))), 0);
+
+    // A Clear undone draws the item again in its look.
+    e.clear_board();
+    assert!(e.board().is_empty());
+    e.undo();
+    assert_eq!(looks(&e), [faded]);
+}
+
 /// An item's colour, width and placed points.
 type Look = (Color, Width, Vec<(i32, i32)>);
 

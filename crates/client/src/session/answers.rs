@@ -203,6 +203,9 @@ impl Session {
                 room.get(&t.id)
                     .is_none_or(|s| (s.color, s.width) == (t.color, t.width))
             }),
+            Op::Look { to } => to
+                .iter()
+                .all(|l| room.get(&l.id).is_none_or(|s| s.look == l.look)),
             // Never sent again: late, it would wipe what others drew meanwhile.
             Op::Clear => true,
             // Never sent again either: a title set since by someone else is the room's word.

@@ -22,7 +22,9 @@ use std::collections::HashSet;
 
 use kokuban_board::{Board, Shape, Stroke};
 use kokuban_protocol::limits::MAX_POINTS_PER_BATCH;
-use kokuban_protocol::{Bounded, Capability, Op, Placement, Points, StrokeId, StrokePoints, Style};
+use kokuban_protocol::{
+    Bounded, Capability, Look, LookOf, Op, Placement, Points, StrokeId, StrokePoints, Style,
+};
 
 use super::{Entry, Fate, Notice, Session};
 use crate::history::chunks;
@@ -36,6 +38,7 @@ pub(super) fn op_ids(op: &Op) -> Vec<StrokeId> {
         Op::Erase { ids } | Op::Restore { ids } => ids.as_slice().to_vec(),
         Op::Move { to } => to.iter().map(|p| p.id).collect(),
         Op::Restyle { to } => to.iter().map(|s| s.id).collect(),
+        Op::Look { to } => to.iter().map(|l| l.id).collect(),
         Op::Clear | Op::Title { .. } => Vec::new(),
     }
 }
@@ -147,7 +150,7 @@ impl Session {
 
         let (mut ops, mut erase, mut restore, mut moves, mut renames) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut styles = Vec::new();
+        let (mut styles, mut looks) = (Vec::new(), Vec::new());
         // In the view's stacking order, so that strokes sent again keep theirs.
         for v in self.view.all_strokes().filter(|s| dirty.contains(&s.id)) {
             match self.confirmed.get(&v.id) {
@@ -169,6 +172,12 @@ impl Session {
                             width: v.width,
                         });
                     }
+                    if v.look != r.look {
+                        looks.push(LookOf {
+                            id: v.id,
+                            look: v.look,
+                        });
+                    }
                 }
                 room => {
                     // Sent whole under a fresh id even when the room has none of it: no op
@@ -188,6 +197,7 @@ impl Session {
         ops.extend(chunks(restore, |ids| Op::Restore { ids }));
         ops.extend(chunks(moves, |to| Op::Move { to }));
         ops.extend(chunks(styles, |to| Op::Restyle { to }));
+        ops.extend(chunks(looks, |to| Op::Look { to }));
         ops.extend(chunks(erase, |ids| Op::Erase { ids }));
 
         for i in absorbed.into_iter().rev() {
@@ -259,6 +269,14 @@ fn whole(stroke: &Stroke, id: StrokeId) -> Vec<Op> {
             ops
         }
     };
+    if stroke.look != Look::default()
+        && let Ok(to) = Bounded::new(vec![LookOf {
+            id,
+            look: stroke.look,
+        }])
+    {
+        ops.push(Op::Look { to });
+    }
     if stroke.offset != (0, 0)
         && let Ok(p) = Placement::new(id, stroke.offset.0, stroke.offset.1)
         && let Ok(to) = Bounded::new(vec![p])

@@ -10,7 +10,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use kokuban_board::Shape;
-use kokuban_protocol::{Bounded, Placement, Point, Points, StrokePoints, Style, Tool, Width};
+use kokuban_protocol::{
+    Bounded, Dash, Fill, Look, LookOf, Opacity, Placement, Point, Points, StrokePoints, Style,
+    Tool, Width,
+};
 use proptest::prelude::*;
 
 use super::sim::Room;
@@ -33,6 +36,8 @@ enum Act {
     Move(u8),
     /// The user gives one of the strokes another colour and width.
     Restyle(u8),
+    /// The user gives one of the strokes another look.
+    Look(u8),
     /// The user places a text item.
     Text,
     /// Another member draws a stroke.
@@ -66,6 +71,7 @@ fn act() -> impl Strategy<Value = Act> {
         1 => any::<u8>().prop_map(Act::Restore),
         1 => any::<u8>().prop_map(Act::Move),
         1 => any::<u8>().prop_map(Act::Restyle),
+        1 => any::<u8>().prop_map(Act::Look),
         1 => Just(Act::Text),
         1 => Just(Act::Other),
         6 => Just(Act::Send),
@@ -173,6 +179,17 @@ impl World {
                         .map(|s| Style {
                             id: self.current(s.id),
                             ..*s
+                        })
+                        .collect(),
+                )
+                .unwrap(),
+            },
+            Op::Look { to } => Op::Look {
+                to: Bounded::new(
+                    to.iter()
+                        .map(|l| LookOf {
+                            id: self.current(l.id),
+                            ..*l
                         })
                         .collect(),
                 )
@@ -294,6 +311,21 @@ impl World {
                             width: Width::from_px(f64::from(shade % 40 + 1)),
                         }])
                         .unwrap(),
+                    });
+                }
+            }
+            Act::Look(i) => {
+                if let Some(id) = self.target(i, false) {
+                    let k = self.next_offset.rem_euclid(90) as u8;
+                    self.next_offset += 1;
+                    let look = Look {
+                        fill: [Fill::None, Fill::Tint, Fill::Solid][usize::from(k % 3)],
+                        dash: [Dash::Solid, Dash::Dashed, Dash::Dotted][usize::from(k / 3 % 3)],
+                        opacity: Opacity::new(10 + k).unwrap(),
+                        ..Look::default()
+                    };
+                    self.user(Op::Look {
+                        to: Bounded::new(vec![LookOf { id, look }]).unwrap(),
                     });
                 }
             }
@@ -500,8 +532,8 @@ fn content_without(board: &Board, left_out: &HashSet<StrokeId>) -> Vec<String> {
                 Shape::Text(t) => t.as_str().to_string(),
             };
             format!(
-                "{shape} {:?} {:?} {:?} {} {:?}",
-                s.color, s.width, s.points, s.finished, s.offset
+                "{shape} {:?} {:?} {:?} {} {:?} {:?}",
+                s.color, s.width, s.points, s.finished, s.offset, s.look
             )
         })
         .collect();

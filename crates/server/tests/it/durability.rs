@@ -1,7 +1,10 @@
 //! Boards survive restarts; storage follows content, not history; shutdown is orderly.
 
 use crate::harness::{TestClient, TestServer, encoded_len, stroke_ops, unmetered};
-use kokuban_protocol::{ErrorCode, Op, RoomState, ServerMsg, Title, close};
+use kokuban_protocol::{
+    Align, Bounded, Dash, ErrorCode, Fill, Look, LookOf, Op, Opacity, RoomState, ServerMsg, Title,
+    close,
+};
 
 #[tokio::test]
 async fn a_restart_on_the_same_data_dir_keeps_every_acknowledged_op_and_the_epoch() {
@@ -75,6 +78,43 @@ async fn a_title_outlives_a_clear_reaches_late_joiners_and_survives_a_restart() 
     server.restart().await;
     let after = server.editor(&room, "cy").await;
     assert_eq!(after.board.title().map(Title::as_str), Some("Roadmap"));
+}
+
+#[tokio::test]
+async fn a_look_reaches_late_joiners_costs_no_seq_when_it_changes_nothing_and_survives_a_restart() {
+    let mut server = TestServer::start().await;
+    let room = server.create_room().await;
+    let mut a = server.editor(&room, "ada").await;
+    let mut v = server.viewer(&room, "vi").await;
+    let id = a.draw_stroke(1, 20, 5).await;
+    let look = Look {
+        fill: Fill::Solid,
+        dash: Dash::Dotted,
+        opacity: Opacity::new(30).unwrap(),
+        align: Align::Center,
+    };
+    let dress = |look| Op::Look {
+        to: Bounded::new(vec![LookOf { id, look }]).unwrap(),
+    };
+    a.send_op(dress(look)).await;
+    a.settle().await;
+    assert_eq!(a.board.get(&id).unwrap().look, look);
+    // The same look again changes nothing: refused before it costs a seq.
+    let at = a.position();
+    a.send_op(dress(look)).await;
+    a.expect_error(ErrorCode::InvalidOp).await;
+    assert_eq!(a.position(), at);
+    // A viewer may not restyle.
+    v.send_op(dress(Look::default())).await;
+    v.expect_error(ErrorCode::ViewOnly).await;
+    let late = server.editor(&room, "bob").await;
+    assert_eq!(late.board.get(&id).unwrap().look, look);
+    drop((late, v));
+    a.close().await;
+
+    server.restart().await;
+    let after = server.editor(&room, "cy").await;
+    assert_eq!(after.board.get(&id).unwrap().look, look);
 }
 
 #[tokio::test]
