@@ -166,6 +166,8 @@ pub struct TextEdit {
     pub color: Color,
     /// The text it opens with (an edited item's).
     pub text: String,
+    /// CSS `text-align` of its lines.
+    pub align: &'static str,
 }
 
 /// The room's machinery. Shared by components through a local `StoredValue`.
@@ -441,6 +443,11 @@ impl Engine {
                 font_px: req.size.px() * v.zoom(),
                 color: editor.prefs().theme.display(req.color),
                 text: req.text,
+                align: match req.align {
+                    kokuban_protocol::Align::Left => "left",
+                    kokuban_protocol::Align::Center => "center",
+                    kokuban_protocol::Align::Right => "right",
+                },
             }
         });
         let panning = editor.is_panning();

@@ -357,11 +357,12 @@ fn TextEditor(engine: EngineRef) -> impl IntoView {
     view! {
         {move || text.get().map(|edit| {
             let style = format!(
-                "left:{}px;top:{}px;font-size:{}px;color:{}",
+                "left:{}px;top:{}px;font-size:{}px;color:{};text-align:{}",
                 edit.screen.x,
                 edit.screen.y,
                 edit.font_px,
-                hex(edit.color)
+                hex(edit.color),
+                edit.align
             );
             view! {
                 <textarea

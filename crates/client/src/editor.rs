@@ -93,6 +93,8 @@ pub struct TextRequest {
     pub color: Color,
     /// Font size.
     pub size: Width,
+    /// How its lines line up.
+    pub align: kokuban_protocol::Align,
 }
 
 /// What the owner of the WebSocket must do.
@@ -184,7 +186,7 @@ impl Editor {
         }
         Self {
             session: Session::restore(outbox),
-            tools: Tools::new(prefs.tool, prefs.ink, prefs.size),
+            tools: Tools::new(prefs.tool, prefs.ink, prefs.size, prefs.look),
             history: History::new(),
             viewport: Viewport::default(),
             presence: Presence::new(),
@@ -643,6 +645,7 @@ impl Editor {
                 text: String::new(),
                 color: self.tools.ink,
                 size: self.tools.size.text(),
+                align: self.tools.look.align,
             },
             TextTarget::Edit(id) => {
                 let Some(s) = self.session.view().get(&id) else {
@@ -658,6 +661,7 @@ impl Editor {
                     text: text.as_str().to_string(),
                     color: s.color,
                     size: s.width,
+                    align: s.look.align,
                 }
             }
         };

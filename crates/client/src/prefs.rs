@@ -2,7 +2,7 @@
 //! (each as a short string under its own key, parsed here so that a corrupt or old value
 //! falls back to the default instead of breaking the app).
 
-use kokuban_protocol::{Color, Width};
+use kokuban_protocol::{Align, Color, Dash, Fill, Look, Opacity, Width};
 
 use crate::rng::Entropy;
 use crate::tools::ToolKind;
@@ -191,6 +191,8 @@ pub struct Prefs {
     pub size: Size,
     /// The theme.
     pub theme: Theme,
+    /// The look new items get.
+    pub look: Look,
 }
 
 /// `localStorage` keys.
@@ -207,6 +209,8 @@ pub mod keys {
     pub const SIZE: &str = "kokuban.size";
     /// Theme.
     pub const THEME: &str = "kokuban.theme";
+    /// The look of new items: fill, line, opacity and alignment, e.g. `tint dashed 50 center`.
+    pub const LOOK: &str = "kokuban.look";
 }
 
 impl Prefs {
@@ -233,11 +237,14 @@ impl Prefs {
             theme: get(keys::THEME)
                 .and_then(|t| Theme::from_name(&t))
                 .unwrap_or(if dark { Theme::Dark } else { Theme::Light }),
+            look: get(keys::LOOK)
+                .and_then(|l| parse_look(&l))
+                .unwrap_or_default(),
         }
     }
 
     /// Every `(key, value)` to store.
-    pub fn entries(&self) -> [(&'static str, String); 6] {
+    pub fn entries(&self) -> [(&'static str, String); 7] {
         [
             (keys::NAME, self.name.clone()),
             (keys::COLOR, hex(self.color)),
@@ -245,6 +252,7 @@ impl Prefs {
             (keys::INK, hex(self.ink)),
             (keys::SIZE, self.size.name().into()),
             (keys::THEME, self.theme.name().into()),
+            (keys::LOOK, look_name(self.look)),
         ]
     }
 }
@@ -257,7 +265,7 @@ impl Prefs {
 /// with values they merely loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SavedPrefs {
-    stored: [(&'static str, String); 6],
+    stored: [(&'static str, String); 7],
 }
 
 impl SavedPrefs {
@@ -280,6 +288,53 @@ impl SavedPrefs {
         }
         changed
     }
+}
+
+const FILLS: [(Fill, &str); 3] = [
+    (Fill::None, "none"),
+    (Fill::Tint, "tint"),
+    (Fill::Solid, "solid"),
+];
+const DASHES: [(Dash, &str); 3] = [
+    (Dash::Solid, "solid"),
+    (Dash::Dashed, "dashed"),
+    (Dash::Dotted, "dotted"),
+];
+const ALIGNS: [(Align, &str); 3] = [
+    (Align::Left, "left"),
+    (Align::Center, "center"),
+    (Align::Right, "right"),
+];
+
+/// A look as it is stored: `fill line opacity align`, e.g. `tint dashed 50 center`.
+pub fn look_name(look: Look) -> String {
+    format!(
+        "{} {} {} {}",
+        word(&FILLS, look.fill),
+        word(&DASHES, look.dash),
+        look.opacity.percent(),
+        word(&ALIGNS, look.align),
+    )
+}
+
+/// The look [`look_name`] wrote; None for anything else.
+pub fn parse_look(s: &str) -> Option<Look> {
+    let mut words = s.split(' ');
+    let look = Look {
+        fill: named(&FILLS, words.next()?)?,
+        dash: named(&DASHES, words.next()?)?,
+        opacity: Opacity::new(words.next()?.parse().ok()?).ok()?,
+        align: named(&ALIGNS, words.next()?)?,
+    };
+    words.next().is_none().then_some(look)
+}
+
+fn word<T: PartialEq>(table: &[(T, &'static str)], v: T) -> &'static str {
+    table.iter().find(|(k, _)| *k == v).map_or("", |(_, n)| n)
+}
+
+fn named<T: Copy>(table: &[(T, &str)], w: &str) -> Option<T> {
+    table.iter().find(|(_, n)| *n == w).map(|(v, _)| *v)
 }
 
 /// A friendly random name for a first visit (two words, so avatars get two initials).
@@ -340,15 +395,24 @@ mod tests {
         p.tool = ToolKind::Highlighter;
         p.size = Size::Xl;
         p.theme = Theme::Dark;
+        p.look = Look {
+            fill: Fill::Tint,
+            dash: Dash::Dashed,
+            opacity: Opacity::new(50).unwrap(),
+            align: Align::Center,
+        };
         let stored: HashMap<&str, String> = p.entries().into_iter().collect();
+        assert_eq!(stored[keys::LOOK], "tint dashed 50 center");
         let back = Prefs::load(|k| stored.get(k).cloned(), &mut rng, false);
         assert_eq!(back, p);
         let junk = Prefs::load(|_| Some("\u{7}garbage".into()), &mut rng, true);
         assert_eq!(junk.name, "garbage");
         assert_eq!(
-            (junk.tool, junk.size, junk.theme),
-            (ToolKind::Pen, Size::M, Theme::Dark)
+            (junk.tool, junk.size, junk.theme, junk.look),
+            (ToolKind::Pen, Size::M, Theme::Dark, Look::default())
         );
+        assert_eq!(parse_look("tint dashed 5 center"), None);
+        assert_eq!(parse_look("tint dashed 50 center extra"), None);
         assert_eq!(clean_name(&"é".repeat(40)).len(), 48);
         let pasted = clean_name("\u{202E}Ada\u{200B} Lovelace\u{2069}");
         assert_eq!(pasted, "Ada Lovelace");

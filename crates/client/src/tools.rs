@@ -235,13 +235,13 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// The pen, with `ink` and `size`.
-    pub fn new(kind: ToolKind, ink: Color, size: Size) -> Self {
+    /// The tool `kind`, with `ink`, `size` and `look` for new items.
+    pub fn new(kind: ToolKind, ink: Color, size: Size, look: Look) -> Self {
         Self {
             kind,
             ink,
             size,
-            look: Look::default(),
+            look,
             gesture: Gesture::Idle,
             selection: Vec::new(),
         }

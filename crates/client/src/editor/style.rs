@@ -87,8 +87,10 @@ impl Editor {
 
     /// Sets `part` of the look new items get, and gives it to the selected items.
     pub fn set_look(&mut self, part: LookPart) {
-        self.tools.look = part.on(self.tools.look);
         self.restyle_selection(None, None, Some(part));
+        self.tools.look = part.on(self.tools.look);
+        self.prefs.look = self.tools.look;
+        self.prefs_changed = true;
         self.bump();
     }
 

@@ -873,6 +873,15 @@ fn a_look_picked_dresses_new_shapes_and_the_selection_undoably_and_comes_back_af
     e.set_tool(ToolKind::Rect);
     e.set_look(LookPart::Fill(Fill::Solid));
     e.set_look(LookPart::Dash(Dash::Dashed));
+    // Kept for the next visit too.
+    let saved = e.take_prefs_to_save();
+    assert!(
+        saved.contains(&(
+            crate::prefs::keys::LOOK,
+            "solid dashed 100 left".to_string()
+        )),
+        "{saved:?}"
+    );
     draw(&mut e, (100.0, 100.0), (300.0, 160.0), 0.0);
     let dressed = kokuban_protocol::Look {
         fill: Fill::Solid,

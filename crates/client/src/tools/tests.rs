@@ -19,7 +19,7 @@ struct Desk {
 impl Desk {
     fn new(kind: ToolKind) -> Self {
         Self {
-            tools: Tools::new(kind, INK, Size::M),
+            tools: Tools::new(kind, INK, Size::M, kokuban_protocol::Look::default()),
             board: IndexedBoard::default(),
             history: History::new(),
             rng: Xoshiro256::seeded(5),
