@@ -2,8 +2,9 @@
 //!
 //! Version 2 added the board's title at the end of the body, version 3 the looks of the items
 //! that have one other than the default after it. Versions 1 and 2 (stores written before
-//! them) are still read, as untitled boards and as items of the default look; only version 3
-//! is written.
+//! them) are still read, as untitled boards and as items of the default look. A board whose
+//! items all have the default look is written as version 2, which nodes of the version before
+//! looks still read (in a cluster being upgraded one node at a time); any other as version 3.
 //!
 //! A snapshot holds the whole state of a board, tombstones and drawing order included, so that
 //! `snapshot → board → snapshot` gives the same bytes and a board restored from a snapshot
@@ -18,8 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::board::{Board, MAX_TOMBSTONES, Shape, Stroke};
 
-/// Version of the snapshot format written. Bumped on any incompatible change.
+/// The newest version of the snapshot format, written when a board needs it. Bumped on any
+/// incompatible change.
 pub const SNAPSHOT_VERSION: u8 = 3;
+
+/// The version written for a board that needs nothing newer (no looks).
+const PLAIN_VERSION: u8 = 2;
 
 /// The oldest version still read.
 const OLDEST_READ: u8 = 1;
@@ -55,7 +60,7 @@ struct Body {
 }
 
 /// The body of a version 2 snapshot: no looks.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct BodyV2 {
     position: Option<Position>,
     next_order: u64,
@@ -159,8 +164,19 @@ impl Board {
                 })
                 .collect(),
         };
-        let out = vec![SNAPSHOT_VERSION];
-        postcard::to_extend(&body, out).expect("snapshot types always serialize")
+        let written = if body.looks.is_empty() {
+            let plain = BodyV2 {
+                position: body.position,
+                next_order: body.next_order,
+                strokes: body.strokes,
+                tombstones: body.tombstones,
+                title: body.title,
+            };
+            postcard::to_extend(&plain, vec![PLAIN_VERSION])
+        } else {
+            postcard::to_extend(&body, vec![SNAPSHOT_VERSION])
+        };
+        written.expect("snapshot types always serialize")
     }
 
     /// Decodes a snapshot, checking every invariant of the board.
@@ -168,7 +184,7 @@ impl Board {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
         let body: Body = match version {
             1 => postcard::from_bytes::<BodyV1>(body).map(Body::from),
-            2 => postcard::from_bytes::<BodyV2>(body).map(Body::from),
+            PLAIN_VERSION => postcard::from_bytes::<BodyV2>(body).map(Body::from),
             SNAPSHOT_VERSION => postcard::from_bytes(body),
             _ => return Err(SnapshotError::Version(version)),
         }
@@ -209,6 +225,9 @@ impl Board {
                     look: Look::default(),
                 },
             );
+        }
+        if version == SNAPSHOT_VERSION && body.looks.is_empty() {
+            return Err(SnapshotError::Inconsistent("version 3 without looks"));
         }
         let mut last = None;
         for l in body.looks.into_inner() {
@@ -272,15 +291,14 @@ mod tests {
         b
     }
 
-    /// A version 2 body is a version 3 body without its last field (an empty list of looks,
-    /// one zero byte), and a version 1 body is a version 2 body without the title (an
-    /// untitled board's title is one zero byte too).
+    /// A board without looks is written as version 2, which a node before looks reads; a
+    /// version 1 body is a version 2 body without the title (an untitled board's title is one
+    /// zero byte).
     #[test]
-    fn versions_1_and_2_are_read_as_untitled_boards_of_default_looks() {
+    fn a_board_without_looks_is_written_as_version_2_and_version_1_is_read_untitled() {
         let board = drawn();
         let mut old = board.snapshot();
-        assert_eq!(old.pop(), Some(0), "no looks end with an empty list");
-        old[0] = 2;
+        assert_eq!(old[0], 2);
         assert_eq!(Board::from_snapshot(&old), Ok(board.clone()));
         assert_eq!(
             old.pop(),
@@ -288,10 +306,18 @@ mod tests {
             "an untitled board ends with an empty option"
         );
         old[0] = 1;
-        assert_eq!(Board::from_snapshot(&old), Ok(board));
+        assert_eq!(Board::from_snapshot(&old), Ok(board.clone()));
         old[0] = SNAPSHOT_VERSION + 1;
         let refused = Board::from_snapshot(&old).unwrap_err();
         assert!(refused.to_string().contains("reads 1 to 3"), "{refused}");
+        // A version 3 snapshot with an empty list of looks is not what a board writes.
+        let mut empty = board.snapshot();
+        empty[0] = 3;
+        empty.push(0);
+        assert_eq!(
+            Board::from_snapshot(&empty),
+            Err(SnapshotError::Inconsistent("version 3 without looks"))
+        );
     }
 
     #[test]
@@ -313,6 +339,7 @@ mod tests {
             },
         );
         let bytes = board.snapshot();
+        assert_eq!((plain[0], bytes[0]), (2, 3));
         assert!(bytes.len() > plain.len());
         let back = Board::from_snapshot(&bytes).unwrap();
         assert_eq!(back.get(&id).unwrap().look, look);
@@ -325,7 +352,7 @@ mod tests {
             .values_mut()
             .for_each(|s| s.look = Look::default());
         let mut listed = stray.snapshot();
-        listed.pop();
+        listed[0] = 3;
         let default = postcard::to_allocvec(&List::from(vec![LookOf {
             id,
             look: Look::default(),
@@ -337,7 +364,7 @@ mod tests {
             Err(SnapshotError::Inconsistent("a default look listed"))
         );
         let mut unknown = stray.snapshot();
-        unknown.pop();
+        unknown[0] = 3;
         let other = StrokeId(Uuid::from_u128(8));
         unknown
             .extend(postcard::to_allocvec(&List::from(vec![LookOf { id: other, look }])).unwrap());
@@ -361,8 +388,8 @@ mod tests {
         assert_eq!(back.title().map(Title::as_str), Some("Q3 plan"));
         assert_eq!(back.snapshot(), bytes);
         let mut empty = drawn().snapshot();
-        empty.truncate(empty.len() - 2);
-        empty.extend([1, 0, 0]);
+        empty.pop();
+        empty.extend([1, 0]);
         assert_eq!(
             Board::from_snapshot(&empty),
             Err(SnapshotError::Inconsistent("empty title"))
