@@ -7,7 +7,7 @@
 use kokuban_board::{Board, Shape};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
 use kokuban_protocol::{
-    Bounded, Color, Look, LookOf, Op, Placement, Point, Points, StrokeId, StrokePoints, Text, Tool,
+    Bounded, Color, Look, LookOf, Op, Placement, Point, Points, StrokeId, StrokePoints, Tool,
 };
 
 use crate::geom::{Pt, Rect, hits, reach_area, visual_bounds};
@@ -22,123 +22,6 @@ pub const TOUCH_RADIUS: f64 = 8.0;
 /// A shape is begun only once the pointer has moved this far (screen pixels), so that a
 /// stray click draws nothing.
 const SHAPE_THRESHOLD: f64 = 3.0;
-
-/// The tools of the toolbar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ToolKind {
-    /// Select, move and delete.
-    Select,
-    /// Pan the board.
-    Hand,
-    /// Freehand, pressure-sensitive.
-    Pen,
-    /// Freehand, translucent.
-    Highlighter,
-    /// Erases whole strokes it touches.
-    Eraser,
-    /// Straight line.
-    Line,
-    /// Line with an arrow head.
-    Arrow,
-    /// Rectangle.
-    Rect,
-    /// Ellipse.
-    Ellipse,
-    /// Text.
-    Text,
-    /// A laser pointer: a trail others see fade; draws nothing on the board. The one tool
-    /// a view-only member may pick.
-    Laser,
-}
-
-impl ToolKind {
-    /// In toolbar order.
-    pub const ALL: [ToolKind; 11] = [
-        ToolKind::Select,
-        ToolKind::Hand,
-        ToolKind::Pen,
-        ToolKind::Highlighter,
-        ToolKind::Eraser,
-        ToolKind::Line,
-        ToolKind::Arrow,
-        ToolKind::Rect,
-        ToolKind::Ellipse,
-        ToolKind::Text,
-        ToolKind::Laser,
-    ];
-
-    /// Stored name, icon file name and `data-tool` attribute.
-    pub fn name(self) -> &'static str {
-        match self {
-            ToolKind::Select => "select",
-            ToolKind::Hand => "hand",
-            ToolKind::Pen => "pen",
-            ToolKind::Highlighter => "highlighter",
-            ToolKind::Eraser => "eraser",
-            ToolKind::Line => "line",
-            ToolKind::Arrow => "arrow",
-            ToolKind::Rect => "rect",
-            ToolKind::Ellipse => "ellipse",
-            ToolKind::Text => "text",
-            ToolKind::Laser => "laser",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn from_name(s: &str) -> Option<ToolKind> {
-        ToolKind::ALL.into_iter().find(|t| t.name() == s)
-    }
-
-    /// Human name (tooltips).
-    pub fn label(self) -> &'static str {
-        match self {
-            ToolKind::Select => "Select",
-            ToolKind::Hand => "Hand (pan)",
-            ToolKind::Pen => "Pen",
-            ToolKind::Highlighter => "Highlighter",
-            ToolKind::Eraser => "Eraser",
-            ToolKind::Line => "Line",
-            ToolKind::Arrow => "Arrow",
-            ToolKind::Rect => "Rectangle",
-            ToolKind::Ellipse => "Ellipse",
-            ToolKind::Text => "Text",
-            ToolKind::Laser => "Laser pointer",
-        }
-    }
-
-    /// Keyboard shortcut (lower case).
-    pub fn shortcut(self) -> char {
-        match self {
-            ToolKind::Select => 'v',
-            ToolKind::Hand => 'h',
-            ToolKind::Pen => 'p',
-            ToolKind::Highlighter => 'm',
-            ToolKind::Eraser => 'e',
-            ToolKind::Line => 'l',
-            ToolKind::Arrow => 'a',
-            ToolKind::Rect => 'r',
-            ToolKind::Ellipse => 'o',
-            ToolKind::Text => 't',
-            ToolKind::Laser => 'k',
-        }
-    }
-
-    /// The tool a shortcut selects.
-    pub fn from_shortcut(c: char) -> Option<ToolKind> {
-        let c = c.to_ascii_lowercase();
-        ToolKind::ALL.into_iter().find(|t| t.shortcut() == c)
-    }
-
-    fn shape(self) -> Option<Tool> {
-        match self {
-            ToolKind::Line => Some(Tool::Line),
-            ToolKind::Arrow => Some(Tool::Arrow),
-            ToolKind::Rect => Some(Tool::Rect),
-            ToolKind::Ellipse => Some(Tool::Ellipse),
-            _ => None,
-        }
-    }
-}
 
 /// One pointer sample, in world pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -557,83 +440,6 @@ impl Tools {
         }
     }
 
-    /// Places a text item at `at` (after the text editor the app opened is committed).
-    pub fn text(&mut self, at: Pt, text: &str, rng: &mut dyn Entropy) -> Output {
-        let trimmed = text.trim_end();
-        let (Ok(text), Ok(at)) = (Text::new(trimmed), Point::from_px(at.x, at.y, 0.5)) else {
-            return Output::default();
-        };
-        if trimmed.trim().is_empty() {
-            return Output::default();
-        }
-        let id = new_stroke_id(rng);
-        let mut ops = vec![Op::Text {
-            id,
-            at,
-            color: self.ink,
-            size: self.size.text(),
-            text,
-        }];
-        ops.extend(dressed(id, self.look));
-        Output {
-            ops,
-            action: Some(Action::Drew(vec![id])),
-            text: None,
-        }
-    }
-
-    /// Replaces the content of the text item `id` by `text`, as a new item in its place (same
-    /// corner, colour and size) and an erase of the old one: existing ops every client already
-    /// applies, undone together as one [`Action::Replaced`]. Emptied text erases the item;
-    /// unchanged text, or an item that is no longer on the board, changes nothing.
-    pub fn edit_text(
-        &mut self,
-        board: &IndexedBoard,
-        id: StrokeId,
-        text: &str,
-        rng: &mut dyn Entropy,
-    ) -> Output {
-        let Some(old) = board.get(&id).filter(|s| !s.erased) else {
-            return Output::default();
-        };
-        let Shape::Text(before) = &old.shape else {
-            return Output::default();
-        };
-        let trimmed = text.trim_end();
-        if trimmed == before.as_str() {
-            return Output::default();
-        }
-        let Ok(erase) = Bounded::new(vec![id]) else {
-            return Output::default();
-        };
-        if trimmed.trim().is_empty() {
-            return Output {
-                ops: vec![Op::Erase { ids: erase }],
-                action: Some(Action::Erased(vec![id])),
-                text: None,
-            };
-        }
-        let (Ok(text), Some(at)) = (Text::new(trimmed), old.placed_points().next()) else {
-            return Output::default();
-        };
-        let new = new_stroke_id(rng);
-        // The new item first, so that no client ever shows neither.
-        let mut ops = vec![Op::Text {
-            id: new,
-            at,
-            color: old.color,
-            size: old.width,
-            text,
-        }];
-        ops.extend(dressed(new, old.look));
-        ops.push(Op::Erase { ids: erase });
-        Output {
-            ops,
-            action: Some(Action::Replaced { old: id, new }),
-            text: None,
-        }
-    }
-
     fn freehand_point(&mut self, input: &ToolInput, rng: &mut dyn Entropy, out: &mut Output) {
         let Gesture::Freehand {
             tool,
@@ -827,6 +633,10 @@ fn constrain(tool: Tool, start: Pt, at: Pt, shift: bool) -> Pt {
     }
 }
 
+mod kind;
 mod selection;
+mod text;
+
+pub use kind::ToolKind;
 #[cfg(test)]
 mod tests;

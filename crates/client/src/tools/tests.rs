@@ -1,5 +1,5 @@
 use kokuban_board::Shape;
-use kokuban_protocol::MemberId;
+use kokuban_protocol::{MemberId, Text};
 
 use super::*;
 use crate::history::History;
