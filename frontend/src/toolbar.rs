@@ -230,6 +230,7 @@ fn LookPanel(engine: EngineRef) -> impl IntoView {
         (Fill::None, "None"),
         (Fill::Tint, "Tint"),
         (Fill::Solid, "Solid"),
+        (Fill::Hachure, "Hachure"),
     ]
     .map(|(f, l)| choice(LookPart::Fill(f), l, format!("Fill: {}", l.to_lowercase())));
     let dashes = [

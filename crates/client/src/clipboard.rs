@@ -15,7 +15,7 @@
 //! ```
 //!
 //! `look` is left out for an item of the default look (no fill, solid, opaque, left-aligned);
-//! `fill` is one of `none`, `tint`, `solid`, `dash` one of `solid`, `dashed`, `dotted`, `align`
+//! `fill` is one of `none`, `tint`, `solid`, `hachure`, `dash` one of `solid`, `dashed`, `dotted`, `align`
 //! one of `left`, `center`, `right`, and `opacity` lies in `0.1..=1`.
 //!
 //! `tool` is one of `pen`, `highlighter`, `line`, `arrow`, `rect`, `ellipse`; `points` are
@@ -465,6 +465,7 @@ enum JsonFill {
     None,
     Tint,
     Solid,
+    Hachure,
 }
 
 #[derive(Serialize, Deserialize, Default, Clone, Copy)]
@@ -492,6 +493,7 @@ impl JsonLook {
                 Fill::None => JsonFill::None,
                 Fill::Tint => JsonFill::Tint,
                 Fill::Solid => JsonFill::Solid,
+                Fill::Hachure => JsonFill::Hachure,
             },
             dash: match look.dash {
                 Dash::Solid => JsonDash::Solid,
@@ -523,6 +525,7 @@ impl JsonLook {
                 JsonFill::None => Fill::None,
                 JsonFill::Tint => Fill::Tint,
                 JsonFill::Solid => Fill::Solid,
+                JsonFill::Hachure => Fill::Hachure,
             },
             dash: match json.dash {
                 JsonDash::Solid => Dash::Solid,

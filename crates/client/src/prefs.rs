@@ -290,10 +290,11 @@ impl SavedPrefs {
     }
 }
 
-const FILLS: [(Fill, &str); 3] = [
+const FILLS: [(Fill, &str); 4] = [
     (Fill::None, "none"),
     (Fill::Tint, "tint"),
     (Fill::Solid, "solid"),
+    (Fill::Hachure, "hachure"),
 ];
 const DASHES: [(Dash, &str); 3] = [
     (Dash::Solid, "solid"),

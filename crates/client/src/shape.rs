@@ -49,6 +49,8 @@ pub struct StrokeGeometry {
     pub dash: Option<(f64, f64)>,
     /// Opacity of the fill inside a closed shape, before `alpha` (`None`: not filled).
     pub fill: Option<f64>,
+    /// The hachure inside a closed shape: its lines as SVG path data, stroked this wide.
+    pub hatch: Option<(String, f64)>,
 }
 
 /// How opaque a tinted fill is, before the item's own opacity.
@@ -106,13 +108,16 @@ pub fn geometry(stroke: &Stroke) -> Option<StrokeGeometry> {
         alpha: opacity,
         dash: dash_pattern(look.dash, w),
         fill: None,
+        hatch: None,
     };
-    let filled = |d| StrokeGeometry {
+    let filled = |d, ellipse: bool| StrokeGeometry {
         fill: match look.fill {
-            Fill::None => None,
+            Fill::None | Fill::Hachure => None,
             Fill::Tint => Some(TINT_ALPHA),
             Fill::Solid => Some(1.0),
         },
+        hatch: (look.fill == Fill::Hachure)
+            .then(|| (hatch_path(a, b, ellipse, hatch_gap(w)), (w / 2.0).max(1.0))),
         ..stroked(d)
     };
     Some(match tool {
@@ -122,6 +127,7 @@ pub fn geometry(stroke: &Stroke) -> Option<StrokeGeometry> {
             alpha: opacity,
             dash: None,
             fill: None,
+            hatch: None,
         },
         Tool::Highlighter => {
             let centre: Vec<Pt> = pts.iter().map(|p| p.0).collect();
@@ -133,8 +139,8 @@ pub fn geometry(stroke: &Stroke) -> Option<StrokeGeometry> {
         }
         Tool::Line => stroked(line_path(a, b)),
         Tool::Arrow => stroked(arrow_path(a, b, w)),
-        Tool::Rect => filled(rect_path(a, b)),
-        Tool::Ellipse => filled(ellipse_path(a, b)),
+        Tool::Rect => filled(rect_path(a, b), false),
+        Tool::Ellipse => filled(ellipse_path(a, b), true),
     })
 }
 
@@ -271,6 +277,58 @@ fn arrow_path(a: Pt, b: Pt, w: f64) -> String {
     d
 }
 
+/// The distance between hachure lines for an outline `w` wide.
+pub fn hatch_gap(w: f64) -> f64 {
+    (w * 3.0).max(8.0)
+}
+
+/// Diagonal lines (rising to the right) `gap` apart across the rectangle spanned by `a` and
+/// `b`, or across the ellipse inscribed in it, each cut where it leaves the shape.
+fn hatch_path(a: Pt, b: Pt, ellipse: bool, gap: f64) -> String {
+    let r = Rect::spanning(a, b);
+    let mut d = String::new();
+    if r.width() <= 0.0 || r.height() <= 0.0 {
+        return d;
+    }
+    // Lines x + y = c, one every `gap` measured across them.
+    let step = gap * std::f64::consts::SQRT_2;
+    let (c0, c1) = (r.x0 + r.y0, r.x1 + r.y1);
+    let mut c = c0 + step / 2.0;
+    while c < c1 {
+        let span = if ellipse {
+            ellipse_chord(r, c)
+        } else {
+            let (lo, hi) = ((c - r.y1).max(r.x0), (c - r.y0).min(r.x1));
+            (lo < hi).then_some((lo, hi))
+        };
+        if let Some((lo, hi)) = span {
+            d.push('M');
+            pair(&mut d, Pt::new(lo, c - lo));
+            d.push('L');
+            pair(&mut d, Pt::new(hi, c - hi));
+        }
+        c += step;
+    }
+    d
+}
+
+/// Where the line x + y = c crosses the ellipse inscribed in `r`: the x of both ends.
+fn ellipse_chord(r: Rect, c: f64) -> Option<(f64, f64)> {
+    let (cx, cy) = ((r.x0 + r.x1) / 2.0, (r.y0 + r.y1) / 2.0);
+    let (rx2, ry2) = ((r.width() / 2.0).powi(2), (r.height() / 2.0).powi(2));
+    // ((x - cx)² / rx²) + ((c - x - cy)² / ry²) = 1, as A x² + B x + C = 0.
+    let k = c - cy;
+    let qa = 1.0 / rx2 + 1.0 / ry2;
+    let qb = -2.0 * (cx / rx2 + k / ry2);
+    let qc = cx * cx / rx2 + k * k / ry2 - 1.0;
+    let disc = qb * qb - 4.0 * qa * qc;
+    if disc <= 0.0 {
+        return None;
+    }
+    let root = disc.sqrt();
+    Some(((-qb - root) / (2.0 * qa), (-qb + root) / (2.0 * qa)))
+}
+
 fn rect_path(a: Pt, b: Pt) -> String {
     let r = Rect::spanning(a, b);
     let mut d = String::new();
@@ -378,6 +436,36 @@ mod tests {
         assert_eq!(s(-0.05), "-0.05");
         assert_eq!(s(7.10), "7.1");
         assert_eq!(s(f64::NAN), "0");
+    }
+
+    #[test]
+    fn hachure_lines_stay_inside_their_shape() {
+        let ends = |d: &str| -> Vec<(f64, f64)> {
+            d.split(['M', 'L'])
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let mut xy = p.split(' ').map(|v| v.parse::<f64>().unwrap());
+                    (xy.next().unwrap(), xy.next().unwrap())
+                })
+                .collect()
+        };
+        let (a, b) = (Pt::new(0.0, 0.0), Pt::new(100.0, 50.0));
+        let rect = hatch_path(a, b, false, 10.0);
+        let corners = ends(&rect);
+        // One line every 10 px across the diagonal span (150 / √2 / 10 ≈ 10.6).
+        assert_eq!(corners.len() / 2, 11, "{rect}");
+        assert!(
+            corners
+                .iter()
+                .all(|&(x, y)| (-0.01..=100.01).contains(&x) && (-0.01..=50.01).contains(&y))
+        );
+        let oval = hatch_path(a, b, true, 10.0);
+        for (x, y) in ends(&oval) {
+            let e = ((x - 50.0) / 50.0).powi(2) + ((y - 25.0) / 25.0).powi(2);
+            assert!((e - 1.0).abs() < 0.01, "({x}, {y}) on the ellipse: {e}");
+        }
+        assert!(ends(&oval).len() < corners.len());
+        assert_eq!(hatch_path(a, Pt::new(0.0, 50.0), false, 10.0), "");
     }
 
     #[test]

@@ -85,6 +85,22 @@ pub fn export(board: &Board, area: Option<Rect>, theme: Theme) -> String {
         match &stroke.shape {
             Shape::Ink(_) => {
                 let Some(g) = geometry(stroke) else { continue };
+                if let Some((lines, width)) = &g.hatch {
+                    // The hachure under the outline, as the canvas draws it.
+                    out.push_str("<path d=\"");
+                    out.push_str(lines);
+                    out.push('"');
+                    out.push_str(&translate);
+                    let _ = write!(out, " fill=\"none\" stroke=\"{color}\" stroke-width=\"");
+                    n(&mut out, *width);
+                    out.push_str("\" stroke-linecap=\"round\"");
+                    if g.alpha < 1.0 {
+                        out.push_str(" opacity=\"");
+                        n(&mut out, g.alpha);
+                        out.push('"');
+                    }
+                    out.push_str("/>\n");
+                }
                 out.push_str("<path d=\"");
                 out.push_str(&g.d);
                 out.push('"');
@@ -290,5 +306,45 @@ mod tests {
             svg.contains("opacity=\"0.5\" text-anchor=\"middle\">"),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn a_hachured_rectangle_exports_its_lines_under_its_outline() {
+        use kokuban_protocol::{Fill, Look, LookOf, Points, StrokePoints};
+        let mut b = Board::new();
+        let id = stroke_id_from(9);
+        let me = MemberId(1);
+        b.apply(
+            me,
+            &Op::StrokeBegin {
+                id,
+                tool: Tool::Rect,
+                color: INK,
+                width: Width::from_px(2.0),
+                first: Point::from_px(0.0, 0.0, 0.5).unwrap(),
+            },
+        );
+        let corner = Points::new(vec![Point::from_px(80.0, 40.0, 0.5).unwrap()]).unwrap();
+        b.apply(
+            me,
+            &Op::StrokePoints(StrokePoints::new(id, 1, corner).unwrap()),
+        );
+        let look = Look {
+            fill: Fill::Hachure,
+            ..Look::default()
+        };
+        b.apply(
+            me,
+            &Op::Look {
+                to: Bounded::new(vec![LookOf { id, look }]).unwrap(),
+            },
+        );
+        let svg = export(&b, None, Theme::Light);
+        let hatch = svg
+            .find("stroke-width=\"1\" stroke-linecap=\"round\"/>")
+            .unwrap();
+        let outline = svg.find("<path d=\"M0 0H80V40H0Z\"").unwrap();
+        assert!(hatch < outline, "{svg}");
+        assert!(svg.matches('M').count() > 8, "{svg}");
     }
 }

@@ -131,4 +131,15 @@ async fn a_filled_rectangle_restyled_dashed_on_one_node_shows_so_on_the_other_an
         .await;
     bob.wait_ink("the line solid again on node B", TOP_EDGE, solid * 9 / 10)
         .await;
+
+    // A hachure shades the inside with lines: ink, but far from all of it.
+    pick(&ada, "Fill: hachure").await;
+    wait_ink_below(&bob, "the hachure on node B", INSIDE, area(INSIDE) * 3 / 4).await;
+    let shaded = bob.ink(INSIDE.0, INSIDE.1, INSIDE.2, INSIDE.3).await;
+    assert!(
+        shaded > area(INSIDE) / 10,
+        "lines across the inside: {shaded} of {} pixels",
+        area(INSIDE)
+    );
+    bob.screenshot("looks-hachure").await;
 }

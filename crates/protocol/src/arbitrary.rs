@@ -98,7 +98,12 @@ pub fn op() -> impl Strategy<Value = Op> {
 
 /// Any look, the default often (what most items have).
 pub fn look() -> impl Strategy<Value = Look> {
-    let fill = prop_oneof![Just(Fill::None), Just(Fill::Tint), Just(Fill::Solid)];
+    let fill = prop_oneof![
+        Just(Fill::None),
+        Just(Fill::Tint),
+        Just(Fill::Solid),
+        Just(Fill::Hachure)
+    ];
     let dash = prop_oneof![Just(Dash::Solid), Just(Dash::Dashed), Just(Dash::Dotted)];
     let align = prop_oneof![Just(Align::Left), Just(Align::Center), Just(Align::Right)];
     let opacity =

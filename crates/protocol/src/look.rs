@@ -17,6 +17,8 @@ pub enum Fill {
     Tint,
     /// The item's colour, solid.
     Solid,
+    /// Parallel diagonal lines in the item's colour, as if shaded by hand.
+    Hachure,
 }
 
 /// The line of a drawn item (a pen's pressure outline is always solid).

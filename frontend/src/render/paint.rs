@@ -132,9 +132,15 @@ fn draw_path(ctx: &CanvasRenderingContext2d, color: &str, path: &Path2d, g: &Str
             }
             ctx.set_global_alpha(g.alpha);
             ctx.set_stroke_style_str(color);
-            ctx.set_line_width(width);
             ctx.set_line_cap("round");
             ctx.set_line_join("round");
+            if let Some((d, hatch_width)) = &g.hatch
+                && let Ok(lines) = Path2d::new_with_path_string(d)
+            {
+                ctx.set_line_width(*hatch_width);
+                ctx.stroke_with_path(&lines);
+            }
+            ctx.set_line_width(width);
             if let Some((on, off)) = g.dash {
                 let pattern = js_sys::Array::of2(&on.into(), &off.into());
                 let _ = ctx.set_line_dash(&pattern);

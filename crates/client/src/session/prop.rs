@@ -319,7 +319,8 @@ impl World {
                     let k = self.next_offset.rem_euclid(90) as u8;
                     self.next_offset += 1;
                     let look = Look {
-                        fill: [Fill::None, Fill::Tint, Fill::Solid][usize::from(k % 3)],
+                        fill: [Fill::None, Fill::Tint, Fill::Solid, Fill::Hachure]
+                            [usize::from(k % 4)],
                         dash: [Dash::Solid, Dash::Dashed, Dash::Dotted][usize::from(k / 3 % 3)],
                         opacity: Opacity::new(10 + k).unwrap(),
                         ..Look::default()
