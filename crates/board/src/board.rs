@@ -2,14 +2,20 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
-    Color, Epoch, Look, MemberId, Op, Point, Position, Seq, Sequenced, StrokeId, StrokePoints,
-    Text, Title, Tool, Width,
+    BlobHash, Color, Epoch, Look, MemberId, Op, PlacedImage, Point, Position, Seq, Sequenced,
+    StrokeId, StrokePoints, Text, Title, Tool, Width,
 };
 
 /// How many erased strokes a board keeps so that undo can restore them. Beyond this the
 /// oldest tombstone is dropped for good, so a board that is drawn on and erased forever keeps
 /// a bounded size.
 pub const MAX_TOMBSTONES: usize = 512;
+
+/// The colour an image item is given (nothing draws it, but every item has one).
+pub const IMAGE_COLOR: Color = Color::rgb(0, 0, 0);
+
+/// The width an image item is given (nothing draws it, but every item has one).
+pub const IMAGE_WIDTH: Width = Width::MIN;
 
 /// What a stroke is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +24,9 @@ pub enum Shape {
     Ink(Tool),
     /// A text item; its one point is the top-left corner and its width the font size.
     Text(Text),
+    /// An image; its two points are the top-left and bottom-right corners of the box it fills.
+    /// Its colour and width are unused (Restyle may set them; nothing shows them).
+    Image(BlobHash),
 }
 
 /// One stroke or text item of a board.
@@ -315,6 +324,18 @@ impl Board {
                 offset: (0, 0),
                 look: Look::default(),
             }),
+            Op::Image(image) => self.insert(Stroke {
+                id: image.id,
+                author,
+                shape: Shape::Image(image.blob),
+                color: IMAGE_COLOR,
+                width: IMAGE_WIDTH,
+                points: vec![image.at, image.to],
+                finished: true,
+                erased: false,
+                offset: (0, 0),
+                look: Look::default(),
+            }),
             Op::StrokePoints(batch) => self.extend(author, batch),
             Op::StrokeEnd { id } => match self.stroke_of(author, id) {
                 Some(s) if !s.finished => {
@@ -440,7 +461,9 @@ impl Board {
     /// unit tests check the two against each other.
     pub fn vet(&self, author: MemberId, op: &Op) -> Result<(), Refusal> {
         match op {
-            Op::StrokeBegin { id, .. } | Op::Text { id, .. } => {
+            Op::StrokeBegin { id, .. }
+            | Op::Text { id, .. }
+            | Op::Image(PlacedImage { id, .. }) => {
                 if self.index.contains_key(id) {
                     return Err(Refusal::IdTaken);
                 }

@@ -8,5 +8,7 @@ mod board;
 mod live;
 mod snapshot;
 
-pub use board::{Board, Change, MAX_TOMBSTONES, Refusal, SequenceError, Shape, Stroke};
+pub use board::{
+    Board, Change, IMAGE_COLOR, IMAGE_WIDTH, MAX_TOMBSTONES, Refusal, SequenceError, Shape, Stroke,
+};
 pub use snapshot::{SNAPSHOT_VERSION, SnapshotError};

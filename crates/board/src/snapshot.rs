@@ -2,9 +2,11 @@
 //!
 //! Version 2 added the board's title at the end of the body, version 3 the looks of the items
 //! that have one other than the default after it. Versions 1 and 2 (stores written before
-//! them) are still read, as untitled boards and as items of the default look. A board whose
-//! items all have the default look is written as version 2, which nodes of the version before
-//! looks still read (in a cluster being upgraded one node at a time); any other as version 3.
+//! them) are still read, as untitled boards and as items of the default look. Version 4 is
+//! version 3 whose items may be images. A board is written in the oldest version that can
+//! hold it: version 2 when its items all have the default look and none is an image, which
+//! nodes of the version before looks still read (in a cluster being upgraded one node at a
+//! time); version 3 when it has looks but no images; version 4 when it has an image.
 //!
 //! A snapshot holds the whole state of a board, tombstones and drawing order included, so that
 //! `snapshot → board → snapshot` gives the same bytes and a board restored from a snapshot
@@ -13,7 +15,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::{
-    Color, List, Look, LookOf, MemberId, Path, Position, StrokeId, Text, Title, Tool, Width,
+    BlobHash, Color, List, Look, LookOf, MemberId, Path, Position, StrokeId, Text, Title, Tool,
+    Width,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,10 +24,13 @@ use crate::board::{Board, MAX_TOMBSTONES, Shape, Stroke};
 
 /// The newest version of the snapshot format, written when a board needs it. Bumped on any
 /// incompatible change.
-pub const SNAPSHOT_VERSION: u8 = 3;
+pub const SNAPSHOT_VERSION: u8 = 4;
 
-/// The version written for a board that needs nothing newer (no looks).
+/// The version written for a board that needs nothing newer (no looks, no images).
 const PLAIN_VERSION: u8 = 2;
+
+/// The version written for a board with looks but no images.
+const LOOKS_VERSION: u8 = 3;
 
 /// The oldest version still read.
 const OLDEST_READ: u8 = 1;
@@ -108,6 +114,8 @@ impl From<BodyV1> for Body {
 enum RecordShape {
     Ink(Tool),
     Text(Text),
+    /// Only in version 4.
+    Image(BlobHash),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -137,6 +145,7 @@ impl Board {
                 shape: match &s.shape {
                     Shape::Ink(tool) => RecordShape::Ink(*tool),
                     Shape::Text(text) => RecordShape::Text(text.clone()),
+                    Shape::Image(blob) => RecordShape::Image(*blob),
                 },
                 color: s.color,
                 width: s.width,
@@ -164,7 +173,13 @@ impl Board {
                 })
                 .collect(),
         };
-        let written = if body.looks.is_empty() {
+        let images = self
+            .strokes
+            .values()
+            .any(|s| matches!(s.shape, Shape::Image(_)));
+        let written = if images {
+            postcard::to_extend(&body, vec![SNAPSHOT_VERSION])
+        } else if body.looks.is_empty() {
             let plain = BodyV2 {
                 position: body.position,
                 next_order: body.next_order,
@@ -174,7 +189,7 @@ impl Board {
             };
             postcard::to_extend(&plain, vec![PLAIN_VERSION])
         } else {
-            postcard::to_extend(&body, vec![SNAPSHOT_VERSION])
+            postcard::to_extend(&body, vec![LOOKS_VERSION])
         };
         written.expect("snapshot types always serialize")
     }
@@ -185,7 +200,7 @@ impl Board {
         let body: Body = match version {
             1 => postcard::from_bytes::<BodyV1>(body).map(Body::from),
             PLAIN_VERSION => postcard::from_bytes::<BodyV2>(body).map(Body::from),
-            SNAPSHOT_VERSION => postcard::from_bytes(body),
+            LOOKS_VERSION | SNAPSHOT_VERSION => postcard::from_bytes(body),
             _ => return Err(SnapshotError::Version(version)),
         }
         .map_err(SnapshotError::Malformed)?;
@@ -198,6 +213,7 @@ impl Board {
         let mut strokes = BTreeMap::new();
         let mut index = HashMap::with_capacity(body.strokes.len());
         let mut erased = 0;
+        let mut images = 0;
         for r in body.strokes.into_inner() {
             if r.order >= body.next_order || strokes.contains_key(&r.order) {
                 return Err(SnapshotError::Inconsistent("drawing order out of range"));
@@ -209,6 +225,18 @@ impl Board {
             let shape = match r.shape {
                 RecordShape::Ink(tool) => Shape::Ink(tool),
                 RecordShape::Text(text) => Shape::Text(text),
+                RecordShape::Image(blob) => {
+                    // What `Op::Image` makes: a finished item filling a box corner to corner.
+                    let fits = match r.points.as_slice() {
+                        [at, to] => to.x() > at.x() && to.y() > at.y(),
+                        _ => false,
+                    };
+                    if !fits || !r.finished {
+                        return Err(SnapshotError::Inconsistent("an image without its box"));
+                    }
+                    images += 1;
+                    Shape::Image(blob)
+                }
             };
             strokes.insert(
                 r.order,
@@ -226,8 +254,15 @@ impl Board {
                 },
             );
         }
-        if version == SNAPSHOT_VERSION && body.looks.is_empty() {
+        // Each version is written only for a board that needs it, so that a board read back
+        // writes the same bytes.
+        if version == LOOKS_VERSION && body.looks.is_empty() {
             return Err(SnapshotError::Inconsistent("version 3 without looks"));
+        }
+        if (version == SNAPSHOT_VERSION) != (images > 0) {
+            return Err(SnapshotError::Inconsistent(
+                "images belong in version 4, and version 4 to images",
+            ));
         }
         let mut last = None;
         for l in body.looks.into_inner() {
@@ -309,7 +344,7 @@ mod tests {
         assert_eq!(Board::from_snapshot(&old), Ok(board.clone()));
         old[0] = SNAPSHOT_VERSION + 1;
         let refused = Board::from_snapshot(&old).unwrap_err();
-        assert!(refused.to_string().contains("reads 1 to 3"), "{refused}");
+        assert!(refused.to_string().contains("reads 1 to 4"), "{refused}");
         // A version 3 snapshot with an empty list of looks is not what a board writes.
         let mut empty = board.snapshot();
         empty[0] = 3;
@@ -371,6 +406,41 @@ mod tests {
         assert_eq!(
             Board::from_snapshot(&unknown),
             Err(SnapshotError::Inconsistent("looks out of drawing order"))
+        );
+    }
+
+    /// An image makes the board version 4, with or without looks; its box and blob come back.
+    #[test]
+    fn an_image_is_written_as_version_4_and_read_back_with_its_box() {
+        use kokuban_protocol::{BlobHash, PlacedImage};
+        let mut board = drawn();
+        let id = StrokeId(Uuid::from_u128(9));
+        let (at, to) = (
+            Point::new(-80, 40, 0).unwrap(),
+            Point::new(800, 640, 0).unwrap(),
+        );
+        let image = PlacedImage::new(id, BlobHash([7; 32]), at, to).unwrap();
+        board.apply(MemberId(3), &Op::Image(image));
+        let bytes = board.snapshot();
+        assert_eq!(bytes[0], 4);
+        let back = Board::from_snapshot(&bytes).unwrap();
+        let item = back.get(&id).unwrap();
+        assert_eq!(item.shape, Shape::Image(BlobHash([7; 32])));
+        assert_eq!(item.points, vec![at, to]);
+        assert_eq!(back.snapshot(), bytes);
+        // The same bytes claiming version 3 break its rule (looks, no images).
+        let mut as_v3 = bytes.clone();
+        as_v3[0] = 3;
+        assert!(Board::from_snapshot(&as_v3).is_err());
+        // A board without images claiming version 4 is not what a board writes.
+        let mut plain = drawn().snapshot();
+        plain[0] = 4;
+        plain.push(0);
+        assert_eq!(
+            Board::from_snapshot(&plain),
+            Err(SnapshotError::Inconsistent(
+                "images belong in version 4, and version 4 to images"
+            ))
         );
     }
 

@@ -93,7 +93,19 @@ pub fn op() -> impl Strategy<Value = Op> {
         1 => vec((stroke_id(), look()), 0..4).prop_map(|v| Op::Look {
             to: Bounded::new(v.into_iter().map(|(id, look)| LookOf { id, look }).collect()).unwrap()
         }),
+        1 => (stroke_id(), blob_hash(), point(), 1i32..4000, 1i32..4000).prop_filter_map(
+            "the box must fit in the world",
+            |(id, blob, at, w, h)| {
+                let to = Point::new(at.x().checked_add(w)?, at.y().checked_add(h)?, 0).ok()?;
+                Some(Op::Image(PlacedImage::new(id, blob, at, to).unwrap()))
+            }
+        ),
     ]
+}
+
+/// Image hashes, from a small pool (so that ops name the same images).
+pub fn blob_hash() -> impl Strategy<Value = BlobHash> {
+    (0u8..3).prop_map(|n| BlobHash([n; 32]))
 }
 
 /// Any look, the default often (what most items have).

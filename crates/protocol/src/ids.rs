@@ -57,6 +57,53 @@ impl fmt::Display for MemberId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Epoch(pub u64);
 
+/// An uploaded image, named by the SHA-256 of its bytes: the server stores it under this name
+/// (content-addressed), so the same picture pasted twice is stored once and a name cannot be
+/// made to point at other bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BlobHash(pub [u8; 32]);
+
+impl BlobHash {
+    /// Parses 64 hexadecimal digits (either case).
+    pub fn parse(hex: &str) -> Result<Self, InvalidValue> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return Err(InvalidValue("an image hash is 64 hexadecimal digits"));
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let digit = |c: u8| match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                b'A'..=b'F' => Ok(c - b'A' + 10),
+                _ => Err(InvalidValue("an image hash is 64 hexadecimal digits")),
+            };
+            *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl fmt::Display for BlobHash {
+    /// Lowercase hexadecimal, as the blob endpoints name it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobHash({self})")
+    }
+}
+
+impl core::str::FromStr for BlobHash {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        Self::parse(s)
+    }
+}
+
 /// The place of a durable op in its room's total order; gapless within an epoch, first op = 1.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
@@ -191,6 +238,9 @@ impl From<Color> for u32 {
 pub struct Width(u16);
 
 impl Width {
+    /// The thinnest width.
+    pub const MIN: Width = Width(MIN_WIDTH);
+
     /// Checks the bounds.
     pub fn new(units: u16) -> Result<Self, InvalidValue> {
         if !(MIN_WIDTH..=MAX_WIDTH).contains(&units) {

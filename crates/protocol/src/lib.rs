@@ -24,15 +24,15 @@ pub use codec::{
     DecodeError, decode_client, decode_server, encode_client, encode_server, encode_server_into,
 };
 pub use ids::{
-    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Title,
-    Token, Width, is_hidden,
+    BlobHash, ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text,
+    Title, Token, Width, is_hidden,
 };
 pub use limits::PROTOCOL_VERSION;
 pub use live::{Handles, LivePoints, MorePoints, Offsets};
 pub use look::{Align, Dash, Fill, Look, LookOf, Opacity};
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
-    Hello, LaserUpdate, Member, Op, Placement, Position, PresenceEvent, Profile, RoomState,
-    Sequenced, ServerMsg, StrokePoints, Style, Submit, Tool, Welcome,
+    Hello, LaserUpdate, Member, Op, PlacedImage, Placement, Position, PresenceEvent, Profile,
+    RoomState, Sequenced, ServerMsg, StrokePoints, Style, Submit, Tool, Welcome,
 };
 pub use point::{DeltaPoints, Path, Point, Points};

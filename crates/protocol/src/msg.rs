@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::bounded::{Bounded, Bytes, List};
 use crate::ids::{
-    ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text, Title,
-    Token, Width,
+    BlobHash, ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text,
+    Title, Token, Width,
 };
 use crate::limits::{
     COORD_LIMIT, MAX_ERROR_MESSAGE_BYTES, MAX_IDS_PER_OP, MAX_POINTS_PER_STROKE, MAX_ZOOM_MILLI,
@@ -235,6 +235,8 @@ pub enum Op {
         /// The new looks.
         to: Bounded<LookOf, MAX_IDS_PER_OP>,
     },
+    /// Places an image, uploaded beforehand to the room's blobs.
+    Image(PlacedImage),
 }
 
 impl Op {
@@ -279,6 +281,47 @@ impl TryFrom<RawStrokePoints> for StrokePoints {
     type Error = InvalidValue;
     fn try_from(raw: RawStrokePoints) -> Result<Self, InvalidValue> {
         Self::new(raw.id, raw.start, raw.points)
+    }
+}
+
+/// An image on the board: the blob it shows and the box it fills, corner to corner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawPlacedImage")]
+pub struct PlacedImage {
+    /// Fresh random id.
+    pub id: StrokeId,
+    /// The image's bytes, by their hash.
+    pub blob: BlobHash,
+    /// Top-left corner.
+    pub at: Point,
+    /// Bottom-right corner.
+    pub to: Point,
+}
+
+impl PlacedImage {
+    /// Checks that the box has a width and a height (`to` right of and below `at`).
+    pub fn new(id: StrokeId, blob: BlobHash, at: Point, to: Point) -> Result<Self, InvalidValue> {
+        if to.x() <= at.x() || to.y() <= at.y() {
+            return Err(InvalidValue(
+                "an image's box must have a width and a height",
+            ));
+        }
+        Ok(Self { id, blob, at, to })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawPlacedImage {
+    id: StrokeId,
+    blob: BlobHash,
+    at: Point,
+    to: Point,
+}
+
+impl TryFrom<RawPlacedImage> for PlacedImage {
+    type Error = InvalidValue;
+    fn try_from(raw: RawPlacedImage) -> Result<Self, InvalidValue> {
+        Self::new(raw.id, raw.blob, raw.at, raw.to)
     }
 }
 
