@@ -14,6 +14,10 @@
 //! ]}
 //! ```
 //!
+//! An image is `{"type": "image", "hash": "<sha-256 hex>", "at": [x, y], "to": [x, y]}`: its
+//! blob by hash and its box corner to corner. The blob belongs to the board it was uploaded
+//! to, so an image pasted into another board shows only where that board holds the same blob.
+//!
 //! `look` is left out for an item of the default look (no fill, solid, opaque, left-aligned);
 //! `fill` is one of `none`, `tint`, `solid`, `hachure`, `dash` one of `solid`, `dashed`, `dotted`, `align`
 //! one of `left`, `center`, `right`, and `opacity` lies in `0.1..=1`.
@@ -25,15 +29,15 @@
 //! originals. Clipboard content is untrusted: it is parsed into the protocol's checked types
 //! and bounded (items, points, text) before it becomes an op.
 
-use kokuban_board::{Board, Shape, Stroke};
+use kokuban_board::{Board, IMAGE_COLOR, IMAGE_WIDTH, Shape, Stroke};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
 use kokuban_protocol::{
-    Align, Bounded, Color, Dash, Fill, Look, LookOf, Op, Opacity, Point, Points, StrokeId,
-    StrokePoints, Text, Tool, Width,
+    Align, BlobHash, Bounded, Color, Dash, Fill, Look, LookOf, Op, Opacity, PlacedImage, Point,
+    Points, StrokeId, StrokePoints, Text, Tool, Width,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::geom::{Pt, Rect, visual_bounds};
+use crate::geom::{Pt, Rect, image_op, visual_bounds};
 use crate::prefs::parse_hex;
 use crate::rng::{Entropy, new_stroke_id};
 
@@ -72,6 +76,11 @@ enum Item {
         color: Color,
         size: Width,
         text: Text,
+    },
+    Image {
+        blob: BlobHash,
+        at: Point,
+        to: Point,
     },
 }
 
@@ -236,6 +245,11 @@ impl Clip {
                     });
                     pasted.ops.extend(dressed);
                 }
+                Item::Image { blob, at, to } => {
+                    let corners = [at.offset(dx, dy), to.offset(dx, dy)];
+                    pasted.ops.extend(image_op(id, *blob, &corners));
+                    pasted.ops.extend(dressed);
+                }
             }
         }
         pasted
@@ -257,6 +271,15 @@ impl Item {
                 size: s.width,
                 text: text.clone(),
             },
+            Shape::Image(blob) => {
+                let mut corners = s.placed_points();
+                let at = corners.next().unwrap_or(s.points[0]);
+                Item::Image {
+                    blob: *blob,
+                    at,
+                    to: corners.next().unwrap_or(at),
+                }
+            }
         }
     }
 
@@ -280,6 +303,12 @@ impl Item {
                 size,
                 text,
             } => (Shape::Text(text.clone()), *color, *size, vec![*at]),
+            Item::Image { blob, at, to } => (
+                Shape::Image(*blob),
+                IMAGE_COLOR,
+                IMAGE_WIDTH,
+                vec![*at, *to],
+            ),
         };
         Stroke {
             id: crate::rng::stroke_id_from(0),
@@ -321,6 +350,12 @@ impl Item {
                 color: color_hex(*color),
                 size: size.px(),
                 text: text.as_str().to_string(),
+                look,
+            },
+            Item::Image { blob, at, to } => JsonItem::Image {
+                hash: blob.to_string(),
+                at: [at.x_px(), at.y_px()],
+                to: [to.x_px(), to.y_px()],
                 look,
             },
         }
@@ -374,6 +409,14 @@ impl Item {
                     },
                     JsonLook::read(look.as_ref()),
                 ))
+            }
+            JsonItem::Image { hash, at, to, look } => {
+                let at = Point::from_px(at[0], at[1], 0.0).ok()?;
+                let to = Point::from_px(to[0], to[1], 0.0).ok()?;
+                // Checked as the op will be: a box with a width and a height.
+                let blob = BlobHash::parse(hash).ok()?;
+                PlacedImage::new(crate::rng::stroke_id_from(0), blob, at, to).ok()?;
+                Some((Item::Image { blob, at, to }, JsonLook::read(look.as_ref())))
             }
         }
     }
@@ -443,6 +486,13 @@ enum JsonItem {
         color: String,
         size: f64,
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        look: Option<JsonLook>,
+    },
+    Image {
+        hash: String,
+        at: [f64; 2],
+        to: [f64; 2],
         #[serde(default, skip_serializing_if = "Option::is_none")]
         look: Option<JsonLook>,
     },

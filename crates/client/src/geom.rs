@@ -2,7 +2,7 @@
 //! bounds and whether a pointer touches it (eraser, selection).
 
 use kokuban_board::{Shape, Stroke};
-use kokuban_protocol::{Fill, Point, Tool};
+use kokuban_protocol::{BlobHash, Fill, Op, PlacedImage, Point, StrokeId, Tool};
 
 use crate::shape::{TEXT_LINE_HEIGHT, text_box};
 
@@ -186,7 +186,7 @@ pub fn ink_reach(stroke: &Stroke) -> f64 {
         Shape::Ink(Tool::Pen) => w * crate::shape::MAX_PRESSURE_SCALE / 2.0 + 1.0,
         Shape::Ink(Tool::Arrow) => w / 2.0 + crate::shape::arrow_head_length(w) + 1.0,
         Shape::Ink(_) => w / 2.0 + 1.0,
-        Shape::Text(_) => 0.0,
+        Shape::Text(_) | Shape::Image(_) => 0.0,
     }
 }
 
@@ -212,6 +212,10 @@ pub fn unplaced_bounds(stroke: &Stroke) -> Rect {
             y1: at.y + h,
         };
     }
+    if let Shape::Image(_) = stroke.shape {
+        let (a, b) = ends(&stroke.points);
+        return Rect::spanning(a, b);
+    }
     let mut r = Rect::EMPTY;
     for p in &stroke.points {
         let p = Pt::of(*p);
@@ -232,6 +236,13 @@ fn ends(points: &[Point]) -> (Pt, Pt) {
     let a = Pt::of(points[0]);
     let b = Pt::of(*points.last().unwrap_or(&points[0]));
     (a, b)
+}
+
+/// The op that places an image `blob` under `id` in the box its two `points` give (none when
+/// they do not make a box, which a board never holds).
+pub fn image_op(id: StrokeId, blob: BlobHash, points: &[Point]) -> Option<Op> {
+    let [at, to] = points else { return None };
+    PlacedImage::new(id, blob, *at, *to).ok().map(Op::Image)
 }
 
 /// The centre-line segments of a stroke where it now is, for hit-testing.
@@ -261,7 +272,7 @@ pub fn outline_segments(stroke: &Stroke) -> Vec<(Pt, Pt)> {
             };
             (0..STEPS).map(|i| (at(i), at(i + 1))).collect()
         }
-        Shape::Text(_) => {
+        Shape::Text(_) | Shape::Image(_) => {
             let r = visual_bounds(stroke);
             let (p, q) = (Pt::new(r.x0, r.y0), Pt::new(r.x1, r.y1));
             let (c, d) = (Pt::new(q.x, p.y), Pt::new(p.x, q.y));
@@ -277,8 +288,8 @@ pub fn hits(stroke: &Stroke, from: Pt, to: Pt, radius: f64) -> bool {
     if !swept.intersects(&visual_bounds(stroke).inflate(radius)) {
         return false;
     }
-    if let Shape::Text(_) = stroke.shape {
-        // Text is picked by its box, not only its outline.
+    if let Shape::Text(_) | Shape::Image(_) = stroke.shape {
+        // Text and images are picked by their box, not only its outline.
         let r = visual_bounds(stroke).inflate(radius);
         if r.contains(from) || r.contains(to) {
             return true;
@@ -333,7 +344,7 @@ pub fn touch_bounds(stroke: &Stroke) -> Rect {
 pub fn unplaced_touch_bounds(stroke: &Stroke) -> Rect {
     match stroke.shape {
         Shape::Text(_) => unplaced_bounds(stroke).inflate(stroke.width.px() / 2.0),
-        Shape::Ink(_) => unplaced_bounds(stroke),
+        Shape::Ink(_) | Shape::Image(_) => unplaced_bounds(stroke),
     }
 }
 

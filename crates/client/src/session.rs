@@ -557,7 +557,8 @@ impl Session {
             Op::StrokeBegin { .. }
             | Op::StrokePoints(_)
             | Op::StrokeEnd { .. }
-            | Op::Text { .. } => false,
+            | Op::Text { .. }
+            | Op::Image(_) => false,
         }
     }
 

@@ -4,13 +4,28 @@
 use std::fmt::Write as _;
 
 use kokuban_board::{Board, Shape};
-use kokuban_protocol::Align;
+use kokuban_protocol::{Align, BlobHash};
 
 use crate::geom::{Rect, visual_bounds};
 use crate::prefs::{Theme, hex};
 use crate::shape::{
     Paint, TEXT_FONT_FAMILY, geometry, num, text_anchor, text_baseline, text_box, text_lines,
 };
+
+/// Whether `url` is a base64 `data:` URL of a raster image, and nothing that could break out
+/// of the attribute it is written into.
+fn is_image_data_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("data:image/") else {
+        return false;
+    };
+    let Some((kind, data)) = rest.split_once(";base64,") else {
+        return false;
+    };
+    matches!(kind, "png" | "jpeg" | "webp" | "gif")
+        && data
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+}
 
 /// Space around the drawing when the whole board is exported, in pixels.
 pub const MARGIN: f64 = 24.0;
@@ -24,8 +39,14 @@ pub fn content_bounds(board: &Board) -> Rect {
 }
 
 /// An SVG document of `area` (world pixels), or of the whole drawing when `None`, on the
-/// theme's background.
-pub fn export(board: &Board, area: Option<Rect>, theme: Theme) -> String {
+/// theme's background. `image` gives an image's bytes as a `data:` URL, so that the document
+/// stands alone; an image it cannot give is drawn as an empty frame.
+pub fn export(
+    board: &Board,
+    area: Option<Rect>,
+    theme: Theme,
+    image: &dyn Fn(&BlobHash) -> Option<String>,
+) -> String {
     let area = match area {
         Some(a) if !a.is_empty() => a,
         _ => {
@@ -174,6 +195,42 @@ pub fn export(board: &Board, area: Option<Rect>, theme: Theme) -> String {
                 }
                 out.push_str("</text>\n");
             }
+            Shape::Image(blob) => {
+                let r = crate::geom::unplaced_bounds(stroke);
+                let opacity = stroke.look.opacity;
+                let place = |out: &mut String| {
+                    out.push_str(" x=\"");
+                    n(out, r.x0);
+                    out.push_str("\" y=\"");
+                    n(out, r.y0);
+                    out.push_str("\" width=\"");
+                    n(out, r.width());
+                    out.push_str("\" height=\"");
+                    n(out, r.height());
+                    out.push('"');
+                    out.push_str(&translate);
+                    if opacity.percent() < 100 {
+                        out.push_str(" opacity=\"");
+                        n(out, opacity.unit());
+                        out.push('"');
+                    }
+                };
+                match image(blob).filter(|url| is_image_data_url(url)) {
+                    Some(url) => {
+                        out.push_str("<image");
+                        place(&mut out);
+                        let _ = writeln!(out, " preserveAspectRatio=\"none\" href=\"{url}\"/>");
+                    }
+                    None => {
+                        out.push_str("<rect");
+                        place(&mut out);
+                        let _ = writeln!(
+                            out,
+                            " fill=\"none\" stroke=\"{color}\" stroke-dasharray=\"4 4\"/>"
+                        );
+                    }
+                }
+            }
         }
     }
     out.push_str("</svg>\n");
@@ -240,7 +297,7 @@ mod tests {
 
     #[test]
     fn exports_paths_and_escaped_text_within_margins() {
-        let svg = export(&board(), None, Theme::Light);
+        let svg = export(&board(), None, Theme::Light, &|_| None);
         assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
         assert!(svg.contains(
             "<path d=\"M0 0L100 50\" fill=\"none\" stroke=\"#1e1e1e\" stroke-width=\"4\""
@@ -257,7 +314,7 @@ mod tests {
         let mut b = board();
         let to = Bounded::new(vec![Placement::new(stroke_id_from(1), 80, 0).unwrap()]).unwrap();
         b.apply(MemberId(1), &Op::Move { to });
-        let svg = export(&b, None, Theme::Dark);
+        let svg = export(&b, None, Theme::Dark, &|_| None);
         assert!(svg.contains("stroke=\"#f4f1e8\""));
         assert!(svg.contains("transform=\"translate(10 0)\""));
         // An area away from everything holds only the background.
@@ -267,9 +324,9 @@ mod tests {
             x1: 1100.0,
             y1: 1100.0,
         };
-        let empty = export(&b, Some(far), Theme::Dark);
+        let empty = export(&b, Some(far), Theme::Dark, &|_| None);
         assert!(!empty.contains("<path") && !empty.contains("<text"));
-        assert!(export(&Board::new(), None, Theme::Light).contains("width=\"1\""));
+        assert!(export(&Board::new(), None, Theme::Light, &|_| None).contains("width=\"1\""));
     }
 
     #[test]
@@ -292,7 +349,7 @@ mod tests {
                 to: Bounded::new(to.to_vec()).unwrap(),
             },
         );
-        let svg = export(&b, None, Theme::Light);
+        let svg = export(&b, None, Theme::Light, &|_| None);
         // A line has no inside to fill; its dashes follow its width (4 px).
         assert!(
             svg.contains("<path d=\"M0 0L100 50\" fill=\"none\" stroke=\"#1e1e1e\""),
@@ -339,12 +396,58 @@ mod tests {
                 to: Bounded::new(vec![LookOf { id, look }]).unwrap(),
             },
         );
-        let svg = export(&b, None, Theme::Light);
+        let svg = export(&b, None, Theme::Light, &|_| None);
         let hatch = svg
             .find("stroke-width=\"1\" stroke-linecap=\"round\"/>")
             .unwrap();
         let outline = svg.find("<path d=\"M0 0H80V40H0Z\"").unwrap();
         assert!(hatch < outline, "{svg}");
         assert!(svg.matches('M').count() > 8, "{svg}");
+    }
+
+    /// An image is embedded as its data URL, at its box and opacity, so the file stands alone;
+    /// one whose bytes are not at hand (or not a raster data URL) is an empty frame.
+    #[test]
+    fn images_are_embedded_and_a_missing_one_is_a_frame() {
+        use kokuban_protocol::{BlobHash, Look, LookOf, PlacedImage};
+        let mut b = Board::new();
+        let (shown, missing) = (BlobHash([1; 32]), BlobHash([2; 32]));
+        let at = |x: f64, y: f64| Point::from_px(x, y, 0.0).unwrap();
+        for (n, blob, x) in [(1, shown, 0.0), (2, missing, 200.0)] {
+            let image = PlacedImage::new(stroke_id_from(n), blob, at(x, 0.0), at(x + 120.0, 80.0));
+            b.apply(MemberId(1), &Op::Image(image.unwrap()));
+        }
+        let look = Look {
+            opacity: kokuban_protocol::Opacity::new(50).unwrap(),
+            ..Look::default()
+        };
+        let to = Bounded::new(vec![LookOf {
+            id: stroke_id_from(1),
+            look,
+        }])
+        .unwrap();
+        b.apply(MemberId(1), &Op::Look { to });
+        let url = "data:image/png;base64,iVBORw0KGgo=";
+        let svg = export(&b, None, Theme::Light, &|h| {
+            (*h == shown).then(|| url.to_string())
+        });
+        assert!(
+            svg.contains(&format!(
+                "<image x=\"0\" y=\"0\" width=\"120\" height=\"80\" opacity=\"0.5\" preserveAspectRatio=\"none\" href=\"{url}\"/>"
+            )),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<rect x=\"200\" y=\"0\" width=\"120\" height=\"80\" fill=\"none\""),
+            "{svg}"
+        );
+        // Anything but a raster data URL is not written into the document.
+        let hostile = export(&b, None, Theme::Light, &|_| {
+            Some("javascript:alert(1)\"".into())
+        });
+        assert!(
+            !hostile.contains("<image") && !hostile.contains("javascript"),
+            "{hostile}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! nudge. Everything is done with the ops that exist: a paste or a duplicate creates new items
 //! (fresh ids, `StrokeBegin`/`StrokePoints`/`StrokeEnd`/`Text`), a nudge is a `Move`.
 
+use kokuban_protocol::BlobHash;
 use kokuban_protocol::limits::SUBPIXELS;
 
 use super::Editor;
@@ -16,6 +17,9 @@ use crate::tools::{Output, ToolKind};
 pub const DUPLICATE_OFFSET_PX: f64 = 16.0;
 /// An arrow key moves the selection this far (world pixels); with Shift ten times as far.
 pub const NUDGE_PX: i32 = 1;
+/// A picture is placed at its own size on screen, or smaller so that it covers at most this
+/// share of the screen's width and height.
+pub const IMAGE_SCREEN_SHARE: f64 = 0.6;
 
 impl Editor {
     /// Whether something is selected (copy, cut, duplicate and nudge act on it).
@@ -107,6 +111,43 @@ impl Editor {
         self.prefs.tool = ToolKind::Select;
         self.prefs_changed = true;
         self.bump();
+    }
+
+    /// Places an uploaded picture `blob` of `natural` size (pixels) centred on `at` (screen;
+    /// `None`: where a paste lands), at its own size on screen unless that is more than
+    /// [`IMAGE_SCREEN_SHARE`] of the screen, selected, as one undo step. Returns whether it was
+    /// placed (not by a view-only link, nor in the middle of a gesture).
+    pub fn place_image(&mut self, blob: BlobHash, natural: (f64, f64), at: Option<Pt>) -> bool {
+        if !self.can_edit() || self.tools.is_active() {
+            return false;
+        }
+        let (w, h) = natural;
+        if !(w.is_finite() && h.is_finite() && w >= 1.0 && h >= 1.0) {
+            return false;
+        }
+        let fit = (IMAGE_SCREEN_SHARE * self.screen.0 / w)
+            .min(IMAGE_SCREEN_SHARE * self.screen.1 / h)
+            .min(1.0);
+        let zoom = self.viewport.zoom();
+        // World size: what shows `fit × natural` pixels on screen at this zoom, never less
+        // than a pixel each way.
+        let (w, h) = ((w * fit / zoom).max(1.0), (h * fit / zoom).max(1.0));
+        let centre = self
+            .viewport
+            .to_world(at.unwrap_or_else(|| self.paste_point()));
+        let corner = |x: f64, y: f64| kokuban_protocol::Point::from_px(x, y, 0.0).ok();
+        let (Some(from), Some(to)) = (
+            corner(centre.x - w / 2.0, centre.y - h / 2.0),
+            corner(centre.x + w / 2.0, centre.y + h / 2.0),
+        ) else {
+            return false;
+        };
+        let id = crate::rng::new_stroke_id(&mut self.rng);
+        let Some(op) = crate::geom::image_op(id, blob, &[from, to]) else {
+            return false;
+        };
+        self.place(vec![op], vec![id]);
+        true
     }
 
     /// Where a paste lands, on screen.

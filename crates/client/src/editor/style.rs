@@ -122,6 +122,8 @@ impl Editor {
 fn width_of(stroke: &Stroke, size: Size) -> Width {
     match stroke.shape {
         Shape::Text(_) => size.text(),
+        // An image has no width to speak of: a size leaves it as it is.
+        Shape::Image(_) => stroke.width,
         Shape::Ink(Tool::Highlighter) => size.highlighter(),
         Shape::Ink(_) => size.pen(),
     }

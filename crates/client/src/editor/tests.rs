@@ -573,6 +573,67 @@ fn copy_paste_duplicate_and_nudge_send_ops_the_room_applies() {
     assert!(!e.board().get(&dup).unwrap().erased);
 }
 
+/// A picture is placed centred where it was dropped, at its own size unless that is more than
+/// the screen's share, selected; it is sent as one Image op, copies and pastes as a picture of
+/// the same blob, and one undo takes it away. A viewer places nothing.
+#[test]
+fn a_picture_is_placed_fitted_to_the_screen_copied_and_undone() {
+    use kokuban_protocol::BlobHash;
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.set_screen(1000.0, 800.0, 1.0);
+    e.outgoing(0.0);
+    let blob = BlobHash([3; 32]);
+    // A small picture keeps its size; a large one is fitted into 60 % of the screen.
+    assert!(e.place_image(blob, (200.0, 100.0), Some(Pt::new(300.0, 300.0))));
+    let small = e.tools().selection()[0];
+    let r = crate::geom::visual_bounds(e.board().get(&small).unwrap());
+    assert!(
+        (r.width() - 200.0).abs() < 0.2 && (r.height() - 100.0).abs() < 0.2,
+        "{r:?}"
+    );
+    assert!(r.center().dist(Pt::new(300.0, 300.0)) < 0.2);
+    assert!(e.place_image(blob, (4000.0, 1000.0), None));
+    let large = e.tools().selection()[0];
+    let r = crate::geom::visual_bounds(e.board().get(&large).unwrap());
+    assert!(
+        (r.width() - 600.0).abs() < 0.2 && (r.height() - 150.0).abs() < 0.2,
+        "{r:?}"
+    );
+    let sent = ops(&e.outgoing(100.0));
+    let placed: Vec<_> = sent
+        .iter()
+        .filter_map(|m| match m {
+            ClientMsg::Op(Submit {
+                op: Op::Image(image),
+                ..
+            }) => Some((image.id, image.blob)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, vec![(small, blob), (large, blob)]);
+
+    // Copied and pasted, it is a new picture of the same blob and box.
+    let copied = e.copy().unwrap();
+    e.pointer_move(&[input(1, 500.0, 500.0, PointerKind::Mouse, 200.0)]);
+    assert!(e.paste(&copied));
+    let pasted = e.tools().selection()[0];
+    let copy = e.board().get(&pasted).unwrap();
+    assert_eq!(copy.shape, kokuban_board::Shape::Image(blob));
+    let r = crate::geom::visual_bounds(copy);
+    assert!((r.width() - 600.0).abs() < 0.2 && r.center().dist(Pt::new(500.0, 500.0)) < 0.2);
+
+    // One undo each takes them away again.
+    e.undo();
+    e.undo();
+    assert!(e.board().get(&large).unwrap().erased);
+    assert!(!e.board().get(&small).unwrap().erased);
+
+    let mut viewer = editor(false);
+    welcome(&mut viewer, Capability::View);
+    assert!(!viewer.place_image(blob, (10.0, 10.0), None));
+}
+
 #[test]
 fn plain_text_pastes_as_a_text_item_and_a_viewer_pastes_nothing() {
     let mut e = editor(true);

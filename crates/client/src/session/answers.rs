@@ -2,7 +2,9 @@
 //! doubt), Acks, and refusals, each answering the lowest-numbered op on the wire.
 
 use kokuban_board::{Board, SnapshotError};
-use kokuban_protocol::{Ack, Capability, ErrorCode, ErrorFrame, Op, RoomState, Sequenced, Welcome};
+use kokuban_protocol::{
+    Ack, Capability, ErrorCode, ErrorFrame, Op, PlacedImage, RoomState, Sequenced, Welcome,
+};
 
 use super::bridge::{self, op_ids};
 use super::{
@@ -183,7 +185,9 @@ impl Session {
     fn judge(&self, op: &Op) -> Verdict {
         let room = &self.confirmed;
         let holds = match op {
-            Op::StrokeBegin { id, .. } | Op::Text { id, .. } => {
+            Op::StrokeBegin { id, .. }
+            | Op::Text { id, .. }
+            | Op::Image(PlacedImage { id, .. }) => {
                 if room.get(id).is_none() {
                     return Verdict::Unknown;
                 }

@@ -23,7 +23,8 @@ use std::collections::HashSet;
 use kokuban_board::{Board, Shape, Stroke};
 use kokuban_protocol::limits::MAX_POINTS_PER_BATCH;
 use kokuban_protocol::{
-    Bounded, Capability, Look, LookOf, Op, Placement, Points, StrokeId, StrokePoints, Style,
+    Bounded, Capability, Look, LookOf, Op, PlacedImage, Placement, Points, StrokeId, StrokePoints,
+    Style,
 };
 
 use super::{Entry, Fate, Notice, Session};
@@ -33,7 +34,10 @@ use crate::rng::{Entropy, new_stroke_id};
 /// The strokes an op names (none for a Clear).
 pub(super) fn op_ids(op: &Op) -> Vec<StrokeId> {
     match op {
-        Op::StrokeBegin { id, .. } | Op::StrokeEnd { id } | Op::Text { id, .. } => vec![*id],
+        Op::StrokeBegin { id, .. }
+        | Op::StrokeEnd { id }
+        | Op::Text { id, .. }
+        | Op::Image(PlacedImage { id, .. }) => vec![*id],
         Op::StrokePoints(b) => vec![b.id],
         Op::Erase { ids } | Op::Restore { ids } => ids.as_slice().to_vec(),
         Op::Move { to } => to.iter().map(|p| p.id).collect(),
@@ -246,6 +250,9 @@ fn whole(stroke: &Stroke, id: StrokeId) -> Vec<Op> {
             size: stroke.width,
             text: text.clone(),
         }],
+        Shape::Image(blob) => crate::geom::image_op(id, *blob, &stroke.points)
+            .into_iter()
+            .collect(),
         Shape::Ink(tool) => {
             let mut ops = vec![Op::StrokeBegin {
                 id,

@@ -531,6 +531,7 @@ fn content_without(board: &Board, left_out: &HashSet<StrokeId>) -> Vec<String> {
             let shape = match &s.shape {
                 Shape::Ink(t) => format!("{t:?}"),
                 Shape::Text(t) => t.as_str().to_string(),
+                Shape::Image(blob) => blob.to_string(),
             };
             format!(
                 "{shape} {:?} {:?} {:?} {} {:?} {:?}",
