@@ -22,6 +22,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::HtmlCanvasElement;
 
 use crate::browser::{self, document, now, window};
+use crate::images::Images;
 use crate::outbox::Kept;
 use crate::render::{Renderer, render_offscreen};
 use crate::socket::Socket;
@@ -178,6 +179,8 @@ pub struct Engine {
     /// The tab's unsaved ops in the browser's storage (None for a link without a token).
     kept: Option<Rc<Kept>>,
     renderer: RefCell<Option<Renderer>>,
+    /// The pictures this tab shows or uploaded.
+    images: Rc<Images>,
     ui: RwSignal<Ui>,
     panels: RwSignal<Panels>,
     toasts: RwSignal<Vec<(u64, String)>>,
@@ -225,6 +228,7 @@ impl Engine {
         let socket = has_token.then(|| Socket::start(url, editor.clone()));
         let kept = keeper.map(|k| Kept::start(k, editor.clone(), socket.clone()));
         let engine = Rc::new(Engine {
+            images: Images::new(editor.clone()),
             editor,
             socket,
             kept,
@@ -269,13 +273,34 @@ impl Engine {
     }
 
     /// Attaches the canvases once they are in the DOM.
-    pub fn attach(&self, board: HtmlCanvasElement, overlay: HtmlCanvasElement) {
+    pub fn attach(self: &Rc<Self>, board: HtmlCanvasElement, overlay: HtmlCanvasElement) {
         if self.renderer.borrow().is_some() {
             return;
         }
-        crate::input::attach(&board, self.editor.clone(), self.panels);
+        let me = self.clone();
+        let add_image = Rc::new(move |file: web_sys::Blob, at: Option<Pt>| me.add_image(file, at));
+        crate::input::attach(&board, self.editor.clone(), self.panels, add_image);
         let theme = self.editor.borrow().prefs().theme;
-        *self.renderer.borrow_mut() = Renderer::new(board, overlay, theme);
+        *self.renderer.borrow_mut() = Renderer::new(board, overlay, theme, self.images.clone());
+    }
+
+    /// Uploads a picture (pasted, dropped at `at` on screen, or picked) and places it on the
+    /// board; a refusal is told in a toast.
+    pub fn add_image(self: &Rc<Self>, file: web_sys::Blob, at: Option<Pt>) {
+        if !self.editor.borrow().can_edit() {
+            return;
+        }
+        let me = self.clone();
+        leptos::task::spawn_local(async move {
+            match me.images.upload(&file).await {
+                Ok((blob, size)) => {
+                    if !me.editor.borrow_mut().place_image(blob, size, at) {
+                        me.toast("The picture could not be placed here.".into());
+                    }
+                }
+                Err(why) => me.toast(why),
+            }
+        });
     }
 
     /// Runs `f` on the editor (a toolbar action).
@@ -365,7 +390,9 @@ impl Engine {
     pub fn export_svg(&self, whole: bool) {
         let e = self.editor.borrow();
         let area = (!whole).then(|| e.visible());
-        let text = svg::export(e.board(), area, e.prefs().theme);
+        let text = svg::export(e.board(), area, e.prefs().theme, &|blob| {
+            self.images.data_url(blob)
+        });
         if let Some(blob) = browser::text_blob(&text, "image/svg+xml") {
             browser::download("kokuban.svg", &blob);
         }
@@ -383,7 +410,7 @@ impl Engine {
         }
         let area = area.inflate(svg::MARGIN);
         let scale = (WIDTH / area.width()).min(HEIGHT / area.height()).min(1.0);
-        let canvas = render_offscreen(e.board(), area, scale, e.prefs().theme)?;
+        let canvas = render_offscreen(e.board(), area, scale, e.prefs().theme, &self.images)?;
         canvas
             .to_data_url_with_type_and_encoder_options("image/webp", &JsValue::from_f64(0.7))
             .ok()
@@ -405,7 +432,7 @@ impl Engine {
                 .device_pixel_ratio()
                 .clamp(1.0, 2.0)
                 .min(8192.0 / area.width().max(area.height()));
-            render_offscreen(e.board(), area, scale, e.prefs().theme)
+            render_offscreen(e.board(), area, scale, e.prefs().theme, &self.images)
         } else {
             document()
                 .get_element_by_id("board")

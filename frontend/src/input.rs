@@ -15,14 +15,23 @@ use leptos::prelude::{RwSignal, Update, WithUntracked};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{
-    AddEventListenerOptions, ClipboardEvent, HtmlCanvasElement, HtmlElement, KeyboardEvent,
-    PointerEvent, WheelEvent,
+    AddEventListenerOptions, ClipboardEvent, DragEvent, HtmlCanvasElement, HtmlElement,
+    KeyboardEvent, PointerEvent, WheelEvent,
 };
 
 use crate::browser::{document, window};
 
+/// What becomes of a picture pasted or dropped (at a point on screen, for a drop).
+pub type AddImage = Rc<dyn Fn(web_sys::Blob, Option<Pt>)>;
+
 /// Listens on the board canvas, the window and the document for as long as the page lives.
-pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>, panels: RwSignal<Panels>) {
+pub fn attach(
+    canvas: &HtmlCanvasElement,
+    editor: Rc<RefCell<Editor>>,
+    panels: RwSignal<Panels>,
+    add_image: AddImage,
+) {
+    attach_drop(canvas, &editor, add_image.clone());
     let target = canvas.clone();
     listen(canvas, "pointerdown", {
         let editor = editor.clone();
@@ -123,13 +132,55 @@ pub fn attach(canvas: &HtmlCanvasElement, editor: Rc<RefCell<Editor>>, panels: R
         let editor = editor.clone();
         move |e: KeyboardEvent| editor.borrow_mut().key_up(&e.key())
     });
-    attach_clipboard(editor);
+    attach_clipboard(editor, add_image);
+}
+
+/// Pictures dropped on the board from the desktop or another page are added where they fall.
+fn attach_drop(canvas: &HtmlCanvasElement, editor: &Rc<RefCell<Editor>>, add_image: AddImage) {
+    listen(canvas, "dragover", {
+        let editor = editor.clone();
+        move |e: DragEvent| {
+            // Cancelling it is what lets the board take a drop.
+            if editor.borrow().can_edit() {
+                e.prevent_default();
+            }
+        }
+    });
+    let target = canvas.clone();
+    let editor = editor.clone();
+    listen(canvas, "drop", move |e: DragEvent| {
+        e.prevent_default();
+        if !editor.borrow().can_edit() {
+            return;
+        }
+        let rect = target.get_bounding_client_rect();
+        let at = Pt::new(
+            f64::from(e.client_x()) - rect.left(),
+            f64::from(e.client_y()) - rect.top(),
+        );
+        let files = e.data_transfer().and_then(|d| d.files());
+        for file in image_files(files) {
+            add_image(file, Some(at));
+        }
+    });
+}
+
+/// The pictures among `files` (other files are not for a board).
+fn image_files(files: Option<web_sys::FileList>) -> Vec<web_sys::Blob> {
+    let Some(files) = files else {
+        return Vec::new();
+    };
+    (0..files.length())
+        .filter_map(|i| files.get(i))
+        .filter(|f| f.type_().starts_with("image/"))
+        .map(web_sys::Blob::from)
+        .collect()
 }
 
 /// Copy, cut and paste of drawings through the system clipboard. Browsers let a page touch
 /// the clipboard only in these events (which Ctrl/⌘+C, X and V fire), and always in them, in
 /// any context: no permission prompt, no secure origin needed. Text fields keep their own.
-fn attach_clipboard(editor: Rc<RefCell<Editor>>) {
+fn attach_clipboard(editor: Rc<RefCell<Editor>>, add_image: AddImage) {
     let doc: web_sys::EventTarget = document().into();
     // With no text selected, a browser only fires `copy` and `cut` when the page asked for
     // them by cancelling `before…`: it does so while drawings are selected.
@@ -180,6 +231,17 @@ fn attach_clipboard(editor: Rc<RefCell<Editor>>) {
         let Some(data) = e.clipboard_data() else {
             return;
         };
+        // A copied picture (a screenshot, an image copied in another page) comes as a file.
+        let pictures = image_files(data.files());
+        if !pictures.is_empty() {
+            if editor.borrow().can_edit() {
+                e.prevent_default();
+                for picture in pictures {
+                    add_image(picture, None);
+                }
+            }
+            return;
+        }
         let text = data
             .get_data(CLIP_MIME)
             .ok()

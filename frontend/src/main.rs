@@ -6,6 +6,7 @@
 mod app;
 mod browser;
 mod engine;
+mod images;
 mod input;
 mod landing;
 mod menus;

@@ -343,8 +343,35 @@ pub fn Menu(engine: EngineRef) -> impl IntoView {
         }
     };
     let dark = move || ui.with(|u| u.theme.name() == "dark");
+    // The file picker stays in the page (the menu closes as it opens).
+    let picker = NodeRef::<leptos::html::Input>::new();
+    let pick = move |_| {
+        panels.maybe_update(|p| p.close());
+        if let Some(input) = picker.get() {
+            input.click();
+        }
+    };
+    let picked = move |_| {
+        let Some(input) = picker.get() else { return };
+        if let Some(files) = input.files() {
+            for file in (0..files.length()).filter_map(|i| files.get(i)) {
+                engine.with_value(|e| e.add_image(file.into(), None));
+            }
+        }
+        // The same file picked again is a change too.
+        input.set_value("");
+    };
     view! {
         <div class="menu" data-panel="menu">
+            <input
+                type="file"
+                class="file-picker"
+                accept=crate::images::IMAGE_TYPES.join(",")
+                multiple
+                aria-label="Picture to add to the board"
+                node_ref=picker
+                on:change=picked
+            />
             <button
                 class="btn"
                 title="Menu: export, theme, shortcuts"
@@ -369,6 +396,16 @@ pub fn Menu(engine: EngineRef) -> impl IntoView {
                     <button role="menuitem" title="Download what is on screen as an SVG image" on:click=item(|e| e.export_svg(false))>
                         {icon("download")}"SVG — current view"
                     </button>
+                    <Show when=move || ui.with(|u| u.can_edit)>
+                        <button
+                            role="menuitem"
+                            title="Add a PNG, JPEG, WebP or GIF picture (or paste one, or drop it on the board)"
+                            aria-label="Add a picture"
+                            on:click=pick
+                        >
+                            {icon("image")}"Add a picture…"
+                        </button>
+                    </Show>
                     <hr/>
                     <button
                         role="menuitem"

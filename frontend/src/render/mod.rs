@@ -30,9 +30,12 @@ use kokuban_client::viewport::Viewport;
 use kokuban_protocol::StrokeId;
 use web_sys::HtmlCanvasElement;
 
+use std::rc::Rc;
+
 use self::layer::Layer;
 pub use self::paint::render_offscreen;
 use self::paint::{Canvas, Paths};
+use crate::images::Images;
 
 /// Draws the board and the overlay.
 pub struct Renderer {
@@ -51,11 +54,17 @@ pub struct Renderer {
     paths: Paths,
     theme: Theme,
     overlay_drawn: bool,
+    images: Rc<Images>,
 }
 
 impl Renderer {
     /// A renderer for the board canvas and the overlay canvas.
-    pub fn new(board: HtmlCanvasElement, overlay: HtmlCanvasElement, theme: Theme) -> Option<Self> {
+    pub fn new(
+        board: HtmlCanvasElement,
+        overlay: HtmlCanvasElement,
+        theme: Theme,
+        images: Rc<Images>,
+    ) -> Option<Self> {
         Some(Self {
             screen: Layer::of(board)?,
             overlay: Layer::of(overlay)?,
@@ -67,6 +76,7 @@ impl Renderer {
             paths: Paths::default(),
             theme,
             overlay_drawn: false,
+            images,
         })
     }
 
@@ -78,6 +88,11 @@ impl Renderer {
         // Another board on screen (a version of it, or the live one again) is drawn afresh,
         // like a new theme: the same ids may look otherwise there.
         let swapped = editor.take_board_swapped();
+        // A picture that arrived is drawn where it shows (a frame stood in for it), which
+        // is rare enough to draw everything again.
+        if self.images.take_arrived() {
+            full = true;
+        }
         if theme != self.theme || swapped {
             self.theme = theme;
             self.paths.clear();
@@ -179,6 +194,7 @@ impl Renderer {
     /// How strokes are drawn on `layer` drawn with `camera`.
     fn canvas<'a>(&self, layer: &'a Layer, camera: Viewport) -> Canvas<'a> {
         Canvas {
+            images: self.images.clone(),
             layer,
             camera,
             ratio: self.plan.ratio(),
@@ -202,6 +218,7 @@ impl Renderer {
         };
         let region = self.plan.area(camera);
         let canvas = Canvas {
+            images: self.images.clone(),
             layer: &self.back,
             camera,
             ratio: self.plan.ratio(),

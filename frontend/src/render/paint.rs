@@ -3,7 +3,9 @@
 //! strokes to draw, and whether their geometry must be built, the [`Scene`] decides.
 
 use kokuban_board::{Board, Shape, Stroke};
-use kokuban_client::geom::{Pt, Rect};
+use std::rc::Rc;
+
+use kokuban_client::geom::{Pt, Rect, unplaced_bounds};
 use kokuban_client::prefs::{Theme, hex};
 use kokuban_client::scene::{Draw, Scene, StrokeMap};
 use kokuban_client::shape::{
@@ -12,9 +14,10 @@ use kokuban_client::shape::{
 };
 use kokuban_client::viewport::Viewport;
 use kokuban_protocol::Align;
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, Path2d};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement, Path2d};
 
 use super::layer::Layer;
+use crate::images::Images;
 
 /// A stroke as the canvas draws it: its colour in the theme, and its path once built.
 struct Painted {
@@ -40,6 +43,8 @@ impl Paths {
 
 /// Where and how strokes are drawn: the layer, the camera it is drawn with, and the theme.
 pub struct Canvas<'a> {
+    /// The pictures, as they arrive.
+    pub images: Rc<Images>,
     /// The layer drawn on.
     pub layer: &'a Layer,
     /// The camera of that layer.
@@ -86,6 +91,7 @@ impl Canvas<'_> {
         let _ = ctx.set_transform(k, 0.0, 0.0, k, e, f);
         match &s.shape {
             Shape::Text(text) => draw_text(ctx, &painted.color, s, text.as_str()),
+            Shape::Image(blob) => draw_image(ctx, self.images.get(blob), s),
             Shape::Ink(_) => {
                 if painted.path.is_none() {
                     painted.path = geometry(s)
@@ -115,6 +121,32 @@ fn draw_text(ctx: &CanvasRenderingContext2d, color: &str, s: &Stroke, text: &str
         let _ = ctx.fill_text(line, x, at.y_px() + text_baseline(i, size));
     }
     ctx.set_text_align("left");
+}
+
+/// A picture filling its box, or a frame where it has not arrived (or cannot be had).
+fn draw_image(ctx: &CanvasRenderingContext2d, img: Option<HtmlImageElement>, s: &Stroke) {
+    let r = unplaced_bounds(s);
+    ctx.set_global_alpha(s.look.opacity.unit());
+    match img {
+        Some(img) => {
+            let _ = ctx.draw_image_with_html_image_element_and_dw_and_dh(
+                &img,
+                r.x0,
+                r.y0,
+                r.width(),
+                r.height(),
+            );
+        }
+        None => {
+            ctx.set_fill_style_str("rgba(128, 128, 128, 0.12)");
+            ctx.fill_rect(r.x0, r.y0, r.width(), r.height());
+            ctx.set_stroke_style_str("rgba(128, 128, 128, 0.6)");
+            ctx.set_line_width(1.0);
+            let _ = ctx.set_line_dash(&js_sys::Array::of2(&4.0.into(), &4.0.into()));
+            ctx.stroke_rect(r.x0, r.y0, r.width(), r.height());
+            let _ = ctx.set_line_dash(&js_sys::Array::new());
+        }
+    }
 }
 
 fn draw_path(ctx: &CanvasRenderingContext2d, color: &str, path: &Path2d, g: &StrokeGeometry) {
@@ -160,6 +192,7 @@ pub fn render_offscreen(
     area: Rect,
     scale: f64,
     theme: Theme,
+    images: &Rc<Images>,
 ) -> Option<HtmlCanvasElement> {
     let layer = Layer::offscreen()?;
     layer.resize((
@@ -168,6 +201,7 @@ pub fn render_offscreen(
     ));
     layer.fill(theme);
     let canvas = Canvas {
+        images: images.clone(),
         layer: &layer,
         camera: Viewport::new(Pt::new(area.x0, area.y0), 1.0),
         ratio: scale,
