@@ -13,6 +13,7 @@
 //! `main.rs` is only flag parsing, logging and signals; tests start the same [`Server`] on
 //! port 0.
 
+pub mod blob;
 pub mod capability;
 pub mod config;
 mod connections;

@@ -29,11 +29,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Durability, Store, StoreError, StoredOp, StoredRoom};
 use crate::BoxFuture;
+use crate::blob::{Blob, BlobHash, BlobStored};
 use crate::metrics::Metrics;
 use crate::sequencer::room::{Checkpoint, CheckpointInfo, Retention};
 
+mod blobs;
 mod writer;
 
+use self::blobs::{BLOB_BYTES, BLOBS};
 use self::writer::Writer;
 
 /// Name of the database file inside the data directory.
@@ -136,6 +139,14 @@ enum Command {
         room: RoomId,
         allowed: bool,
         found: Arc<AtomicBool>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Keeps an image of the room within `budget`, leaving in `stored` what became of it.
+    StoreBlob {
+        room: RoomId,
+        blob: Blob,
+        budget: u64,
+        stored: Arc<Mutex<Option<BlobStored>>>,
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     /// Resolves once everything queued before it is durable.
@@ -355,6 +366,8 @@ fn start_boot(db: &Database) -> Result<(u64, u64), ::redb::Error> {
         txn.open_table(LINKS)?;
         txn.open_table(CHECKPOINTS)?;
         txn.open_table(PRIVATE_HISTORY)?;
+        txn.open_table(BLOBS)?;
+        txn.open_table(BLOB_BYTES)?;
         result = (boot, last_unclean);
     }
     txn.commit()?;
@@ -596,6 +609,23 @@ impl Store for RedbStore {
             let g = *generation.lock().unwrap_or_else(|p| p.into_inner());
             Ok(g)
         })
+    }
+
+    fn store_blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        blob: Blob,
+        budget: u64,
+    ) -> BoxFuture<'a, Result<BlobStored, StoreError>> {
+        Box::pin(self.keep_blob(room, blob, budget))
+    }
+
+    fn blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        hash: BlobHash,
+    ) -> BoxFuture<'a, Result<Option<Blob>, StoreError>> {
+        Box::pin(self.read_blob(room, hash))
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
