@@ -290,6 +290,7 @@ impl Server {
             ),
             room_creations: rate::PerAddress::per_minute(config.rooms_per_ip_per_min),
             version_reads: rate::PerAddress::per_minute(web::VERSION_READS_PER_MIN),
+            blob_uploads: rate::PerAddress::per_minute(web::BLOB_UPLOADS_PER_MIN),
             config,
             sequencer,
             capabilities,
