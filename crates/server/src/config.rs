@@ -4,6 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Bytes one image of a board may weigh ([`Config::max_image_bytes`]): a photo from a phone
+/// or a large screenshot fits; a whole album does not.
+pub const DEFAULT_MAX_IMAGE_BYTES: usize = 10 << 20;
+/// Bytes all the images of one room may weigh together ([`Config::max_room_image_bytes`]):
+/// ten images at the cap, kept in the store (or Redis) for as long as the room.
+pub const DEFAULT_MAX_ROOM_IMAGE_BYTES: usize = 100 << 20;
+
 /// Configuration of one node. `Config::new` gives production defaults; tests shorten the
 /// timers and queues through the public fields.
 #[derive(Debug, Clone)]
@@ -100,6 +107,12 @@ pub struct Config {
     /// Bytes a board's encoded state (snapshot and the ops after it) may reach before ops that
     /// add to it are refused: it bounds a room's memory, its store and every Welcome. 0: no cap.
     pub max_board_bytes: usize,
+    /// Bytes one image posted to a room may weigh; a bigger one is refused (413) before it is
+    /// read whole.
+    pub max_image_bytes: usize,
+    /// Bytes a room's images may weigh together; an image that would take them past it is
+    /// refused (413). The same bytes posted again are kept once and counted once.
+    pub max_room_image_bytes: usize,
     /// Ops queued for the store beyond which new writes are refused (the room turns
     /// temporarily read-only) rather than letting memory grow while the disk stalls.
     pub store_backlog_ops: usize,
@@ -212,6 +225,8 @@ impl Config {
             max_board_items: 200_000,
             max_board_points: 8_000_000,
             max_board_bytes: 16 << 20,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            max_room_image_bytes: DEFAULT_MAX_ROOM_IMAGE_BYTES,
             store_backlog_ops: 200_000,
             store_max_lag: Duration::from_millis(500),
             // Browsers send a whole request head in one packet; ten seconds leaves room for a

@@ -13,6 +13,7 @@
 //! `main.rs` is only flag parsing, logging and signals; tests start the same [`Server`] on
 //! port 0.
 
+pub mod blob;
 pub mod capability;
 pub mod config;
 mod connections;
@@ -289,6 +290,7 @@ impl Server {
             ),
             room_creations: rate::PerAddress::per_minute(config.rooms_per_ip_per_min),
             version_reads: rate::PerAddress::per_minute(web::VERSION_READS_PER_MIN),
+            blob_uploads: rate::PerAddress::per_minute(web::BLOB_UPLOADS_PER_MIN),
             config,
             sequencer,
             capabilities,

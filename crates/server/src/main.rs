@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use kokuban_server::config::ClusterConfig;
+use kokuban_server::config::{
+    ClusterConfig, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_ROOM_IMAGE_BYTES,
+};
 use kokuban_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
@@ -194,6 +196,23 @@ struct Args {
         value_name = "N"
     )]
     max_members_per_room: usize,
+    /// Bytes one image posted to a board may weigh; a bigger one is refused with 413.
+    #[arg(
+        long,
+        env = "KOKUBAN_MAX_IMAGE_BYTES",
+        default_value_t = DEFAULT_MAX_IMAGE_BYTES,
+        value_name = "BYTES"
+    )]
+    max_image_bytes: usize,
+    /// Bytes all the images of one board may weigh together; an image beyond is refused with
+    /// 413 (the same image posted again counts once).
+    #[arg(
+        long,
+        env = "KOKUBAN_MAX_ROOM_IMAGE_BYTES",
+        default_value_t = DEFAULT_MAX_ROOM_IMAGE_BYTES,
+        value_name = "BYTES"
+    )]
+    max_room_image_bytes: usize,
     /// WebSocket frames of any kind one connection may send per second, sustained (default
     /// 960); beyond it and --inbound-frame-burst the connection is closed with 1008.
     #[arg(long, env = "KOKUBAN_INBOUND_FRAMES_PER_SEC", value_name = "N")]
@@ -260,6 +279,8 @@ async fn main() -> anyhow::Result<()> {
     config.upgrade_burst_per_ip = args.upgrade_burst_per_ip;
     config.max_rooms = args.max_rooms;
     config.max_members_per_room = args.max_members_per_room;
+    config.max_image_bytes = args.max_image_bytes;
+    config.max_room_image_bytes = args.max_room_image_bytes;
     config.allowed_origins = args.allowed_origins;
     config.allow_dev_origins = args.allow_dev_origins;
     config.trust_forwarded_for = args.trust_forwarded_for;

@@ -231,6 +231,10 @@ pub struct Metrics {
     pub compactions: AtomicU64,
     /// Versions of boards kept (checkpoints, before a Clear or after an interval of drawing).
     pub versions_kept: AtomicU64,
+    /// Images of boards this node stored (an image a room held already is not counted).
+    pub blobs_stored: AtomicU64,
+    /// Bytes of those images.
+    pub blob_bytes_stored: AtomicU64,
     /// Store commits that failed.
     pub store_errors: AtomicU64,
     /// Cluster mode: Redis connections (commands or subscription) found dead or unanswering.
@@ -410,6 +414,18 @@ impl Metrics {
             "counter",
             "Versions of boards this node kept (before a Clear, or after an interval of drawing).",
             &self.versions_kept,
+        );
+        one(
+            "kokuban_blobs_stored_total",
+            "counter",
+            "Images of boards this node stored (one a room held already is not counted).",
+            &self.blobs_stored,
+        );
+        one(
+            "kokuban_blob_bytes_stored_total",
+            "counter",
+            "Bytes of the images of boards this node stored.",
+            &self.blob_bytes_stored,
         );
         one(
             "kokuban_store_errors_total",

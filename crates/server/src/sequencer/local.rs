@@ -28,6 +28,7 @@ use super::{
     Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, LinkGenerations,
     Membership, QueueFull, Sequencer, SequencerError, Unload, WriteRefused, vet,
 };
+use crate::blob::{Blob, BlobHash, BlobStored};
 use crate::metrics::Metrics;
 use crate::store::{Durability, Store, StoredOp, StoredRoom};
 use crate::{BoxFuture, unix_ms};
@@ -430,6 +431,23 @@ impl Sequencer for LocalSequencer {
                 .set_history_for_viewers(room, allowed)
                 .await?)
         })
+    }
+
+    fn store_blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        blob: Blob,
+        budget: u64,
+    ) -> BoxFuture<'a, Result<BlobStored, SequencerError>> {
+        Box::pin(async move { Ok(self.shared.store.store_blob(room, blob, budget).await?) })
+    }
+
+    fn blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        hash: BlobHash,
+    ) -> BoxFuture<'a, Result<Option<Blob>, SequencerError>> {
+        Box::pin(async move { Ok(self.shared.store.blob(room, hash).await?) })
     }
 
     fn link_generations(&self) -> &LinkGenerations {

@@ -52,6 +52,7 @@ pub use room::{Budget, RoomSettings};
 
 use self::room::{Locked, Seated};
 use crate::BoxFuture;
+use crate::blob::{Blob, BlobHash, BlobStored};
 use crate::metrics::Metrics;
 
 /// A sequencer's work that resolves once it is done (durable, where it writes).
@@ -114,6 +115,24 @@ pub trait Sequencer: Send + Sync + fmt::Debug {
         room: &'a RoomId,
         allowed: bool,
     ) -> BoxFuture<'a, Result<bool, SequencerError>>;
+
+    /// Keeps `blob` as an image of the room, once per distinct bytes, while the room's images
+    /// weigh at most `budget` bytes with it; resolves, once it is durable, to what became of
+    /// it. Two nodes storing at once can neither pass the budget nor count an image twice.
+    fn store_blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        blob: Blob,
+        budget: u64,
+    ) -> BoxFuture<'a, Result<BlobStored, SequencerError>>;
+
+    /// The room's image named `hash`, from whichever node stored it (`None`: no such image in
+    /// this room).
+    fn blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        hash: BlobHash,
+    ) -> BoxFuture<'a, Result<Option<Blob>, SequencerError>>;
 
     /// Where this node's sessions hear that their room's links were reset.
     fn link_generations(&self) -> &LinkGenerations;

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use kokuban_protocol::{Epoch, MemberId, RoomId, Seq};
 
 use crate::BoxFuture;
+use crate::blob::{Blob, BlobHash, BlobStored};
 use crate::sequencer::room::{Checkpoint, CheckpointInfo, Retention};
 
 pub use self::redb::RedbStore;
@@ -159,6 +160,23 @@ pub trait Store: Send + Sync + fmt::Debug {
         room: &'a RoomId,
         allowed: bool,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Keeps `blob` as an image of the room, unless the room holds its bytes already, while
+    /// the room's images weigh at most `budget` bytes with it; resolves, once that is
+    /// durable, to what became of it. Deleted with the room.
+    fn store_blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        blob: Blob,
+        budget: u64,
+    ) -> BoxFuture<'a, Result<BlobStored, StoreError>>;
+
+    /// The room's image named `hash` (`None`: the room holds no such image).
+    fn blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        hash: BlobHash,
+    ) -> BoxFuture<'a, Result<Option<Blob>, StoreError>>;
 
     /// Writes everything handed over, records a clean stop and closes.
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>>;

@@ -1,6 +1,7 @@
 //! The HTTP surface: the app, the room API, health, metrics and the WebSocket upgrade.
 //!
 //! - [`assets`]: the web app's files;
+//! - [`blobs`]: the images of a room's board;
 //! - [`socket`]: a WebSocket connection, and its session's `select!` loop, where a member's
 //!   bytes are written;
 //! - [`hello`]: the Hello, the capability check, the join and the Welcome;
@@ -9,6 +10,7 @@
 //! - [`versions`]: the versions of a room's board, for its History panel.
 
 mod assets;
+mod blobs;
 mod hello;
 mod inbound;
 mod refusal;
@@ -16,6 +18,7 @@ mod socket;
 mod upgrade;
 mod versions;
 
+pub(crate) use blobs::BLOB_UPLOADS_PER_MIN;
 pub(crate) use versions::VERSION_READS_PER_MIN;
 
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +68,8 @@ pub(crate) struct App {
     pub room_creations: crate::rate::PerAddress,
     /// Reads of a room's versions per client address ([`VERSION_READS_PER_MIN`]).
     pub version_reads: crate::rate::PerAddress,
+    /// Images posted per client address ([`BLOB_UPLOADS_PER_MIN`]).
+    pub blob_uploads: crate::rate::PerAddress,
 }
 
 impl App {
@@ -120,6 +125,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/rooms/{room}/checkpoints", get(versions::list))
         .route("/api/rooms/{room}/checkpoints/{id}", get(versions::board))
         .route("/api/rooms/{room}/history", put(versions::set_access))
+        .route("/api/rooms/{room}/blobs", post(blobs::upload))
+        .route("/api/rooms/{room}/blobs/{hash}", get(blobs::read))
         .route("/ws/{room}", get(socket::upgrade))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -166,6 +173,12 @@ pub(crate) enum ApiError {
     /// 426: this address speaks WebSocket (version 13) only.
     UpgradeRequired(&'static str),
     Forbidden(&'static str),
+    /// 404 saying what is missing.
+    Missing(&'static str),
+    /// 413: the body is over a cap (which the text names).
+    TooLarge(String),
+    /// 415: a body of a type the endpoint does not take.
+    UnsupportedType(&'static str),
     Unavailable(&'static str),
     /// 429 with a `Retry-After` of this many seconds.
     TooManyRequests(&'static str, u32),
@@ -193,6 +206,12 @@ impl IntoResponse for ApiError {
                     .into_response();
             }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::Missing(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::TooLarge(m) => {
+                let body = Json(serde_json::json!({ "error": m }));
+                return (StatusCode::PAYLOAD_TOO_LARGE, body).into_response();
+            }
+            ApiError::UnsupportedType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),
             ApiError::TooManyRequests(m, retry_after) => {
@@ -428,6 +447,7 @@ mod tests {
             upgrades: crate::rate::PerAddress::new(0, 1),
             room_creations: crate::rate::PerAddress::per_minute(0),
             version_reads: crate::rate::PerAddress::per_minute(0),
+            blob_uploads: crate::rate::PerAddress::per_minute(0),
             config,
         })
     }

@@ -4,6 +4,7 @@
 mod harness;
 
 mod abuse;
+mod blobs;
 mod budgets;
 mod caps;
 mod cluster;

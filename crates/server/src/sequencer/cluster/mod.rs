@@ -54,6 +54,7 @@ use super::{
     Done, HeldRooms, JoinError, JoinRequest, Joined, LinkGenerations, Sequencer, SequencerError,
 };
 use crate::BoxFuture;
+use crate::blob::{Blob, BlobHash, BlobStored};
 use crate::capability::SharedKeyStore;
 use crate::config::{ClusterConfig, Config, RedisAt};
 use crate::metrics::Metrics;
@@ -312,6 +313,39 @@ impl Sequencer for RedisSequencer {
                 })
                 .await;
             set.map_err(failed)
+        })
+    }
+
+    fn store_blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        blob: Blob,
+        budget: u64,
+    ) -> BoxFuture<'a, Result<BlobStored, SequencerError>> {
+        Box::pin(async move {
+            // Safe to send again after a redirect: a redirected script did not run, and one
+            // that ran finds the image kept.
+            let keys = Keys::of(room);
+            let redis = &self.shared.redis;
+            let stored = redis
+                .following(|| async { redis.db(&keys).store_blob(&keys, &blob, budget).await })
+                .await;
+            stored.map_err(failed)
+        })
+    }
+
+    fn blob<'a>(
+        &'a self,
+        room: &'a RoomId,
+        hash: BlobHash,
+    ) -> BoxFuture<'a, Result<Option<Blob>, SequencerError>> {
+        Box::pin(async move {
+            let keys = Keys::of(room);
+            let redis = &self.shared.redis;
+            let read = redis
+                .following(|| async { redis.db(&keys).blob(&keys, hash).await })
+                .await;
+            read.map_err(failed)
         })
     }
 

@@ -4,6 +4,7 @@
 use super::*;
 use ::redb::StorageBackend;
 use ::redb::backends::InMemoryBackend;
+use kokuban_protocol::MemberId;
 
 /// In-memory storage that outlives a reopen, whose writes and syncs fail while `fail` is
 /// set, as a disk that is full or erroring.

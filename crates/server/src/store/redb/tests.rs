@@ -1,4 +1,5 @@
 use super::*;
+use kokuban_protocol::MemberId;
 
 const LAG: Duration = Duration::from_secs(1);
 

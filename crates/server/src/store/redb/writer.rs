@@ -2,6 +2,7 @@
 //! transaction (again and again while the disk fails), and tells each room what became of its
 //! writes.
 
+use super::blobs::BlobTables;
 use super::*;
 use crate::unix_ms;
 
@@ -83,6 +84,7 @@ impl Writer {
                     | Command::Expire { done, .. }
                     | Command::ResetLinks { done, .. }
                     | Command::HistoryForViewers { done, .. }
+                    | Command::StoreBlob { done, .. }
                     | Command::Barrier(done)
                     | Command::Close(done) => {
                         let _ = done.send(result);
@@ -198,6 +200,7 @@ impl Writer {
                 let mut links = txn.open_table(LINKS)?;
                 let mut checkpoints = txn.open_table(CHECKPOINTS)?;
                 let mut private_history = txn.open_table(PRIVATE_HISTORY)?;
+                let mut blobs = BlobTables::open(&txn)?;
                 let now = unix_ms();
                 // Rooms written in this group, touched once each after the loop.
                 let mut written: Vec<&str> = Vec::new();
@@ -266,6 +269,7 @@ impl Writer {
                                 authors: &mut authors,
                                 touched: &mut touched,
                                 checkpoints: &mut checkpoints,
+                                blobs: &mut blobs,
                             };
                             let gone = expire(*before, keep, now, tables)?;
                             for room in gone.iter() {
@@ -305,6 +309,25 @@ impl Writer {
                             }
                             found.store(exists, Ordering::Release);
                         }
+                        Command::StoreBlob {
+                            room,
+                            blob,
+                            budget,
+                            stored,
+                            ..
+                        } => {
+                            let id = room.as_str();
+                            let kept = if rooms.get(id)?.is_none() {
+                                BlobStored::NoRoom
+                            } else {
+                                blobs.keep(id, blob, *budget)?
+                            };
+                            if kept == BlobStored::Stored {
+                                written.push(id);
+                            }
+                            // Set on every attempt: a commit that failed is tried again whole.
+                            *stored.lock().unwrap_or_else(|p| p.into_inner()) = Some(kept);
+                        }
                         Command::Barrier(_) | Command::Close(_) => {}
                     }
                     outcomes.push(outcome);
@@ -334,6 +357,7 @@ struct RoomTables<'a, 't> {
     authors: &'a mut ::redb::Table<'t, (&'static str, u64), u64>,
     touched: &'a mut ::redb::Table<'t, &'static str, u64>,
     checkpoints: &'a mut ::redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    blobs: &'a mut BlobTables<'t>,
 }
 
 /// Keeps `checkpoint` of room `id` unless a version at its place is kept, then drops the
@@ -392,6 +416,7 @@ fn expire(
         authors,
         touched,
         checkpoints,
+        blobs,
     } = t;
     for room in keep {
         touched.insert(room.as_str(), now)?;
@@ -422,6 +447,7 @@ fn expire(
         ops.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
         authors.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
         checkpoints.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+        blobs.forget(key)?;
         if let Ok(room) = RoomId::new(id) {
             gone.push(room);
         }

@@ -22,6 +22,10 @@ pub(crate) struct Keys {
     pub(super) version_board: String,
     /// Set while view links may not read the versions.
     pub(super) private_history: String,
+    /// The room's images by hash, their types by hash, and their bytes together.
+    pub(super) blobs: String,
+    pub(super) blob_types: String,
+    pub(super) blob_bytes: String,
     /// The room's sharded pub/sub channel.
     pub channel: String,
     /// The Redis Cluster slot of every key and the channel.
@@ -51,6 +55,9 @@ impl Keys {
             version_info: format!("{base}:version-info"),
             version_board: format!("{base}:version-board"),
             private_history: format!("{base}:private-history"),
+            blobs: format!("{base}:blobs"),
+            blob_types: format!("{base}:blob-types"),
+            blob_bytes: format!("{base}:blob-bytes"),
             channel: base,
             slot: slot_of(room.as_str().as_bytes()),
         }
@@ -105,6 +112,9 @@ mod tests {
             &k.compact,
             &k.authors,
             &k.links,
+            &k.blobs,
+            &k.blob_types,
+            &k.blob_bytes,
             &k.ring(MemberId(3)),
             &k.channel,
         ] {

@@ -16,6 +16,9 @@
 //! | `kokuban:{ROOM}:authors` | hash   | author id → its last op number applied (any history)    |
 //! | `kokuban:{ROOM}:ring:A`  | list   | author A's latest `n:epoch:seq`, newest first           |
 //! | `kokuban:{ROOM}:links`   | string | the room's link generation (decimal u64); absent = 0    |
+//! | `kokuban:{ROOM}:blobs`   | hash   | image SHA-256 (lowercase hex) → the image's bytes       |
+//! | `kokuban:{ROOM}:blob-types` | hash | image SHA-256 → its media type (`image/png`, …)        |
+//! | `kokuban:{ROOM}:blob-bytes` | string | bytes of the room's images together (decimal)       |
 //! | shard channel `kokuban:{ROOM}` | pubsub | ops (`O…`), history resets (`E…`), presence/cursors (`P…`), link resets (`L…`) |
 //!
 //! The channel is a sharded one (`SPUBLISH`/`SSUBSCRIBE`, Redis 7.0 or later): in a Redis

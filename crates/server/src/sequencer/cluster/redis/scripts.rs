@@ -74,8 +74,13 @@ pub(super) static CHECKPOINT: LazyLock<Script> =
 pub(super) static HISTORY_ACCESS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/history_access.lua")));
 
+/// Keeps an image of a room once per hash, within the room's budget, and counts its bytes, in
+/// one step: two nodes storing at once can neither pass the budget nor count an image twice.
+pub(super) static BLOB: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/blob.lua")));
+
 /// Every script, to load on each new connection.
-pub(super) fn all() -> [&'static Script; 11] {
+pub(super) fn all() -> [&'static Script; 12] {
     [
         &*SEQUENCE,
         &*READ,
@@ -88,5 +93,6 @@ pub(super) fn all() -> [&'static Script; 11] {
         &*LINKS,
         &*CHECKPOINT,
         &*HISTORY_ACCESS,
+        &*BLOB,
     ]
 }

@@ -19,6 +19,7 @@ use super::wire::{Command, Outcome, ephemeral_message, outcome};
 use super::{Backoff, MAX_ROUND_TRIP_BYTES, MIN_ROUND_TRIP_BYTES, PING_EVERY, Unreachable};
 use crate::metrics::{Metrics, ShardMetrics};
 
+mod blobs;
 mod rooms;
 
 /// A multiplexed connection for commands (many in flight at once, answers in order), kept
@@ -491,6 +492,9 @@ impl Db {
                         .key(&keys.version_info)
                         .key(&keys.version_board)
                         .key(&keys.private_history)
+                        .key(&keys.blobs)
+                        .key(&keys.blob_types)
+                        .key(&keys.blob_bytes)
                         .arg(&ttl)
                         .arg(&node)
                         .arg(self.room_ttl_ms);

@@ -1,5 +1,6 @@
 -- KEYS: members, then the room's epoch, seq, log, snap, authors, links, versions, their
--- listings and boards, and its private-history flag. ARGV: ttl ms, node, the room's
+-- listings and boards, its private-history flag, and its images, their types and their
+-- total. ARGV: ttl ms, node, the room's
 -- ttl ms (0: none), then member/frame pairs of this node.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)

@@ -1,0 +1,232 @@
+//! Images on a board, kept per room by the SHA-256 of their bytes (content-addressed: the same
+//! image posted twice is kept once). What a board may hold, how its bytes are recognised, and
+//! the hash that names it; the web endpoints are in `web/blobs.rs`, the storage in each backend.
+
+use std::fmt;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// An image type a board may hold. SVG is not one: an SVG opened on its own runs its script
+/// with the server's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageType {
+    /// `image/png`.
+    Png,
+    /// `image/jpeg`.
+    Jpeg,
+    /// `image/webp`.
+    Webp,
+    /// `image/gif`.
+    Gif,
+}
+
+impl ImageType {
+    /// Every type a board may hold.
+    pub const ALL: [ImageType; 4] = [
+        ImageType::Png,
+        ImageType::Jpeg,
+        ImageType::Webp,
+        ImageType::Gif,
+    ];
+
+    /// The type a `Content-Type` value names (its parameters and case aside); `None` for any
+    /// type outside [`ImageType::ALL`].
+    pub fn from_content_type(value: &str) -> Option<ImageType> {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.mime().eq_ignore_ascii_case(essence))
+    }
+
+    /// Its media type, as it is stored and served (never the client's own spelling).
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageType::Png => "image/png",
+            ImageType::Jpeg => "image/jpeg",
+            ImageType::Webp => "image/webp",
+            ImageType::Gif => "image/gif",
+        }
+    }
+
+    /// Whether `bytes` begin as every image of this type does (its magic bytes). A browser
+    /// told `nosniff` renders what it is told; this keeps what it is told true.
+    pub fn begins(self, bytes: &[u8]) -> bool {
+        match self {
+            ImageType::Png => bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            ImageType::Jpeg => bytes.starts_with(&[0xFF, 0xD8, 0xFF]),
+            ImageType::Gif => bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a"),
+            // RIFF, the container's length (any), WEBP.
+            ImageType::Webp => {
+                bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP"
+            }
+        }
+    }
+
+    /// The refusal of bytes declared as this type that do not begin as it does.
+    pub fn not_this(self) -> &'static str {
+        match self {
+            ImageType::Png => "the bytes are not a PNG image (image/png)",
+            ImageType::Jpeg => "the bytes are not a JPEG image (image/jpeg)",
+            ImageType::Webp => "the bytes are not a WebP image (image/webp)",
+            ImageType::Gif => "the bytes are not a GIF image (image/gif)",
+        }
+    }
+}
+
+/// The SHA-256 of an image's bytes: its name within its room.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobHash([u8; 32]);
+
+impl BlobHash {
+    /// The hash of `bytes`.
+    pub fn of(bytes: &[u8]) -> BlobHash {
+        let mut hash = [0; 32];
+        hash.copy_from_slice(&Sha256::digest(bytes));
+        BlobHash(hash)
+    }
+
+    /// A hash written as 64 hexadecimal digits (either case); `None` for anything else.
+    pub fn parse(hex: &str) -> Option<BlobHash> {
+        let digits = hex.as_bytes();
+        if digits.len() != 64 {
+            return None;
+        }
+        let mut hash = [0; 32];
+        for (byte, pair) in hash.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(BlobHash(hash))
+    }
+
+    /// The hash's 32 bytes.
+    pub fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
+    /// The hash of these 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> BlobHash {
+        BlobHash(bytes)
+    }
+}
+
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Lowercase hexadecimal, as the API answers it and as Redis keys it.
+impl fmt::Display for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for BlobHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BlobHash({self})")
+    }
+}
+
+/// An image of a room: its bytes, their type, and their hash. Built only from bytes whose hash
+/// it holds and whose type they begin as (or read back from where such a one was stored).
+#[derive(Clone)]
+pub struct Blob {
+    /// The SHA-256 of `bytes`.
+    pub hash: BlobHash,
+    /// Its type.
+    pub kind: ImageType,
+    /// The image.
+    pub bytes: Bytes,
+}
+
+impl fmt::Debug for Blob {
+    // Megabytes of image do not belong in a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blob")
+            .field("hash", &self.hash)
+            .field("kind", &self.kind)
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// What became of an image handed to a room's store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobStored {
+    /// Kept now, and counted in the room's budget.
+    Stored,
+    /// The room held these bytes already: nothing was written or counted again.
+    Known,
+    /// Kept, it would take the room's images past their budget: nothing was written.
+    OverBudget,
+    /// No such room (never created, or expired).
+    NoRoom,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_is_the_sha256_in_lowercase_hex_and_reads_back_from_either_case() {
+        let hash = BlobHash::of(b"abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(hash.to_string(), hex);
+        assert_eq!(BlobHash::parse(hex), Some(hash));
+        assert_eq!(BlobHash::parse(&hex.to_uppercase()), Some(hash));
+        assert_eq!(BlobHash::from_bytes(hash.to_bytes()), hash);
+    }
+
+    #[test]
+    fn a_hash_of_another_length_or_with_other_characters_does_not_parse() {
+        for bad in [
+            "",
+            "abc",
+            &"a".repeat(63),
+            &"a".repeat(65),
+            &format!("{}g", "a".repeat(63)),
+            &format!("{}é", "a".repeat(62)),
+            &format!("+{}", "a".repeat(63)),
+        ] {
+            assert_eq!(BlobHash::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_four_raster_types_are_allowed_whatever_their_spelling() {
+        assert_eq!(
+            ImageType::from_content_type("image/png"),
+            Some(ImageType::Png)
+        );
+        assert_eq!(
+            ImageType::from_content_type(" IMAGE/JPEG ; q=1"),
+            Some(ImageType::Jpeg)
+        );
+        for refused in ["image/svg+xml", "text/html", "image/png2", "", "image/*"] {
+            assert_eq!(ImageType::from_content_type(refused), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn each_type_is_recognised_by_its_magic_bytes_only() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        let gif = b"GIF89a\x01\0\x01\0";
+        let webp = b"RIFF\x24\0\0\0WEBPVP8 ";
+        let jpeg = b"\xFF\xD8\xFF\xE0\0\x10JFIF";
+        assert!(ImageType::Png.begins(png));
+        assert!(ImageType::Gif.begins(gif));
+        assert!(ImageType::Gif.begins(b"GIF87a"));
+        assert!(ImageType::Webp.begins(webp));
+        assert!(ImageType::Jpeg.begins(jpeg));
+        assert!(!ImageType::Png.begins(gif));
+        assert!(!ImageType::Webp.begins(b"RIFF\x24\0\0\0WAVEfmt "));
+        assert!(!ImageType::Webp.begins(b"RIFF"));
+        assert!(!ImageType::Jpeg.begins(b"\xFF\xD8"));
+        assert!(!ImageType::Png.begins(b""));
+    }
+}
