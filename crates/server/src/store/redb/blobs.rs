@@ -37,7 +37,7 @@ impl<'t> BlobTables<'t> {
         blob: &Blob,
         budget: u64,
     ) -> Result<BlobStored, ::redb::Error> {
-        let key = (id, blob.hash.to_bytes());
+        let key = (id, blob.hash.0);
         // Known bytes first: posting an image again never counts against the budget.
         if self.images.get(key)?.is_some() {
             return Ok(BlobStored::Known);
@@ -67,7 +67,7 @@ impl<'t> BlobTables<'t> {
 pub(super) fn read(db: &Database, id: &str, hash: BlobHash) -> Result<Option<Blob>, ::redb::Error> {
     let txn = db.begin_read()?;
     let table = txn.open_table(BLOBS)?;
-    let Some(stored) = table.get((id, hash.to_bytes()))? else {
+    let Some(stored) = table.get((id, hash.0))? else {
         return Ok(None);
     };
     let (mime, bytes) = stored.value();
@@ -130,12 +130,13 @@ impl RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blob::hash_of;
 
     fn image(tag: u8, len: usize) -> Blob {
         let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
         bytes.resize(len, tag);
         Blob {
-            hash: BlobHash::of(&bytes),
+            hash: hash_of(&bytes),
             kind: ImageType::Png,
             bytes: Bytes::from(bytes),
         }
