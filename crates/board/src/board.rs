@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::limits::MAX_POINTS_PER_STROKE;
 use kokuban_protocol::{
-    BlobHash, Color, Epoch, Look, MemberId, Op, PlacedImage, Point, Position, Seq, Sequenced,
+    BlobHash, Color, Epoch, Form, Look, MemberId, Op, PlacedImage, Point, Position, Seq, Sequenced,
     StrokeId, StrokePoints, Text, Title, Tool, Width,
 };
 
@@ -52,6 +52,8 @@ pub struct Stroke {
     pub offset: (i32, i32),
     /// Fill, stroke style, opacity and alignment, set by Look.
     pub look: Look,
+    /// Stretch and turn about the centre of where it was drawn, set by Form.
+    pub form: Form,
 }
 
 impl Stroke {
@@ -96,7 +98,7 @@ pub enum Change {
     Cleared,
     /// The board's title changed.
     Retitled,
-    /// Strokes got another colour, width or look.
+    /// Strokes got another colour, width, look or form.
     Restyled(Vec<StrokeId>),
 }
 
@@ -305,6 +307,7 @@ impl Board {
                 erased: false,
                 offset: (0, 0),
                 look: Look::default(),
+                form: Form::default(),
             }),
             Op::Text {
                 id,
@@ -323,6 +326,7 @@ impl Board {
                 erased: false,
                 offset: (0, 0),
                 look: Look::default(),
+                form: Form::default(),
             }),
             Op::Image(image) => self.insert(Stroke {
                 id: image.id,
@@ -335,6 +339,7 @@ impl Board {
                 erased: false,
                 offset: (0, 0),
                 look: Look::default(),
+                form: Form::default(),
             }),
             Op::StrokePoints(batch) => self.extend(author, batch),
             Op::StrokeEnd { id } => match self.stroke_of(author, id) {
@@ -448,6 +453,24 @@ impl Board {
                     Change::Restyled(restyled)
                 }
             }
+            Op::Form { to } => {
+                let mut reformed = Vec::new();
+                for form in last_of_each(to.as_slice(), |f| f.id) {
+                    // A stroke still being drawn keeps its form: its bounds grow with it.
+                    if let Some(s) = self.stroke_mut(&form.id)
+                        && s.finished
+                        && s.form != form.form
+                    {
+                        s.form = form.form;
+                        reformed.push(form.id);
+                    }
+                }
+                if reformed.is_empty() {
+                    Change::None
+                } else {
+                    Change::Restyled(reformed)
+                }
+            }
         }
     }
 
@@ -529,6 +552,14 @@ impl Board {
                     return Err(Refusal::NoTargets);
                 }
             }
+            Op::Form { to } => {
+                if !last_of_each(to.as_slice(), |f| f.id).any(|form| {
+                    self.get(&form.id)
+                        .is_some_and(|s| s.finished && s.form != form.form)
+                }) {
+                    return Err(Refusal::NoTargets);
+                }
+            }
         }
         Ok(())
     }
@@ -600,7 +631,7 @@ impl Board {
     }
 }
 
-/// The entries of a Move, Restyle or Look that apply: the last one of each id, in their order.
+/// The entries of a Move, Restyle, Look or Form that apply: the last one of each id, in their order.
 fn last_of_each<T>(to: &[T], id: impl Fn(&T) -> StrokeId) -> impl Iterator<Item = &T> {
     let last: HashMap<StrokeId, usize> = to.iter().enumerate().map(|(i, t)| (id(t), i)).collect();
     to.iter()

@@ -2,11 +2,12 @@
 //!
 //! Version 2 added the board's title at the end of the body, version 3 the looks of the items
 //! that have one other than the default after it. Versions 1 and 2 (stores written before
-//! them) are still read, as untitled boards and as items of the default look. Version 4 is
-//! version 3 whose items may be images. A board is written in the oldest version that can
-//! hold it: version 2 when its items all have the default look and none is an image, which
-//! nodes of the version before looks still read (in a cluster being upgraded one node at a
-//! time); version 3 when it has looks but no images; version 4 when it has an image.
+//! them) are still read, as untitled boards and as items of the default look. Version 4 adds
+//! images among the items and, after the looks, the forms of the items stretched or turned. A
+//! board is written in the oldest version that can hold it: version 2 when its items all have
+//! the default look and form and none is an image, which nodes of the version before looks
+//! still read (in a cluster being upgraded one node at a time); version 3 when it has looks
+//! but no images or forms; version 4 otherwise.
 //!
 //! A snapshot holds the whole state of a board, tombstones and drawing order included, so that
 //! `snapshot → board → snapshot` gives the same bytes and a board restored from a snapshot
@@ -15,8 +16,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use kokuban_protocol::{
-    BlobHash, Color, List, Look, LookOf, MemberId, Path, Position, StrokeId, Text, Title, Tool,
-    Width,
+    BlobHash, Color, Form, FormOf, List, Look, LookOf, MemberId, Path, Position, StrokeId, Text,
+    Title, Tool, Width,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,33 @@ struct Body {
     title: Option<Title>,
     /// Only the items whose look is not the default, in drawing order.
     looks: List<LookOf>,
+    /// Only the items whose form is not the default, in drawing order.
+    forms: List<FormOf>,
+}
+
+/// The body of a version 3 snapshot: no forms.
+#[derive(Serialize, Deserialize)]
+struct BodyV3 {
+    position: Option<Position>,
+    next_order: u64,
+    strokes: List<Record>,
+    tombstones: List<StrokeId>,
+    title: Option<Title>,
+    looks: List<LookOf>,
+}
+
+impl From<BodyV3> for Body {
+    fn from(v3: BodyV3) -> Self {
+        Body {
+            position: v3.position,
+            next_order: v3.next_order,
+            strokes: v3.strokes,
+            tombstones: v3.tombstones,
+            title: v3.title,
+            looks: v3.looks,
+            forms: List::from(Vec::new()),
+        }
+    }
 }
 
 /// The body of a version 2 snapshot: no looks.
@@ -84,6 +112,7 @@ impl From<BodyV2> for Body {
             tombstones: v2.tombstones,
             title: v2.title,
             looks: List::from(Vec::new()),
+            forms: List::from(Vec::new()),
         }
     }
 }
@@ -106,6 +135,7 @@ impl From<BodyV1> for Body {
             tombstones: v1.tombstones,
             title: None,
             looks: List::from(Vec::new()),
+            forms: List::from(Vec::new()),
         }
     }
 }
@@ -172,12 +202,21 @@ impl Board {
                     look: s.look,
                 })
                 .collect(),
+            forms: self
+                .strokes
+                .values()
+                .filter(|s| s.form != Form::default())
+                .map(|s| FormOf {
+                    id: s.id,
+                    form: s.form,
+                })
+                .collect(),
         };
         let images = self
             .strokes
             .values()
             .any(|s| matches!(s.shape, Shape::Image(_)));
-        let written = if images {
+        let written = if images || !body.forms.is_empty() {
             postcard::to_extend(&body, vec![SNAPSHOT_VERSION])
         } else if body.looks.is_empty() {
             let plain = BodyV2 {
@@ -189,7 +228,15 @@ impl Board {
             };
             postcard::to_extend(&plain, vec![PLAIN_VERSION])
         } else {
-            postcard::to_extend(&body, vec![LOOKS_VERSION])
+            let v3 = BodyV3 {
+                position: body.position,
+                next_order: body.next_order,
+                strokes: body.strokes,
+                tombstones: body.tombstones,
+                title: body.title,
+                looks: body.looks,
+            };
+            postcard::to_extend(&v3, vec![LOOKS_VERSION])
         };
         written.expect("snapshot types always serialize")
     }
@@ -200,7 +247,8 @@ impl Board {
         let body: Body = match version {
             1 => postcard::from_bytes::<BodyV1>(body).map(Body::from),
             PLAIN_VERSION => postcard::from_bytes::<BodyV2>(body).map(Body::from),
-            LOOKS_VERSION | SNAPSHOT_VERSION => postcard::from_bytes(body),
+            LOOKS_VERSION => postcard::from_bytes::<BodyV3>(body).map(Body::from),
+            SNAPSHOT_VERSION => postcard::from_bytes(body),
             _ => return Err(SnapshotError::Version(version)),
         }
         .map_err(SnapshotError::Malformed)?;
@@ -251,6 +299,7 @@ impl Board {
                     erased: r.erased,
                     offset: r.offset,
                     look: Look::default(),
+                    form: Form::default(),
                 },
             );
         }
@@ -259,10 +308,27 @@ impl Board {
         if version == LOOKS_VERSION && body.looks.is_empty() {
             return Err(SnapshotError::Inconsistent("version 3 without looks"));
         }
-        if (version == SNAPSHOT_VERSION) != (images > 0) {
+        if (version == SNAPSHOT_VERSION) != (images > 0 || !body.forms.is_empty()) {
             return Err(SnapshotError::Inconsistent(
-                "images belong in version 4, and version 4 to images",
+                "images and forms belong in version 4, and version 4 to them",
             ));
+        }
+        let mut last = None;
+        for f in body.forms.into_inner() {
+            // As for looks below: once each, in drawing order, never the default, and only
+            // for a finished item (the only kind that takes one).
+            let order = index.get(&f.id).copied();
+            let Some(order) = order.filter(|&o| last < Some(o)) else {
+                return Err(SnapshotError::Inconsistent("forms out of drawing order"));
+            };
+            let stroke = strokes.get_mut(&order);
+            if f.form == Form::default() || !stroke.as_ref().is_some_and(|s| s.finished) {
+                return Err(SnapshotError::Inconsistent("a form that no item takes"));
+            }
+            last = Some(order);
+            if let Some(s) = stroke {
+                s.form = f.form;
+            }
         }
         let mut last = None;
         for l in body.looks.into_inner() {
@@ -435,13 +501,42 @@ mod tests {
         // A board without images claiming version 4 is not what a board writes.
         let mut plain = drawn().snapshot();
         plain[0] = 4;
-        plain.push(0);
+        plain.extend([0, 0]);
         assert_eq!(
             Board::from_snapshot(&plain),
             Err(SnapshotError::Inconsistent(
-                "images belong in version 4, and version 4 to images"
+                "images and forms belong in version 4, and version 4 to them"
             ))
         );
+    }
+
+    /// A stretched or turned item makes the board version 4 and keeps its form; a form of an
+    /// item still being drawn is refused, as `Op::Form` never gives one.
+    #[test]
+    fn forms_survive_a_snapshot_only_on_finished_items() {
+        use kokuban_protocol::{Bounded, Scale};
+        let mut board = drawn();
+        let id = StrokeId(Uuid::from_u128(7));
+        let form = Form {
+            sx: Scale::new(-2000).unwrap(),
+            sy: Scale::new(500).unwrap(),
+            turn: 12345,
+        };
+        let op = Op::Form {
+            to: Bounded::new(vec![FormOf { id, form }]).unwrap(),
+        };
+        assert_eq!(board.vet(MemberId(1), &op), Err(crate::Refusal::NoTargets));
+        board.apply(MemberId(1), &op);
+        assert_eq!(board.get(&id).unwrap().form, Form::default());
+        board.apply(MemberId(1), &Op::StrokeEnd { id });
+        assert!(board.vet(MemberId(2), &op).is_ok());
+        board.apply(MemberId(2), &op);
+        let bytes = board.snapshot();
+        assert_eq!(bytes[0], 4);
+        let back = Board::from_snapshot(&bytes).unwrap();
+        assert_eq!(back.get(&id).unwrap().form, form);
+        assert_eq!(back.snapshot(), bytes);
+        assert_eq!(board.vet(MemberId(2), &op), Err(crate::Refusal::NoTargets));
     }
 
     #[test]

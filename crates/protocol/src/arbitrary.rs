@@ -100,6 +100,23 @@ pub fn op() -> impl Strategy<Value = Op> {
                 Some(Op::Image(PlacedImage::new(id, blob, at, to).unwrap()))
             }
         ),
+        1 => vec((stroke_id(), form()), 0..4).prop_map(|v| Op::Form {
+            to: Bounded::new(v.into_iter().map(|(id, form)| FormOf { id, form }).collect()).unwrap()
+        }),
+    ]
+}
+
+/// Any form, as drawn often.
+pub fn form() -> impl Strategy<Value = Form> {
+    let scale = prop_oneof![
+        Just(1000i32),
+        Scale::MIN..=Scale::MAX,
+        -Scale::MAX..=-Scale::MIN
+    ]
+    .prop_map(|s| Scale::new(s).unwrap());
+    prop_oneof![
+        1 => Just(Form::default()),
+        3 => (scale.clone(), scale, any::<u16>()).prop_map(|(sx, sy, turn)| Form { sx, sy, turn }),
     ]
 }
 

@@ -12,6 +12,7 @@ pub mod arbitrary;
 mod bounded;
 pub mod close;
 mod codec;
+mod form;
 mod ids;
 pub mod limits;
 pub mod live;
@@ -23,6 +24,7 @@ pub use bounded::{Bounded, Bytes, List};
 pub use codec::{
     DecodeError, decode_client, decode_server, encode_client, encode_server, encode_server_into,
 };
+pub use form::{Form, FormOf, Scale};
 pub use ids::{
     BlobHash, ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text,
     Title, Token, Width, is_hidden,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bounded::{Bounded, Bytes, List};
+use crate::form::FormOf;
 use crate::ids::{
     BlobHash, ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text,
     Title, Token, Width,
@@ -237,6 +238,12 @@ pub enum Op {
     },
     /// Places an image, uploaded beforehand to the room's blobs.
     Image(PlacedImage),
+    /// Sets how items are stretched and turned (absolute, hence idempotent): what resize and
+    /// rotate handles do. Only finished items take a form.
+    Form {
+        /// The new forms.
+        to: Bounded<FormOf, MAX_IDS_PER_OP>,
+    },
 }
 
 impl Op {
