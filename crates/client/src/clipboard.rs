@@ -321,6 +321,7 @@ impl Item {
             erased: false,
             offset: (0, 0),
             look: Look::default(),
+            form: kokuban_protocol::Form::default(),
         }
     }
 

@@ -2,7 +2,8 @@
 //! bounds and whether a pointer touches it (eraser, selection).
 
 use kokuban_board::{Shape, Stroke};
-use kokuban_protocol::{BlobHash, Fill, Op, PlacedImage, Point, StrokeId, Tool};
+use kokuban_protocol::limits::SUBPIXELS;
+use kokuban_protocol::{BlobHash, Fill, Form, Op, PlacedImage, Point, StrokeId, Tool};
 
 use crate::shape::{TEXT_LINE_HEIGHT, text_box};
 
@@ -29,6 +30,11 @@ impl Pt {
     /// Distance to `o`.
     pub fn dist(self, o: Pt) -> f64 {
         (self.x - o.x).hypot(self.y - o.y)
+    }
+
+    /// Moved by `(dx, dy)`.
+    pub fn translate(self, dx: f64, dy: f64) -> Pt {
+        Pt::new(self.x + dx, self.y + dy)
     }
 
     /// `self + (o - self) * t`.
@@ -190,6 +196,125 @@ pub fn ink_reach(stroke: &Stroke) -> f64 {
     }
 }
 
+/// An affine map `x' = a·x + c·y + e`, `y' = b·x + d·y + f` (the canvas's order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Affine {
+    /// The matrix, column by column, then the translation.
+    pub a: f64,
+    /// See `a`.
+    pub b: f64,
+    /// See `a`.
+    pub c: f64,
+    /// See `a`.
+    pub d: f64,
+    /// Horizontal translation.
+    pub e: f64,
+    /// Vertical translation.
+    pub f: f64,
+}
+
+impl Affine {
+    /// Leaves every point where it is.
+    pub const IDENTITY: Affine = Affine {
+        a: 1.0,
+        b: 0.0,
+        c: 0.0,
+        d: 1.0,
+        e: 0.0,
+        f: 0.0,
+    };
+
+    /// Where `p` goes.
+    pub fn apply(&self, p: Pt) -> Pt {
+        Pt::new(
+            self.a * p.x + self.c * p.y + self.e,
+            self.b * p.x + self.d * p.y + self.f,
+        )
+    }
+
+    /// The map back (none for a flat one, which no form gives).
+    pub fn inverse(&self) -> Option<Affine> {
+        let det = self.a * self.d - self.b * self.c;
+        if det.abs() < 1e-12 || !det.is_finite() {
+            return None;
+        }
+        let (a, b, c, d) = (self.d / det, -self.b / det, -self.c / det, self.a / det);
+        Some(Affine {
+            a,
+            b,
+            c,
+            d,
+            e: -(a * self.e + c * self.f),
+            f: -(b * self.e + d * self.f),
+        })
+    }
+
+    /// Then moved by `(dx, dy)`.
+    pub fn then_translate(self, dx: f64, dy: f64) -> Affine {
+        Affine {
+            e: self.e + dx,
+            f: self.f + dy,
+            ..self
+        }
+    }
+
+    /// The bounds of where the corners of `r` go.
+    pub fn map_rect(&self, r: Rect) -> Rect {
+        if r.is_empty() || *self == Affine::IDENTITY {
+            return r;
+        }
+        [(r.x0, r.y0), (r.x1, r.y0), (r.x1, r.y1), (r.x0, r.y1)]
+            .into_iter()
+            .map(|(x, y)| self.apply(Pt::new(x, y)))
+            .fold(Rect::EMPTY, |acc, p| acc.union(Rect::spanning(p, p)))
+    }
+}
+
+/// The point about which a stroke is stretched and turned: the centre of where it was drawn.
+pub fn pivot(stroke: &Stroke) -> Pt {
+    local_bounds(stroke).center()
+}
+
+/// A form as a map about `pivot`: stretched along the item's axes, then turned.
+pub fn form_about(form: Form, pivot: Pt) -> Affine {
+    if form == Form::default() {
+        return Affine::IDENTITY;
+    }
+    let (sx, sy) = (form.sx.factor(), form.sy.factor());
+    let (sin, cos) = form.radians().sin_cos();
+    let (a, b, c, d) = (cos * sx, sin * sx, -sin * sy, cos * sy);
+    Affine {
+        a,
+        b,
+        c,
+        d,
+        e: pivot.x - (a * pivot.x + c * pivot.y),
+        f: pivot.y - (b * pivot.x + d * pivot.y),
+    }
+}
+
+/// Where a stroke's form takes the points it was drawn with (offset not applied).
+pub fn form_matrix(stroke: &Stroke) -> Affine {
+    if stroke.form == Form::default() {
+        return Affine::IDENTITY;
+    }
+    form_about(stroke.form, pivot(stroke))
+}
+
+/// The offset of a stroke in world pixels.
+pub fn offset_px(stroke: &Stroke) -> (f64, f64) {
+    (
+        f64::from(stroke.offset.0) / f64::from(SUBPIXELS),
+        f64::from(stroke.offset.1) / f64::from(SUBPIXELS),
+    )
+}
+
+/// Where a stroke draws a point it was drawn with: its form, then its offset.
+pub fn placement(stroke: &Stroke) -> Affine {
+    let (dx, dy) = offset_px(stroke);
+    form_matrix(stroke).then_translate(dx, dy)
+}
+
 /// The rectangle a stroke's ink covers (offset applied).
 pub fn visual_bounds(stroke: &Stroke) -> Rect {
     let (dx, dy) = (
@@ -199,9 +324,15 @@ pub fn visual_bounds(stroke: &Stroke) -> Rect {
     unplaced_bounds(stroke).translate(dx, dy)
 }
 
-/// The rectangle a stroke's ink covers where it was drawn (offset not applied), so that a
-/// renderer can cache it across moves.
+/// The rectangle a stroke's ink covers where it was drawn (offset not applied, form applied),
+/// so that a renderer can cache it across moves.
 pub fn unplaced_bounds(stroke: &Stroke) -> Rect {
+    form_matrix(stroke).map_rect(local_bounds(stroke))
+}
+
+/// The rectangle a stroke's ink covers as it was drawn (neither its form nor its offset
+/// applied): what it is stretched and turned from.
+pub fn local_bounds(stroke: &Stroke) -> Rect {
     if let Shape::Text(text) = &stroke.shape {
         let at = Pt::of(stroke.points[0]);
         let (w, h) = text_box(text.as_str(), stroke.width.px());
@@ -273,7 +404,8 @@ pub fn outline_segments(stroke: &Stroke) -> Vec<(Pt, Pt)> {
             (0..STEPS).map(|i| (at(i), at(i + 1))).collect()
         }
         Shape::Text(_) | Shape::Image(_) => {
-            let r = visual_bounds(stroke);
+            let (dx, dy) = offset_px(stroke);
+            let r = local_bounds(stroke).translate(dx, dy);
             let (p, q) = (Pt::new(r.x0, r.y0), Pt::new(r.x1, r.y1));
             let (c, d) = (Pt::new(q.x, p.y), Pt::new(p.x, q.y));
             vec![(p, c), (c, q), (q, d), (d, p)]
@@ -283,14 +415,37 @@ pub fn outline_segments(stroke: &Stroke) -> Vec<(Pt, Pt)> {
 
 /// Whether the pointer's path `from..to`, with a tip of `radius`, touches the stroke.
 pub fn hits(stroke: &Stroke, from: Pt, to: Pt, radius: f64) -> bool {
+    if stroke.form == Form::default() {
+        return hits_as_drawn(stroke, from, to, radius);
+    }
+    // Taken back to where the stroke was drawn, the tip shrinking or growing as the stroke
+    // did (by its smaller stretch, so that it never misses what it touches).
+    let (dx, dy) = offset_px(stroke);
+    let Some(back) = form_matrix(stroke).inverse() else {
+        return false;
+    };
+    let local = |p: Pt| back.apply(Pt::new(p.x - dx, p.y - dy)).translate(dx, dy);
+    let stretch = stroke
+        .form
+        .sx
+        .factor()
+        .abs()
+        .min(stroke.form.sy.factor().abs());
+    hits_as_drawn(stroke, local(from), local(to), radius / stretch)
+}
+
+/// [`hits`] for a stroke as drawn (its form left aside), its offset applied.
+fn hits_as_drawn(stroke: &Stroke, from: Pt, to: Pt, radius: f64) -> bool {
     let reach = radius + stroke.width.px() / 2.0;
     let swept = Rect::spanning(from, to).inflate(reach);
-    if !swept.intersects(&visual_bounds(stroke).inflate(radius)) {
+    let (dx, dy) = offset_px(stroke);
+    let drawn = local_bounds(stroke).translate(dx, dy);
+    if !swept.intersects(&drawn.inflate(radius)) {
         return false;
     }
     if let Shape::Text(_) | Shape::Image(_) = stroke.shape {
         // Text and images are picked by their box, not only its outline.
-        let r = visual_bounds(stroke).inflate(radius);
+        let r = drawn.inflate(radius);
         if r.contains(from) || r.contains(to) {
             return true;
         }
@@ -340,12 +495,13 @@ pub fn touch_bounds(stroke: &Stroke) -> Rect {
     unplaced_touch_bounds(stroke).translate(dx, dy)
 }
 
-/// [`touch_bounds`] where the stroke was drawn (offset not applied).
+/// [`touch_bounds`] where the stroke was drawn (offset not applied, form applied).
 pub fn unplaced_touch_bounds(stroke: &Stroke) -> Rect {
-    match stroke.shape {
-        Shape::Text(_) => unplaced_bounds(stroke).inflate(stroke.width.px() / 2.0),
-        Shape::Ink(_) | Shape::Image(_) => unplaced_bounds(stroke),
-    }
+    let local = match stroke.shape {
+        Shape::Text(_) => local_bounds(stroke).inflate(stroke.width.px() / 2.0),
+        Shape::Ink(_) | Shape::Image(_) => local_bounds(stroke),
+    };
+    form_matrix(stroke).map_rect(local)
 }
 
 /// An area that meets the [`touch_bounds`] of every stroke [`hits`] can find along `from..to`
@@ -438,5 +594,42 @@ mod tests {
         let tb = visual_bounds(&t);
         assert!(tb.height() > 2.0 * 4.0 && tb.width() > 4.0);
         assert!(hits(&t, tb.center(), tb.center(), 1.0));
+    }
+
+    /// A form stretches and turns a stroke about the centre of where it was drawn: its bounds
+    /// and what the pointer touches follow, its offset still applies after it.
+    #[test]
+    fn a_stretched_and_turned_stroke_is_seen_and_touched_where_it_shows() {
+        use kokuban_protocol::{Form, Scale};
+        // A line from (0, 0) to (100, 0), 4 px wide: its centre is (50, 0).
+        let mut l = stroke(Tool::Line, &[(0.0, 0.0), (100.0, 0.0)]);
+        l.form = Form {
+            sx: Scale::new(2000).unwrap(),
+            sy: Scale::ONE,
+            turn: 16384,
+        };
+        // Twice as long, turned a quarter clockwise: from (50, -100) to (50, 100).
+        let b = visual_bounds(&l);
+        // (Its ink reaches 3 px beyond its ends as drawn, stretched to 6.)
+        assert!(
+            (b.y0 + 106.0).abs() < 0.01 && (b.y1 - 106.0).abs() < 0.01,
+            "{b:?}"
+        );
+        assert!(
+            (b.x0 - 47.0).abs() < 0.01 && (b.x1 - 53.0).abs() < 0.01,
+            "{b:?}"
+        );
+        let at = |x: f64, y: f64| Pt::new(x, y);
+        assert!(hits(&l, at(50.0, 90.0), at(50.0, 90.0), 1.0));
+        assert!(
+            !hits(&l, at(90.0, 0.0), at(90.0, 0.0), 1.0),
+            "no longer along x"
+        );
+        // Moved 10 px right, after the form.
+        l.offset = (80, 0);
+        assert!(hits(&l, at(60.0, -90.0), at(60.0, -90.0), 1.0));
+        let back = placement(&l).inverse().unwrap();
+        let p = back.apply(placement(&l).apply(at(12.0, 34.0)));
+        assert!(p.dist(at(12.0, 34.0)) < 1e-9);
     }
 }

@@ -10,7 +10,9 @@
 
 use kokuban_board::Board;
 use kokuban_protocol::limits::MAX_IDS_PER_OP;
-use kokuban_protocol::{Bounded, Color, Look, LookOf, Op, Placement, StrokeId, Style, Width};
+use kokuban_protocol::{
+    Bounded, Color, Form, FormOf, Look, LookOf, Op, Placement, StrokeId, Style, Width,
+};
 
 /// Undo steps kept; older ones are forgotten.
 pub const MAX_UNDO: usize = 200;
@@ -103,7 +105,8 @@ pub struct Restyling {
     pub to: Dress,
 }
 
-/// What a restyle sets of an item: its colour, its width (a text's font size) and its look.
+/// What a restyle or a reshape sets of an item: its colour, its width (a text's font size),
+/// its look, and its form with the offset that goes with it (a resize moves what it stretches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dress {
     /// Colour.
@@ -112,6 +115,10 @@ pub struct Dress {
     pub width: Width,
     /// Fill, stroke style, opacity and alignment.
     pub look: Look,
+    /// Stretch and turn.
+    pub form: Form,
+    /// Offset from where it was drawn.
+    pub offset: (i32, i32),
 }
 
 impl Dress {
@@ -121,6 +128,8 @@ impl Dress {
             color: stroke.color,
             width: stroke.width,
             look: stroke.look,
+            form: stroke.form,
+            offset: stroke.offset,
         }
     }
 }
@@ -295,7 +304,8 @@ fn place(to: impl Iterator<Item = (StrokeId, (i32, i32))>, board: &Board) -> Vec
 
 /// `Restyle` ops for those of the strokes that are visible and styled otherwise.
 pub fn style(to: impl Iterator<Item = (StrokeId, Dress)>, board: &Board) -> Vec<Op> {
-    let (mut styles, mut looks) = (Vec::new(), Vec::new());
+    let (mut styles, mut looks, mut forms, mut moves) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, dress) in to {
         let Some(s) = board.get(&id).filter(|s| !s.erased) else {
             continue;
@@ -313,9 +323,23 @@ pub fn style(to: impl Iterator<Item = (StrokeId, Dress)>, board: &Board) -> Vec<
                 look: dress.look,
             });
         }
+        // Only a finished item takes a form (see `Op::Form`).
+        if s.finished && s.form != dress.form {
+            forms.push(FormOf {
+                id,
+                form: dress.form,
+            });
+        }
+        if s.offset != dress.offset
+            && let Ok(p) = Placement::new(id, dress.offset.0, dress.offset.1)
+        {
+            moves.push(p);
+        }
     }
     let mut ops = chunks(styles, |to| Op::Restyle { to });
     ops.extend(chunks(looks, |to| Op::Look { to }));
+    ops.extend(chunks(forms, |to| Op::Form { to }));
+    ops.extend(chunks(moves, |to| Op::Move { to }));
     ops
 }
 

@@ -63,6 +63,7 @@ mod fixtures {
             erased: false,
             offset: (0, 0),
             look: Default::default(),
+            form: Default::default(),
         }
     }
 }

@@ -549,7 +549,8 @@ impl Session {
             | Op::Restore { .. }
             | Op::Move { .. }
             | Op::Restyle { .. }
-            | Op::Look { .. } => {
+            | Op::Look { .. }
+            | Op::Form { .. } => {
                 let ours = self.outstanding_ids();
                 op_ids(op).iter().any(|id| ours.contains(id))
             }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use kokuban_board::{Board, Shape};
-use kokuban_protocol::{Align, BlobHash};
+use kokuban_protocol::{Align, BlobHash, Form};
 
 use crate::geom::{Rect, visual_bounds};
 use crate::prefs::{Theme, hex};
@@ -91,12 +91,23 @@ pub fn export(
             continue;
         }
         let color = hex(theme.display(stroke.color));
-        let (dx, dy) = (
-            f64::from(stroke.offset.0) / 8.0,
-            f64::from(stroke.offset.1) / 8.0,
-        );
+        let (dx, dy) = crate::geom::offset_px(stroke);
         let mut translate = String::new();
-        if (dx, dy) != (0.0, 0.0) {
+        if stroke.form != Form::default() {
+            // Stretched or turned: the whole placement as one matrix.
+            let m = crate::geom::placement(stroke);
+            translate.push_str(" transform=\"matrix(");
+            // The matrix to 1e-6 (a turn to hundredths would bend a long line), the
+            // translation to hundredths of a pixel, as every coordinate.
+            for v in [m.a, m.b, m.c, m.d] {
+                let v = (v * 1e6).round() / 1e6;
+                let _ = write!(translate, "{} ", if v == 0.0 { 0.0 } else { v });
+            }
+            n(&mut translate, m.e);
+            translate.push(' ');
+            n(&mut translate, m.f);
+            translate.push_str(")\"");
+        } else if (dx, dy) != (0.0, 0.0) {
             translate.push_str(" transform=\"translate(");
             n(&mut translate, dx);
             translate.push(' ');
@@ -196,7 +207,7 @@ pub fn export(
                 out.push_str("</text>\n");
             }
             Shape::Image(blob) => {
-                let r = crate::geom::unplaced_bounds(stroke);
+                let r = crate::geom::local_bounds(stroke);
                 let opacity = stroke.look.opacity;
                 let place = |out: &mut String| {
                     out.push_str(" x=\"");

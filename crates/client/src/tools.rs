@@ -101,6 +101,8 @@ enum Gesture {
         originals: Vec<(StrokeId, (i32, i32))>,
         delta: (i32, i32),
     },
+    /// The selection stretched or turned by a handle.
+    Reshape(reshape::Reshape),
 }
 
 /// The current tool, its style, the gesture in progress and the selection.
@@ -267,6 +269,9 @@ impl Tools {
                 });
             }
             ToolKind::Select => {
+                if self.take_handle(&input, board, zoom) {
+                    return out;
+                }
                 let hit = pick(board, input.at, TOUCH_RADIUS / zoom);
                 match hit {
                     Some(id) => {
@@ -335,6 +340,7 @@ impl Tools {
                     out.ops.extend(placements(originals, d));
                 }
             }
+            Gesture::Reshape(r) => out.ops.extend(r.moved(latest.at, latest.shift)),
         }
         out
     }
@@ -401,6 +407,7 @@ impl Tools {
                     ));
                 }
             }
+            Gesture::Reshape(r) => out.action = r.finish(),
         }
         out
     }
@@ -421,6 +428,7 @@ impl Tools {
             Gesture::Drag {
                 originals, delta, ..
             } if delta != (0, 0) => out.ops.extend(placements(&originals, (0, 0))),
+            Gesture::Reshape(r) => out.ops.extend(r.cancel()),
             Gesture::Erase { erased, .. } if !erased.is_empty() => {
                 out.action = Some(Action::Erased(erased));
             }
@@ -634,9 +642,11 @@ fn constrain(tool: Tool, start: Pt, at: Pt, shift: bool) -> Pt {
 }
 
 mod kind;
+mod reshape;
 mod selection;
 mod text;
 
 pub use kind::ToolKind;
+pub use reshape::{HANDLE_REACH_PX, Handle, TURN_HANDLE_PX};
 #[cfg(test)]
 mod tests;

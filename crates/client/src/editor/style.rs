@@ -60,6 +60,7 @@ impl Editor {
                     color: ink.unwrap_or(s.color),
                     width: size.map_or(s.width, |z| width_of(s, z)),
                     look: part.map_or(s.look, |p| p.on(s.look)),
+                    ..from
                 };
                 (to != from).then_some(Restyling { id: s.id, from, to })
             })

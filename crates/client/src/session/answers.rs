@@ -210,6 +210,9 @@ impl Session {
             Op::Look { to } => to
                 .iter()
                 .all(|l| room.get(&l.id).is_none_or(|s| s.look == l.look)),
+            Op::Form { to } => to
+                .iter()
+                .all(|f| room.get(&f.id).is_none_or(|s| s.form == f.form)),
             // Never sent again: late, it would wipe what others drew meanwhile.
             Op::Clear => true,
             // Never sent again either: a title set since by someone else is the room's word.

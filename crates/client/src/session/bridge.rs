@@ -23,8 +23,8 @@ use std::collections::HashSet;
 use kokuban_board::{Board, Shape, Stroke};
 use kokuban_protocol::limits::MAX_POINTS_PER_BATCH;
 use kokuban_protocol::{
-    Bounded, Capability, Look, LookOf, Op, PlacedImage, Placement, Points, StrokeId, StrokePoints,
-    Style,
+    Bounded, Capability, Form, FormOf, Look, LookOf, Op, PlacedImage, Placement, Points, StrokeId,
+    StrokePoints, Style,
 };
 
 use super::{Entry, Fate, Notice, Session};
@@ -43,6 +43,7 @@ pub(super) fn op_ids(op: &Op) -> Vec<StrokeId> {
         Op::Move { to } => to.iter().map(|p| p.id).collect(),
         Op::Restyle { to } => to.iter().map(|s| s.id).collect(),
         Op::Look { to } => to.iter().map(|l| l.id).collect(),
+        Op::Form { to } => to.iter().map(|f| f.id).collect(),
         Op::Clear | Op::Title { .. } => Vec::new(),
     }
 }
@@ -154,7 +155,7 @@ impl Session {
 
         let (mut ops, mut erase, mut restore, mut moves, mut renames) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut styles, mut looks) = (Vec::new(), Vec::new());
+        let (mut styles, mut looks, mut forms) = (Vec::new(), Vec::new(), Vec::new());
         // In the view's stacking order, so that strokes sent again keep theirs.
         for v in self.view.all_strokes().filter(|s| dirty.contains(&s.id)) {
             match self.confirmed.get(&v.id) {
@@ -182,6 +183,12 @@ impl Session {
                             look: v.look,
                         });
                     }
+                    if v.form != r.form {
+                        forms.push(FormOf {
+                            id: v.id,
+                            form: v.form,
+                        });
+                    }
                 }
                 room => {
                     // Sent whole under a fresh id even when the room has none of it: no op
@@ -202,6 +209,7 @@ impl Session {
         ops.extend(chunks(moves, |to| Op::Move { to }));
         ops.extend(chunks(styles, |to| Op::Restyle { to }));
         ops.extend(chunks(looks, |to| Op::Look { to }));
+        ops.extend(chunks(forms, |to| Op::Form { to }));
         ops.extend(chunks(erase, |ids| Op::Erase { ids }));
 
         for i in absorbed.into_iter().rev() {
@@ -283,6 +291,14 @@ fn whole(stroke: &Stroke, id: StrokeId) -> Vec<Op> {
         }])
     {
         ops.push(Op::Look { to });
+    }
+    if stroke.form != Form::default()
+        && let Ok(to) = Bounded::new(vec![FormOf {
+            id,
+            form: stroke.form,
+        }])
+    {
+        ops.push(Op::Form { to });
     }
     if stroke.offset != (0, 0)
         && let Ok(p) = Placement::new(id, stroke.offset.0, stroke.offset.1)

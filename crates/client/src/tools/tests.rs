@@ -350,3 +350,90 @@ fn others_text_is_edited_like_any_item_they_drew() {
         [theirs]
     );
 }
+
+/// A rectangle selected shows eight stretch handles and a turn handle; dragging the
+/// bottom-right corner doubles it about the top-left one, the top edge's middle stretches it
+/// one way, the turn handle turns it a quarter about its centre, and undo takes each back.
+#[test]
+fn handles_stretch_and_turn_the_selection_and_undo_takes_it_back() {
+    let mut d = Desk::new(ToolKind::Rect);
+    d.drag(&[(100.0, 100.0), (150.0, 130.0), (200.0, 150.0)]);
+    let id = d.board.strokes().next().unwrap().id;
+    d.tools.set_kind(ToolKind::Select);
+    d.tools.select(vec![id]);
+    let handles = d.tools.handles(&d.board, 1.0);
+    assert_eq!(handles.len(), 9);
+    let frame = crate::geom::visual_bounds(d.board.get(&id).unwrap());
+    let corner = handles
+        .iter()
+        .find(|(h, _)| *h == Handle::Stretch(1, 1))
+        .unwrap()
+        .1;
+    assert_eq!(corner, Pt::new(frame.x1, frame.y1));
+
+    // The bottom-right corner dragged as far again: twice the size, the top-left corner kept.
+    let (w, h) = (frame.width(), frame.height());
+    let outs = d.drag(&[(corner.x, corner.y), (corner.x + w, corner.y + h)]);
+    assert!(outs[1].ops.iter().any(|op| matches!(op, Op::Form { .. })));
+    let s = d.board.get(&id).unwrap();
+    let b = crate::geom::visual_bounds(s);
+    assert!(
+        (b.x0 - frame.x0).abs() < 0.2 && (b.y0 - frame.y0).abs() < 0.2,
+        "{b:?}"
+    );
+    assert!(
+        (b.width() - 2.0 * w).abs() < 0.3 && (b.height() - 2.0 * h).abs() < 0.3,
+        "{b:?}"
+    );
+    assert_eq!((s.form.sx.milli(), s.form.sy.milli()), (2000, 2000));
+    // The pointer at the new corner now takes it; inside, it takes the item to move it.
+    assert!(crate::geom::hits(
+        s,
+        Pt::new(b.x1 - 3.0, b.y1 - 3.0),
+        Pt::new(b.x1 - 3.0, b.y1 - 3.0),
+        2.0
+    ));
+
+    // One undo: as drawn again.
+    let undo = d.history.undo(&d.board);
+    d.take(Output {
+        ops: undo,
+        action: None,
+        text: None,
+    });
+    let s = d.board.get(&id).unwrap();
+    assert_eq!(
+        (s.form, s.offset),
+        (kokuban_protocol::Form::default(), (0, 0))
+    );
+
+    // The top edge's middle, dragged up 50 px: only taller, the bottom edge kept.
+    let top = Pt::new(frame.center().x, frame.y0);
+    d.drag(&[(top.x, top.y), (top.x + 30.0, top.y - 50.0)]);
+    let b = crate::geom::visual_bounds(d.board.get(&id).unwrap());
+    assert!(
+        (b.width() - w).abs() < 0.2 && (b.height() - (h + 50.0)).abs() < 0.3,
+        "{b:?}"
+    );
+    assert!((b.y1 - frame.y1).abs() < 0.2, "{b:?}");
+    let undo = d.history.undo(&d.board);
+    d.take(Output {
+        ops: undo,
+        action: None,
+        text: None,
+    });
+
+    // The turn handle, taken above the centre and brought to its right: a quarter turn
+    // clockwise about the centre, so the frame is as tall as it was wide.
+    let c = frame.center();
+    let knob = Pt::new(c.x, frame.y0 - TURN_HANDLE_PX);
+    d.drag(&[(knob.x, knob.y), (c.x + 80.0, c.y)]);
+    let s = d.board.get(&id).unwrap();
+    assert_eq!(s.form.turn, 16384);
+    let b = crate::geom::visual_bounds(s);
+    assert!(
+        (b.width() - h).abs() < 0.3 && (b.height() - w).abs() < 0.3,
+        "{b:?}"
+    );
+    assert!(b.center().dist(c) < 0.2);
+}

@@ -80,6 +80,15 @@ impl Tools {
             text,
         }];
         ops.extend(dressed(new, old.look));
+        // Stretched or turned as the old one was.
+        if old.form != kokuban_protocol::Form::default()
+            && let Ok(to) = Bounded::new(vec![kokuban_protocol::FormOf {
+                id: new,
+                form: old.form,
+            }])
+        {
+            ops.push(Op::Form { to });
+        }
         ops.push(Op::Erase { ids: erase });
         Output {
             ops,
