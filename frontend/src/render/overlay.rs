@@ -5,6 +5,7 @@ use kokuban_client::Editor;
 use kokuban_client::geom::{Pt, visual_bounds};
 use kokuban_client::prefs::hex;
 use kokuban_client::presence::{LaserTrail, cursor_on_screen};
+use kokuban_client::tools::Handle;
 use kokuban_client::viewport::Viewport;
 use web_sys::CanvasRenderingContext2d;
 
@@ -12,6 +13,40 @@ use super::layer::Layer;
 
 /// The selection's and the marquee's colour.
 const ACCENT: &str = "#4c6ef5";
+/// A stretch handle's side, in screen pixels.
+const HANDLE_PX: f64 = 9.0;
+
+/// The selection's handles: squares to stretch it, a knob on a stem to turn it.
+fn draw_handles(ctx: &CanvasRenderingContext2d, view: &Viewport, handles: &[(Handle, Pt)]) {
+    let top = handles
+        .iter()
+        .find(|(h, _)| *h == Handle::Stretch(0, -1))
+        .map(|(_, at)| view.to_screen(*at));
+    ctx.set_fill_style_str("#ffffff");
+    ctx.set_line_width(1.5);
+    for (handle, at) in handles {
+        let p = view.to_screen(*at);
+        match handle {
+            Handle::Stretch(..) => {
+                let h = HANDLE_PX / 2.0;
+                ctx.fill_rect(p.x - h, p.y - h, HANDLE_PX, HANDLE_PX);
+                ctx.stroke_rect(p.x - h, p.y - h, HANDLE_PX, HANDLE_PX);
+            }
+            Handle::Turn => {
+                if let Some(top) = top {
+                    ctx.begin_path();
+                    ctx.move_to(top.x, top.y);
+                    ctx.line_to(p.x, p.y);
+                    ctx.stroke();
+                }
+                ctx.begin_path();
+                let _ = ctx.arc(p.x, p.y, HANDLE_PX / 2.0 + 0.5, 0.0, std::f64::consts::TAU);
+                ctx.fill();
+                ctx.stroke();
+            }
+        }
+    }
+}
 
 /// Draws the overlay for `now`; `drawn` says whether it holds anything, so that an idle
 /// overlay is not cleared on every frame.
@@ -45,6 +80,9 @@ pub fn draw(layer: &Layer, editor: &Editor, now: f64, ratio: f64, drawn: &mut bo
             ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
         }
     }
+    let _ = ctx.set_line_dash(&js_sys::Array::new());
+    draw_handles(ctx, view, &tools.handles(board, view.zoom()));
+    let _ = ctx.set_line_dash(&dash);
     if let Some(m) = tools.marquee() {
         let (a, c) = (
             view.to_screen(Pt::new(m.x0, m.y0)),

@@ -5,7 +5,7 @@
 use kokuban_board::{Board, Shape, Stroke};
 use std::rc::Rc;
 
-use kokuban_client::geom::{Pt, Rect, unplaced_bounds};
+use kokuban_client::geom::{Pt, Rect, local_bounds, placement};
 use kokuban_client::prefs::{Theme, hex};
 use kokuban_client::scene::{Draw, Scene, StrokeMap};
 use kokuban_client::shape::{
@@ -86,9 +86,17 @@ impl Canvas<'_> {
         });
         let ctx = self.layer.ctx();
         let k = self.camera.zoom() * self.ratio;
-        let e = (f64::from(s.offset.0) / 8.0 - self.camera.origin().x) * k;
-        let f = (f64::from(s.offset.1) / 8.0 - self.camera.origin().y) * k;
-        let _ = ctx.set_transform(k, 0.0, 0.0, k, e, f);
+        // The stroke's form and offset, then the camera: its path stays as drawn.
+        let m = placement(s);
+        let o = self.camera.origin();
+        let _ = ctx.set_transform(
+            k * m.a,
+            k * m.b,
+            k * m.c,
+            k * m.d,
+            k * (m.e - o.x),
+            k * (m.f - o.y),
+        );
         match &s.shape {
             Shape::Text(text) => draw_text(ctx, &painted.color, s, text.as_str()),
             Shape::Image(blob) => draw_image(ctx, self.images.get(blob), s),
@@ -125,7 +133,7 @@ fn draw_text(ctx: &CanvasRenderingContext2d, color: &str, s: &Stroke, text: &str
 
 /// A picture filling its box, or a frame where it has not arrived (or cannot be had).
 fn draw_image(ctx: &CanvasRenderingContext2d, img: Option<HtmlImageElement>, s: &Stroke) {
-    let r = unplaced_bounds(s);
+    let r = local_bounds(s);
     ctx.set_global_alpha(s.look.opacity.unit());
     match img {
         Some(img) => {
