@@ -647,6 +647,6 @@ mod selection;
 mod text;
 
 pub use kind::ToolKind;
-pub use reshape::{HANDLE_REACH_PX, Handle, TURN_HANDLE_PX};
+pub use reshape::{HANDLE_REACH_PX, HANDLE_REACH_TOUCH_PX, Handle, TURN_HANDLE_PX};
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,8 @@ use crate::history::{Action, Dress, Restyling, chunks};
 pub const TURN_HANDLE_PX: f64 = 24.0;
 /// How near the pointer must come to a handle to take it, in screen pixels.
 pub const HANDLE_REACH_PX: f64 = 9.0;
+/// The same for a finger, which covers more than it shows (a 40 px target about the handle).
+pub const HANDLE_REACH_TOUCH_PX: f64 = 20.0;
 /// The steps of a turn with Shift held.
 const TURN_STEP: f64 = std::f64::consts::PI / 12.0;
 
@@ -78,7 +80,10 @@ impl Tools {
 
     /// Starts a reshape if `input` takes one of the selection's handles.
     pub(super) fn take_handle(&mut self, input: &ToolInput, board: &Board, zoom: f64) -> bool {
-        let reach = HANDLE_REACH_PX / zoom.max(1e-6);
+        let reach = match input.device {
+            crate::smooth::Device::Touch => HANDLE_REACH_TOUCH_PX,
+            _ => HANDLE_REACH_PX,
+        } / zoom.max(1e-6);
         let Some((handle, _)) = self
             .handles(board, zoom)
             .into_iter()
