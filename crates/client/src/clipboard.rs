@@ -18,6 +18,10 @@
 //! blob by hash and its box corner to corner. The blob belongs to the board it was uploaded
 //! to, so an image pasted into another board shows only where that board holds the same blob.
 //!
+//! An item stretched or turned carries `"form": {"sx": 1.5, "sy": 1.5, "turn": 90}`: its stretch
+//! along each of its axes as a factor (negative: mirrored) and its turn in degrees clockwise,
+//! about the centre of its points; left out for an item as drawn.
+//!
 //! `look` is left out for an item of the default look (no fill, solid, opaque, left-aligned);
 //! `fill` is one of `none`, `tint`, `solid`, `hachure`, `dash` one of `solid`, `dashed`, `dotted`, `align`
 //! one of `left`, `center`, `right`, and `opacity` lies in `0.1..=1`.
@@ -32,8 +36,8 @@
 use kokuban_board::{Board, IMAGE_COLOR, IMAGE_WIDTH, Shape, Stroke};
 use kokuban_protocol::limits::{MAX_POINTS_PER_BATCH, MAX_POINTS_PER_STROKE, SUBPIXELS};
 use kokuban_protocol::{
-    Align, BlobHash, Bounded, Color, Dash, Fill, Look, LookOf, Op, Opacity, PlacedImage, Point,
-    Points, StrokeId, StrokePoints, Text, Tool, Width,
+    Align, BlobHash, Bounded, Color, Dash, Fill, Form, FormOf, Look, LookOf, Op, Opacity,
+    PlacedImage, Point, Points, Scale, StrokeId, StrokePoints, Text, Tool, Width,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +62,7 @@ pub const MAX_CLIP_BYTES: usize = 16 * 1024 * 1024;
 /// [`MAX_CLIP_ITEMS`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Clip {
-    items: Vec<(Item, Look)>,
+    items: Vec<(Item, Look, Form)>,
     /// Where the copied items were drawn, as the board showed them.
     bounds: Rect,
 }
@@ -108,8 +112,8 @@ impl Clip {
                 break;
             }
             let item = Item::of(s);
-            bounds = bounds.union(item.bounds());
-            items.push((item, s.look));
+            bounds = bounds.union(item.bounds(s.form));
+            items.push((item, s.look, s.form));
         }
         (!items.is_empty()).then_some(Clip { items, bounds })
     }
@@ -117,14 +121,14 @@ impl Clip {
     /// Every visible, finished item of `board`, in drawing order, however many there are (to
     /// draw the board again after a Clear; not for the clipboard). None on an empty board.
     pub fn everything(board: &Board) -> Option<Clip> {
-        let items: Vec<(Item, Look)> = board
+        let items: Vec<(Item, Look, Form)> = board
             .strokes()
             .filter(|s| s.finished)
-            .map(|s| (Item::of(s), s.look))
+            .map(|s| (Item::of(s), s.look, s.form))
             .collect();
         let bounds = items
             .iter()
-            .map(|(item, _)| item.bounds())
+            .map(|(item, _, form)| item.bounds(*form))
             .fold(Rect::EMPTY, Rect::union);
         (!items.is_empty()).then_some(Clip { items, bounds })
     }
@@ -151,7 +155,7 @@ impl Clip {
             items: self
                 .items
                 .iter()
-                .map(|(item, look)| item.to_json(*look))
+                .map(|(item, look, form)| item.to_json(*look, *form))
                 .collect(),
         };
         serde_json::to_string(&json).unwrap_or_default()
@@ -167,13 +171,14 @@ impl Clip {
         if json.kokuban != CLIP_VERSION || json.items.len() > MAX_CLIP_ITEMS {
             return None;
         }
-        let items: Vec<(Item, Look)> = json.items.iter().filter_map(Item::from_json).collect();
+        let items: Vec<(Item, Look, Form)> =
+            json.items.iter().filter_map(Item::from_json).collect();
         if items.is_empty() {
             return None;
         }
         let bounds = items
             .iter()
-            .map(|(item, _)| item.bounds())
+            .map(|(item, _, form)| item.bounds(*form))
             .fold(Rect::EMPTY, Rect::union);
         Some(Clip { items, bounds })
     }
@@ -196,13 +201,18 @@ impl Clip {
     /// New copies of the items, moved by `(dx, dy)` fixed-point units, each with a fresh id.
     pub fn paste_moved(&self, (dx, dy): (i32, i32), rng: &mut dyn Entropy) -> Pasted {
         let mut pasted = Pasted::default();
-        for (item, look) in &self.items {
+        for (item, look, form) in &self.items {
             let id = new_stroke_id(rng);
             pasted.ids.push(id);
-            let dressed = (*look != Look::default())
+            let looked = (*look != Look::default())
                 .then(|| Bounded::new(vec![LookOf { id, look: *look }]).ok())
                 .flatten()
                 .map(|to| Op::Look { to });
+            let formed = (*form != Form::default())
+                .then(|| Bounded::new(vec![FormOf { id, form: *form }]).ok())
+                .flatten()
+                .map(|to| Op::Form { to });
+            let dressed = looked.into_iter().chain(formed);
             match item {
                 Item::Ink {
                     tool,
@@ -283,9 +293,11 @@ impl Item {
         }
     }
 
-    /// Where the item is, as the board would show it.
-    fn bounds(&self) -> Rect {
-        visual_bounds(&self.stroke())
+    /// Where the item is, as the board would show it in `form`.
+    fn bounds(&self, form: Form) -> Rect {
+        let mut stroke = self.stroke();
+        stroke.form = form;
+        visual_bounds(&stroke)
     }
 
     /// The item as a stroke of a board, for the board's own geometry.
@@ -321,12 +333,13 @@ impl Item {
             erased: false,
             offset: (0, 0),
             look: Look::default(),
-            form: kokuban_protocol::Form::default(),
+            form: Form::default(),
         }
     }
 
-    fn to_json(&self, look: Look) -> JsonItem {
+    fn to_json(&self, look: Look, form: Form) -> JsonItem {
         let look = (look != Look::default()).then(|| JsonLook::of(look));
+        let form = (form != Form::default()).then(|| JsonForm::of(form));
         let point = |p: &Point| [p.x_px(), p.y_px(), p.pressure_unit()];
         match self {
             Item::Ink {
@@ -340,6 +353,7 @@ impl Item {
                 width: width.px(),
                 points: points.iter().map(point).collect(),
                 look,
+                form,
             },
             Item::Text {
                 at,
@@ -352,18 +366,21 @@ impl Item {
                 size: size.px(),
                 text: text.as_str().to_string(),
                 look,
+                form,
             },
             Item::Image { blob, at, to } => JsonItem::Image {
                 hash: blob.to_string(),
                 at: [at.x_px(), at.y_px()],
                 to: [to.x_px(), to.y_px()],
                 look,
+                form,
             },
         }
     }
 
-    /// The item and its look (an opacity out of range is read as opaque).
-    fn from_json(item: &JsonItem) -> Option<(Item, Look)> {
+    /// The item, its look (an opacity out of range is read as opaque) and its form (one out
+    /// of range is brought into it).
+    fn from_json(item: &JsonItem) -> Option<(Item, Look, Form)> {
         let width = |px: f64| (px.is_finite() && px > 0.0).then(|| Width::from_px(px));
         match item {
             JsonItem::Ink {
@@ -372,6 +389,7 @@ impl Item {
                 width: w,
                 points,
                 look,
+                form,
             } => {
                 if points.is_empty() || points.len() > MAX_POINTS_PER_STROKE as usize {
                     return None;
@@ -388,6 +406,7 @@ impl Item {
                         points,
                     },
                     JsonLook::read(look.as_ref()),
+                    JsonForm::read(form.as_ref()),
                 ))
             }
             JsonItem::Text {
@@ -396,6 +415,7 @@ impl Item {
                 size,
                 text,
                 look,
+                form,
             } => {
                 let text = Text::new(text.trim_end()).ok()?;
                 if text.as_str().trim().is_empty() {
@@ -409,15 +429,26 @@ impl Item {
                         text,
                     },
                     JsonLook::read(look.as_ref()),
+                    JsonForm::read(form.as_ref()),
                 ))
             }
-            JsonItem::Image { hash, at, to, look } => {
+            JsonItem::Image {
+                hash,
+                at,
+                to,
+                look,
+                form,
+            } => {
                 let at = Point::from_px(at[0], at[1], 0.0).ok()?;
                 let to = Point::from_px(to[0], to[1], 0.0).ok()?;
                 // Checked as the op will be: a box with a width and a height.
                 let blob = BlobHash::parse(hash).ok()?;
                 PlacedImage::new(crate::rng::stroke_id_from(0), blob, at, to).ok()?;
-                Some((Item::Image { blob, at, to }, JsonLook::read(look.as_ref())))
+                Some((
+                    Item::Image { blob, at, to },
+                    JsonLook::read(look.as_ref()),
+                    JsonForm::read(form.as_ref()),
+                ))
             }
         }
     }
@@ -481,6 +512,8 @@ enum JsonItem {
         points: Vec<[f64; 3]>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         look: Option<JsonLook>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form: Option<JsonForm>,
     },
     Text {
         at: [f64; 2],
@@ -489,6 +522,8 @@ enum JsonItem {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         look: Option<JsonLook>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form: Option<JsonForm>,
     },
     Image {
         hash: String,
@@ -496,7 +531,39 @@ enum JsonItem {
         to: [f64; 2],
         #[serde(default, skip_serializing_if = "Option::is_none")]
         look: Option<JsonLook>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form: Option<JsonForm>,
     },
+}
+
+/// A form by the names the format documents: stretches as factors, the turn in degrees
+/// clockwise.
+#[derive(Serialize, Deserialize)]
+struct JsonForm {
+    sx: f64,
+    sy: f64,
+    turn: f64,
+}
+
+impl JsonForm {
+    fn of(form: Form) -> JsonForm {
+        JsonForm {
+            sx: form.sx.factor(),
+            sy: form.sy.factor(),
+            turn: (form.radians().to_degrees() * 100.0).round() / 100.0,
+        }
+    }
+
+    fn read(json: Option<&JsonForm>) -> Form {
+        let Some(json) = json else {
+            return Form::default();
+        };
+        Form {
+            sx: Scale::from_factor(json.sx),
+            sy: Scale::from_factor(json.sy),
+            turn: Form::turn_of(json.turn.to_radians()),
+        }
+    }
 }
 
 /// A look by the names the format documents; a part left out is the default's.

@@ -269,3 +269,41 @@ fn looks_travel_with_a_copy_and_an_opacity_out_of_range_is_opaque() {
     assert_eq!(copy.strokes().nth(1).unwrap().look.opacity, Opacity::FULL);
     assert!(Clip::from_json(&json.replace("dotted", "wavy")).is_none());
 }
+
+/// A stretched and turned item copies with its form (in the JSON as factors and degrees) and
+/// pastes as a new item of the same form, centred where it lands.
+#[test]
+fn a_form_travels_with_its_item() {
+    use kokuban_protocol::{Form, FormOf, Scale};
+    let mut b = board();
+    let form = Form {
+        sx: Scale::new(1500).unwrap(),
+        sy: Scale::new(-500).unwrap(),
+        turn: 16384,
+    };
+    let to = Bounded::new(vec![FormOf {
+        id: stroke_id_from(2),
+        form,
+    }])
+    .unwrap();
+    b.apply(ME, &Op::Form { to });
+    let clip = Clip::of(&b, &[stroke_id_from(2)]).unwrap();
+    let json = clip.to_json();
+    assert!(
+        json.contains(r#""form":{"sx":1.5,"sy":-0.5,"turn":90.0}"#),
+        "{json}"
+    );
+    let back = Clip::from_json(&json).unwrap();
+    // Turned a quarter, 100 wide × 50 tall becomes 25 wide × 150 tall (ink aside).
+    assert!((back.bounds().width() - clip.bounds().width()).abs() < 0.01);
+    assert!(back.bounds().height() > back.bounds().width() * 3.0);
+    let pasted = back.paste_at(Pt::new(500.0, 500.0), &mut Xoshiro256::seeded(3));
+    let mut target = Board::new();
+    for op in &pasted.ops {
+        target.apply(ME, op);
+    }
+    let copy = target.get(&pasted.ids[0]).unwrap();
+    assert_eq!(copy.form, form);
+    let r = crate::geom::visual_bounds(copy);
+    assert!(r.center().dist(Pt::new(500.0, 500.0)) < 0.2, "{r:?}");
+}
