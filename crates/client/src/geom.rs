@@ -2,8 +2,10 @@
 //! bounds and whether a pointer touches it (eraser, selection).
 
 use kokuban_board::{Shape, Stroke};
-use kokuban_protocol::limits::SUBPIXELS;
-use kokuban_protocol::{BlobHash, Fill, Form, Op, PlacedImage, Point, StrokeId, Tool};
+use std::borrow::Cow;
+
+use kokuban_protocol::limits::{COORD_LIMIT, SUBPIXELS};
+use kokuban_protocol::{BlobHash, Fill, Form, Op, PlacedImage, Point, Scale, StrokeId, Tool};
 
 use crate::shape::{TEXT_LINE_HEIGHT, text_box};
 
@@ -293,12 +295,44 @@ pub fn form_about(form: Form, pivot: Pt) -> Affine {
     }
 }
 
-/// Where a stroke's form takes the points it was drawn with (offset not applied).
+/// Where a stroke's form takes it as [`stretched`] gives it (offset not applied): ink is only
+/// turned (its points are already stretched), text and images are stretched and turned whole.
 pub fn form_matrix(stroke: &Stroke) -> Affine {
     if stroke.form == Form::default() {
         return Affine::IDENTITY;
     }
-    form_about(stroke.form, pivot(stroke))
+    let form = match stroke.shape {
+        Shape::Ink(_) => Form {
+            sx: Scale::ONE,
+            sy: Scale::ONE,
+            ..stroke.form
+        },
+        Shape::Text(_) | Shape::Image(_) => stroke.form,
+    };
+    form_about(form, pivot(stroke))
+}
+
+/// A stroke of ink as its form stretches it: its points moved about its pivot, so that its
+/// line keeps its width, as a resized shape does in any drawing tool (its turn is left to
+/// [`form_matrix`]). Text, images and ink that is not stretched come as they are.
+pub fn stretched(stroke: &Stroke) -> Cow<'_, Stroke> {
+    let f = stroke.form;
+    if !matches!(stroke.shape, Shape::Ink(_)) || (f.sx == Scale::ONE && f.sy == Scale::ONE) {
+        return Cow::Borrowed(stroke);
+    }
+    let c = pivot(stroke);
+    let (sx, sy) = (f.sx.factor(), f.sy.factor());
+    let unit = f64::from(SUBPIXELS);
+    let limit = f64::from(COORD_LIMIT);
+    let to_units = |v: f64| (v * unit).round().clamp(-limit, limit) as i32;
+    let mut out = stroke.clone();
+    for p in &mut out.points {
+        let (x, y) = (c.x + sx * (p.x_px() - c.x), c.y + sy * (p.y_px() - c.y));
+        if let Ok(q) = Point::new(to_units(x), to_units(y), p.pressure()) {
+            *p = q;
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The offset of a stroke in world pixels.
@@ -315,6 +349,16 @@ pub fn placement(stroke: &Stroke) -> Affine {
     form_matrix(stroke).then_translate(dx, dy)
 }
 
+/// The rectangle a stroke's shape spans, its ink's width left out (offset applied): a line's
+/// ends, a rectangle's corners, a text's or an image's box. What the resize handles frame, so
+/// that a stretch takes the shape's corner exactly where the pointer takes the handle.
+pub fn shape_bounds(stroke: &Stroke) -> Rect {
+    let (dx, dy) = offset_px(stroke);
+    let drawn = stretched(stroke);
+    let local = local_bounds(&drawn).inflate(-ink_reach(&drawn));
+    form_matrix(stroke).map_rect(local).translate(dx, dy)
+}
+
 /// The rectangle a stroke's ink covers (offset applied).
 pub fn visual_bounds(stroke: &Stroke) -> Rect {
     let (dx, dy) = (
@@ -327,7 +371,7 @@ pub fn visual_bounds(stroke: &Stroke) -> Rect {
 /// The rectangle a stroke's ink covers where it was drawn (offset not applied, form applied),
 /// so that a renderer can cache it across moves.
 pub fn unplaced_bounds(stroke: &Stroke) -> Rect {
-    form_matrix(stroke).map_rect(local_bounds(stroke))
+    form_matrix(stroke).map_rect(local_bounds(&stretched(stroke)))
 }
 
 /// The rectangle a stroke's ink covers as it was drawn (neither its form nor its offset
@@ -425,13 +469,14 @@ pub fn hits(stroke: &Stroke, from: Pt, to: Pt, radius: f64) -> bool {
         return false;
     };
     let local = |p: Pt| back.apply(Pt::new(p.x - dx, p.y - dy)).translate(dx, dy);
-    let stretch = stroke
-        .form
-        .sx
-        .factor()
-        .abs()
-        .min(stroke.form.sy.factor().abs());
-    hits_as_drawn(stroke, local(from), local(to), radius / stretch)
+    let stretch = match stroke.shape {
+        Shape::Ink(_) => 1.0,
+        Shape::Text(_) | Shape::Image(_) => {
+            let (sx, sy) = (stroke.form.sx.factor(), stroke.form.sy.factor());
+            sx.abs().min(sy.abs())
+        }
+    };
+    hits_as_drawn(&stretched(stroke), local(from), local(to), radius / stretch)
 }
 
 /// [`hits`] for a stroke as drawn (its form left aside), its offset applied.
@@ -499,7 +544,7 @@ pub fn touch_bounds(stroke: &Stroke) -> Rect {
 pub fn unplaced_touch_bounds(stroke: &Stroke) -> Rect {
     let local = match stroke.shape {
         Shape::Text(_) => local_bounds(stroke).inflate(stroke.width.px() / 2.0),
-        Shape::Ink(_) | Shape::Image(_) => local_bounds(stroke),
+        Shape::Ink(_) | Shape::Image(_) => local_bounds(&stretched(stroke)),
     };
     form_matrix(stroke).map_rect(local)
 }
@@ -610,9 +655,9 @@ mod tests {
         };
         // Twice as long, turned a quarter clockwise: from (50, -100) to (50, 100).
         let b = visual_bounds(&l);
-        // (Its ink reaches 3 px beyond its ends as drawn, stretched to 6.)
+        // (Its ink reaches 3 px beyond its ends: a stretch keeps the line's width.)
         assert!(
-            (b.y0 + 106.0).abs() < 0.01 && (b.y1 - 106.0).abs() < 0.01,
+            (b.y0 + 103.0).abs() < 0.01 && (b.y1 - 103.0).abs() < 0.01,
             "{b:?}"
         );
         assert!(

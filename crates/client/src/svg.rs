@@ -116,7 +116,9 @@ pub fn export(
         }
         match &stroke.shape {
             Shape::Ink(_) => {
-                let Some(g) = geometry(stroke) else { continue };
+                let Some(g) = geometry(&crate::geom::stretched(stroke)) else {
+                    continue;
+                };
                 if let Some((lines, width)) = &g.hatch {
                     // The hachure under the outline, as the canvas draws it.
                     out.push_str("<path d=\"");

@@ -22,6 +22,20 @@ fn draw_handles(ctx: &CanvasRenderingContext2d, view: &Viewport, handles: &[(Han
         .iter()
         .find(|(h, _)| *h == Handle::Stretch(0, -1))
         .map(|(_, at)| view.to_screen(*at));
+    if handles.is_empty() {
+        return;
+    }
+    let corner = |hx, hy| {
+        handles
+            .iter()
+            .find(|(h, _)| *h == Handle::Stretch(hx, hy))
+            .map(|(_, at)| view.to_screen(*at))
+    };
+    ctx.set_line_width(1.0);
+    if let (Some(a), Some(c)) = (corner(-1, -1), corner(1, 1)) {
+        // The frame the handles stretch: the shapes' own, their lines' width left out.
+        ctx.stroke_rect(a.x, a.y, c.x - a.x, c.y - a.y);
+    }
     ctx.set_fill_style_str("#ffffff");
     ctx.set_line_width(1.5);
     for (handle, at) in handles {

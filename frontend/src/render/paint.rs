@@ -5,7 +5,7 @@
 use kokuban_board::{Board, Shape, Stroke};
 use std::rc::Rc;
 
-use kokuban_client::geom::{Pt, Rect, local_bounds, placement};
+use kokuban_client::geom::{Pt, Rect, local_bounds, placement, stretched};
 use kokuban_client::prefs::{Theme, hex};
 use kokuban_client::scene::{Draw, Scene, StrokeMap};
 use kokuban_client::shape::{
@@ -102,7 +102,7 @@ impl Canvas<'_> {
             Shape::Image(blob) => draw_image(ctx, self.images.get(blob), s),
             Shape::Ink(_) => {
                 if painted.path.is_none() {
-                    painted.path = geometry(s)
+                    painted.path = geometry(&stretched(s))
                         .and_then(|g| Path2d::new_with_path_string(&g.d).ok().map(|p| (p, g)));
                 }
                 if let Some((path, g)) = &painted.path {

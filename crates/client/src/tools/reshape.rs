@@ -10,7 +10,7 @@ use kokuban_board::{Board, Stroke};
 use kokuban_protocol::{Form, FormOf, Op, Placement, Scale, StrokeId};
 
 use super::{Gesture, ToolInput, ToolKind, Tools, units};
-use crate::geom::{Pt, Rect, offset_px, pivot, visual_bounds};
+use crate::geom::{Pt, Rect, offset_px, pivot, shape_bounds};
 use crate::history::{Action, Dress, Restyling, chunks};
 
 /// How far above the frame's top edge the turn handle sits, in screen pixels.
@@ -288,13 +288,13 @@ fn centre(s: &Stroke) -> Pt {
     pivot(s).translate(dx, dy)
 }
 
-/// The frame around the visible items of `ids`.
+/// The frame around the shapes of the visible items of `ids` (their ink's width left out).
 fn frame_of(board: &Board, ids: &[StrokeId]) -> Option<Rect> {
     let r = ids
         .iter()
         .filter_map(|id| board.get(id))
         .filter(|s| !s.erased)
-        .map(visual_bounds)
+        .map(shape_bounds)
         .fold(Rect::EMPTY, Rect::union);
     (!r.is_empty()).then_some(r)
 }

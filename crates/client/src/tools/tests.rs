@@ -363,7 +363,11 @@ fn handles_stretch_and_turn_the_selection_and_undo_takes_it_back() {
     d.tools.select(vec![id]);
     let handles = d.tools.handles(&d.board, 1.0);
     assert_eq!(handles.len(), 9);
-    let frame = crate::geom::visual_bounds(d.board.get(&id).unwrap());
+    let frame = crate::geom::shape_bounds(d.board.get(&id).unwrap());
+    assert_eq!(
+        (frame.x0, frame.y0, frame.x1, frame.y1),
+        (100.0, 100.0, 200.0, 150.0)
+    );
     let corner = handles
         .iter()
         .find(|(h, _)| *h == Handle::Stretch(1, 1))
@@ -376,7 +380,7 @@ fn handles_stretch_and_turn_the_selection_and_undo_takes_it_back() {
     let outs = d.drag(&[(corner.x, corner.y), (corner.x + w, corner.y + h)]);
     assert!(outs[1].ops.iter().any(|op| matches!(op, Op::Form { .. })));
     let s = d.board.get(&id).unwrap();
-    let b = crate::geom::visual_bounds(s);
+    let b = crate::geom::shape_bounds(s);
     assert!(
         (b.x0 - frame.x0).abs() < 0.2 && (b.y0 - frame.y0).abs() < 0.2,
         "{b:?}"
@@ -410,7 +414,7 @@ fn handles_stretch_and_turn_the_selection_and_undo_takes_it_back() {
     // The top edge's middle, dragged up 50 px: only taller, the bottom edge kept.
     let top = Pt::new(frame.center().x, frame.y0);
     d.drag(&[(top.x, top.y), (top.x + 30.0, top.y - 50.0)]);
-    let b = crate::geom::visual_bounds(d.board.get(&id).unwrap());
+    let b = crate::geom::shape_bounds(d.board.get(&id).unwrap());
     assert!(
         (b.width() - w).abs() < 0.2 && (b.height() - (h + 50.0)).abs() < 0.3,
         "{b:?}"
@@ -430,7 +434,7 @@ fn handles_stretch_and_turn_the_selection_and_undo_takes_it_back() {
     d.drag(&[(knob.x, knob.y), (c.x + 80.0, c.y)]);
     let s = d.board.get(&id).unwrap();
     assert_eq!(s.form.turn, 16384);
-    let b = crate::geom::visual_bounds(s);
+    let b = crate::geom::shape_bounds(s);
     assert!(
         (b.width() - h).abs() < 0.3 && (b.height() - w).abs() < 0.3,
         "{b:?}"
