@@ -49,6 +49,9 @@ pub struct Config {
     pub hello_timeout: Duration,
     /// Time given to the closing handshake before the socket is dropped.
     pub close_timeout: Duration,
+    /// How long an image may take to arrive once its request's headers have (408 beyond): a
+    /// body trickled in slower holds one of the node's few places for uploads for nothing.
+    pub upload_deadline: Duration,
     /// On shutdown, how long the node goes on serving its members after `/readyz` turned 503
     /// (new rooms and connections are refused), so that a load balancer stops sending it
     /// anyone before its sockets close.
@@ -189,6 +192,8 @@ impl Config {
             idle_timeout: Duration::from_secs(45),
             hello_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3),
+            // Ten megabytes at well under 2 Mbit/s still arrive.
+            upload_deadline: Duration::from_secs(60),
             // Two readiness probes of a typical load balancer at 1 s intervals.
             shutdown_drain: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(10),

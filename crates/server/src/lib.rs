@@ -291,6 +291,8 @@ impl Server {
             room_creations: rate::PerAddress::per_minute(config.rooms_per_ip_per_min),
             version_reads: rate::PerAddress::per_minute(web::VERSION_READS_PER_MIN),
             blob_uploads: rate::PerAddress::per_minute(web::BLOB_UPLOADS_PER_MIN),
+            blob_reads: rate::PerAddress::per_minute(web::BLOB_READS_PER_MIN),
+            uploads_in_flight: Arc::new(tokio::sync::Semaphore::new(web::UPLOADS_IN_FLIGHT)),
             config,
             sequencer,
             capabilities,

@@ -12,7 +12,11 @@
 //! not begin as the declared type does; 413 over [`Config::max_image_bytes`] or over the room's
 //! [`Config::max_room_image_bytes`]; 400 for an empty body or a malformed or mismatching hash;
 //! 404 for a hash the room does not hold (an image of another room included). One client
-//! address may post [`BLOB_UPLOADS_PER_MIN`] images a minute (429 beyond).
+//! address may post [`BLOB_UPLOADS_PER_MIN`] images a minute and read [`BLOB_READS_PER_MIN`]
+//! (429 beyond); the node receives [`UPLOADS_IN_FLIGHT`] at once (503 beyond), each within
+//! [`Config::upload_deadline`] (408 beyond).
+//!
+//! [`Config::upload_deadline`]: crate::Config::upload_deadline
 //!
 //! [`Config::max_image_bytes`]: crate::Config::max_image_bytes
 //! [`Config::max_room_image_bytes`]: crate::Config::max_room_image_bytes
@@ -38,6 +42,16 @@ const REFUSED: &str = "this room does not exist or the link is not valid";
 /// Images one client address may post per minute, as many at once: a handful dropped on a
 /// board together goes through, a script filling boards gets one a second.
 pub(crate) const BLOB_UPLOADS_PER_MIN: u32 = 60;
+
+/// Images one client address may read per minute: a tab reads each image of a board once, so
+/// this is a board of hundreds opened a few times, while a loop re-reading large images (each
+/// up to `--max-image-bytes` out of the store) is slowed to ten a second.
+pub(crate) const BLOB_READS_PER_MIN: u32 = 600;
+
+/// Images a node receives at once, from everyone: each is held whole in memory until it is
+/// checked and stored, so this times `--max-image-bytes` bounds what uploads can make the node
+/// hold (80 MiB by default), however many are sent at once. Past it: 503, try again.
+pub(crate) const UPLOADS_IN_FLIGHT: usize = 8;
 
 /// `POST /api/rooms/{room}/blobs`.
 pub(super) async fn upload(
@@ -72,7 +86,17 @@ pub(super) async fn upload(
              image/jpeg, image/webp or image/gif)",
         ))?;
     let claimed = claimed_hash(query.as_deref())?;
-    let bytes = read_capped(body, &headers, state.config.max_image_bytes).await?;
+    let Ok(_receiving) = state.uploads_in_flight.clone().try_acquire_owned() else {
+        return Err(ApiError::Unavailable(
+            "the server is receiving as many images as it may at once; try again shortly",
+        ));
+    };
+    let bytes = tokio::time::timeout(
+        state.config.upload_deadline,
+        read_capped(body, &headers, state.config.max_image_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::Timeout("the image took too long to arrive"))??;
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("the image is empty"));
     }
@@ -120,9 +144,17 @@ pub(super) async fn upload(
 /// `GET /api/rooms/{room}/blobs/{hash}`.
 pub(super) async fn read(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((room, hash)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let client = state.client_ip(peer, &headers);
+    if !state.blob_reads.admit(client, Instant::now()) {
+        return Err(ApiError::TooManyRequests(
+            "too many image reads from this address; try again shortly",
+            1,
+        ));
+    }
     let (room, _, _) = bearer(&state, room, &headers, REFUSED).await?;
     let hash = BlobHash::parse(&hash).ok().ok_or(ApiError::BadRequest(
         "an image is named by its SHA-256: 64 hexadecimal digits",

@@ -18,7 +18,7 @@ mod socket;
 mod upgrade;
 mod versions;
 
-pub(crate) use blobs::BLOB_UPLOADS_PER_MIN;
+pub(crate) use blobs::{BLOB_READS_PER_MIN, BLOB_UPLOADS_PER_MIN, UPLOADS_IN_FLIGHT};
 pub(crate) use versions::VERSION_READS_PER_MIN;
 
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +70,11 @@ pub(crate) struct App {
     pub version_reads: crate::rate::PerAddress,
     /// Images posted per client address ([`BLOB_UPLOADS_PER_MIN`]).
     pub blob_uploads: crate::rate::PerAddress,
+    /// Images read per client address ([`BLOB_READS_PER_MIN`]).
+    pub blob_reads: crate::rate::PerAddress,
+    /// Images being received at once, node-wide ([`UPLOADS_IN_FLIGHT`]): what bounds the
+    /// memory uploads hold.
+    pub uploads_in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -180,6 +185,8 @@ pub(crate) enum ApiError {
     /// 415: a body of a type the endpoint does not take.
     UnsupportedType(&'static str),
     Unavailable(&'static str),
+    /// 408: the body did not arrive in time.
+    Timeout(&'static str),
     /// 429 with a `Retry-After` of this many seconds.
     TooManyRequests(&'static str, u32),
     NotFound,
@@ -213,6 +220,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::UnsupportedType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::Timeout(m) => (StatusCode::REQUEST_TIMEOUT, m),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not found"),
             ApiError::TooManyRequests(m, retry_after) => {
                 let body = Json(serde_json::json!({ "error": m }));
@@ -448,6 +456,8 @@ mod tests {
             room_creations: crate::rate::PerAddress::per_minute(0),
             version_reads: crate::rate::PerAddress::per_minute(0),
             blob_uploads: crate::rate::PerAddress::per_minute(0),
+            blob_reads: crate::rate::PerAddress::per_minute(0),
+            uploads_in_flight: Arc::new(tokio::sync::Semaphore::new(UPLOADS_IN_FLIGHT)),
             config,
         })
     }

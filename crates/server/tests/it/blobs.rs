@@ -378,6 +378,69 @@ async fn post_chunked(addr: SocketAddr, room: &TestRoom, body: &[u8]) -> (u16, S
     (status, answer)
 }
 
+/// Sends the head of an image upload declaring `len` bytes and the first few of them, then
+/// holds the connection open.
+async fn begin_upload(addr: SocketAddr, room: &TestRoom, len: usize) -> tokio::net::TcpStream {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/rooms/{}/blobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: image/png\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n",
+        room.id,
+        room.edit.as_str()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&png(9, 64)).await.unwrap();
+    socket
+}
+
+/// Uploads trickled in, or never finished, hold the node's places for uploads only until the
+/// deadline: meanwhile others get 503 (not a node out of memory), then 408 frees them.
+#[tokio::test]
+async fn uploads_held_open_take_the_nodes_few_places_until_the_deadline_frees_them() {
+    let server = TestServer::start_with(|c| c.upload_deadline = Duration::from_secs(2)).await;
+    let room = server.create_room().await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(begin_upload(server.addr, &room, 1 << 20).await);
+    }
+    // The eighth has taken the last place once its headers are read.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    refused(
+        &post(server.addr, &room, png(1, 64)).await,
+        503,
+        "as many images",
+    );
+    for mut socket in held {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer));
+        let _ = read.await.expect("an answer once the deadline passed");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("took too long"), "{answer}");
+    }
+    posted(server.addr, &room, png(1, 64)).await;
+}
+
+/// A loop re-reading an image is slowed down; a board's tabs reading each image once are not.
+#[tokio::test]
+async fn a_loop_reading_images_gets_429_with_retry_after() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let hash = posted(server.addr, &room, png(1, 64)).await;
+    let view = Some(room.view.as_str());
+    let mut refusal = None;
+    for n in 0..700 {
+        let r = get(server.addr, &room.id, view, &hash).await;
+        if r.status != 200 {
+            refusal = Some((n, r));
+            break;
+        }
+    }
+    let (n, r) = refusal.expect("a refusal within 700 reads");
+    refused(&r, 429, "too many image reads");
+    assert!(n >= 600, "only {n} reads before the first refusal");
+}
+
 #[tokio::test]
 async fn too_many_images_from_one_address_get_429_with_retry_after() {
     let server = TestServer::start().await;
