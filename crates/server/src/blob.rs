@@ -63,6 +63,78 @@ impl ImageType {
         }
     }
 
+    /// The width and height the image's header gives, as a browser will decode it; `None`
+    /// when the header is not where this type has it (the bytes are not such an image).
+    pub fn size(self, bytes: &[u8]) -> Option<(u32, u32)> {
+        let be16 = |i: usize| {
+            Some(u32::from(u16::from_be_bytes([
+                *bytes.get(i)?,
+                *bytes.get(i + 1)?,
+            ])))
+        };
+        let le16 = |i: usize| {
+            Some(u32::from(u16::from_le_bytes([
+                *bytes.get(i)?,
+                *bytes.get(i + 1)?,
+            ])))
+        };
+        let le24 = |i: usize| {
+            Some(u32::from_le_bytes([
+                *bytes.get(i)?,
+                *bytes.get(i + 1)?,
+                *bytes.get(i + 2)?,
+                0,
+            ]))
+        };
+        match self {
+            // The first chunk is IHDR: width and height, 4 bytes each, big-endian.
+            ImageType::Png => {
+                if bytes.get(12..16)? != b"IHDR" {
+                    return None;
+                }
+                let word =
+                    |i: usize| Some(u32::from_be_bytes(bytes.get(i..i + 4)?.try_into().ok()?));
+                Some((word(16)?, word(20)?))
+            }
+            // The logical screen, little-endian.
+            ImageType::Gif => Some((le16(6)?, le16(8)?)),
+            ImageType::Webp => match bytes.get(12..16)? {
+                b"VP8 " => Some((le16(26)? & 0x3fff, le16(28)? & 0x3fff)),
+                b"VP8L" => {
+                    let b = bytes.get(21..25)?;
+                    let w = 1 + (u32::from(b[0]) | (u32::from(b[1] & 0x3f) << 8));
+                    let h = 1
+                        + ((u32::from(b[1]) >> 6)
+                            | (u32::from(b[2]) << 2)
+                            | (u32::from(b[3] & 0x0f) << 10));
+                    Some((w, h))
+                }
+                b"VP8X" => Some((1 + le24(24)?, 1 + le24(27)?)),
+                _ => None,
+            },
+            // The first start-of-frame segment, past the segments before it.
+            ImageType::Jpeg => {
+                let mut i = 2;
+                loop {
+                    if *bytes.get(i)? != 0xFF {
+                        return None;
+                    }
+                    let marker = *bytes.get(i + 1)?;
+                    match marker {
+                        // Fill bytes.
+                        0xFF => i += 1,
+                        // Segments without a length.
+                        0x01 | 0xD0..=0xD7 => i += 2,
+                        0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                            return Some((be16(i + 7)?, be16(i + 5)?));
+                        }
+                        _ => i += 2 + usize::try_from(be16(i + 2)?).ok()?,
+                    }
+                }
+            }
+        }
+    }
+
     /// The refusal of bytes declared as this type that do not begin as it does.
     pub fn not_this(self) -> &'static str {
         match self {
@@ -179,5 +251,32 @@ mod tests {
         assert!(!ImageType::Webp.begins(b"RIFF"));
         assert!(!ImageType::Jpeg.begins(b"\xFF\xD8"));
         assert!(!ImageType::Png.begins(b""));
+    }
+
+    /// The sizes browsers will decode, read from each type's header.
+    #[test]
+    fn sizes_are_read_from_each_types_header() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend(640u32.to_be_bytes());
+        png.extend(480u32.to_be_bytes());
+        assert_eq!(ImageType::Png.size(&png), Some((640, 480)));
+        assert_eq!(ImageType::Png.size(&png[..20]), None);
+        let gif = b"GIF89a\x80\x02\xe0\x01";
+        assert_eq!(ImageType::Gif.size(gif), Some((640, 480)));
+        // A JPEG: SOI, an APP0 segment of 16 bytes, then SOF0 (precision, height, width).
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
+        jpeg.extend([0; 14]);
+        jpeg.extend([0xFF, 0xC0, 0, 17, 8, 0x01, 0xE0, 0x02, 0x80]);
+        assert_eq!(ImageType::Jpeg.size(&jpeg), Some((640, 480)));
+        assert_eq!(ImageType::Jpeg.size(&jpeg[..10]), None);
+        // WebP, lossy and extended.
+        let mut vp8 = b"RIFF\0\0\0\0WEBPVP8 \0\0\0\0".to_vec();
+        vp8.extend([0, 0, 0, 0x9d, 0x01, 0x2a]);
+        vp8.extend(640u16.to_le_bytes());
+        vp8.extend(480u16.to_le_bytes());
+        assert_eq!(ImageType::Webp.size(&vp8), Some((640, 480)));
+        let mut vp8x = b"RIFF\0\0\0\0WEBPVP8X\0\0\0\0\0\0\0\0".to_vec();
+        vp8x.extend([0x7f, 0x02, 0, 0xdf, 0x01, 0]);
+        assert_eq!(ImageType::Webp.size(&vp8x), Some((640, 480)));
     }
 }

@@ -48,6 +48,14 @@ pub(crate) const BLOB_UPLOADS_PER_MIN: u32 = 60;
 /// up to `--max-image-bytes` out of the store) is slowed to ten a second.
 pub(crate) const BLOB_READS_PER_MIN: u32 = 600;
 
+/// The widest or tallest image a board takes, in pixels: what browsers draw on a canvas
+/// without trouble.
+pub(crate) const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// The most pixels an image a board takes may have: decoded, 200 MB in every tab that shows
+/// it, however few bytes it was sent as.
+pub(crate) const MAX_IMAGE_PIXELS: u64 = 50_000_000;
+
 /// Images a node receives at once, from everyone: each is held whole in memory until it is
 /// checked and stored, so this times `--max-image-bytes` bounds what uploads can make the node
 /// hold (80 MiB by default), however many are sent at once. Past it: 503, try again.
@@ -102,6 +110,23 @@ pub(super) async fn upload(
     }
     if !kind.begins(&bytes) {
         return Err(ApiError::UnsupportedType(kind.not_this()));
+    }
+    // Small bytes can decode to a huge picture in every tab that shows it.
+    match kind.size(&bytes) {
+        None => return Err(ApiError::UnsupportedType(kind.not_this())),
+        Some((w, h))
+            if w == 0
+                || h == 0
+                || w > MAX_IMAGE_SIDE
+                || h > MAX_IMAGE_SIDE
+                || u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS =>
+        {
+            return Err(ApiError::TooLarge(format!(
+                "an image may be up to {MAX_IMAGE_SIDE} pixels a side and {} megapixels;                  this one is {w}×{h}",
+                MAX_IMAGE_PIXELS / 1_000_000
+            )));
+        }
+        Some(_) => {}
     }
     let hash = hash_of(&bytes);
     if claimed.is_some_and(|c| c != hash) {

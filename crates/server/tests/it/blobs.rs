@@ -13,7 +13,7 @@ use kokuban_testkit::http::{Request, Response};
 use sha2::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::cluster::node_at;
+use crate::harness::cluster::{node_at, wait_ready};
 use crate::harness::redis::RedisServer;
 use crate::harness::{TestRoom, TestServer};
 
@@ -27,10 +27,13 @@ fn pixel() -> Vec<u8> {
         .unwrap()
 }
 
-/// `len` bytes that begin as a PNG does, distinct for each `tag`.
+/// `len` bytes that begin as a PNG of `tag`×1 pixels does (its signature and the start of its
+/// header), distinct for each `tag`.
 fn png(tag: u8, len: usize) -> Vec<u8> {
-    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
-    bytes.resize(len, tag);
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend(u32::from(tag.max(1)).to_be_bytes());
+    bytes.extend(1u32.to_be_bytes());
+    bytes.resize(len.max(bytes.len()), tag);
     bytes
 }
 
@@ -252,7 +255,10 @@ async fn an_image_must_be_what_its_type_says_and_named_by_a_well_formed_hash() {
     // Each allowed type, by its own bytes.
     let webp = b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0"
         .to_vec();
-    let jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\xff\xd9".to_vec();
+    // (Its start of frame says 1×1: what a browser would decode.)
+    let jpeg = b"\xff\xd8\xff\xe0\0\x10JFIF\0\x01\x01\0\0\x01\0\x01\0\0\
+                 \xff\xc0\0\x11\x08\0\x01\0\x01\x03\x01\x22\0\x02\x11\x01\x03\x11\x01\xff\xd9"
+        .to_vec();
     for (content_type, bytes) in [
         ("image/gif", gif),
         ("image/webp", webp),
@@ -421,6 +427,35 @@ async fn uploads_held_open_take_the_nodes_few_places_until_the_deadline_frees_th
     posted(server.addr, &room, png(1, 64)).await;
 }
 
+/// Few bytes that would decode to a huge picture in every tab are refused by what their
+/// header says.
+#[tokio::test]
+async fn an_image_too_large_in_pixels_is_refused_whatever_its_bytes() {
+    let server = TestServer::start().await;
+    let room = server.create_room().await;
+    let header = |w: u32, h: u32| {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend(w.to_be_bytes());
+        bytes.extend(h.to_be_bytes());
+        bytes.resize(200, 0);
+        bytes
+    };
+    let r = post(server.addr, &room, header(20_000, 10)).await;
+    refused(&r, 413, "16384 pixels a side");
+    let r = post(server.addr, &room, header(8_000, 8_000)).await;
+    refused(&r, 413, "this one is 8000×8000");
+    refused(
+        &post(server.addr, &room, header(0, 10)).await,
+        413,
+        "pixels",
+    );
+    // A header that is not where a PNG has it: not a PNG.
+    let mut headless = header(10, 10);
+    headless[12..16].copy_from_slice(b"IDAT");
+    refused(&post(server.addr, &room, headless).await, 415, "not a PNG");
+    posted(server.addr, &room, header(4_000, 3_000)).await;
+}
+
 /// A loop re-reading an image is slowed down; a board's tabs reading each image once are not.
 #[tokio::test]
 async fn a_loop_reading_images_gets_429_with_retry_after() {
@@ -541,6 +576,9 @@ async fn on_a_redis_cluster_an_image_posted_on_one_node_is_served_by_another() {
     };
     let a = sharded("blobs-sharded-a").await;
     let b = sharded("blobs-sharded-b").await;
+    // Both have reached the cluster's shards (the machine may be slow to let them).
+    wait_ready(a.addr, 200).await;
+    wait_ready(b.addr, 200).await;
     let room = a.create_room().await;
     let image = pixel();
     let hash = posted(a.addr, &room, image.clone()).await;
