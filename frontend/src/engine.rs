@@ -478,6 +478,7 @@ impl Engine {
             }
         });
         let panning = editor.is_panning();
+        let handle_cursor = editor.handle_cursor().unwrap_or("");
         for (k, v) in editor.take_prefs_to_save() {
             browser::store(k, &v);
         }
@@ -505,6 +506,13 @@ impl Engine {
             let panning_now = board.class_list().contains("panning");
             if panning != panning_now {
                 let _ = board.class_list().toggle("panning");
+            }
+            // Over a handle of the selection, what it does.
+            if let Ok(board) = board.dyn_into::<web_sys::HtmlElement>() {
+                let style = board.style();
+                if style.get_property_value("cursor").ok().as_deref() != Some(handle_cursor) {
+                    let _ = style.set_property("cursor", handle_cursor);
+                }
             }
         }
         let mut times = self.frame_times.borrow_mut();

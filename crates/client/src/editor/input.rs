@@ -284,6 +284,27 @@ impl Editor {
         self.space_held || !matches!(self.nav, Nav::Idle)
     }
 
+    /// The handle of the selection under the mouse, if any, as a CSS cursor that says what
+    /// it does (`None`: the board's own cursor).
+    pub fn handle_cursor(&self) -> Option<&'static str> {
+        let at = self.viewport.to_world(self.hover?);
+        let zoom = self.viewport.zoom();
+        let reach = crate::tools::HANDLE_REACH_PX / zoom;
+        let (handle, _) = self
+            .tools
+            .handles(self.session.view(), zoom)
+            .into_iter()
+            .filter(|(_, p)| p.dist(at) <= reach)
+            .min_by(|a, b| a.1.dist(at).total_cmp(&b.1.dist(at)))?;
+        Some(match handle {
+            crate::tools::Handle::Stretch(0, _) => "ns-resize",
+            crate::tools::Handle::Stretch(_, 0) => "ew-resize",
+            crate::tools::Handle::Stretch(x, y) if x == y => "nwse-resize",
+            crate::tools::Handle::Stretch(..) => "nesw-resize",
+            crate::tools::Handle::Turn => "grab",
+        })
+    }
+
     pub(super) fn tool_input(&self, i: &Input) -> ToolInput {
         ToolInput {
             at: self.viewport.to_world(i.screen),

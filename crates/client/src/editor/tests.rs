@@ -1204,3 +1204,29 @@ fn batches_go_by_handle_only_once_the_node_shows_it_reads_them() {
         })
     )));
 }
+
+/// Over a handle of the selection, the board's cursor says what the handle does; elsewhere it
+/// is the board's own.
+#[test]
+fn the_cursor_over_a_handle_says_what_it_does() {
+    use kokuban_protocol::BlobHash;
+    let mut e = editor(true);
+    welcome(&mut e, Capability::Edit);
+    e.set_screen(1000.0, 800.0, 1.0);
+    // A 200×100 picture centred on (300, 300), selected.
+    assert!(e.place_image(
+        BlobHash([1; 32]),
+        (200.0, 100.0),
+        Some(Pt::new(300.0, 300.0))
+    ));
+    let at = |e: &mut Editor, x: f64, y: f64| {
+        e.pointer_move(&[input(1, x, y, PointerKind::Mouse, 10.0)]);
+        e.handle_cursor()
+    };
+    assert_eq!(at(&mut e, 200.0, 250.0), Some("nwse-resize"));
+    assert_eq!(at(&mut e, 401.0, 251.0), Some("nesw-resize"));
+    assert_eq!(at(&mut e, 300.0, 350.0), Some("ns-resize"));
+    assert_eq!(at(&mut e, 200.0, 300.0), Some("ew-resize"));
+    assert_eq!(at(&mut e, 300.0, 226.0), Some("grab"));
+    assert_eq!(at(&mut e, 300.0, 300.0), None);
+}
