@@ -287,6 +287,11 @@ const GESTURES: &[(&str, &str)] = &[
         "Shift while drawing a shape",
         "Straight angles, squares and circles",
     ),
+    ("Drag a handle of the selection", "Resize it"),
+    ("Shift while resizing", "Keep its proportions"),
+    ("Drag the knob above the selection", "Rotate it"),
+    ("Shift while rotating", "In 15° steps"),
+    ("Paste or drop a picture", "Add it to the board"),
 ];
 
 /// The shortcut sheet, with `Mod` written as ⌘ on a Mac and Ctrl elsewhere.
