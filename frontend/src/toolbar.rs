@@ -212,8 +212,55 @@ fn Style(engine: EngineRef) -> impl IntoView {
 /// Fill, line style, opacity and text alignment: of the selection, and of new items.
 #[component]
 fn LookPanel(engine: EngineRef) -> impl IntoView {
+    let fills = [
+        (Fill::None, "None"),
+        (Fill::Tint, "Tint"),
+        (Fill::Solid, "Solid"),
+        (Fill::Hachure, "Hachure"),
+    ]
+    .map(|(f, l)| (LookPart::Fill(f), l));
+    let dashes = [
+        (Dash::Solid, "Solid"),
+        (Dash::Dashed, "Dashed"),
+        (Dash::Dotted, "Dotted"),
+    ]
+    .map(|(d, l)| (LookPart::Dash(d), l));
+    let opacities = [(100u8, "100%"), (75, "75%"), (50, "50%"), (25, "25%")]
+        .map(|(o, l)| (LookPart::Opacity(Opacity::new(o).unwrap_or_default()), l));
+    let aligns = [
+        (Align::Left, "Left"),
+        (Align::Center, "Centre"),
+        (Align::Right, "Right"),
+    ]
+    .map(|(a, l)| (LookPart::Align(a), l));
+    view! {
+        {look_row(engine, "Fill", "Fill", fills, |l| format!("Fill: {}", l.to_lowercase()))}
+        {look_row(engine, "Line", "Line", dashes, |l| format!("Line: {}", l.to_lowercase()))}
+        {look_row(engine, "Opacity", "Opacity", opacities, |l| format!("Opacity {l}"))}
+        {look_row(
+            engine,
+            "Text alignment",
+            "Text",
+            aligns,
+            |l| format!("Align text: {}", l.to_lowercase()),
+        )}
+    }
+}
+
+/// One row of the look panel under `heading` (`group` names it for screen readers): a button
+/// for each of `choices`, a part and its label, named by `name` from the label and lit while
+/// the shown look has that part.
+fn look_row<const N: usize>(
+    engine: EngineRef,
+    group: &'static str,
+    heading: &'static str,
+    choices: [(LookPart, &'static str); N],
+    name: impl Fn(&str) -> String,
+) -> impl IntoView {
     let ui = engine.with_value(|e| e.ui());
-    let choice = move |part: LookPart, label: &'static str, name: String| {
+    // An array, not a Vec: a Vec would add a placeholder node to the row.
+    let buttons = choices.map(|(part, label)| {
+        let name = name(label);
         view! {
             <button
                 class="btn choice"
@@ -225,58 +272,11 @@ fn LookPanel(engine: EngineRef) -> impl IntoView {
                 {label}
             </button>
         }
-    };
-    let fills = [
-        (Fill::None, "None"),
-        (Fill::Tint, "Tint"),
-        (Fill::Solid, "Solid"),
-        (Fill::Hachure, "Hachure"),
-    ]
-    .map(|(f, l)| choice(LookPart::Fill(f), l, format!("Fill: {}", l.to_lowercase())));
-    let dashes = [
-        (Dash::Solid, "Solid"),
-        (Dash::Dashed, "Dashed"),
-        (Dash::Dotted, "Dotted"),
-    ]
-    .map(|(d, l)| choice(LookPart::Dash(d), l, format!("Line: {}", l.to_lowercase())));
-    let opacities = [100u8, 75, 50, 25].map(|o| {
-        let part = LookPart::Opacity(Opacity::new(o).unwrap_or_default());
-        let label: &'static str = match o {
-            100 => "100%",
-            75 => "75%",
-            50 => "50%",
-            _ => "25%",
-        };
-        choice(part, label, format!("Opacity {label}"))
-    });
-    let aligns = [
-        (Align::Left, "Left"),
-        (Align::Center, "Centre"),
-        (Align::Right, "Right"),
-    ]
-    .map(|(a, l)| {
-        choice(
-            LookPart::Align(a),
-            l,
-            format!("Align text: {}", l.to_lowercase()),
-        )
     });
     view! {
-        <div class="look-row" role="group" aria-label="Fill">
-            <span class="look-label">"Fill"</span>
-            {fills}
-        </div>
-        <div class="look-row" role="group" aria-label="Line">
-            <span class="look-label">"Line"</span>
-            {dashes}
-        </div>
-        <div class="look-row" role="group" aria-label="Opacity">
-            <span class="look-label">"Opacity"</span>
-            {opacities}
-        </div>
-        <div class="look-row" role="group" aria-label="Text alignment">
-            <span class="look-label">"Text"</span>
-            {aligns}
+        <div class="look-row" role="group" aria-label=group>
+            <span class="look-label">{heading}</span>
+            {buttons}
         </div>
     }
 }

@@ -128,11 +128,7 @@ pub fn export(
                     let _ = write!(out, " fill=\"none\" stroke=\"{color}\" stroke-width=\"");
                     n(&mut out, *width);
                     out.push_str("\" stroke-linecap=\"round\"");
-                    if g.alpha < 1.0 {
-                        out.push_str(" opacity=\"");
-                        n(&mut out, g.alpha);
-                        out.push('"');
-                    }
+                    opacity_attr(&mut out, g.alpha);
                     out.push_str("/>\n");
                 }
                 out.push_str("<path d=\"");
@@ -167,11 +163,7 @@ pub fn export(
                         }
                     }
                 }
-                if g.alpha < 1.0 {
-                    out.push_str(" opacity=\"");
-                    n(&mut out, g.alpha);
-                    out.push('"');
-                }
+                opacity_attr(&mut out, g.alpha);
                 out.push_str("/>\n");
             }
             Shape::Text(text) => {
@@ -186,11 +178,7 @@ pub fn export(
                 n(&mut out, size);
                 out.push('"');
                 let look = stroke.look;
-                if look.opacity.percent() < 100 {
-                    out.push_str(" opacity=\"");
-                    n(&mut out, look.opacity.unit());
-                    out.push('"');
-                }
+                opacity_attr(&mut out, look.opacity.unit());
                 out.push_str(match look.align {
                     Align::Left => ">",
                     Align::Center => " text-anchor=\"middle\">",
@@ -222,11 +210,7 @@ pub fn export(
                     n(out, r.height());
                     out.push('"');
                     out.push_str(&translate);
-                    if opacity.percent() < 100 {
-                        out.push_str(" opacity=\"");
-                        n(out, opacity.unit());
-                        out.push('"');
-                    }
+                    opacity_attr(out, opacity.unit());
                 };
                 match image(blob).filter(|url| is_image_data_url(url)) {
                     Some(url) => {
@@ -248,6 +232,15 @@ pub fn export(
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// Writes ` opacity="…"` for a factor below 1; a full opacity is SVG's default and is left out.
+fn opacity_attr(out: &mut String, alpha: f64) {
+    if alpha < 1.0 {
+        out.push_str(" opacity=\"");
+        num(out, alpha);
+        out.push('"');
+    }
 }
 
 fn escape(out: &mut String, s: &str) {

@@ -19,10 +19,6 @@ use crate::spatial::IndexedBoard;
 
 /// The eraser's and the picker's reach around the pointer, in screen pixels.
 pub const TOUCH_RADIUS: f64 = 8.0;
-/// A shape is begun only once the pointer has moved this far (screen pixels), so that a
-/// stray click draws nothing.
-const SHAPE_THRESHOLD: f64 = 3.0;
-
 /// One pointer sample, in world pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ToolInput {
@@ -500,54 +496,6 @@ impl Tools {
         *last = point;
     }
 
-    fn shape_point(
-        &mut self,
-        input: ToolInput,
-        zoom: f64,
-        rng: &mut dyn Entropy,
-        out: &mut Output,
-    ) {
-        let Gesture::Shape {
-            tool,
-            id,
-            start,
-            last,
-            count,
-        } = &mut self.gesture
-        else {
-            return;
-        };
-        let target = constrain(*tool, *start, input.at, input.shift);
-        if id.is_none() {
-            if start.dist(input.at) * zoom < SHAPE_THRESHOLD {
-                return;
-            }
-            let Ok(first) = Point::from_px(start.x, start.y, 0.5) else {
-                return;
-            };
-            let new = new_stroke_id(rng);
-            out.ops.push(Op::StrokeBegin {
-                id: new,
-                tool: *tool,
-                color: self.ink,
-                width: self.size.pen(),
-                first,
-            });
-            out.ops.extend(dressed(new, self.look));
-            *id = Some(new);
-            *count = 1;
-        }
-        if (target.dist(*last) * zoom < 1.0 && *count > 1) || *count >= MAX_POINTS_PER_STROKE {
-            return;
-        }
-        let (Some(id), Ok(p)) = (*id, Point::from_px(target.x, target.y, 0.5)) else {
-            return;
-        };
-        out.ops.push(points_op(id, *count, vec![p]));
-        *count += 1;
-        *last = target;
-    }
-
     fn erase_along(&mut self, to: Pt, board: &IndexedBoard, zoom: f64, out: &mut Output) {
         let Gesture::Erase { last, erased } = &mut self.gesture else {
             return;
@@ -621,32 +569,15 @@ fn units(px: f64) -> i32 {
     }
 }
 
-/// With Shift: lines snap to 15° steps, rectangles and ellipses become squares and circles.
-fn constrain(tool: Tool, start: Pt, at: Pt, shift: bool) -> Pt {
-    if !shift {
-        return at;
-    }
-    let (dx, dy) = (at.x - start.x, at.y - start.y);
-    match tool {
-        Tool::Line | Tool::Arrow => {
-            let step = std::f64::consts::PI / 12.0;
-            let angle = (dy.atan2(dx) / step).round() * step;
-            let len = dx.hypot(dy);
-            Pt::new(start.x + len * angle.cos(), start.y + len * angle.sin())
-        }
-        _ => {
-            let side = dx.abs().max(dy.abs());
-            Pt::new(start.x + side * dx.signum(), start.y + side * dy.signum())
-        }
-    }
-}
-
 mod kind;
 mod reshape;
 mod selection;
+mod shape;
 mod text;
 
 pub use kind::ToolKind;
 pub use reshape::{HANDLE_REACH_PX, HANDLE_REACH_TOUCH_PX, Handle, TURN_HANDLE_PX};
+#[cfg(test)]
+use shape::constrain;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub mod close;
 mod codec;
 mod form;
 mod ids;
+mod items;
 pub mod limits;
 pub mod live;
 mod look;
@@ -29,12 +30,13 @@ pub use ids::{
     BlobHash, ClientKey, Color, Epoch, InvalidValue, MemberId, Name, RoomId, Seq, StrokeId, Text,
     Title, Token, Width, is_hidden,
 };
+pub use items::{PlacedImage, Placement, StrokePoints, Style};
 pub use limits::PROTOCOL_VERSION;
 pub use live::{Handles, LivePoints, MorePoints, Offsets};
 pub use look::{Align, Dash, Fill, Look, LookOf, Opacity};
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
-    Hello, LaserUpdate, Member, Op, PlacedImage, Placement, Position, PresenceEvent, Profile,
-    RoomState, Sequenced, ServerMsg, StrokePoints, Style, Submit, Tool, Welcome,
+    Hello, LaserUpdate, Member, Op, Position, PresenceEvent, Profile, RoomState, Sequenced,
+    ServerMsg, Submit, Tool, Welcome,
 };
 pub use point::{DeltaPoints, Path, Point, Points};

@@ -26,8 +26,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{DecodeError, decode_client, encode_client};
 use crate::ids::{InvalidValue, StrokeId};
+use crate::items::StrokePoints;
 use crate::limits::MAX_POINTS_PER_BATCH;
-use crate::msg::{ClientMsg, Op, StrokePoints, Submit};
+use crate::msg::{ClientMsg, Op, Submit};
 use crate::point::{Point, Points, read_steps};
 
 /// Strokes a connection can name by handle at once: the most recently begun that it has not

@@ -75,8 +75,8 @@ impl Editor {
 }
 
 impl Editor {
-    /// The look the style panel shows: the selected items' when they share each part (the
-    /// first item's where they differ), else the one new items get.
+    /// The look the style panel shows: the first selected item's whole look (even where the
+    /// other selected items differ from it), else, with nothing selected, the one new items get.
     pub fn shown_look(&self) -> Look {
         let board = self.session.view();
         self.tools
