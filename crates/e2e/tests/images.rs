@@ -56,6 +56,7 @@ return Math.round(n / (r * r));
 
 const RED: [u8; 3] = [220, 30, 40];
 const BLUE: [u8; 3] = [30, 60, 220];
+const GREEN: [u8; 3] = [30, 160, 60];
 
 /// Where the pasted picture lands (200×120, centred on the pointer at (500, 400)), inset.
 const PASTED: (u32, u32, u32, u32) = (410, 350, 590, 450);
@@ -188,4 +189,35 @@ async fn a_picture_pasted_or_dropped_on_node_a_shows_on_node_b_for_late_joiners_
     ada.press("[aria-label='Undo']").await;
     wait_picture(&dan, "the dropped picture undone", DROPPED, BLUE, true).await;
     wait_picture(&dan, "the pasted picture kept", PASTED, RED, false).await;
+
+    // The menu offers "Add a picture…" to an editor, not to a viewer; a file picked there
+    // lands where the pointer rests.
+    ada.press("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    assert_eq!(ada.count("[aria-label='Add a picture']").await, 1);
+    ada.press("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    dan.press("[aria-label='Menu: export, theme, shortcuts']")
+        .await;
+    assert_eq!(dan.count("[aria-label='Add a picture']").await, 0);
+    let made = ada
+        .js(
+            "const c = document.createElement('canvas'); c.width = 120; c.height = 80; \
+             const g = c.getContext('2d'); g.fillStyle = 'rgb(30, 160, 60)'; \
+             g.fillRect(0, 0, 120, 80); return c.toDataURL('image/png').split(',')[1];",
+            json!([]),
+        )
+        .await;
+    let bytes = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        made.as_str().expect("a PNG as base64"),
+    )
+    .expect("base64");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("green.png");
+    std::fs::write(&file, bytes).unwrap();
+    ada.hover(750, 600).await;
+    ada.pick_file("input.file-picker", &file).await;
+    const PICKED: (u32, u32, u32, u32) = (700, 570, 800, 630);
+    wait_picture(&dan, "the picked picture on node B", PICKED, GREEN, false).await;
 }

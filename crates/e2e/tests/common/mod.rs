@@ -891,6 +891,31 @@ impl Browser {
             .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
     }
 
+    /// Gives the file at `path` to the first `<input type="file">` matching a CSS selector, as
+    /// a person picking it in the browser's file chooser would (its `change` event fires).
+    pub async fn pick_file(&self, css: &str, path: &std::path::Path) {
+        let found = self
+            .command(
+                "POST",
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element matches {css}: {found}"))
+            .to_owned();
+        let text = path.to_str().expect("a path in UTF-8");
+        self.command(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
     /// The text of the first element matching a CSS selector (empty if there is none).
     pub async fn text(&self, css: &str) -> String {
         self.js(
