@@ -29,10 +29,22 @@ pub struct Images {
 }
 
 enum Entry {
+    /// Asked for.
     Loading,
     Ready(HtmlImageElement),
-    /// Not to be had (gone, or not an image): the frame stays.
-    Failed,
+    /// Not had (the network, a busy server, or an image of another board): the frame stays,
+    /// and it is asked for again once `again` (ms) has passed.
+    Failed {
+        tries: u32,
+        again: f64,
+    },
+}
+
+/// The wait before a picture that could not be had is asked for again: doubling from two
+/// seconds to five minutes, so that a blip heals at once and a picture that is not there
+/// costs the server little.
+fn retry_after_ms(tries: u32) -> f64 {
+    (2000.0 * 2f64.powi(tries.min(10) as i32)).min(300_000.0)
 }
 
 impl Images {
@@ -49,23 +61,38 @@ impl Images {
     /// The decoded picture, once here; the first call for a hash sends for it.
     pub fn get(self: &Rc<Self>, blob: &BlobHash) -> Option<HtmlImageElement> {
         let mut shown = self.shown.borrow_mut();
-        match shown.get(blob) {
+        let tries = match shown.get(blob) {
             Some(Entry::Ready(img)) => return Some(img.clone()),
-            Some(_) => return None,
-            None => {}
-        }
+            Some(Entry::Loading) => return None,
+            Some(&Entry::Failed { again, .. }) if crate::browser::now() < again => return None,
+            Some(&Entry::Failed { tries, .. }) => tries,
+            None => 0,
+        };
         shown.insert(*blob, Entry::Loading);
         let me = self.clone();
         let blob = *blob;
         // Later, outside the frame that asked (which holds the editor).
         leptos::task::spawn_local(async move {
             let link = me.editor.borrow().link().cloned();
-            let entry = match link {
+            let img = match link {
                 Some(link) => match fetch(&link, &blob).await {
-                    Some(bytes) => decode(&bytes).await.map_or(Entry::Failed, Entry::Ready),
-                    None => Entry::Failed,
+                    Some(bytes) => decode(&bytes).await,
+                    None => None,
                 },
-                None => Entry::Failed,
+                None => None,
+            };
+            let entry = match img {
+                Some(img) => Entry::Ready(img),
+                None => {
+                    let wait = retry_after_ms(tries);
+                    // The board is drawn again then, which asks for it again.
+                    let later = me.clone();
+                    crate::browser::after(wait, move || later.arrived.set(true));
+                    Entry::Failed {
+                        tries: tries + 1,
+                        again: crate::browser::now() + wait,
+                    }
+                }
             };
             me.shown.borrow_mut().insert(blob, entry);
             me.arrived.set(true);
@@ -73,8 +100,8 @@ impl Images {
         None
     }
 
-    /// Whether a picture arrived (or failed for good) since the last call: the board must be
-    /// drawn again where it shows.
+    /// Whether a picture arrived (or failed, or may be asked for again) since the last call:
+    /// the board must be drawn again where it shows.
     pub fn take_arrived(&self) -> bool {
         self.arrived.replace(false)
     }
