@@ -148,6 +148,29 @@ pub async fn copy_text(text: &str) -> bool {
     wasm_bindgen_futures::JsFuture::from(promise).await.is_ok()
 }
 
+/// A JSON answer of the server, read for its text fields.
+pub struct Answer(JsValue);
+
+impl Answer {
+    /// The body of `response` as JSON; the error is a sentence for the user.
+    pub async fn of(response: &web_sys::Response) -> Result<Answer, String> {
+        let json = response
+            .json()
+            .map_err(|_| "Unexpected answer.".to_string())?;
+        wasm_bindgen_futures::JsFuture::from(json)
+            .await
+            .map(Answer)
+            .map_err(|_| "Unexpected answer from the server.".to_string())
+    }
+
+    /// The text field `name`, if the answer has one.
+    pub fn text(&self, name: &str) -> Option<String> {
+        js_sys::Reflect::get(&self.0, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    }
+}
+
 /// `location.origin`.
 pub fn origin() -> String {
     window().location().origin().unwrap_or_default()

@@ -163,23 +163,15 @@ impl Images {
             .map_err(|_| "The picture was not added: the server cannot be reached.".to_string())?
             .dyn_into()
             .map_err(|_| "Unexpected answer from the server.".to_string())?;
-        let json = JsFuture::from(
-            response
-                .json()
-                .map_err(|_| "Unexpected answer.".to_string())?,
-        )
-        .await
-        .map_err(|_| "Unexpected answer from the server.".to_string())?;
-        let field = |name: &str| {
-            js_sys::Reflect::get(&json, &name.into())
-                .ok()
-                .and_then(|v| v.as_string())
-        };
+        let answer = crate::browser::Answer::of(&response).await?;
         if response.status() != 201 {
-            let why = field("error").unwrap_or_else(|| format!("error {}", response.status()));
+            let why = answer
+                .text("error")
+                .unwrap_or_else(|| format!("error {}", response.status()));
             return Err(format!("The picture was not added: {why}."));
         }
-        let blob = field("hash")
+        let blob = answer
+            .text("hash")
             .and_then(|h| BlobHash::parse(&h).ok())
             .ok_or("Unexpected answer from the server.".to_string())?;
         let size = (

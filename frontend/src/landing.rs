@@ -163,19 +163,10 @@ async fn post(path: &str, bearer: Option<&Token>) -> Result<Response, String> {
 
 /// The `edit_url` and `view_url` of an answer.
 async fn links(response: Response) -> Result<(String, String), String> {
-    let json = JsFuture::from(
-        response
-            .json()
-            .map_err(|_| "Unexpected answer.".to_string())?,
-    )
-    .await
-    .map_err(|_| "Unexpected answer from the server.".to_string())?;
-    let field = |name: &str| {
-        js_sys::Reflect::get(&json, &name.into())
-            .ok()
-            .and_then(|v| v.as_string())
-    };
-    let edit = field("edit_url").ok_or("The server's answer has no edit link.")?;
-    let view = field("view_url").unwrap_or_default();
+    let answer = crate::browser::Answer::of(&response).await?;
+    let edit = answer
+        .text("edit_url")
+        .ok_or("The server's answer has no edit link.")?;
+    let view = answer.text("view_url").unwrap_or_default();
     Ok((edit, view))
 }

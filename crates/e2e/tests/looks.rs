@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{Browser, Cluster, Driver, prerequisites};
 use serde_json::json;
 
@@ -18,22 +16,6 @@ const H: u32 = 860;
 const INSIDE: (u32, u32, u32, u32) = (350, 350, 550, 450);
 /// A strip along its top edge, away from its corners.
 const TOP_EDGE: (u32, u32, u32, u32) = (330, 290, 570, 310);
-
-/// Waits until `tab` shows at most `max` ink pixels in `rect`.
-async fn wait_ink_below(tab: &Browser, what: &str, rect: (u32, u32, u32, u32), max: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let n = tab.ink(rect.0, rect.1, rect.2, rect.3).await;
-        if n <= max {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {n} ink pixels, at most {max} expected"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Opens the look panel (a pointer on the board closes it) and picks `choice` there.
 async fn pick(tab: &Browser, choice: &str) {
@@ -87,20 +69,16 @@ async fn a_filled_rectangle_restyled_dashed_on_one_node_shows_so_on_the_other_an
     )
     .await;
     pick(&ada, "Fill: none").await;
-    wait_ink_below(&bob, "the fill gone on node B", INSIDE, 0).await;
+    bob.wait_ink_below("the fill gone on node B", INSIDE, 0)
+        .await;
     let solid = bob
         .ink(TOP_EDGE.0, TOP_EDGE.1, TOP_EDGE.2, TOP_EDGE.3)
         .await;
     assert!(solid > 400, "the outline along the top: {solid} ink pixels");
     pick(&ada, "Line: dashed").await;
     ada.screenshot("looks-panel").await;
-    wait_ink_below(
-        &bob,
-        "the outline dashed on node B",
-        TOP_EDGE,
-        solid * 4 / 5,
-    )
-    .await;
+    bob.wait_ink_below("the outline dashed on node B", TOP_EDGE, solid * 4 / 5)
+        .await;
     let dashed = bob
         .ink(TOP_EDGE.0, TOP_EDGE.1, TOP_EDGE.2, TOP_EDGE.3)
         .await;
@@ -134,7 +112,8 @@ async fn a_filled_rectangle_restyled_dashed_on_one_node_shows_so_on_the_other_an
 
     // A hachure shades the inside with lines: ink, but far from all of it.
     pick(&ada, "Fill: hachure").await;
-    wait_ink_below(&bob, "the hachure on node B", INSIDE, area(INSIDE) * 3 / 4).await;
+    bob.wait_ink_below("the hachure on node B", INSIDE, area(INSIDE) * 3 / 4)
+        .await;
     let shaded = bob.ink(INSIDE.0, INSIDE.1, INSIDE.2, INSIDE.3).await;
     assert!(
         shaded > area(INSIDE) / 10,

@@ -6,29 +6,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{Browser, Cluster, Driver, prerequisites};
+use common::{Cluster, Driver, prerequisites};
 use serde_json::json;
 
 const W: u32 = 1000;
 const H: u32 = 860;
-
-/// Waits until `tab` shows at most `max` ink pixels in `rect`.
-async fn wait_ink_below(tab: &Browser, what: &str, rect: (u32, u32, u32, u32), max: u64) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let n = tab.ink(rect.0, rect.1, rect.2, rect.3).await;
-        if n <= max {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {n} ink pixels, at most {max} expected"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn area(r: (u32, u32, u32, u32)) -> u64 {
     u64::from((r.2 - r.0) * (r.3 - r.1))
@@ -91,7 +73,8 @@ async fn a_rectangle_stretched_and_turned_by_its_handles_on_node_a_shows_so_on_n
         area(TURNED) * 9 / 10,
     )
     .await;
-    wait_ink_below(&bob, "the turned rectangle's old right end", OLD_END, 0).await;
+    bob.wait_ink_below("the turned rectangle's old right end", OLD_END, 0)
+        .await;
     bob.screenshot("reshape-turned").await;
 
     // Carl opens the board on node B: the room gives him the rectangle as it now is.
@@ -117,7 +100,7 @@ async fn a_rectangle_stretched_and_turned_by_its_handles_on_node_a_shows_so_on_n
         area(STRETCHED) * 9 / 10,
     )
     .await;
-    wait_ink_below(&bob, "the turn undone", TURNED, 0).await;
+    bob.wait_ink_below("the turn undone", TURNED, 0).await;
     let selected = ada
         .js("return window.kokuban.strokeCount();", json!([]))
         .await;

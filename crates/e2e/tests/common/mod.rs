@@ -564,6 +564,22 @@ impl Browser {
         }
     }
 
+    /// Waits until the rectangle holds at most `max` ink pixels.
+    pub async fn wait_ink_below(&self, what: &str, rect: (u32, u32, u32, u32), max: u64) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let n = self.ink(rect.0, rect.1, rect.2, rect.3).await;
+            if n <= max {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {n} ink pixels, at most {max} expected"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Performs a sequence of WebDriver mouse actions, then releases whatever they hold.
     async fn mouse(&self, actions: Vec<Value>) {
         self.perform(json!({
