@@ -19,6 +19,7 @@ pub mod plan;
 pub mod plot;
 pub mod procfs;
 pub mod procs;
+pub mod profile;
 pub mod report;
 pub mod scenario;
 pub mod shards;

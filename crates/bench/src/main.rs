@@ -288,6 +288,7 @@ async fn main() -> anyhow::Result<()> {
                 warmup: Duration::from_secs(2),
                 measure: Duration::from_secs(seconds),
                 syscall_window: Duration::from_secs(2),
+                profile_window: Duration::ZERO,
                 drain: Duration::from_secs(2),
             };
             let perf = Perf::probe()

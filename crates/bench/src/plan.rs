@@ -109,6 +109,9 @@ struct Sizes {
     warmup: Duration,
     measure: Duration,
     syscall_window: Duration,
+    /// Sampled by `perf record` at the loads targets compare at (the reference relay load and
+    /// the scenarios).
+    profile_window: Duration,
     drain: Duration,
     fanout_viewers: usize,
     presence_clients: usize,
@@ -141,6 +144,7 @@ impl Sizes {
                 warmup: Duration::from_secs(1),
                 measure: Duration::from_secs(2),
                 syscall_window: Duration::from_secs(1),
+                profile_window: Duration::from_secs(1),
                 drain: Duration::from_secs(1),
                 fanout_viewers: 300,
                 presence_clients: 100,
@@ -168,6 +172,7 @@ impl Sizes {
                 warmup: Duration::from_secs(2),
                 measure: Duration::from_secs(6),
                 syscall_window: Duration::from_secs(2),
+                profile_window: Duration::from_secs(3),
                 drain: Duration::from_secs(2),
                 fanout_viewers: 1_500,
                 presence_clients: 500,
@@ -209,13 +214,20 @@ impl Sizes {
             warmup: self.warmup,
             measure: self.measure,
             syscall_window: self.syscall_window,
+            profile_window: Duration::ZERO,
             drain: self.drain,
         }
     }
 
     fn relay(&self, clients: usize) -> Load {
+        let profiled = clients == targets::REFERENCE_CLIENTS;
         Load {
             rooms: clients / 10,
+            profile_window: if profiled {
+                self.profile_window
+            } else {
+                Duration::ZERO
+            },
             ..self.base()
         }
     }
@@ -225,6 +237,7 @@ impl Sizes {
             scenario: "fanout".into(),
             room_size: self.fanout_viewers + 1,
             editors_per_room: 1,
+            profile_window: self.profile_window,
             ..self.base()
         }
     }
@@ -236,6 +249,7 @@ impl Sizes {
             editors_per_room: 0,
             rate_hz: 0.0,
             cursor_hz: 30.0,
+            profile_window: self.profile_window,
             ..self.base()
         }
     }
@@ -246,6 +260,7 @@ impl Sizes {
             room_size: self.big_room_editors,
             editors_per_room: self.big_room_editors,
             rate_hz: self.big_room_hz,
+            profile_window: self.profile_window,
             ..self.base()
         }
     }
@@ -694,6 +709,7 @@ async fn relays_cleanly(runner: &Runner, setup: Setup) -> Result<(), String> {
         warmup: Duration::from_millis(200),
         measure: Duration::from_millis(500),
         syscall_window: Duration::ZERO,
+        profile_window: Duration::ZERO,
         drain: Duration::from_millis(500),
     };
     let r = runner

@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::clients::{self, ClientReport, ClientSpec, Hists, Phase, RoomRef, Schedule, Shared};
 use crate::net::SourceAddrs;
 use crate::procfs;
+use crate::profile::{self, Profile};
 use crate::stats::Summary;
 use crate::syscalls::{Counts, Perf};
 
@@ -68,6 +69,10 @@ pub struct Load {
     /// counted).
     #[serde(serialize_with = "as_secs")]
     pub syscall_window: Duration,
+    /// Sending on after the system calls were counted while `perf record` samples the servers
+    /// (zero: no profile).
+    #[serde(serialize_with = "as_secs")]
+    pub profile_window: Duration,
     /// Waiting for late deliveries after the last send.
     #[serde(serialize_with = "as_secs")]
     pub drain: Duration,
@@ -146,6 +151,9 @@ pub struct RunResult {
     pub server_syscalls_per_msg: Option<Counts>,
     /// System calls of Redis per delivered message.
     pub redis_syscalls_per_msg: Option<f64>,
+    /// Where the servers' CPU went, sampled after the other windows under the same load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
     /// The presence scenario's cursor figures.
     pub cursors: Option<CursorFigures>,
     /// CPU seconds of Redis in the window.
@@ -201,6 +209,14 @@ pub struct CursorFigures {
     pub latency: Summary,
     /// Time between consecutive updates of one mover at one receiver.
     pub gap: Summary,
+}
+
+/// Time allowed for `perf` to start before each of its windows.
+const PERF_START: Duration = Duration::from_secs(1);
+
+fn perf_start(syscalls: Duration, profile: Duration) -> Duration {
+    let windows = u32::from(!syscalls.is_zero()) + u32::from(!profile.is_zero());
+    PERF_START * windows
 }
 
 /// How many clients connect at once. Beyond this, connection storms only fill accept queues.
@@ -310,11 +326,16 @@ pub async fn run(
     let send_from_us = shared.now_us() + 200_000;
     let window_end_us = send_from_us + (load.warmup + load.measure).as_micros() as u64;
     let syscall_window = perf.map_or(Duration::ZERO, |_| load.syscall_window);
+    let profile_window = perf.map_or(Duration::ZERO, |_| load.profile_window);
     let schedule = Schedule {
         send_from_us,
         window_start_us: send_from_us + load.warmup.as_micros() as u64,
         window_end_us,
-        send_until_us: window_end_us + syscall_window.as_micros() as u64,
+        // Each `perf` window also needs time to start perf, so sending goes on that long past
+        // them: the load never stops inside a window.
+        send_until_us: window_end_us
+            + (syscall_window + profile_window + perf_start(syscall_window, profile_window))
+                .as_micros() as u64,
         rate_hz: load.rate_hz,
         cursor_hz: load.cursor_hz,
     };
@@ -338,6 +359,18 @@ pub async fn run(
             Some((counts, servers.len()))
         }
         _ => None,
+    };
+    let profile = if profile_window.is_zero() {
+        None
+    } else {
+        let (servers, _) = dep.pids();
+        match profile::record(&servers, profile_window).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("  no profile: {e}");
+                None
+            }
+        }
     };
     tokio::time::sleep_until(at(schedule.send_until_us)).await;
     tokio::time::sleep(load.drain).await;
@@ -453,6 +486,7 @@ pub async fn run(
         server_switches_per_msg: per_msg(switches as f64).map(|v| v / 1e6),
         server_syscalls_per_msg: server_calls,
         redis_syscalls_per_msg: redis_calls,
+        profile,
         cursors,
         redis_cpu_s: redis_cpu,
         redis_cpu_spread,
@@ -642,6 +676,7 @@ impl RunResult {
                 warmup: Duration::ZERO,
                 measure: Duration::from_secs(1),
                 syscall_window: Duration::ZERO,
+                profile_window: Duration::ZERO,
                 drain: Duration::ZERO,
             },
             clients,
@@ -669,6 +704,7 @@ impl RunResult {
             server_switches_per_msg: None,
             server_syscalls_per_msg: None,
             redis_syscalls_per_msg: None,
+            profile: None,
             cursors: None,
             redis_cpu_s: None,
             redis_cpu_us_per_msg: None,
@@ -703,6 +739,7 @@ mod tests {
             warmup: Duration::ZERO,
             measure: Duration::from_secs(1),
             syscall_window: Duration::ZERO,
+            profile_window: Duration::ZERO,
             drain: Duration::ZERO,
         }
     }

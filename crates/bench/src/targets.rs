@@ -49,6 +49,9 @@ pub struct Target {
     pub measured: String,
     /// Met, missed, or not measured (`None`).
     pub met: Option<bool>,
+    /// For a missed CPU target: where the CPU went, from the profiles of the runs compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Kokuban against the floor at one load.
@@ -308,6 +311,7 @@ pub fn compute(r: &Results) -> Ratios {
                 name: format!("CPU per delivered message ≤ {limit}× the floor's ({what})"),
                 measured: "no comparable runs (see notes)".into(),
                 met: None,
+                why: None,
             });
             continue;
         };
@@ -348,10 +352,21 @@ pub fn compute(r: &Results) -> Ratios {
                 .collect::<Vec<_>>()
                 .join("; ")
         };
+        let met = all_met(at.iter().map(|x| x.met));
+        let floor_run = floor_at(REFERENCE_CLIENTS)
+            .into_iter()
+            .filter(|f| f.profile.is_some())
+            .min_by(|a, b| {
+                let cpu = |r: &RunResult| r.server_cpu_us_per_msg.unwrap_or(f64::INFINITY);
+                cpu(a).total_cmp(&cpu(b))
+            });
         out.targets.push(Target {
             name: format!("CPU per delivered message ≤ {limit}× the floor's ({what}; at {REFERENCE_CLIENTS} clients and at the floor's capacity)"),
             measured,
-            met: all_met(at.iter().map(|x| x.met)),
+            met,
+            why: missed(met).then(|| {
+                profiled(&[("Kokuban", k.at(REFERENCE_CLIENTS)), ("the floor", floor_run)])
+            }).flatten(),
         });
         out.cpu_vs_floor.extend(at);
     }
@@ -405,6 +420,16 @@ pub fn compute(r: &Results) -> Ratios {
                         .join("; ")
                 },
                 met: (!list.is_empty()).then(|| list.iter().all(|p| p.met)),
+                why: list
+                    .iter()
+                    .any(|p| !p.met)
+                    .then(|| {
+                        profiled(&[
+                            ("Kokuban", k.at(REFERENCE_CLIENTS)),
+                            ("Socket.IO", b.at(REFERENCE_CLIENTS)),
+                        ])
+                    })
+                    .flatten(),
             });
         }
         out.user_cpu_vs_socketio.extend(user);
@@ -447,6 +472,7 @@ pub fn compute(r: &Results) -> Ratios {
                 )
             }),
             met: cap.as_ref().and_then(|c| c.met),
+            why: None,
         });
         out.capacity_vs_socketio.extend(cap);
     }
@@ -464,12 +490,14 @@ pub fn compute(r: &Results) -> Ratios {
                     c.latency.p99_ms, s.latency.p99_ms
                 ),
                 met: Some(hop <= HOP_MS),
+                why: None,
             }
         }
         _ => Target {
             name: format!("The cross-node hop ≤ {HOP_MS} ms at {REFERENCE_CLIENTS} clients"),
             measured: "no single-node and cluster runs at that load".into(),
             met: None,
+            why: None,
         },
     });
 
@@ -480,6 +508,7 @@ pub fn compute(r: &Results) -> Ratios {
                 .into(),
             measured: "not measured (see notes)".into(),
             met: None,
+            why: None,
         });
     }
     out.targets.push(presence_target(&r.presence));
@@ -490,6 +519,7 @@ pub fn compute(r: &Results) -> Ratios {
             name: "Join storm: p99 to a ready board < 1 s, peak RSS < 4× the board".into(),
             measured: "not measured (see notes)".into(),
             met: None,
+            why: None,
         });
     }
     out.targets.push(Target {
@@ -504,9 +534,33 @@ pub fn compute(r: &Results) -> Ratios {
             )
         }),
         met: out.bytes_per_point_live.map(|b| b <= BYTES_PER_POINT),
+        why: None,
     });
     out.targets.extend(earlier_targets(r, &sweeps));
     out
+}
+
+fn missed(met: Option<bool>) -> bool {
+    met == Some(false)
+}
+
+/// Where the CPU of each named run went, from its profile; `None` when none was profiled.
+fn profiled(runs: &[(&str, Option<&RunResult>)]) -> Option<String> {
+    let parts: Vec<String> = runs
+        .iter()
+        .filter_map(|(who, r)| {
+            let r = (*r)?;
+            let p = r.profile.as_ref()?;
+            Some(format!(
+                "{who} ({}, {} clients, {} µs/msg) — {}",
+                r.mode,
+                r.clients,
+                fmt(r.server_cpu_us_per_msg),
+                p.summary(3, 6)
+            ))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn pair(what: &str, clients: usize, value: f64, limit: f64) -> PairRatio {
@@ -537,11 +591,12 @@ fn presence_target(runs: &[RunResult]) -> Target {
             name,
             measured: "not measured (see notes)".into(),
             met: None,
+            why: None,
         };
     }
     let mut parts = Vec::new();
     let mut met = Vec::new();
-    for r in kokuban {
+    for r in &kokuban {
         let Some(c) = &r.cursors else { continue };
         let share = c.delivered as f64 / c.coalesced_ceiling.max(1) as f64;
         parts.push(format!(
@@ -560,10 +615,16 @@ fn presence_target(runs: &[RunResult]) -> Target {
                 && r.server_cpu_pct <= PRESENCE_CPU_PCT,
         ));
     }
+    let met = all_met(met);
+    let profiles: Vec<(&str, Option<&RunResult>)> = kokuban
+        .iter()
+        .map(|r| (r.mode.as_str(), Some(*r)))
+        .collect();
     Target {
         name,
         measured: parts.join("; "),
-        met: all_met(met),
+        met,
+        why: missed(met).then(|| profiled(&profiles)).flatten(),
     }
 }
 
@@ -589,12 +650,16 @@ fn fanout_target(runs: &[RunResult]) -> Target {
                     fmt(f.server_cpu_us_per_msg)
                 ),
                 met: x.met.map(|m| m && k.latency.p99_ms <= FANOUT_P99_MS),
+                why: (x.met == Some(false))
+                    .then(|| profiled(&[("Kokuban", Some(k)), ("the floor", Some(f))]))
+                    .flatten(),
             }
         }
         _ => Target {
             name,
             measured: "not measured (see notes)".into(),
             met: None,
+            why: None,
         },
     }
 }
@@ -621,6 +686,7 @@ fn storm_target(s: &JoinStormResult) -> Target {
             s.failed
         ),
         met: peak.map(|p| p < STORM_RSS_VS_BOARD && s.ready_ms.p99 < STORM_P99_MS && s.failed == 0),
+        why: None,
     }
 }
 
@@ -643,6 +709,7 @@ fn hold_targets(h: &HoldsResult) -> [Target; 2] {
                 mib(h.stalled_rss_all)
             ),
             met: Some(h.per_extra_stalled_joiner <= h.per_extra_stalled_joiner_budget),
+            why: None,
         },
         Target {
             name: format!(
@@ -666,6 +733,7 @@ fn hold_targets(h: &HoldsResult) -> [Target; 2] {
                     && h.fragment_closed_after_s <= h.fragment_closed_after_budget_s
                     && h.fragment_rss_held.max(h.fragment_rss_after) <= h.fragment_rss_budget,
             ),
+            why: None,
         },
     ]
 }
@@ -697,6 +765,7 @@ fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
             kok.len()
         ),
         met: (!kok.is_empty()).then_some(lost + dup + reo + gaps + back == 0),
+        why: None,
     });
     let cross = sweep_of(sweeps, System::Kokuban, true).and_then(|k| {
         let (cap, _) = k.capacity()?;
@@ -712,6 +781,7 @@ fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
             )
         }),
         met: cross.map(|(half, _)| half.latency_cross_node.p99_ms <= 5.0),
+        why: None,
     });
     let idle = r.idle.iter().find(|r| r.system == System::Kokuban);
     out.push(Target {
@@ -725,6 +795,7 @@ fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
                 )
             }),
         met: idle.and_then(|r| r.rss_per_connection).map(|p| p <= 8192.0),
+        why: None,
     });
     let full = !r.join.is_empty() && r.join.iter().all(|j| j.points >= 1_000_000);
     out.push(Target {
@@ -744,6 +815,7 @@ fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
                 .join("; ")
         },
         met: full.then(|| r.join.iter().all(|j| j.welcome_median_ms < 300.0)),
+        why: None,
     });
     out
 }

@@ -1,5 +1,6 @@
 //! BENCHMARKS.md, bench/results.json and the plots, from the results of one run.
 
+mod profiles;
 mod relay;
 mod scenarios;
 
@@ -231,13 +232,14 @@ impl<'a> View<'a> {
              `bench/socketio`), builds the `kokuban` server and the floor, starts its own \
              `redis-server` processes on free loopback ports, and writes this file, \
              `bench/results.json` and the plots. Needs: Node.js 20+, npm, `redis-server` 7 on \
-             the PATH; `perf` for the system-call counts (optional).\n"
+             the PATH; `perf` for the system-call counts and the profiles (optional).\n"
         );
 
         self.targets(&mut md);
         self.relay_section(&mut md, plots);
         self.floor_section(&mut md);
         self.cpu_split(&mut md);
+        self.profiles_section(&mut md);
         self.floor_runtimes(&mut md);
         self.fanout_section(&mut md);
         self.presence_section(&mut md);
@@ -277,6 +279,30 @@ impl<'a> View<'a> {
             );
         }
         md.push('\n');
+        let why: Vec<_> = self
+            .r
+            .ratios
+            .targets
+            .iter()
+            .filter(|t| t.why.is_some())
+            .collect();
+        if !why.is_empty() {
+            let _ = writeln!(
+                md,
+                "Where the CPU went in the runs behind each missed CPU target, from their \
+                 profiles (the whole profiles are in \"Where the server CPU goes, from a \
+                 profile\"):\n"
+            );
+            for t in why {
+                let _ = writeln!(
+                    md,
+                    "- **{}**: {}",
+                    t.name,
+                    t.why.as_deref().unwrap_or_default()
+                );
+            }
+            md.push('\n');
+        }
     }
 
     fn method(&self, md: &mut String) {
