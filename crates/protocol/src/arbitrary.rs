@@ -243,9 +243,9 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
     ]
 }
 
-/// Any server message.
-pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
-    let state = prop_oneof![
+/// A Welcome's state: a replay, a whole snapshot, or a snapshot in parts.
+pub fn room_state() -> impl Strategy<Value = RoomState> {
+    prop_oneof![
         vec(sequenced(), 0..5).prop_map(|ops| RoomState::Replay { ops: ops.into() }),
         vec(sequenced(), 0..5).prop_map(|ops| RoomState::InParts { ops: ops.into() }),
         (vec(any::<u8>(), 0..64), vec(sequenced(), 0..5)).prop_map(|(b, ops)| {
@@ -254,28 +254,35 @@ pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
                 ops: ops.into(),
             }
         }),
-    ];
-    prop_oneof![
-        (
-            (member_id(), member_id(), capability()),
-            any::<u64>(),
-            state,
-            vec(member(), 0..4),
-            any::<u64>()
+    ]
+}
+
+/// A Welcome.
+pub fn welcome() -> impl Strategy<Value = Welcome> {
+    (
+        (member_id(), member_id(), capability()),
+        any::<u64>(),
+        room_state(),
+        vec(member(), 0..4),
+        any::<u64>(),
+    )
+        .prop_map(
+            |((member, author, capability), epoch, state, members, decided)| Welcome {
+                member,
+                author,
+                capability,
+                epoch: Epoch(epoch),
+                state,
+                members: members.into(),
+                decided,
+            },
         )
-            .prop_map(
-                |((member, author, capability), epoch, state, members, decided)| {
-                    ServerMsg::Welcome(Welcome {
-                        member,
-                        author,
-                        capability,
-                        epoch: Epoch(epoch),
-                        state,
-                        members: members.into(),
-                        decided,
-                    })
-                }
-            ),
+}
+
+/// Any server message.
+pub fn server_msg() -> impl Strategy<Value = ServerMsg> {
+    prop_oneof![
+        welcome().prop_map(ServerMsg::Welcome),
         sequenced().prop_map(ServerMsg::Op),
         vec(any::<u8>(), 0..64).prop_map(|b| ServerMsg::BoardPart(Bytes(b))),
         position().prop_map(|p| ServerMsg::Ack(Ack {

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION};
-use crate::msg::{ClientMsg, ServerMsg};
+use crate::msg::{ClientMsg, RoomState, ServerMsg, StateRef, Welcome};
 
 /// Why a frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +86,40 @@ pub fn encode_server(msg: &ServerMsg) -> Vec<u8> {
 /// Encodes a server message as one frame, appending to `out` (to reuse a buffer).
 pub fn encode_server_into(msg: &ServerMsg, out: &mut Vec<u8>) {
     encode_into(msg, out);
+}
+
+/// Encodes a Welcome's state apart from its Welcome, to go between the pieces that
+/// [`encode_welcome_around`] makes. A server encodes a large board once and sends the same
+/// bytes to every member that joins at that point, instead of a copy of the board per member.
+pub fn encode_state(state: StateRef<'_>) -> Vec<u8> {
+    postcard::to_allocvec(&state).expect("protocol types always serialize")
+}
+
+/// Decodes a state encoded by [`encode_state`] (a server's tests look into what it sends).
+pub fn decode_state(bytes: &[u8]) -> Result<RoomState, DecodeError> {
+    let (state, rest) = postcard::take_from_bytes(bytes).map_err(DecodeError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Trailing(rest.len()));
+    }
+    Ok(state)
+}
+
+/// The frame of `welcome` without its state: the bytes before the state and the bytes after
+/// it, so that `before + encode_state(s) + after` is exactly the frame [`encode_server`] makes
+/// of the same Welcome with state `s` (whatever state `welcome` itself holds is left out; an
+/// empty one costs nothing).
+pub fn encode_welcome_around(welcome: Welcome) -> (Vec<u8>, Vec<u8>) {
+    let state = encode_state(StateRef::from(&welcome.state));
+    let after = postcard::to_allocvec(&(&welcome.members, welcome.decided))
+        .expect("protocol types always serialize");
+    let mut before = encode_server(&ServerMsg::Welcome(welcome));
+    // A Welcome encodes its fields in order, the state second to last: the frame ends with
+    // the state, then the members and `decided`.
+    let start = before.len() - after.len() - state.len();
+    debug_assert_eq!(&before[start..start + state.len()], &state[..]);
+    debug_assert_eq!(&before[start + state.len()..], &after[..]);
+    before.truncate(start);
+    (before, after)
 }
 
 /// Decodes and validates a frame from a client.

@@ -23,7 +23,8 @@ mod point;
 
 pub use bounded::{Bounded, Bytes, List};
 pub use codec::{
-    DecodeError, decode_client, decode_server, encode_client, encode_server, encode_server_into,
+    DecodeError, decode_client, decode_server, decode_state, encode_client, encode_server,
+    encode_server_into, encode_state, encode_welcome_around,
 };
 pub use form::{Form, FormOf, Scale};
 pub use ids::{
@@ -37,6 +38,6 @@ pub use look::{Align, Dash, Fill, Look, LookOf, Opacity};
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,
     Hello, LaserUpdate, Member, Op, Position, PresenceEvent, Profile, RoomState, Sequenced,
-    ServerMsg, Submit, Tool, Welcome,
+    ServerMsg, StateRef, Submit, Tool, Welcome,
 };
 pub use point::{DeltaPoints, Path, Point, Points};

@@ -398,6 +398,50 @@ pub enum RoomState {
     },
 }
 
+/// A [`RoomState`] borrowed from where a server keeps it: it encodes ([`encode_state`]) to
+/// exactly the bytes of the state it stands for, without copying the ops or the board first.
+///
+/// [`encode_state`]: crate::encode_state
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum StateRef<'a> {
+    /// As [`RoomState::Replay`].
+    Replay {
+        /// The missed ops.
+        ops: &'a [Sequenced],
+    },
+    /// As [`RoomState::Snapshot`].
+    Snapshot {
+        /// The board's encoded snapshot.
+        #[serde(serialize_with = "as_bytes")]
+        board: &'a [u8],
+        /// The ops after the snapshot.
+        ops: &'a [Sequenced],
+    },
+    /// As [`RoomState::InParts`].
+    InParts {
+        /// The ops after the snapshot.
+        ops: &'a [Sequenced],
+    },
+}
+
+impl<'a> From<&'a RoomState> for StateRef<'a> {
+    fn from(state: &'a RoomState) -> Self {
+        match state {
+            RoomState::Replay { ops } => StateRef::Replay { ops },
+            RoomState::Snapshot { board, ops } => StateRef::Snapshot {
+                board: &board.0,
+                ops,
+            },
+            RoomState::InParts { ops } => StateRef::InParts { ops },
+        }
+    }
+}
+
+/// Serializes a borrowed board as [`Bytes`] serializes an owned one.
+fn as_bytes<S: serde::Serializer>(board: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(board)
+}
+
 /// A member of a room, as others see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {

@@ -1,6 +1,6 @@
 //! Round-trips, refusals and robustness of the frame codec.
 
-use kokuban_protocol::arbitrary::{client_msg, server_msg};
+use kokuban_protocol::arbitrary::{client_msg, room_state, server_msg, welcome};
 use kokuban_protocol::limits::*;
 use kokuban_protocol::*;
 use proptest::prelude::*;
@@ -20,6 +20,24 @@ proptest! {
     fn every_server_message_round_trips(msg in server_msg()) {
         let frame = encode_server(&msg);
         prop_assert_eq!(decode_server(&frame).unwrap(), msg);
+    }
+
+    #[test]
+    fn a_welcome_around_a_state_encoded_apart_is_the_welcome_encoded_whole(
+        welcome in welcome(),
+        other in room_state(),
+    ) {
+        // The pieces come from a Welcome with any state: only the state given apart counts.
+        let shell = Welcome { state: other, ..welcome.clone() };
+        let (before, after) = encode_welcome_around(shell);
+        let state = encode_state(StateRef::from(&welcome.state));
+        prop_assert_eq!(decode_state(&state).unwrap(), welcome.state.clone());
+        // Borrowed, the state encodes as it does owned, inside its Welcome.
+        let owned = postcard::to_allocvec(&welcome.state).unwrap();
+        prop_assert_eq!(&state, &owned);
+        let frame = [before, state, after].concat();
+        prop_assert_eq!(&frame, &encode_server(&ServerMsg::Welcome(welcome.clone())));
+        prop_assert_eq!(decode_server(&frame).unwrap(), ServerMsg::Welcome(welcome));
     }
 
     #[test]

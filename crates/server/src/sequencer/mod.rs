@@ -37,9 +37,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
 use kokuban_board::{Board, Refusal};
 use kokuban_protocol::{
-    Camera, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId, RoomState,
+    Camera, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position, RoomId,
 };
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -201,8 +202,10 @@ pub struct JoinRequest {
 pub struct Joined {
     /// The room's current history.
     pub epoch: Epoch,
-    /// What the client must apply before the frames in its queue.
-    pub state: RoomState,
+    /// What the client must apply before the frames in its queue: a `RoomState`, encoded for
+    /// the Welcome ([`room::welcome_pieces`]) and shared with others that join at the same
+    /// point.
+    pub state: Bytes,
     /// The `BoardPart` frames to send before the Welcome when `state` is in parts.
     pub parts: Option<room::Parts>,
     /// Everyone in the room, the new member included.

@@ -5,10 +5,7 @@
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use kokuban_protocol::{
-    ClientMsg, Hello, Member, MemberId, RoomId, ServerMsg, Welcome, close, decode_client,
-    encode_server,
-};
+use kokuban_protocol::{ClientMsg, Hello, Member, MemberId, RoomId, Welcome, close, decode_client};
 use tokio::time::timeout;
 
 use super::AppState;
@@ -17,6 +14,7 @@ use super::socket::{Conn, Incoming, Session};
 use super::upgrade::Socket;
 use crate::metrics::Rejection;
 use crate::rate::RateLimiter;
+use crate::sequencer::room::{state_apart, welcome_pieces};
 use crate::sequencer::{JoinRequest, MemberLink};
 
 /// A member that joined: its session, and who it is for the logs.
@@ -145,32 +143,31 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
         }
     };
     tracing::debug!(%room, member = %me.id, ?capability, "member joined");
-    let welcome = ServerMsg::Welcome(Welcome {
+    let welcome = Welcome {
         member: me.id,
         author,
         capability,
         epoch: joined.epoch,
-        state: joined.state,
+        state: state_apart(),
         members: joined.members.into(),
         decided: joined.decided,
-    });
+    };
+    let welcome = welcome_pieces(welcome, joined.state);
     let mut conn = conn;
     // The Welcome goes out before anything in the queue: the queue holds what followed it. A
-    // large board comes first, in parts shared with every other joiner (the connection holds
-    // one part at a time, never a copy of the board). A big board on a slow link takes a
-    // while: each part may take as long as any other silence.
+    // large board comes first, in parts shared with every other joiner, and the Welcome's own
+    // state is shared too: the connection holds one WebSocket fragment at a time, never a
+    // copy of the board. A big board on a slow link takes a while: each fragment may take as
+    // long as any other silence.
     for part in joined.parts.iter().flat_map(|p| p.iter()) {
         if !conn
-            .send_bytes(part.clone(), state.config.idle_timeout)
+            .send_pieces(std::slice::from_ref(part), state.config.idle_timeout)
             .await
         {
             return;
         }
     }
-    if !conn
-        .send_now(encode_server(&welcome), state.config.idle_timeout)
-        .await
-    {
+    if !conn.send_pieces(&welcome, state.config.idle_timeout).await {
         return;
     }
     let config = &state.config;

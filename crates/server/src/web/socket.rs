@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::{CloseFrame, Frame};
 
 use super::hello::{self, Opened};
 use super::inbound::{Budget, Refused};
@@ -41,6 +42,11 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// A hard cap on buffered outgoing bytes. Output waits in the member's bounded queue, not
 /// here; the cap only has to admit the largest single frame (a Welcome with a big board).
 const MAX_WRITE_BUFFER_BYTES: usize = MAX_SERVER_FRAME_BYTES + WRITE_BUFFER_BYTES;
+/// A message larger than this (a board's part, a Welcome with a large board) goes out as
+/// WebSocket fragments of at most this many bytes, sliced from the shared encoding: the
+/// WebSocket layer copies what it writes into the connection's buffer, which keeps its size
+/// for the connection's life, so a joiner pins one fragment there, not a board.
+const FRAGMENT_BYTES: usize = 16 * 1024;
 /// Frames written before one flush: amortizes syscalls when a busy room bursts.
 const WRITE_BATCH: usize = 64;
 /// Malformed frames tolerated on one connection (each answered with an error frame) before it
@@ -212,6 +218,32 @@ impl Conn {
         }
     }
 
+    /// Sends one message made of `pieces` in order (some shared with other connections), in
+    /// fragments when it is large (see [`FRAGMENT_BYTES`]); gives up when one fragment takes
+    /// longer than `wait`, or when the node closes.
+    pub async fn send_pieces(&mut self, pieces: &[Bytes], wait: Duration) -> bool {
+        let len = pieces.iter().map(Bytes::len).sum();
+        if len <= FRAGMENT_BYTES {
+            return self.send_bytes(Bytes::from(pieces.concat()), wait).await;
+        }
+        self.state.metrics.frame_out(len);
+        let fragments = fragments(pieces, FRAGMENT_BYTES);
+        let last = fragments.len() - 1;
+        for (i, fragment) in fragments.into_iter().enumerate() {
+            let opcode = OpCode::Data(if i == 0 { Data::Binary } else { Data::Continue });
+            let frame = Message::Frame(Frame::message(fragment, opcode, i == last));
+            let send = self.sink.send(frame);
+            let sent = tokio::select! {
+                sent = timeout(wait, send) => matches!(sent, Ok(Ok(()))),
+                () = self.state.closing.cancelled() => false,
+            };
+            if !sent {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Tells the peer why it is refused, then closes (before a session exists).
     pub async fn refuse(mut self, refusal: &Refusal) {
         if let Some(why) = refusal.rejection() {
@@ -253,6 +285,24 @@ impl Conn {
         })
         .await;
     }
+}
+
+/// `pieces`, one after the other, cut into slices of at most `max` bytes (none empty), without
+/// copying them.
+fn fragments(pieces: &[Bytes], max: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for piece in pieces {
+        let mut at = 0;
+        while at < piece.len() {
+            let end = piece.len().min(at + max);
+            out.push(piece.slice(at..end));
+            at = end;
+        }
+    }
+    if out.is_empty() {
+        out.push(Bytes::new());
+    }
+    out
 }
 
 /// What to answer a read error with: a message or frame over the size limit (1009; the

@@ -24,7 +24,7 @@ use super::room::{
     try_unload,
 };
 use super::writer::Job;
-use crate::sequencer::room::{Checkpoint, frame, new_epoch};
+use crate::sequencer::room::{Checkpoint, frame, new_epoch, state_apart, welcome_pieces};
 use crate::sequencer::{KickReason, WriteRefused};
 use crate::unix_ms;
 
@@ -478,15 +478,18 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachab
         // any more, since the history they were sent for is gone.
         let unanswered = seat.extra.answers.refuse_all();
         let author = seat.extra.author;
-        let welcome = frame(&ServerMsg::Welcome(Welcome {
+        let welcome = Welcome {
             member: id,
             author,
             capability: seat.info.capability,
             epoch,
-            state: state.clone(),
+            state: state_apart(),
             members: members.clone(),
             decided: authors.decided(author),
-        }));
+        };
+        // A member's queue takes whole frames: the board is copied into each Welcome here,
+        // as it is on this rare path (a history replaced under members already in).
+        let welcome = Bytes::from(welcome_pieces(welcome, state.clone()).concat());
         // The board's parts are encoded once for all the members.
         let sent = (0..unanswered)
             .try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))

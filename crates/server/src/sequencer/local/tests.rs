@@ -53,6 +53,11 @@ async fn join(
     (joined, outbox)
 }
 
+/// What a join's Welcome carries for the board.
+fn state(joined: &Joined) -> RoomState {
+    kokuban_protocol::decode_state(&joined.state).unwrap()
+}
+
 fn snapshot_of(state: &RoomState) -> (usize, usize) {
     match state {
         RoomState::Snapshot { board, ops } => (board.0.len(), ops.len()),
@@ -70,7 +75,7 @@ async fn compaction_bounds_the_log_by_count_and_keeps_the_board() {
     }
     assert_eq!(metrics.compactions.load(Relaxed), 2);
     let (b, _out_b) = join(&seq, &room, 2, None).await;
-    let RoomState::Snapshot { board, ops } = &b.state else {
+    let RoomState::Snapshot { board, ops } = &state(&b) else {
         panic!("snapshot expected")
     };
     assert_eq!(ops.len(), 5);
@@ -93,12 +98,12 @@ async fn compaction_by_bytes_and_on_clear_keeps_the_welcome_small() {
         a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
     }
     let (b, _ob) = join(&seq, &room, 2, None).await;
-    let (_, ops) = snapshot_of(&b.state);
+    let (_, ops) = snapshot_of(&state(&b));
     // A StrokeBegin frame is about 40 bytes: the log holds about 2000 bytes of them.
     assert!((1..80).contains(&ops), "log holds {ops} ops");
     a.membership.submit(1000, Op::Clear).unwrap();
     let (c, _oc) = join(&seq, &room, 3, None).await;
-    let (board_bytes, ops) = snapshot_of(&c.state);
+    let (board_bytes, ops) = snapshot_of(&state(&c));
     assert_eq!(ops, 0);
     assert!(
         board_bytes < 64,
@@ -118,7 +123,7 @@ async fn resume_replays_exactly_the_missed_ops_or_falls_back_to_a_snapshot() {
     }
     let epoch = a.epoch;
     let (b, _ob) = join(&seq, &room, 2, Some(Position { epoch, seq: Seq(3) })).await;
-    let RoomState::Replay { ops } = &b.state else {
+    let RoomState::Replay { ops } = &state(&b) else {
         panic!("replay expected")
     };
     assert_eq!(
@@ -127,7 +132,7 @@ async fn resume_replays_exactly_the_missed_ops_or_falls_back_to_a_snapshot() {
     );
     // Ahead of the head, or another epoch: a snapshot.
     let (c, _oc) = join(&seq, &room, 3, Some(Position { epoch, seq: Seq(9) })).await;
-    assert!(matches!(c.state, RoomState::Snapshot { .. }));
+    assert!(matches!(state(&c), RoomState::Snapshot { .. }));
     let (d, _od) = join(
         &seq,
         &room,
@@ -138,7 +143,7 @@ async fn resume_replays_exactly_the_missed_ops_or_falls_back_to_a_snapshot() {
         }),
     )
     .await;
-    assert!(matches!(d.state, RoomState::Snapshot { .. }));
+    assert!(matches!(state(&d), RoomState::Snapshot { .. }));
     drop((a, b, c, d));
     seq.shutdown().await.unwrap();
 }
@@ -156,7 +161,7 @@ async fn after_a_crash_a_room_starts_a_new_epoch_with_the_board_that_survived() 
             a.membership.submit(n as u64 + 1, stroke(n)).unwrap();
         }
         let (b, _ob) = join(&seq, &room, 2, None).await;
-        let RoomState::Snapshot { board, ops } = &b.state else {
+        let RoomState::Snapshot { board, ops } = &state(&b) else {
             panic!()
         };
         let mut rebuilt = Board::from_snapshot(&board.0).unwrap();
@@ -187,7 +192,7 @@ async fn after_a_crash_a_room_starts_a_new_epoch_with_the_board_that_survived() 
     let resume = board.position();
     let (c, _oc) = join(&seq, &room, 3, resume).await;
     assert_ne!(c.epoch, old_epoch, "a new epoch after an unclean stop");
-    let RoomState::Snapshot { board: snap, ops } = &c.state else {
+    let RoomState::Snapshot { board: snap, ops } = &state(&c) else {
         panic!("a client of the old epoch gets a snapshot, not a replay");
     };
     assert!(ops.is_empty());

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use kokuban_board::Board;
-use kokuban_protocol::{List, MemberId, Op, Position, RoomState, Seq, Sequenced, ServerMsg};
+use kokuban_protocol::{MemberId, Op, Position, Seq, Sequenced, ServerMsg, StateRef, encode_state};
 
 use super::authors::Authors;
 use super::checkpoints::{Due, Schedule};
@@ -73,6 +73,9 @@ pub(crate) struct History {
     points: usize,
     /// The base as `BoardPart` frames, built at the first Welcome that needs them.
     parts: OnceLock<Parts>,
+    /// The state of a Welcome for a member with nothing of the board (the base, or the parts
+    /// that carry it, and the tail), encoded at the first such Welcome after the head moves.
+    whole: OnceLock<Bytes>,
     /// When the next version of the board is kept.
     versions: Schedule,
 }
@@ -116,6 +119,7 @@ impl History {
             items: 0,
             points: 0,
             parts: OnceLock::new(),
+            whole: OnceLock::new(),
             versions: Schedule::every(compact_after.checkpoint_every_ms),
         }
         .counted()
@@ -147,6 +151,7 @@ impl History {
             items: 0,
             points: 0,
             parts: OnceLock::new(),
+            whole: OnceLock::new(),
             versions: Schedule::every(compact_after.checkpoint_every_ms),
         }
         .counted())
@@ -244,6 +249,7 @@ impl History {
         self.points += points;
         self.tail_bytes += weight;
         self.tail.push(op);
+        self.whole = OnceLock::new();
         Ok(())
     }
 
@@ -303,6 +309,7 @@ impl History {
         self.items = self.board.all_strokes().count();
         self.points = self.board.point_count();
         self.parts = OnceLock::new();
+        self.whole = OnceLock::new();
         self.base.clone()
     }
 
@@ -317,38 +324,45 @@ impl History {
 
     /// What a member that was at `resume` must apply to be at the head: exactly the ops it
     /// missed when the tail still holds them all, otherwise the base snapshot and the tail.
-    pub fn state_for(&self, resume: Option<Position>) -> RoomState {
+    #[cfg(test)]
+    pub fn state_for(&self, resume: Option<Position>) -> kokuban_protocol::RoomState {
+        let (state, _) = self.welcome_for(resume);
+        kokuban_protocol::decode_state(&state).expect("a state encoded here decodes")
+    }
+
+    /// The ops a member that was at `resume` missed, when the tail still holds them all.
+    fn missed(&self, resume: Option<Position>) -> Option<&[Sequenced]> {
         let head = self.position();
         match resume {
             Some(p) if p.epoch == head.epoch && p.seq >= self.base_seq && p.seq <= head.seq => {
-                let skip = (p.seq.0 - self.base_seq.0) as usize;
-                RoomState::Replay {
-                    ops: List::from(self.tail[skip..].to_vec()),
-                }
+                Some(&self.tail[(p.seq.0 - self.base_seq.0) as usize..])
             }
-            _ => self.snapshot_state(),
+            _ => None,
         }
     }
 
-    /// The base snapshot and the tail: the whole board, for a member with nothing of it. A
-    /// large base comes in parts ([`History::parts`]) sent before the Welcome.
-    pub fn snapshot_state(&self) -> RoomState {
-        let ops = List::from(self.tail.clone());
-        if self.base.len() > PART_BYTES {
-            return RoomState::InParts { ops };
+    /// What a member that was at `resume` must apply to be at the head, encoded for its
+    /// Welcome ([`kokuban_protocol::encode_welcome_around`]), with the parts to send before
+    /// the Welcome when the board comes in parts. The whole board is encoded once per head
+    /// and shared by every member that joins there: a class joining a large board at once
+    /// costs one copy of it, not one each.
+    pub fn welcome_for(&self, resume: Option<Position>) -> (Bytes, Option<Parts>) {
+        if let Some(ops) = self.missed(resume) {
+            return (Bytes::from(encode_state(StateRef::Replay { ops })), None);
         }
-        RoomState::Snapshot {
-            board: kokuban_protocol::Bytes(self.base.to_vec()),
-            ops,
-        }
-    }
-
-    /// What a member that was at `resume` must apply, with the parts to send before its
-    /// Welcome when the state is in parts.
-    pub fn welcome_for(&self, resume: Option<Position>) -> (RoomState, Option<Parts>) {
-        let state = self.state_for(resume);
-        let parts = matches!(state, RoomState::InParts { .. }).then(|| self.parts());
-        (state, parts)
+        let in_parts = self.base.len() > PART_BYTES;
+        let whole = self.whole.get_or_init(|| {
+            let ops = &self.tail[..];
+            Bytes::from(encode_state(if in_parts {
+                StateRef::InParts { ops }
+            } else {
+                StateRef::Snapshot {
+                    board: &self.base,
+                    ops,
+                }
+            }))
+        });
+        (whole.clone(), in_parts.then(|| self.parts()))
     }
 
     /// The base snapshot as `BoardPart` frames, for a Welcome whose state is in parts: encoded
@@ -382,7 +396,7 @@ fn grows(op: &Op) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::sequencer::room::fixtures::stroke;
-    use kokuban_protocol::{Epoch, MemberId, Point, StrokeId};
+    use kokuban_protocol::{Epoch, MemberId, Point, RoomState, StrokeId};
 
     const E: Epoch = Epoch(7);
 
@@ -580,6 +594,39 @@ mod tests {
         // A small board still comes whole, in the Welcome itself.
         let small = History::start(E, limits(10, 10));
         assert!(matches!(small.state_for(None), RoomState::Snapshot { .. }));
+    }
+
+    #[test]
+    fn joiners_at_one_head_share_one_encoding_of_the_board() {
+        let mut h = History::start(E, limits(100_000, usize::MAX));
+        for seq in 1..=50 {
+            h.apply(op(seq, stroke(seq as u128)), 40).unwrap();
+        }
+        let (a, _) = h.welcome_for(None);
+        let (b, _) = h.welcome_for(None);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding, shared");
+        // The head moves: the next joiner gets the board with the new op, encoded afresh.
+        h.apply(op(51, stroke(51)), 40).unwrap();
+        let (c, _) = h.welcome_for(None);
+        assert_ne!(c, a);
+        assert_eq!(
+            rebuilt(&kokuban_protocol::decode_state(&c).unwrap(), None).len(),
+            51
+        );
+        // So after a compaction, whose base holds what the tail did.
+        h.compact();
+        let (d, _) = h.welcome_for(None);
+        let RoomState::Snapshot { ops, .. } = kokuban_protocol::decode_state(&d).unwrap() else {
+            panic!("a small board comes whole")
+        };
+        assert!(ops.is_empty());
+        // A member that missed a little gets only that, encoded for it alone.
+        let (e, parts) = h.welcome_for(Some(h.position()));
+        assert!(parts.is_none());
+        assert!(matches!(
+            kokuban_protocol::decode_state(&e).unwrap(),
+            RoomState::Replay { ops } if ops.is_empty()
+        ));
     }
 
     #[test]

@@ -21,7 +21,10 @@ mod settings;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use kokuban_protocol::{Camera, Epoch, MemberId, ServerMsg, encode_server};
+use kokuban_protocol::{
+    Camera, Epoch, List, MemberId, RoomState, ServerMsg, Welcome, encode_server,
+    encode_welcome_around,
+};
 use tokio::sync::Notify;
 
 pub(crate) use authors::Seen;
@@ -127,6 +130,21 @@ impl<L: Seated> Locked<L> {
 /// A server message encoded once, to be shared by every queue it goes to.
 pub(crate) fn frame(msg: &ServerMsg) -> Bytes {
     Bytes::from(encode_server(msg))
+}
+
+/// A Welcome around a state encoded apart ([`History::welcome_for`]): the pieces of its
+/// frame, in order. The state is shared, so a large board is not copied per member.
+pub(crate) fn welcome_pieces(welcome: Welcome, state: Bytes) -> [Bytes; 3] {
+    debug_assert!(matches!(&welcome.state, RoomState::Replay { ops } if ops.is_empty()));
+    let (before, after) = encode_welcome_around(welcome);
+    [Bytes::from(before), state, Bytes::from(after)]
+}
+
+/// The state to build a Welcome with before [`welcome_pieces`] puts the real one in.
+pub(crate) fn state_apart() -> RoomState {
+    RoomState::Replay {
+        ops: List::from(Vec::new()),
+    }
 }
 
 /// A new room's first history: a fresh id, and the encoded snapshot of its empty board.
