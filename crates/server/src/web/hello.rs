@@ -25,15 +25,25 @@ pub(super) struct Opened {
 }
 
 impl Opened {
-    /// Runs the session to its end, then closes the connection as that end requires.
-    pub async fn live(self) {
-        let Opened {
-            mut session,
+    /// Runs the session of the member left in `opened` (if any) to its end, then closes the
+    /// connection as that end requires. The session stays where the connection's task keeps
+    /// it instead of moving into this future, which would hold a second place for it.
+    pub async fn live(opened: &mut Option<Opened>) {
+        let Some(this) = opened.as_mut() else {
+            return;
+        };
+        let end = this.session.run().await;
+        let Some(Opened {
+            session,
             room,
             member,
-        } = self;
-        let end = session.run().await;
-        session.end(end, &room, member).await;
+        }) = opened.take()
+        else {
+            unreachable!("checked above")
+        };
+        // The leaving and the closing handshake take twice the state of the session's loop;
+        // inline, every connection's task would keep room for them all its life.
+        Box::pin(session.end(end, &room, member)).await;
     }
 }
 

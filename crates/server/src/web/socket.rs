@@ -129,9 +129,7 @@ pub(crate) async fn upgrade(
         // join's states are twice the size of the session's.
         let mut opened: Option<Opened> = None;
         Box::pin(hello::run(state, room, socket, &mut opened)).await;
-        if let Some(opened) = opened {
-            opened.live().await;
-        }
+        Opened::live(&mut opened).await;
     });
     response
 }
