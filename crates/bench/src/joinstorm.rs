@@ -42,6 +42,9 @@ pub struct JoinStormResult {
     pub rss_before: u64,
     /// Peak server RSS from just before the storm to its end (the kernel's high-water mark).
     pub peak_rss: Option<u64>,
+    /// Server RSS a second after the storm, every joiner gone and the room still loaded: what
+    /// the node keeps for the board, apart from what only the storm needed.
+    pub rss_after: u64,
 }
 
 /// Percentiles of a small sample.
@@ -157,6 +160,10 @@ pub async fn run(
         bail!("the join storm did not finish within two minutes");
     }
     let peak_rss = peak_reset.then(|| procfs::peak_rss(join_pid)).flatten();
+    // The joiners closed their sockets as they got their Welcomes; their sessions end at once,
+    // while the room stays loaded for its grace period.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = procfs::sample(join_pid).map_or(0, |s| s.rss_bytes);
     Ok(JoinStormResult {
         mode: dep.mode.clone(),
         joiners,
@@ -168,6 +175,7 @@ pub async fn run(
         ready_ms: Percentiles::of(&ready_ms),
         rss_before,
         peak_rss,
+        rss_after,
     })
 }
 

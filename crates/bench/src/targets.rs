@@ -49,7 +49,8 @@ pub struct Target {
     pub measured: String,
     /// Met, missed, or not measured (`None`).
     pub met: Option<bool>,
-    /// For a missed CPU target: where the CPU went, from the profiles of the runs compared.
+    /// For a missed target, why, from what the run measured: for a CPU target, where the CPU
+    /// went (from the profiles of the runs compared); for a memory target, what held it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
@@ -686,8 +687,34 @@ fn storm_target(s: &JoinStormResult) -> Target {
             s.failed
         ),
         met: peak.map(|p| p < STORM_RSS_VS_BOARD && s.ready_ms.p99 < STORM_P99_MS && s.failed == 0),
-        why: None,
+        why: s
+            .peak_rss
+            .filter(|_| peak >= Some(STORM_RSS_VS_BOARD))
+            .map(|p| storm_memory(s, p)),
     }
+}
+
+/// What the peak of a join storm was made of: the node before it, what the node still held
+/// once every joiner was gone (the room loaded), and what only the storm needed.
+fn storm_memory(s: &JoinStormResult, peak: u64) -> String {
+    let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+    let board = |b: u64| format!("{:.1}×", b as f64 / s.board_bytes.max(1) as f64);
+    let kept = s.rss_after.saturating_sub(s.rss_before);
+    let storm = peak.saturating_sub(s.rss_after.max(s.rss_before));
+    format!(
+        "of the peak {}, {} was the node before the storm ({} the board); {} more was still held \
+         a second after it, every joiner gone and the room loaded ({} the board); what only the \
+         storm needed, {} joiners at once, was {} ({} the board, {} a joiner)",
+        mb(peak),
+        mb(s.rss_before),
+        board(s.rss_before),
+        mb(kept),
+        board(kept),
+        s.joiners,
+        mb(storm),
+        board(storm),
+        format_args!("{:.1} KB", storm as f64 / 1e3 / s.joiners.max(1) as f64),
+    )
 }
 
 fn hold_targets(h: &HoldsResult) -> [Target; 2] {

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::bounded::Bytes;
 use crate::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION};
 use crate::msg::{ClientMsg, RoomState, ServerMsg, StateRef, Welcome};
 
@@ -120,6 +121,16 @@ pub fn encode_welcome_around(welcome: Welcome) -> (Vec<u8>, Vec<u8>) {
     debug_assert_eq!(&before[start + state.len()..], &after[..]);
     before.truncate(start);
     (before, after)
+}
+
+/// The start of a [`ServerMsg::BoardPart`] frame carrying `len` bytes: followed by those bytes,
+/// it is exactly the frame [`encode_server`] makes of the part. A server sends a large
+/// snapshot in parts sliced from the snapshot it keeps, with no copy of it per part.
+pub fn board_part_head(len: usize) -> Vec<u8> {
+    let mut head = encode_server(&ServerMsg::BoardPart(Bytes(Vec::new())));
+    // The frame of an empty part ends with its length, 0, one byte.
+    head.pop();
+    postcard::to_extend(&len, head).expect("a length always serializes")
 }
 
 /// Decodes and validates a frame from a client.

@@ -41,6 +41,18 @@ proptest! {
     }
 
     #[test]
+    fn a_board_part_head_and_its_bytes_are_the_part_encoded_whole(
+        len in 0usize..70_000,
+        fill in any::<u8>(),
+    ) {
+        // Lengths of one, two and three varint bytes; what the bytes are does not matter.
+        let bytes = vec![fill; len];
+        let frame = [board_part_head(bytes.len()), bytes.clone()].concat();
+        prop_assert_eq!(&frame, &encode_server(&ServerMsg::BoardPart(Bytes(bytes.clone()))));
+        prop_assert_eq!(decode_server(&frame).unwrap(), ServerMsg::BoardPart(Bytes(bytes)));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         // Either a clean error, or a message that re-encodes to a frame that decodes the same.
         if let Ok(msg) = decode_client(&bytes) {

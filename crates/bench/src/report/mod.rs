@@ -289,9 +289,9 @@ impl<'a> View<'a> {
         if !why.is_empty() {
             let _ = writeln!(
                 md,
-                "Where the CPU went in the runs behind each missed CPU target, from their \
-                 profiles (the whole profiles are in \"Where the server CPU goes, from a \
-                 profile\"):\n"
+                "Why each missed target was missed, from what its runs measured: for CPU, \
+                 where it went, from the profiles (the whole profiles are in \"Where the server \
+                 CPU goes, from a profile\"); for memory, what held it:\n"
             );
             for t in why {
                 let _ = writeln!(

@@ -246,19 +246,20 @@ impl View<'_> {
              of the board (decodes run no more than the cores at a time, as every browser \
              decodes on its own machine). Peak RSS is the joined node's high-water mark over \
              the storm (the kernel's `VmHWM`, reset just before it); the target is below {} \
-             times the board.\n",
+             times the board. \"RSS after\" is a second after the storm, every joiner gone and \
+             the room still loaded.\n",
             bytes(first.board_bytes as f64),
             first.joiners,
             STORM_RSS_VS_BOARD
         );
         let _ = writeln!(
             md,
-            "| mode | joiners | failed | points | board (Welcome) | Welcome p50 / p99 / max ms | ready p50 / p99 / max ms | RSS before | peak RSS | peak ÷ board |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| mode | joiners | failed | points | board (Welcome) | Welcome p50 / p99 / max ms | ready p50 / p99 / max ms | RSS before | peak RSS | RSS after | peak ÷ board |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for s in &self.r.join_storm {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} | {} | {} | {} | {} |",
                 s.mode,
                 s.joiners,
                 s.failed,
@@ -272,6 +273,7 @@ impl View<'_> {
                 s.ready_ms.max,
                 bytes(s.rss_before as f64),
                 s.peak_rss.map_or("–".into(), |p| bytes(p as f64)),
+                bytes(s.rss_after as f64),
                 opt(
                     s.peak_rss.map(|p| p as f64 / s.board_bytes.max(1) as f64),
                     2

@@ -169,11 +169,8 @@ async fn join(conn: Conn, url_room: String, hello: Hello, opened: &mut Option<Op
     // state is shared too: the connection holds one WebSocket fragment at a time, never a
     // copy of the board. A big board on a slow link takes a while: each fragment may take as
     // long as any other silence.
-    for part in joined.parts.iter().flat_map(|p| p.iter()) {
-        if !conn
-            .send_pieces(std::slice::from_ref(part), state.config.idle_timeout)
-            .await
-        {
+    for part in joined.parts.iter().flat_map(|p| p.frames()) {
+        if !conn.send_pieces(&part, state.config.idle_timeout).await {
             return;
         }
     }

@@ -471,6 +471,8 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachab
     tracing::info!(room = %room.id, epoch = epoch.0, "room has a new history; members get a fresh board");
     let members = List::from(st.everyone());
     let (state, parts) = st.history.welcome_for(None);
+    // The board's parts are made into frames once for all the members.
+    let parts = parts.map(|p| p.whole_frames());
     let authors = st.history.authors().clone();
     let mut slow = Vec::new();
     for (id, seat) in st.roster.seats_mut() {
@@ -490,7 +492,6 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachab
         // A member's queue takes whole frames: the board is copied into each Welcome here,
         // as it is on this rare path (a history replaced under members already in).
         let welcome = Bytes::from(welcome_pieces(welcome, state.clone()).concat());
-        // The board's parts are encoded once for all the members.
         let sent = (0..unanswered)
             .try_for_each(|_| seat.link.refuse(WriteRefused::ReadOnly))
             .and_then(|()| {

@@ -1,11 +1,13 @@
 //! A room's history as a node holds it: the board at the head of the order, the base snapshot,
 //! and the ops after it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use kokuban_board::Board;
-use kokuban_protocol::{MemberId, Op, Position, Seq, Sequenced, ServerMsg, StateRef, encode_state};
+use kokuban_protocol::{
+    MemberId, Op, Position, Seq, Sequenced, ServerMsg, StateRef, board_part_head, encode_state,
+};
 
 use super::authors::Authors;
 use super::checkpoints::{Due, Schedule};
@@ -37,12 +39,31 @@ impl From<&RoomSettings> for CompactAfter {
 }
 
 /// The largest part of a snapshot sent as one frame. A snapshot larger than this goes out as
-/// parts encoded once and shared by every joiner, so a joiner that does not read pins one part
-/// in its connection's write buffer, never a whole board.
+/// parts sliced from the snapshot the room keeps and shared by every joiner, so a joiner that
+/// does not read pins a fragment of one part in its connection's write buffer, never a board.
 pub(crate) const PART_BYTES: usize = 64 * 1024;
 
-/// The base snapshot as `BoardPart` frames, encoded once.
-pub(crate) type Parts = Arc<[Bytes]>;
+/// The base snapshot as `BoardPart` frames, each as its head and its bytes, a slice of the
+/// base: no copy of the board is made to send it, whoever joins.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    base: Bytes,
+}
+
+impl Parts {
+    /// The frames in order, each as the pieces of one message.
+    pub fn frames(&self) -> impl Iterator<Item = [Bytes; 2]> + '_ {
+        (0..self.base.len()).step_by(PART_BYTES).map(|at| {
+            let part = self.base.slice(at..self.base.len().min(at + PART_BYTES));
+            [Bytes::from(board_part_head(part.len())), part]
+        })
+    }
+
+    /// The frames in order, each whole (for a queue that takes whole frames).
+    pub fn whole_frames(&self) -> Vec<Bytes> {
+        self.frames().map(|f| Bytes::from(f.concat())).collect()
+    }
+}
 
 /// The board holds as much as it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +92,6 @@ pub(crate) struct History {
     /// since).
     items: usize,
     points: usize,
-    /// The base as `BoardPart` frames, built at the first Welcome that needs them.
-    parts: OnceLock<Parts>,
     /// The state of a Welcome for a member with nothing of the board (the base, or the parts
     /// that carry it, and the tail), encoded at the first such Welcome after the head moves.
     whole: OnceLock<Bytes>,
@@ -118,7 +137,6 @@ impl History {
             authors: Authors::default(),
             items: 0,
             points: 0,
-            parts: OnceLock::new(),
             whole: OnceLock::new(),
             versions: Schedule::every(compact_after.checkpoint_every_ms),
         }
@@ -150,7 +168,6 @@ impl History {
             authors: Authors::default(),
             items: 0,
             points: 0,
-            parts: OnceLock::new(),
             whole: OnceLock::new(),
             versions: Schedule::every(compact_after.checkpoint_every_ms),
         }
@@ -308,7 +325,6 @@ impl History {
         self.cleared = false;
         self.items = self.board.all_strokes().count();
         self.points = self.board.point_count();
-        self.parts = OnceLock::new();
         self.whole = OnceLock::new();
         self.base.clone()
     }
@@ -365,21 +381,11 @@ impl History {
         (whole.clone(), in_parts.then(|| self.parts()))
     }
 
-    /// The base snapshot as `BoardPart` frames, for a Welcome whose state is in parts: encoded
-    /// the first time they are needed after each compaction, then shared by every joiner.
+    /// The base snapshot as `BoardPart` frames, for a Welcome whose state is in parts.
     pub fn parts(&self) -> Parts {
-        self.parts
-            .get_or_init(|| {
-                self.base
-                    .chunks(PART_BYTES)
-                    .map(|part| {
-                        frame(&ServerMsg::BoardPart(kokuban_protocol::Bytes(
-                            part.to_vec(),
-                        )))
-                    })
-                    .collect()
-            })
-            .clone()
+        Parts {
+            base: self.base.clone(),
+        }
     }
 }
 
@@ -579,16 +585,20 @@ mod tests {
         };
         assert!(ops.is_empty());
         let parts = h.parts();
-        assert!(parts.len() >= 3);
-        assert!(Arc::ptr_eq(&parts, &h.parts()), "encoded once, shared");
+        assert!(parts.frames().count() >= 3);
         let mut snapshot = Vec::new();
-        for p in parts.iter() {
-            assert!(p.len() <= PART_BYTES + 16);
-            let Ok(ServerMsg::BoardPart(bytes)) = kokuban_protocol::decode_server(p) else {
+        for [head, bytes] in parts.frames() {
+            // Sliced from the base the room keeps, not copied.
+            assert!(h.base.as_ptr_range().contains(&bytes.as_ptr()));
+            assert!(bytes.len() <= PART_BYTES);
+            let Ok(ServerMsg::BoardPart(part)) =
+                kokuban_protocol::decode_server(&[head, bytes].concat())
+            else {
                 panic!("a BoardPart frame")
             };
-            snapshot.extend(bytes.0);
+            snapshot.extend(part.0);
         }
+        assert_eq!(snapshot, h.base);
         let board = Board::from_snapshot(&snapshot).unwrap();
         assert_eq!(board.len(), seq as usize);
         // A small board still comes whole, in the Welcome itself.
