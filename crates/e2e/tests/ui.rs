@@ -699,3 +699,150 @@ async fn a_crowded_room_lists_everyone_behind_plus_n_and_follows_from_the_list()
         member.abort();
     }
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next message from the server (its WebSocket fragments already joined), undecoded.
+async fn next_frame(ws: &mut Ws) -> Vec<u8> {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let next = tokio::time::timeout(common::TIMEOUT, ws.next()).await;
+        match next.expect("a message in time") {
+            Some(Ok(Message::Binary(b))) => return b.to_vec(),
+            Some(Ok(_)) => {}
+            other => panic!("the connection ended: {other:?}"),
+        }
+    }
+}
+
+/// What a member joining with `ws` was sent before it could draw: the `BoardPart` frames, and
+/// the Welcome's size in bytes.
+async fn welcome_of(ws: &mut Ws) -> (usize, usize) {
+    use kokuban_protocol::{ServerMsg, decode_server};
+    let mut parts = 0;
+    loop {
+        let frame = next_frame(ws).await;
+        match decode_server(&frame).expect("a server message") {
+            ServerMsg::BoardPart(_) => parts += 1,
+            ServerMsg::Welcome(_) => return (parts, frame.len()),
+            _ => {}
+        }
+    }
+}
+
+/// Draws `strokes` strokes of `points` points each through the member `ws` (after its
+/// Welcome), in batches of the most points a batch may hold, and waits until the server has
+/// acknowledged every op.
+async fn draw_long_strokes(ws: &mut Ws, sent: &mut u64, strokes: usize, points: u32) {
+    use futures_util::SinkExt;
+    use kokuban_protocol::limits::MAX_POINTS_PER_BATCH;
+    use kokuban_protocol::{
+        ClientMsg, Color, Op, Point, Points, ServerMsg, StrokeId, StrokePoints, Submit, Tool,
+        Width, decode_server, encode_client,
+    };
+    use tokio_tungstenite::tungstenite::Message;
+    let first = *sent;
+    for s in 0..strokes {
+        let id = StrokeId(uuid::Uuid::new_v4());
+        let mut at = Point::new(s as i32 * 900, 0, 128).unwrap();
+        let mut ops = vec![Op::StrokeBegin {
+            id,
+            tool: Tool::Pen,
+            color: Color::rgb(30, 30, 30),
+            width: Width::new(16).unwrap(),
+            first: at,
+        }];
+        let mut start = 1;
+        while start < points {
+            let count = (points - start).min(MAX_POINTS_PER_BATCH as u32);
+            let batch = (0..count)
+                .map(|i| {
+                    // A wavering line downwards, as a long hand-drawn stroke goes.
+                    at = at.offset(if i % 8 < 4 { 3 } else { -3 }, 2);
+                    at
+                })
+                .collect();
+            let batch = Points::new(batch).unwrap();
+            ops.push(Op::StrokePoints(
+                StrokePoints::new(id, start, batch).unwrap(),
+            ));
+            start += count;
+        }
+        ops.push(Op::StrokeEnd { id });
+        for op in ops {
+            *sent += 1;
+            let msg = encode_client(&ClientMsg::Op(Submit { n: *sent, op }));
+            ws.send(Message::Binary(msg.into())).await.unwrap();
+        }
+    }
+    let mut acked = 0;
+    while acked < *sent - first {
+        match decode_server(&next_frame(ws).await).expect("a server message") {
+            ServerMsg::Ack(_) | ServerMsg::Acked(_) => acked += 1,
+            ServerMsg::Error(e) => panic!("an op was refused: {e:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// A board too large for one WebSocket frame opens whole in a tab: first while all of it is
+/// still the log after an empty snapshot (a Welcome of some hundred kilobytes, sent in
+/// fragments), then once the room has folded it into a snapshot sent in parts before the
+/// Welcome, for a tab opened later and for the one that watched it grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_board_opens_whole_whether_it_comes_in_one_welcome_or_in_parts() {
+    let Some(_lock) = prerequisites().await else {
+        return;
+    };
+    let node = Node::start_compacting_after(256 * 1024).await;
+    let (edit, _) = node.create_room().await;
+    let mut author = member_of(&node, &edit, 0).await;
+    welcome_of(&mut author).await;
+    let mut sent = 0;
+
+    // About 150 KB of strokes: still the log, under the compaction threshold.
+    draw_long_strokes(&mut author, &mut sent, 12, 4096).await;
+    let mut probe = member_of(&node, &edit, 1).await;
+    let (parts, welcome) = welcome_of(&mut probe).await;
+    assert_eq!(parts, 0, "a board that is all log comes in the Welcome");
+    assert!(
+        welcome > 32 * 1024,
+        "the Welcome ({welcome} bytes) is several fragments"
+    );
+    drop(probe);
+    let driver = Driver::start().await;
+    let first = driver.browser(W, H).await;
+    first.goto(&format!("{}{edit}", node.url())).await;
+    first
+        .wait_for(
+            "the 12 strokes of the board",
+            "return !!window.kokuban && window.kokuban.strokeCount() === 12;",
+            json!([]),
+        )
+        .await;
+
+    // Three times as much again: the room folds its log into a snapshot.
+    draw_long_strokes(&mut author, &mut sent, 36, 4096).await;
+    let mut probe = member_of(&node, &edit, 2).await;
+    let (parts, _) = welcome_of(&mut probe).await;
+    assert!(parts >= 2, "a large snapshot comes in parts ({parts})");
+    drop(probe);
+    let second = driver.browser(W, H).await;
+    second.goto(&format!("{}{edit}", node.url())).await;
+    for (tab, who) in [
+        (&second, "the tab opened now"),
+        (&first, "the tab that watched"),
+    ] {
+        tab.wait_for(
+            &format!("all 48 strokes on {who}"),
+            "return !!window.kokuban && window.kokuban.strokeCount() === 48;",
+            json!([]),
+        )
+        .await;
+    }
+    assert_eq!(strokes(&second).await, 48);
+    second.screenshot("ui-large-board").await;
+    first.quit().await;
+    second.quit().await;
+}

@@ -98,8 +98,23 @@ impl Node {
         Node::start_with("e2e", None).await
     }
 
+    /// A single node whose rooms fold their log into a snapshot once it weighs `bytes`.
+    pub async fn start_compacting_after(bytes: usize) -> Node {
+        Node::start_configured("e2e", None, |c| c.compact_after_bytes = bytes).await
+    }
+
     /// A node named `name`; in cluster mode with `cluster`.
     async fn start_with(name: &str, cluster: Option<ClusterConfig>) -> Node {
+        Node::start_configured(name, cluster, |_| {}).await
+    }
+
+    /// A node named `name`, in cluster mode with `cluster`, its configuration changed by
+    /// `configure`.
+    async fn start_configured(
+        name: &str,
+        cluster: Option<ClusterConfig>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::new(dir.path());
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -107,6 +122,7 @@ impl Node {
         config.cluster = cluster;
         // An operator's stop is what the tests try; the load balancer's grace is not.
         config.shutdown_drain = Duration::from_millis(100);
+        configure(&mut config);
         let (addr, handle, task) = Node::serve(config.clone()).await;
         config.listen = addr;
         Node {
