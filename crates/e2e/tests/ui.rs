@@ -731,10 +731,15 @@ async fn welcome_of(ws: &mut Ws) -> (usize, usize) {
     }
 }
 
-/// Draws `strokes` strokes of `points` points each through the member `ws` (after its
-/// Welcome), in batches of the most points a batch may hold, and waits until the server has
+/// Draws strokes `strokes` (numbered from the first on the board) of `points` points each
+/// through the member `ws` (after its Welcome), in batches of the most points a batch may hold, and waits until the server has
 /// acknowledged every op.
-async fn draw_long_strokes(ws: &mut Ws, sent: &mut u64, strokes: usize, points: u32) {
+async fn draw_long_strokes(
+    ws: &mut Ws,
+    sent: &mut u64,
+    strokes: std::ops::Range<usize>,
+    points: u32,
+) {
     use futures_util::SinkExt;
     use kokuban_protocol::limits::MAX_POINTS_PER_BATCH;
     use kokuban_protocol::{
@@ -743,14 +748,17 @@ async fn draw_long_strokes(ws: &mut Ws, sent: &mut u64, strokes: usize, points: 
     };
     use tokio_tungstenite::tungstenite::Message;
     let first = *sent;
-    for s in 0..strokes {
+    for s in strokes {
         let id = StrokeId(uuid::Uuid::new_v4());
-        let mut at = Point::new(s as i32 * 900, 0, 128).unwrap();
+        // Strokes side by side in rows of twelve, each a scribble 120 px wide and 512 px
+        // long going down.
+        let (column, row) = ((s % 12) as f64, (s / 12) as f64);
+        let mut at = Point::from_px(column * 160.0, row * 560.0, 0.5).unwrap();
         let mut ops = vec![Op::StrokeBegin {
             id,
             tool: Tool::Pen,
             color: Color::rgb(30, 30, 30),
-            width: Width::new(16).unwrap(),
+            width: Width::from_px(8.0),
             first: at,
         }];
         let mut start = 1;
@@ -758,8 +766,8 @@ async fn draw_long_strokes(ws: &mut Ws, sent: &mut u64, strokes: usize, points: 
             let count = (points - start).min(MAX_POINTS_PER_BATCH as u32);
             let batch = (0..count)
                 .map(|i| {
-                    // A wavering line downwards, as a long hand-drawn stroke goes.
-                    at = at.offset(if i % 8 < 4 { 3 } else { -3 }, 2);
+                    // Back and forth across, creeping down, as a long scribble goes.
+                    at = at.offset(if i % 64 < 32 { 30 } else { -30 }, 1);
                     at
                 })
                 .collect();
@@ -802,7 +810,7 @@ async fn a_large_board_opens_whole_whether_it_comes_in_one_welcome_or_in_parts()
     let mut sent = 0;
 
     // About 150 KB of strokes: still the log, under the compaction threshold.
-    draw_long_strokes(&mut author, &mut sent, 12, 4096).await;
+    draw_long_strokes(&mut author, &mut sent, 0..12, 4096).await;
     let mut probe = member_of(&node, &edit, 1).await;
     let (parts, welcome) = welcome_of(&mut probe).await;
     assert_eq!(parts, 0, "a board that is all log comes in the Welcome");
@@ -823,7 +831,7 @@ async fn a_large_board_opens_whole_whether_it_comes_in_one_welcome_or_in_parts()
         .await;
 
     // Three times as much again: the room folds its log into a snapshot.
-    draw_long_strokes(&mut author, &mut sent, 36, 4096).await;
+    draw_long_strokes(&mut author, &mut sent, 12..48, 4096).await;
     let mut probe = member_of(&node, &edit, 2).await;
     let (parts, _) = welcome_of(&mut probe).await;
     assert!(parts >= 2, "a large snapshot comes in parts ({parts})");
@@ -841,7 +849,16 @@ async fn a_large_board_opens_whole_whether_it_comes_in_one_welcome_or_in_parts()
         )
         .await;
     }
-    assert_eq!(strokes(&second).await, 48);
+    // And on screen: zoomed to fit, the strokes ink the canvas of both tabs, about 230,000
+    // pixels when all are drawn (a large board is drawn over a few frames).
+    for (tab, who) in [
+        (&second, "the tab opened now"),
+        (&first, "the tab that watched"),
+    ] {
+        tab.press("[title^='Zoom to fit']").await;
+        let whole = format!("the whole board drawn on {who}");
+        tab.wait_ink(&whole, (0, 60, W, H - 80), 160_000).await;
+    }
     second.screenshot("ui-large-board").await;
     first.quit().await;
     second.quit().await;
