@@ -9,8 +9,9 @@ use kokuban_protocol::{ClientMsg, Hello, Member, MemberId, RoomId, Welcome, clos
 use tokio::time::timeout;
 
 use super::AppState;
+use super::conn::{Conn, Incoming};
 use super::refusal::Refusal;
-use super::socket::{Conn, Incoming, Session};
+use super::socket::Session;
 use super::upgrade::Socket;
 use crate::metrics::Rejection;
 use crate::rate::RateLimiter;

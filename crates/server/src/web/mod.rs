@@ -11,6 +11,7 @@
 
 mod assets;
 mod blobs;
+mod conn;
 mod hello;
 mod inbound;
 mod refusal;
