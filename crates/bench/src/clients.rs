@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
-    ClientMsg, Color, Cursor, Handles, Hello, Name, Op, Point, RoomId, RoomState, ServerMsg,
+    ClientMsg, Color, Cursor, Handles, Hello, Lead, Name, Op, Point, RoomId, RoomState, ServerMsg,
     StrokeId, Token, Tool, Width, decode_client, decode_server, encode_client,
 };
 use rand::rngs::SmallRng;
@@ -289,8 +289,8 @@ struct Pen {
     batches_in_stroke: u32,
     /// The number of the last op sent (ops are numbered by their author).
     n: u64,
-    /// The stroke's last point sent.
-    last: Point,
+    /// Where the stroke stands after what was sent of it.
+    lead: Lead,
     /// What the connection carried, for batches by handle (as the app sends them).
     handles: Handles,
     rng: SmallRng,
@@ -314,7 +314,7 @@ impl Pen {
             next_point: 0,
             batches_in_stroke: 0,
             n: 0,
-            last: Point::new(0, 0, 0).expect("the origin is in bounds"),
+            lead: Lead::start(Point::new(0, 0, 0).expect("the origin is in bounds")),
             handles: Handles::new(),
             rng,
             buf: Vec::new(),
@@ -356,7 +356,7 @@ impl Pen {
                 first,
             };
             frames.push(self.encode(begin));
-            self.last = first;
+            self.lead = Lead::start(first);
             self.next_point = 1;
             self.batches_in_stroke = 0;
         }
@@ -369,7 +369,7 @@ impl Pen {
             op: Op::StrokePoints(stamp.stroke_points(
                 self.stroke,
                 self.next_point,
-                self.last,
+                self.lead,
                 0,
                 &mut self.rng,
             )),
@@ -378,16 +378,12 @@ impl Pen {
         let batch = stamp.stroke_points(
             self.stroke,
             self.next_point,
-            self.last,
+            self.lead,
             fillers,
             &mut self.rng,
         );
         self.next_point += batch.points.len() as u32;
-        self.last = *batch
-            .points
-            .as_slice()
-            .last()
-            .expect("batches are not empty");
+        self.lead = self.lead.then(batch.points.as_slice());
         frames.push(self.encode(Op::StrokePoints(batch)));
         self.batches_in_stroke += 1;
         if self.batches_in_stroke >= shared.batches_per_stroke {

@@ -8,19 +8,22 @@
 //! hundreds of thousands of deliveries per second and distort the figures it measures.
 //!
 //! - Socket.IO carries opaque bytes: the stamp is the first 16 bytes of the attachment.
-//! - Kokuban carries points, whose pressures the server relays untouched (their coordinates it
-//!   may send as offsets from the stroke's last point): the stamp is the pressures of the
-//!   batch's first 16 points. The points are a plausible pen trace with small steps, as a real
-//!   batch would hold.
+//! - Kokuban carries points, whose pressures the server relays untouched; a batch by handle
+//!   carries each pressure as its change from the point before. The stamp is those changes
+//!   between the batch's first 17 points, so it reads the same from a whole batch and from one
+//!   by handle. The points are a plausible pen trace, as a real batch would hold.
 
-use kokuban_protocol::{Offsets, Point, Points, StrokeId, StrokePoints};
+use kokuban_protocol::{Lead, Offsets, Point, Points, StrokeId, StrokePoints};
 use rand::Rng;
 
 /// Size of the stamp at the start of a Socket.IO attachment.
 pub const STAMP_BYTES: usize = 16;
 
-/// Points of a Kokuban batch whose pressures carry the stamp.
-pub const STAMP_POINTS: usize = STAMP_BYTES;
+/// Points of a Kokuban batch whose changes of pressure carry the stamp.
+pub const STAMP_POINTS: usize = STAMP_BYTES + 1;
+
+/// The fastest a batch's pen moves, in units per point, before its swerves turn it back.
+const MAX_SPEED: i32 = 40;
 
 /// The low bits of the send time that a cursor's `x` carries.
 const LOW_BITS: u32 = 26;
@@ -58,7 +61,7 @@ impl Stamp {
         })
     }
 
-    /// The stamp as the pressures of a batch's first [`STAMP_POINTS`] points.
+    /// The stamp as the changes of pressure between a batch's first [`STAMP_POINTS`] points.
     fn pressures(&self) -> [u8; STAMP_BYTES] {
         let mut out = [0; STAMP_BYTES];
         out[0..8].copy_from_slice(&self.sent_us.to_le_bytes());
@@ -67,24 +70,40 @@ impl Stamp {
         out
     }
 
-    /// A batch of [`STAMP_POINTS`] points whose pressures carry the stamp, then `fillers`
-    /// more; all a pen trace from `from`, each point a small step from the one before.
+    /// A batch of [`STAMP_POINTS`] points whose changes of pressure carry the stamp, then
+    /// `fillers` more; all a pen trace going on from `from`. The stamp's points carry on the
+    /// pen's last step; each filler swerves by 4 to 7 units on each axis and changes the
+    /// pressure by 16 to 30, so that by handle it takes three bytes (7 + 7 + 10 bits), as a
+    /// filler of a whole batch does.
     pub fn stroke_points(
         &self,
         id: StrokeId,
         start: u32,
-        from: Point,
+        from: Lead,
         fillers: usize,
         rng: &mut impl Rng,
     ) -> StrokePoints {
         let stamp = self.pressures();
         let mut points = Vec::with_capacity(STAMP_POINTS + fillers);
-        let mut last = from;
+        let (mut last, mut step) = (from.last(), from.step());
+        let mut pressure: u8 = rng.random();
+        let mut swerve = |v: i32| {
+            let by = rng.random_range(4..=7);
+            let left = if v.abs() > MAX_SPEED {
+                v > 0
+            } else {
+                rng.random()
+            };
+            if left { v - by } else { v + by }
+        };
         for i in 0..STAMP_POINTS + fillers {
-            // Steps below 64 units keep each coordinate delta a one-byte varint, as most
-            // steps of a real pen sampled per animation frame are.
-            let next = last.offset(rng.random_range(-40..=40), rng.random_range(-40..=40));
-            let pressure = stamp.get(i).copied().unwrap_or_else(|| rng.random());
+            if i >= STAMP_POINTS {
+                step = (swerve(step.0), swerve(step.1));
+                pressure = pressure.wrapping_add((swerve(0) * 4) as u8);
+            } else if i > 0 {
+                pressure = pressure.wrapping_add(stamp[i - 1]);
+            }
+            let next = last.offset(step.0, step.1);
             last = Point::new(next.x(), next.y(), pressure).expect("offset keeps it in bounds");
             points.push(last);
         }
@@ -92,7 +111,8 @@ impl Stamp {
         StrokePoints::new(id, start, points).expect("strokes stay far below the point limit")
     }
 
-    /// Reads the stamp from the pressures of a batch built by [`Stamp::stroke_points`].
+    /// Reads the stamp from the changes of pressure between the points of a batch built by
+    /// [`Stamp::stroke_points`], from its second point on.
     pub fn read_pressures(pressures: impl Iterator<Item = u8>) -> Option<Stamp> {
         let mut bytes = [0; STAMP_BYTES];
         let mut n = 0;
@@ -107,12 +127,16 @@ impl Stamp {
 
     /// Reads the stamp from a batch built by [`Stamp::stroke_points`].
     pub fn read_points(points: &[Point]) -> Option<Stamp> {
-        Self::read_pressures(points.iter().map(|p| p.pressure()))
+        Self::read_pressures(
+            points
+                .windows(2)
+                .map(|w| w[1].pressure().wrapping_sub(w[0].pressure())),
+        )
     }
 
     /// Reads the stamp from a batch by handle, as Kokuban relays a stroke's later batches.
     pub fn read_offsets(offsets: &Offsets) -> Option<Stamp> {
-        Self::read_pressures(offsets.as_slice().iter().map(|&(_, _, p)| p))
+        Self::read_pressures(offsets.as_slice().iter().skip(1).map(|&(_, _, p)| p))
     }
 }
 
@@ -155,7 +179,7 @@ impl CursorStamp {
 
 #[cfg(test)]
 mod tests {
-    use kokuban_protocol::{ClientMsg, Op, decode_client, encode_client};
+    use kokuban_protocol::{ClientMsg, MorePoints, Op, decode_client, encode_client};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -213,7 +237,11 @@ mod tests {
                 editor: 12_345,
                 batch: 67_890,
             };
-            let from = Point::new(4000, 4000, 0).unwrap();
+            let from = Lead::of(&[
+                Point::new(4000, 4000, 0).unwrap(),
+                Point::new(4010, 3990, 9).unwrap(),
+            ])
+            .unwrap();
             let batch = stamp.stroke_points(id, 1, from, 6, &mut rng);
             let frame = encode_client(&ClientMsg::Op(Submit {
                 n: 1,
@@ -226,11 +254,20 @@ mod tests {
             else {
                 panic!("did not decode back to a batch")
             };
-            assert_eq!(back.points.len(), 22);
+            assert_eq!(back.points.len(), 23);
             assert_eq!(Stamp::read_points(back.points.as_slice()), Some(stamp));
             let offsets = Offsets::between(from, &batch.points);
             assert_eq!(Stamp::read_offsets(&offsets), Some(stamp));
-            assert_eq!(Stamp::read_points(&back.points.as_slice()[..15]), None);
+            assert_eq!(Stamp::read_points(&back.points.as_slice()[..16]), None);
+            // By handle: the stamp's points cost their pressures and a few bits, each filler
+            // three bytes.
+            let stamped = Points::new(batch.points.as_slice()[..STAMP_POINTS].to_vec()).unwrap();
+            let by_handle =
+                |points| encode_client(&ClientMsg::Points(MorePoints { stroke: 0, points })).len();
+            let bare = by_handle(Offsets::between(from, &stamped));
+            let with = by_handle(offsets);
+            assert!(bare <= 40, "{bare} bytes");
+            assert_eq!(with - bare, 18);
         }
     }
 }

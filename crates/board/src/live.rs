@@ -4,7 +4,7 @@
 //! [`kokuban_protocol::live`].
 
 use kokuban_protocol::live::MAX_HANDLE_DEPTH;
-use kokuban_protocol::{Ack, LivePoints, Offsets, Op, Seq, Sequenced, StrokePoints};
+use kokuban_protocol::{Ack, Lead, LivePoints, Offsets, Op, Seq, Sequenced, StrokePoints};
 
 use crate::board::{Board, SequenceError};
 
@@ -18,7 +18,7 @@ impl Board {
         };
         let &order = self.index.get(&b.id)?;
         let stroke = &self.strokes[&order];
-        let last = stroke.points.last()?;
+        let lead = Lead::of(&stroke.points)?;
         if stroke.author != s.author || stroke.points.len() != b.start as usize {
             return None;
         }
@@ -30,7 +30,7 @@ impl Board {
         (above <= MAX_HANDLE_DEPTH).then(|| LivePoints {
             check: s.seq.0 as u8,
             stroke: above as u32,
-            points: Offsets::between(*last, &b.points),
+            points: Offsets::between(lead, &b.points),
         })
     }
 
@@ -64,13 +64,11 @@ impl Board {
             .then(|| self.strokes.values().rev().nth(live.stroke as usize))
             .flatten()
             .ok_or(SequenceError::Handle("no stroke has this handle"))?;
-        let last = stroke
-            .points
-            .last()
-            .ok_or(SequenceError::Handle("a stroke without points"))?;
+        let lead =
+            Lead::of(&stroke.points).ok_or(SequenceError::Handle("a stroke without points"))?;
         let points = live
             .points
-            .from(*last)
+            .from(lead)
             .map_err(|e| SequenceError::Handle(e.0))?;
         let b = StrokePoints::new(stroke.id, stroke.points.len() as u32, points)
             .map_err(|e| SequenceError::Handle(e.0))?;

@@ -1,10 +1,12 @@
-//! The frame codec: a version byte, then a postcard body, nothing after it.
+//! The frame codec: a version byte, then a postcard body, nothing after it; or, for a
+//! client's points by handle, [`POINTS_FRAME`] with the handle, then the points.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bounded::Bytes;
 use crate::limits::{MAX_CLIENT_FRAME_BYTES, MAX_SERVER_FRAME_BYTES, PROTOCOL_VERSION};
+use crate::live::{MAX_OPEN_HANDLES, MorePoints, POINTS_FRAME};
 use crate::msg::{ClientMsg, RoomState, ServerMsg, StateRef, Welcome};
 
 /// Why a frame was refused.
@@ -63,6 +65,11 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeErro
             supported: PROTOCOL_VERSION,
         });
     }
+    decode_body(body)
+}
+
+/// A whole body: one value and nothing after it.
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let (msg, rest) = postcard::take_from_bytes(body).map_err(DecodeError::Malformed)?;
     if !rest.is_empty() {
         return Err(DecodeError::Trailing(rest.len()));
@@ -70,11 +77,20 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeErro
     Ok(msg)
 }
 
-/// Encodes a client message as one frame.
+/// Encodes a client message as one frame; points by a handle below [`MAX_OPEN_HANDLES`] in
+/// their own short frame ([`POINTS_FRAME`]).
 pub fn encode_client(msg: &ClientMsg) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    encode_into(msg, &mut out);
-    out
+    match msg {
+        ClientMsg::Points(more) if (more.stroke as usize) < MAX_OPEN_HANDLES => {
+            out.push(POINTS_FRAME | more.stroke as u8);
+            postcard::to_extend(&more.points, out).expect("protocol types always serialize")
+        }
+        _ => {
+            encode_into(msg, &mut out);
+            out
+        }
+    }
 }
 
 /// Encodes a server message as one frame.
@@ -135,7 +151,17 @@ pub fn board_part_head(len: usize) -> Vec<u8> {
 
 /// Decodes and validates a frame from a client.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
-    decode(bytes, MAX_CLIENT_FRAME_BYTES)
+    match bytes.split_first() {
+        Some((&first, body))
+            if first & POINTS_FRAME == POINTS_FRAME && bytes.len() <= MAX_CLIENT_FRAME_BYTES =>
+        {
+            Ok(ClientMsg::Points(MorePoints {
+                stroke: u32::from(first & !POINTS_FRAME),
+                points: decode_body(body)?,
+            }))
+        }
+        _ => decode(bytes, MAX_CLIENT_FRAME_BYTES),
+    }
 }
 
 /// Decodes and validates a frame from a server.

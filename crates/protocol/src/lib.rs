@@ -9,6 +9,7 @@
 
 #[cfg(feature = "proptest")]
 pub mod arbitrary;
+mod bits;
 mod bounded;
 pub mod close;
 mod codec;
@@ -33,7 +34,7 @@ pub use ids::{
 };
 pub use items::{PlacedImage, Placement, StrokePoints, Style};
 pub use limits::PROTOCOL_VERSION;
-pub use live::{Handles, LivePoints, MorePoints, Offsets};
+pub use live::{Handles, Lead, LivePoints, MorePoints, Offsets};
 pub use look::{Align, Dash, Fill, Look, LookOf, Opacity};
 pub use msg::{
     Ack, Camera, CameraUpdate, Capability, ClientMsg, Cursor, CursorUpdate, ErrorCode, ErrorFrame,

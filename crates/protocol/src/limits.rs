@@ -3,8 +3,10 @@
 //! The decoder enforces these at parse time, so a value of a protocol type is always within
 //! them; the server adds its own per-connection limits (rate, queue depth) on top.
 
-/// The protocol version byte that starts every frame. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// The protocol version byte that starts every frame (but a client's points by handle, which
+/// start with [`crate::live::POINTS_FRAME`]). Bumped on any incompatible change: 3 packs
+/// points by handle into bit codes.
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Largest frame a client may send (one WebSocket message). Point batches are a few hundred
 /// bytes; 64 KiB leaves room for the largest legitimate op (a full erase list or a long text).
