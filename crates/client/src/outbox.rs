@@ -19,7 +19,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kokuban_protocol::{ClientKey, ClientMsg, Op, RoomId, Submit, decode_client, encode_client};
+use kokuban_protocol::{
+    ClientKey, ClientMsg, Op, RoomId, Submit, decode_kept_client, encode_client,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::session::{Fate, Session};
@@ -176,7 +178,8 @@ pub fn decode(text: &str) -> Result<Stored, OutboxError> {
     let mut ops = Vec::with_capacity(json.ops.len());
     for (tag, b64) in &json.ops {
         let bytes = STANDARD.decode(b64).map_err(|_| OutboxError::Op)?;
-        let Ok(ClientMsg::Op(Submit { n, op })) = decode_client(&bytes) else {
+        // Kept by this version of the app or the one before: the ops read alike.
+        let Ok(ClientMsg::Op(Submit { n, op })) = decode_kept_client(&bytes) else {
             return Err(OutboxError::Op);
         };
         let fate = match (tag.as_str(), n) {

@@ -149,6 +149,62 @@ pub fn board_part_head(len: usize) -> Vec<u8> {
     postcard::to_extend(&len, head).expect("a length always serializes")
 }
 
+/// The oldest protocol version whose frames this one still reads where they were kept: a
+/// room's log (the ops in a store or in Redis), a tab's outbox, and what nodes of the previous
+/// version send each other during an upgrade. Version 3 changed only points by handle, which
+/// are never kept and never pass between nodes; every other message reads as it did.
+pub const OLDEST_KEPT_VERSION: u8 = 2;
+
+fn decode_kept<T: DeserializeOwned>(
+    bytes: &[u8],
+    max: usize,
+    by_handle: impl Fn(&T) -> bool,
+    current: impl Fn(&[u8]) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    match bytes.first() {
+        Some(&v) if (OLDEST_KEPT_VERSION..PROTOCOL_VERSION).contains(&v) => {
+            if bytes.len() > max {
+                return Err(DecodeError::TooLarge {
+                    len: bytes.len(),
+                    max,
+                });
+            }
+            let msg = decode_body(&bytes[1..])?;
+            if by_handle(&msg) {
+                // Coded otherwise before version 3.
+                return Err(DecodeError::Version {
+                    got: v,
+                    supported: PROTOCOL_VERSION,
+                });
+            }
+            Ok(msg)
+        }
+        _ => current(bytes),
+    }
+}
+
+/// Decodes a client's frame that was kept (see [`OLDEST_KEPT_VERSION`]): of this version, or
+/// of an older one that reads alike.
+pub fn decode_kept_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
+    decode_kept(
+        bytes,
+        MAX_CLIENT_FRAME_BYTES,
+        |m| matches!(m, ClientMsg::Points(_)),
+        decode_client,
+    )
+}
+
+/// Decodes a server's frame that was kept, or that a node of an older version sent (see
+/// [`OLDEST_KEPT_VERSION`]).
+pub fn decode_kept_server(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    decode_kept(
+        bytes,
+        MAX_SERVER_FRAME_BYTES,
+        |m| matches!(m, ServerMsg::Points(_)),
+        decode_server,
+    )
+}
+
 /// Decodes and validates a frame from a client.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     match bytes.split_first() {

@@ -92,8 +92,13 @@ fn what_another_version_wrote_is_refused_not_misread() {
     let frame = encode_client(&ClientMsg::Op(Submit { n: 7, op: begin(1) }));
     let mut other = frame.clone();
     other[0] = other[0].wrapping_add(1);
-    let text = text.replace(&STANDARD.encode(&frame), &STANDARD.encode(&other));
-    assert_eq!(decode(&text), Err(OutboxError::Op));
+    let newer = text.replace(&STANDARD.encode(&frame), &STANDARD.encode(&other));
+    assert_eq!(decode(&newer), Err(OutboxError::Op));
+    // The version before this one wrote its ops alike: a tab's unsent work survives the
+    // upgrade.
+    other[0] = kokuban_protocol::OLDEST_KEPT_VERSION;
+    let older = text.replace(&STANDARD.encode(&frame), &STANDARD.encode(&other));
+    assert_eq!(decode(&older).unwrap().outbox, o);
 }
 
 #[test]

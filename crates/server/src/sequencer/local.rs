@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kokuban_protocol::{
     Ack, Camera, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced,
-    ServerMsg, decode_server,
+    ServerMsg, decode_kept_server,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -264,7 +264,8 @@ impl Shared {
             .restore(stored.authors.iter().copied());
         let mut complete = true;
         for frame in &stored.ops {
-            let applied = match decode_server(frame) {
+            // Ops kept by the previous protocol version read alike.
+            let applied = match decode_kept_server(frame) {
                 Ok(ServerMsg::Op(op)) => history.apply(op, frame.len()).map_err(|e| e.to_string()),
                 Ok(_) => Err("not an op".to_string()),
                 Err(e) => Err(e.to_string()),

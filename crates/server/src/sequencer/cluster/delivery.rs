@@ -10,9 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kokuban_protocol::{
-    Epoch, List, MemberId, PresenceEvent, Seq, Sequenced, ServerMsg, Welcome, decode_server,
-};
+use kokuban_protocol::{Epoch, List, MemberId, PresenceEvent, Seq, Sequenced, ServerMsg, Welcome};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::MissedTickBehavior;
 use tracing::Instrument;
@@ -20,7 +18,7 @@ use tracing::Instrument;
 use super::Shared;
 use super::redis::{Announced, Command, Inbound, LogEntry, Outcome, Seed, Unreachable};
 use super::room::{
-    Live, Remote, Room, Settled, decode_op, fetch, joined_member, send_answers, set_remote,
+    Live, Remote, Room, Settled, decode_op, fetch, foreign_frame, send_answers, set_remote,
     try_unload,
 };
 use super::writer::Job;
@@ -512,7 +510,7 @@ async fn reload(shared: &Arc<Shared>, room: &Arc<Room>) -> Result<u64, Unreachab
 
 /// A presence or cursor frame from another node: remembered, and forwarded as it is.
 fn on_ephemeral(room: &Room, bytes: Bytes) {
-    let Ok(msg) = decode_server(&bytes) else {
+    let Some((msg, bytes)) = foreign_frame(&bytes) else {
         return;
     };
     let mut st = room.lock();
@@ -579,7 +577,9 @@ fn on_members(shared: &Shared, room: &Room, list: Vec<Announced>, asked: Instant
         if st.remote.contains_key(&id) || st.departed.contains_key(&id) {
             continue;
         }
-        if let Some(info) = joined_member(&a.frame) {
+        if let Some((ServerMsg::Presence(PresenceEvent::Joined(info)), joined)) =
+            foreign_frame(&a.frame)
+        {
             st.remote.insert(
                 id,
                 Remote {
@@ -587,7 +587,7 @@ fn on_members(shared: &Shared, room: &Room, list: Vec<Announced>, asked: Instant
                     since: Instant::now(),
                 },
             );
-            let departures = st.roster.broadcast(&a.frame, None);
+            let departures = st.roster.broadcast(&joined, None);
             room.settle(&st, departures);
         }
     }

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kokuban_protocol::{
-    Ack, Bounded, Camera, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op, Position,
-    PresenceEvent, RoomId, Seq, Sequenced, ServerMsg, Submit, decode_client, decode_server,
-    encode_client,
+    Ack, Bounded, Camera, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op,
+    PROTOCOL_VERSION, Position, PresenceEvent, RoomId, Seq, Sequenced, ServerMsg, Submit,
+    decode_kept_client, decode_kept_server, encode_client, encode_server,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -199,9 +199,10 @@ pub(super) enum Settled {
     AppliedAt(Seq),
 }
 
-/// The op in a log entry or channel message (the author's encoded `ClientMsg::Op`).
+/// The op in a log entry or channel message (the author's encoded `ClientMsg::Op`, written by
+/// a node of this protocol version or of the previous one).
 pub(super) fn decode_op(entry: &LogEntry) -> Op {
-    match decode_client(&entry.op) {
+    match decode_kept_client(&entry.op) {
         Ok(ClientMsg::Op(submit)) => submit.op,
         // Only a node speaking another protocol version writes this; the seq must still be
         // filled for the order to stay gapless, so it becomes an op that changes nothing.
@@ -217,9 +218,22 @@ pub(super) fn decode_op(entry: &LogEntry) -> Op {
     }
 }
 
+/// A frame another node sent or announced, decoded, with the frame to forward to this node's
+/// members: the same bytes, or, from a node of the previous protocol version in the middle of
+/// an upgrade, the message encoded anew in this node's version.
+pub(super) fn foreign_frame(bytes: &Bytes) -> Option<(ServerMsg, Bytes)> {
+    let msg = decode_kept_server(bytes).ok()?;
+    let frame = if bytes.first() == Some(&PROTOCOL_VERSION) {
+        bytes.clone()
+    } else {
+        Bytes::from(encode_server(&msg))
+    };
+    Some((msg, frame))
+}
+
 /// The member of a `Presence(Joined)` frame another node announced.
 pub(super) fn joined_member(frame: &[u8]) -> Option<Member> {
-    match decode_server(frame) {
+    match decode_kept_server(frame) {
         Ok(ServerMsg::Presence(PresenceEvent::Joined(m))) => Some(m),
         _ => None,
     }
@@ -631,5 +645,41 @@ impl Drop for ClusterMembership {
         if let Some(departures) = st.roster.leave(self.member) {
             self.room.settle(&st, departures);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kokuban_protocol::{OLDEST_KEPT_VERSION, decode_server};
+
+    use super::*;
+    use crate::sequencer::room::fixtures::{member, stroke};
+
+    #[test]
+    fn what_a_node_of_the_previous_version_wrote_reads_and_is_forwarded_in_this_one() {
+        // An op in the room's log, as the author's frame a node of that version encoded.
+        let mut op = encode_client(&ClientMsg::Op(Submit {
+            n: 3,
+            op: stroke(4),
+        }));
+        op[0] = OLDEST_KEPT_VERSION;
+        let entry = LogEntry {
+            seq: Seq(9),
+            author: MemberId(1),
+            n: 3,
+            op: Bytes::from(op),
+        };
+        assert_eq!(decode_op(&entry), stroke(4));
+        // A member it announced: read, and passed on to this node's members in this version.
+        let joined = ServerMsg::Presence(PresenceEvent::Joined(member(5)));
+        let mut old = encode_server(&joined);
+        old[0] = OLDEST_KEPT_VERSION;
+        let (msg, frame) = foreign_frame(&Bytes::from(old)).unwrap();
+        assert_eq!(msg, joined);
+        assert_eq!(decode_server(&frame).unwrap(), joined);
+        // This version's frames pass as they are.
+        let now = Bytes::from(encode_server(&joined));
+        assert_eq!(foreign_frame(&now).unwrap().1, now);
+        assert!(foreign_frame(&Bytes::from_static(&[0xff, 1, 2])).is_none());
     }
 }

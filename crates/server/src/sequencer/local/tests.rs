@@ -3,7 +3,9 @@ use crate::sequencer::room::fixtures::{member, stroke};
 use crate::sequencer::{MemberLink, Outbox, Outgoing};
 use crate::store::RedbStore;
 use kokuban_board::Board;
-use kokuban_protocol::{Epoch, PresenceEvent, RoomState, Seq};
+use kokuban_protocol::{
+    Epoch, OLDEST_KEPT_VERSION, PresenceEvent, RoomState, Seq, decode_server, encode_server,
+};
 
 fn settings(ops: usize, bytes: usize) -> RoomSettings {
     RoomSettings {
@@ -148,6 +150,86 @@ async fn resume_replays_exactly_the_missed_ops_or_falls_back_to_a_snapshot() {
     seq.shutdown().await.unwrap();
 }
 
+/// Hears nothing: the test reads the store back itself.
+#[derive(Debug)]
+struct Deaf;
+
+impl Durability for Deaf {
+    fn durable(&self, _: Epoch, _: Seq) {}
+    fn lost(&self) {}
+}
+
+/// The store of `dir`, once the last one has let go of its file.
+async fn reopen(dir: &std::path::Path) -> RedbStore {
+    loop {
+        match RedbStore::open(
+            dir,
+            10_000,
+            Duration::from_secs(1),
+            Arc::new(Metrics::default()),
+        ) {
+            Ok(s) => break s,
+            // The old writer thread may hold the file for a moment longer.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// The board a join's Welcome gives.
+fn board_of(joined: &Joined) -> Board {
+    let RoomState::Snapshot { board, ops } = &state(joined) else {
+        panic!("a new member gets a snapshot")
+    };
+    let mut rebuilt = Board::from_snapshot(&board.0).unwrap();
+    for op in ops.iter() {
+        rebuilt.apply_sequenced(op).unwrap();
+    }
+    rebuilt
+}
+
+#[tokio::test]
+async fn ops_kept_by_the_previous_protocol_version_read_back_after_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut quick = settings(100, usize::MAX);
+    quick.room_grace = Duration::from_millis(20);
+    let (seq, room, _) = setup(dir.path(), quick.clone()).await;
+    let (a, _out) = join(&seq, &room, 1, None).await;
+    a.membership.submit(1, stroke(1)).unwrap();
+    let (b, _ob) = join(&seq, &room, 2, None).await;
+    let at = board_of(&b).position().unwrap();
+    drop((a, b));
+    seq.shutdown().await.unwrap();
+
+    // The next op, as a node of the previous version kept it: its frame starts with that
+    // version's byte.
+    let store = reopen(dir.path()).await;
+    let next = Sequenced {
+        epoch: at.epoch,
+        seq: at.seq.next(),
+        author: MemberId(1),
+        op: stroke(2),
+    };
+    let mut frame = encode_server(&ServerMsg::Op(next));
+    frame[0] = OLDEST_KEPT_VERSION;
+    assert!(decode_server(&frame).is_err(), "not this version's frame");
+    let op = StoredOp {
+        seq: at.seq.next(),
+        frame: frame.into(),
+        author: MemberId(1),
+        n: 2,
+    };
+    store.append(&room, at.epoch, op, Arc::new(Deaf));
+    assert_eq!(store.load_room(&room).await.unwrap().unwrap().ops.len(), 2);
+
+    let seq = LocalSequencer::new(Arc::new(store), quick, Arc::new(Metrics::default()));
+    let (c, _oc) = join(&seq, &room, 3, None).await;
+    let board = board_of(&c);
+    assert_eq!(board.len(), 2, "both strokes, the kept one too");
+    assert_eq!(board.position().unwrap().seq, at.seq.next());
+    drop(c);
+    seq.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn after_a_crash_a_room_starts_a_new_epoch_with_the_board_that_survived() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,18 +253,7 @@ async fn after_a_crash_a_room_starts_a_new_epoch_with_the_board_that_survived() 
         // No shutdown: the store never records a clean stop, as in a crash.
         (a.epoch, rebuilt)
     };
-    let reopened = loop {
-        match RedbStore::open(
-            dir.path(),
-            10_000,
-            Duration::from_secs(1),
-            Arc::new(Metrics::default()),
-        ) {
-            Ok(s) => break s,
-            // The old writer thread may hold the file for a moment longer.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    };
+    let reopened = reopen(dir.path()).await;
     let seq = LocalSequencer::new(
         Arc::new(reopened),
         settings(100, usize::MAX),
