@@ -183,6 +183,18 @@ fn decode_kept<T: DeserializeOwned>(
     }
 }
 
+/// Encodes a client's message to keep (the ops of a room's log): in the oldest version that
+/// reads it alike ([`OLDEST_KEPT_VERSION`]), so that a node of that version reads it too, in
+/// the middle of an upgrade or after a rollback. Points by handle, never kept, go in this
+/// version's frame.
+pub fn encode_kept_client(msg: &ClientMsg) -> Vec<u8> {
+    let mut frame = encode_client(msg);
+    if !matches!(msg, ClientMsg::Points(_)) {
+        frame[0] = OLDEST_KEPT_VERSION;
+    }
+    frame
+}
+
 /// Decodes a client's frame that was kept (see [`OLDEST_KEPT_VERSION`]): of this version, or
 /// of an older one that reads alike.
 pub fn decode_kept_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {

@@ -38,7 +38,12 @@ proptest! {
                 _ => prop_assert_eq!(decode_kept_client(&kept).unwrap(), client.clone()),
             }
         }
-        prop_assert_eq!(decode_kept_client(&encode_client(&client)).unwrap(), client);
+        prop_assert_eq!(decode_kept_client(&encode_client(&client)).unwrap(), client.clone());
+        let kept = encode_kept_client(&client);
+        if !matches!(client, ClientMsg::Points(_)) {
+            prop_assert_eq!(kept[0], OLDEST_KEPT_VERSION);
+        }
+        prop_assert_eq!(decode_kept_client(&kept).unwrap(), client);
         let mut kept = encode_server(&server);
         kept[0] = OLDEST_KEPT_VERSION;
         match &server {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use kokuban_protocol::{
     Ack, Bounded, Camera, ClientMsg, Color, Cursor, Epoch, Member, MemberId, Name, Op,
     PROTOCOL_VERSION, Position, PresenceEvent, RoomId, Seq, Sequenced, ServerMsg, Submit,
-    decode_kept_client, decode_kept_server, encode_client, encode_server,
+    decode_kept_client, decode_kept_server, encode_kept_client, encode_server,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -580,7 +580,9 @@ impl Membership for ClusterMembership {
         st.history
             .admits(&op)
             .map_err(|BoardFull| WriteRefused::BoardFull)?;
-        let op = encode_client(&ClientMsg::Op(Submit { n, op }));
+        // In the oldest version that reads it alike, so that every node of a cluster in the
+        // middle of an upgrade (or rolled back) reads the room's log.
+        let op = encode_kept_client(&ClientMsg::Op(Submit { n, op }));
         let Position { epoch, seq: head } = st.history.position();
         let command = Command::Sequence {
             epoch,
@@ -650,7 +652,7 @@ impl Drop for ClusterMembership {
 
 #[cfg(test)]
 mod tests {
-    use kokuban_protocol::{OLDEST_KEPT_VERSION, decode_server};
+    use kokuban_protocol::{OLDEST_KEPT_VERSION, decode_server, encode_client};
 
     use super::*;
     use crate::sequencer::room::fixtures::{member, stroke};
