@@ -610,7 +610,9 @@ async fn a_client_that_stops_reading_in_a_busy_cluster_room_is_dropped_and_nobod
     let mut rounds = 0;
     while metric_at(busy.addr, "kokuban_slow_consumer_disconnects_total").await < 1.0 {
         assert!(
-            started.elapsed() < Duration::from_secs(45),
+            // Generous: on a loaded machine the shared Redis can time out for a while, and
+            // the room is read-only (nothing reaches the stalled client) until it is back.
+            started.elapsed() < Duration::from_secs(120),
             "the stalled client was never disconnected"
         );
         // Each editor stays under the per-connection rate limit (240 frames/s).

@@ -143,8 +143,10 @@ async fn versions_are_kept_at_intervals_of_drawing_newest_first_within_the_reten
     let (_, newest) = board(server.addr, &room.id, room.view.as_str(), kept[0]).await;
     assert_eq!(newest.unwrap().len(), 6);
 
-    // One address may read versions 120 times a minute, as many at once; then 429.
+    // One address may read versions 120 times a minute, as many at once; then 429. The
+    // bucket refills two reads a second meanwhile, which a loaded machine can make count.
     let mut refused = None;
+    let started = std::time::Instant::now();
     for n in 0..130 {
         let (status, _) = list(server.addr, &room.id, room.view.as_str()).await;
         if status != 200 {
@@ -154,7 +156,11 @@ async fn versions_are_kept_at_intervals_of_drawing_newest_first_within_the_reten
     }
     let (n, status) = refused.expect("a 429 within 130 reads");
     assert_eq!(status, 429);
-    assert!((110..=120).contains(&n), "refused after {n} reads");
+    let refilled = (started.elapsed().as_secs_f64() * 2.0).ceil() as usize;
+    assert!(
+        (110..=120 + refilled).contains(&n),
+        "refused after {n} reads ({refilled} refilled)"
+    );
 }
 
 #[tokio::test]
