@@ -4,6 +4,7 @@
 //! recording every batch that arrives; in the presence scenario every client also moves its
 //! cursor at a fixed rate and records the cursor updates of the others.
 
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +13,8 @@ use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use kokuban_protocol::{ClientKey, Submit};
 use kokuban_protocol::{
-    ClientMsg, Color, Cursor, Handles, Hello, Lead, Name, Op, Point, RoomId, RoomState, ServerMsg,
-    StrokeId, Token, Tool, Width, decode_client, decode_server, encode_client,
+    ClientMsg, Color, Cursor, ErrorCode, Handles, Hello, Lead, Name, Op, Point, RoomId, RoomState,
+    ServerMsg, StrokeId, Token, Tool, Width, decode_client, decode_server, encode_client,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -209,6 +210,13 @@ pub struct ClientReport {
     pub sent_window: Option<(u32, u32)>,
     /// Batches sent in the window.
     pub sent_in_window: u64,
+    /// For an editor: the batches the server refused with an error frame (the room was
+    /// read-only for a moment), so that nobody could receive them. A real client keeps such
+    /// ops and sends them again once the room takes writes; this one only counts them.
+    pub refused: Vec<u32>,
+    /// For an editor: its ops not answered yet, oldest first, with the batch each carries.
+    /// Every op is answered in the order it was sent, by an Ack or by an error frame.
+    pub(crate) awaiting: VecDeque<Option<u32>>,
     /// Cursor moves sent in the window.
     pub cursor_sent_in_window: u64,
     /// Send time of the last cursor move sent at all.
@@ -338,7 +346,9 @@ impl Pen {
 
     /// Kokuban frames for one tick: a batch, preceded by `StrokeBegin` at the start of a stroke
     /// and followed by `StrokeEnd` at its end, as a browser sends them.
-    fn kokuban_frames(&mut self, shared: &Shared) -> (Stamp, Vec<Vec<u8>>) {
+    /// The frames of one tick: the points batch, after its stroke's start and before its end
+    /// when they fall on this tick. Also gives which frame carries the batch.
+    fn kokuban_frames(&mut self, shared: &Shared) -> (Stamp, Vec<Vec<u8>>, usize) {
         let mut frames = Vec::with_capacity(3);
         if self.next_point == 0 {
             self.stroke = StrokeId(uuid::Uuid::from_u128(self.rng.random()));
@@ -384,6 +394,7 @@ impl Pen {
         );
         self.next_point += batch.points.len() as u32;
         self.lead = self.lead.then(batch.points.as_slice());
+        let points_at = frames.len();
         frames.push(self.encode(Op::StrokePoints(batch)));
         self.batches_in_stroke += 1;
         if self.batches_in_stroke >= shared.batches_per_stroke {
@@ -391,7 +402,7 @@ impl Pen {
             frames.push(self.encode(end));
             self.next_point = 0;
         }
-        (stamp, frames)
+        (stamp, frames, points_at)
     }
 
     /// The Socket.IO attachment for one tick.
@@ -619,8 +630,13 @@ pub async fn run(
             _ = async { tokio::time::sleep_until(send_at.expect("guarded")).await }, if send_at.is_some() => {
                 let (Some(s), Some(pen)) = (schedule, pen.as_mut()) else { continue };
                 let result = if kokuban || floor {
-                    let (stamp, frames) = pen.kokuban_frames(&shared);
+                    let (stamp, frames, points_at) = pen.kokuban_frames(&shared);
                     count_sent(&mut report, s, stamp);
+                    if kokuban {
+                        report.awaiting.extend(
+                            (0..frames.len()).map(|i| (i == points_at).then_some(stamp.batch)),
+                        );
+                    }
                     send_all(&mut ws, frames.into_iter().map(Message::binary)).await
                 } else {
                     let (stamp, payload) = pen.socketio_payload(&shared);
@@ -778,14 +794,31 @@ fn on_kokuban(
                 None => report.error("batch without stamp"),
             }
         }
-        ServerMsg::Acked(check) => report.seq.observe_low(check),
+        ServerMsg::Acked(check) => {
+            report.awaiting.pop_front();
+            report.seq.observe_low(check);
+        }
         ServerMsg::Ack(a) => {
+            report.awaiting.pop_front();
             if Some(a.epoch.0) != epoch {
                 report.error("epoch changed");
             }
             report.seq.observe(a.seq.0);
         }
-        ServerMsg::Error(e) => report.error(format!("error frame: {:?} {}", e.code, e.message)),
+        ServerMsg::Error(e) => {
+            // These codes answer an op (the oldest one unanswered), which was not applied.
+            if matches!(
+                e.code,
+                ErrorCode::TemporarilyReadOnly
+                    | ErrorCode::InvalidOp
+                    | ErrorCode::BoardFull
+                    | ErrorCode::Decided
+            ) && let Some(Some(batch)) = report.awaiting.pop_front()
+            {
+                report.refused.push(batch);
+            }
+            report.error(format!("error frame: {:?} {}", e.code, e.message));
+        }
         ServerMsg::Welcome(_) | ServerMsg::BoardPart(_) => report.error("second Welcome"),
         ServerMsg::Cursor(c) => {
             if let Some(at) = c.at {

@@ -118,6 +118,10 @@ pub struct RunResult {
     pub delivered_per_s: f64,
     /// Expected deliveries that had not happened by the end of the drain.
     pub lost: u64,
+    /// Batches sent in the window that the server refused to their authors with an error
+    /// frame (the room read-only for a moment, its store or Redis behind): never applied, so
+    /// neither expected nor lost. A real client keeps them and sends them again.
+    pub refused: u64,
     /// Deliveries of a batch a member already had.
     pub duplicates: u64,
     /// Deliveries after a later batch of the same editor.
@@ -470,6 +474,7 @@ pub async fn run(
         delivered: tally.delivered,
         delivered_per_s: tally.delivered as f64 / window_s,
         lost: tally.lost,
+        refused: tally.refused,
         duplicates: tally.duplicates,
         reordered: tally.reordered,
         seq_gaps: tally.seq_gaps,
@@ -574,6 +579,7 @@ struct Tally {
     expected: u64,
     delivered: u64,
     lost: u64,
+    refused: u64,
     duplicates: u64,
     reordered: u64,
     seq_gaps: u64,
@@ -601,6 +607,13 @@ fn tally(reports: &[ClientReport], load: &Load) -> Tally {
         t.errors += r.errors;
         t.seq_gaps += r.seq.gaps;
         t.seq_backwards += r.seq.backwards;
+        if let Some((first, last)) = r.sent_window {
+            t.refused += r
+                .refused
+                .iter()
+                .filter(|&&b| (first..=last).contains(&b))
+                .count() as u64;
+        }
         if t.first_error.is_none() {
             t.first_error.clone_from(&r.first_error);
         }
@@ -630,15 +643,25 @@ fn tally(reports: &[ClientReport], load: &Load) -> Tally {
                 continue;
             }
             let editor_id = (room * e + m) as u32;
-            let Some((first, last)) = by_index.get(&editor_index).and_then(|x| x.sent_window)
-            else {
+            let Some(editor) = by_index.get(&editor_index) else {
                 continue;
             };
-            t.expected += u64::from(last - first + 1);
-            t.lost += match r.deliveries.iter().find(|(id, _)| *id == editor_id) {
+            let Some((first, last)) = editor.sent_window else {
+                continue;
+            };
+            // Refused batches reach nobody: a member that has one anyway saw it applied.
+            let delivered = r.deliveries.iter().find(|(id, _)| *id == editor_id);
+            let refused = editor
+                .refused
+                .iter()
+                .filter(|&&b| (first..=last).contains(&b))
+                .filter(|&&b| !delivered.is_some_and(|(_, d)| d.has(b)))
+                .count() as u64;
+            t.expected += u64::from(last - first + 1) - refused;
+            t.lost += match delivered {
                 Some((_, d)) => d.missing(first, last),
                 None => u64::from(last - first + 1),
-            };
+            } - refused;
         }
     }
     t
@@ -688,6 +711,7 @@ impl RunResult {
             delivered: 1000,
             delivered_per_s: 1000.0,
             lost: 0,
+            refused: 0,
             duplicates: 0,
             reordered: 0,
             seq_gaps: 0,
@@ -824,5 +848,42 @@ mod tests {
         assert_eq!(t.delivered, 12);
         assert_eq!(t.lost, 2); // 11 and 13 at member 2
         assert_eq!((t.duplicates, t.reordered), (1, 1));
+    }
+
+    #[test]
+    fn a_batch_refused_to_its_author_is_neither_expected_nor_lost() {
+        // One room of three: member 0 draws, 1 and 2 watch. The server refused batch 11
+        // (the room was read-only a moment); member 2 also missed 13, which was applied.
+        let got = |batches: &[u32]| {
+            let mut d = Deliveries::default();
+            for &b in batches {
+                d.arrive(b);
+            }
+            d
+        };
+        let reports = vec![
+            ClientReport {
+                index: 0,
+                sent_window: Some((10, 14)),
+                sent_in_window: 5,
+                refused: vec![9, 11],
+                ..ClientReport::default()
+            },
+            ClientReport {
+                index: 1,
+                deliveries: vec![(0, got(&[10, 12, 13, 14]))],
+                ..ClientReport::default()
+            },
+            ClientReport {
+                index: 2,
+                deliveries: vec![(0, got(&[10, 12, 14]))],
+                ..ClientReport::default()
+            },
+        ];
+        let t = tally(&reports, &load(1, 3, 1));
+        // Batch 9 was refused before the window.
+        assert_eq!(t.refused, 1);
+        assert_eq!(t.expected, 2 * 4);
+        assert_eq!(t.lost, 1); // 13 at member 2
     }
 }

@@ -99,7 +99,7 @@ impl Runner {
         }
         eprintln!(
             "  {} {} ({}): {} clients, {:.0} msg/s delivered, p50 {:.2} ms, p99 {:.2} ms, \
-             server CPU {:.1} us/msg ({:.0}%), syscalls {}/msg, lost {} dup {} reordered {}, \
+             server CPU {:.1} us/msg ({:.0}%), syscalls {}/msg, lost {} refused {} dup {} reordered {}, \
              errors {} [{:.0} s]",
             r.system.name(),
             load.scenario,
@@ -113,6 +113,7 @@ impl Runner {
             r.server_syscalls_per_msg
                 .map_or("?".into(), |c| format!("{:.2}", c.total)),
             r.lost,
+            r.refused,
             r.duplicates,
             r.reordered,
             r.errors,

@@ -776,6 +776,7 @@ fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
         .filter(|r| r.system == System::Kokuban)
         .collect();
     let sum = |f: &dyn Fn(&RunResult) -> u64| kok.iter().map(|r| f(r)).sum::<u64>();
+    let refused = sum(&|r| r.refused);
     let (lost, dup, reo, gaps, back) = (
         sum(&|r| r.lost),
         sum(&|r| r.duplicates),
@@ -787,7 +788,7 @@ fn earlier_targets(r: &Results, sweeps: &[Sweep]) -> Vec<Target> {
         name: "Zero loss, duplicates or reordering (every Kokuban relay, fan-out and big-room run)"
             .into(),
         measured: format!(
-            "{lost} lost, {dup} duplicated, {reo} reordered, {gaps} seq gaps, {back} seq steps back, over {} deliveries in {} runs",
+            "{lost} lost, {dup} duplicated, {reo} reordered, {gaps} seq gaps, {back} seq steps back, over {} deliveries in {} runs; {refused} batches refused to their authors with an error frame (never applied, kept by a real client to send again)",
             sum(&|r| r.delivered),
             kok.len()
         ),

@@ -324,7 +324,11 @@ impl<'a> View<'a> {
                generator knows every member is in before anyone draws.\n\
              - Every receiver checks that each batch of each editor of its room arrives exactly \
                once and in order; a batch not received 2 s after the last send counts as lost. \
-               Kokuban receivers also check that the room's seqs arrive gapless and increasing.\n\
+               A batch the server refused to its author with an error frame (the room read-only \
+               a moment while its store or Redis was behind) was never applied, so it counts as \
+               refused, not lost: the author was told, and the browser client keeps such ops and \
+               sends them again once the room takes writes. Kokuban receivers also check that \
+               the room's seqs arrive gapless and increasing.\n\
              - Editors draw real strokes (`StrokeBegin`, 60 batches, `StrokeEnd`); the baseline \
                sends only the batches, so Kokuban and the floor carry about 3% more frames at \
                the same batch rate. Deliveries counted are point batches only.\n\

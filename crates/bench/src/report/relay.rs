@@ -14,9 +14,14 @@ fn relay_row(md: &mut String, label: &str, r: &RunResult) {
     } else {
         "–".into()
     };
+    let refused = if r.refused > 0 {
+        format!(" ({} refused)", r.refused)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         md,
-        "| {label} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cross} | {:.0}% | {} | {} | {} | {} / {} / {} | {:.0}% / {:.0}% |",
+        "| {label} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {cross} | {:.0}% | {} | {} | {} | {} / {} / {}{refused} | {:.0}% / {:.0}% |",
         r.connected,
         thousands(r.delivered_per_s),
         r.latency.p50_ms,
