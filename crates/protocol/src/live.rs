@@ -11,28 +11,27 @@
 //!   connection began and has not ended ([`Handles`]); the op's number is the one after the
 //!   last number sent on this connection, and its first point follows the last point this
 //!   connection sent of that stroke. Its frame is [`POINTS_FRAME`] with the handle in its low
-//!   bits, then the residuals: no version byte, no message tag. Both ends keep the same [`Handles`], the client when it
-//!   encodes and the server when it decodes, so a handle never outlives its connection: after
-//!   a reconnect, a stroke begun before it is continued in full form until it ends.
-//! - Server to members ([`ServerMsg::Points`]): the handle counts back through the board's
-//!   drawing order, and the op is the next one of the room's order, by the stroke's author,
+//!   bits, then the residuals: no version byte, no message tag. Both ends keep the same
+//!   [`Handles`], the client when it encodes and the server when it decodes, so a handle never
+//!   outlives its connection: after a reconnect, a stroke begun before it is continued in full
+//!   form until it ends.
+//! - Server to members ([`crate::ServerMsg::Points`]): the handle counts back through the
+//!   board's drawing order, and the op is the next one of the room's order, by the stroke's author,
 //!   continuing the stroke where the board has it. Every member's board is at the op before
 //!   it (the room's order is total), so one encoding serves every member, and
 //!   [`LivePoints::check`] (the low byte of its seq) catches a board that is not.
 
 use std::collections::VecDeque;
 
-use serde::de::{self, SeqAccess, Visitor};
-use serde::ser::SerializeTuple;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::bits::{BitReader, BitWriter};
 use crate::codec::{DecodeError, decode_client, encode_client};
 use crate::ids::{InvalidValue, StrokeId};
 use crate::items::StrokePoints;
-use crate::limits::MAX_POINTS_PER_BATCH;
 use crate::msg::{ClientMsg, Op, Submit};
-use crate::point::{Point, Points};
+mod offsets;
+
+pub use offsets::{Lead, Offsets};
 
 /// Strokes a connection can name by handle at once: the most recently begun that it has not
 /// ended. A client drawing more strokes at once sends the older ones in full.
@@ -50,213 +49,6 @@ const _: () = assert!(MAX_OPEN_HANDLES <= 16 && crate::limits::PROTOCOL_VERSION 
 /// points by handle; deeper strokes (one drawn while many others were added) go in full.
 pub const MAX_HANDLE_DEPTH: usize = 64;
 
-/// Where a stroke stands before a batch by handle, as both ends know it: its last point and
-/// the step that reached it. A batch's points are sent as how far each strays from carrying
-/// on that step, so a pen moving steadily costs little more than a bit per coordinate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lead {
-    last: Point,
-    step: (i32, i32),
-}
-
-/// `a − b` per axis: within ±2 × [`crate::limits::COORD_LIMIT`], so it fits an `i32`.
-fn step(a: Point, b: Point) -> (i32, i32) {
-    (a.x() - b.x(), a.y() - b.y())
-}
-
-impl Lead {
-    /// A stroke of one point.
-    pub fn start(first: Point) -> Self {
-        Self {
-            last: first,
-            step: (0, 0),
-        }
-    }
-
-    /// Where a stroke with these points stands; `None` for none.
-    pub fn of(points: &[Point]) -> Option<Self> {
-        let (&last, before) = points.split_last()?;
-        let step = before.last().map_or((0, 0), |&b| step(last, b));
-        Some(Self { last, step })
-    }
-
-    /// Where the stroke stands once `points` follow.
-    pub fn then(self, points: &[Point]) -> Self {
-        match points {
-            [] => self,
-            [only] => Self {
-                last: *only,
-                step: step(*only, self.last),
-            },
-            [.., b, last] => Self {
-                last: *last,
-                step: step(*last, *b),
-            },
-        }
-    }
-
-    /// The stroke's last point.
-    pub fn last(self) -> Point {
-        self.last
-    }
-
-    /// The step that reached it, `(0, 0)` for a stroke of one point.
-    pub fn step(self) -> (i32, i32) {
-        self.step
-    }
-}
-
-/// Order of the Exp-Golomb codes of the coordinates' residuals (see [`crate::bits`]): a
-/// residual of 0 takes one bit, ±1 three.
-const K_XY: u32 = 0;
-/// Order of the codes of the pressure's changes: 0 and ±1 take two bits, up to ±3 four.
-const K_PRESSURE: u32 = 1;
-
-/// A batch's points as both ends of a link code them, from a [`Lead`]: per point, how far it
-/// lies from where the stroke's last step would have taken it (`x`, `y`), and how much its
-/// pressure differs from the point before (wrapping). Non-empty, at most
-/// [`MAX_POINTS_PER_BATCH`] long.
-///
-/// On the wire it is a run of bits with no length before it: the count less one, then each
-/// point's three values, as Exp-Golomb codes (signed values zigzagged), zeros filling the last
-/// byte. On a pen trace at 60 batches a second that is about 11 bits a point.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Offsets(Vec<(i32, i32, u8)>);
-
-impl Offsets {
-    /// Raw residuals `(x, y, pressure change)`: checks the count.
-    pub fn new(offsets: Vec<(i32, i32, u8)>) -> Result<Self, InvalidValue> {
-        if offsets.is_empty() || offsets.len() > MAX_POINTS_PER_BATCH {
-            return Err(InvalidValue("a point batch holds 1 to 1024 points"));
-        }
-        Ok(Self(offsets))
-    }
-
-    /// `points` coded from `lead`.
-    pub fn between(lead: Lead, points: &Points) -> Self {
-        let Lead {
-            mut last,
-            step: mut prev,
-        } = lead;
-        let offsets = points
-            .as_slice()
-            .iter()
-            .map(|&p| {
-                let s = step(p, last);
-                // Both steps lie within ±2 × COORD_LIMIT (2^28), so their difference fits.
-                let r = (
-                    s.0 - prev.0,
-                    s.1 - prev.1,
-                    p.pressure().wrapping_sub(last.pressure()),
-                );
-                (last, prev) = (p, s);
-                r
-            })
-            .collect();
-        Self(offsets)
-    }
-
-    /// The points these residuals stand for after `lead`; refused when one leaves the board's
-    /// coordinates.
-    pub fn from(&self, lead: Lead) -> Result<Points, InvalidValue> {
-        let Lead {
-            mut last,
-            step: mut prev,
-        } = lead;
-        let mut points = Vec::with_capacity(self.0.len());
-        for &(rx, ry, dp) in &self.0 {
-            let at = |from: i32, step: i32, r: i32| {
-                i32::try_from(i64::from(from) + i64::from(step) + i64::from(r))
-                    .map_err(|_| InvalidValue("coordinate out of bounds"))
-            };
-            let p = Point::new(
-                at(last.x(), prev.0, rx)?,
-                at(last.y(), prev.1, ry)?,
-                last.pressure().wrapping_add(dp),
-            )?;
-            (last, prev) = (p, step(p, last));
-            points.push(p);
-        }
-        Points::new(points)
-    }
-
-    /// The residuals `(x, y, pressure change)`.
-    pub fn as_slice(&self) -> &[(i32, i32, u8)] {
-        &self.0
-    }
-
-    /// How many points.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Always false: at least one point.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Offsets {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut bits = BitWriter::new();
-        bits.code(self.0.len() as u32 - 1, 0);
-        for &(rx, ry, dp) in &self.0 {
-            bits.signed(rx, K_XY);
-            bits.signed(ry, K_XY);
-            bits.signed(i32::from(dp as i8), K_PRESSURE);
-        }
-        let bytes = bits.finish();
-        // Bytes as the elements of a tuple: postcard writes them as they are, with no length.
-        let mut tuple = serializer.serialize_tuple(bytes.len())?;
-        for b in &bytes {
-            tuple.serialize_element(b)?;
-        }
-        tuple.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Offsets {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OffsetsVisitor;
-
-        impl<'de> Visitor<'de> for OffsetsVisitor {
-            type Value = Offsets;
-
-            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                write!(
-                    f,
-                    "1 to {MAX_POINTS_PER_BATCH} points as a run of bit codes"
-                )
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Offsets, A::Error> {
-                let mut bits = BitReader::new(&mut seq);
-                let len = bits.code(0)? as usize + 1;
-                if len > MAX_POINTS_PER_BATCH {
-                    return Err(de::Error::invalid_length(len, &self));
-                }
-                let mut offsets = Vec::with_capacity(len);
-                for _ in 0..len {
-                    let rx = bits.signed(K_XY)?;
-                    let ry = bits.signed(K_XY)?;
-                    let dp = i8::try_from(bits.signed(K_PRESSURE)?)
-                        .map_err(|_| de::Error::custom("a pressure change beyond ±128"))?;
-                    offsets.push((rx, ry, dp as u8));
-                }
-                bits.finish()?;
-                Ok(Offsets(offsets))
-            }
-        }
-
-        // postcard needs a tuple's length up front; the run ends itself, so ask for as many
-        // bytes as the longest run could take and let the visitor stop where it ends.
-        deserializer.deserialize_tuple(MAX_RUN_BYTES, OffsetsVisitor)
-    }
-}
-
-/// The most bytes a run of [`Offsets`] can take: 65 bits at most per code.
-const MAX_RUN_BYTES: usize = (65 * (1 + 3 * MAX_POINTS_PER_BATCH)).div_ceil(8);
-
 /// More points of a stroke this connection is drawing, by handle ([`ClientMsg::Points`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MorePoints {
@@ -266,7 +58,7 @@ pub struct MorePoints {
     pub points: Offsets,
 }
 
-/// More points of a stroke, relayed by handle ([`ServerMsg::Points`]): the op after the
+/// More points of a stroke, relayed by handle ([`crate::ServerMsg::Points`]): the op after the
 /// member's board's last, by the stroke's author.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LivePoints {
@@ -398,9 +190,11 @@ impl Handles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bits::BitWriter;
     use crate::ids::{Color, Width};
-    use crate::limits::COORD_LIMIT;
+    use crate::limits::MAX_POINTS_PER_BATCH;
     use crate::msg::Tool;
+    use crate::point::{Point, Points};
 
     fn id(n: u128) -> StrokeId {
         StrokeId(uuid::Uuid::from_u128(n))
@@ -512,7 +306,7 @@ mod tests {
         let more = |stroke| {
             ClientMsg::Points(MorePoints {
                 stroke,
-                points: Offsets(vec![(1, 1, 1)]),
+                points: Offsets::new(vec![(1, 1, 1)]).unwrap(),
             })
         };
         let mut server = Handles::new();
@@ -527,38 +321,8 @@ mod tests {
     }
 
     #[test]
-    fn offsets_leaving_the_board_are_refused() {
-        let far = Offsets(vec![(i32::MAX, 0, 0)]);
-        assert!(far.from(Lead::start(p(10, 10))).is_err());
-        let back = Offsets(vec![(-20, -20, 7)]);
-        let points = back.from(Lead::start(p(10, 10))).unwrap();
-        assert_eq!(points.as_slice(), [Point::new(-10, -10, 107).unwrap()]);
-        // Heading off the board at full speed, even from a step that stays on it.
-        let lead = Lead::of(&[p(-COORD_LIMIT, 0), p(COORD_LIMIT, 0)]).unwrap();
-        assert!(Offsets(vec![(0, 0, 0)]).from(lead).is_err());
-        let back = Offsets(vec![(-2 * COORD_LIMIT, 0, 0)]).from(lead).unwrap();
-        assert_eq!(back.as_slice(), [p(COORD_LIMIT, 0)]);
-    }
-
-    #[test]
-    fn a_steady_pen_costs_a_bit_per_coordinate() {
-        let line: Vec<Point> = (0..60).map(|i| p(1000 + 12 * i, 500 - 5 * i)).collect();
-        let lead = Lead::of(&line[..2]).unwrap();
-        let batch = Points::new(line[2..].to_vec()).unwrap();
-        let offsets = Offsets::between(lead, &batch);
-        assert!(offsets.as_slice().iter().all(|&r| r == (0, 0, 0)));
-        // The count (11 bits), then 4 bits a point, filled up to a whole byte.
-        assert_eq!(
-            postcard::to_allocvec(&offsets).unwrap().len(),
-            (11 + 58 * 4usize).div_ceil(8)
-        );
-        assert_eq!(offsets.from(lead).unwrap(), batch);
-        assert_eq!(lead.then(batch.as_slice()), Lead::of(&line).unwrap());
-    }
-
-    #[test]
     fn a_run_of_bits_that_is_cut_short_padded_with_ones_or_followed_by_more_is_refused() {
-        let offsets = Offsets(vec![(3, -4, 200), (0, 1, 0)]);
+        let offsets = Offsets::new(vec![(3, -4, 200), (0, 1, 0)]).unwrap();
         let mut frame = encode_client(&ClientMsg::Points(MorePoints {
             stroke: 5,
             points: offsets.clone(),
@@ -592,7 +356,7 @@ mod tests {
     fn handles_past_the_first_byte_go_in_a_message() {
         let more = MorePoints {
             stroke: MAX_OPEN_HANDLES as u32,
-            points: Offsets(vec![(1, 2, 3)]),
+            points: Offsets::new(vec![(1, 2, 3)]).unwrap(),
         };
         let frame = encode_client(&ClientMsg::Points(more.clone()));
         assert_eq!(frame[0], crate::limits::PROTOCOL_VERSION);
