@@ -808,16 +808,18 @@ mod tests {
         assert_eq!(plain.coalesced_ceiling, 180);
     }
 
+    /// What a member received of one editor: these batches, in this order.
+    fn got(batches: &[u32]) -> Deliveries {
+        let mut d = Deliveries::default();
+        for &b in batches {
+            d.arrive(b);
+        }
+        d
+    }
+
     #[test]
     fn tally_counts_every_other_member_of_the_room() {
         // One room of three: members 0 and 1 draw (editor ids 0 and 1), member 2 watches.
-        let got = |batches: &[u32]| {
-            let mut d = Deliveries::default();
-            for &b in batches {
-                d.arrive(b);
-            }
-            d
-        };
         let reports = vec![
             ClientReport {
                 index: 0,
@@ -854,13 +856,6 @@ mod tests {
     fn a_batch_refused_to_its_author_is_neither_expected_nor_lost() {
         // One room of three: member 0 draws, 1 and 2 watch. The server refused batch 11
         // (the room was read-only a moment); member 2 also missed 13, which was applied.
-        let got = |batches: &[u32]| {
-            let mut d = Deliveries::default();
-            for &b in batches {
-                d.arrive(b);
-            }
-            d
-        };
         let reports = vec![
             ClientReport {
                 index: 0,
