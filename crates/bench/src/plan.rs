@@ -586,6 +586,9 @@ pub async fn all(opts: &Options) -> anyhow::Result<Results> {
     };
     results.ratios = targets::compute(&results);
     crate::report::write(&opts.out, &results)?;
+    if let Some(rc) = &results.redis_cluster {
+        shards::write_runs(&opts.out, rc)?;
+    }
     Ok(results)
 }
 

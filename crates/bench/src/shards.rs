@@ -203,15 +203,22 @@ pub fn splice(doc: &str, section: &str) -> String {
 /// Replaces the section of `out/BENCHMARKS.md` (adding it if missing) and writes the runs to
 /// `out/bench/redis-cluster.json`.
 pub fn write(out: &Path, s: &ShardsResult) -> anyhow::Result<()> {
+    write_runs(out, s)?;
+    let path = out.join("BENCHMARKS.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, splice(&doc, &section(s)))?;
+    Ok(())
+}
+
+/// Writes the runs to `out/bench/redis-cluster.json`, where the full run leaves them too, so
+/// that the file always holds the runs the section shows.
+pub fn write_runs(out: &Path, s: &ShardsResult) -> anyhow::Result<()> {
     let bench = out.join("bench");
     std::fs::create_dir_all(&bench)?;
     std::fs::write(
         bench.join("redis-cluster.json"),
         serde_json::to_string_pretty(s)? + "\n",
     )?;
-    let path = out.join("BENCHMARKS.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_default();
-    std::fs::write(&path, splice(&doc, &section(s)))?;
     Ok(())
 }
 
