@@ -31,7 +31,8 @@ fn allocated_while(f: impl FnOnce()) -> usize {
 #[test]
 fn decoding_allocates_in_step_with_the_input() {
     // Frames that declare huge collections but hold nothing: a 2^32-element erase list, a
-    // Welcome with 2^60 ops, a snapshot of 2^40 bytes, a string of 2^31 bytes.
+    // Welcome with 2^60 ops, a snapshot of 2^40 bytes, a string of 2^31 bytes, a batch of
+    // points by handle that announces 512 points in its first two bytes.
     let crafted: Vec<Vec<u8>> = vec![
         vec![PROTOCOL_VERSION, 1, 4, 0xff, 0xff, 0xff, 0xff, 0x0f],
         vec![
@@ -67,6 +68,7 @@ fn decoding_allocates_in_step_with_the_input() {
         ],
         vec![PROTOCOL_VERSION, 0, 0xff, 0xff, 0xff, 0xff, 0x07],
         vec![PROTOCOL_VERSION, 5, 0, 0xff, 0xff, 0xff, 0xff, 0x07],
+        vec![0xf0, 0, 0x40, 0],
     ];
     for frame in &crafted {
         let used = allocated_while(|| {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::bits::{BitReader, BitWriter};
 use crate::ids::InvalidValue;
-use crate::limits::MAX_POINTS_PER_BATCH;
+use crate::limits::{MAX_POINTS_PER_BATCH, MAX_PREALLOCATED_ELEMENTS};
 use crate::point::{Point, Points};
 /// Where a stroke stands before a batch by handle, as both ends know it: its last point and
 /// the step that reached it. A batch's points are sent as how far each strays from carrying
@@ -194,7 +194,9 @@ impl<'de> Deserialize<'de> for Offsets {
                 if len > MAX_POINTS_PER_BATCH {
                     return Err(de::Error::invalid_length(len, &self));
                 }
-                let mut offsets = Vec::with_capacity(len);
+                // The count is read before the codes it announces: reserve no more than a
+                // short frame could hold, and let a long run grow as it is read.
+                let mut offsets = Vec::with_capacity(len.min(MAX_PREALLOCATED_ELEMENTS));
                 for _ in 0..len {
                     let rx = bits.signed(K_XY)?;
                     let ry = bits.signed(K_XY)?;
