@@ -195,6 +195,18 @@ pub fn encode_kept_client(msg: &ClientMsg) -> Vec<u8> {
     frame
 }
 
+/// A server's frame of this version as it is kept (see [`OLDEST_KEPT_VERSION`]): the same
+/// bytes under the oldest version's byte, so that a node of that version reads it too. For the
+/// frames of ops ([`ServerMsg::Op`]), which read alike in both; any other frame, or one not of
+/// this version, is copied as it is.
+pub fn kept_server_frame(frame: &[u8], kept: &mut Vec<u8>) {
+    kept.clear();
+    kept.extend_from_slice(frame);
+    if kept.first() == Some(&PROTOCOL_VERSION) {
+        kept[0] = OLDEST_KEPT_VERSION;
+    }
+}
+
 /// Decodes a client's frame that was kept (see [`OLDEST_KEPT_VERSION`]): of this version, or
 /// of an older one that reads alike.
 pub fn decode_kept_client(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {

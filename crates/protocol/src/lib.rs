@@ -26,7 +26,7 @@ pub use bounded::{Bounded, Bytes, List};
 pub use codec::{
     DecodeError, OLDEST_KEPT_VERSION, board_part_head, decode_client, decode_kept_client,
     decode_kept_server, decode_server, decode_state, encode_client, encode_kept_client,
-    encode_server, encode_server_into, encode_state, encode_welcome_around,
+    encode_server, encode_server_into, encode_state, encode_welcome_around, kept_server_frame,
 };
 pub use form::{Form, FormOf, Scale};
 pub use ids::{

@@ -2,6 +2,8 @@
 //! transaction (again and again while the disk fails), and tells each room what became of its
 //! writes.
 
+use kokuban_protocol::kept_server_frame;
+
 use super::blobs::BlobTables;
 use super::*;
 use crate::unix_ms;
@@ -209,6 +211,7 @@ impl Writer {
                 let now = unix_ms();
                 // Rooms written in this group, touched once each after the loop.
                 let mut written: Vec<&str> = Vec::new();
+                let mut kept = Vec::new();
                 for command in group {
                     let mut outcome = Ok(());
                     match command {
@@ -229,7 +232,10 @@ impl Writer {
                         }
                         Command::Append { room, op, .. } => {
                             let id = room.as_str();
-                            ops.insert((id, op.seq.0), op.frame.as_ref())?;
+                            // In the oldest version that reads it alike, so that the node
+                            // rolled back to that version reads every op after the snapshot.
+                            kept_server_frame(&op.frame, &mut kept);
+                            ops.insert((id, op.seq.0), kept.as_slice())?;
                             authors.insert((id, op.author.0), op.n)?;
                             if written.last() != Some(&id) && !written.contains(&id) {
                                 written.push(id);
