@@ -7,108 +7,11 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-/// Why an incoming frame was refused (the `reason` label of `kokuban_rejected_frames_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// An empty binary frame.
-    Empty,
-    /// Over the size limit.
-    TooLarge,
-    /// Another protocol version.
-    Version,
-    /// Did not decode.
-    Malformed,
-    /// Bytes after the message.
-    Trailing,
-    /// A text frame.
-    Text,
-    /// A write from a view-only connection.
-    ViewOnly,
-    /// A message out of place (no Hello first, a second Hello).
-    Unexpected,
-    /// Hello for a room the token does not open.
-    Forbidden,
-    /// A write while the room could not take writes.
-    ReadOnly,
-    /// An op the board would ignore or that is not the member's to make (a stroke id in use,
-    /// another member's stroke, targets that do not exist): refused before it is sequenced.
-    InvalidOp,
-    /// A WebSocket frame that breaks RFC 6455 (unmasked, reserved bits or opcodes, a stray
-    /// continuation): the connection is closed with 1002.
-    Protocol,
-    /// Control frames (pings, pongs) beyond the connection's rate limit: closed with 1008.
-    PingFlood,
-    /// An op that would grow a board past its budget.
-    BoardFull,
-    /// A Hello for a room that has as many members as it may.
-    RoomFull,
-    /// A Hello that would load one room more than the node may hold.
-    Overloaded,
-    /// Frames or bytes beyond the connection's inbound budget: closed with 1008.
-    OverBudget,
-    /// A message begun and not finished within the message deadline: closed with 1008.
-    Late,
-}
+mod rejection;
+mod shards;
 
-impl Rejection {
-    const ALL: [Rejection; 18] = [
-        Rejection::Empty,
-        Rejection::TooLarge,
-        Rejection::Version,
-        Rejection::Malformed,
-        Rejection::Trailing,
-        Rejection::Text,
-        Rejection::ViewOnly,
-        Rejection::Unexpected,
-        Rejection::Forbidden,
-        Rejection::ReadOnly,
-        Rejection::InvalidOp,
-        Rejection::Protocol,
-        Rejection::PingFlood,
-        Rejection::RoomFull,
-        Rejection::Overloaded,
-        Rejection::BoardFull,
-        Rejection::OverBudget,
-        Rejection::Late,
-    ];
-
-    /// The label value.
-    pub fn label(self) -> &'static str {
-        match self {
-            Rejection::Empty => "empty",
-            Rejection::TooLarge => "too_large",
-            Rejection::Version => "version",
-            Rejection::Malformed => "malformed",
-            Rejection::Trailing => "trailing",
-            Rejection::Text => "text",
-            Rejection::ViewOnly => "view_only",
-            Rejection::Unexpected => "unexpected",
-            Rejection::Forbidden => "forbidden",
-            Rejection::ReadOnly => "read_only",
-            Rejection::InvalidOp => "invalid_op",
-            Rejection::Protocol => "protocol",
-            Rejection::PingFlood => "ping_flood",
-            Rejection::RoomFull => "room_full",
-            Rejection::Overloaded => "overloaded",
-            Rejection::BoardFull => "board_full",
-            Rejection::OverBudget => "over_budget",
-            Rejection::Late => "unfinished_message",
-        }
-    }
-
-    /// The rejection for a frame the codec refused.
-    pub fn of_decode(e: &kokuban_protocol::DecodeError) -> Self {
-        use kokuban_protocol::DecodeError as D;
-        match e {
-            D::Empty => Rejection::Empty,
-            D::TooLarge { .. } => Rejection::TooLarge,
-            D::Version { .. } => Rejection::Version,
-            D::Malformed(_) => Rejection::Malformed,
-            D::Trailing(_) => Rejection::Trailing,
-            D::Handle(_) => Rejection::Malformed,
-        }
-    }
-}
+pub use rejection::Rejection;
+pub use shards::ShardMetrics;
 
 /// Upper bounds of the store commit latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -159,34 +62,6 @@ impl Histogram {
 }
 
 /// Every counter of a node. Shared by `Arc`; all fields are updated with relaxed atomics.
-/// What this node's connections to one Redis shard (a master of a Redis Cluster, or the one
-/// Redis) did, rendered with a `shard` label (its address).
-#[derive(Debug, Default)]
-pub struct ShardMetrics {
-    pub shard: String,
-    /// Round trips (a pipeline of a room's ops counts once).
-    pub requests: AtomicU64,
-    /// Round trips that failed: no answer, a dropped connection, or a redirect (`MOVED`,
-    /// `ASK`, `TRYAGAIN`, `CLUSTERDOWN`).
-    pub errors: AtomicU64,
-    /// Connections (commands or subscription) found dead and reopened.
-    pub reconnects: AtomicU64,
-    /// Room channels this node is subscribed to there.
-    pub subscriptions: AtomicU64,
-    /// Failovers seen: topology reads in which this master took over slots whose master had
-    /// left the masters (a promoted replica). A slot moved between masters is not counted.
-    pub failovers: AtomicU64,
-}
-
-impl ShardMetrics {
-    pub fn new(shard: impl Into<String>) -> Self {
-        Self {
-            shard: shard.into(),
-            ..Self::default()
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// WebSocket sessions open now.
@@ -491,70 +366,6 @@ impl Metrics {
             env!("CARGO_PKG_VERSION")
         );
         out
-    }
-}
-
-/// A series family of [`ShardMetrics`]: name, type, help, and the counter.
-type Family = (
-    &'static str,
-    &'static str,
-    &'static str,
-    fn(&ShardMetrics) -> &AtomicU64,
-);
-
-impl Metrics {
-    fn render_shards(&self, out: &mut String) {
-        let shards = self
-            .redis_shards
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if shards.is_empty() {
-            return;
-        }
-        let families: [Family; 5] = [
-            (
-                "kokuban_redis_shard_requests_total",
-                "counter",
-                "Round trips to a Redis shard (a pipeline of a room's ops counts once).",
-                |m| &m.requests,
-            ),
-            (
-                "kokuban_redis_shard_errors_total",
-                "counter",
-                "Round trips to a Redis shard that failed (no answer, dropped, redirected).",
-                |m| &m.errors,
-            ),
-            (
-                "kokuban_redis_shard_reconnects_total",
-                "counter",
-                "Connections to a Redis shard found dead and reopened.",
-                |m| &m.reconnects,
-            ),
-            (
-                "kokuban_redis_shard_failovers_total",
-                "counter",
-                "Failovers seen: this master took over slots of a master that left the masters.",
-                |m| &m.failovers,
-            ),
-            (
-                "kokuban_redis_shard_subscriptions",
-                "gauge",
-                "Room channels this node is subscribed to on a Redis shard.",
-                |m| &m.subscriptions,
-            ),
-        ];
-        for (name, kind, help, value) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for m in &shards {
-                let _ = writeln!(
-                    out,
-                    "{name}{{shard=\"{}\"}} {}",
-                    m.shard.replace(['"', '\\', '\n'], "_"),
-                    value(m).load(Relaxed)
-                );
-            }
-        }
     }
 }
 
