@@ -13,25 +13,25 @@ use std::sync::{Arc, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kokuban_protocol::{
-    Ack, Camera, Color, Cursor, Epoch, MemberId, Name, Op, Position, RoomId, Seq, Sequenced,
-    ServerMsg, decode_kept_server,
-};
+use kokuban_protocol::{Epoch, MemberId, Position, RoomId, Seq, ServerMsg, decode_kept_server};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::room::{
-    BoardFull, CheckpointInfo, CompactAfter, Departures, History, Locked, Pointer, RoomSettings,
-    Roster, Seen, frame, new_epoch,
+    CheckpointInfo, CompactAfter, Departures, History, Locked, RoomSettings, Roster, new_epoch,
 };
 use super::{
     Admission, Done, HeldRooms, JoinError, JoinRequest, Joined, KickReason, LinkGenerations,
-    Membership, QueueFull, Sequencer, SequencerError, Unload, WriteRefused, vet,
+    QueueFull, Sequencer, SequencerError, Unload,
 };
+use crate::BoxFuture;
 use crate::blob::{Blob, BlobHash, BlobStored};
 use crate::metrics::Metrics;
-use crate::store::{Durability, Store, StoredOp, StoredRoom};
-use crate::{BoxFuture, unix_ms};
+use crate::store::{Durability, Store, StoredRoom};
+
+mod membership;
+
+use membership::LocalMembership;
 
 /// Bytes of a room's ops handed to the store and not yet on disk beyond which the room refuses
 /// writes (temporarily read-only) until the disk catches up: a room that floods the store
@@ -476,137 +476,6 @@ impl Sequencer for LocalSequencer {
             shared.rooms.unload_all(|_| {});
             Ok(shared.store.close().await?)
         })
-    }
-}
-
-/// A member of a loaded room.
-#[derive(Debug)]
-struct LocalMembership {
-    shared: Arc<Shared>,
-    room: Arc<Room>,
-    member: MemberId,
-    author: MemberId,
-}
-
-impl Membership for LocalMembership {
-    fn submit(&self, n: u64, op: Op) -> Result<(), WriteRefused> {
-        let shared = &self.shared;
-        if !shared.store.accepting_writes() {
-            return Err(WriteRefused::ReadOnly);
-        }
-        let mut st = self.room.lock();
-        if !st.roster.contains(self.member) {
-            return Err(WriteRefused::Gone);
-        }
-        if st.undurable_bytes > MAX_UNDURABLE_BYTES {
-            return Err(WriteRefused::ReadOnly);
-        }
-        let Position { epoch, seq: head } = st.history.position();
-        match st.history.authors().seen(self.author, n) {
-            Seen::New => {}
-            // A retry (the client lost the Ack): its first Ack, in its place among the answers.
-            Seen::At(seq) => {
-                let ack = frame(&ServerMsg::Ack(Ack { epoch, seq }));
-                let departures = self.room.answer(&mut st, self.member, seq, ack);
-                drop(st);
-                self.room.settle(departures);
-                return Ok(());
-            }
-            Seen::Decided => return Err(WriteRefused::Decided),
-        }
-        // The board is at the head and this author's earlier ops are all in it: vet strictly.
-        vet(st.history.board(), self.author, &op)?;
-        st.history
-            .admits(&op)
-            .map_err(|BoardFull| WriteRefused::BoardFull)?;
-        // The board before the op, when a version of it is due: in the store before the op.
-        let now = unix_ms();
-        if let Some(due) = st.history.checkpoint_before(self.author, &op, now) {
-            let version = due.named(now, |a| st.roster.name_of(|author| *author == a));
-            shared
-                .store
-                .checkpoint(&self.room.id, version, shared.settings.checkpoints);
-            shared.metrics.versions_kept.fetch_add(1, Relaxed);
-        }
-        let seq = head.next();
-        let sequenced = Sequenced {
-            epoch,
-            seq,
-            author: self.author,
-            op,
-        };
-        let frames = match st.history.append(sequenced, n) {
-            Ok(f) => f,
-            Err(e) => {
-                // The history is at its head under this lock: this is a bug, not bad input.
-                tracing::error!(room = %self.room.id, "history refused its own next op: {e}");
-                return Err(WriteRefused::ReadOnly);
-            }
-        };
-        // Everyone else sees the op at once; its author's Ack waits until it is on disk.
-        let me = self.member;
-        let mut departures = st
-            .roster
-            .deliver(&frames.live, |id, _| (id == me).then_some(Ok(())));
-        // The author's queue holds everything before it: its Ack names the next place.
-        let ack = frame(&ServerMsg::Acked(seq.0 as u8));
-        departures.absorb(self.room.answer(&mut st, me, seq, ack));
-        let op_frame = frames.stored;
-        st.undurable.push_back((seq, op_frame.len()));
-        st.undurable_bytes += op_frame.len();
-        let op = StoredOp {
-            seq,
-            frame: op_frame,
-            author: self.author,
-            n,
-        };
-        let ear: Arc<dyn Durability> = self.room.clone();
-        shared.store.append(&self.room.id, epoch, op, ear);
-        shared.metrics.ops_sequenced.fetch_add(1, Relaxed);
-        if st.history.compaction_due() {
-            let base = st.history.compact();
-            shared.store.compact(&self.room.id, epoch, seq, base);
-            shared.metrics.compactions.fetch_add(1, Relaxed);
-        }
-        drop(st);
-        self.room.settle(departures);
-        Ok(())
-    }
-
-    fn cursor(&self, at: Option<Cursor>) {
-        self.room.core.cursor(self.member, Pointer::Cursor(at));
-    }
-
-    fn laser(&self, at: Cursor) {
-        self.room.core.cursor(self.member, Pointer::Laser(at));
-    }
-
-    fn camera(&self, camera: Camera) {
-        self.room.core.camera(self.member, camera);
-    }
-
-    fn ask_to_follow(&self) {
-        self.room.core.ask_to_follow(self.member);
-    }
-
-    fn update_profile(&self, name: Name, color: Color) {
-        let changed = self
-            .room
-            .lock()
-            .roster
-            .change_profile(self.member, name, color);
-        if let Some(changed) = changed {
-            self.room.settle(changed.departures);
-        }
-    }
-}
-
-impl Drop for LocalMembership {
-    fn drop(&mut self) {
-        let left = self.room.lock().roster.leave(self.member);
-        if let Some(departures) = left {
-            self.room.settle(departures);
-        }
     }
 }
 

@@ -1,10 +1,11 @@
 use super::*;
 use crate::sequencer::room::fixtures::{member, stroke};
 use crate::sequencer::{MemberLink, Outbox, Outgoing};
-use crate::store::RedbStore;
+use crate::store::{RedbStore, StoredOp};
 use kokuban_board::Board;
 use kokuban_protocol::{
-    Epoch, OLDEST_KEPT_VERSION, PresenceEvent, RoomState, Seq, decode_server, encode_server,
+    Epoch, OLDEST_KEPT_VERSION, Op, PresenceEvent, RoomState, Seq, Sequenced, decode_server,
+    encode_server,
 };
 
 fn settings(ops: usize, bytes: usize) -> RoomSettings {
