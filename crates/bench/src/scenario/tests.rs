@@ -1,6 +1,83 @@
 use super::*;
 use crate::stats::Deliveries;
 
+impl RunResult {
+    /// A run with these figures and nothing else, for tests of what is computed from runs.
+    pub(crate) fn fixture(
+        system: System,
+        nodes: usize,
+        clients: usize,
+        p99_ms: f64,
+        cpu_us_per_msg: f64,
+        sys_us_per_msg: f64,
+    ) -> RunResult {
+        let latency = Summary {
+            count: 1,
+            p99_ms,
+            ..Summary::default()
+        };
+        RunResult {
+            system,
+            mode: "test".into(),
+            nodes,
+            load: Load {
+                scenario: "test".into(),
+                rooms: clients / 10,
+                room_size: 10,
+                editors_per_room: 2,
+                rate_hz: 60.0,
+                stroke_batches: 60,
+                cursor_hz: 0.0,
+                batch_bytes: (64, 128),
+                warmup: Duration::ZERO,
+                measure: Duration::from_secs(1),
+                syscall_window: Duration::ZERO,
+                profile_window: Duration::ZERO,
+                drain: Duration::ZERO,
+            },
+            clients,
+            connected: clients,
+            connect_error: None,
+            window_s: 1.0,
+            sent: 0,
+            expected: 0,
+            delivered: 1000,
+            delivered_per_s: 1000.0,
+            lost: 0,
+            refused: 0,
+            duplicates: 0,
+            reordered: 0,
+            seq_gaps: 0,
+            seq_backwards: 0,
+            errors: 0,
+            first_error: None,
+            latency,
+            latency_same_node: latency,
+            latency_cross_node: latency,
+            server_cpu_s: 0.0,
+            server_cpu_pct: 0.0,
+            server_cpu_us_per_msg: Some(cpu_us_per_msg),
+            server_sys_us_per_msg: Some(sys_us_per_msg),
+            server_switches_per_msg: None,
+            server_syscalls_per_msg: None,
+            redis_syscalls_per_msg: None,
+            profile: None,
+            cursors: None,
+            redis_cpu_s: None,
+            redis_cpu_us_per_msg: None,
+            redis_cpu_spread: None,
+            redis_ops_spread: None,
+            generator_cpu_pct: 0.0,
+            machine_cpu_pct: 0.0,
+            server_rss_before: 0,
+            server_rss_after: 0,
+            redis_rss: None,
+            rss_per_connection: None,
+            hists: None,
+        }
+    }
+}
+
 fn load(rooms: usize, room_size: usize, editors: usize) -> Load {
     Load {
         scenario: "test".into(),
